@@ -1,0 +1,1 @@
+"""Shared code of the agent chat backend: storage, media, pricing, agents, turns."""

@@ -1,0 +1,91 @@
+"""A throwaway local PostgreSQL cluster, or the one named by DATABASE_URL.
+
+The server binaries refuse to run as root, so as root the cluster is run as the
+``postgres`` user. Everything lives in one temporary directory that ``stop`` removes.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _find_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for root in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+        if (root / name).exists():
+            return str(root / name)
+    raise RuntimeError(
+        f"PostgreSQL server binary {name!r} not found. Install PostgreSQL (e.g. "
+        "`apt-get install postgresql`) or set DATABASE_URL to an existing database."
+    )
+
+
+@dataclass
+class LocalPostgres:
+    """A PostgreSQL server in a temporary directory, listening on 127.0.0.1."""
+
+    port: int = field(default_factory=_free_port)
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chat-pg-")))
+    _as_user: list[str] = field(default_factory=list)
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def start(self) -> "LocalPostgres":
+        initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
+        data = self.root / "data"
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+            self._as_user = ["runuser", "-u", "postgres", "--"]
+        run = lambda *cmd: subprocess.run(  # noqa: E731
+            [*self._as_user, *cmd], check=True, capture_output=True, text=True
+        )
+        try:
+            run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+            run(
+                pg_ctl, "-D", str(data), "-l", str(self.root / "server.log"), "-w",
+                "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            )
+        except subprocess.CalledProcessError as e:
+            log = self.root / "server.log"
+            detail = log.read_text() if log.exists() else ""
+            raise RuntimeError(f"could not start PostgreSQL: {e.stderr}\n{detail}") from e
+        return self
+
+    def create_database(self, name: str) -> str:
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def stop(self) -> None:
+        data = self.root / "data"
+        if data.exists():
+            subprocess.run(
+                [*self._as_user, _find_binary("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+            )
+        shutil.rmtree(self.root, ignore_errors=True)
