@@ -1,0 +1,67 @@
+"""The one place that turns a model call's metrics into tokens and a cost in USD and rands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from chatcore.pricing import PriceBook, TokenUsage, default_price_book
+
+
+def usage_from_metrics(metrics: Any) -> TokenUsage:
+    """Token usage of one model call from agno's metrics (Claude input_tokens excludes cache tokens)."""
+    if metrics is None:
+        return TokenUsage()
+    get = (lambda k: metrics.get(k)) if isinstance(metrics, dict) else (lambda k: getattr(metrics, k, None))
+    return TokenUsage(
+        input_tokens=int(get("input_tokens") or 0),
+        output_tokens=int(get("output_tokens") or 0),
+        cache_read_tokens=int(get("cache_read_tokens") or 0),
+        cache_write_tokens=int(get("cache_write_tokens") or 0),
+    )
+
+
+@dataclass(frozen=True)
+class ExchangeRate:
+    """The USD/ZAR rate a turn uses, locked on every row it prices."""
+
+    id: UUID | None
+    rate: Decimal
+    effective_date: date | None
+
+
+@dataclass(frozen=True)
+class Cost:
+    usage: TokenUsage
+    usd: Decimal
+    zar: Decimal
+    price_key: str | None
+    price_id: UUID | None
+
+
+class Pricer:
+    """Prices model calls with the pinned price table and one exchange rate."""
+
+    def __init__(self, fx: ExchangeRate, price_ids: dict[str, UUID], book: PriceBook | None = None):
+        self.fx = fx
+        self.price_ids = price_ids
+        self.book = book or default_price_book()
+
+    def cost(self, model_id: str, usage: TokenUsage, at: datetime | None = None) -> Cost:
+        priced = self.book.cost_usd(model_id, usage, at or datetime.now(timezone.utc))
+        key = priced.price.price_key
+        return Cost(usage=usage, usd=priced.usd, zar=priced.usd * self.fx.rate, price_key=key,
+                    price_id=self.price_ids.get(key))
+
+    def row_fields(self, cost: Cost) -> dict[str, Any]:
+        """The chat_events columns that record tokens, cost, price and rate."""
+        return {
+            "input_tokens": cost.usage.input_tokens, "output_tokens": cost.usage.output_tokens,
+            "cache_read_tokens": cost.usage.cache_read_tokens,
+            "cache_write_tokens": cost.usage.cache_write_tokens,
+            "cost_usd": cost.usd, "cost_in_rands": cost.zar, "price_id": cost.price_id,
+            "fx_rate_id": self.fx.id, "fx_rate": self.fx.rate, "fx_rate_date": self.fx.effective_date,
+        }

@@ -1,0 +1,50 @@
+"""Domain errors, each with the HTTP status and stable problem type it maps to."""
+
+from __future__ import annotations
+
+
+class ProblemError(Exception):
+    """An error the client caused or must know about, rendered as application/problem+json."""
+
+    status: int = 400
+    code: str = "bad-request"
+    title: str = "Bad request"
+
+    def __init__(self, detail: str, **extra: object) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+    def to_problem(self) -> dict:
+        return {
+            "type": f"https://errors.agent-chat.dev/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+            **self.extra,
+        }
+
+
+class Unauthorized(ProblemError):
+    status, code, title = 401, "unauthorized", "Missing or invalid identity"
+
+
+class NotFound(ProblemError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class Conflict(ProblemError):
+    status, code, title = 409, "turn-in-progress", "A turn is already running in this session"
+
+
+class InvalidInput(ProblemError):
+    status, code, title = 422, "invalid-input", "Invalid input"
+
+
+class InvalidImage(ProblemError):
+    status, code, title = 422, "invalid-image", "Invalid image"
+
+
+class PayloadTooLarge(ProblemError):
+    status, code, title = 413, "payload-too-large", "Request body too large"

@@ -1,0 +1,61 @@
+"""Who is calling: the ``sub`` claim of the Cognito-authorized request.
+
+In Lambda, API Gateway's Cognito authorizer has verified the token and the Lambda Web Adapter
+forwards the request context (claims included) in the ``x-amzn-request-context`` header.
+Locally, the claims of the bearer JWT are read WITHOUT checking its signature; that is only
+allowed with ALLOW_UNSIGNED_JWT=1 and refused inside Lambda.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+
+from chatcore.errors import Unauthorized
+
+
+def _claims_from_request_context(raw: str) -> dict:
+    try:
+        context = json.loads(raw)
+    except ValueError as e:
+        raise Unauthorized("the request context is not valid JSON") from e
+    authorizer = (context or {}).get("authorizer") or {}
+    # REST API Cognito authorizer: authorizer.claims; HTTP API JWT authorizer: authorizer.jwt.claims
+    claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims") or {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _claims_from_unsigned_jwt(authorization: str) -> dict:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("expected 'Authorization: Bearer <JWT>'")
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        raise Unauthorized("the bearer token is not a JWT")
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except ValueError as e:
+        raise Unauthorized("the bearer token's payload is not base64url JSON") from e
+    return claims if isinstance(claims, dict) else {}
+
+
+def subject_from_headers(headers: Mapping[str, str], *, allow_unsigned_jwt: bool) -> str:
+    """The caller's ``sub``; raises Unauthorized when there is none."""
+    context = headers.get("x-amzn-request-context")
+    claims: dict = {}
+    if context:
+        claims = _claims_from_request_context(context)
+    elif allow_unsigned_jwt and headers.get("authorization"):
+        claims = _claims_from_unsigned_jwt(headers["authorization"])
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
+        raise Unauthorized("no authenticated user (missing 'sub' claim)")
+    return sub.strip()
+
+
+def unsigned_jwt(claims: dict) -> str:
+    """A JWT with ``alg: none`` carrying ``claims``: for local development and tests only."""
+    enc = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()  # noqa: E731
+    return f"{enc({'alg': 'none', 'typ': 'JWT'})}.{enc(claims)}.dev"

@@ -1,0 +1,184 @@
+"""Schema migrations: numbered plain-SQL files in ``sql/migrations``, each applied once.
+
+    python -m chatcore.migrate apply            # apply every pending file, one transaction each
+    python -m chatcore.migrate status           # list files with applied / pending / CHANGED
+    python -m chatcore.migrate generate NAME    # create the next numbered, empty file
+
+The database is named by ``DATABASE_URL``; ``--dir`` overrides the migrations folder. An
+applied file whose checksum has changed is refused: write a new migration instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Serialises concurrent runners (two deploys at once) on one advisory lock.
+LOCK_ID = 7_240_001
+
+CREATE_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class MigrationError(RuntimeError):
+    """A migration cannot be applied (changed checksum, bad file name, SQL error)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def default_dir() -> Path:
+    env = os.environ.get("MIGRATIONS_DIR")
+    if env:
+        return Path(env)
+    # layers/core/chatcore/migrate.py -> <repo>/sql/migrations
+    return Path(__file__).resolve().parents[3] / "sql" / "migrations"
+
+
+def discover(directory: Path) -> list[Migration]:
+    """The migration files of ``directory`` in version order; refuses stray or duplicate names."""
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = FILE_PATTERN.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_lower_snake.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"{path.name}: version {version} is used twice")
+        found[version] = Migration(version, match.group(2), path)
+    return [found[v] for v in sorted(found)]
+
+
+def _applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
+    conn.execute(CREATE_LEDGER)
+    rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
+    return {v: (n, c) for v, n, c in rows}
+
+
+def status(conn: psycopg.Connection, directory: Path) -> list[tuple[Migration, str]]:
+    """Each migration with its state: ``applied``, ``pending`` or ``CHANGED``."""
+    with conn.transaction():
+        applied = _applied(conn)
+    result = []
+    for m in discover(directory):
+        if m.version not in applied:
+            result.append((m, "pending"))
+        elif applied[m.version][1] != m.checksum:
+            result.append((m, "CHANGED"))
+        else:
+            result.append((m, "applied"))
+    return result
+
+
+def apply(conn: psycopg.Connection, directory: Path) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction; return those applied."""
+    done: list[Migration] = []
+    migrations = discover(directory)
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        applied = _applied(conn)
+        for m in migrations:
+            if m.version in applied and applied[m.version][1] != m.checksum:
+                raise MigrationError(
+                    f"{m.path.name} was applied with checksum {applied[m.version][1][:12]} but "
+                    f"now has {m.checksum[:12]}: applied migrations must not change; "
+                    "add a new migration instead"
+                )
+    for m in migrations:
+        if m.version in applied:
+            continue
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+                if conn.execute(
+                    "SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)
+                ).fetchone():
+                    continue  # a concurrent runner got there first
+                conn.execute(m.sql)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (m.version, m.name, m.checksum),
+                )
+        except psycopg.Error as e:
+            raise MigrationError(f"{m.path.name} failed and was rolled back: {e}") from e
+        done.append(m)
+    return done
+
+
+def generate(directory: Path, name: str) -> Path:
+    """Create the next numbered migration file named after ``name``."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    if not slug:
+        raise MigrationError("a migration needs a name made of letters or digits")
+    migrations = discover(directory)
+    version = (migrations[-1].version + 1) if migrations else 1
+    path = directory / f"{version:04d}_{slug}.sql"
+    path.write_text(f"-- {version:04d} {slug}: describe why this change is needed.\n\n", encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chatcore.migrate", description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", type=Path, default=None, help="migrations folder (default sql/migrations)")
+    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("apply", help="apply pending migrations")
+    sub.add_parser("status", help="show applied, pending and changed migrations")
+    gen = sub.add_parser("generate", help="create the next numbered migration file")
+    gen.add_argument("name")
+    args = parser.parse_args(argv)
+    directory = args.dir or default_dir()
+    try:
+        if args.command == "generate":
+            print(generate(directory, args.name))
+            return 0
+        url = args.database_url or os.environ.get("DATABASE_URL")
+        if not url:
+            print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
+            return 2
+        with psycopg.connect(url, autocommit=True) as conn:
+            if args.command == "apply":
+                applied = apply(conn, directory)
+                for m in applied:
+                    print(f"applied {m.path.name}")
+                print(f"{len(applied)} migration(s) applied")
+            else:
+                rows = status(conn, directory)
+                for m, state in rows:
+                    print(f"{state:8} {m.path.name}")
+                if any(state == "CHANGED" for _, state in rows):
+                    return 1
+    except (MigrationError, psycopg.OperationalError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Data access: every SQL statement of the application, parameters always bound."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+from uuid6 import uuid7
+
+from chatcore.errors import Conflict, NotFound
+
+UPSERT_USER = """
+INSERT INTO users (id, sub) VALUES (%(id)s, %(sub)s)
+ON CONFLICT (sub) DO UPDATE SET sub = EXCLUDED.sub
+RETURNING id
+"""
+
+INSERT_SESSION = """
+INSERT INTO sessions (id, user_id, agent_id, team_id, title)
+VALUES (%(id)s, %(user_id)s, %(agent_id)s, %(team_id)s, %(title)s)
+RETURNING id, user_id, agent_id, team_id, title, created_at
+"""
+
+# The session (only if it is the user's), its agent or team, and today's USD/ZAR rate, in one
+# round trip; FOR UPDATE OF s serialises turns of one session.
+LOCK_SESSION_FOR_TURN = """
+SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
+       fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_date
+FROM sessions s
+JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
+LEFT JOIN agents a ON a.id = s.agent_id
+LEFT JOIN teams t ON t.id = s.team_id
+LEFT JOIN LATERAL (
+    SELECT id, rate, effective_date FROM fx_rates
+    WHERE base = 'USD' AND quote = 'ZAR' AND effective_date <= CURRENT_DATE
+    ORDER BY effective_date DESC LIMIT 1
+) fx ON true
+WHERE s.id = %(session_id)s
+FOR UPDATE OF s
+"""
+
+FIND_TURN_BY_CLIENT_ID = """
+SELECT id, status, error_code, error_message, started_at, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands
+FROM runs
+WHERE session_id = %(session_id)s AND client_turn_id = %(client_turn_id)s AND parent_run_id IS NULL
+"""
+
+FIND_RUNNING_TURN = """
+SELECT id, started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale
+FROM runs WHERE session_id = %(session_id)s AND status = 'running' AND parent_run_id IS NULL
+"""
+
+ABANDON_TURN = """
+UPDATE runs SET status = 'failed', error_code = 'abandoned',
+       error_message = 'the turn stopped without finishing (its process ended)', finished_at = now()
+WHERE id = %(id)s AND status = 'running'
+"""
+
+INSERT_RUN = """
+INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, status)
+VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s)
+"""
+
+INSERT_CHAT_EVENT = """
+INSERT INTO chat_events (
+    id, session_id, run_id, role, agent_name, model_provider_slug, model_id, message_parts,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date)
+VALUES (
+    %(id)s, %(session_id)s, %(run_id)s, %(role)s, %(agent_name)s, %(model_provider_slug)s,
+    %(model_id)s, %(message_parts)s, %(input_tokens)s, %(output_tokens)s, %(cache_read_tokens)s,
+    %(cache_write_tokens)s, %(cost_usd)s, %(cost_in_rands)s, %(price_id)s, %(fx_rate_id)s,
+    %(fx_rate)s, %(fx_rate_date)s)
+"""
+
+FINISH_RUN = """
+UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message = %(error_message)s,
+       client_disconnected = %(client_disconnected)s,
+       input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
+       cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
+       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, finished_at = now()
+WHERE id = %(id)s
+"""
+
+TOUCH_SESSION = "UPDATE sessions SET updated_at = now() WHERE id = %(session_id)s"
+
+# Only completed top-level turns are replayed: a failed turn's user message would otherwise be
+# merged into the next request by Claude's formatter and could repeat the failure.
+LOAD_HISTORY = """
+SELECT ce.message_parts
+FROM chat_events ce JOIN runs r ON r.id = ce.run_id
+WHERE ce.session_id = %(session_id)s AND r.status = 'completed' AND r.parent_run_id IS NULL
+ORDER BY ce.id
+"""
+
+UPSERT_AGENT = """
+INSERT INTO agents (id, name, description, model_provider_slug, model_id, definition, active, updated_at)
+VALUES (%(id)s, %(name)s, %(description)s, %(model_provider_slug)s, %(model_id)s, %(definition)s, true, now())
+ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description,
+    model_provider_slug = EXCLUDED.model_provider_slug, model_id = EXCLUDED.model_id,
+    definition = EXCLUDED.definition, active = true, updated_at = now()
+WHERE (agents.description, agents.model_provider_slug, agents.model_id, agents.definition, agents.active)
+   IS DISTINCT FROM (EXCLUDED.description, EXCLUDED.model_provider_slug, EXCLUDED.model_id, EXCLUDED.definition, true)
+"""
+
+UPSERT_PRICE = """
+INSERT INTO prices (id, price_key, version, provider, model, effective_from, entry, source)
+VALUES (%(id)s, %(price_key)s, %(version)s, %(provider)s, %(model)s, %(effective_from)s, %(entry)s, %(source)s)
+ON CONFLICT (price_key, version) DO NOTHING
+"""
+
+SELECT_PRICE_IDS = "SELECT price_key, id FROM prices WHERE version = %(version)s"
+
+
+@dataclass
+class TurnSession:
+    """A session locked for a turn, with the exchange rate the turn will use."""
+
+    id: UUID
+    user_id: UUID
+    agent_name: str | None
+    team_name: str | None
+    fx_rate_id: UUID | None
+    fx_rate: Decimal | None
+    fx_rate_date: date | None
+
+
+def ensure_user(conn: psycopg.Connection, sub: str) -> UUID:
+    """The users row for ``sub``, created the first time it is seen."""
+    return conn.execute(UPSERT_USER, {"id": uuid7(), "sub": sub}).fetchone()["id"]
+
+
+def create_session(conn: psycopg.Connection, sub: str, *, agent: str | None, team: str | None,
+                   title: str | None = None) -> dict[str, Any]:
+    """A new session of the user with ``sub``, talking to the named agent or team."""
+    with conn.transaction():
+        user_id = ensure_user(conn, sub)
+        agent_id = team_id = None
+        if agent is not None:
+            row = conn.execute("SELECT id FROM agents WHERE name = %s AND active", (agent,)).fetchone()
+            if row is None:
+                raise NotFound(f"no agent named {agent!r}")
+            agent_id = row["id"]
+        if team is not None:
+            row = conn.execute("SELECT id FROM teams WHERE name = %s AND active", (team,)).fetchone()
+            if row is None:
+                raise NotFound(f"no team named {team!r}")
+            team_id = row["id"]
+        return conn.execute(INSERT_SESSION, {
+            "id": uuid7(), "user_id": user_id, "agent_id": agent_id, "team_id": team_id, "title": title,
+        }).fetchone()
+
+
+def lock_session_for_turn(conn: psycopg.Connection, sub: str, session_id: UUID) -> TurnSession:
+    """Lock the user's session for a turn (inside a transaction); 404 if it is not theirs."""
+    row = conn.execute(LOCK_SESSION_FOR_TURN, {"sub": sub, "session_id": session_id}).fetchone()
+    if row is None:
+        raise NotFound("no such session")
+    return TurnSession(**row)
+
+
+def find_turn_by_client_id(conn: psycopg.Connection, session_id: UUID, client_turn_id: str) -> dict | None:
+    return conn.execute(FIND_TURN_BY_CLIENT_ID,
+                        {"session_id": session_id, "client_turn_id": client_turn_id}).fetchone()
+
+
+def refuse_if_turn_running(conn: psycopg.Connection, session_id: UUID, stale_seconds: int) -> None:
+    """409 while another turn of the session runs; a stale one (its sandbox died) is closed as failed."""
+    row = conn.execute(FIND_RUNNING_TURN,
+                       {"session_id": session_id, "stale_seconds": stale_seconds}).fetchone()
+    if row is None:
+        return
+    if row["stale"]:
+        conn.execute(ABANDON_TURN, {"id": row["id"]})
+        return
+    raise Conflict("a turn is already running in this session; wait for it to finish",
+                   run_id=str(row["id"]))
+
+
+def insert_run(conn: psycopg.Connection, *, run_id: UUID, session_id: UUID, agent_name: str | None,
+               client_turn_id: str | None = None, parent_run_id: UUID | None = None,
+               status: str = "running") -> None:
+    conn.execute(INSERT_RUN, {
+        "id": run_id, "session_id": session_id, "parent_run_id": parent_run_id,
+        "client_turn_id": client_turn_id, "agent_name": agent_name, "status": status,
+    })
+
+
+def chat_event_params(**row: Any) -> dict[str, Any]:
+    """Parameters of INSERT_CHAT_EVENT with defaults for the fields a row may not have."""
+    params = {
+        "id": uuid7(), "agent_name": None, "model_provider_slug": None, "model_id": None,
+        "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
+        "cost_usd": Decimal(0), "cost_in_rands": Decimal(0), "price_id": None,
+        "fx_rate_id": None, "fx_rate": None, "fx_rate_date": None,
+    }
+    params.update(row)
+    params["message_parts"] = Jsonb(params["message_parts"])
+    return params
+
+
+def insert_chat_events(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_CHAT_EVENT, [chat_event_params(**r) for r in rows])
+
+
+def finish_run(conn: psycopg.Connection, **values: Any) -> None:
+    conn.execute(FINISH_RUN, values)
+
+
+def load_history(conn: psycopg.Connection, session_id: UUID) -> list[dict]:
+    """The stored ``Message.to_dict()`` of the session's completed turns, in order."""
+    return [r["message_parts"] for r in conn.execute(LOAD_HISTORY, {"session_id": session_id})]
+
+
+def sync_agents(conn: psycopg.Connection, agents: list[dict[str, Any]]) -> None:
+    """Upsert the agents defined in code; agents no longer defined are marked inactive."""
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.executemany(UPSERT_AGENT, [
+                {**a, "id": uuid7(), "definition": Jsonb(a["definition"])} for a in agents
+            ])
+        conn.execute("UPDATE agents SET active = false WHERE active AND NOT (name = ANY(%s))",
+                     ([a["name"] for a in agents],))
+
+
+def sync_prices(conn: psycopg.Connection, entries: list[dict[str, Any]], version: str) -> dict[str, UUID]:
+    """Record the pinned prices of ``version``; returns price_key -> prices.id."""
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.executemany(UPSERT_PRICE, [
+                {**e, "id": uuid7(), "version": version, "entry": Jsonb(json.loads(json.dumps(e["entry"])))}
+                for e in entries
+            ])
+        rows = conn.execute(SELECT_PRICE_IDS, {"version": version}).fetchall()
+    return {r["price_key"]: r["id"] for r in rows}

@@ -1,0 +1,322 @@
+"""A turn of a session: store the user's message, run the agent, stream its events, store and price the result.
+
+The order is what keeps nothing lost:
+1. one transaction locks the session, answers a retried ``client_turn_id`` from what is stored,
+   refuses a second concurrent turn, and records the run as ``running``;
+2. large images go to S3, then the user's message is stored and the history loaded;
+3. the agent runs in its own task, so a client that disconnects does not stop it;
+4. one transaction stores the turn's new messages, each priced, and the run's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import anyio
+from agno.models.message import Message
+from agno.run.agent import RunOutput
+from agno.run.team import TeamRunOutput
+from uuid6 import uuid7
+
+from chatcore import db, sse, storage
+from chatcore.config import get_settings
+from chatcore.costing import ExchangeRate, Pricer, usage_from_metrics
+from chatcore.errors import Conflict, InvalidInput
+from chatcore.images import ImageUpload
+from chatcore.media import to_agno_image
+from chatcore.pricing import TokenUsage
+from chatcore.runtime import Conversation, conversation_for, price_ids
+
+log = logging.getLogger(__name__)
+
+MONEY = Decimal("1e-10")  # the scale of the numeric(20,10) cost columns
+
+
+@dataclass
+class TurnInput:
+    sub: str
+    session_id: UUID
+    message: str
+    images: list[ImageUpload] = field(default_factory=list)
+    client_turn_id: str | None = None
+
+
+@dataclass
+class StoredOutcome:
+    """A turn already stored under the same client_turn_id: answered, not run again."""
+
+    run_id: UUID
+    row: dict[str, Any]
+
+
+@dataclass
+class PreparedTurn:
+    input: TurnInput
+    run_id: UUID
+    conversation: Conversation
+    history: list[Message]
+    user_message: Message
+    pricer: Pricer
+    client_disconnected: bool = False
+    outcome: dict[str, Any] | None = None
+
+
+def _usage_dict(u: TokenUsage) -> dict[str, int]:
+    return {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+            "cache_read_tokens": u.cache_read_tokens, "cache_write_tokens": u.cache_write_tokens}
+
+
+def _completed_payload(session_id: UUID, run_id: UUID, usage: TokenUsage, usd: Decimal, zar: Decimal,
+                       **extra: Any) -> dict[str, Any]:
+    return {"session_id": str(session_id), "run_id": str(run_id), "usage": _usage_dict(usage),
+            "cost": {"usd": str(usd), "zar": str(zar)}, **extra}
+
+
+def stored_outcome_events(session_id: UUID, stored: StoredOutcome) -> list[tuple[str, dict]]:
+    """The final event of a turn that was already run, for a retried client_turn_id."""
+    r = stored.row
+    if r["status"] == "running":
+        raise Conflict("this turn is still running; retry later to get its outcome", run_id=str(stored.run_id))
+    if r["status"] == "failed":
+        return [("TurnFailed", {"session_id": str(session_id), "run_id": str(stored.run_id),
+                                "error": {"code": r["error_code"], "message": r["error_message"]},
+                                "replayed": True})]
+    usage = TokenUsage(r["input_tokens"], r["output_tokens"], r["cache_read_tokens"], r["cache_write_tokens"])
+    return [("TurnCompleted", _completed_payload(session_id, stored.run_id, usage, r["cost_usd"],
+                                                 r["cost_in_rands"], replayed=True))]
+
+
+def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
+    """Steps 1 and 2: validate against the session, record the run, store the user's message."""
+    settings = get_settings()
+    if not turn.message.strip() and not turn.images:
+        raise InvalidInput("a turn needs a message or an image", field="message")
+    run_id = uuid7()
+    with db.connection() as conn:
+        with conn.transaction():
+            session = storage.lock_session_for_turn(conn, turn.sub, turn.session_id)
+            if turn.client_turn_id is not None:
+                found = storage.find_turn_by_client_id(conn, turn.session_id, turn.client_turn_id)
+                if found is not None:
+                    return StoredOutcome(run_id=found["id"], row=found)
+            storage.refuse_if_turn_running(conn, turn.session_id, settings.stale_turn_seconds)
+            conversation = conversation_for(session.agent_name, session.team_name)
+            storage.insert_run(conn, run_id=run_id, session_id=turn.session_id,
+                               agent_name=conversation.name, client_turn_id=turn.client_turn_id)
+        try:
+            images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
+            user_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
+            with conn.transaction():
+                storage.insert_chat_events(conn, [{
+                    "id": UUID(user_message.id), "session_id": turn.session_id, "run_id": run_id,
+                    "role": "user", "agent_name": None, "message_parts": user_message.to_dict(),
+                }])
+                history_rows = storage.load_history(conn, turn.session_id)
+        except Exception as e:
+            _fail_run(conn, run_id, "storage-error", f"could not store the message: {e.__class__.__name__}")
+            raise
+    history = []
+    for row in history_rows:
+        message = Message.from_dict(row)
+        message.from_history = True
+        history.append(message)
+    # the turn's own user row is in the running run, so it is not in history_rows
+    fx = ExchangeRate(session.fx_rate_id, session.fx_rate, session.fx_rate_date) if session.fx_rate else None
+    if fx is None:
+        _fail_run_standalone(run_id, "no-exchange-rate", "no USD/ZAR exchange rate is configured")
+        raise InvalidInput("no USD/ZAR exchange rate is configured; add one to fx_rates")
+    return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
+                        user_message=user_message, pricer=Pricer(fx, price_ids()))
+
+
+def _fail_run(conn, run_id: UUID, code: str, message: str) -> None:
+    try:
+        with conn.transaction():
+            storage.finish_run(conn, id=run_id, status="failed", error_code=code, error_message=message,
+                               client_disconnected=False, input_tokens=0, output_tokens=0,
+                               cache_read_tokens=0, cache_write_tokens=0, cost_usd=0, cost_in_rands=0)
+    except Exception:  # noqa: BLE001 - the original error is what the caller reports
+        log.exception("could not mark run %s failed", run_id)
+
+
+def _fail_run_standalone(run_id: UUID, code: str, message: str) -> None:
+    with db.connection() as conn:
+        _fail_run(conn, run_id, code, message)
+
+
+@dataclass
+class _Tracker:
+    """What the event stream tells about a run, for a run that ends without a RunOutput."""
+
+    outputs: list[Any] = field(default_factory=list)
+    error: dict[str, str] | None = None
+    tool_errors: int = 0
+    # per run_id: model calls seen completing (usage), for failed runs' accounting
+    model_calls: list[dict[str, Any]] = field(default_factory=list)
+    text_by_run: dict[str, str] = field(default_factory=dict)
+
+
+async def _run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -> None:
+    """Step 3 and 4: run the conversation, forward its events, store the outcome."""
+    tracker = _Tracker()
+    started = time.perf_counter()
+    try:
+        async for item in turn.conversation.stream(
+            history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
+            session_id=str(turn.input.session_id), user_id=turn.input.sub,
+        ):
+            if isinstance(item, (RunOutput, TeamRunOutput)):
+                tracker.outputs.append(item)
+                continue
+            name = item.event
+            if name in ("RunError", "TeamRunError"):
+                tracker.error = {"code": _error_code(getattr(item, "error_type", None)),
+                                 "message": str(getattr(item, "content", "") or "the model call failed")}
+            elif name in ("ToolCallError", "TeamToolCallError"):
+                tracker.tool_errors += 1
+            elif name in ("ModelRequestCompleted", "TeamModelRequestCompleted"):
+                tracker.model_calls.append({"run_id": item.run_id, "model": getattr(item, "model", None),
+                                            "agent_name": getattr(item, "agent_name", None) or getattr(item, "team_name", None),
+                                            "usage": usage_from_metrics(item)})
+            emit(name, item.to_dict())
+    except Exception as e:  # noqa: BLE001 - our own failure is stored and reported, never lost
+        log.exception("turn %s failed", turn.run_id)
+        tracker.error = {"code": "internal-error", "message": f"{e.__class__.__name__}: {e}"}
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    try:
+        final = await asyncio.to_thread(_store_outcome, turn, tracker)
+    except Exception as e:  # noqa: BLE001
+        log.exception("could not store turn %s", turn.run_id)
+        final = ("TurnFailed", {"session_id": str(turn.input.session_id), "run_id": str(turn.run_id),
+                                "error": {"code": "storage-error", "message": f"could not store the turn: {e.__class__.__name__}"}})
+        await asyncio.to_thread(_fail_run_standalone, turn.run_id, "storage-error", str(e)[:500])
+    final[1]["duration_ms"] = elapsed_ms
+    turn.outcome = {"event": final[0], **final[1]}
+    emit(*final)
+
+
+def _error_code(error_type: str | None) -> str:
+    return "model-error" if not error_type else f"model-error:{error_type}"
+
+
+def _store_outcome(turn: PreparedTurn, tracker: _Tracker) -> tuple[str, dict]:
+    """One transaction: every new message of the turn with its cost, and the run's status."""
+    now = datetime.now(timezone.utc)
+    input_ids = {m.id for m in turn.history} | {turn.user_message.id}
+    records = turn.conversation.records(outputs=tracker.outputs, input_ids=input_ids,
+                                        root_run_id=str(turn.run_id), tracker=tracker)
+    status = "failed" if tracker.error else "completed"
+    rows: list[dict[str, Any]] = []
+    member_runs: list[dict[str, Any]] = []
+    total = TokenUsage()
+    total_usd = total_zar = Decimal(0)
+    for record in records:
+        record_usage = TokenUsage()
+        record_usd = record_zar = Decimal(0)
+        for message in record.messages:
+            if message.role == "system":
+                continue
+            fields: dict[str, Any] = {}
+            if message.role == "assistant" and record.model_id:
+                cost = turn.pricer.cost(record.model_id, usage_from_metrics(message.metrics), now)
+                fields = turn.pricer.row_fields(cost)
+                fields["cost_usd"] = cost.usd.quantize(MONEY)
+                fields["cost_in_rands"] = (fields["cost_usd"] * turn.pricer.fx.rate).quantize(MONEY)
+                record_usage = record_usage + cost.usage
+                record_usd += fields["cost_usd"]
+                record_zar += fields["cost_in_rands"]
+            rows.append({
+                "id": uuid7(), "session_id": turn.input.session_id, "run_id": record.run_uuid,
+                "role": message.role, "agent_name": record.agent_name,
+                "model_provider_slug": "anthropic" if message.role == "assistant" else None,
+                "model_id": record.model_id if message.role == "assistant" else None,
+                "message_parts": message.to_dict(), **fields,
+            })
+        total = total + record_usage
+        total_usd += record_usd
+        total_zar += record_zar
+        if record.run_uuid != turn.run_id:
+            member_runs.append({"run_id": record.run_uuid, "agent_name": record.agent_name,
+                                "usage": record_usage, "usd": record_usd, "zar": record_zar})
+    error = tracker.error
+    with db.connection() as conn:
+        with conn.transaction():
+            for m in member_runs:
+                storage.insert_run(conn, run_id=m["run_id"], session_id=turn.input.session_id,
+                                   agent_name=m["agent_name"], parent_run_id=turn.run_id, status=status)
+                storage.finish_run(conn, id=m["run_id"], status=status, error_code=None, error_message=None,
+                                   client_disconnected=turn.client_disconnected,
+                                   **_usage_dict(m["usage"]), cost_usd=m["usd"], cost_in_rands=m["zar"])
+            storage.insert_chat_events(conn, rows)
+            storage.finish_run(
+                conn, id=turn.run_id, status=status,
+                error_code=error["code"] if error else ("tool-error" if tracker.tool_errors else None),
+                error_message=error["message"][:2000] if error else (
+                    f"{tracker.tool_errors} tool call(s) failed" if tracker.tool_errors else None),
+                client_disconnected=turn.client_disconnected, **_usage_dict(total),
+                cost_usd=total_usd, cost_in_rands=total_zar,
+            )
+            conn.execute(storage.TOUCH_SESSION, {"session_id": turn.input.session_id})
+    if error:
+        return ("TurnFailed", {"session_id": str(turn.input.session_id), "run_id": str(turn.run_id),
+                               "error": error, "usage": _usage_dict(total),
+                               "cost": {"usd": str(total_usd), "zar": str(total_zar)}})
+    return ("TurnCompleted", _completed_payload(turn.input.session_id, turn.run_id, total, total_usd, total_zar,
+                                                tool_errors=tracker.tool_errors))
+
+
+async def stream_turn(turn: PreparedTurn,
+                      wait_for_disconnect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
+    """SSE frames of a prepared turn. If the client goes away, the run still completes and is stored.
+
+    ``wait_for_disconnect`` returns when the client has gone (servers do not always raise on a
+    write to a closed connection, so the turn listens for the disconnect itself).
+    """
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    seq = 0
+
+    def emit(name: str, data: dict) -> None:
+        nonlocal seq
+        seq += 1
+        queue.put_nowait(sse.frame(seq, name, data))
+
+    async def runner() -> None:
+        try:
+            await _run_and_store(turn, emit)
+        finally:
+            queue.put_nowait(None)
+
+    async def watch() -> None:
+        await wait_for_disconnect()
+        if not task.done():
+            turn.client_disconnected = True
+            log.warning("client disconnected from turn %s; finishing the run", turn.run_id)
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(runner(), name=f"turn-{turn.run_id}")
+    watcher = asyncio.create_task(watch()) if wait_for_disconnect else None
+    try:
+        while True:
+            chunk = await queue.get()
+            if chunk is None:
+                break
+            yield chunk
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        if not task.done():
+            turn.client_disconnected = True
+            with anyio.CancelScope(shield=True):
+                await task
+
+
+def replay_frames(events: list[tuple[str, dict]]) -> list[bytes]:
+    return [sse.frame(i + 1, name, data) for i, (name, data) in enumerate(events)]

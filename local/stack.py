@@ -1,0 +1,124 @@
+"""The local stack: Postgres, S3 (moto server) and the model, started for the demo, the local
+server and the tests. Each piece honours what the environment already provides:
+
+- ``DATABASE_URL``: use that database; otherwise start a throwaway cluster.
+- ``AWS_ENDPOINT_URL_S3``: use that S3; otherwise start a moto server.
+- ``ANTHROPIC_API_KEY``: real Claude (or ``ANTHROPIC_BASE_URL`` if also set); otherwise
+  ``ANTHROPIC_BASE_URL`` if set; otherwise the local stand-in server, announced as such.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from local.postgres import LocalPostgres
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Stack:
+    env: dict[str, str] = field(default_factory=dict)
+    postgres: LocalPostgres | None = None
+    moto: Any = None
+    standin: Any = None
+    model_description: str = ""
+
+    def apply(self) -> "Stack":
+        """Put the stack's settings into this process's environment."""
+        os.environ.update(self.env)
+        return self
+
+    def stop(self) -> None:
+        if self.standin is not None:
+            self.standin.stop()
+        if self.moto is not None:
+            self.moto.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+
+def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local", quiet: bool = False,
+                force_standin: bool = False) -> Stack:
+    """Start (or reuse from the environment) Postgres, S3 and the model; apply migrations."""
+    say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr))
+    stack = Stack()
+    env = stack.env
+    try:
+        # Postgres
+        if os.environ.get("DATABASE_URL"):
+            env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+            say(f"postgres: using DATABASE_URL")
+        else:
+            stack.postgres = LocalPostgres().start()
+            env["DATABASE_URL"] = stack.postgres.create_database(database_name)
+            say(f"postgres: started a throwaway cluster on port {stack.postgres.port}")
+        from chatcore.migrate import apply, default_dir
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+            applied = apply(conn, default_dir())
+        say(f"postgres: {len(applied)} migration(s) applied")
+
+        # S3
+        env.setdefault("AWS_ACCESS_KEY_ID", os.environ.get("AWS_ACCESS_KEY_ID", "testing"))
+        env.setdefault("AWS_SECRET_ACCESS_KEY", os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"))
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = os.environ.get("AWS_REGION", "us-east-1")
+        env["MEDIA_BUCKET"] = os.environ.get("MEDIA_BUCKET", bucket)
+        if os.environ.get("AWS_ENDPOINT_URL_S3"):
+            env["AWS_ENDPOINT_URL_S3"] = os.environ["AWS_ENDPOINT_URL_S3"]
+            say("s3: using AWS_ENDPOINT_URL_S3")
+        else:
+            from moto.server import ThreadedMotoServer
+
+            port = _free_port()
+            stack.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            stack.moto.start()
+            env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{port}"
+            say(f"s3: started a moto server on port {port}")
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name=env["AWS_REGION"],
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+        try:
+            s3.create_bucket(Bucket=env["MEDIA_BUCKET"])
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+        s3.put_public_access_block(Bucket=env["MEDIA_BUCKET"], PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True})
+
+        # Model
+        if os.environ.get("ANTHROPIC_API_KEY") and not force_standin:
+            env["ANTHROPIC_API_KEY"] = os.environ["ANTHROPIC_API_KEY"]
+            if os.environ.get("ANTHROPIC_BASE_URL"):
+                env["ANTHROPIC_BASE_URL"] = os.environ["ANTHROPIC_BASE_URL"]
+            stack.model_description = f"real Claude via {os.environ.get('ANTHROPIC_BASE_URL') or 'api.anthropic.com'}"
+        elif os.environ.get("ANTHROPIC_BASE_URL") and not force_standin:
+            env["ANTHROPIC_BASE_URL"] = os.environ["ANTHROPIC_BASE_URL"]
+            stack.model_description = f"the Anthropic-compatible server at {env['ANTHROPIC_BASE_URL']}"
+        else:
+            from local.anthropic_standin import StandinServer
+
+            stack.standin = StandinServer().start()
+            env["ANTHROPIC_BASE_URL"] = stack.standin.url
+            env["ANTHROPIC_API_KEY"] = ""
+            stack.model_description = (
+                f"the LOCAL STAND-IN model server at {stack.standin.url} (not the real Claude: "
+                "set ANTHROPIC_API_KEY to use Claude)"
+            )
+        say(f"model: {stack.model_description}")
+        env["ALLOW_UNSIGNED_JWT"] = "1"
+        return stack
+    except BaseException:
+        stack.stop()
+        raise

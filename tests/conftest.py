@@ -1,0 +1,108 @@
+"""Test fixtures: the real local stack (Postgres, moto S3 server, stand-in model) and the chat API
+served by uvicorn on a real port. Nothing of agno, psycopg or the anthropic SDK is mocked."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from local.stack import Stack, start_stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    # Tests always talk to the stand-in model: deterministic, free, offline.
+    saved = {k: os.environ.pop(k) for k in ("ANTHROPIC_API_KEY",) if k in os.environ}
+    s = start_stack(database_name=f"chat_test_{uuid.uuid4().hex[:8]}", quiet=True, force_standin=True)
+    s.apply()
+    os.environ.setdefault("DB_POOL_MAX", "4")
+    from chatcore.config import get_settings
+
+    get_settings.cache_clear()
+    yield s
+    from chatcore import db
+
+    db.close_pool()
+    s.stop()
+    os.environ.update(saved)
+
+
+@pytest.fixture()
+def standin(stack: Stack):
+    stack.standin.reset()
+    return stack.standin
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_url(stack: Stack) -> Iterator[str]:
+    import uvicorn
+
+    from chat_api import app
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("the chat API did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture()
+def db_conn(stack: Stack):
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+class User:
+    """A caller with its own ``sub`` and an HTTP client carrying its (unsigned, dev) JWT."""
+
+    def __init__(self, base_url: str, sub: str | None = None):
+        from chatcore.identity import unsigned_jwt
+
+        self.sub = sub or f"user-{uuid.uuid4()}"
+        self.headers = {"Authorization": f"Bearer {unsigned_jwt({'sub': self.sub})}"}
+        self.client = httpx.Client(base_url=base_url, headers=self.headers, timeout=60)
+
+    def new_session(self, agent: str = "assistant") -> str:
+        r = self.client.post("/sessions", json={"agent": agent})
+        assert r.status_code == 201, r.text
+        return r.json()["id"]
+
+    def turn(self, session_id: str, **body) -> tuple[httpx.Response, list[dict]]:
+        from chatcore import sse
+
+        r = self.client.post(f"/sessions/{session_id}/turns", json=body)
+        events = sse.parse(r.text) if r.headers.get("content-type", "").startswith("text/event-stream") else []
+        return r, events
+
+
+@pytest.fixture()
+def user(server_url: str) -> User:
+    return User(server_url)
+
+
+@pytest.fixture()
+def other_user(server_url: str) -> User:
+    return User(server_url)

@@ -1,0 +1,303 @@
+"""The local Anthropic stand-in, driven by the real anthropic SDK and a real agno Agent."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import operator
+import sys
+import urllib.request
+from pathlib import Path
+
+import anthropic
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from local.anthropic_standin import StandinServer  # noqa: E402
+
+MODEL = "claude-sonnet-4-5"
+
+# The SDK warns that this real model id is deprecated; irrelevant against the stand-in.
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def server():
+    with StandinServer() as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _clean(server):
+    server.reset()
+    yield
+    server.reset()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return anthropic.Anthropic(api_key="test", base_url=server.url, max_retries=0)
+
+
+def _http(server, method: str, path: str, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        server.url + path, data=data, method=method, headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
+
+
+def _eval(node):
+    if isinstance(node, ast.Expression):
+        return _eval(node.body)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return node.value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_eval(node.left), _eval(node.right))
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
+        return _OPS[type(node.op)](_eval(node.operand))
+    raise ValueError("unsupported expression")
+
+
+def calculator(expression: str) -> str:
+    """Evaluate an arithmetic expression and return the result.
+
+    Args:
+        expression: the arithmetic expression, e.g. "2 * (3 + 4)".
+    """
+    value = _eval(ast.parse(expression.replace("^", "**"), mode="eval"))
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def _ask(client, text: str, **kw):
+    return client.messages.create(
+        model=MODEL, max_tokens=256, messages=[{"role": "user", "content": text}], **kw
+    )
+
+
+# --------------------------------------------------------------------------- SDK
+
+
+def test_health(server):
+    assert _http(server, "GET", "/_standin/health") == {"ok": True, "server": "anthropic-standin"}
+
+
+def test_streaming_text_with_usage(server, client):
+    with client.messages.stream(
+        model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Hello there, stand-in"}]
+    ) as stream:
+        deltas = list(stream.text_stream)
+        final = stream.get_final_message()
+
+    assert len(deltas) > 2, deltas
+    text = "".join(deltas)
+    assert text.startswith("Stand-in model reply to: Hello there, stand-in.")
+    assert "0 image(s)" in text
+    assert final.model == MODEL
+    assert final.stop_reason == "end_turn"
+    assert final.content[0].text == text
+    u = final.usage
+    assert u.input_tokens > 0 and u.output_tokens > 1
+    assert u.cache_read_input_tokens > 0 and u.cache_creation_input_tokens > 0
+
+    [rec] = server.requests()
+    assert rec["body"]["stream"] is True
+    assert rec["response"]["usage"] == u.model_dump(include=set(rec["response"]["usage"]))
+    assert rec["headers"].get("x-api-key", rec["headers"].get("authorization")) == "***"
+
+
+def test_non_streaming_counts_images(client):
+    png = "iVBORw0KGgo="  # 8 bytes once decoded
+    msg = client.messages.create(
+        model=MODEL,
+        max_tokens=64,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+                    {"type": "text", "text": "What is in this picture?"},
+                ],
+            }
+        ],
+    )
+    assert "1 image(s)" in msg.content[0].text
+    assert "total bytes 8" in msg.content[0].text
+
+
+def test_usage_distinct_and_deterministic(client):
+    first = _ask(client, "one")
+    second = client.messages.create(
+        model=MODEL,
+        max_tokens=256,
+        messages=[
+            {"role": "user", "content": "one"},
+            {"role": "assistant", "content": first.content[0].text},
+            {"role": "user", "content": "two"},
+        ],
+    )
+    again = _ask(client, "one")
+    assert first.usage != second.usage
+    assert first.usage.cache_read_input_tokens != second.usage.cache_read_input_tokens
+    assert first.usage.cache_creation_input_tokens != second.usage.cache_creation_input_tokens
+    assert first.usage == again.usage
+
+
+def test_default_calculator_tool_use(client):
+    tools = [{"name": "calculator", "input_schema": {"type": "object", "properties": {"expression": {"type": "string"}}}}]
+    with client.messages.stream(
+        model=MODEL, max_tokens=64, tools=tools, messages=[{"role": "user", "content": "What is 12 * (3 + 4)?"}]
+    ) as stream:
+        final = stream.get_final_message()
+    [block] = final.content
+    assert final.stop_reason == "tool_use"
+    assert block.type == "tool_use" and block.id.startswith("toolu_")
+    assert block.input == {"expression": "12 * (3 + 4)"}
+
+
+def test_script_queue_and_reset(server, client):
+    server.script(
+        [
+            {"text": "scripted words one two three four", "usage": {"output_tokens": 99}},
+            {"tool_use": {"name": "lookup", "input": {"q": 'a "quoted" query'}}},
+        ]
+    )
+    first = _ask(client, "hi")
+    assert first.content[0].text == "scripted words one two three four"
+    assert first.usage.output_tokens == 99
+
+    with client.messages.stream(
+        model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        second = stream.get_final_message()
+    assert second.content[0].name == "lookup"
+    assert second.content[0].input == {"q": 'a "quoted" query'}
+
+    # queue empty again: default behaviour
+    assert _ask(client, "hi").content[0].text.startswith("Stand-in model reply to: hi.")
+
+    recorded = server.requests()
+    assert [r["response"]["stop_reason"] for r in recorded] == ["end_turn", "tool_use", "end_turn"]
+    assert _http(server, "GET", "/_standin/requests") == recorded
+
+    # the HTTP control endpoints
+    assert _http(server, "POST", "/_standin/script", [{"text": "via http"}])["ok"] is True
+    assert _ask(client, "x").content[0].text == "via http"
+    assert _http(server, "POST", "/_standin/reset", {}) == {"ok": True}
+    assert server.requests() == []
+
+
+def test_scripted_http_error(server, client):
+    server.script([{"error": {"status": 400, "type": "invalid_request_error", "message": "bad thing"}}])
+    with pytest.raises(anthropic.BadRequestError) as info:
+        _ask(client, "hi")
+    assert "bad thing" in str(info.value)
+    assert info.value.request_id and info.value.request_id.startswith("req_")
+    [rec] = server.requests()
+    assert rec["response"]["error"]["type"] == "invalid_request_error"
+
+
+def test_scripted_stream_error_mid_stream(server, client):
+    server.script([{"stream_error_after_chars": 12, "text": "alpha beta gamma delta epsilon zeta"}])
+    received = []
+    with pytest.raises(anthropic.APIStatusError) as info:
+        with client.messages.stream(
+            model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            for text in stream.text_stream:
+                received.append(text)
+    assert "overloaded_error" in str(info.value)
+    assert "".join(received) == "alpha beta g"
+    # the server is still fine afterwards
+    assert _ask(client, "after").content[0].text.startswith("Stand-in model reply to: after.")
+
+
+def test_invalid_json_and_count_tokens(server, client):
+    req = urllib.request.Request(
+        server.url + "/v1/messages", data=b"{not json", method="POST", headers={"content-type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=5)
+    assert info.value.code == 400
+    assert json.loads(info.value.read())["error"]["type"] == "invalid_request_error"
+
+    counted = client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    assert counted.input_tokens > 0
+
+
+# --------------------------------------------------------------------------- agno
+
+
+def test_agno_agent_tool_round_trip(server):
+    from agno.agent import Agent
+    from agno.models.anthropic import Claude
+
+    agent = Agent(
+        model=Claude(id=MODEL, api_key="test", client_params={"base_url": server.url}),
+        tools=[calculator],
+        telemetry=False,
+    )
+
+    async def run():
+        events = []
+        async for event in agent.arun("What is 6 * (3 + 4)?", stream=True, stream_events=True):
+            events.append(event)
+        return events
+
+    events = asyncio.run(run())
+    names = [e.event for e in events]
+    assert "ToolCallStarted" in names and "ToolCallCompleted" in names
+    assert names[-1] == "RunCompleted", names
+    started = next(e for e in events if e.event == "ToolCallStarted")
+    assert started.tool.tool_name == "calculator"
+    assert started.tool.tool_args == {"expression": "6 * (3 + 4)"}
+    completed = next(e for e in events if e.event == "ToolCallCompleted")
+    assert completed.tool.result == "42"
+
+    final = events[-1]
+    assert "The tool returned: 42" in final.content
+    assert final.metrics.cache_read_tokens > 0 and final.metrics.cache_write_tokens > 0
+
+    recorded = server.requests()
+    assert len(recorded) == 2
+    assert recorded[0]["response"]["stop_reason"] == "tool_use"
+    assert recorded[1]["body"]["messages"][-1]["content"][0]["type"] == "tool_result"
+    assert recorded[0]["response"]["usage"] != recorded[1]["response"]["usage"]
+
+
+def test_agno_team_delegates_to_member(server):
+    from agno.agent import Agent
+    from agno.models.anthropic import Claude
+    from agno.team import Team
+
+    def model():
+        return Claude(id=MODEL, api_key="test", client_params={"base_url": server.url})
+
+    team = Team(members=[Agent(name="Math Helper", model=model(), telemetry=False)], model=model(), telemetry=False)
+
+    async def run():
+        return [e async for e in team.arun("please help with sums", stream=True, stream_events=True)]
+
+    events = asyncio.run(run())
+    started = next(e for e in events if e.event == "TeamToolCallStarted")
+    assert started.tool.tool_name == "delegate_task_to_member"
+    assert started.tool.tool_args == {"member_id": "math-helper", "task": "please help with sums"}
+    assert any(e.event == "RunCompleted" for e in events)  # the member's run
+    assert events[-1].event == "TeamRunCompleted"
+    assert events[-1].content.startswith("The tool returned: Stand-in model reply to: please help with sums.")
