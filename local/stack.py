@@ -77,7 +77,11 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
             env["AWS_ENDPOINT_URL_S3"] = os.environ["AWS_ENDPOINT_URL_S3"]
             say("s3: using AWS_ENDPOINT_URL_S3")
         else:
+            import logging
+
             from moto.server import ThreadedMotoServer
+
+            logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
 
             port = _free_port()
             stack.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

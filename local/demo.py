@@ -1,0 +1,141 @@
+"""The main job, end to end on the local stack: `bin/demo`.
+
+Starts Postgres, S3 (moto) and the model (real Claude with ANTHROPIC_API_KEY, else
+ANTHROPIC_BASE_URL, else the local stand-in), serves the chat API over HTTP, streams a turn with a
+photo through it, then a follow-up turn that relies on the stored history, and prints what was
+stored: rows, S3 keys, tokens and cost in rands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from decimal import Decimal
+
+import httpx
+
+from local.sample_images import b64, sunset_png
+from local.stack import start_stack
+
+DIM, BOLD, RESET = ("\033[2m", "\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stream_turn(client: httpx.Client, session_id: str, body: dict) -> dict:
+    """POST a turn and print its events as they arrive; returns the final event."""
+    final: dict = {}
+    with client.stream("POST", f"/sessions/{session_id}/turns", json=body) as r:
+        if r.status_code != 200:
+            r.read()
+            raise SystemExit(f"turn refused: HTTP {r.status_code} {r.text}")
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if event in ("RunContent", "TeamRunContent"):
+                    print(data.get("content") or "", end="", flush=True)
+                elif event in ("ToolCallStarted", "TeamToolCallStarted"):
+                    tool = data.get("tool") or {}
+                    who = data.get("agent_name") or data.get("team_name") or ""
+                    print(f"\n{DIM}[{who} calls {tool.get('tool_name')}({json.dumps(tool.get('tool_args'))})]{RESET}",
+                          flush=True)
+                elif event in ("ToolCallCompleted", "TeamToolCallCompleted"):
+                    tool = data.get("tool") or {}
+                    print(f"{DIM}[{tool.get('tool_name')} -> {str(tool.get('result'))[:120]}]{RESET}", flush=True)
+                elif event in ("TurnCompleted", "TurnFailed"):
+                    final = {"event": event, **data}
+                elif event in ("RunStarted", "TeamRunStarted", "RunCompleted", "TeamRunCompleted", "RunError"):
+                    print(f"\n{DIM}[{event} {data.get('agent_name') or data.get('team_name') or ''}]{RESET}",
+                          flush=True)
+    print()
+    return final
+
+
+def print_stored(database_url: str, session_id: str) -> None:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(database_url, row_factory=dict_row) as conn:
+        rows = conn.execute(
+            """SELECT ce.id, ce.role, ce.agent_name, ce.model_id, ce.input_tokens, ce.output_tokens,
+                      ce.cache_read_tokens, ce.cache_write_tokens, ce.cost_usd, ce.cost_in_rands, ce.fx_rate,
+                      length(ce.message_parts::text) AS bytes, ce.message_parts, r.status
+               FROM chat_events ce JOIN runs r ON r.id = ce.run_id
+               WHERE ce.session_id = %s ORDER BY ce.id""", (session_id,)).fetchall()
+    print(f"\n{BOLD}Stored chat_events of session {session_id}{RESET}")
+    print(f"{'role':9} {'agent':10} {'in':>6} {'out':>5} {'c.read':>6} {'c.write':>7} {'cost USD':>14} {'cost ZAR':>14} {'bytes':>6}  run")
+    keys = []
+    for r in rows:
+        print(f"{r['role']:9} {r['agent_name'] or '-':10} {r['input_tokens']:>6} {r['output_tokens']:>5} "
+              f"{r['cache_read_tokens']:>6} {r['cache_write_tokens']:>7} {r['cost_usd']:>14.10f} {r['cost_in_rands']:>14.10f} "
+              f"{r['bytes']:>6}  {r['status']}")
+        for image in r["message_parts"].get("images") or []:
+            ref = image.get("media_reference")
+            if ref:
+                keys.append(f"s3://{ref['bucket']}/{ref['storage_key']} ({ref['size']} bytes, sha256 {ref['content_hash'][:12]}…)")
+            else:
+                keys.append(f"inline image {image.get('id')} ({image.get('mime_type')})")
+    total = {k: sum(r[k] for r in rows) for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+    usd = sum((r["cost_usd"] for r in rows), Decimal(0))
+    zar = sum((r["cost_in_rands"] for r in rows), Decimal(0))
+    rate = next((r["fx_rate"] for r in rows if r["fx_rate"] is not None), None)
+    print(f"\n{BOLD}Images{RESET}")
+    for k in keys:
+        print(f"  {k}")
+    print(f"\n{BOLD}Tokens{RESET}  input {total['input_tokens']}, output {total['output_tokens']}, "
+          f"cache read {total['cache_read_tokens']}, cache write {total['cache_write_tokens']}")
+    print(f"{BOLD}Cost{RESET}    USD {usd}  x  USD/ZAR {rate}  =  {BOLD}R {zar.quantize(Decimal('0.000001'))}{RESET}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bin/demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--team", help="run the turns with this team instead of the agent")
+    parser.add_argument("--agent", default="assistant")
+    args = parser.parse_args(argv)
+    stack = start_stack().apply()
+    try:
+        from chatcore.identity import unsigned_jwt
+        from local.server import BackgroundServer
+
+        server = BackgroundServer(_free_port()).start()
+        print(f"{BOLD}Chat API{RESET} on {server.url}; model: {stack.model_description}\n", flush=True)
+        token = unsigned_jwt({"sub": "demo-user"})
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
+            target = {"team": args.team} if args.team else {"agent": args.agent}
+            r = client.post("/sessions", json=target)
+            if r.status_code != 201:
+                raise SystemExit(f"could not create a session: HTTP {r.status_code} {r.text}")
+            session_id = r.json()["id"]
+            photo = sunset_png()
+            print(f"{BOLD}Turn 1{RESET} (with a {len(photo)} byte PNG): ", flush=True)
+            first = stream_turn(client, session_id, {
+                "message": "Here is my photo of the sunset. What is 1250 * 0.15 + 99.99?",
+                "images": [{"data": b64(photo), "mime_type": "image/png"}],
+                "client_turn_id": "demo-turn-1",
+            })
+            print(f"{DIM}{first.get('event')}: {json.dumps({k: first.get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+            print(f"\n{BOLD}Turn 2{RESET} (continues from the stored history, photo included): ", flush=True)
+            second = stream_turn(client, session_id, {"message": "What colours were in the photo I sent?"})
+            print(f"{DIM}{second.get('event')}: {json.dumps({k: second.get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+        print_stored(stack.env["DATABASE_URL"], session_id)
+        server.stop()
+        ok = first.get("event") == "TurnCompleted" and second.get("event") == "TurnCompleted"
+        return 0 if ok else 1
+    finally:
+        from chatcore import db
+
+        db.close_pool()
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
