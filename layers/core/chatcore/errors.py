@@ -48,3 +48,7 @@ class InvalidImage(ProblemError):
 
 class PayloadTooLarge(ProblemError):
     status, code, title = 413, "payload-too-large", "Request body too large"
+
+
+class ServiceMisconfigured(ProblemError):
+    status, code, title = 503, "service-misconfigured", "The service is not configured to do this"

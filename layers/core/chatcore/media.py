@@ -57,3 +57,39 @@ def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image
         media_type="image",
     )
     return Image(id=media_id, mime_type=upload.mime_type, media_reference=reference)
+
+
+def _upload_reference(content: bytes, mime_type: str, session_id: UUID, media_id: str) -> dict:
+    image = to_agno_image(ImageUpload(content=content, mime_type=mime_type), session_id, media_id)
+    return image.media_reference.to_dict()
+
+
+def storable_message(message, session_id: UUID) -> dict:
+    """``message.to_dict()`` made safe to store: no image base64 above the threshold, no transient URL.
+
+    Images a team forwarded to a member arrive here with bytes or a presigned URL; large ones
+    become references to the (content-addressed, so deduplicated) S3 object of the session.
+    """
+    import base64
+
+    data = message.to_dict()
+    threshold = get_settings().inline_image_max_bytes
+    for image in data.get("images") or []:
+        ref = image.get("media_reference")
+        if ref:
+            ref.pop("url", None)
+            image.pop("content", None)
+            image.pop("url", None)
+            continue
+        content = image.get("content")
+        if isinstance(content, str):
+            raw = base64.b64decode(content)
+            if len(raw) > threshold:
+                from chatcore.images import sniff_image_type
+
+                mime = sniff_image_type(raw) or image.get("mime_type") or "application/octet-stream"
+                image["media_reference"] = _upload_reference(raw, mime, session_id, image.get("id") or "image")
+                image.pop("content", None)
+        if isinstance(image.get("url"), str) and "X-Amz-Signature" in image["url"]:
+            image.pop("url")
+    return data

@@ -1,23 +1,71 @@
-"""Agents at run time: built once per process from their specs, and what a turn needs of them."""
+"""Agents and teams at run time: built from their specs, reused across requests, and what a turn
+needs of them (their event stream and the messages each run produced)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Protocol
 from uuid import UUID
 
 from agno.agent import Agent
+from agno.metrics import MessageMetrics
 from agno.models.message import Message
 
 from chatcore import db, storage
 from chatcore.agents import AgentSpec, agent_specs
+from chatcore.costing import usage_from_metrics
 from chatcore.errors import NotFound
 from chatcore.media import media_storage
 from chatcore.models import claude
-from chatcore.pricing import default_price_book
+from chatcore.pricing import TokenUsage, default_price_book
+
+LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
+
+
+@dataclass
+class RunError:
+    code: str
+    message: str
+
+
+@dataclass
+class EventTracker:
+    """What the event stream says about each run of a turn (the turn's own run and member runs)."""
+
+    root_run_id: str
+    outputs: list[Any] = field(default_factory=list)
+    errors: dict[str, RunError] = field(default_factory=dict)
+    tool_errors: int = 0
+    agent_names: dict[str, str] = field(default_factory=dict)
+    # every model call seen completing: run_id, usage; for runs that end without their output
+    model_calls: list[tuple[str, TokenUsage]] = field(default_factory=list)
+
+    def see(self, event: Any) -> None:
+        name = event.event
+        run_id = getattr(event, "run_id", None) or self.root_run_id
+        who = getattr(event, "agent_name", None) or getattr(event, "team_name", None)
+        if who and run_id not in self.agent_names:
+            self.agent_names[run_id] = who
+        if name in LEADER_ERROR_EVENTS:
+            error_type = getattr(event, "error_type", None)
+            self.errors[run_id] = RunError(
+                code="model-error" if not error_type else f"model-error:{error_type}",
+                message=str(getattr(event, "content", "") or "the model call failed"),
+            )
+        elif name in ("ToolCallError", "TeamToolCallError"):
+            self.tool_errors += 1
+        elif name in ("ModelRequestCompleted", "TeamModelRequestCompleted"):
+            self.model_calls.append((run_id, usage_from_metrics(event)))
+
+    @property
+    def error(self) -> RunError | None:
+        """The turn's own failure (a member's failure does not fail the turn)."""
+        return self.errors.get(self.root_run_id)
+
+    def output_of(self, run_id: str) -> Any:
+        return next((o for o in self.outputs if getattr(o, "run_id", None) == run_id), None)
 
 
 @dataclass
@@ -28,18 +76,18 @@ class RunRecord:
     agent_name: str
     model_id: str | None
     messages: list[Message] = field(default_factory=list)
+    error: RunError | None = None
 
 
 class Conversation(Protocol):
-    """What a session talks to: an agent (or, later, a team)."""
+    """What a session talks to: an agent or a team."""
 
     name: str
 
     def stream(self, *, history: list[Message], message: Message, run_id: str, session_id: str,
-               user_id: str) -> AsyncIterator[Any]: ...
+               user_id: str) -> Any: ...
 
-    def records(self, *, outputs: list[Any], input_ids: set[str], root_run_id: str,
-                tracker: Any) -> list[RunRecord]: ...
+    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]: ...
 
 
 def build_agent(spec: AgentSpec) -> Agent:
@@ -51,6 +99,7 @@ def build_agent(spec: AgentSpec) -> Agent:
     return Agent(
         id=spec.name,
         name=spec.name,
+        description=spec.description,
         model=claude(spec.model_id),
         instructions=list(spec.instructions),
         tools=list(spec.tools),
@@ -61,18 +110,15 @@ def build_agent(spec: AgentSpec) -> Agent:
     )
 
 
-def reconstruct_messages(tracker: Any, run_id: str) -> list[Message]:
+def reconstruct_messages(tracker: EventTracker, run_id: str) -> list[Message]:
     """Assistant rows for the model calls of a run that ended without its output (a failed run).
 
-    Each completed model call is billed by the provider, so each becomes a row with its usage.
+    The provider bills every completed model call, so each becomes a row carrying its usage.
     """
-    from agno.metrics import MessageMetrics
-
     messages = []
-    for call in tracker.model_calls:
-        if call["run_id"] != run_id:
+    for call_run_id, u in tracker.model_calls:
+        if call_run_id != run_id:
             continue
-        u = call["usage"]
         messages.append(Message(
             role="assistant", content=None,
             metrics=MessageMetrics(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
@@ -81,6 +127,12 @@ def reconstruct_messages(tracker: Any, run_id: str) -> list[Message]:
                                    total_tokens=u.input_tokens + u.output_tokens),
         ))
     return messages
+
+
+def new_messages(output: Any, input_ids: set[str], *, skip_user: bool = False) -> list[Message]:
+    """The messages a run added: no system prompt, none of the input (history and our user message)."""
+    return [m for m in (output.messages or [])
+            if m.role != "system" and m.id not in input_ids and not (skip_user and m.role == "user")]
 
 
 class AgentConversation:
@@ -97,14 +149,15 @@ class AgentConversation:
             run_id=run_id, session_id=session_id, user_id=user_id,
         )
 
-    def records(self, *, outputs, input_ids, root_run_id, tracker) -> list[RunRecord]:
-        record = RunRecord(run_uuid=UUID(root_run_id), agent_name=self.name, model_id=self.spec.model_id)
-        output = next((o for o in outputs if getattr(o, "run_id", None) == root_run_id), None)
+    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]:
+        root = tracker.root_run_id
+        record = RunRecord(run_uuid=UUID(root), agent_name=self.name, model_id=self.spec.model_id,
+                           error=tracker.error)
+        output = tracker.output_of(root)
         if output is not None and tracker.error is None:
-            record.messages = [m for m in (output.messages or [])
-                               if m.role != "system" and m.id not in input_ids]
+            record.messages = new_messages(output, input_ids)
         else:
-            record.messages = reconstruct_messages(tracker, root_run_id)
+            record.messages = reconstruct_messages(tracker, root)
         return [record]
 
 
@@ -123,9 +176,13 @@ def conversation_for(agent_name: str | None, team_name: str | None) -> Any:
                     raise NotFound(f"agent {agent_name!r} is no longer defined")
                 _conversations[key] = AgentConversation(spec)
             else:
-                from chatcore.teams import team_conversation
+                from chatcore.team_runtime import TeamConversation
+                from chatcore.teams import team_specs
 
-                _conversations[key] = team_conversation(team_name)
+                spec = team_specs().get(team_name or "")
+                if spec is None:
+                    raise NotFound(f"team {team_name!r} is no longer defined")
+                _conversations[key] = TeamConversation(spec)
         return _conversations[key]
 
 
@@ -138,13 +195,10 @@ def price_ids() -> dict[str, UUID]:
 
 
 def sync_catalog() -> None:
-    """Record the agents (and teams) defined in code and the pinned prices in the database."""
+    """Record the agents and teams defined in code and the pinned prices in the database."""
+    from chatcore.teams import team_specs
+
     with db.connection() as conn:
         storage.sync_agents(conn, [s.row() for s in agent_specs().values()])
-        try:
-            from chatcore.teams import sync_teams
-        except ImportError:
-            pass
-        else:
-            sync_teams(conn)
+        storage.sync_teams(conn, [s.row() for s in team_specs().values()])
     price_ids()

@@ -242,3 +242,32 @@ def sync_prices(conn: psycopg.Connection, entries: list[dict[str, Any]], version
             ])
         rows = conn.execute(SELECT_PRICE_IDS, {"version": version}).fetchall()
     return {r["price_key"]: r["id"] for r in rows}
+
+
+UPSERT_TEAM = """
+INSERT INTO teams (id, name, description, model_provider_slug, model_id, definition, active, updated_at)
+VALUES (%(id)s, %(name)s, %(description)s, %(model_provider_slug)s, %(model_id)s, %(definition)s, true, now())
+ON CONFLICT (name) DO UPDATE SET description = EXCLUDED.description,
+    model_provider_slug = EXCLUDED.model_provider_slug, model_id = EXCLUDED.model_id,
+    definition = EXCLUDED.definition, active = true, updated_at = now()
+RETURNING id
+"""
+
+
+def sync_teams(conn: psycopg.Connection, teams: list[dict[str, Any]]) -> None:
+    """Upsert the teams defined in code and their members; teams no longer defined become inactive."""
+    with conn.transaction():
+        for team in teams:
+            team_id = conn.execute(UPSERT_TEAM, {
+                **{k: v for k, v in team.items() if k != "members"}, "id": uuid7(),
+                "definition": Jsonb(team["definition"]),
+            }).fetchone()["id"]
+            conn.execute("DELETE FROM team_members WHERE team_id = %s", (team_id,))
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO team_members (team_id, agent_id, position) "
+                    "SELECT %s, id, %s FROM agents WHERE name = %s",
+                    [(team_id, i, name) for i, name in enumerate(team["members"])],
+                )
+        conn.execute("UPDATE teams SET active = false WHERE active AND NOT (name = ANY(%s))",
+                     ([t["name"] for t in teams],))

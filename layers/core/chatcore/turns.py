@@ -29,11 +29,11 @@ from uuid6 import uuid7
 from chatcore import db, sse, storage
 from chatcore.config import get_settings
 from chatcore.costing import ExchangeRate, Pricer, usage_from_metrics
-from chatcore.errors import Conflict, InvalidInput
+from chatcore.errors import Conflict, InvalidInput, ServiceMisconfigured
 from chatcore.images import ImageUpload
-from chatcore.media import to_agno_image
+from chatcore.media import storable_message, to_agno_image
 from chatcore.pricing import TokenUsage
-from chatcore.runtime import Conversation, conversation_for, price_ids
+from chatcore.runtime import Conversation, EventTracker, RunError, conversation_for, price_ids
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
                 if found is not None:
                     return StoredOutcome(run_id=found["id"], row=found)
             storage.refuse_if_turn_running(conn, turn.session_id, settings.stale_turn_seconds)
+            if session.fx_rate is None:
+                raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
             conversation = conversation_for(session.agent_name, session.team_name)
             storage.insert_run(conn, run_id=run_id, session_id=turn.session_id,
                                agent_name=conversation.name, client_turn_id=turn.client_turn_id)
@@ -129,10 +131,7 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
         message.from_history = True
         history.append(message)
     # the turn's own user row is in the running run, so it is not in history_rows
-    fx = ExchangeRate(session.fx_rate_id, session.fx_rate, session.fx_rate_date) if session.fx_rate else None
-    if fx is None:
-        _fail_run_standalone(run_id, "no-exchange-rate", "no USD/ZAR exchange rate is configured")
-        raise InvalidInput("no USD/ZAR exchange rate is configured; add one to fx_rates")
+    fx = ExchangeRate(session.fx_rate_id, session.fx_rate, session.fx_rate_date)
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, pricer=Pricer(fx, price_ids()))
 
@@ -152,21 +151,9 @@ def _fail_run_standalone(run_id: UUID, code: str, message: str) -> None:
         _fail_run(conn, run_id, code, message)
 
 
-@dataclass
-class _Tracker:
-    """What the event stream tells about a run, for a run that ends without a RunOutput."""
-
-    outputs: list[Any] = field(default_factory=list)
-    error: dict[str, str] | None = None
-    tool_errors: int = 0
-    # per run_id: model calls seen completing (usage), for failed runs' accounting
-    model_calls: list[dict[str, Any]] = field(default_factory=list)
-    text_by_run: dict[str, str] = field(default_factory=dict)
-
-
 async def _run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -> None:
-    """Step 3 and 4: run the conversation, forward its events, store the outcome."""
-    tracker = _Tracker()
+    """Steps 3 and 4: run the conversation, forward its events, store the outcome."""
+    tracker = EventTracker(root_run_id=str(turn.run_id))
     started = time.perf_counter()
     try:
         async for item in turn.conversation.stream(
@@ -176,51 +163,36 @@ async def _run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) 
             if isinstance(item, (RunOutput, TeamRunOutput)):
                 tracker.outputs.append(item)
                 continue
-            name = item.event
-            if name in ("RunError", "TeamRunError"):
-                tracker.error = {"code": _error_code(getattr(item, "error_type", None)),
-                                 "message": str(getattr(item, "content", "") or "the model call failed")}
-            elif name in ("ToolCallError", "TeamToolCallError"):
-                tracker.tool_errors += 1
-            elif name in ("ModelRequestCompleted", "TeamModelRequestCompleted"):
-                tracker.model_calls.append({"run_id": item.run_id, "model": getattr(item, "model", None),
-                                            "agent_name": getattr(item, "agent_name", None) or getattr(item, "team_name", None),
-                                            "usage": usage_from_metrics(item)})
-            emit(name, item.to_dict())
+            tracker.see(item)
+            emit(item.event, item.to_dict())
     except Exception as e:  # noqa: BLE001 - our own failure is stored and reported, never lost
         log.exception("turn %s failed", turn.run_id)
-        tracker.error = {"code": "internal-error", "message": f"{e.__class__.__name__}: {e}"}
+        tracker.errors[tracker.root_run_id] = RunError("internal-error", f"{e.__class__.__name__}: {e}")
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     try:
         final = await asyncio.to_thread(_store_outcome, turn, tracker)
     except Exception as e:  # noqa: BLE001
         log.exception("could not store turn %s", turn.run_id)
         final = ("TurnFailed", {"session_id": str(turn.input.session_id), "run_id": str(turn.run_id),
-                                "error": {"code": "storage-error", "message": f"could not store the turn: {e.__class__.__name__}"}})
+                                "error": {"code": "storage-error",
+                                          "message": f"could not store the turn: {e.__class__.__name__}"}})
         await asyncio.to_thread(_fail_run_standalone, turn.run_id, "storage-error", str(e)[:500])
     final[1]["duration_ms"] = elapsed_ms
     turn.outcome = {"event": final[0], **final[1]}
     emit(*final)
 
 
-def _error_code(error_type: str | None) -> str:
-    return "model-error" if not error_type else f"model-error:{error_type}"
-
-
-def _store_outcome(turn: PreparedTurn, tracker: _Tracker) -> tuple[str, dict]:
-    """One transaction: every new message of the turn with its cost, and the run's status."""
+def _store_outcome(turn: PreparedTurn, tracker: EventTracker) -> tuple[str, dict]:
+    """One transaction: every new message of the turn with its cost, and the status of each run."""
     now = datetime.now(timezone.utc)
+    session_id = turn.input.session_id
     input_ids = {m.id for m in turn.history} | {turn.user_message.id}
-    records = turn.conversation.records(outputs=tracker.outputs, input_ids=input_ids,
-                                        root_run_id=str(turn.run_id), tracker=tracker)
-    status = "failed" if tracker.error else "completed"
+    records = turn.conversation.records(tracker, input_ids)
     rows: list[dict[str, Any]] = []
-    member_runs: list[dict[str, Any]] = []
-    total = TokenUsage()
-    total_usd = total_zar = Decimal(0)
+    runs: list[dict[str, Any]] = []
     for record in records:
-        record_usage = TokenUsage()
-        record_usd = record_zar = Decimal(0)
+        usage = TokenUsage()
+        usd = zar = Decimal(0)
         for message in record.messages:
             if message.role == "system":
                 continue
@@ -230,47 +202,55 @@ def _store_outcome(turn: PreparedTurn, tracker: _Tracker) -> tuple[str, dict]:
                 fields = turn.pricer.row_fields(cost)
                 fields["cost_usd"] = cost.usd.quantize(MONEY)
                 fields["cost_in_rands"] = (fields["cost_usd"] * turn.pricer.fx.rate).quantize(MONEY)
-                record_usage = record_usage + cost.usage
-                record_usd += fields["cost_usd"]
-                record_zar += fields["cost_in_rands"]
+                usage = usage + cost.usage
+                usd += fields["cost_usd"]
+                zar += fields["cost_in_rands"]
             rows.append({
-                "id": uuid7(), "session_id": turn.input.session_id, "run_id": record.run_uuid,
+                "id": uuid7(), "session_id": session_id, "run_id": record.run_uuid,
                 "role": message.role, "agent_name": record.agent_name,
                 "model_provider_slug": "anthropic" if message.role == "assistant" else None,
                 "model_id": record.model_id if message.role == "assistant" else None,
-                "message_parts": message.to_dict(), **fields,
+                "message_parts": storable_message(message, session_id), **fields,
             })
-        total = total + record_usage
-        total_usd += record_usd
-        total_zar += record_zar
-        if record.run_uuid != turn.run_id:
-            member_runs.append({"run_id": record.run_uuid, "agent_name": record.agent_name,
-                                "usage": record_usage, "usd": record_usd, "zar": record_zar})
+        runs.append({"record": record, "usage": usage, "usd": usd, "zar": zar})
+    total = sum((r["usage"] for r in runs), TokenUsage())
+    total_usd = sum((r["usd"] for r in runs), Decimal(0))
+    total_zar = sum((r["zar"] for r in runs), Decimal(0))
     error = tracker.error
+    member_errors = [{"run_id": str(r["record"].run_uuid), "agent_name": r["record"].agent_name,
+                      "code": r["record"].error.code, "message": r["record"].error.message}
+                     for r in runs[1:] if r["record"].error is not None]
+    if error:
+        status, code, message = "failed", error.code, error.message[:2000]
+    elif member_errors:
+        status, code, message = "completed", "member-error", f"{len(member_errors)} member run(s) failed"
+    elif tracker.tool_errors:
+        status, code, message = "completed", "tool-error", f"{tracker.tool_errors} tool call(s) failed"
+    else:
+        status, code, message = "completed", None, None
     with db.connection() as conn:
         with conn.transaction():
-            for m in member_runs:
-                storage.insert_run(conn, run_id=m["run_id"], session_id=turn.input.session_id,
-                                   agent_name=m["agent_name"], parent_run_id=turn.run_id, status=status)
-                storage.finish_run(conn, id=m["run_id"], status=status, error_code=None, error_message=None,
+            for r in runs[1:]:
+                record = r["record"]
+                storage.insert_run(conn, run_id=record.run_uuid, session_id=session_id,
+                                   agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
+                storage.finish_run(conn, id=record.run_uuid, status="failed" if record.error else "completed",
+                                   error_code=record.error.code if record.error else None,
+                                   error_message=record.error.message[:2000] if record.error else None,
                                    client_disconnected=turn.client_disconnected,
-                                   **_usage_dict(m["usage"]), cost_usd=m["usd"], cost_in_rands=m["zar"])
+                                   **_usage_dict(r["usage"]), cost_usd=r["usd"], cost_in_rands=r["zar"])
             storage.insert_chat_events(conn, rows)
-            storage.finish_run(
-                conn, id=turn.run_id, status=status,
-                error_code=error["code"] if error else ("tool-error" if tracker.tool_errors else None),
-                error_message=error["message"][:2000] if error else (
-                    f"{tracker.tool_errors} tool call(s) failed" if tracker.tool_errors else None),
-                client_disconnected=turn.client_disconnected, **_usage_dict(total),
-                cost_usd=total_usd, cost_in_rands=total_zar,
-            )
-            conn.execute(storage.TOUCH_SESSION, {"session_id": turn.input.session_id})
+            storage.finish_run(conn, id=turn.run_id, status=status, error_code=code, error_message=message,
+                               client_disconnected=turn.client_disconnected, **_usage_dict(total),
+                               cost_usd=total_usd, cost_in_rands=total_zar)
+            conn.execute(storage.TOUCH_SESSION, {"session_id": session_id})
+    cost = {"usd": str(total_usd), "zar": str(total_zar)}
     if error:
-        return ("TurnFailed", {"session_id": str(turn.input.session_id), "run_id": str(turn.run_id),
-                               "error": error, "usage": _usage_dict(total),
-                               "cost": {"usd": str(total_usd), "zar": str(total_zar)}})
-    return ("TurnCompleted", _completed_payload(turn.input.session_id, turn.run_id, total, total_usd, total_zar,
-                                                tool_errors=tracker.tool_errors))
+        return ("TurnFailed", {"session_id": str(session_id), "run_id": str(turn.run_id),
+                               "error": {"code": error.code, "message": error.message},
+                               "usage": _usage_dict(total), "cost": cost, "member_errors": member_errors})
+    return ("TurnCompleted", _completed_payload(session_id, turn.run_id, total, total_usd, total_zar,
+                                                tool_errors=tracker.tool_errors, member_errors=member_errors))
 
 
 async def stream_turn(turn: PreparedTurn,

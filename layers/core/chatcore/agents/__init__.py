@@ -35,7 +35,7 @@ class AgentSpec:
 
 def agent_specs() -> dict[str, AgentSpec]:
     """Every agent defined in code, by name."""
-    from chatcore.agents import assistant
+    from chatcore.agents import assistant, calculator, converter
 
-    specs = [assistant.SPEC]
+    specs = [assistant.SPEC, calculator.SPEC, converter.SPEC]
     return {s.name: s for s in specs}
