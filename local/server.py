@@ -1,4 +1,8 @@
-"""Serve the chat API with uvicorn, in the foreground or in a background thread."""
+"""Serve every route of the API (the streaming turn included) with uvicorn on one port.
+
+In AWS the routes are split over two functions (functions/chat streams turns and imports agno;
+functions/api serves the rest without it); locally one app includes both routers.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +13,32 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_DIRS = ("functions/chat", "functions/api")
 
 
-def _import_app():
-    for folder in ("functions/chat",):
+def combined_app():
+    """One FastAPI app with the routers of every HTTP function."""
+    for folder in FUNCTION_DIRS:
         path = str(ROOT / folder)
         if path not in sys.path:
             sys.path.insert(0, path)
-    from chat_api import app
+    import api_app
+    import chat_api
 
-    return app
+    from chatcore.catalog import sync_catalog
+    from chatcore.http import create_app
+
+    return create_app(title="Agent chat API", routers=[api_app.router, chat_api.router], on_startup=[sync_catalog])
 
 
 class BackgroundServer:
-    """uvicorn in a daemon thread, for the demo."""
+    """uvicorn in a daemon thread (the demo and the tests)."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, app=None):
         import uvicorn
 
         self.port = port
-        self.server = uvicorn.Server(uvicorn.Config(_import_app(), host="127.0.0.1", port=port,
+        self.server = uvicorn.Server(uvicorn.Config(app or combined_app(), host="127.0.0.1", port=port,
                                                    log_level="warning", lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -41,7 +51,7 @@ class BackgroundServer:
         deadline = time.time() + 60
         while not self.server.started:
             if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the chat API did not start (see the log above)")
+                raise RuntimeError("the API did not start (see the log above)")
             time.sleep(0.05)
         return self
 
@@ -54,4 +64,4 @@ def serve_forever(host: str, port: int) -> None:
     import uvicorn
 
     os.environ.setdefault("DB_POOL_MAX", "4")
-    uvicorn.run(_import_app(), host=host, port=port, log_level="info", lifespan="on")
+    uvicorn.run(combined_app(), host=host, port=port, log_level="info", lifespan="on")

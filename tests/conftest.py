@@ -48,22 +48,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server_url(stack: Stack) -> Iterator[str]:
-    import uvicorn
+    from local.server import BackgroundServer
 
-    from chat_api import app
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("the chat API did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = BackgroundServer(_free_port()).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture()

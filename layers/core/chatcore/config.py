@@ -1,10 +1,21 @@
-"""Settings read once from the environment at cold start, so a misconfigured function fails at init."""
+"""Settings read once from the environment at cold start, so a misconfigured function fails at init.
+
+Postgres is named by ``DATABASE_URL`` (local, tests), or in AWS by ``DB_SECRET_ARN`` (an RDS-shaped
+JSON secret: host, port, username, password, dbname) or ``DB_IAM_AUTH=1`` with ``DB_HOST``,
+``DB_USER``, ``DB_NAME`` (a fresh IAM token per connection); see ``chatcore.db``. The Anthropic key
+comes from ``ANTHROPIC_API_KEY`` or, in AWS, from the secret ``ANTHROPIC_API_KEY_SECRET_ARN``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
+
+# Secrets are fetched through Powertools Parameters and re-fetched after this many seconds.
+SECRET_MAX_AGE_SECONDS = 300
 
 
 def _int(name: str, default: int) -> int:
@@ -38,6 +49,15 @@ class Settings:
     # A 'running' turn older than this is treated as abandoned (its sandbox died).
     stale_turn_seconds: int = 16 * 60
     extra: dict = field(default_factory=dict)
+    # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
+    db_secret_arn: str | None = None
+    db_iam_auth: bool = False
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str | None = None
+    db_user: str | None = None
+    db_sslmode: str | None = None
+    anthropic_api_key_secret_arn: str | None = None
 
 
 @lru_cache(maxsize=1)
@@ -45,8 +65,14 @@ def get_settings() -> Settings:
     """The settings of this process (cached); ``get_settings.cache_clear()`` re-reads them."""
     env = os.environ
     database_url = env.get("DATABASE_URL", "")
-    if not database_url:
-        raise RuntimeError("DATABASE_URL is not set")
+    db_secret_arn = env.get("DB_SECRET_ARN") or None
+    db_iam_auth = env.get("DB_IAM_AUTH", "").lower() in ("1", "true", "yes")
+    if not (database_url or db_secret_arn or db_iam_auth):
+        raise RuntimeError("DATABASE_URL is not set (in AWS: DB_SECRET_ARN, or DB_IAM_AUTH=1 with DB_HOST)")
+    if db_iam_auth and not database_url:
+        missing = [n for n in ("DB_HOST", "DB_USER", "DB_NAME") if not env.get(n)]
+        if missing:
+            raise RuntimeError(f"DB_IAM_AUTH=1 needs {', '.join(missing)}")
     bucket = env.get("MEDIA_BUCKET", "")
     if not bucket:
         raise RuntimeError("MEDIA_BUCKET is not set")
@@ -70,4 +96,40 @@ def get_settings() -> Settings:
         allow_unsigned_jwt=allow_unsigned,
         running_in_lambda=in_lambda,
         stale_turn_seconds=_int("STALE_TURN_SECONDS", 16 * 60),
+        db_secret_arn=db_secret_arn,
+        db_iam_auth=db_iam_auth,
+        db_host=env.get("DB_HOST") or None,
+        db_port=_int("DB_PORT", 5432),
+        db_name=env.get("DB_NAME") or None,
+        db_user=env.get("DB_USER") or None,
+        db_sslmode=env.get("DB_SSLMODE") or None,
+        anthropic_api_key_secret_arn=env.get("ANTHROPIC_API_KEY_SECRET_ARN") or None,
     )
+
+
+def get_secret(arn: str, *, as_json: bool = False) -> Any:
+    """A Secrets Manager secret via Powertools Parameters, cached for SECRET_MAX_AGE_SECONDS."""
+    from aws_lambda_powertools.utilities import parameters
+
+    return parameters.get_secret(arn, transform="json" if as_json else None, max_age=SECRET_MAX_AGE_SECONDS)
+
+
+def anthropic_api_key() -> str | None:
+    """The Anthropic API key: ANTHROPIC_API_KEY, else the secret ANTHROPIC_API_KEY_SECRET_ARN.
+
+    The secret may hold the bare key or a JSON object with an ``ANTHROPIC_API_KEY`` or ``api_key`` field.
+    """
+    settings = get_settings()
+    if settings.anthropic_api_key:
+        return settings.anthropic_api_key
+    if not settings.anthropic_api_key_secret_arn:
+        return None
+    value = str(get_secret(settings.anthropic_api_key_secret_arn)).strip()
+    if value.startswith("{"):
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            value = str(doc.get("ANTHROPIC_API_KEY") or doc.get("api_key") or "").strip()
+    return value or None

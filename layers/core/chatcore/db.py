@@ -2,30 +2,78 @@
 
 ``DB_POOL_MAX`` raises the pool size for a local server that handles requests concurrently.
 Connections use ``prepare_threshold=None`` so RDS Proxy does not pin sessions.
+
+Credentials: ``DATABASE_URL`` (local, tests); else ``DB_IAM_AUTH=1``: a fresh IAM auth token (valid
+15 minutes) for every new connection, signed locally by boto3; else ``DB_SECRET_ARN``: the RDS secret
+(host, port, username, password, dbname), cached by Powertools Parameters, so a rotated password is
+picked up by the next connection after the cache expires. ``DB_HOST``/``DB_PORT`` (an RDS Proxy
+endpoint) and ``DB_NAME`` override the secret's own.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from chatcore.config import get_settings
+from chatcore.config import get_secret, get_settings
 
 _lock = threading.Lock()
 _pool: ConnectionPool | None = None
 
 CONNECT_KWARGS = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
+# In AWS: TLS, and a connect that fails fast instead of hanging until the function's timeout.
+AWS_CONNECT_KWARGS = {"sslmode": "require", "connect_timeout": 10}
+
+_rds: Any = None
+
+
+def _rds_client() -> Any:
+    global _rds
+    if _rds is None:
+        import boto3
+
+        _rds = boto3.client("rds", region_name=get_settings().aws_region)
+    return _rds
+
+
+def _iam_kwargs() -> dict[str, Any]:
+    s = get_settings()
+    token = _rds_client().generate_db_auth_token(DBHostname=s.db_host, Port=s.db_port, DBUsername=s.db_user,
+                                                 Region=s.aws_region)
+    return {**CONNECT_KWARGS, **AWS_CONNECT_KWARGS, "host": s.db_host, "port": s.db_port, "dbname": s.db_name,
+            "user": s.db_user, "password": token, **({"sslmode": s.db_sslmode} if s.db_sslmode else {})}
+
+
+def _secret_kwargs() -> dict[str, Any]:
+    s = get_settings()
+    secret = get_secret(s.db_secret_arn, as_json=True)
+    host, port = (s.db_host, s.db_port) if s.db_host else (secret["host"], int(secret.get("port") or 5432))
+    return {**CONNECT_KWARGS, **AWS_CONNECT_KWARGS, "host": host, "port": port,
+            "dbname": s.db_name or secret.get("dbname") or "postgres", "user": secret["username"],
+            "password": secret["password"], **({"sslmode": s.db_sslmode} if s.db_sslmode else {})}
+
+
+def connect_params() -> tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]]:
+    """The conninfo and the connection kwargs, a callable when they must be fresh for each connection."""
+    s = get_settings()
+    if s.database_url:
+        return s.database_url, CONNECT_KWARGS
+    return "", (_iam_kwargs if s.db_iam_auth else _secret_kwargs)
 
 
 def connect(url: str | None = None) -> psycopg.Connection:
     """A new standalone connection (scripts, migrations, tests)."""
-    return psycopg.connect(url or get_settings().database_url, **CONNECT_KWARGS)
+    if url:
+        return psycopg.connect(url, **CONNECT_KWARGS)
+    conninfo, kwargs = connect_params()
+    return psycopg.connect(conninfo, **(kwargs() if callable(kwargs) else kwargs))
 
 
 def pool() -> ConnectionPool:
@@ -34,11 +82,12 @@ def pool() -> ConnectionPool:
     with _lock:
         if _pool is None:
             size = int(os.environ.get("DB_POOL_MAX", "1"))
+            conninfo, kwargs = connect_params()
             _pool = ConnectionPool(
-                get_settings().database_url,
+                conninfo,
                 min_size=1,
                 max_size=max(1, size),
-                kwargs=CONNECT_KWARGS,
+                kwargs=kwargs,  # a callable is resolved for every new connection (IAM tokens expire)
                 check=ConnectionPool.check_connection,
                 num_workers=1,
                 open=True,

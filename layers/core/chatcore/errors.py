@@ -52,3 +52,7 @@ class PayloadTooLarge(ProblemError):
 
 class ServiceMisconfigured(ProblemError):
     status, code, title = 503, "service-misconfigured", "The service is not configured to do this"
+
+
+class BudgetExceeded(ProblemError):
+    status, code, title = 402, "budget-exceeded", "Monthly budget exceeded"

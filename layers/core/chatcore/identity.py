@@ -20,9 +20,12 @@ def _claims_from_request_context(raw: str) -> dict:
         context = json.loads(raw)
     except ValueError as e:
         raise Unauthorized("the request context is not valid JSON") from e
-    authorizer = (context or {}).get("authorizer") or {}
+    authorizer = context.get("authorizer") if isinstance(context, dict) else None
+    if not isinstance(authorizer, dict):
+        return {}
     # REST API Cognito authorizer: authorizer.claims; HTTP API JWT authorizer: authorizer.jwt.claims
-    claims = authorizer.get("claims") or (authorizer.get("jwt") or {}).get("claims") or {}
+    jwt = authorizer.get("jwt")
+    claims = authorizer.get("claims") or (jwt.get("claims") if isinstance(jwt, dict) else None) or {}
     return claims if isinstance(claims, dict) else {}
 
 
@@ -50,7 +53,8 @@ def subject_from_headers(headers: Mapping[str, str], *, allow_unsigned_jwt: bool
     elif allow_unsigned_jwt and headers.get("authorization"):
         claims = _claims_from_unsigned_jwt(headers["authorization"])
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255:
+    # isprintable() also refuses NUL and lone surrogates, which Postgres cannot store.
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 255 or not sub.strip().isprintable():
         raise Unauthorized("no authenticated user (missing 'sub' claim)")
     return sub.strip()
 

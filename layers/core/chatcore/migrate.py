@@ -63,6 +63,8 @@ def default_dir() -> Path:
 
 def discover(directory: Path) -> list[Migration]:
     """The migration files of ``directory`` in version order; refuses stray or duplicate names."""
+    if not directory.is_dir():  # a mistyped --dir must not look like "0 migrations applied"
+        raise MigrationError(f"{directory}: no such migrations folder")
     found: dict[int, Migration] = {}
     for path in sorted(directory.glob("*.sql")):
         match = FILE_PATTERN.match(path.name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -13,13 +12,12 @@ from agno.agent import Agent
 from agno.metrics import MessageMetrics
 from agno.models.message import Message
 
-from chatcore import db, storage
 from chatcore.agents import AgentSpec, agent_specs
 from chatcore.costing import usage_from_metrics
 from chatcore.errors import NotFound
 from chatcore.media import media_storage
 from chatcore.models import claude
-from chatcore.pricing import TokenUsage, default_price_book
+from chatcore.pricing import TokenUsage
 
 LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
 
@@ -184,21 +182,3 @@ def conversation_for(agent_name: str | None, team_name: str | None) -> Any:
                     raise NotFound(f"team {team_name!r} is no longer defined")
                 _conversations[key] = TeamConversation(spec)
         return _conversations[key]
-
-
-@lru_cache(maxsize=1)
-def price_ids() -> dict[str, UUID]:
-    """price_key -> prices.id of the pinned price version, recorded once per process."""
-    book = default_price_book()
-    with db.connection() as conn:
-        return storage.sync_prices(conn, book.price_rows(), book.version)
-
-
-def sync_catalog() -> None:
-    """Record the agents and teams defined in code and the pinned prices in the database."""
-    from chatcore.teams import team_specs
-
-    with db.connection() as conn:
-        storage.sync_agents(conn, [s.row() for s in agent_specs().values()])
-        storage.sync_teams(conn, [s.row() for s in team_specs().values()])
-    price_ids()

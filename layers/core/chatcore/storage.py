@@ -271,3 +271,99 @@ def sync_teams(conn: psycopg.Connection, teams: list[dict[str, Any]]) -> None:
                 )
         conn.execute("UPDATE teams SET active = false WHERE active AND NOT (name = ANY(%s))",
                      ([t["name"] for t in teams],))
+
+
+# ---- the mobile API (sessions, messages, usage); scoped by the caller's sub in every statement
+
+SESSION_COLUMNS = """
+s.id, s.title, s.created_at, s.updated_at, a.name AS agent, t.name AS team
+"""
+
+LIST_SESSIONS = f"""
+SELECT {SESSION_COLUMNS}
+FROM sessions s JOIN users u ON u.id = s.user_id
+LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+WHERE u.sub = %(sub)s
+  AND (%(after_updated)s::timestamptz IS NULL OR (s.updated_at, s.id) < (%(after_updated)s, %(after_id)s::uuid))
+ORDER BY s.updated_at DESC, s.id DESC
+LIMIT %(limit)s
+"""
+
+GET_SESSION = f"""
+SELECT {SESSION_COLUMNS},
+       (SELECT count(*) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL) AS turns,
+       (SELECT count(*) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL
+            AND r.status = 'running') AS running_turns,
+       (SELECT coalesce(sum(cost_usd), 0) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL) AS cost_usd,
+       (SELECT coalesce(sum(cost_in_rands), 0) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL) AS cost_in_rands
+FROM sessions s JOIN users u ON u.id = s.user_id
+LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+WHERE u.sub = %(sub)s AND s.id = %(session_id)s
+"""
+
+RENAME_SESSION = """
+UPDATE sessions s SET title = %(title)s, updated_at = now()
+FROM users u WHERE u.id = s.user_id AND u.sub = %(sub)s AND s.id = %(session_id)s
+RETURNING s.id
+"""
+
+LOCK_OWN_SESSION = """
+SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE u.sub = %(sub)s AND s.id = %(session_id)s
+FOR UPDATE OF s
+"""
+
+DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
+
+LIST_MESSAGES_ASC = """
+SELECT ce.id, ce.run_id, r.parent_run_id, r.status AS run_status, ce.role, ce.agent_name, ce.model_id,
+       ce.message_parts, ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
+       ce.cost_usd, ce.cost_in_rands, ce.created_at
+FROM chat_events ce JOIN runs r ON r.id = ce.run_id
+WHERE ce.session_id = %(session_id)s AND (%(after)s::uuid IS NULL OR ce.id > %(after)s)
+  AND (%(members)s OR r.parent_run_id IS NULL)
+ORDER BY ce.id ASC
+LIMIT %(limit)s
+"""
+
+LIST_MESSAGES_DESC = LIST_MESSAGES_ASC.replace("ce.id > %(after)s", "ce.id < %(after)s").replace(
+    "ORDER BY ce.id ASC", "ORDER BY ce.id DESC")
+
+USAGE_BY_DAY = """
+SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day,
+       sum(ce.input_tokens) AS input_tokens, sum(ce.output_tokens) AS output_tokens,
+       sum(ce.cache_read_tokens) AS cache_read_tokens, sum(ce.cache_write_tokens) AS cache_write_tokens,
+       sum(ce.cost_usd) AS cost_usd, sum(ce.cost_in_rands) AS cost_in_rands
+FROM chat_events ce JOIN sessions s ON s.id = ce.session_id JOIN users u ON u.id = s.user_id
+WHERE u.sub = %(sub)s AND ce.created_at >= %(start)s AND ce.created_at < %(end)s
+GROUP BY 1 ORDER BY 1
+"""
+
+USAGE_BY_AGENT = """
+SELECT CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
+       coalesce(a.name, t.name) AS name,
+       sum(ce.input_tokens) AS input_tokens, sum(ce.output_tokens) AS output_tokens,
+       sum(ce.cache_read_tokens) AS cache_read_tokens, sum(ce.cache_write_tokens) AS cache_write_tokens,
+       sum(ce.cost_usd) AS cost_usd, sum(ce.cost_in_rands) AS cost_in_rands
+FROM chat_events ce JOIN sessions s ON s.id = ce.session_id JOIN users u ON u.id = s.user_id
+LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+WHERE u.sub = %(sub)s AND ce.created_at >= %(start)s AND ce.created_at < %(end)s
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
+
+USAGE_TURNS = """
+SELECT count(*) AS turns, count(*) FILTER (WHERE r.status = 'failed') AS failed_turns
+FROM runs r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id
+WHERE u.sub = %(sub)s AND r.parent_run_id IS NULL AND r.started_at >= %(start)s AND r.started_at < %(end)s
+"""
+
+LIST_AGENTS = """
+SELECT name, description, model_provider_slug, model_id, definition FROM agents WHERE active ORDER BY name
+"""
+
+LIST_TEAMS = """
+SELECT t.name, t.description, t.model_provider_slug, t.model_id, t.definition,
+       coalesce(array_agg(a.name ORDER BY tm.position) FILTER (WHERE a.name IS NOT NULL), '{}') AS members
+FROM teams t LEFT JOIN team_members tm ON tm.team_id = t.id LEFT JOIN agents a ON a.id = tm.agent_id
+WHERE t.active GROUP BY t.id ORDER BY t.name
+"""

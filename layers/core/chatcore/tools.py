@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from decimal import Decimal, InvalidOperation, getcontext
+from decimal import Context, Decimal, DecimalException, localcontext
 
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -21,21 +21,24 @@ class CalculatorError(ValueError):
     """The expression is not arithmetic the calculator accepts."""
 
 
-def _evaluate(node: ast.AST) -> Decimal:
+def _evaluate(node: ast.AST, source: str) -> Decimal:
     if isinstance(node, ast.Expression):
-        return _evaluate(node.body)
+        return _evaluate(node.body, source)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return Decimal(str(node.value))
+        if isinstance(node.value, int):
+            return Decimal(node.value)
+        # a float literal is read from its text: Python's float would round 1.00000000000000000001 to 1.0
+        return Decimal(ast.get_source_segment(source, node))
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
-        left, right = _evaluate(node.left), _evaluate(node.right)
+        left, right = _evaluate(node.left, source), _evaluate(node.right, source)
         if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
             raise CalculatorError("exponent too large")
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
-        return _UNARY[type(node.op)](_evaluate(node.operand))
+        return _UNARY[type(node.op)](_evaluate(node.operand, source))
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS
             and not node.keywords):
-        return Decimal(_FUNCTIONS[node.func.id](*[_evaluate(a) for a in node.args]))
+        return Decimal(_FUNCTIONS[node.func.id](*[_evaluate(a, source) for a in node.args]))
     if isinstance(node, ast.Name) and node.id in ("pi", "e"):
         return Decimal(str(getattr(math, node.id)))
     raise CalculatorError(f"unsupported element: {ast.dump(node)[:60]}")
@@ -54,13 +57,17 @@ def calculator(expression: str) -> str:
     """
     if len(expression) > 500:
         raise CalculatorError("expression too long (500 characters at most)")
-    getcontext().prec = 34
-    try:
-        tree = ast.parse(expression.replace("^", "**").replace("×", "*").replace("÷", "/"), mode="eval")
-        result = _evaluate(tree)
-    except (SyntaxError, InvalidOperation, ZeroDivisionError, TypeError) as e:
-        raise CalculatorError(f"cannot evaluate {expression!r}: {e.__class__.__name__}") from e
-    text = format(result.normalize(), "f") if result == result.to_integral() else format(result, "f")
+    source = expression.replace("^", "**").replace("×", "*").replace("÷", "/")
+    # a local context: the caller's thread keeps its own decimal precision
+    with localcontext(Context(prec=34)):
+        try:
+            result = _evaluate(ast.parse(source, mode="eval"), source)
+        except (SyntaxError, DecimalException, ZeroDivisionError, TypeError) as e:
+            raise CalculatorError(f"cannot evaluate {expression!r}: {e.__class__.__name__}") from e
+        # (10**999)**999 is a million digits: refuse results that cannot be written out sensibly
+        if not result.is_finite() or (result and abs(result.adjusted()) > _MAX_EXPONENT):
+            raise CalculatorError(f"the result of {expression!r} is out of range")
+        text = format(result.normalize(), "f") if result == result.to_integral() else format(result, "f")
     return text
 
 
@@ -82,16 +89,26 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> str:
     Returns:
         The converted quantity with its unit.
     """
-    amount = Decimal(str(value))
+    try:
+        amount = Decimal(str(value))
+    except DecimalException as e:
+        raise ValueError(f"{value!r} is not a number") from e
+    if not amount.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
     f, t = from_unit.strip(), to_unit.strip()
     temps = {"C", "F", "K"}
-    if f.upper() in temps and t.upper() in temps:
-        f, t = f.upper(), t.upper()
-        celsius = {"C": amount, "F": (amount - 32) * 5 / 9, "K": amount - Decimal("273.15")}[f]
-        out = {"C": celsius, "F": celsius * 9 / 5 + 32, "K": celsius + Decimal("273.15")}[t]
-        return f"{out.quantize(Decimal('0.01'))} {t}"
-    for table in (_LENGTH, _MASS, _VOLUME):
-        if f.lower() in table and t.lower() in table:
-            out = amount * table[f.lower()] / table[t.lower()]
-            return f"{out.quantize(Decimal('0.0001')).normalize():f} {t.lower()}"
+    try:
+        if f.upper() in temps and t.upper() in temps:
+            f, t = f.upper(), t.upper()
+            celsius = {"C": amount, "F": (amount - 32) * 5 / 9, "K": amount - Decimal("273.15")}[f]
+            out = {"C": celsius, "F": celsius * 9 / 5 + 32, "K": celsius + Decimal("273.15")}[t]
+            return f"{out.quantize(Decimal('0.01'))} {t}"
+        for table in (_LENGTH, _MASS, _VOLUME):
+            if f.lower() in table and t.lower() in table:
+                out = amount * table[f.lower()] / table[t.lower()]
+                # 4 decimals, but at least 4 significant digits: 1 g is 0.000001 t, not 0 t
+                places = max(4, 3 - out.adjusted()) if out else 4
+                return f"{out.quantize(Decimal(1).scaleb(-places)).normalize():f} {t.lower()}"
+    except DecimalException as e:  # a result too large to write with that many decimals
+        raise ValueError(f"{value!r} {from_unit} is out of range for a conversion to {to_unit}") from e
     raise ValueError(f"cannot convert {from_unit!r} to {to_unit!r}")

@@ -26,14 +26,16 @@ from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
 from uuid6 import uuid7
 
-from chatcore import db, sse, storage
+from chatcore import db, observability, sse, storage
+from chatcore.budgets import check_turn_allowed
 from chatcore.config import get_settings
 from chatcore.costing import ExchangeRate, Pricer, usage_from_metrics
 from chatcore.errors import Conflict, InvalidInput, ServiceMisconfigured
 from chatcore.images import ImageUpload
 from chatcore.media import storable_message, to_agno_image
 from chatcore.pricing import TokenUsage
-from chatcore.runtime import Conversation, EventTracker, RunError, conversation_for, price_ids
+from chatcore.catalog import price_ids
+from chatcore.runtime import Conversation, EventTracker, RunError, conversation_for
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,7 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
                 found = storage.find_turn_by_client_id(conn, turn.session_id, turn.client_turn_id)
                 if found is not None:
                     return StoredOutcome(run_id=found["id"], row=found)
+            check_turn_allowed(conn, session.user_id)  # 402 before anything is stored or any model call
             storage.refuse_if_turn_running(conn, turn.session_id, settings.stale_turn_seconds)
             if session.fx_rate is None:
                 raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
@@ -179,6 +182,7 @@ async def _run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) 
         await asyncio.to_thread(_fail_run_standalone, turn.run_id, "storage-error", str(e)[:500])
     final[1]["duration_ms"] = elapsed_ms
     turn.outcome = {"event": final[0], **final[1]}
+    observability.record_turn(turn.outcome)
     emit(*final)
 
 

@@ -1,0 +1,311 @@
+"""The API function: every route but the streaming turn. Buffered, behind the Lambda Web Adapter.
+
+It must not import agno (cold start): sessions, history, usage and the catalog only need
+Postgres and S3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from chatcore import db, s3, storage
+from chatcore.api_models import (
+    MAX_PAGE_SIZE, AgentOut, CreateSession, ImageOut, MessageOut, MessagePage, Money, RenameSession,
+    SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut, TokenCounts, ToolCallOut, ToolResultOut,
+    UsageByAgent, UsageDay, UsageOut, UsageTotals,
+)
+from chatcore.catalog import sync_catalog
+from chatcore.config import get_settings
+from chatcore.errors import Conflict, InvalidInput, NotFound, ServiceMisconfigured
+from chatcore.http import PROBLEM_RESPONSES, caller, create_app
+from chatcore.images import sniff_image_type
+
+router = APIRouter()
+Caller = Annotated[str, Depends(caller)]
+MAX_USAGE_DAYS = 366
+
+
+def _run(fn, *args):
+    return asyncio.to_thread(fn, *args)
+
+
+def _money(usd: Decimal, zar: Decimal) -> Money:
+    return Money(usd=str(usd), zar=str(zar))
+
+
+def _encode_cursor(*parts: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps([str(p) for p in parts]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, n: int) -> list[str] | None:
+    if cursor is None:
+        return None
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(parts, list) or len(parts) != n or not all(isinstance(p, str) for p in parts):
+            raise ValueError
+        return parts
+    except (ValueError, binascii.Error, UnicodeDecodeError) as e:
+        raise InvalidInput("the cursor is not one this API returned", field="cursor") from e
+
+
+# ---- catalog
+
+@router.get("/agents", response_model=list[AgentOut], responses=PROBLEM_RESPONSES, tags=["catalog"])
+async def list_agents(_: Caller) -> list[AgentOut]:
+    """The agents a session can be started with."""
+    def query():
+        with db.connection() as conn:
+            return conn.execute(storage.LIST_AGENTS).fetchall()
+    return [AgentOut(name=r["name"], description=r["description"], model_provider=r["model_provider_slug"],
+                     model_id=r["model_id"], tools=list(r["definition"].get("tools", [])))
+            for r in await _run(query)]
+
+
+@router.get("/teams", response_model=list[TeamOut], responses=PROBLEM_RESPONSES, tags=["catalog"])
+async def list_teams(_: Caller) -> list[TeamOut]:
+    """The teams a session can be started with, with their member agents."""
+    def query():
+        with db.connection() as conn:
+            return conn.execute(storage.LIST_TEAMS).fetchall()
+    return [TeamOut(name=r["name"], description=r["description"], model_provider=r["model_provider_slug"],
+                    model_id=r["model_id"], members=list(r["members"])) for r in await _run(query)]
+
+
+# ---- sessions
+
+@router.post("/sessions", status_code=201, response_model=SessionOut, responses=PROBLEM_RESPONSES, tags=["sessions"])
+async def create_session(body: CreateSession, sub: Caller) -> SessionOut:
+    """Start a session with exactly one agent or one team."""
+    def create():
+        with db.connection() as conn:
+            return storage.create_session(conn, sub, agent=body.agent, team=body.team, title=body.title)
+    row = await _run(create)
+    return SessionOut(id=row["id"], agent=body.agent, team=body.team, title=row["title"], created_at=row["created_at"])
+
+
+@router.get("/sessions", response_model=SessionPage, responses=PROBLEM_RESPONSES, tags=["sessions"])
+async def list_sessions(
+    sub: Caller,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> SessionPage:
+    """The caller's sessions, most recently active first."""
+    after = _decode_cursor(cursor, 2)
+    if after is not None:
+        try:
+            after_updated, after_id = datetime.fromisoformat(after[0]), UUID(after[1])
+        except ValueError as e:
+            raise InvalidInput("the cursor is not one this API returned", field="cursor") from e
+    else:
+        after_updated = after_id = None
+
+    def query():
+        with db.connection() as conn:
+            return conn.execute(storage.LIST_SESSIONS, {"sub": sub, "after_updated": after_updated,
+                                                        "after_id": after_id, "limit": limit + 1}).fetchall()
+    rows = await _run(query)
+    items = [SessionSummary(**r) for r in rows[:limit]]
+    next_cursor = _encode_cursor(rows[limit - 1]["updated_at"].isoformat(), rows[limit - 1]["id"]) \
+        if len(rows) > limit else None
+    return SessionPage(items=items, next_cursor=next_cursor)
+
+
+def _session_detail(conn, sub: str, session_id: UUID) -> SessionDetail:
+    row = conn.execute(storage.GET_SESSION, {"sub": sub, "session_id": session_id}).fetchone()
+    if row is None:
+        raise NotFound("no such session")
+    return SessionDetail(id=row["id"], agent=row["agent"], team=row["team"], title=row["title"],
+                         created_at=row["created_at"], updated_at=row["updated_at"], turns=row["turns"],
+                         turn_running=row["running_turns"] > 0,
+                         cost=_money(row["cost_usd"], row["cost_in_rands"]))
+
+
+@router.get("/sessions/{session_id}", response_model=SessionDetail, responses=PROBLEM_RESPONSES, tags=["sessions"])
+async def get_session(session_id: UUID, sub: Caller) -> SessionDetail:
+    """One of the caller's sessions, with its number of turns and total cost."""
+    def query():
+        with db.connection() as conn:
+            return _session_detail(conn, sub, session_id)
+    return await _run(query)
+
+
+@router.patch("/sessions/{session_id}", response_model=SessionDetail, responses=PROBLEM_RESPONSES, tags=["sessions"])
+async def rename_session(session_id: UUID, body: RenameSession, sub: Caller) -> SessionDetail:
+    """Rename a session."""
+    def update():
+        with db.connection() as conn:
+            with conn.transaction():
+                if conn.execute(storage.RENAME_SESSION, {"sub": sub, "session_id": session_id,
+                                                         "title": body.title}).fetchone() is None:
+                    raise NotFound("no such session")
+            return _session_detail(conn, sub, session_id)
+    return await _run(update)
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses={**PROBLEM_RESPONSES, 409: PROBLEM_RESPONSES[404] | {"description": "a turn is running"}}, tags=["sessions"])
+async def delete_session(session_id: UUID, sub: Caller) -> Response:
+    """Delete a session: its messages, runs and images. Nothing of it remains reachable."""
+    def delete():
+        with db.connection() as conn:
+            with conn.transaction():
+                if conn.execute(storage.LOCK_OWN_SESSION, {"sub": sub, "session_id": session_id}).fetchone() is None:
+                    raise NotFound("no such session")
+                running = conn.execute(storage.FIND_RUNNING_TURN, {
+                    "session_id": session_id, "stale_seconds": get_settings().stale_turn_seconds}).fetchone()
+                if running is not None and not running["stale"]:
+                    raise Conflict("a turn is running in this session; delete it when the turn ends",
+                                   run_id=str(running["id"]))
+                # Objects first: if S3 fails, the session (and the right to retry) stays.
+                try:
+                    s3.delete_session_objects(session_id)
+                except Exception as e:  # noqa: BLE001 - reported as a retryable problem
+                    raise ServiceMisconfigured(f"could not delete the session's images ({e.__class__.__name__}); "
+                                               "nothing was deleted, try again") from e
+                conn.execute(storage.DELETE_SESSION, {"session_id": session_id})
+    await _run(delete)
+    return Response(status_code=204)
+
+
+# ---- messages
+
+def _text(content: Any) -> str | None:
+    if content is None or isinstance(content, str):
+        return content
+    return json.dumps(content)
+
+
+def _images(parts: dict, session_id: UUID, expires_in: int) -> list[ImageOut]:
+    out = []
+    for image in parts.get("images") or []:
+        ref = image.get("media_reference") or {}
+        key = ref.get("storage_key")
+        size = ref.get("size")
+        mime = image.get("mime_type") or ref.get("mime_type")
+        if key is None and isinstance(image.get("content"), str):
+            # a small image kept inline in the row: give the phone a URL to it too, never base64
+            content = base64.b64decode(image["content"])
+            mime = sniff_image_type(content) or mime or "application/octet-stream"
+            key, size = s3.media_key(session_id, content, mime), len(content)
+            s3.ensure_object(key, content, mime)
+        if key is None or not key.startswith(s3.session_prefix(session_id)):
+            continue  # not an object of this session: never sign it
+        out.append(ImageOut(id=image.get("id"), mime_type=mime, size=size, url=s3.presigned_get(key),
+                            expires_in=expires_in))
+    return out
+
+
+def _message(row: dict, session_id: UUID, expires_in: int) -> MessageOut:
+    parts = row["message_parts"]
+    tool_calls = [ToolCallOut(id=c.get("id"), name=(c.get("function") or {}).get("name"),
+                              arguments=(c.get("function") or {}).get("arguments"))
+                  for c in parts.get("tool_calls") or []]
+    tool_result = None
+    if row["role"] == "tool":
+        tool_result = ToolResultOut(call_id=parts.get("tool_call_id"), name=parts.get("tool_name"),
+                                    error=bool(parts.get("tool_call_error")))
+    return MessageOut(
+        id=row["id"], run_id=row["run_id"], parent_run_id=row["parent_run_id"], run_status=row["run_status"],
+        role=row["role"], agent_name=row["agent_name"], member=row["parent_run_id"] is not None,
+        text=_text(parts.get("content")), tool_calls=tool_calls, tool_result=tool_result,
+        images=_images(parts, session_id, expires_in), model_id=row["model_id"],
+        usage=TokenCounts(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
+                          cache_read_tokens=row["cache_read_tokens"], cache_write_tokens=row["cache_write_tokens"]),
+        cost=_money(row["cost_usd"], row["cost_in_rands"]), created_at=row["created_at"],
+    )
+
+
+@router.get("/sessions/{session_id}/messages", response_model=MessagePage, responses=PROBLEM_RESPONSES,
+            tags=["sessions"])
+async def list_messages(
+    session_id: UUID,
+    sub: Caller,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first (default)")] = "asc",
+    members: Annotated[bool, Query(description="include team members' messages")] = True,
+) -> MessagePage:
+    """What a chat screen renders, oldest first by default; images as short-lived presigned URLs."""
+    after = _decode_cursor(cursor, 1)
+    try:
+        after_id = UUID(after[0]) if after else None
+    except ValueError as e:
+        raise InvalidInput("the cursor is not one this API returned", field="cursor") from e
+    expires_in = get_settings().presigned_url_seconds
+
+    def query():
+        with db.connection() as conn:
+            if conn.execute(storage.LOCK_OWN_SESSION.replace("FOR UPDATE OF s", ""),
+                            {"sub": sub, "session_id": session_id}).fetchone() is None:
+                raise NotFound("no such session")
+            sql = storage.LIST_MESSAGES_ASC if order == "asc" else storage.LIST_MESSAGES_DESC
+            rows = conn.execute(sql, {"session_id": session_id, "after": after_id, "members": members,
+                                      "limit": limit + 1}).fetchall()
+        items = [_message(r, session_id, expires_in) for r in rows[:limit]]
+        return MessagePage(items=items, next_cursor=_encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None)
+    return await _run(query)
+
+
+# ---- usage
+
+def _usage_row(r: dict) -> dict:
+    return {"input_tokens": int(r["input_tokens"] or 0), "output_tokens": int(r["output_tokens"] or 0),
+            "cache_read_tokens": int(r["cache_read_tokens"] or 0), "cache_write_tokens": int(r["cache_write_tokens"] or 0),
+            "cost": _money(r["cost_usd"] or Decimal(0), r["cost_in_rands"] or Decimal(0))}
+
+
+@router.get("/usage", response_model=UsageOut, response_model_by_alias=True, responses=PROBLEM_RESPONSES,
+            tags=["usage"])
+async def usage(
+    sub: Caller,
+    start: Annotated[date | None, Query(alias="from", description="first day (UTC), default: first of this month")] = None,
+    end: Annotated[date | None, Query(alias="to", description="last day (UTC, inclusive), default: today")] = None,
+) -> UsageOut:
+    """The caller's tokens and cost in rands by day and by agent or team."""
+    today = datetime.now(timezone.utc).date()
+    end = end or today
+    start = start or end.replace(day=1)
+    if start > end:
+        raise InvalidInput("'from' must not be after 'to'", field="from")
+    if (end - start).days >= MAX_USAGE_DAYS:
+        raise InvalidInput(f"at most {MAX_USAGE_DAYS} days per request", field="to")
+    params = {"sub": sub, "start": datetime.combine(start, datetime.min.time(), timezone.utc),
+              "end": datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)}
+
+    def query():
+        with db.connection() as conn:
+            by_day = conn.execute(storage.USAGE_BY_DAY, params).fetchall()
+            by_agent = conn.execute(storage.USAGE_BY_AGENT, params).fetchall()
+            turns = conn.execute(storage.USAGE_TURNS, params).fetchone()
+            budget = _budget(conn, sub)
+        return by_day, by_agent, turns, budget
+
+    by_day, by_agent, turns, budget = await _run(query)
+    totals = {k: sum(int(r[k] or 0) for r in by_day) for k in
+              ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+    total_usd = sum((r["cost_usd"] for r in by_day), Decimal(0))
+    total_zar = sum((r["cost_in_rands"] for r in by_day), Decimal(0))
+    return UsageOut(
+        start=start.isoformat(), to=end.isoformat(),
+        totals=UsageTotals(**totals, cost=_money(total_usd, total_zar), turns=turns["turns"],
+                           failed_turns=turns["failed_turns"]),
+        by_day=[UsageDay(day=r["day"].isoformat(), **_usage_row(r)) for r in by_day],
+        by_agent=[UsageByAgent(kind=r["kind"], name=r["name"], **_usage_row(r)) for r in by_agent],
+        budget=budget,
+    )
+
+
+def _budget(conn, sub: str) -> dict | None:
+    return None
+
+
+app = create_app(title="Agent chat API", routers=[router], on_startup=[sync_catalog])

@@ -1,0 +1,64 @@
+"""The scheduled cost rollup (EventBridge): recomputes ``daily_costs``.
+
+A scheduled event (``"detail-type": "Scheduled Event"``, empty ``detail``) runs the incremental
+rollup: today and yesterday (UTC) plus every day touched by rows created since the last
+watermark. An event whose ``detail`` is ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`` recomputes
+that range of UTC days instead. Either way the result is idempotent.
+
+Needs only ``DATABASE_URL``. Imports psycopg and chatcore.rollup, never agno (cold start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date
+from typing import Any
+
+import psycopg
+
+from chatcore import db, rollup
+
+log = logging.getLogger("rollup")
+log.setLevel(logging.INFO)
+
+_conn: psycopg.Connection | None = None
+
+
+def _connection() -> psycopg.Connection:
+    """One connection per sandbox, reopened when closed or broken."""
+    global _conn
+    if _conn is None or _conn.closed or _conn.broken:
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            raise RuntimeError("DATABASE_URL is not set")
+        _conn = db.connect(url)
+    return _conn
+
+
+def _range(detail: dict[str, Any]) -> tuple[date, date] | None:
+    if not isinstance(detail, dict) or ("from" not in detail and "to" not in detail):
+        return None
+    if "from" not in detail or "to" not in detail:
+        raise ValueError('a range needs both "from" and "to" (YYYY-MM-DD) in the event detail')
+    from_day, to_day = rollup.parse_day(detail["from"]), rollup.parse_day(detail["to"])
+    if from_day > to_day:
+        raise ValueError(f"from {from_day} is after to {to_day}")
+    return from_day, to_day
+
+
+def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    event = event or {}
+    days = _range(event.get("detail") or {})
+    for attempt in (1, 2):
+        conn = _connection()
+        try:
+            result = rollup.rollup(conn, *days) if days else rollup.incremental(conn)
+            break
+        except psycopg.OperationalError:
+            if attempt == 2 or not conn.broken:
+                raise
+            log.warning("database connection lost; reconnecting once")
+    summary = result.summary()
+    log.info("rollup %s", summary)
+    return summary

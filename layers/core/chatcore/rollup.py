@@ -1,0 +1,254 @@
+"""The daily cost rollup: ``daily_costs`` recomputed from chat_events, runs and sessions.
+
+    python -m chatcore.rollup                          # incremental (the scheduled mode)
+    python -m chatcore.rollup --from 2026-11-01 --to 2026-11-20   # recompute a range of days
+
+What a ``daily_costs`` row holds, per UTC day, user, agent-or-team and model:
+
+- tokens and cost: the SUM of the chat_events rows created that day (UTC) in the user's sessions.
+  A row is attributed to what the session talks to: an agent session's rows to the agent, a team
+  session's rows to the TEAM, the leader's and every member's alike, each under the model that
+  made the call (so a team shows its leader's model and its members' models). The per-member
+  split stays available on chat_events.agent_name.
+- turns / failed_turns: top-level runs (a turn; never a member run) STARTED that day (UTC), and of
+  those the ones with status ``failed``. A turn is counted once, under the model of its own first
+  priced row (the agent's or the team leader's call); a turn that made no model call at all is
+  counted under the agent's or team's configured model. ``completed`` turns with tool or member
+  errors are not failed; a turn still ``running`` counts as a turn, not failed.
+
+Days are recomputed whole (delete + insert in one transaction), so a run is idempotent and a
+recomputed day always equals a direct sum over chat_events. The incremental mode recomputes
+today and yesterday (UTC) plus every day touched by rows created since the last watermark:
+chat_events and turns whose UUIDv7 id (the time the application created them) is later than the
+watermark less ``OVERLAP``, and turns that finished since then (a turn closed as abandoned days
+later changes that day's failed_turns). Late-arriving rows, even back-dated ones, so still land.
+The first incremental run recomputes everything. Deleted rows (a deleted session) are not
+noticed: recompute their range. Re-pricing (chatcore.reprice) recomputes its own range.
+
+Stdlib + psycopg only: the scheduled Lambda imports this, never agno.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+STATE_NAME = "daily_costs"
+# Serialises rollups (the schedule and a manual run) and re-pricing backfills.
+LOCK_ID = 7_240_003
+# Rows created (by id time) up to this long before the watermark are looked at again: covers a
+# transaction that generated its ids before the watermark but committed after, and clock skew
+# between the application and the database. Re-looking is cheap: only whole days are recomputed.
+OVERLAP = timedelta(hours=1)
+
+DELETE_DAYS = "DELETE FROM daily_costs WHERE day >= %(from_day)s AND day <= %(to_day)s"
+
+# Usage and cost by the row's creation day; turns by the turn's start day. Member rows belong to
+# the session's team (sessions.team_id), with their own model_id.
+INSERT_DAYS = """
+INSERT INTO daily_costs (day, user_id, kind, name, model_id, input_tokens, output_tokens,
+                         cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+SELECT day, user_id, kind, name, model_id, sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
+       sum(cache_write_tokens), sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns)
+FROM (
+    SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day, s.user_id,
+           CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
+           coalesce(t.name, a.name) AS name, coalesce(ce.model_id, '') AS model_id,
+           ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
+           ce.cost_usd, ce.cost_in_rands, 0 AS turns, 0 AS failed_turns
+    FROM chat_events ce
+    JOIN sessions s ON s.id = ce.session_id
+    LEFT JOIN agents a ON a.id = s.agent_id
+    LEFT JOIN teams t ON t.id = s.team_id
+    WHERE ce.created_at >= %(start)s AND ce.created_at < %(end)s
+      AND (ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.cost_in_rands <> 0
+           OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
+           OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0)
+    UNION ALL
+    SELECT (r.started_at AT TIME ZONE 'UTC')::date, s.user_id,
+           CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END,
+           coalesce(t.name, a.name),
+           coalesce((SELECT ce.model_id FROM chat_events ce
+                     WHERE ce.run_id = r.id AND ce.model_id IS NOT NULL ORDER BY ce.id LIMIT 1),
+                    t.model_id, a.model_id, ''),
+           0, 0, 0, 0, 0, 0, 1, (r.status = 'failed')::int
+    FROM runs r
+    JOIN sessions s ON s.id = r.session_id
+    LEFT JOIN agents a ON a.id = s.agent_id
+    LEFT JOIN teams t ON t.id = s.team_id
+    WHERE r.parent_run_id IS NULL AND r.started_at >= %(start)s AND r.started_at < %(end)s
+) x
+GROUP BY day, user_id, kind, name, model_id
+"""
+
+# Days holding rows created (by UUIDv7 id) after a point in time, and turns finished since then.
+TOUCHED_DAYS = """
+SELECT DISTINCT (created_at AT TIME ZONE 'UTC')::date AS day FROM chat_events WHERE id >= %(id_floor)s
+UNION
+SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM runs
+WHERE parent_run_id IS NULL AND id >= %(id_floor)s
+UNION
+SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date FROM runs
+WHERE parent_run_id IS NULL AND finished_at >= %(since)s
+"""
+
+FIRST_DAY = """
+SELECT least((SELECT min(created_at) FROM chat_events),
+             (SELECT min(started_at) FROM runs WHERE parent_run_id IS NULL)) AS first
+"""
+
+CLOCK = "SELECT clock_timestamp() AS now"
+
+READ_STATE = "SELECT watermark FROM rollup_state WHERE name = %(name)s FOR UPDATE"
+
+WRITE_STATE = """
+INSERT INTO rollup_state (name, watermark, last_run_at, last_days)
+VALUES (%(name)s, %(watermark)s, now(), %(days)s)
+ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark, last_run_at = EXCLUDED.last_run_at,
+    last_days = EXCLUDED.last_days
+"""
+
+
+@dataclass
+class RollupResult:
+    mode: str
+    """``range`` or ``incremental``."""
+    days: list[date] = field(default_factory=list)
+    """The days recomputed, ascending."""
+    rows: int = 0
+    """daily_costs rows written."""
+    watermark: datetime | None = None
+    """The new watermark (incremental mode)."""
+
+    def summary(self) -> dict:
+        return {"mode": self.mode, "days": len(self.days),
+                "from": self.days[0].isoformat() if self.days else None,
+                "to": self.days[-1].isoformat() if self.days else None,
+                "rows": self.rows, "watermark": self.watermark.isoformat() if self.watermark else None}
+
+
+def uuid7_floor(at: datetime) -> UUID:
+    """The smallest UUIDv7 of the millisecond ``at``: ids compare as bytes, time first."""
+    ms = int(at.timestamp() * 1000)
+    return UUID(int=max(ms, 0) << 80)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def _ranges(days: list[date]) -> list[tuple[date, date]]:
+    """Contiguous runs of ``days`` (sorted, distinct) as inclusive (first, last) pairs."""
+    out: list[tuple[date, date]] = []
+    for day in days:
+        if out and day == out[-1][1] + timedelta(days=1):
+            out[-1] = (out[-1][0], day)
+        else:
+            out.append((day, day))
+    return out
+
+
+def _one(conn: psycopg.Connection, query: str, params: dict | None = None) -> dict | None:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def _recompute(conn: psycopg.Connection, from_day: date, to_day: date) -> int:
+    conn.execute(DELETE_DAYS, {"from_day": from_day, "to_day": to_day})
+    cur = conn.execute(INSERT_DAYS, {"start": _day_start(from_day), "end": _day_start(to_day + timedelta(days=1))})
+    return cur.rowcount
+
+
+def rollup(conn: psycopg.Connection, from_day: date, to_day: date) -> RollupResult:
+    """Recompute ``daily_costs`` for the UTC days ``from_day``..``to_day`` (inclusive), in one transaction.
+
+    Idempotent; does not move the incremental watermark. Works inside a caller's transaction too.
+    """
+    if from_day > to_day:
+        raise ValueError(f"from {from_day} is after to {to_day}")
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        rows = _recompute(conn, from_day, to_day)
+    days = [from_day + timedelta(days=i) for i in range((to_day - from_day).days + 1)]
+    return RollupResult(mode="range", days=days, rows=rows)
+
+
+def incremental(conn: psycopg.Connection, *, overlap: timedelta = OVERLAP) -> RollupResult:
+    """Recompute today and yesterday (UTC) and every day touched since the last watermark.
+
+    The first run (no watermark yet) recomputes every day that has data. One transaction.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        new_watermark = _one(conn, CLOCK)["now"]
+        today = new_watermark.astimezone(UTC).date()
+        days = {today, today - timedelta(days=1)}
+        state = _one(conn, READ_STATE, {"name": STATE_NAME})
+        if state is None:
+            first = _one(conn, FIRST_DAY)["first"]
+            if first is not None:
+                first_day = first.astimezone(UTC).date()
+                days.update(first_day + timedelta(days=i) for i in range((today - first_day).days + 1))
+        else:
+            since = state["watermark"] - overlap
+            with conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(TOUCHED_DAYS, {"id_floor": uuid7_floor(since), "since": since})
+                days.update(row["day"] for row in cur)
+        ordered = sorted(days)
+        rows = sum(_recompute(conn, a, b) for a, b in _ranges(ordered))
+        conn.execute(WRITE_STATE, {"name": STATE_NAME, "watermark": new_watermark, "days": len(ordered)})
+    return RollupResult(mode="incremental", days=ordered, rows=rows, watermark=new_watermark)
+
+
+def last_watermark(conn: psycopg.Connection) -> datetime | None:
+    """When the last incremental rollup started (its data is complete up to about then)."""
+    row = _one(conn, "SELECT watermark FROM rollup_state WHERE name = %(name)s", {"name": STATE_NAME})
+    return None if row is None else row["watermark"]
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chatcore.rollup",
+                                     description="Recompute the daily cost rollup (daily_costs).")
+    parser.add_argument("--from", dest="from_day", help="first UTC day to recompute (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="to_day", help="last UTC day to recompute (YYYY-MM-DD), inclusive")
+    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    args = parser.parse_args(argv)
+    if (args.from_day is None) != (args.to_day is None):
+        parser.error("--from and --to go together (neither: incremental)")
+    url = args.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
+        return 2
+    from chatcore import db
+
+    try:
+        with db.connect(url) as conn:
+            if args.from_day is not None:
+                result = rollup(conn, parse_day(args.from_day), parse_day(args.to_day))
+            else:
+                result = incremental(conn)
+    except (ValueError, psycopg.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    s = result.summary()
+    print(f"rollup ({s['mode']}): {s['days']} day(s) {s['from']} .. {s['to']} recomputed, {s['rows']} row(s)"
+          + (f"; watermark {s['watermark']}" if s["watermark"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""The Lambda layers' requirements.txt, exported from uv.lock: `python -m local.layers [--check]`.
+
+SAM builds each layer (``BuildMethod: python3.13``) by pip-installing its ``requirements.txt``. Each
+file is the FULL locked closure of what that layer ships, so pip resolves nothing on its own and a
+package both layers carry has the same version in both:
+
+- ``layers/core``: chatcore plus the lean dependencies every function imports (psycopg, powertools,
+  fastapi, uvicorn, boto3): the project's dependencies with agno and the model SDK pruned;
+- ``layers/agents``: agno and the anthropic SDK, for the chat function only (the api, rollup and
+  migrate functions never carry them).
+
+``--check`` exits 1 when a file differs from what the lock gives (the tests run it too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Direct dependencies (pyproject) pruned from each layer's export, with everything only they need.
+LAYERS: dict[str, tuple[str, ...]] = {
+    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices"),
+    "layers/agents": ("aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
+                      "genai-prices"),
+}
+# Direct dependencies no function needs at run time (prices are pinned into chatcore/prices.json).
+LOCAL_ONLY = ("genai-prices",)
+
+
+def find_uv() -> list[str]:
+    """The uv command: $UV, uv on PATH, the bootstrap's .local/uv, or `python -m uv`."""
+    candidates = [os.environ.get("UV"), shutil.which("uv"), str(ROOT / ".local/uv/bin/uv")]
+    for c in candidates:
+        if c and Path(c).exists() and subprocess.run([c, "--version"], capture_output=True).returncode == 0:
+            return [c]
+    if subprocess.run([sys.executable, "-m", "uv", "--version"], capture_output=True).returncode == 0:
+        return [sys.executable, "-m", "uv"]
+    raise RuntimeError("uv not found: set UV or run a bin/ command once (it installs uv)")
+
+
+def export_command(layer: str) -> list[str]:
+    prunes = [arg for name in LAYERS[layer] for arg in ("--prune", name)]
+    return ["export", "--frozen", "--no-dev", "--no-emit-project", *prunes,
+            "-o", f"{layer}/requirements.txt"]
+
+
+def exported(layer: str) -> str:
+    """What ``uv export`` writes for ``layer`` (run on a copy of the lock, so nothing is touched)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("pyproject.toml", "uv.lock"):
+            shutil.copy(ROOT / name, Path(tmp) / name)
+        (Path(tmp) / layer).mkdir(parents=True)
+        env = {**os.environ, "UV_NO_PROGRESS": "1"}
+        env.pop("VIRTUAL_ENV", None)
+        subprocess.run([*find_uv(), *export_command(layer), "--quiet"], cwd=tmp, env=env, check=True,
+                       capture_output=True)
+        return (Path(tmp) / layer / "requirements.txt").read_text()
+
+
+def direct_dependencies() -> list[str]:
+    import re
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return [re.split(r"[\s\[<>=!~;]", d, maxsplit=1)[0].lower() for d in deps]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.layers", description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file is stale")
+    args = parser.parse_args(argv)
+    stale = []
+    for layer in LAYERS:
+        path = ROOT / layer / "requirements.txt"
+        text = exported(layer)
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(layer)
+        if not args.check:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(ROOT)}")
+    if args.check and stale:
+        print(f"stale: {', '.join(stale)}; run: python -m local.layers", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,261 @@
+"""Who is calling: claims from API Gateway's request context, unsigned dev JWTs only when allowed,
+and the setting that allows them refused inside Lambda."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+
+import httpx
+import jwt as pyjwt
+import pytest
+from starlette.datastructures import Headers
+
+from chatcore.config import get_settings
+from chatcore.errors import Unauthorized
+from chatcore.identity import subject_from_headers, unsigned_jwt
+
+
+def rest_context(sub, **extra_claims) -> str:
+    """``requestContext`` of a REST API event with a Cognito user pool authorizer."""
+    return json.dumps({
+        "resourcePath": "/sessions", "httpMethod": "POST", "stage": "prod", "requestId": str(uuid.uuid4()),
+        "authorizer": {"claims": {"sub": sub, "token_use": "id", "cognito:username": "someone", **extra_claims}},
+    })
+
+
+def http_api_context(sub) -> str:
+    """``requestContext`` of an HTTP API event with a JWT authorizer."""
+    return json.dumps({"routeKey": "POST /sessions", "authorizer": {"jwt": {"claims": {"sub": sub}, "scopes": None}}})
+
+
+def subject(headers: dict, allow: bool) -> str:
+    return subject_from_headers(Headers(headers=headers), allow_unsigned_jwt=allow)
+
+
+@pytest.fixture()
+def settings_env(monkeypatch):
+    """Edit the environment and re-read the settings; both are restored afterwards."""
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+# --------------------------------------------------------------------------- request context
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_sub_from_rest_api_cognito_claims(allow):
+    sub = str(uuid.uuid4())
+    assert subject({"x-amzn-request-context": rest_context(sub)}, allow) == sub
+
+
+@pytest.mark.parametrize("allow", [True, False])
+def test_sub_from_http_api_jwt_claims(allow):
+    assert subject({"x-amzn-request-context": http_api_context("abc-123")}, allow) == "abc-123"
+
+
+def test_header_names_are_case_insensitive():
+    assert subject({"X-Amzn-Request-Context": rest_context("case-1")}, False) == "case-1"
+    assert subject({"AUTHORIZATION": f"Bearer {unsigned_jwt({'sub': 'case-2'})}"}, True) == "case-2"
+
+
+def test_request_context_wins_over_a_bearer_token():
+    headers = {"x-amzn-request-context": rest_context("from-gateway"),
+               "authorization": f"Bearer {unsigned_jwt({'sub': 'from-token'})}"}
+    assert subject(headers, True) == "from-gateway"
+    # a context without claims is not rescued by the token
+    headers["x-amzn-request-context"] = json.dumps({"authorizer": {}})
+    with pytest.raises(Unauthorized):
+        subject(headers, True)
+
+
+@pytest.mark.parametrize("context", [
+    pytest.param("{not json", id="not-json"),
+    pytest.param("null", id="null"),
+    pytest.param("[]", id="empty-list"),
+    pytest.param('[{"authorizer": {"claims": {"sub": "x"}}}]', id="list"),
+    pytest.param("42", id="number"),
+    pytest.param('"sub"', id="string"),
+    pytest.param("{}", id="no-authorizer"),
+    pytest.param('{"authorizer": null}', id="authorizer-null"),
+    pytest.param('{"authorizer": "cognito"}', id="authorizer-string"),
+    pytest.param('{"authorizer": ["claims"]}', id="authorizer-list"),
+    pytest.param('{"authorizer": {"claims": "sub=x"}}', id="claims-string"),
+    pytest.param('{"authorizer": {"jwt": "token"}}', id="jwt-string"),
+    pytest.param('{"authorizer": {"jwt": {"claims": ["sub"]}}}', id="jwt-claims-list"),
+    pytest.param('{"authorizer": {"claims": {"email": "a@b.c"}}}', id="no-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": ""}}}', id="empty-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": "   "}}}', id="blank-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": 123}}}', id="number-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": null}}}', id="null-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": "a\\u0000b"}}}', id="nul-in-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": "\\ud800"}}}', id="lone-surrogate-sub"),
+    pytest.param('{"authorizer": {"claims": {"sub": "a\\nb"}}}', id="newline-in-sub"),
+    pytest.param(json.dumps({"authorizer": {"claims": {"sub": "x" * 256}}}), id="sub-too-long"),
+])
+def test_bad_request_context_is_unauthorized(context):
+    with pytest.raises(Unauthorized) as info:
+        subject({"x-amzn-request-context": context}, True)
+    problem = info.value.to_problem()
+    assert problem["status"] == 401 and problem["code"] == "unauthorized" and problem["detail"]
+
+
+def test_sub_is_trimmed_and_may_be_255_characters():
+    assert subject({"x-amzn-request-context": rest_context("  padded  ")}, False) == "padded"
+    long_sub = "s" * 255
+    assert subject({"x-amzn-request-context": rest_context(long_sub)}, False) == long_sub
+    assert subject({"x-amzn-request-context": rest_context("auth0|5f7c8ec7c33c6c004bbafe82")}, False) == \
+        "auth0|5f7c8ec7c33c6c004bbafe82"
+
+
+# --------------------------------------------------------------------------- unsigned JWT
+
+
+def test_unsigned_jwt_is_accepted_only_when_allowed():
+    token = unsigned_jwt({"sub": "dev-user", "email": "dev@example.com"})
+    headers = {"authorization": f"Bearer {token}"}
+    assert subject(headers, True) == "dev-user"
+    with pytest.raises(Unauthorized):
+        subject(headers, False)
+
+
+def test_a_signed_jwt_is_read_the_same_way_in_dev_mode():
+    token = pyjwt.encode({"sub": "signed-user"}, "secret-key-of-at-least-32-bytes!", algorithm="HS256")
+    assert subject({"authorization": f"bearer {token}"}, True) == "signed-user"
+    with pytest.raises(Unauthorized):
+        subject({"authorization": f"Bearer {token}"}, False)
+
+
+def test_unsigned_jwt_is_a_three_part_alg_none_token():
+    header, payload, signature = unsigned_jwt({"sub": "x"}).split(".")
+    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+    assert json.loads(base64.urlsafe_b64decode(pad(header))) == {"alg": "none", "typ": "JWT"}
+    assert json.loads(base64.urlsafe_b64decode(pad(payload))) == {"sub": "x"}
+    assert signature and "=" not in payload
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("authorization", [
+    pytest.param("", id="empty"),
+    pytest.param("Bearer", id="no-token"),
+    pytest.param("Bearer    ", id="blank-token"),
+    pytest.param("Basic dXNlcjpwYXNz", id="basic"),
+    pytest.param(unsigned_jwt({"sub": "x"}), id="no-scheme"),
+    pytest.param("Token " + unsigned_jwt({"sub": "x"}), id="other-scheme"),
+    pytest.param("Bearer not-a-jwt", id="not-a-jwt"),
+    pytest.param("Bearer a.b", id="two-parts"),
+    pytest.param("Bearer a.b.c.d", id="four-parts"),
+    pytest.param("Bearer x.!!!.y", id="payload-not-base64"),
+    pytest.param(f"Bearer x.{_b64url(b'not json')}.y", id="payload-not-json"),
+    pytest.param(f"Bearer x.{_b64url(bytes([0xff, 0xfe]))}.y", id="payload-not-utf8"),
+    pytest.param(f"Bearer x.{_b64url(b'[1, 2]')}.y", id="payload-a-list"),
+    pytest.param(f"Bearer {unsigned_jwt({'email': 'a@b.c'})}", id="no-sub"),
+    pytest.param(f"Bearer {unsigned_jwt({'sub': ''})}", id="empty-sub"),
+    pytest.param(f"Bearer {unsigned_jwt({'sub': ['x']})}", id="list-sub"),
+    pytest.param(f"Bearer {unsigned_jwt({'sub': 'x' * 256})}", id="long-sub"),
+    pytest.param(f"Bearer {unsigned_jwt({'sub': 'a' + chr(0)})}", id="nul-sub"),
+])
+def test_bad_bearer_is_unauthorized_even_when_allowed(authorization):
+    with pytest.raises(Unauthorized):
+        subject({"authorization": authorization}, True)
+
+
+def test_no_identity_at_all_is_unauthorized():
+    for allow in (True, False):
+        with pytest.raises(Unauthorized):
+            subject({}, allow)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _base_env(env) -> None:
+    env.setenv("DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    env.setenv("MEDIA_BUCKET", "bucket")
+
+
+def test_allow_unsigned_jwt_is_refused_inside_lambda(settings_env):
+    _base_env(settings_env)
+    settings_env.setenv("AWS_LAMBDA_FUNCTION_NAME", "chat-function")
+    settings_env.setenv("ALLOW_UNSIGNED_JWT", "1")
+    with pytest.raises(RuntimeError, match="ALLOW_UNSIGNED_JWT .* refused in Lambda"):
+        get_settings()
+    settings_env.setenv("ALLOW_UNSIGNED_JWT", "true")
+    with pytest.raises(RuntimeError, match="refused in Lambda"):
+        get_settings()
+
+
+def test_lambda_without_unsigned_jwt_starts(settings_env):
+    _base_env(settings_env)
+    settings_env.setenv("AWS_LAMBDA_FUNCTION_NAME", "chat-function")
+    settings_env.delenv("ALLOW_UNSIGNED_JWT", raising=False)
+    s = get_settings()
+    assert s.running_in_lambda is True and s.allow_unsigned_jwt is False
+
+
+@pytest.mark.parametrize("value, allowed", [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True),
+    ("0", False), ("", False), ("false", False), ("no", False), ("2", False),
+])
+def test_allow_unsigned_jwt_values_outside_lambda(settings_env, value, allowed):
+    _base_env(settings_env)
+    settings_env.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    settings_env.setenv("ALLOW_UNSIGNED_JWT", value)
+    s = get_settings()
+    assert s.allow_unsigned_jwt is allowed and s.running_in_lambda is False
+
+
+def test_settings_are_restored_after_the_env_tests(stack):
+    # the fixtures above restore the environment: the stack's own settings are back
+    get_settings.cache_clear()
+    s = get_settings()
+    assert s.database_url == stack.env["DATABASE_URL"] and s.allow_unsigned_jwt is True
+
+
+# --------------------------------------------------------------------------- through the HTTP API
+
+
+def _user_row(db_conn, sub):
+    return db_conn.execute("SELECT id FROM users WHERE sub = %s", (sub,)).fetchone()
+
+
+@pytest.mark.parametrize("make_context", [rest_context, http_api_context], ids=["rest-api", "http-api"])
+def test_request_context_header_identifies_the_caller_over_http(server_url, db_conn, standin, make_context):
+    sub = f"cognito-{uuid.uuid4()}"
+    headers = {"x-amzn-request-context": make_context(sub)}
+    assert _user_row(db_conn, sub) is None
+    r = httpx.post(f"{server_url}/sessions", json={"agent": "assistant"}, headers=headers)
+    assert r.status_code == 201, r.text
+    user = _user_row(db_conn, sub)
+    assert user is not None
+    sid = r.json()["id"]
+    assert db_conn.execute("SELECT user_id FROM sessions WHERE id = %s", (sid,)).fetchone()["user_id"] == user["id"]
+    # the same caller continues the session; a different sub cannot
+    with httpx.Client(base_url=server_url, headers=headers, timeout=60) as client:
+        r = client.post(f"/sessions/{sid}/turns", json={"message": "What is 2 + 2?"})
+    assert r.status_code == 200 and "TurnCompleted" in r.text
+    other = httpx.post(f"{server_url}/sessions/{sid}/turns", json={"message": "hi"},
+                       headers={"x-amzn-request-context": make_context(f"cognito-{uuid.uuid4()}")})
+    assert other.status_code == 404 and other.json()["code"] == "not-found"
+
+
+def test_unsigned_jwt_is_refused_by_the_server_when_not_allowed(server_url, user, db_conn, settings_env):
+    sid = user.new_session()  # allowed: the test stack sets ALLOW_UNSIGNED_JWT=1
+    settings_env.setenv("ALLOW_UNSIGNED_JWT", "0")
+    get_settings.cache_clear()
+    for r in (user.client.post("/sessions", json={"agent": "assistant"}),
+              user.client.post(f"/sessions/{sid}/turns", json={"message": "hi"})):
+        assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["code"] == "unauthorized"
+    assert db_conn.execute("SELECT count(*) AS n FROM sessions s JOIN users u ON u.id = s.user_id "
+                           "WHERE u.sub = %s", (user.sub,)).fetchone()["n"] == 1
+    # the gateway's request context still works with unsigned JWTs off
+    r = httpx.post(f"{server_url}/sessions", json={"agent": "assistant"},
+                   headers={"x-amzn-request-context": rest_context(user.sub)})
+    assert r.status_code == 201, r.text

@@ -1,0 +1,188 @@
+"""Prices recorded on rows (price version) and the explicit, logged re-pricing backfill."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from genai_prices import Usage, calc_price
+
+from chatcore import fx, reprice
+from chatcore.pricing import PRICES_PATH, default_price_book
+from tests import costdata
+from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
+
+MONEY = Decimal("1e-10")
+PRICED = "role = 'assistant' AND model_id IS NOT NULL"
+
+
+def test_every_priced_row_records_the_price_version_it_used(user, standin, db_conn):
+    book = default_price_book()
+    entries = {f"{e['provider']}/{e['model']}@{e['effective_from']}": e for e in json.loads(PRICES_PATH.read_text())["models"]}
+    agent_session = user.new_session()
+    r = user.client.post("/sessions", json={"team": "planner"})
+    assert r.status_code == 201, r.text
+    team_session = r.json()["id"]
+    for sid, message in ((agent_session, "What is 12 * 7?"), (team_session, "Split R300 three ways")):
+        _, events = user.turn(sid, message=message)
+        assert events[-1]["event"] == "TurnCompleted"
+    rows = db_conn.execute(
+        "SELECT ce.model_id, ce.created_at, p.price_key, p.version, p.model, p.entry, p.source FROM chat_events ce "
+        "JOIN prices p ON p.id = ce.price_id WHERE ce.session_id = ANY(%s) AND ce.role = 'assistant' "
+        "AND ce.model_id IS NOT NULL",
+        ([agent_session, team_session],)).fetchall()
+    unpriced = db_conn.execute(
+        f"SELECT count(*) AS n FROM chat_events WHERE session_id = ANY(%s) AND {PRICED} AND price_id IS NULL",
+        ([agent_session, team_session],)).fetchone()["n"]
+    assert unpriced == 0 and {r["model_id"] for r in rows} == {SONNET, HAIKU}  # the team's member rows too
+    for row in rows:
+        assert row["version"] == book.version
+        assert row["price_key"] == book.find(row["model_id"], row["created_at"]).price_key
+        assert row["entry"] == entries[row["price_key"]]
+        assert row["source"] == f"genai-prices {book.source_version}"
+
+
+@pytest.fixture()
+def fresh(stack):
+    url = costdata.create_fresh_database(stack, "reprice")
+    with costdata.connect(url) as conn:
+        yield url, conn, costdata.seed_catalog(conn)
+    costdata.drop_database(stack, url)
+
+
+def priced_rows(conn) -> dict:
+    return {r["id"]: r for r in conn.execute(f"SELECT * FROM chat_events WHERE {PRICED} ORDER BY id")}
+
+
+def genai_usd(row) -> Decimal:
+    return calc_price(
+        Usage(input_tokens=row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"],
+              output_tokens=row["output_tokens"], cache_read_tokens=row["cache_read_tokens"],
+              cache_write_tokens=row["cache_write_tokens"]),
+        row["model_id"], provider_id="anthropic", genai_request_timestamp=row["created_at"]).total_price
+
+
+def day_of(row) -> date:
+    return row["created_at"].astimezone(UTC).date()
+
+
+def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
+    url, conn, price_ids = fresh
+    first = date(2026, 9, 1)
+    month = costdata.generate_month(conn, price_ids, first, days=6, users=2, seed=3)
+    # a turn with cache reads and writes, on a model priced by its own period
+    cache_session = costdata.add_session(conn, month.users[0], agent="assistant")
+    costdata.insert_turn(conn, price_ids, TurnSpec(
+        cache_session, datetime(2026, 9, 4, 10, tzinfo=UTC),
+        [Call(OLD_SONNET, costdata.TokenUsage(1200, 800, 30000, 5000))]))
+    start, end = date(2026, 9, 2), date(2026, 9, 5)
+    out = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
+                           database_url=url, check=True)
+    assert "0 would change" in out.stdout  # priced exactly as a turn prices
+
+    # a new rate from the 3rd, and one row priced wrongly (say, by an old price table)
+    before = priced_rows(conn)
+    assert fx.add_rate(conn, date(2026, 9, 3), Decimal("18.2345"), "SARB") == "added"
+    assert priced_rows(conn) == before  # a new rate never rewrites rows by itself
+    wrong = next(r for r in before.values() if day_of(r) == date(2026, 9, 2))
+    conn.execute("UPDATE chat_events SET cost_usd = cost_usd * 2, price_id = NULL WHERE id = %s", (wrong["id"],))
+    before = priced_rows(conn)
+    runs_before = {r["id"]: r for r in conn.execute("SELECT * FROM runs")}
+
+    refused = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", database_url=url)
+    assert refused.returncode == 2 and "without --yes" in refused.stderr and "dry run:" in refused.stdout
+    dry = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
+                           database_url=url, check=True)
+    in_range = [r for r in before.values() if start <= day_of(r) <= end]
+    expect_changed = [r for r in in_range if day_of(r) >= date(2026, 9, 3)] + [wrong]
+    assert f"{len(in_range)} priced row(s) examined, {len(expect_changed)} would change" in dry.stdout
+    assert priced_rows(conn) == before and not conn.execute("SELECT * FROM cost_backfills").fetchall()
+
+    done = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--yes",
+                            "--by", "finance@example.com", "--reason", "SARB rates imported", database_url=url,
+                            check=True)
+    assert f"{len(expect_changed)} changed" in done.stdout
+    after = priced_rows(conn)
+    changed = {i for i in after if after[i] != before[i]}
+    assert changed == {r["id"] for r in expect_changed}
+    book = default_price_book()
+    version_of = {r["id"]: r["version"] for r in conn.execute("SELECT id, version FROM prices")}
+    for row in after.values():
+        if not start <= day_of(row) <= end:
+            assert row == before[row["id"]]  # outside the range: untouched, even though the rate applies
+            continue
+        rate = Decimal("18.2345") if day_of(row) >= date(2026, 9, 3) else Decimal(18)
+        assert row["cost_usd"] == genai_usd(row).quantize(MONEY)
+        assert row["cost_in_rands"] == (row["cost_usd"] * rate).quantize(MONEY)
+        assert (row["fx_rate"], row["fx_rate_date"]) == (rate, date(2026, 9, 3) if rate != 18 else date(2000, 1, 1))
+        assert version_of[row["price_id"]] == book.version
+        for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "created_at"):
+            assert row[k] == before[row["id"]][k]
+    # the cache turn: genai-prices x the stored rate
+    cache_row = conn.execute(f"SELECT * FROM chat_events WHERE session_id = %s AND {PRICED}", (cache_session,)).fetchone()
+    assert cache_row["cache_read_tokens"] == 30000 and cache_row["cache_write_tokens"] == 5000
+    assert cache_row["cost_usd"] == genai_usd(cache_row) == Decimal("0.04335")
+    assert cache_row["cost_in_rands"] == (genai_usd(cache_row) * cache_row["fx_rate"]).quantize(MONEY)
+    assert cache_row["fx_rate"] == Decimal("18.2345")
+
+    # run totals follow their rows (a team turn's run includes its member runs)
+    totals = {r["id"]: r for r in conn.execute("""
+        SELECT r.id, (SELECT coalesce(sum(ce.cost_usd), 0) FROM chat_events ce JOIN runs x ON x.id = ce.run_id
+                      WHERE x.id = r.id OR (r.parent_run_id IS NULL AND x.parent_run_id = r.id)) AS usd,
+                     (SELECT coalesce(sum(ce.cost_in_rands), 0) FROM chat_events ce JOIN runs x ON x.id = ce.run_id
+                      WHERE x.id = r.id OR (r.parent_run_id IS NULL AND x.parent_run_id = r.id)) AS zar
+        FROM runs r""")}
+    runs_after = {r["id"]: r for r in conn.execute("SELECT * FROM runs")}
+    for run_id, run in runs_after.items():
+        assert (run["cost_usd"], run["cost_in_rands"]) == (totals[run_id]["usd"], totals[run_id]["zar"]), run_id
+        assert run["input_tokens"] == runs_before[run_id]["input_tokens"]
+    runs_changed = sum(1 for i in runs_after if runs_after[i] != runs_before[i])
+    assert runs_changed > 0
+
+    # the log row
+    log = conn.execute("SELECT * FROM cost_backfills").fetchall()
+    assert len(log) == 1
+    entry = log[0]
+    assert (entry["performed_by"], entry["reason"], entry["from_day"], entry["to_day"]) == (
+        "finance@example.com", "SARB rates imported", start, end)
+    assert (entry["rows_examined"], entry["rows_changed"], entry["runs_changed"]) == (
+        len(in_range), len(expect_changed), runs_changed)
+    assert entry["price_version"] == book.version
+    assert entry["old_cost_usd"] == sum(before[r["id"]]["cost_usd"] for r in in_range)
+    assert entry["new_cost_usd"] == sum(after[r["id"]]["cost_usd"] for r in in_range)
+    assert entry["old_cost_in_rands"] == sum(before[r["id"]]["cost_in_rands"] for r in in_range)
+    assert entry["new_cost_in_rands"] == sum(after[r["id"]]["cost_in_rands"] for r in in_range)
+    assert entry["new_cost_in_rands"] != entry["old_cost_in_rands"]
+
+    # the rollup of the range follows
+    rolled = conn.execute("SELECT day, sum(cost_in_rands) AS zar FROM daily_costs WHERE day BETWEEN %s AND %s "
+                          "GROUP BY day ORDER BY day", (start, end)).fetchall()
+    direct = conn.execute("SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(cost_in_rands) AS zar "
+                          "FROM chat_events WHERE created_at >= %s AND created_at < %s GROUP BY 1 ORDER BY 1",
+                          (datetime(2026, 9, 2, tzinfo=UTC), datetime(2026, 9, 6, tzinfo=UTC))).fetchall()
+    assert rolled == direct
+
+    # again: nothing left to change, still logged
+    again = reprice.reprice(conn, start, end, dry_run=False, performed_by="ops")
+    assert again.rows_changed == 0 and again.runs_changed == 0 and priced_rows(conn) == after
+    assert conn.execute("SELECT count(*) AS n FROM cost_backfills").fetchone()["n"] == 2
+
+
+def test_reprice_refuses_what_it_cannot_price_and_writes_nothing(fresh):
+    url, conn, price_ids = fresh
+    costdata.generate_month(conn, price_ids, date(2026, 9, 1), days=2, users=1, seed=5)
+    fx.add_rate(conn, date(2026, 9, 1), Decimal("19"), "later rate")
+    victim = conn.execute(f"SELECT id FROM chat_events WHERE {PRICED} LIMIT 1").fetchone()["id"]
+    conn.execute("UPDATE chat_events SET model_id = 'gpt-4o' WHERE id = %s", (victim,))
+    before = priced_rows(conn)
+    with pytest.raises(reprice.RepriceError, match="no pinned Anthropic price matches model id 'gpt-4o'"):
+        reprice.reprice(conn, date(2026, 9, 1), date(2026, 9, 2), dry_run=False, performed_by="ops")
+    assert priced_rows(conn) == before and not conn.execute("SELECT * FROM cost_backfills").fetchall()
+    out = costdata.run_cli("chatcore.reprice", "--from", "2026-09-01", "--to", "2026-09-02", "--yes", database_url=url)
+    assert out.returncode == 1 and "gpt-4o" in out.stderr
+    with pytest.raises(reprice.RepriceError, match="after"):
+        reprice.reprice(conn, date(2026, 9, 2), date(2026, 9, 1), dry_run=True, performed_by="ops")
+    bad = costdata.run_cli("chatcore.reprice", "--from", "2026-09-01", "--to", "soon", database_url=url)
+    assert bad.returncode == 2 and "not a date" in bad.stderr
