@@ -200,3 +200,17 @@ def test_api_function_does_not_import_agno():
     env = {"DATABASE_URL": "postgresql://unused/x", "MEDIA_BUCKET": "b", "PATH": "/usr/bin:/bin"}
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_usage_shows_spend_against_budget(user, standin, db_conn):
+    from chatcore.budgets import budget_status
+
+    assert user.client.get("/usage").json()["budget"] is None
+    sid = user.new_session()
+    user.turn(sid, message="What is 5 * 5?")
+    db_conn.execute("UPDATE users SET monthly_budget_zar = 50 WHERE sub = %s", (user.sub,))
+    budget = user.client.get("/usage").json()["budget"]
+    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    assert budget == budget_status(db_conn, uid)
+    assert budget["monthly_budget_zar"] == "50.00" and Decimal(budget["spent_zar"]) > 0
+    assert Decimal(budget["remaining_zar"]) == Decimal("50.00") - Decimal(budget["spent_zar"])

@@ -23,6 +23,7 @@ from chatcore.api_models import (
     SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut, TokenCounts, ToolCallOut, ToolResultOut,
     UsageByAgent, UsageDay, UsageOut, UsageTotals,
 )
+from chatcore.budgets import budget_status
 from chatcore.catalog import sync_catalog
 from chatcore.config import get_settings
 from chatcore.errors import Conflict, InvalidInput, NotFound, ServiceMisconfigured
@@ -305,7 +306,9 @@ async def usage(
 
 
 def _budget(conn, sub: str) -> dict | None:
-    return None
+    """Spend against the user's monthly budget (this UTC month), or None without a budget."""
+    row = conn.execute("SELECT id FROM users WHERE sub = %s", (sub,)).fetchone()
+    return budget_status(conn, row["id"]) if row else None
 
 
 app = create_app(title="Agent chat API", routers=[router], on_startup=[sync_catalog])
