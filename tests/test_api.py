@@ -214,3 +214,28 @@ def test_usage_shows_spend_against_budget(user, standin, db_conn):
     assert budget == budget_status(db_conn, uid)
     assert budget["monthly_budget_zar"] == "50.00" and Decimal(budget["spent_zar"]) > 0
     assert Decimal(budget["remaining_zar"]) == Decimal("50.00") - Decimal(budget["spent_zar"])
+
+
+def test_deleting_a_session_keeps_what_it_cost(user, standin, db_conn):
+    """Content goes, money stays: usage, budgets and the daily rollup still count a deleted session."""
+    from chatcore.budgets import month_spend
+    from chatcore.rollup import rollup
+
+    sid = user.new_session()
+    user.turn(sid, message="What is 9 * 9?")
+    before = user.client.get("/usage").json()
+    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    spent_before = month_spend(db_conn, uid)
+    assert Decimal(before["totals"]["cost"]["zar"]) == spent_before > 0
+    assert user.client.delete(f"/sessions/{sid}").status_code == 204
+    after = user.client.get("/usage").json()
+    assert after["totals"] == before["totals"] and after["by_day"] == before["by_day"]
+    assert after["by_agent"] == before["by_agent"]
+    assert month_spend(db_conn, uid) == spent_before
+    kept = db_conn.execute("SELECT * FROM deleted_session_usage WHERE session_id = %s", (sid,)).fetchall()
+    assert sum(k["cost_in_rands"] for k in kept) == spent_before and sum(k["turns"] for k in kept) == 1
+    assert "message_parts" not in kept[0]
+    day = kept[0]["day"]
+    rollup(db_conn, day, day)
+    rolled = db_conn.execute("SELECT sum(cost_in_rands) AS zar FROM daily_costs WHERE user_id = %s", (uid,)).fetchone()
+    assert rolled["zar"] == spent_before

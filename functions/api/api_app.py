@@ -172,6 +172,7 @@ async def delete_session(session_id: UUID, sub: Caller) -> Response:
                 except Exception as e:  # noqa: BLE001 - reported as a retryable problem
                     raise ServiceMisconfigured(f"could not delete the session's images ({e.__class__.__name__}); "
                                                "nothing was deleted, try again") from e
+                conn.execute(storage.ARCHIVE_SESSION_USAGE, {"session_id": session_id})
                 conn.execute(storage.DELETE_SESSION, {"session_id": session_id})
     await _run(delete)
     return Response(status_code=204)

@@ -38,6 +38,10 @@ SELECT u.monthly_budget_zar,
            FROM sessions s JOIN chat_events ce ON ce.session_id = s.id
            WHERE s.user_id = u.id AND ce.cost_in_rands <> 0
              AND ce.created_at >= %(month_start)s AND ce.created_at < %(month_end)s
+       ) + (
+           -- deleted sessions still count: deleting is no way around a budget
+           SELECT coalesce(sum(d.cost_in_rands), 0) FROM deleted_session_usage d
+           WHERE d.user_id = u.id AND d.day >= (%(month_start)s::timestamptz AT TIME ZONE 'UTC')::date AND d.day < (%(month_end)s::timestamptz AT TIME ZONE 'UTC')::date
        ) END AS spent
 FROM users u WHERE u.id = %(user_id)s
 """

@@ -22,8 +22,9 @@ today and yesterday (UTC) plus every day touched by rows created since the last 
 chat_events and turns whose UUIDv7 id (the time the application created them) is later than the
 watermark less ``OVERLAP``, and turns that finished since then (a turn closed as abandoned days
 later changes that day's failed_turns). Late-arriving rows, even back-dated ones, so still land.
-The first incremental run recomputes everything. Deleted rows (a deleted session) are not
-noticed: recompute their range. Re-pricing (chatcore.reprice) recomputes its own range.
+The first incremental run recomputes everything. A deleted session's usage moves to
+``deleted_session_usage`` (aggregated, no content) and is still counted, so deletion changes no
+figure and needs no recompute. Re-pricing (chatcore.reprice) recomputes its own range.
 
 Stdlib + psycopg only: the scheduled Lambda imports this, never agno.
 """
@@ -84,6 +85,12 @@ FROM (
     LEFT JOIN agents a ON a.id = s.agent_id
     LEFT JOIN teams t ON t.id = s.team_id
     WHERE r.parent_run_id IS NULL AND r.started_at >= %(start)s AND r.started_at < %(end)s
+    UNION ALL
+    -- what deleted sessions cost stays counted (their rows are gone, their usage is kept)
+    SELECT day, user_id, kind, name, model_id, input_tokens, output_tokens, cache_read_tokens,
+           cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns
+    FROM deleted_session_usage
+    WHERE day >= (%(start)s AT TIME ZONE 'UTC')::date AND day < (%(end)s AT TIME ZONE 'UTC')::date
 ) x
 GROUP BY day, user_id, kind, name, model_id
 """

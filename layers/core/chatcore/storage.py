@@ -38,7 +38,7 @@ LEFT JOIN agents a ON a.id = s.agent_id
 LEFT JOIN teams t ON t.id = s.team_id
 LEFT JOIN LATERAL (
     SELECT id, rate, effective_date FROM fx_rates
-    WHERE base = 'USD' AND quote = 'ZAR' AND effective_date <= CURRENT_DATE
+    WHERE base = 'USD' AND quote = 'ZAR' AND effective_date <= (now() AT TIME ZONE 'UTC')::date
     ORDER BY effective_date DESC LIMIT 1
 ) fx ON true
 WHERE s.id = %(session_id)s
@@ -315,6 +315,38 @@ FOR UPDATE OF s
 
 DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
 
+# Before a session is deleted: keep what it cost, per UTC day, agent or team and model, no content.
+ARCHIVE_SESSION_USAGE = """
+INSERT INTO deleted_session_usage (id, user_id, session_id, day, kind, name, model_id, input_tokens,
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+SELECT gen_random_uuid(), user_id, %(session_id)s, day, kind, name, model_id, sum(input_tokens),
+       sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(cost_usd),
+       sum(cost_in_rands), sum(turns), sum(failed_turns)
+FROM (
+    SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day, s.user_id,
+           CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
+           coalesce(t.name, a.name) AS name, coalesce(ce.model_id, '') AS model_id,
+           ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
+           ce.cost_usd, ce.cost_in_rands, 0 AS turns, 0 AS failed_turns
+    FROM chat_events ce JOIN sessions s ON s.id = ce.session_id
+    LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+    WHERE ce.session_id = %(session_id)s
+      AND (ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
+           OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0)
+    UNION ALL
+    SELECT (r.started_at AT TIME ZONE 'UTC')::date, s.user_id,
+           CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END, coalesce(t.name, a.name),
+           coalesce((SELECT ce.model_id FROM chat_events ce
+                     WHERE ce.run_id = r.id AND ce.model_id IS NOT NULL ORDER BY ce.id LIMIT 1),
+                    t.model_id, a.model_id, ''),
+           0, 0, 0, 0, 0, 0, 1, (r.status = 'failed')::int
+    FROM runs r JOIN sessions s ON s.id = r.session_id
+    LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+    WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL
+) x
+GROUP BY user_id, day, kind, name, model_id
+"""
+
 LIST_MESSAGES_ASC = """
 SELECT ce.id, ce.run_id, r.parent_run_id, r.status AS run_status, ce.role, ce.agent_name, ce.model_id,
        ce.message_parts, ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
@@ -329,32 +361,39 @@ LIMIT %(limit)s
 LIST_MESSAGES_DESC = LIST_MESSAGES_ASC.replace("ce.id > %(after)s", "ce.id < %(after)s").replace(
     "ORDER BY ce.id ASC", "ORDER BY ce.id DESC")
 
-USAGE_BY_DAY = """
+# The caller's usage rows in a range: live chat_events plus deleted sessions' kept usage.
+_USAGE_ROWS = """
 SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day,
-       sum(ce.input_tokens) AS input_tokens, sum(ce.output_tokens) AS output_tokens,
-       sum(ce.cache_read_tokens) AS cache_read_tokens, sum(ce.cache_write_tokens) AS cache_write_tokens,
-       sum(ce.cost_usd) AS cost_usd, sum(ce.cost_in_rands) AS cost_in_rands
-FROM chat_events ce JOIN sessions s ON s.id = ce.session_id JOIN users u ON u.id = s.user_id
-WHERE u.sub = %(sub)s AND ce.created_at >= %(start)s AND ce.created_at < %(end)s
-GROUP BY 1 ORDER BY 1
-"""
-
-USAGE_BY_AGENT = """
-SELECT CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
-       coalesce(a.name, t.name) AS name,
-       sum(ce.input_tokens) AS input_tokens, sum(ce.output_tokens) AS output_tokens,
-       sum(ce.cache_read_tokens) AS cache_read_tokens, sum(ce.cache_write_tokens) AS cache_write_tokens,
-       sum(ce.cost_usd) AS cost_usd, sum(ce.cost_in_rands) AS cost_in_rands
+       CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind, coalesce(a.name, t.name) AS name,
+       ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens, ce.cost_usd, ce.cost_in_rands
 FROM chat_events ce JOIN sessions s ON s.id = ce.session_id JOIN users u ON u.id = s.user_id
 LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
 WHERE u.sub = %(sub)s AND ce.created_at >= %(start)s AND ce.created_at < %(end)s
-GROUP BY 1, 2 ORDER BY 1, 2
+UNION ALL
+SELECT d.day, d.kind, d.name, d.input_tokens, d.output_tokens, d.cache_read_tokens, d.cache_write_tokens,
+       d.cost_usd, d.cost_in_rands
+FROM deleted_session_usage d JOIN users u ON u.id = d.user_id
+WHERE u.sub = %(sub)s AND d.day >= (%(start)s::timestamptz AT TIME ZONE 'UTC')::date AND d.day < (%(end)s::timestamptz AT TIME ZONE 'UTC')::date
 """
 
+_USAGE_SUMS = """sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
+       sum(cost_usd) AS cost_usd, sum(cost_in_rands) AS cost_in_rands"""
+
+USAGE_BY_DAY = f"SELECT day, {_USAGE_SUMS} FROM ({_USAGE_ROWS}) x GROUP BY day ORDER BY day"
+
+USAGE_BY_AGENT = f"SELECT kind, name, {_USAGE_SUMS} FROM ({_USAGE_ROWS}) x GROUP BY kind, name ORDER BY kind, name"
+
 USAGE_TURNS = """
-SELECT count(*) AS turns, count(*) FILTER (WHERE r.status = 'failed') AS failed_turns
-FROM runs r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id
-WHERE u.sub = %(sub)s AND r.parent_run_id IS NULL AND r.started_at >= %(start)s AND r.started_at < %(end)s
+SELECT sum(turns)::int AS turns, sum(failed_turns)::int AS failed_turns FROM (
+    SELECT count(*) AS turns, count(*) FILTER (WHERE r.status = 'failed') AS failed_turns
+    FROM runs r JOIN sessions s ON s.id = r.session_id JOIN users u ON u.id = s.user_id
+    WHERE u.sub = %(sub)s AND r.parent_run_id IS NULL AND r.started_at >= %(start)s AND r.started_at < %(end)s
+    UNION ALL
+    SELECT coalesce(sum(d.turns), 0), coalesce(sum(d.failed_turns), 0)
+    FROM deleted_session_usage d JOIN users u ON u.id = d.user_id
+    WHERE u.sub = %(sub)s AND d.day >= (%(start)s::timestamptz AT TIME ZONE 'UTC')::date AND d.day < (%(end)s::timestamptz AT TIME ZONE 'UTC')::date
+) x
 """
 
 LIST_AGENTS = """
