@@ -317,8 +317,9 @@ class _WebAdapterApp:
         for hop in ("content-length", "transfer-encoding", "connection", "host"):
             headers.pop(hop, None)
         header_list = [(k, v) for k, vs in headers.items() for v in vs]
-        header_list.append(("x-amzn-request-context", json.dumps(event.get("requestContext") or {}, separators=(",", ":"))))
-        header_list.append(("x-amzn-lambda-context", json.dumps(lambda_context, separators=(",", ":"))))
+        compact = {"separators": (",", ":")}
+        header_list.append(("x-amzn-request-context", json.dumps(event.get("requestContext") or {}, **compact)))
+        header_list.append(("x-amzn-lambda-context", json.dumps(lambda_context, **compact)))
         multi = event.get("multiValueQueryStringParameters")
         single = event.get("queryStringParameters")
         query = urlencode(multi, doseq=True) if multi else urlencode(single or {})
@@ -390,7 +391,8 @@ def _run_handler_main() -> None:
     class Context:
         function_name = job["function_name"]
         function_version = "$LATEST"
-        invoked_function_arn = f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:function:{function_name}"
+        invoked_function_arn = (f"arn:aws:lambda:{os.environ.get('AWS_REGION', 'us-east-1')}:123456789012:"
+                                f"function:{function_name}")
         memory_limit_in_mb = job["memory"]
         aws_request_id = job["request_id"]
         log_group_name = f"/aws/lambda/{function_name}"
@@ -594,7 +596,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/invoke", description=__doc__.split("\n")[0])
     parser.add_argument("function", help="a function's logical id in template.yaml, e.g. ChatFunction")
     parser.add_argument("event", type=Path, help="an event file, e.g. events/chat-turn.json")
-    parser.add_argument("--env-vars", type=Path, help='JSON as for sam: {"ChatFunction": {"VAR": "value"}, "Parameters": {...}}')
+    parser.add_argument("--env-vars", type=Path,
+                        help='JSON as for sam: {"ChatFunction": {"VAR": "value"}, "Parameters": {...}}')
     parser.add_argument("--parameter-overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="template parameters for Ref in environment variables")
     parser.add_argument("--template", type=Path, default=TEMPLATE)

@@ -41,8 +41,8 @@ def ensure() -> Path:
         return home
     print(f"sam: installing aws-sam-cli=={SAM_VERSION} into {home} (once)", file=sys.stderr, flush=True)
     subprocess.run([_base_python(), "-m", "venv", "--clear", str(home)], check=True)
-    pip = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                          f"aws-sam-cli=={SAM_VERSION}"], capture_output=True, text=True)
+    pip = subprocess.run([str(home / "bin" / "python"), "-m", "pip", "install", "--quiet",
+                          "--disable-pip-version-check", f"aws-sam-cli=={SAM_VERSION}"], capture_output=True, text=True)
     if pip.returncode != 0:
         sys.stderr.write(pip.stdout + pip.stderr)
         raise SystemExit(f"sam: installing aws-sam-cli=={SAM_VERSION} failed")

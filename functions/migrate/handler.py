@@ -53,7 +53,8 @@ def send_response(event: dict[str, Any], status: str, reason: str, data: dict[st
     body = json.dumps({
         "Status": status,
         "Reason": reason[:3000],
-        "PhysicalResourceId": event.get("PhysicalResourceId") or f"{event.get('LogicalResourceId', 'migrations')}-schema",
+        # stable across updates, so CloudFormation never "replaces" (and deletes) the schema resource
+        "PhysicalResourceId": event.get("PhysicalResourceId") or f"{event['LogicalResourceId']}-schema",
         "StackId": event["StackId"],
         "RequestId": event["RequestId"],
         "LogicalResourceId": event["LogicalResourceId"],

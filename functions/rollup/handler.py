@@ -5,22 +5,19 @@ rollup: today and yesterday (UTC) plus every day touched by rows created since t
 watermark. An event whose ``detail`` is ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`` recomputes
 that range of UTC days instead. Either way the result is idempotent.
 
-Needs only ``DATABASE_URL``. Imports psycopg and chatcore.rollup, never agno (cold start).
+The database is named as for every function (``DATABASE_URL``, ``DB_SECRET_ARN`` or
+``DB_IAM_AUTH``; see chatcore.db). Imports psycopg and chatcore.rollup, never agno (cold start).
 """
 
 from __future__ import annotations
 
-import logging
-import os
 from datetime import date
 from typing import Any
 
 import psycopg
 
 from chatcore import db, rollup
-
-log = logging.getLogger("rollup")
-log.setLevel(logging.INFO)
+from chatcore.observability import logger
 
 _conn: psycopg.Connection | None = None
 
@@ -29,10 +26,7 @@ def _connection() -> psycopg.Connection:
     """One connection per sandbox, reopened when closed or broken."""
     global _conn
     if _conn is None or _conn.closed or _conn.broken:
-        url = os.environ.get("DATABASE_URL")
-        if not url:
-            raise RuntimeError("DATABASE_URL is not set")
-        _conn = db.connect(url)
+        _conn = db.connect()
     return _conn
 
 
@@ -58,7 +52,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
         except psycopg.OperationalError:
             if attempt == 2 or not conn.broken:
                 raise
-            log.warning("database connection lost; reconnecting once")
+            logger.warning("database connection lost; reconnecting once")
     summary = result.summary()
-    log.info("rollup %s", summary)
+    logger.info("rollup done", extra=summary)
     return summary

@@ -6,6 +6,7 @@ No agno import here: the non-agent functions stay lean.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 
@@ -132,6 +133,21 @@ def create_app(*, title: str, routers: Sequence[APIRouter], on_startup: Sequence
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan,
                   description="Agent and team conversations for mobile apps. See docs/api.md.")
     install_problem_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        """Readiness for the Lambda Web Adapter (AWS_LWA_READINESS_CHECK_PATH); no identity needed."""
+        return {"ok": True}
+
+    @app.middleware("http")
+    async def _xray_trace_id(request: Request, call_next):
+        # Behind the Web Adapter the invocation's trace id arrives as a header; Powertools' Tracer
+        # reads it from the environment, so the app's segments join the Lambda invocation's trace.
+        trace = request.headers.get("x-amzn-trace-id")
+        if trace:
+            os.environ["_X_AMZN_TRACE_ID"] = trace
+        return await call_next(request)
+
     for router in routers:
         app.include_router(router)
     _add_problem_schema(app)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import tuple_row
 
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Serialises concurrent runners (two deploys at once) on one advisory lock.
@@ -79,7 +80,9 @@ def discover(directory: Path) -> list[Migration]:
 
 def _applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
     conn.execute(CREATE_LEDGER)
-    rows = conn.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
+    # tuple rows whatever the connection's row factory (chatcore.db connections return dicts)
+    with conn.cursor(row_factory=tuple_row) as cur:
+        rows = cur.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
     return {v: (n, c) for v, n, c in rows}
 
 

@@ -1,0 +1,67 @@
+"""Turn metrics as CloudWatch EMF: emitted in Lambda, silent locally, never breaking a turn."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+from chatcore import observability
+
+
+def _emf_lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+
+
+OUTCOME = {"event": "TurnCompleted", "session_id": "s-1", "run_id": "r-1",
+           "usage": {"input_tokens": 1200, "output_tokens": 800, "cache_read_tokens": 30000,
+                     "cache_write_tokens": 5000},
+           "cost": {"usd": "0.0433500000", "zar": "0.7803000000"}, "tool_errors": 0, "member_errors": [],
+           "duration_ms": 1234}
+
+
+def test_record_turn_emits_emf_in_lambda(monkeypatch, capsys):
+    monkeypatch.setattr(observability, "in_lambda", lambda: True)
+    observability.record_turn(OUTCOME)
+    observability.record_turn({**OUTCOME, "event": "TurnFailed", "run_id": "r-2",
+                               "error": {"code": "model-error:model_provider_error", "message": "x"}})
+    ok, failed = _emf_lines(capsys.readouterr().out)
+    names = {m["Name"]: m["Unit"] for m in ok["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert names == {"Turns": "Count", "TurnsFailed": "Count", "InputTokens": "Count", "OutputTokens": "Count",
+                     "CacheReadTokens": "Count", "CacheWriteTokens": "Count", "CostUSD": "None", "CostZAR": "None",
+                     "TurnLatency": "Milliseconds"}
+    assert ok["_aws"]["CloudWatchMetrics"][0]["Namespace"] == observability.NAMESPACE
+    assert (ok["InputTokens"], ok["OutputTokens"], ok["CacheReadTokens"], ok["CacheWriteTokens"]) == \
+        ([1200.0], [800.0], [30000.0], [5000.0])
+    assert Decimal(str(ok["CostUSD"][0])) == Decimal("0.04335") and Decimal(str(ok["CostZAR"][0])) == Decimal("0.7803")
+    assert ok["TurnLatency"] == [1234.0] and ok["TurnsFailed"] == [0.0] and ok["run_id"] == "r-1"
+    assert failed["TurnsFailed"] == [1.0] and failed["error_code"] == "model-error:model_provider_error"
+    assert "error_code" not in ok  # each turn is its own metric set
+
+
+def test_record_turn_is_silent_locally_and_never_raises(monkeypatch, capsys):
+    monkeypatch.setattr(observability, "in_lambda", lambda: False)
+    observability.record_turn(OUTCOME)
+    assert _emf_lines(capsys.readouterr().out) == []
+    monkeypatch.setattr(observability, "in_lambda", lambda: True)
+    observability.record_turn(None)  # type: ignore[arg-type]
+    observability.record_turn({"event": "TurnCompleted", "usage": {"input_tokens": "not a number"}})
+    observability.record_turn(OUTCOME)  # a bad call leaves nothing behind for the next turn
+    lines = _emf_lines(capsys.readouterr().out)
+    assert len(lines) == 1 and lines[0]["run_id"] == "r-1"
+
+
+def test_a_streamed_turn_records_its_metrics(user, standin, monkeypatch, capsys):
+    monkeypatch.setattr(observability, "in_lambda", lambda: True)
+    session_id = user.new_session()
+    r, events = user.turn(session_id, message="What is 12 * 7?")
+    assert r.status_code == 200, r.text
+    final = events[-1]
+    assert final["event"] == "TurnCompleted"
+    data = final["data"]
+    lines = [m for m in _emf_lines(capsys.readouterr().out) if m.get("run_id") == data["run_id"]]
+    assert len(lines) == 1
+    m = lines[0]
+    assert m["InputTokens"] == [float(data["usage"]["input_tokens"])]
+    assert m["CacheReadTokens"] == [float(data["usage"]["cache_read_tokens"])]
+    assert Decimal(str(m["CostZAR"][0])) == Decimal(data["cost"]["zar"]).normalize()
+    assert m["TurnLatency"] == [float(data["duration_ms"])] and m["session_id"] == session_id

@@ -1,0 +1,294 @@
+"""template.yaml as CloudFormation will see it: transformed by the SAM translator, linted by cfn-lint,
+and checked where a wrong property fails silently (streaming, a leaky bucket, agno in the wrong function).
+
+The translator and cfn-lint are the SAM CLI's own (its tool venv, see local/sam_cli.py): the same
+versions `sam build` and `sam deploy` use. Assertions are on the TRANSFORMED template: SAM accepts
+`ResponseTransferMode: STREAM` and quietly builds a buffered integration (field notes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from local import layers, sam_cli
+from local.invoke import load_template
+from local.invoke import ROOT
+
+TRANSFORM = r"""
+import json, sys
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform
+from samtranslator.public.exceptions import InvalidDocumentException
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+for name, resource in template["Resources"].items():
+    props = resource.get("Properties") or {}
+    for key in ("CodeUri", "ContentUri"):
+        if isinstance(props.get(key), str):
+            props[key] = f"s3://artifacts/{name}.zip"  # what `sam package` puts there
+try:
+    out = transform(template, {}, NoManagedPolicies())
+except InvalidDocumentException as e:
+    sys.exit("invalid SAM template: " + "; ".join(str(c) for c in e.causes))
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+"""
+
+LWA_LAYER = re.compile(r"^arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075:layer:LambdaAdapterLayerX86:")
+
+
+@pytest.fixture(scope="module")
+def transformed_path(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sam") / "transformed.json"
+    python = sam_cli.tool_python()
+    env = sam_cli.environment(python.parent.parent)
+    r = subprocess.run([str(python), "-c", TRANSFORM, str(ROOT / "template.yaml"), str(out)], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return out
+
+
+@pytest.fixture(scope="module")
+def cfn(transformed_path) -> dict:
+    return json.loads(transformed_path.read_text())
+
+
+@pytest.fixture(scope="module")
+def resources(cfn) -> dict:
+    return cfn["Resources"]
+
+
+def _of_type(resources: dict, kind: str) -> dict:
+    return {n: r for n, r in resources.items() if r["Type"] == kind}
+
+
+def _function(resources: dict, name: str) -> dict:
+    return resources[name]["Properties"]
+
+
+def _statements(resources: dict, function: str) -> list[dict]:
+    role = resources[f"{function}Role"]["Properties"]
+    return [s for p in role.get("Policies") or [] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _actions(statement: dict) -> list[str]:
+    a = statement["Action"]
+    return a if isinstance(a, list) else [a]
+
+
+def _sub(value) -> str:
+    """The text of a string or an Fn::Sub."""
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        v = value["Fn::Sub"]
+        return v if isinstance(v, str) else v[0]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _routes(resources: dict) -> dict[tuple[str, str], dict]:
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+    return {(method.upper(), path): op for path, ops in api["Properties"]["Body"]["paths"].items()
+            for method, op in ops.items() if method != "options"}
+
+
+def test_cfn_lint_passes_on_the_transformed_template(transformed_path):
+    cfn_lint = sam_cli.ensure() / "bin" / "cfn-lint"
+    r = subprocess.run([str(cfn_lint), str(transformed_path)], capture_output=True, text=True, timeout=300,
+                       env=sam_cli.environment(sam_cli.ensure()))
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_only_the_turn_route_streams(resources):
+    routes = _routes(resources)
+    turn = routes[("POST", "/sessions/{id}/turns")]["x-amazon-apigateway-integration"]
+    assert _sub(turn["uri"]).endswith("/response-streaming-invocations")
+    assert "${ChatFunction.Arn}" in _sub(turn["uri"])
+    assert turn["responseTransferMode"] == "STREAM"
+    others = {k: v for k, v in routes.items() if k != ("POST", "/sessions/{id}/turns")}
+    assert len(others) == 9
+    for route, op in others.items():
+        integration = op["x-amazon-apigateway-integration"]
+        assert _sub(integration["uri"]).endswith("/invocations"), route
+        assert not _sub(integration["uri"]).endswith("/response-streaming-invocations"), route
+        assert integration.get("responseTransferMode", "BUFFERED") == "BUFFERED", route
+        assert "${ApiFunction.Arn}" in _sub(integration["uri"]), route
+
+
+def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_throttled(resources):
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+    body = api["Properties"]["Body"]
+    assert api["Properties"]["EndpointConfiguration"]["Types"] == ["REGIONAL"]
+    scheme = body["securityDefinitions"]["CognitoAuthorizer"]
+    assert scheme["x-amazon-apigateway-authtype"] == "cognito_user_pools"
+    for route, op in _routes(resources).items():
+        assert op["security"] == [{"CognitoAuthorizer": []}], route
+    assert {("GET", "/agents"), ("GET", "/teams"), ("POST", "/sessions"), ("GET", "/sessions"),
+            ("GET", "/sessions/{id}"), ("PATCH", "/sessions/{id}"), ("DELETE", "/sessions/{id}"),
+            ("GET", "/sessions/{id}/messages"), ("GET", "/usage"), ("POST", "/sessions/{id}/turns")} \
+        == set(_routes(resources))
+    (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+    assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
+    throttles = {s["ResourcePath"]: s for s in props["MethodSettings"]}
+    assert "ThrottlingRateLimit" in throttles["/*"] and "ThrottlingBurstLimit" in throttles["/*"]
+    assert "ThrottlingRateLimit" in throttles["/~1sessions~1{id}~1turns"]
+    assert props["TracingEnabled"] is True
+    # CORS preflight answered without the authorizer
+    paths = body["paths"]
+    assert all("options" in ops and "security" not in ops["options"] for ops in paths.values())
+
+
+def test_the_bucket_is_private_encrypted_and_tls_only(resources):
+    (bucket_name, bucket), = _of_type(resources, "AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                       "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms", "aws:kms:dsse")
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert "VersioningConfiguration" not in props  # deleted photos must not survive as old versions
+    (policy,) = _of_type(resources, "AWS::S3::BucketPolicy").values()
+    assert policy["Properties"]["Bucket"] == {"Ref": bucket_name}
+    tls = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
+           if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"]
+    assert len(tls) == 1 and tls[0]["Principal"] == "*" and tls[0]["Action"] == "s3:*"
+    assert {json.dumps(r, sort_keys=True) for r in tls[0]["Resource"]} == {
+        json.dumps({"Fn::GetAtt": [bucket_name, "Arn"]}, sort_keys=True),
+        json.dumps({"Fn::Sub": f"${{{bucket_name}.Arn}}/*"}, sort_keys=True)}
+    lifecycle = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert all(r["Status"] == "Enabled" for r in lifecycle.values())
+    assert any("AbortIncompleteMultipartUpload" in r for r in lifecycle.values())
+    assert any("ExpirationInDays" in r and "TagFilters" in r for r in lifecycle.values())
+    assert any("ExpirationInDays" in r and "Prefix" in r for r in lifecycle.values())
+
+
+def test_the_chat_function_streams_behind_the_web_adapter(resources):
+    chat = _function(resources, "ChatFunction")
+    assert chat["Runtime"] == "python3.13" and chat["Handler"] == "run.sh"
+    assert chat["Architectures"] == ["x86_64"]  # the X86 adapter layer
+    assert any(LWA_LAYER.match(_sub(layer)) for layer in chat["Layers"])
+    env = chat["Environment"]["Variables"]
+    assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
+    assert env["AWS_LWA_PORT"] == "8080"
+    assert chat["Timeout"] == 900
+    run_sh = (ROOT / "functions/chat/run.sh").read_text()
+    assert "AWS_LWA_PORT" in run_sh and "chat_api:app" in run_sh
+
+
+def test_the_api_function_is_buffered_and_no_function_but_chat_carries_agno(resources, cfn):
+    api = _function(resources, "ApiFunction")
+    assert api["Runtime"] == "python3.13" and api["Handler"] == "run.sh"
+    assert api["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "buffered"
+    assert any(LWA_LAYER.match(_sub(layer)) for layer in api["Layers"])
+    (agents_layer,) = [n for n in _of_type(resources, "AWS::Lambda::LayerVersion") if n.startswith("AgentsLayer")]
+    for name, fn in _of_type(resources, "AWS::Lambda::Function").items():
+        refs = [layer.get("Ref") for layer in fn["Properties"].get("Layers", []) if isinstance(layer, dict)]
+        assert (agents_layer in refs) == (name == "ChatFunction"), name
+        assert fn["Properties"]["Runtime"] == "python3.13", name
+        assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert "POWERTOOLS_SERVICE_NAME" in env and env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentChat", name
+        assert "ANTHROPIC_API_KEY" not in env and "DATABASE_URL" not in env, name
+
+
+def test_layers_are_built_by_sam_with_python313():
+    source = load_template()
+    built = {n: r for n, r in source["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"}
+    assert set(built) == {"CoreLayer", "AgentsLayer"}
+    for name, layer in built.items():
+        assert layer["Metadata"]["BuildMethod"] == "python3.13", name
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"], name
+        assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").exists(), name
+    assert (ROOT / "layers/core/chatcore/__init__.py").exists()
+
+
+def test_least_privilege_s3_and_secrets(resources):
+    def s3(function: str) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for s in _statements(resources, function):
+            for a in _actions(s):
+                if a.startswith("s3:"):
+                    found.setdefault(a, []).append(s["Resource"])
+        return found
+
+    objects = {"Fn::Sub": "${MediaBucket.Arn}/${MediaPrefix}*"}
+    chat, api = s3("ChatFunction"), s3("ApiFunction")
+    assert set(chat) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert set(api) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    for found in (chat, api):
+        for action, targets in found.items():
+            expected = {"Fn::GetAtt": ["MediaBucket", "Arn"]} if action == "s3:ListBucket" else objects
+            assert targets == [expected], action
+    assert s3("RollupFunction") == {} and s3("MigrateFunction") == {}
+    for function in ("ChatFunction", "ApiFunction", "RollupFunction", "MigrateFunction"):
+        for s in _statements(resources, function):
+            assert "*" not in json.dumps(_actions(s)), (function, s)
+    secret = [s for s in _statements(resources, "ChatFunction") if "secretsmanager:GetSecretValue" in _actions(s)]
+    assert len(secret) == 1 and "AnthropicApiKeySecret" in json.dumps(secret[0]["Resource"])
+    assert not [s for f in ("ApiFunction", "RollupFunction", "MigrateFunction") for s in _statements(resources, f)
+                if "secretsmanager:GetSecretValue" in _actions(s)]
+    chat_env = _function(resources, "ChatFunction")["Environment"]["Variables"]
+    assert "AnthropicApiKeySecret" in json.dumps(chat_env["ANTHROPIC_API_KEY_SECRET_ARN"])
+
+
+def test_postgres_and_vpc_are_parameters(cfn, resources):
+    params = cfn["Parameters"]
+    for name in ("DbEndpoint", "DbPort", "DbName", "DbUser", "DbAuthMode", "DbSecretArn", "SubnetIds",
+                 "SecurityGroupIds", "ExistingUserPoolArn"):
+        assert name in params, name
+    for name, fn in _of_type(resources, "AWS::Lambda::Function").items():
+        assert fn["Properties"]["VpcConfig"]["Fn::If"][0] == "InVpc", name
+        env = fn["Properties"]["Environment"]["Variables"]
+        assert env["DB_HOST"] == {"Ref": "DbEndpoint"} and "DB_IAM_AUTH" in env and "DB_SECRET_ARN" in env, name
+        role = resources[fn["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        assert {"Ref": "DatabaseAccessPolicy"} in role["ManagedPolicyArns"], name
+    policy = resources["DatabaseAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Fn::If"]
+    assert policy[0] == "DbIamAuth" and policy[1]["Action"] == "rds-db:connect"
+    assert policy[2]["Action"] == "secretsmanager:GetSecretValue"
+
+
+def test_migrations_run_on_deploy_before_the_functions_change(resources):
+    custom = resources["DatabaseMigrations"]
+    assert custom["Type"] == "Custom::DatabaseMigrations"
+    assert custom["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    assert "Ref" in custom["Properties"]["MigrationsVersion"]  # a new version on any code or SQL change
+    assert int(custom["Properties"]["ServiceTimeout"]) <= 900
+    for name in ("ChatFunction", "ApiFunction", "RollupFunction"):
+        assert "DatabaseMigrations" in resources[name].get("DependsOn", []), name
+    assert (ROOT / "functions/migrate/migrations").resolve() == (ROOT / "sql/migrations").resolve()
+
+
+def test_the_rollup_runs_on_an_eventbridge_schedule(resources):
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "RollupSchedule"}
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["RollupFunction", "Arn"]}
+
+
+def test_layer_requirements_match_the_lock():
+    for layer in layers.LAYERS:
+        assert (ROOT / layer / "requirements.txt").read_text() == layers.exported(layer), \
+            f"{layer}/requirements.txt is stale: run python -m local.layers"
+
+
+def test_layers_split_agno_from_the_lean_functions():
+    def names(layer: str) -> dict[str, str]:
+        text = (ROOT / layer / "requirements.txt").read_text()
+        return dict(m.groups() for m in re.finditer(r"^([a-z0-9_.-]+)==([^\s;\\]+)", text, re.M))
+
+    core, agents = names("layers/core"), names("layers/agents")
+    assert "agno" not in core and "anthropic" not in core
+    assert {"agno", "anthropic", "filetype"} <= set(agents)
+    lean = {"psycopg", "psycopg-pool", "aws-lambda-powertools", "aws-xray-sdk", "fastapi", "uvicorn", "boto3"}
+    assert lean <= set(core)
+    # both layers go into the chat function: a package in both must be the same version
+    assert {n: v for n, v in core.items() if n in agents} == {n: v for n, v in agents.items() if n in core}
+    shipped = set(core) | set(agents)
+    for dep in layers.direct_dependencies():
+        assert dep in shipped or dep in layers.LOCAL_ONLY, f"{dep} is in no layer: add it to one in local/layers.py"
