@@ -208,8 +208,8 @@ def test_a_turn_locks_the_latest_rate_on_or_before_today_and_new_rates_never_rew
     session = costdata.add_session(conn, user, agent="assistant")
     # only the seeded default so far
     with conn.transaction():
-        locked = storage.lock_session_for_turn(conn, sub, session)
-    assert (locked.fx_rate, locked.fx_rate_date) == (Decimal("18"), date(2000, 1, 1))
+        locked = storage.read_turn_start(conn, sub=sub, session_id=session)
+    assert (locked["fx_rate"], locked["fx_rate_date"]) == (Decimal("18"), date(2000, 1, 1))
     turn = costdata.insert_turn(conn, price_ids, TurnSpec(
         session, datetime.now(UTC) - timedelta(minutes=5), [Call(SONNET, costdata.TokenUsage(1200, 800, 30000, 5000))],
         stored_at=datetime.now(UTC) - timedelta(minutes=4)))
@@ -218,8 +218,8 @@ def test_a_turn_locks_the_latest_rate_on_or_before_today_and_new_rates_never_rew
     for day, rate in ((today - timedelta(days=3), "18.5"), (today, "18.2345"), (today + timedelta(days=1), "19.1")):
         assert fx.add_rate(conn, day, Decimal(rate), "test") == "added"
     with conn.transaction():
-        locked = storage.lock_session_for_turn(conn, sub, session)
-    assert (locked.fx_rate, locked.fx_rate_date) == (Decimal("18.2345"), today)  # not tomorrow's
+        locked = storage.read_turn_start(conn, sub=sub, session_id=session)
+    assert (locked["fx_rate"], locked["fx_rate_date"]) == (Decimal("18.2345"), today)  # not tomorrow's
     assert fx.rate_on(conn, today - timedelta(days=1))["rate"] == Decimal("18.5")
     assert fx.rate_on(conn, date(1999, 12, 31)) is None
     # the stored rows keep the rate they were priced with

@@ -301,3 +301,23 @@ def test_user_message_is_stored_before_the_model_is_called(user, standin, db_con
     user.turn(sid, message="store me first")
     t.join()
     assert seen["row"] == {"role": "user", "status": "running"}
+
+
+def test_the_model_sees_the_last_history_max_turns_completed_turns(user, standin, db_conn, monkeypatch):
+    from chatcore.config import get_settings
+
+    monkeypatch.setenv("HISTORY_MAX_TURNS", "2")
+    get_settings.cache_clear()
+    try:
+        sid = user.new_session()
+        for i in range(4):
+            _, events = user.turn(sid, message=f"message number {i}")
+            assert events[-1]["event"] == "TurnCompleted"
+        last = json.dumps(standin.requests()[-1]["body"]["messages"])
+        assert "message number 3" in last and "message number 2" in last and "message number 1" in last
+        assert "message number 0" not in last  # older than the last 2 completed turns: stored, not sent
+        assert db_conn.execute("SELECT count(*) AS n FROM chat_events WHERE session_id = %s",
+                               (sid,)).fetchone()["n"] == 8
+    finally:
+        monkeypatch.delenv("HISTORY_MAX_TURNS")
+        get_settings.cache_clear()

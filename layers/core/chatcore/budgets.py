@@ -29,20 +29,24 @@ from chatcore.errors import BudgetExceeded
 
 CENTS = Decimal("0.01")
 
-# One round trip: the budget, and only when there is one, the month's spend (per session of the
-# user, an index-only scan of chat_events_session_spend over the month's priced rows).
-BUDGET_AND_SPEND = """
-SELECT u.monthly_budget_zar,
-       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE (
+# The month's spend of user ``u`` (a SQL expression, also used by the turn's first statement): per
+# session of the user, an index-only scan of chat_events_session_spend over the month's priced rows,
+# plus what the user's deleted sessions cost that month (deleting is no way around a budget).
+MONTH_SPEND_OF_U = """(
            SELECT coalesce(sum(ce.cost_in_rands), 0)
            FROM sessions s JOIN chat_events ce ON ce.session_id = s.id
            WHERE s.user_id = u.id AND ce.cost_in_rands <> 0
              AND ce.created_at >= %(month_start)s AND ce.created_at < %(month_end)s
        ) + (
-           -- deleted sessions still count: deleting is no way around a budget
            SELECT coalesce(sum(d.cost_in_rands), 0) FROM deleted_session_usage d
-           WHERE d.user_id = u.id AND d.day >= (%(month_start)s::timestamptz AT TIME ZONE 'UTC')::date AND d.day < (%(month_end)s::timestamptz AT TIME ZONE 'UTC')::date
-       ) END AS spent
+           WHERE d.user_id = u.id AND d.day >= (%(month_start)s::timestamptz AT TIME ZONE 'UTC')::date
+             AND d.day < (%(month_end)s::timestamptz AT TIME ZONE 'UTC')::date
+       )"""
+
+# One round trip: the budget, and only when there is one, the month's spend.
+BUDGET_AND_SPEND = f"""
+SELECT u.monthly_budget_zar,
+       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent
 FROM users u WHERE u.id = %(user_id)s
 """
 
@@ -73,9 +77,15 @@ def _money(value: Decimal) -> str:
 def check_turn_allowed(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> None:
     """Raise BudgetExceeded (402) if the user has a budget and this month's spend has reached it."""
     row, start = _budget_and_spend(conn, user_id, now)
-    if row is None or row["monthly_budget_zar"] is None:
+    if row is not None:
+        refuse_if_over(row["monthly_budget_zar"], row["spent"], start)
+
+
+def refuse_if_over(budget: Decimal | None, spent: Decimal | None, month_start: datetime) -> None:
+    """Raise BudgetExceeded (402) when there is a budget and ``spent`` has reached it."""
+    if budget is None or spent is None:
         return
-    budget, spent = row["monthly_budget_zar"], row["spent"]
+    start = month_start
     if spent >= budget:
         raise BudgetExceeded(
             f"this month's spend of R{_money(spent)} has reached the monthly budget of R{_money(budget)}",

@@ -48,6 +48,8 @@ class Settings:
     running_in_lambda: bool = False
     # A 'running' turn older than this is treated as abandoned (its sandbox died).
     stale_turn_seconds: int = 16 * 60
+    # The model sees the session's last this-many completed turns (all of them are stored).
+    history_max_turns: int = 10
     extra: dict = field(default_factory=dict)
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
@@ -96,6 +98,7 @@ def get_settings() -> Settings:
         allow_unsigned_jwt=allow_unsigned,
         running_in_lambda=in_lambda,
         stale_turn_seconds=_int("STALE_TURN_SECONDS", 16 * 60),
+        history_max_turns=_int("HISTORY_MAX_TURNS", 10),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,
         db_host=env.get("DB_HOST") or None,

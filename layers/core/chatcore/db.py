@@ -68,6 +68,26 @@ def connect_params() -> tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]
     return "", (_iam_kwargs if s.db_iam_auth else _secret_kwargs)
 
 
+# A connection idle this long is pinged before use (the server, or RDS Proxy, may have closed it);
+# a connection used a moment ago is not, which saves a round trip on every request of a busy sandbox.
+IDLE_CHECK_SECONDS = 30.0
+_returned_at: dict[int, float] = {}
+
+
+def _mark_returned(conn: psycopg.Connection) -> None:
+    import time
+
+    _returned_at[id(conn)] = time.time()  # wall clock: it keeps counting while a sandbox is frozen
+
+
+def _check_if_idle(conn: psycopg.Connection) -> None:
+    import time
+
+    returned = _returned_at.get(id(conn))
+    if returned is None or time.time() - returned > IDLE_CHECK_SECONDS or conn.broken or conn.closed:
+        ConnectionPool.check_connection(conn)
+
+
 def connect(url: str | None = None) -> psycopg.Connection:
     """A new standalone connection (scripts, migrations, tests)."""
     if url:
@@ -88,7 +108,8 @@ def pool() -> ConnectionPool:
                 min_size=1,
                 max_size=max(1, size),
                 kwargs=kwargs,  # a callable is resolved for every new connection (IAM tokens expire)
-                check=ConnectionPool.check_connection,
+                check=_check_if_idle,
+                reset=_mark_returned,
                 num_workers=1,
                 open=True,
                 name="chat",

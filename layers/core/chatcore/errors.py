@@ -56,3 +56,7 @@ class ServiceMisconfigured(ProblemError):
 
 class BudgetExceeded(ProblemError):
     status, code, title = 402, "budget-exceeded", "Monthly budget exceeded"
+
+
+class StorageUnavailable(ProblemError):
+    status, code, title = 503, "storage-unavailable", "Storage is unavailable; try again"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -13,6 +13,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
+from chatcore.budgets import MONTH_SPEND_OF_U
 from chatcore.errors import Conflict, NotFound
 
 UPSERT_USER = """
@@ -27,11 +28,22 @@ VALUES (%(id)s, %(user_id)s, %(agent_id)s, %(team_id)s, %(title)s)
 RETURNING id, user_id, agent_id, team_id, title, created_at
 """
 
-# The session (only if it is the user's), its agent or team, and today's USD/ZAR rate, in one
-# round trip; FOR UPDATE OF s serialises turns of one session.
-LOCK_SESSION_FOR_TURN = """
+# The first round trip of a turn, one statement: lock the user's session (FOR UPDATE OF s
+# serialises turns of a session) and read everything the turn decides on: its agent or team, the
+# USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
+# budget and the month's spend, and the history: the messages of the last completed turns.
+BEGIN_TURN_READ = f"""
 SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
-       fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_date
+       fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_date,
+       prior.id AS prior_id, prior.status AS prior_status, prior.error_code AS prior_error_code,
+       prior.error_message AS prior_error_message, prior.input_tokens AS prior_input_tokens,
+       prior.output_tokens AS prior_output_tokens, prior.cache_read_tokens AS prior_cache_read_tokens,
+       prior.cache_write_tokens AS prior_cache_write_tokens, prior.cost_usd AS prior_cost_usd,
+       prior.cost_in_rands AS prior_cost_in_rands,
+       running.id AS running_id, running.stale AS running_stale,
+       u.monthly_budget_zar,
+       CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {{month_spend}} END AS month_spent,
+       history.messages AS history
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 LEFT JOIN agents a ON a.id = s.agent_id
@@ -41,16 +53,28 @@ LEFT JOIN LATERAL (
     WHERE base = 'USD' AND quote = 'ZAR' AND effective_date <= (now() AT TIME ZONE 'UTC')::date
     ORDER BY effective_date DESC LIMIT 1
 ) fx ON true
+LEFT JOIN LATERAL (
+    SELECT * FROM runs r
+    WHERE r.session_id = s.id AND r.client_turn_id = %(client_turn_id)s AND r.parent_run_id IS NULL
+) prior ON true
+LEFT JOIN LATERAL (
+    SELECT r.id, r.started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale FROM runs r
+    WHERE r.session_id = s.id AND r.status = 'running' AND r.parent_run_id IS NULL
+    LIMIT 1
+) running ON true
+LEFT JOIN LATERAL (
+    -- completed top-level turns only: a failed turn's user message would otherwise be merged into
+    -- the next request by Claude's formatter and could repeat the failure
+    SELECT jsonb_agg(ce.message_parts ORDER BY ce.id) AS messages
+    FROM chat_events ce
+    WHERE ce.run_id IN (
+        SELECT r.id FROM runs r
+        WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status = 'completed'
+        ORDER BY r.id DESC LIMIT %(history_turns)s)
+) history ON true
 WHERE s.id = %(session_id)s
 FOR UPDATE OF s
-"""
-
-FIND_TURN_BY_CLIENT_ID = """
-SELECT id, status, error_code, error_message, started_at, input_tokens, output_tokens,
-       cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands
-FROM runs
-WHERE session_id = %(session_id)s AND client_turn_id = %(client_turn_id)s AND parent_run_id IS NULL
-"""
+""".replace("{month_spend}", MONTH_SPEND_OF_U)
 
 FIND_RUNNING_TURN = """
 SELECT id, started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale
@@ -91,15 +115,6 @@ WHERE id = %(id)s
 
 TOUCH_SESSION = "UPDATE sessions SET updated_at = now() WHERE id = %(session_id)s"
 
-# Only completed top-level turns are replayed: a failed turn's user message would otherwise be
-# merged into the next request by Claude's formatter and could repeat the failure.
-LOAD_HISTORY = """
-SELECT ce.message_parts
-FROM chat_events ce JOIN runs r ON r.id = ce.run_id
-WHERE ce.session_id = %(session_id)s AND r.status = 'completed' AND r.parent_run_id IS NULL
-ORDER BY ce.id
-"""
-
 UPSERT_AGENT = """
 INSERT INTO agents (id, name, description, model_provider_slug, model_id, definition, active, updated_at)
 VALUES (%(id)s, %(name)s, %(description)s, %(model_provider_slug)s, %(model_id)s, %(definition)s, true, now())
@@ -117,19 +132,6 @@ ON CONFLICT (price_key, version) DO NOTHING
 """
 
 SELECT_PRICE_IDS = "SELECT price_key, id FROM prices WHERE version = %(version)s"
-
-
-@dataclass
-class TurnSession:
-    """A session locked for a turn, with the exchange rate the turn will use."""
-
-    id: UUID
-    user_id: UUID
-    agent_name: str | None
-    team_name: str | None
-    fx_rate_id: UUID | None
-    fx_rate: Decimal | None
-    fx_rate_date: date | None
 
 
 def ensure_user(conn: psycopg.Connection, sub: str) -> UUID:
@@ -158,30 +160,18 @@ def create_session(conn: psycopg.Connection, sub: str, *, agent: str | None, tea
         }).fetchone()
 
 
-def lock_session_for_turn(conn: psycopg.Connection, sub: str, session_id: UUID) -> TurnSession:
-    """Lock the user's session for a turn (inside a transaction); 404 if it is not theirs."""
-    row = conn.execute(LOCK_SESSION_FOR_TURN, {"sub": sub, "session_id": session_id}).fetchone()
-    if row is None:
-        raise NotFound("no such session")
-    return TurnSession(**row)
+def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, client_turn_id: str | None = None,
+                    stale_seconds: int = 960, history_turns: int = 10, month_start: datetime | None = None,
+                    month_end: datetime | None = None) -> dict[str, Any] | None:
+    """The first statement of a turn (BEGIN_TURN_READ); None when the session is not the user's."""
+    if month_start is None or month_end is None:
+        from chatcore.budgets import month_bounds
 
-
-def find_turn_by_client_id(conn: psycopg.Connection, session_id: UUID, client_turn_id: str) -> dict | None:
-    return conn.execute(FIND_TURN_BY_CLIENT_ID,
-                        {"session_id": session_id, "client_turn_id": client_turn_id}).fetchone()
-
-
-def refuse_if_turn_running(conn: psycopg.Connection, session_id: UUID, stale_seconds: int) -> None:
-    """409 while another turn of the session runs; a stale one (its sandbox died) is closed as failed."""
-    row = conn.execute(FIND_RUNNING_TURN,
-                       {"session_id": session_id, "stale_seconds": stale_seconds}).fetchone()
-    if row is None:
-        return
-    if row["stale"]:
-        conn.execute(ABANDON_TURN, {"id": row["id"]})
-        return
-    raise Conflict("a turn is already running in this session; wait for it to finish",
-                   run_id=str(row["id"]))
+        month_start, month_end = month_bounds()
+    return conn.execute(BEGIN_TURN_READ, {
+        "sub": sub, "session_id": session_id, "client_turn_id": client_turn_id, "stale_seconds": stale_seconds,
+        "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
+    }).fetchone()
 
 
 def insert_run(conn: psycopg.Connection, *, run_id: UUID, session_id: UUID, agent_name: str | None,
@@ -214,11 +204,6 @@ def insert_chat_events(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> 
 
 def finish_run(conn: psycopg.Connection, **values: Any) -> None:
     conn.execute(FINISH_RUN, values)
-
-
-def load_history(conn: psycopg.Connection, session_id: UUID) -> list[dict]:
-    """The stored ``Message.to_dict()`` of the session's completed turns, in order."""
-    return [r["message_parts"] for r in conn.execute(LOAD_HISTORY, {"session_id": session_id})]
 
 
 def sync_agents(conn: psycopg.Connection, agents: list[dict[str, Any]]) -> None:

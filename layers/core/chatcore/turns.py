@@ -27,10 +27,10 @@ from agno.run.team import TeamRunOutput
 from uuid6 import uuid7
 
 from chatcore import db, observability, sse, storage
-from chatcore.budgets import check_turn_allowed
+from chatcore.budgets import month_bounds, refuse_if_over
 from chatcore.config import get_settings
 from chatcore.costing import ExchangeRate, Pricer, usage_from_metrics
-from chatcore.errors import Conflict, InvalidInput, ServiceMisconfigured
+from chatcore.errors import Conflict, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable
 from chatcore.images import ImageUpload
 from chatcore.media import storable_message, to_agno_image
 from chatcore.pricing import TokenUsage
@@ -97,44 +97,57 @@ def stored_outcome_events(session_id: UUID, stored: StoredOutcome) -> list[tuple
 
 
 def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
-    """Steps 1 and 2: validate against the session, record the run, store the user's message."""
+    """Steps 1 and 2, in two database round trips (one transaction, pipelined):
+
+    1. one statement locks the user's session and reads all the turn decides on (404, a stored
+       outcome for a repeated client_turn_id, 402 over budget, 409 while a turn runs, the history);
+    2. large images go to S3 (content-addressed keys, so a retry overwrites nothing new), then the
+       run and the user's message are inserted and the transaction commits.
+    """
     settings = get_settings()
     if not turn.message.strip() and not turn.images:
         raise InvalidInput("a turn needs a message or an image", field="message")
     run_id = uuid7()
-    with db.connection() as conn:
-        with conn.transaction():
-            session = storage.lock_session_for_turn(conn, turn.sub, turn.session_id)
-            if turn.client_turn_id is not None:
-                found = storage.find_turn_by_client_id(conn, turn.session_id, turn.client_turn_id)
-                if found is not None:
-                    return StoredOutcome(run_id=found["id"], row=found)
-            check_turn_allowed(conn, session.user_id)  # 402 before anything is stored or any model call
-            storage.refuse_if_turn_running(conn, turn.session_id, settings.stale_turn_seconds)
-            if session.fx_rate is None:
-                raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
-            conversation = conversation_for(session.agent_name, session.team_name)
-            storage.insert_run(conn, run_id=run_id, session_id=turn.session_id,
-                               agent_name=conversation.name, client_turn_id=turn.client_turn_id)
+    month_start, month_end = month_bounds()
+    with db.connection() as conn, conn.pipeline(), conn.transaction():
+        row = storage.read_turn_start(
+            conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
+            stale_seconds=settings.stale_turn_seconds, history_turns=settings.history_max_turns,
+            month_start=month_start, month_end=month_end)
+        if row is None:
+            raise NotFound("no such session")
+        if row["prior_id"] is not None:
+            return StoredOutcome(run_id=row["prior_id"], row={
+                k.removeprefix("prior_"): v for k, v in row.items() if k.startswith("prior_")})
+        # 402 before anything is stored or any model call
+        refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start)
+        if row["running_id"] is not None:
+            if not row["running_stale"]:
+                raise Conflict("a turn is already running in this session; wait for it to finish",
+                               run_id=str(row["running_id"]))
+            conn.execute(storage.ABANDON_TURN, {"id": row["running_id"]})
+        if row["fx_rate"] is None:
+            raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
+        conversation = conversation_for(row["agent_name"], row["team_name"])
         try:
             images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
-            user_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
-            with conn.transaction():
-                storage.insert_chat_events(conn, [{
-                    "id": UUID(user_message.id), "session_id": turn.session_id, "run_id": run_id,
-                    "role": "user", "agent_name": None, "message_parts": user_message.to_dict(),
-                }])
-                history_rows = storage.load_history(conn, turn.session_id)
-        except Exception as e:
-            _fail_run(conn, run_id, "storage-error", f"could not store the message: {e.__class__.__name__}")
-            raise
+        except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
+            log.exception("could not upload the images of a turn")
+            raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "
+                                     "nothing was stored, try again") from e
+        user_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
+        storage.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
+                           client_turn_id=turn.client_turn_id)
+        storage.insert_chat_events(conn, [{
+            "id": UUID(user_message.id), "session_id": turn.session_id, "run_id": run_id,
+            "role": "user", "agent_name": None, "message_parts": user_message.to_dict(),
+        }])
     history = []
-    for row in history_rows:
-        message = Message.from_dict(row)
+    for message_dict in row["history"] or []:
+        message = Message.from_dict(message_dict)
         message.from_history = True
         history.append(message)
-    # the turn's own user row is in the running run, so it is not in history_rows
-    fx = ExchangeRate(session.fx_rate_id, session.fx_rate, session.fx_rate_date)
+    fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, pricer=Pricer(fx, price_ids()))
 
@@ -232,7 +245,8 @@ def _store_outcome(turn: PreparedTurn, tracker: EventTracker) -> tuple[str, dict
         status, code, message = "completed", "tool-error", f"{tracker.tool_errors} tool call(s) failed"
     else:
         status, code, message = "completed", None, None
-    with db.connection() as conn:
+    # one round trip: the whole transaction is pipelined
+    with db.connection() as conn, conn.pipeline():
         with conn.transaction():
             for r in runs[1:]:
                 record = r["record"]
