@@ -51,14 +51,15 @@ OVERLAP = timedelta(hours=1)
 
 DELETE_DAYS = "DELETE FROM daily_costs WHERE day >= %(from_day)s AND day <= %(to_day)s"
 
-# Usage and cost by the row's creation day; turns by the turn's start day. Member rows belong to
-# the session's team (sessions.team_id), with their own model_id.
-INSERT_DAYS = """
-INSERT INTO daily_costs (day, user_id, kind, name, model_id, input_tokens, output_tokens,
-                         cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
-SELECT day, user_id, kind, name, model_id, sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
-       sum(cache_write_tokens), sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns)
-FROM (
+def usage_rows(chat_events_filter: str, runs_filter: str) -> str:
+    """The SELECT of usage rows (day, user_id, kind, name, model_id, tokens, costs, turns,
+    failed_turns) of the chat_events ``ce`` and top-level runs ``r`` the two filters keep.
+
+    Usage and cost by the row's creation day; turns by the turn's start day. Member rows belong to
+    the session's team (sessions.team_id), with their own model_id. Shared by the rollup and by the
+    deletion of a session, which keeps its usage (storage.ARCHIVE_SESSION_USAGE).
+    """
+    return f"""
     SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day, s.user_id,
            CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
            coalesce(t.name, a.name) AS name, coalesce(ce.model_id, '') AS model_id,
@@ -68,7 +69,7 @@ FROM (
     JOIN sessions s ON s.id = ce.session_id
     LEFT JOIN agents a ON a.id = s.agent_id
     LEFT JOIN teams t ON t.id = s.team_id
-    WHERE ce.created_at >= %(start)s AND ce.created_at < %(end)s
+    WHERE {chat_events_filter}
       AND (ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.cost_in_rands <> 0
            OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
            OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0)
@@ -84,7 +85,19 @@ FROM (
     JOIN sessions s ON s.id = r.session_id
     LEFT JOIN agents a ON a.id = s.agent_id
     LEFT JOIN teams t ON t.id = s.team_id
-    WHERE r.parent_run_id IS NULL AND r.started_at >= %(start)s AND r.started_at < %(end)s
+    WHERE r.parent_run_id IS NULL AND {runs_filter}"""
+
+
+USAGE_SUMS = """sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
+       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns)"""
+
+INSERT_DAYS = f"""
+INSERT INTO daily_costs (day, user_id, kind, name, model_id, input_tokens, output_tokens,
+                         cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+SELECT day, user_id, kind, name, model_id, {USAGE_SUMS}
+FROM (
+    {usage_rows("ce.created_at >= %(start)s AND ce.created_at < %(end)s",
+                "r.started_at >= %(start)s AND r.started_at < %(end)s")}
     UNION ALL
     -- what deleted sessions cost stays counted (their rows are gone, their usage is kept)
     SELECT day, user_id, kind, name, model_id, input_tokens, output_tokens, cache_read_tokens,

@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
 from chatcore.budgets import MONTH_SPEND_OF_U
+from chatcore.rollup import USAGE_SUMS, usage_rows
 from chatcore.errors import Conflict, NotFound
 
 UPSERT_USER = """
@@ -301,34 +302,11 @@ FOR UPDATE OF s
 DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
 
 # Before a session is deleted: keep what it cost, per UTC day, agent or team and model, no content.
-ARCHIVE_SESSION_USAGE = """
+ARCHIVE_SESSION_USAGE = f"""
 INSERT INTO deleted_session_usage (id, user_id, session_id, day, kind, name, model_id, input_tokens,
     output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
-SELECT gen_random_uuid(), user_id, %(session_id)s, day, kind, name, model_id, sum(input_tokens),
-       sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(cost_usd),
-       sum(cost_in_rands), sum(turns), sum(failed_turns)
-FROM (
-    SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day, s.user_id,
-           CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
-           coalesce(t.name, a.name) AS name, coalesce(ce.model_id, '') AS model_id,
-           ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
-           ce.cost_usd, ce.cost_in_rands, 0 AS turns, 0 AS failed_turns
-    FROM chat_events ce JOIN sessions s ON s.id = ce.session_id
-    LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
-    WHERE ce.session_id = %(session_id)s
-      AND (ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
-           OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0)
-    UNION ALL
-    SELECT (r.started_at AT TIME ZONE 'UTC')::date, s.user_id,
-           CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END, coalesce(t.name, a.name),
-           coalesce((SELECT ce.model_id FROM chat_events ce
-                     WHERE ce.run_id = r.id AND ce.model_id IS NOT NULL ORDER BY ce.id LIMIT 1),
-                    t.model_id, a.model_id, ''),
-           0, 0, 0, 0, 0, 0, 1, (r.status = 'failed')::int
-    FROM runs r JOIN sessions s ON s.id = r.session_id
-    LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
-    WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL
-) x
+SELECT gen_random_uuid(), user_id, %(session_id)s, day, kind, name, model_id, {USAGE_SUMS}
+FROM ({usage_rows("ce.session_id = %(session_id)s", "r.session_id = %(session_id)s")}) x
 GROUP BY user_id, day, kind, name, model_id
 """
 
