@@ -124,6 +124,24 @@ def connection() -> Iterator[psycopg.Connection]:
         yield conn
 
 
+@contextmanager
+def pipelined_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """A transaction whose statements are pipelined: BEGIN, the body's statements and COMMIT go to
+    the server together, with one round trip where the body reads a result and one at the end.
+
+    (``conn.transaction()`` inside ``conn.pipeline()`` waits for BEGIN and for COMMIT on their own.)
+    """
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            yield conn
+            conn.execute("COMMIT")
+    except BaseException:
+        if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+        raise
+
+
 def close_pool() -> None:
     """Close the process pool (tests, shutdown)."""
     global _pool

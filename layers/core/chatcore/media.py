@@ -9,6 +9,7 @@ from uuid import UUID
 from agno.media import Image
 from agno.media.reference import MediaReference
 from agno.media.storage.s3 import S3MediaStorage
+from agno.media.storage.utils import build_storage_key
 
 from chatcore.config import get_settings
 from chatcore.images import ImageUpload
@@ -43,7 +44,11 @@ def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image
         return Image(id=media_id, content=upload.content, mime_type=upload.mime_type)
     storage = media_storage()
     content_hash = hashlib.sha256(upload.content).hexdigest()
-    storage_key = storage.upload(f"{session_id}-{content_hash[:32]}", upload.content, mime_type=upload.mime_type)
+    media_key = f"{session_id}-{content_hash[:32]}"
+    storage_key = build_storage_key(media_key, prefix=storage.prefix, mime_type=upload.mime_type)
+    if _image_cache.get(storage_key) is None:  # uploaded by this process already: content-addressed
+        storage_key = storage.upload(media_key, upload.content, mime_type=upload.mime_type)
+        _image_cache.put(storage_key, upload.content)
     reference = MediaReference(
         media_id=media_id,
         storage_key=storage_key,
@@ -93,3 +98,60 @@ def storable_message(message, session_id: UUID) -> dict:
         if isinstance(image.get("url"), str) and "X-Amz-Signature" in image["url"]:
             image.pop("url")
     return data
+
+
+class _ImageCache:
+    """Image bytes by S3 key, least recently used first out, bounded in bytes (per process)."""
+
+    def __init__(self, max_bytes: int):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+
+    def get(self, key: str) -> bytes | None:
+        data = self.items.get(key)
+        if data is not None:
+            self.items.move_to_end(key)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if key in self.items or len(data) > self.max_bytes:
+            return
+        self.items[key] = data
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.size -= len(old)
+
+
+_image_cache = _ImageCache(max_bytes=64 * 1024 * 1024)
+
+
+def remember_image(key: str, content: bytes) -> None:
+    """Keep the bytes of an image this process just uploaded (the next turns will need them)."""
+    _image_cache.put(key, content)
+
+
+def inline_for_model(messages) -> None:
+    """Give the model the bytes of the referenced images of ``messages`` (history loaded from rows).
+
+    Without this, agno presigns each reference and Claude's formatter downloads it again for every
+    model call of every turn. Bytes come from this process's cache or one S3 read. The messages are
+    the model's copy (never stored again), so replacing the reference with the bytes is safe.
+    """
+    storage = media_storage()
+    for message in messages:
+        for image in message.images or []:
+            ref = getattr(image, "media_reference", None)
+            if ref is None or ref.storage_backend != storage.backend_name or ref.bucket != storage.bucket:
+                continue
+            data = _image_cache.get(ref.storage_key)
+            if data is None:
+                data = storage.download(ref.storage_key)
+                _image_cache.put(ref.storage_key, data)
+            image.content = data
+            image.mime_type = image.mime_type or ref.mime_type
+            image.media_reference = None
+            image.url = None

@@ -21,6 +21,7 @@ from typing import Any
 from uuid import UUID
 
 import anyio
+from agno.media import Image
 from agno.models.message import Message
 from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
@@ -32,7 +33,7 @@ from chatcore.config import get_settings
 from chatcore.costing import ExchangeRate, Pricer, usage_from_metrics
 from chatcore.errors import Conflict, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable
 from chatcore.images import ImageUpload
-from chatcore.media import storable_message, to_agno_image
+from chatcore.media import inline_for_model, storable_message, to_agno_image
 from chatcore.pricing import TokenUsage
 from chatcore.catalog import price_ids
 from chatcore.runtime import Conversation, EventTracker, RunError, conversation_for
@@ -109,7 +110,7 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
         raise InvalidInput("a turn needs a message or an image", field="message")
     run_id = uuid7()
     month_start, month_end = month_bounds()
-    with db.connection() as conn, conn.pipeline(), conn.transaction():
+    with db.connection() as conn, db.pipelined_transaction(conn):
         row = storage.read_turn_start(
             conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
             stale_seconds=settings.stale_turn_seconds, history_turns=settings.history_max_turns,
@@ -135,18 +136,23 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | StoredOutcome:
             log.exception("could not upload the images of a turn")
             raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "
                                      "nothing was stored, try again") from e
-        user_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
+        stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
         storage.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
                            client_turn_id=turn.client_turn_id)
         storage.insert_chat_events(conn, [{
-            "id": UUID(user_message.id), "session_id": turn.session_id, "run_id": run_id,
-            "role": "user", "agent_name": None, "message_parts": user_message.to_dict(),
+            "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
+            "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
         }])
+    # The model's copy of the message: the same id and text, the images as the bytes we have.
+    user_message = Message(id=stored_message.id, role="user", content=turn.message, images=[
+        Image(id=image.id, content=upload.content, mime_type=upload.mime_type)
+        for image, upload in zip(images, turn.images)] or None)
     history = []
     for message_dict in row["history"] or []:
         message = Message.from_dict(message_dict)
         message.from_history = True
         history.append(message)
+    inline_for_model(history)
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, pricer=Pricer(fx, price_ids()))
@@ -246,8 +252,8 @@ def _store_outcome(turn: PreparedTurn, tracker: EventTracker) -> tuple[str, dict
     else:
         status, code, message = "completed", None, None
     # one round trip: the whole transaction is pipelined
-    with db.connection() as conn, conn.pipeline():
-        with conn.transaction():
+    with db.connection() as conn:
+        with db.pipelined_transaction(conn):
             for r in runs[1:]:
                 record = r["record"]
                 storage.insert_run(conn, run_id=record.run_uuid, session_id=session_id,
