@@ -1,0 +1,91 @@
+"""The targets of issue 7 and the final table: every figure against its target, PASS or MISS."""
+
+from __future__ import annotations
+
+from bench.stats import kb, median, ms, p90, table
+
+
+def _verdict(ok: bool | None) -> str:
+    return "-" if ok is None else ("PASS" if ok else "MISS")
+
+
+def report(results: dict, quick: bool = False) -> str:
+    rows: list[list[str]] = []
+
+    o = results.get("overhead")
+    if o:
+        t = o["text"]
+        med = median(t["ours_minus_bare"])
+        rows.append(["text-turn overhead over a bare agno turn (median)", f"{ms(med)} ms",
+                     f"AgentOS {ms(median(t['agentos_minus_bare']))} ms", "<= 8 ms", _verdict(med <= 8)])
+        i = o["image"]
+        rows.append(["image-turn overhead over a bare agno turn (median)", f"{ms(median(i['ours_minus_bare']))} ms",
+                     f"AgentOS {ms(median(i['agentos_minus_bare']))} ms", "(no target)", "-"])
+        for kind in ("text", "image"):
+            rt = o[kind]["round_trips"]
+            n = rt["ours"]["round_trips"]
+            rows.append([f"DB round trips per {kind} turn (early in a session)", str(n),
+                         f"AgentOS {rt['agentos']['round_trips']}", "<= 4", _verdict(n <= 4)])
+
+    g = results.get("growth")
+    if g:
+        first, last = g["windows"][0], g["windows"][-1]
+        label = f"turns {last['first']}-{last['last']} vs {first['first']}-{first['last']}"
+        t10 = g["turn10"]
+        ratio = median(last["ours"]) / median(t10["ours"])
+        agno_ratio = median(last["agentos"]) / median(t10["agentos"])
+        rows.append([f"per-turn time, turns {last['first']}-{last['last']} vs turn 10",
+                     f"x{ratio:.2f}", f"AgentOS x{agno_ratio:.2f}", "<= x1.10", _verdict(ratio <= 1.10)])
+        wratio = median(last["ours"]) / median(first["ours"])
+        rows.append([f"per-turn time, {label} (windows' medians)", f"x{wratio:.2f}",
+                     f"AgentOS x{median(last['agentos']) / median(first['agentos']):.2f}", "(info)", "-"])
+        bratio = last["ours_row_bytes"] / first["ours_row_bytes"]
+        agno_b = last["agno_row_bytes"] / first["agno_row_bytes"]
+        rows.append([f"per-turn stored row bytes, {label}", f"x{bratio:.2f}", f"AgentOS x{agno_b:.2f}",
+                     "<= x1.10", _verdict(bratio <= 1.10)])
+        worst = max(w["ours_round_trips"] for w in g["windows"])
+        rows.append(["DB round trips per turn, any session length", str(worst),
+                     f"AgentOS {max(w['agentos_round_trips'] for w in g['windows'])}", "<= 4", _verdict(worst <= 4)])
+
+    hl = results.get("history")
+    if hl:
+        med = median(hl["ours"])
+        rows.append([f"history load, {hl['messages']} messages / {hl['images']} images (median)", f"{ms(med)} ms",
+                     f"Agno {ms(median(hl['agno']))} ms", "< 20 ms", _verdict(med < 20)])
+        speed = p90(hl["agno"]) / p90(hl["ours"])
+        rows.append(["history load p90, Agno PostgresDb / ours", f"x{speed:.1f}",
+                     f"({ms(p90(hl['agno']))} / {ms(p90(hl['ours']))} ms)", ">= x2", _verdict(speed >= 2)])
+
+    b = results.get("bytes")
+    if b:
+        for size in b["sizes"]:
+            n = size["ours_total"]
+            rows.append([f"DB bytes per image turn, {kb(size['image_bytes'])} PNG (tables+indexes+TOAST)", kb(n),
+                         f"Agno inline {kb(size['agno_total'])}", "< 4 KB", _verdict(n < 4096)])
+
+    r = results.get("rollup")
+    if r:
+        scale = "" if r["rows"] >= 1_000_000 else " (quick: not the target's scale)"
+        full = median(r["full_s"])
+        rows.append([f"full rollup, {r['rows']:,} chat_events{scale}", f"{full:.2f} s", "n/a", "< 10 s",
+                     _verdict(full < 10) if not scale else "-"])
+        inc = median(r["incremental_s"])
+        rows.append([f"incremental rollup ({r['incremental_days']} days recomputed){scale}", f"{inc:.2f} s", "n/a",
+                     "< 1 s", _verdict(inc < 1) if not scale else "-"])
+
+    c = results.get("cold_start")
+    if c:
+        bare = median(c["bare"]["seconds"])
+        for name, entry in c.items():
+            if name == "bare" or name.startswith("_"):
+                continue
+            med = median(entry["seconds"])
+            if entry["agents"]:
+                rows.append([f"import {entry['path']}", f"{med:.2f} s", f"bare agno {bare:.2f} s",
+                             f"<= x1.15 bare ({1.15 * bare:.2f} s)", _verdict(med <= 1.15 * bare)])
+            else:
+                rows.append([f"import {entry['path']}", f"{med:.2f} s", "", "< 0.5 s", _verdict(med < 0.5)])
+
+    out = ["TARGETS (issue 7)" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
+    out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
+    return "\n".join(out)
