@@ -28,7 +28,10 @@ def combined_app():
     from chatcore.catalog import sync_catalog
     from chatcore.http import create_app
 
-    return create_app(title="Agent chat API", routers=[api_app.router, chat_api.router], on_startup=[sync_catalog])
+    app = create_app(title="Agent chat API", routers=[api_app.router], on_startup=[sync_catalog],
+                     extra_openapi=[chat_api.add_openapi])
+    app.router.routes.extend(chat_api.routes)  # the chat function's Starlette route, as deployed
+    return app
 
 
 class BackgroundServer:

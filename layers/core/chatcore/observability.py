@@ -18,7 +18,7 @@ import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "agent-chat"
@@ -26,7 +26,20 @@ NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "AgentChat"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)  # for handlers: @metrics.log_metrics
-tracer = Tracer(service=SERVICE)
+_tracer: Any = None
+
+
+def __getattr__(name: str) -> Any:
+    # The Tracer loads the X-Ray SDK and botocore (~0.15 s): created only for the handlers that use it
+    # (`from chatcore.observability import tracer`), not for every function that logs or counts turns.
+    global _tracer
+    if name == "tracer":
+        if _tracer is None:
+            from aws_lambda_powertools import Tracer
+
+            _tracer = Tracer(service=SERVICE)
+        return _tracer
+    raise AttributeError(name)
 # Turns flush their own metric set, so they never mix with a handler's shared one.
 _turn_metrics = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
 _turn_lock = threading.Lock()
