@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -25,6 +24,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from chatcore import cli
 from chatcore.errors import BudgetExceeded
 
 CENTS = Decimal("0.01")
@@ -167,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     p_show = sub.add_parser("show", help="budget and this month's spend (JSON)")
     p_show.add_argument("--sub", required=True)
     args = parser.parse_args(argv)
-    url = args.database_url or os.environ.get("DATABASE_URL")
+    url = cli.database_url(args)
     if not url:
-        print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
         return 2
     from chatcore import db
 

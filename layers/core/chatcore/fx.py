@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import os
 import re
 import sys
 from dataclasses import dataclass
@@ -52,6 +51,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 from uuid6 import uuid7
+
+from chatcore import cli
 
 __all__ = ("FxError", "FxImportError", "ParsedRate", "parse_rate", "parse_generic", "parse_sarb", "read_rates",
            "add_rate", "import_rates", "list_rates", "rate_on", "main")
@@ -401,9 +402,8 @@ def main(argv: list[str] | None = None) -> int:
         rates: list[ParsedRate] = []
         if args.command == "import":
             rates = read_rates(args.file, args.format)  # fail on a bad file before connecting
-        url = args.database_url or os.environ.get("DATABASE_URL")
+        url = cli.database_url(args)
         if not url:
-            print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
             return 2
         from chatcore import db
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import psycopg
 from psycopg.rows import tuple_row
 
+from chatcore import cli
+
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Serialises concurrent runners (two deploys at once) on one advisory lock.
 LOCK_ID = 7_240_001
@@ -163,9 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             print(generate(directory, args.name))
             return 0
-        url = args.database_url or os.environ.get("DATABASE_URL")
+        url = cli.database_url(args)
         if not url:
-            print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
             return 2
         with psycopg.connect(url, autocommit=True) as conn:
             if args.command == "apply":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -27,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from chatcore import cli
 from chatcore import rollup
 
 DIMENSIONS = ("day", "agent", "model", "user")
@@ -173,17 +173,11 @@ def write_png(report: Report, path: str | Path) -> None:
     plt.close(fig)
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatcore.report", description="Spend report from daily_costs.")
-    parser.add_argument("--from", dest="from_day", required=True, type=_day, help="first UTC day (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="to_day", required=True, type=_day, help="last UTC day, inclusive")
+    parser.add_argument("--from", dest="from_day", required=True, type=cli.day, help="first UTC day (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="to_day", required=True, type=cli.day, help="last UTC day, inclusive")
     parser.add_argument("--by", choices=DIMENSIONS, default="day")
     parser.add_argument("--csv", dest="csv_path", default=None, help="also write the figures as CSV")
     parser.add_argument("--png", dest="png_path", default=None, help="also draw a chart (needs matplotlib)")
@@ -192,9 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.from_day > args.to_day:
         parser.error("--from is after --to")
-    url = args.database_url or os.environ.get("DATABASE_URL")
+    url = cli.database_url(args)
     if not url:
-        print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
         return 2
     from chatcore import db
 

@@ -37,6 +37,7 @@ import psycopg
 from psycopg.rows import dict_row
 from uuid6 import uuid7
 
+from chatcore import cli
 from chatcore import rollup, storage
 from chatcore.pricing import PriceBook, TokenUsage, UnknownModelPrice, default_price_book
 
@@ -213,27 +214,20 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
     return result
 
 
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chatcore.reprice",
                                      description="Re-price stored rows from the pinned prices and the rates in effect.")
-    parser.add_argument("--from", dest="from_day", required=True, type=_day, help="first UTC day (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="to_day", required=True, type=_day, help="last UTC day, inclusive")
+    parser.add_argument("--from", dest="from_day", required=True, type=cli.day, help="first UTC day (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="to_day", required=True, type=cli.day, help="last UTC day, inclusive")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     parser.add_argument("--yes", action="store_true", help="really rewrite the rows (required unless --dry-run)")
     parser.add_argument("--by", dest="performed_by", default=None, help="who runs it (default: the OS user)")
     parser.add_argument("--reason", default=None, help="why, recorded in cost_backfills")
     parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     args = parser.parse_args(argv)
-    url = args.database_url or os.environ.get("DATABASE_URL")
+    url = cli.database_url(args)
     if not url:
-        print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
         return 2
     performed_by = args.performed_by or os.environ.get("USER") or getpass.getuser()
     dry_run = args.dry_run or not args.yes

@@ -32,7 +32,6 @@ Stdlib + psycopg only: the scheduled Lambda imports this, never agno.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -40,6 +39,8 @@ from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
+
+from chatcore import cli
 
 STATE_NAME = "daily_costs"
 # Serialises rollups (the schedule and a manual run) and re-pricing backfills.
@@ -249,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.from_day is None) != (args.to_day is None):
         parser.error("--from and --to go together (neither: incremental)")
-    url = args.database_url or os.environ.get("DATABASE_URL")
+    url = cli.database_url(args)
     if not url:
-        print("error: set DATABASE_URL or pass --database-url", file=sys.stderr)
         return 2
     from chatcore import db
 
