@@ -253,7 +253,7 @@ async def list_messages(
 
     def query():
         with db.connection() as conn:
-            if conn.execute(storage.LOCK_OWN_SESSION.replace("FOR UPDATE OF s", ""),
+            if conn.execute(storage.OWN_SESSION,
                             {"sub": sub, "session_id": session_id}).fetchone() is None:
                 raise NotFound("no such session")
             sql = storage.LIST_MESSAGES_ASC if order == "asc" else storage.LIST_MESSAGES_DESC

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -50,7 +50,6 @@ class Settings:
     stale_turn_seconds: int = 16 * 60
     # The model sees the session's last this-many completed turns (all of them are stored).
     history_max_turns: int = 10
-    extra: dict = field(default_factory=dict)
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
     db_iam_auth: bool = False

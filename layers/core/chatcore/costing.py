@@ -11,6 +11,17 @@ from uuid import UUID
 from chatcore.pricing import PriceBook, TokenUsage, default_price_book
 
 
+# The scale of the numeric(20,10) cost columns: what a row stores, and so what totals add up.
+MONEY = Decimal("1e-10")
+
+
+def stored_amounts(usd: Decimal, rate: Decimal) -> tuple[Decimal, Decimal]:
+    """A row's cost as stored: USD at the columns' scale, and rands = that stored USD x the rate,
+    at the same scale (so cost_in_rands is exactly cost_usd x fx_rate, rounded once)."""
+    usd = usd.quantize(MONEY)
+    return usd, (usd * rate).quantize(MONEY)
+
+
 def usage_from_metrics(metrics: Any) -> TokenUsage:
     """Token usage of one model call from agno's metrics (Claude input_tokens excludes cache tokens)."""
     if metrics is None:
@@ -53,8 +64,8 @@ class Pricer:
     def cost(self, model_id: str, usage: TokenUsage, at: datetime | None = None) -> Cost:
         priced = self.book.cost_usd(model_id, usage, at or datetime.now(timezone.utc))
         key = priced.price.price_key
-        return Cost(usage=usage, usd=priced.usd, zar=priced.usd * self.fx.rate, price_key=key,
-                    price_id=self.price_ids.get(key))
+        usd, zar = stored_amounts(priced.usd, self.fx.rate)
+        return Cost(usage=usage, usd=usd, zar=zar, price_key=key, price_id=self.price_ids.get(key))
 
     def row_fields(self, cost: Cost) -> dict[str, Any]:
         """The chat_events columns that record tokens, cost, price and rate."""

@@ -28,11 +28,6 @@ def media_storage() -> S3MediaStorage:
     )
 
 
-def session_media_prefix(session_id: UUID) -> str:
-    """Every S3 key of a session starts with this (used to delete a session's objects)."""
-    return f"{get_settings().media_prefix}{session_id}-"
-
-
 def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image:
     """An agno Image for ``upload``: inline below the threshold, else uploaded and referenced.
 

@@ -37,11 +37,10 @@ import psycopg
 from psycopg.rows import dict_row
 from uuid6 import uuid7
 
-from chatcore import cli
-from chatcore import rollup, storage
+from chatcore import cli, rollup, storage
+from chatcore.costing import stored_amounts
 from chatcore.pricing import PriceBook, TokenUsage, UnknownModelPrice, default_price_book
 
-MONEY = Decimal("1e-10")  # the scale of the numeric(20,10) cost columns, as turns store them
 
 ROWS_TO_PRICE = """
 SELECT id, run_id, model_id, created_at, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
@@ -173,8 +172,7 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
             except UnknownModelPrice as e:
                 problems.append(f"row {row['id']}: {e}")
                 continue
-            usd = priced.usd.quantize(MONEY)
-            zar = (usd * fx["rate"]).quantize(MONEY)
+            usd, zar = stored_amounts(priced.usd, fx["rate"])
             price_id = price_ids[priced.price.price_key]
             result.old_usd += row["cost_usd"]
             result.old_zar += row["cost_in_rands"]

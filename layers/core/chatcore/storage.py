@@ -293,11 +293,12 @@ FROM users u WHERE u.id = s.user_id AND u.sub = %(sub)s AND s.id = %(session_id)
 RETURNING s.id
 """
 
-LOCK_OWN_SESSION = """
+OWN_SESSION = """
 SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
 WHERE u.sub = %(sub)s AND s.id = %(session_id)s
-FOR UPDATE OF s
 """
+
+LOCK_OWN_SESSION = OWN_SESSION + "FOR UPDATE OF s\n"
 
 DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
 

@@ -40,8 +40,6 @@ from chatcore.runtime import Conversation, EventTracker, RunError, conversation_
 
 log = logging.getLogger(__name__)
 
-MONEY = Decimal("1e-10")  # the scale of the numeric(20,10) cost columns
-
 
 @dataclass
 class TurnInput:
@@ -223,11 +221,9 @@ def _store_outcome(turn: PreparedTurn, tracker: EventTracker) -> tuple[str, dict
             if message.role == "assistant" and record.model_id:
                 cost = turn.pricer.cost(record.model_id, usage_from_metrics(message.metrics), now)
                 fields = turn.pricer.row_fields(cost)
-                fields["cost_usd"] = cost.usd.quantize(MONEY)
-                fields["cost_in_rands"] = (fields["cost_usd"] * turn.pricer.fx.rate).quantize(MONEY)
                 usage = usage + cost.usage
-                usd += fields["cost_usd"]
-                zar += fields["cost_in_rands"]
+                usd += cost.usd
+                zar += cost.zar
             rows.append({
                 "id": uuid7(), "session_id": session_id, "run_id": record.run_uuid,
                 "role": message.role, "agent_name": record.agent_name,
