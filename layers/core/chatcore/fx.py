@@ -145,6 +145,16 @@ def _lines(text: str) -> list[str]:
     return text.removeprefix("\ufeff").splitlines()
 
 
+def _checked(path, rates: list, errors: list) -> list:
+    """The parsed rates of a file, or FxImportError with every problem (all or nothing)."""
+    _check_duplicates(rates, errors)
+    if not rates and not errors:
+        errors.append((0, "no rates in the file"))
+    if errors:
+        raise FxImportError(path, sorted(errors))
+    return rates
+
+
 def _check_duplicates(rates: list[ParsedRate], errors: list[tuple[int, str]]) -> None:
     first: dict[date, int] = {}
     for r in rates:
@@ -182,12 +192,7 @@ def parse_generic(text: str, path: str = "<csv>") -> list[ParsedRate]:
             continue
         source = (cells[2].strip() or None) if len(cells) == 3 else None
         rates.append(ParsedRate(number, day, rate, source))
-    _check_duplicates(rates, errors)
-    if not rates and not errors:
-        errors.append((0, "no rates in the file"))
-    if errors:
-        raise FxImportError(path, sorted(errors))
-    return rates
+    return _checked(path, rates, errors)
 
 
 def _norm(cell: str) -> str:
@@ -251,12 +256,7 @@ def parse_sarb(text: str, path: str = "<csv>") -> list[ParsedRate]:
             errors.append((number, str(e)))
             continue
         rates.append(ParsedRate(number, day, rate))
-    _check_duplicates(rates, errors)
-    if not rates and not errors:
-        errors.append((0, "no rates in the file"))
-    if errors:
-        raise FxImportError(path, sorted(errors))
-    return rates
+    return _checked(path, rates, errors)
 
 
 def read_rates(path: str | Path, fmt: str = "generic") -> list[ParsedRate]:
