@@ -19,6 +19,15 @@ import threading
 import time
 
 
+
+def _shutdown(*sockets: socket.socket) -> None:
+    """Close both directions of a proxied connection (either side may be gone already)."""
+    for sock in sockets:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
 class LatencyProxy:
     def __init__(self, host: str, port: int) -> None:
         self.target = (host, port)
@@ -53,11 +62,7 @@ class LatencyProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shutdown(src, dst)
 
     def _pump_delayed(self, src: socket.socket, dst: socket.socket) -> None:
         chunks: queue.Queue = queue.Queue()
@@ -83,11 +88,7 @@ class LatencyProxy:
             except OSError:
                 pass
             finally:
-                for s in (src, dst):
-                    try:
-                        s.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
+                _shutdown(src, dst)
 
         threading.Thread(target=read, daemon=True).start()
         threading.Thread(target=write, daemon=True).start()
