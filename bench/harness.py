@@ -44,23 +44,11 @@ def say(*args: Any) -> None:
 @dataclass
 class Breakdown:
     """Server-side time of the two storage steps of our turn, and of the image work (S3 upload,
-    presigning, fetching image bytes for the model), wrapped in this process only."""
+    S3 read of a history photo), observed in this process only."""
 
     begin_ms: list[float] = field(default_factory=list)
     store_ms: list[float] = field(default_factory=list)
     media: list[tuple[str, float]] = field(default_factory=list)  # (what, ms)
-
-
-def _timed(fn, sink: list, label: str):
-    def wrapper(*a, **k):
-        t = time.perf_counter()
-        try:
-            return fn(*a, **k)
-        finally:
-            sink.append((label, (time.perf_counter() - t) * 1000))
-
-    wrapper.__wrapped__ = fn
-    return wrapper
 
 
 def standin_without_nagle() -> None:
@@ -161,43 +149,30 @@ class Harness:
     def api(self):
         if self._api is None:
             from local.server import BackgroundServer
-            from chatcore import turns
-            from chatcore.identity import unsigned_jwt
+            from chatcore.web.identity import unsigned_jwt
 
-            self._wrap_turn_steps(turns)
+            self._time_turn_steps()
             self._api = BackgroundServer(free_port()).start()
             self.sub = f"bench-{uuid.uuid4()}"
             self.client = httpx.Client(base_url=self._api.url, timeout=120,
                                        headers={"Authorization": f"Bearer {unsigned_jwt({'sub': self.sub})}"})
         return self._api
 
-    def _wrap_turn_steps(self, turns) -> None:
-        """Time begin_turn and _store_outcome where the server calls them (module globals)."""
-        begin, store = turns.begin_turn, turns._store_outcome
+    def _time_turn_steps(self) -> None:
+        """Time the turn's steps through the public hook (``chatcore.observability.observe_steps``):
+        its begin and store transactions, and the photo bytes it moves to and from S3."""
+        from chatcore.observability import observe_steps
+
         bd = self.breakdown
+        steps = {"begin": bd.begin_ms, "store": bd.store_ms}
 
-        def timed_begin(*a, **k):
-            t = time.perf_counter()
-            try:
-                return begin(*a, **k)
-            finally:
-                bd.begin_ms.append((time.perf_counter() - t) * 1000)
+        def observe(step: str, ms: float) -> None:
+            if step in steps:
+                steps[step].append(ms)
+            else:
+                bd.media.append((step, ms))
 
-        def timed_store(*a, **k):
-            t = time.perf_counter()
-            try:
-                return store(*a, **k)
-            finally:
-                bd.store_ms.append((time.perf_counter() - t) * 1000)
-
-        turns.begin_turn, turns._store_outcome = timed_begin, timed_store
-
-        from agno.media import Image
-        from agno.media.storage.s3 import S3MediaStorage
-
-        S3MediaStorage.upload = _timed(S3MediaStorage.upload, bd.media, "S3 upload")
-        S3MediaStorage.get_url = _timed(S3MediaStorage.get_url, bd.media, "presign")
-        Image.get_content_bytes = _timed(Image.get_content_bytes, bd.media, "image bytes for the model")
+        observe_steps(observe)
 
     def new_session(self) -> str:
         self.api
@@ -236,33 +211,32 @@ class Harness:
     def history_dicts(self, session_id: str, turns: int | None = None, conn=None) -> list[dict]:
         """The stored history of a session as the turn reads it (``Message.to_dict()`` of the last
         ``turns`` completed turns; default: the turn's own window, HISTORY_MAX_TURNS)."""
-        from chatcore import storage
         from chatcore.config import get_settings
+        from chatcore.money.budgets import month_bounds
+        from chatcore.store import turns as turn_rows
 
         conn = conn or self.conn()
         settings = get_settings()
         if turns is None:
             turns = getattr(settings, "history_max_turns", None) or 10**9
         sid = uuid.UUID(session_id)
-        if hasattr(storage, "read_turn_start"):  # the turn's first statement (BEGIN_TURN_READ)
-            row = storage.read_turn_start(conn, sub=self.sub, session_id=sid,
-                                          stale_seconds=settings.stale_turn_seconds, history_turns=turns)
-            return list(row["history"] or [])
-        return storage.load_history(conn, sid)  # the earlier LOAD_HISTORY query: every completed turn
+        month_start, month_end = month_bounds()
+        row = turn_rows.read_turn_start(conn, sub=self.sub, session_id=sid, client_turn_id=None,
+                                        stale_seconds=settings.stale_turn_seconds, history_turns=turns,
+                                        month_start=month_start, month_end=month_end)
+        return list(row["history"] or [])
 
     def load_history(self, session_id: str, turns: int | None = None) -> list:
         """Our stored history as the turn gives it to the model (for a bare run with the same input)."""
         from agno.models.message import Message
-        from chatcore import media
+        from chatcore.media.agno_storage import inline_for_model
 
         history = []
         for row in self.history_dicts(session_id, turns):
             m = Message.from_dict(row)
             m.from_history = True
             history.append(m)
-        prepare = getattr(media, "inline_for_model", None)  # newer code: history images as bytes
-        if prepare is not None:
-            prepare(history)
+        inline_for_model(history)
         return history
 
     # ---- bare agno: the same agent definition, no db, reused
@@ -270,9 +244,9 @@ class Harness:
     @property
     def bare_agent(self):
         if self._bare is None:
-            from chatcore.agents import agent_specs
-            from chatcore.models import claude
-            from chatcore.runtime import build_agent
+            from chatcore.catalog.agents import agent_specs
+            from chatcore.turns.claude import claude
+            from chatcore.turns.agent import build_agent
 
             spec = agent_specs()[AGENT]
             agent = build_agent(spec)
@@ -304,8 +278,8 @@ class Harness:
 
     def _agno_agent(self, db, **extra):
         from agno.agent import Agent
-        from chatcore.agents import agent_specs
-        from chatcore.models import claude
+        from chatcore.catalog.agents import agent_specs
+        from chatcore.turns.claude import claude
 
         spec = agent_specs()[AGENT]
         return Agent(id=AGENT, name=AGENT, description=spec.description, model=claude.__wrapped__(spec.model_id),
@@ -462,7 +436,7 @@ class Harness:
 
         from uuid6 import uuid7
 
-        from chatcore import storage
+        from chatcore.store import turns as turn_rows
 
         conn = self.conn()
         rows = conn.execute("""
@@ -477,12 +451,12 @@ class Harness:
         with conn.transaction():
             for _ in range(count):
                 run_id = uuid7()
-                storage.insert_run(conn, run_id=run_id, session_id=sid, agent_name=AGENT, status="completed")
+                turn_rows.insert_run(conn, run_id=run_id, session_id=sid, agent_name=AGENT, status="completed")
                 for r in rows:
                     parts = copy.deepcopy(r["message_parts"])
                     parts["id"] = str(uuid7())
                     new_rows.append({**r, "id": uuid7(), "session_id": sid, "run_id": run_id, "message_parts": parts})
-            storage.insert_chat_events(conn, new_rows)
+            turn_rows.insert_chat_events(conn, new_rows)
 
     def agno_copy_runs(self, db, session_id: str, count: int) -> None:
         """Append ``count`` copies of the session's last run through Agno's own ``PostgresDb.upsert_run``."""

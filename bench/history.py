@@ -4,10 +4,10 @@ The same conversation on each side: 250 turns of four messages (user, assistant 
 result, assistant), every fifth turn (turns 2, 7, 12, ...) with the ~200 KB PNG. The first turns
 of each side are real turns (our API; ``Agent(db=PostgresDb)``) and serve as templates; the 250
 turns are copies of them with fresh ids, written through each side's own write path (our
-``storage.insert_run``/``insert_chat_events``; Agno's ``PostgresDb.upsert_run``), so the stored
+``store.turns.insert_run``/``insert_chat_events``; Agno's ``PostgresDb.upsert_run``), so the stored
 shapes are exactly what real turns store.
 
-- ours: the turn's own read of the history (``storage.read_turn_start``, the BEGIN_TURN_READ
+- ours: the turn's own read of the history (``store.turns.read_turn_start``, the BEGIN_TURN_READ
   statement, with its history window set to the whole session; or LOAD_HISTORY in older code)
   + ``Message.from_dict`` per message, on a connection made like the turn's (``db.connect``);
   images are S3 references in the rows.
@@ -41,7 +41,7 @@ def _is_image_turn(i: int) -> bool:
 
 
 def build_ours(h: Harness, png: bytes) -> str:
-    from chatcore import storage
+    from chatcore.store import turns as turn_rows
 
     template_sid = h.new_session()
     h.ours_turn(template_sid, TEXT)
@@ -61,14 +61,14 @@ def build_ours(h: Harness, png: bytes) -> str:
     with conn.transaction():
         for i in range(TURNS):
             run_id = uuid7()
-            storage.insert_run(conn, run_id=run_id, session_id=uuid.UUID(sid), agent_name=AGENT, status="completed")
+            turn_rows.insert_run(conn, run_id=run_id, session_id=uuid.UUID(sid), agent_name=AGENT, status="completed")
             new_rows = []
             for r in image_rows if _is_image_turn(i) else text_rows:
                 parts = copy.deepcopy(r["message_parts"])
                 parts["id"] = str(uuid7())
                 new_rows.append({**r, "id": uuid7(), "session_id": uuid.UUID(sid), "run_id": run_id,
                                  "message_parts": parts})
-            storage.insert_chat_events(conn, new_rows)
+            turn_rows.insert_chat_events(conn, new_rows)
     return sid
 
 
@@ -101,7 +101,7 @@ def build_agno(h: Harness, png: bytes, agent=None) -> str:
 
 def run(h: Harness, repeat: int, png: bytes) -> dict:
     from agno.db.base import SessionType
-    from chatcore.media import media_storage
+    from chatcore.media.agno_storage import media_storage
     from agno.models.message import Message
 
     say(f"bench: history load, building the {TURNS}-turn sessions")
@@ -169,11 +169,7 @@ def run(h: Harness, repeat: int, png: bytes) -> dict:
 
 
 def _query_name() -> str:
-    from chatcore import storage
-
-    if hasattr(storage, "read_turn_start"):
-        return f"BEGIN_TURN_READ (history_turns={TURNS})"
-    return "LOAD_HISTORY"
+    return f"BEGIN_TURN_READ (history_turns={TURNS})"
 
 
 def report(res: dict) -> str:

@@ -1,4 +1,4 @@
-"""5. Rollup: ``chatcore.rollup`` over generated chat_events (1,000,000; 100,000 with --quick).
+"""5. Rollup: ``chatcore.money.rollup`` over generated chat_events (1,000,000; 100,000 with --quick).
 
 A fresh database (``create_database`` + the migrations) is filled with ``INSERT ... SELECT
 generate_series``: 2,000 users, 20,000 sessions (one in ten with the team), one turn (a runs row)
@@ -104,7 +104,8 @@ def _add_turns(conn, turns: int, start: datetime, span_s: float, salt: int) -> i
 def run(h: Harness, rows: int, full_reps: int, incremental_reps: int) -> dict:
     import psycopg
 
-    from chatcore import db, migrate, rollup
+    from chatcore import db, migrate
+    from chatcore.money import rollup
 
     if h.stack.postgres is None:
         raise RuntimeError("the rollup benchmark needs the throwaway cluster (unset DATABASE_URL)")

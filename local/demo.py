@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stack = start_stack().apply()
     try:
-        from chatcore.identity import unsigned_jwt
+        from chatcore.web.identity import unsigned_jwt
         from local.server import BackgroundServer
 
         server = BackgroundServer(_free_port()).start()

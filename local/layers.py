@@ -30,7 +30,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "layers/agents": ("aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
                       "genai-prices"),
 }
-# Direct dependencies no function needs at run time (prices are pinned into chatcore/prices.json).
+# Direct dependencies no function needs at run time (prices are pinned into chatcore/money/prices.json).
 LOCAL_ONLY = ("genai-prices",)
 
 

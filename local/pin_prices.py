@@ -1,8 +1,8 @@
-"""Pin genai-prices' bundled Anthropic prices into ``layers/core/chatcore/prices.json``.
+"""Pin genai-prices' bundled Anthropic prices into ``layers/core/chatcore/money/prices.json``.
 
 Run ``python -m local.pin_prices``. Reads only the data bundled in the installed
 genai-prices wheel (no network; ``UpdatePrices`` is never started) and writes a sorted,
-reviewable table that ``chatcore.pricing`` reads at run time without importing genai-prices.
+reviewable table that ``chatcore.money.prices`` reads at run time without importing genai-prices.
 
 What is pinned, per Anthropic model and per price period (genai-prices ``ConditionalPrice``):
 
@@ -49,7 +49,7 @@ PRICE_FIELDS = {
 }
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-PRICES_PATH = REPO_ROOT / "layers" / "core" / "chatcore" / "prices.json"
+PRICES_PATH = REPO_ROOT / "layers" / "core" / "chatcore" / "money" / "prices.json"
 
 
 def _rules(clause: Any) -> list[dict[str, str]]:

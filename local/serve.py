@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sub", default="local-dev-user", help="the user the printed token identifies")
     args = parser.parse_args(argv)
     stack = start_stack().apply()
-    from chatcore.identity import unsigned_jwt
+    from chatcore.web.identity import unsigned_jwt
 
     token = unsigned_jwt({"sub": args.sub})
     base = f"http://{args.host if args.host != '0.0.0.0' else '127.0.0.1'}:{args.port}"

@@ -26,7 +26,7 @@ def combined_app():
     import chat_api
 
     from chatcore.catalog import sync_catalog
-    from chatcore.http import create_app
+    from chatcore.web.fastapi_app import create_app
 
     app = create_app(title="Agent chat API", routers=[api_app.router], on_startup=[sync_catalog],
                      extra_openapi=[chat_api.add_openapi])

@@ -68,7 +68,7 @@ class User:
     """A caller with its own ``sub`` and an HTTP client carrying its (unsigned, dev) JWT."""
 
     def __init__(self, base_url: str, sub: str | None = None):
-        from chatcore.identity import unsigned_jwt
+        from chatcore.web.identity import unsigned_jwt
 
         self.sub = sub or f"user-{uuid.uuid4()}"
         self.headers = {"Authorization": f"Bearer {unsigned_jwt({'sub': self.sub})}"}
@@ -80,7 +80,7 @@ class User:
         return r.json()["id"]
 
     def turn(self, session_id: str, **body) -> tuple[httpx.Response, list[dict]]:
-        from chatcore import sse
+        from chatcore.web import sse
 
         r = self.client.post(f"/sessions/{session_id}/turns", json=body)
         events = sse.parse(r.text) if r.headers.get("content-type", "").startswith("text/event-stream") else []

@@ -24,8 +24,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
-from chatcore import storage
-from chatcore.pricing import TokenUsage, default_price_book
+from chatcore.store import catalog as catalog_rows, sessions as session_rows
+from chatcore.money.prices import TokenUsage, default_price_book
 
 ROOT = Path(__file__).resolve().parents[1]
 MONEY = Decimal("1e-10")
@@ -88,17 +88,17 @@ def run_cli(module: str, *args: str, database_url: str, check: bool = False) -> 
 
 def seed_catalog(conn: psycopg.Connection) -> dict[str, UUID]:
     """The agents and teams defined in code and the pinned prices; returns price_key -> prices.id."""
-    from chatcore.agents import agent_specs
-    from chatcore.teams import team_specs
+    from chatcore.catalog.agents import agent_specs
+    from chatcore.catalog.teams import team_specs
 
-    storage.sync_agents(conn, [s.row() for s in agent_specs().values()])
-    storage.sync_teams(conn, [s.row() for s in team_specs().values()])
+    catalog_rows.sync_agents(conn, [s.row() for s in agent_specs().values()])
+    catalog_rows.sync_teams(conn, [s.row() for s in team_specs().values()])
     book = default_price_book()
-    return storage.sync_prices(conn, book.price_rows(), book.version)
+    return catalog_rows.sync_prices(conn, book.price_rows(), book.version)
 
 
 def add_user(conn: psycopg.Connection, sub: str | None = None) -> UUID:
-    return storage.ensure_user(conn, sub or f"cost-{uuid.uuid4()}")
+    return session_rows.ensure_user(conn, sub or f"cost-{uuid.uuid4()}")
 
 
 def add_session(conn: psycopg.Connection, user_id: UUID, *, agent: str | None = None, team: str | None = None,

@@ -203,7 +203,7 @@ def test_api_function_does_not_import_agno():
 
 
 def test_usage_shows_spend_against_budget(user, standin, db_conn):
-    from chatcore.budgets import budget_status
+    from chatcore.money.budgets import budget_status
 
     assert user.client.get("/usage").json()["budget"] is None
     sid = user.new_session()
@@ -218,8 +218,8 @@ def test_usage_shows_spend_against_budget(user, standin, db_conn):
 
 def test_deleting_a_session_keeps_what_it_cost(user, standin, db_conn):
     """Content goes, money stays: usage, budgets and the daily rollup still count a deleted session."""
-    from chatcore.budgets import month_spend
-    from chatcore.rollup import rollup
+    from chatcore.money.budgets import month_spend
+    from chatcore.money.rollup import rollup
 
     sid = user.new_session()
     user.turn(sid, message="What is 9 * 9?")

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from chatcore.identity import unsigned_jwt
+from chatcore.web.identity import unsigned_jwt
 from tests.images import LARGE_PNG, SMALL_PNG, b64
 
 PROBLEM = "application/problem+json"
@@ -381,7 +381,7 @@ def test_turn_image_over_5_mb_is_413(seeded):
 
 def test_image_size_limit_is_5_mb_decoded():
     from chatcore.errors import PayloadTooLarge
-    from chatcore.images import decode_image
+    from chatcore.media.images import decode_image
 
     just_fits = SMALL_PNG + b"\x00" * (FIVE_MB - len(SMALL_PNG))
     assert decode_image(b64(just_fits), "image/png", index=0, max_bytes=FIVE_MB).content == just_fits

@@ -9,9 +9,10 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 import pytest
 
-from chatcore import budgets, storage
+from chatcore.money import budgets
+from chatcore.store import catalog as catalog_rows, usage
 from chatcore.errors import BudgetExceeded
-from chatcore.pricing import default_price_book
+from chatcore.money.prices import default_price_book
 from tests import costdata
 from tests.costdata import SONNET, Call, TurnSpec
 
@@ -19,7 +20,14 @@ from tests.costdata import SONNET, Call, TurnSpec
 @pytest.fixture()
 def price_ids(db_conn):
     book = default_price_book()
-    return storage.sync_prices(db_conn, book.price_rows(), book.version)
+    return catalog_rows.sync_prices(db_conn, book.price_rows(), book.version)
+
+
+def check_turn_allowed(conn, user_id, now=None) -> None:
+    """What a turn's first statement decides: 402 when this month's spend has reached the budget."""
+    start, end = budgets.month_bounds(now)
+    row = usage.budget_and_spend(conn, user_id, start, end)
+    budgets.refuse_if_over(row["monthly_budget_zar"], row["spent"], start)
 
 
 def user_id_of(db_conn, sub: str):
@@ -102,7 +110,7 @@ def test_the_check_at_the_boundaries(db_conn, price_ids):
     sub = f"budget-{datetime.now(UTC).timestamp()}"
     uid = costdata.add_user(db_conn, sub)
     sid = costdata.add_session(db_conn, uid, agent="assistant")
-    budgets.check_turn_allowed(db_conn, uid)  # no budget: always allowed
+    check_turn_allowed(db_conn, uid)  # no budget: always allowed
     assert budgets.budget_status(db_conn, uid) is None
     now = datetime.now(UTC)
     month_start, next_month = budgets.month_bounds(now)
@@ -114,17 +122,17 @@ def test_the_check_at_the_boundaries(db_conn, price_ids):
     db_conn.execute("UPDATE chat_events SET cost_in_rands = 12.34 WHERE id = (SELECT ce.id FROM chat_events ce "
                     "WHERE ce.session_id = %s AND ce.created_at >= %s AND ce.cost_in_rands <> 0)", (sid, month_start))
     budgets.set_budget(db_conn, sub, Decimal("12.35"))
-    budgets.check_turn_allowed(db_conn, uid, now)
+    check_turn_allowed(db_conn, uid, now)
     assert budgets.budget_status(db_conn, uid, now) == {
         "month": now.strftime("%Y-%m"), "monthly_budget_zar": "12.35", "spent_zar": "12.34", "remaining_zar": "0.01"}
     budgets.set_budget(db_conn, sub, Decimal("12.34"))
     with pytest.raises(BudgetExceeded) as info:
-        budgets.check_turn_allowed(db_conn, uid, now)
+        check_turn_allowed(db_conn, uid, now)
     assert info.value.status == 402 and info.value.code == "budget-exceeded"
     assert info.value.to_problem()["spent_zar"] == "12.34"
     assert budgets.budget_status(db_conn, uid, now)["remaining_zar"] == "0.00"
     # next month starts from zero
-    budgets.check_turn_allowed(db_conn, uid, next_month + timedelta(hours=1))
+    check_turn_allowed(db_conn, uid, next_month + timedelta(hours=1))
 
 
 def test_the_month_spend_is_one_indexed_query(stack):
@@ -150,12 +158,12 @@ def test_the_month_spend_is_one_indexed_query(stack):
             start, end = budgets.month_bounds()
             uid = conn.execute("SELECT id FROM users WHERE sub = 'plan-7'").fetchone()["id"]
             plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
-                "EXPLAIN " + budgets.BUDGET_AND_SPEND,
+                "EXPLAIN " + usage.BUDGET_AND_SPEND,
                 {"user_id": uid, "month_start": start, "month_end": end, "always": False}))
             assert "Index Only Scan using chat_events_session_spend" in plan, plan
             assert "session_id = s.id" in plan, plan
             assert "Seq Scan on chat_events" not in plan, plan
-            budgets.check_turn_allowed(conn, uid)
+            check_turn_allowed(conn, uid)
     finally:
         costdata.drop_database(stack, url)
 
@@ -163,21 +171,21 @@ def test_the_month_spend_is_one_indexed_query(stack):
 def test_budgets_cli(stack, db_conn):
     sub = f"budget-cli-{datetime.now(UTC).timestamp()}"
     url = stack.env["DATABASE_URL"]
-    missing = costdata.run_cli("chatcore.budgets", "show", "--sub", sub, database_url=url)
+    missing = costdata.run_cli("chatcore.money.budgets", "show", "--sub", sub, database_url=url)
     assert missing.returncode == 1 and "no user with sub" in missing.stderr
     costdata.add_user(db_conn, sub)
-    out = costdata.run_cli("chatcore.budgets", "set", "--sub", sub, "--zar", "500", database_url=url, check=True)
+    out = costdata.run_cli("chatcore.money.budgets", "set", "--sub", sub, "--zar", "500", database_url=url, check=True)
     shown = json.loads(out.stdout)
     assert shown == {"sub": sub, "month": datetime.now(UTC).strftime("%Y-%m"), "monthly_budget_zar": "500.00",
                      "spent_zar": "0.00", "remaining_zar": "500.00"}
     assert db_conn.execute("SELECT monthly_budget_zar FROM users WHERE sub = %s", (sub,)).fetchone()[
         "monthly_budget_zar"] == Decimal("500.00")
-    assert json.loads(costdata.run_cli("chatcore.budgets", "show", "--sub", sub, database_url=url,
+    assert json.loads(costdata.run_cli("chatcore.money.budgets", "show", "--sub", sub, database_url=url,
                                        check=True).stdout) == shown
     for bad in ("12.345", "-1", "abc", "NaN"):
-        out = costdata.run_cli("chatcore.budgets", "set", "--sub", sub, "--zar", bad, database_url=url)
+        out = costdata.run_cli("chatcore.money.budgets", "set", "--sub", sub, "--zar", bad, database_url=url)
         assert out.returncode == 1 and out.stderr.startswith("error: budget"), (bad, out.stderr)
-    cleared = json.loads(costdata.run_cli("chatcore.budgets", "clear", "--sub", sub, database_url=url,
+    cleared = json.loads(costdata.run_cli("chatcore.money.budgets", "clear", "--sub", sub, database_url=url,
                                           check=True).stdout)
     assert cleared["monthly_budget_zar"] is None and cleared["spent_zar"] == "0.00"
     assert db_conn.execute("SELECT monthly_budget_zar FROM users WHERE sub = %s", (sub,)).fetchone()[

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from chatcore import fx, storage
+from chatcore.money import budgets, fx, fx_csv
+from chatcore.store import rates, turns as turn_rows
 from tests import costdata
 from tests.costdata import SONNET, Call, TurnSpec
 
@@ -29,23 +30,23 @@ def usd_zar(conn) -> dict[date, Decimal]:
 # ---- parsing
 
 def test_parse_rate_is_exact_and_strict():
-    assert fx.parse_rate("18.2345") == Decimal("18.2345")
-    assert fx.parse_rate(" 0.0000000001 ") == Decimal("1E-10")
-    assert fx.parse_rate("18,5", decimal_comma=True) == Decimal("18.5")
-    assert str(fx.parse_rate("18.10")) == "18.10"  # not through float
+    assert fx_csv.parse_rate("18.2345") == Decimal("18.2345")
+    assert fx_csv.parse_rate(" 0.0000000001 ") == Decimal("1E-10")
+    assert fx_csv.parse_rate("18,5", decimal_comma=True) == Decimal("18.5")
+    assert str(fx_csv.parse_rate("18.10")) == "18.10"  # not through float
     for bad in ("", "abc", "-18.2", "0", "0.000", "1e3", "18,5", "1 234.5", "18.12345678901", "12345678901.5",
                 "NaN", "Infinity", "+18.2", ".5", "18."):
-        with pytest.raises(fx.FxError):
-            fx.parse_rate(bad)
-    with pytest.raises(fx.FxError, match="decimal comma"):
-        fx.parse_rate("18.5", decimal_comma=True)
+        with pytest.raises(fx_csv.FxError):
+            fx_csv.parse_rate(bad)
+    with pytest.raises(fx_csv.FxError, match="decimal comma"):
+        fx_csv.parse_rate("18.5", decimal_comma=True)
 
 
 def test_generic_csv():
-    rates = fx.parse_generic("\ufeffdate,rate\n2026-11-20,18.2345\n2026-11-21,18.3\n\n")
+    rates = fx_csv.parse_generic("\ufeffdate,rate\n2026-11-20,18.2345\n2026-11-21,18.3\n\n")
     assert [(r.line, r.effective_date, r.rate) for r in rates] == [
         (2, date(2026, 11, 20), Decimal("18.2345")), (3, date(2026, 11, 21), Decimal("18.3"))]
-    with_source = fx.parse_generic("Date, Rate, Source\n2026-11-20,18.2345,SARB\n2026-11-21,18.3,\n")
+    with_source = fx_csv.parse_generic("Date, Rate, Source\n2026-11-20,18.2345,SARB\n2026-11-21,18.3,\n")
     assert [r.source for r in with_source] == ["SARB", None]
 
 
@@ -60,8 +61,8 @@ def test_generic_csv_reports_every_bad_line_with_its_number():
             "2026-11-24,abc\n"           # 8 not a number
             "2026-11-20,18.2345\n"       # 9 duplicate of line 2
             "2026-11-25,18.123456789012\n")  # 10 too many decimals
-    with pytest.raises(fx.FxImportError) as info:
-        fx.parse_generic(text, "rates.csv")
+    with pytest.raises(fx_csv.FxImportError) as info:
+        fx_csv.parse_generic(text, "rates.csv")
     assert [line for line, _ in info.value.errors] == [3, 4, 5, 6, 7, 8, 9, 10]
     message = str(info.value)
     assert "rates.csv:3: date '2026-02-30' does not exist" in message
@@ -69,12 +70,12 @@ def test_generic_csv_reports_every_bad_line_with_its_number():
     assert "rates.csv:5: expected 2 fields" in message
     assert "rates.csv:9: date 2026-11-20 already given on line 2" in message
     assert "rates.csv:10: rate '18.123456789012' has more than 10 decimals" in message
-    with pytest.raises(fx.FxImportError, match="rates.csv:1: the header must be 'date,rate'"):
-        fx.parse_generic("day,value\n2026-11-20,18.2\n", "rates.csv")
-    with pytest.raises(fx.FxImportError, match="empty"):
-        fx.parse_generic("\n\n", "rates.csv")
-    with pytest.raises(fx.FxImportError, match="no rates"):
-        fx.parse_generic("date,rate\n", "rates.csv")
+    with pytest.raises(fx_csv.FxImportError, match="rates.csv:1: the header must be 'date,rate'"):
+        fx_csv.parse_generic("day,value\n2026-11-20,18.2\n", "rates.csv")
+    with pytest.raises(fx_csv.FxImportError, match="empty"):
+        fx_csv.parse_generic("\n\n", "rates.csv")
+    with pytest.raises(fx_csv.FxImportError, match="no rates"):
+        fx_csv.parse_generic("date,rate\n", "rates.csv")
 
 
 SARB_EXPORT = (
@@ -91,40 +92,40 @@ SARB_EXPORT = (
 
 
 def test_sarb_export_with_title_lines_semicolons_and_decimal_commas():
-    rates = fx.parse_sarb(SARB_EXPORT, "sarb.csv")
+    rates = fx_csv.parse_sarb(SARB_EXPORT, "sarb.csv")
     assert [(r.line, r.effective_date, r.rate) for r in rates] == [
         (6, date(2026, 11, 20), Decimal("18.2345")), (9, date(2026, 11, 23), Decimal("18.3012"))]
 
 
 def test_sarb_and_bank_shapes():
     comma = '"Period","Value","Unit"\n"2026-11-20","18.2345","Rand"\n"2026-11-23","18.3",Rand\n'
-    assert [r.rate for r in fx.parse_sarb(comma)] == [Decimal("18.2345"), Decimal("18.3")]
+    assert [r.rate for r in fx_csv.parse_sarb(comma)] == [Decimal("18.2345"), Decimal("18.3")]
     bank = "Currency export\tAs at 23 Nov 2026\nDate\tCurrency\tUSD/ZAR\n20 Nov 2026\tUSD\t18,2345\n2026/11/23\tUSD\tn/a\n"
-    assert [(r.effective_date, r.rate) for r in fx.parse_sarb(bank)] == [(date(2026, 11, 20), Decimal("18.2345"))]
+    assert [(r.effective_date, r.rate) for r in fx_csv.parse_sarb(bank)] == [(date(2026, 11, 20), Decimal("18.2345"))]
 
 
 def test_sarb_errors_are_line_numbered_and_strict():
-    with pytest.raises(fx.FxImportError) as info:
-        fx.parse_sarb("Title\nDate,Value\n2026-11-20,18.2\n11/20/2026,18.3\n2026-11-21,18,3\n2026-11-22,abc\n"
+    with pytest.raises(fx_csv.FxImportError) as info:
+        fx_csv.parse_sarb("Title\nDate,Value\n2026-11-20,18.2\n11/20/2026,18.3\n2026-11-21,18,3\n2026-11-22,abc\n"
                       "2026-11-20,18.2\n", "x.csv")
     assert [line for line, _ in info.value.errors] == [4, 5, 6, 7]
     assert "x.csv:4: date '11/20/2026' does not exist" in str(info.value)  # DD/MM/YYYY: month 20
     assert "x.csv:5: expected 2 fields" in str(info.value)  # a decimal comma in a comma-separated file
-    with pytest.raises(fx.FxImportError, match="x.csv:1: the header needs exactly one date column"):
-        fx.parse_sarb("Date,Value,Rate\n2026-11-20,18.2,18.3\n", "x.csv")
-    with pytest.raises(fx.FxImportError, match="no header line"):
-        fx.parse_sarb("a,b\n1,2\n", "x.csv")
-    with pytest.raises(fx.FxImportError, match="use a decimal comma"):
-        fx.parse_sarb("Date;Value\n2026-11-20;18.2\n", "x.csv")
-    with pytest.raises(fx.FxImportError, match="no rates"):
-        fx.parse_sarb("Date;Value\n2026-11-21;\n", "x.csv")
+    with pytest.raises(fx_csv.FxImportError, match="x.csv:1: the header needs exactly one date column"):
+        fx_csv.parse_sarb("Date,Value,Rate\n2026-11-20,18.2,18.3\n", "x.csv")
+    with pytest.raises(fx_csv.FxImportError, match="no header line"):
+        fx_csv.parse_sarb("a,b\n1,2\n", "x.csv")
+    with pytest.raises(fx_csv.FxImportError, match="use a decimal comma"):
+        fx_csv.parse_sarb("Date;Value\n2026-11-20;18.2\n", "x.csv")
+    with pytest.raises(fx_csv.FxImportError, match="no rates"):
+        fx_csv.parse_sarb("Date;Value\n2026-11-21;\n", "x.csv")
 
 
 # ---- the database and the CLI
 
 def test_add_import_and_list_through_the_cli(fresh, tmp_path):
     url, conn = fresh
-    run = lambda *a: costdata.run_cli("chatcore.fx", *a, database_url=url)  # noqa: E731
+    run = lambda *a: costdata.run_cli("chatcore.money.fx", *a, database_url=url)  # noqa: E731
     out = run("add", "--date", "2026-11-20", "--rate", "18.2345", "--source", "SARB 10:30")
     assert out.returncode == 0 and out.stdout.startswith("added: USD/ZAR 2026-11-20 18.2345"), out.stderr
     row = conn.execute("SELECT * FROM fx_rates WHERE effective_date = '2026-11-20'").fetchone()
@@ -174,30 +175,30 @@ def test_an_import_is_all_or_nothing(fresh, tmp_path):
     before = usd_zar(conn)
     bad_line = tmp_path / "bad.csv"
     bad_line.write_text("date,rate\n2026-10-01,18.1\n2026-10-02,eighteen\n")
-    out = costdata.run_cli("chatcore.fx", "import", str(bad_line), database_url=url)
+    out = costdata.run_cli("chatcore.money.fx", "import", str(bad_line), database_url=url)
     assert out.returncode == 1 and f"{bad_line}:3: rate 'eighteen'" in out.stderr
     assert usd_zar(conn) == before
     fx.add_rate(conn, date(2026, 10, 5), Decimal("17.5"), "manual")
     conflicting = tmp_path / "conflict.csv"
     conflicting.write_text("date,rate\n2026-10-04,18.1\n2026-10-05,18.2\n2026-10-06,18.3\n")
-    out = costdata.run_cli("chatcore.fx", "import", str(conflicting), database_url=url)
+    out = costdata.run_cli("chatcore.money.fx", "import", str(conflicting), database_url=url)
     assert out.returncode == 1 and f"{conflicting}:3: USD/ZAR on 2026-10-05 is already 17.5" in out.stderr
     assert usd_zar(conn) == {**before, date(2026, 10, 5): Decimal("17.5")}  # 2026-10-04 was not written either
-    out = costdata.run_cli("chatcore.fx", "import", str(conflicting), "--replace", database_url=url)
+    out = costdata.run_cli("chatcore.money.fx", "import", str(conflicting), "--replace", database_url=url)
     assert out.returncode == 0 and "2 added, 0 unchanged, 1 replaced" in out.stdout
-    missing = costdata.run_cli("chatcore.fx", "import", str(tmp_path / "none.csv"), database_url=url)
+    missing = costdata.run_cli("chatcore.money.fx", "import", str(tmp_path / "none.csv"), database_url=url)
     assert missing.returncode == 1 and missing.stderr.startswith("error:") and "Traceback" not in missing.stderr
 
 
 def test_rates_are_decimals_never_floats(fresh):
     _, conn = fresh
-    with pytest.raises(fx.FxError, match="Decimal"):
+    with pytest.raises(fx_csv.FxError, match="Decimal"):
         fx.add_rate(conn, date(2026, 11, 20), 18.2345)  # type: ignore[arg-type]
-    with pytest.raises(fx.FxError, match="three capital letters"):
+    with pytest.raises(fx_csv.FxError, match="three capital letters"):
         fx.add_rate(conn, date(2026, 11, 20), Decimal("18.2"), base="usd")
     assert fx.add_rate(conn, date(2026, 11, 20), Decimal("0.0548"), base="ZAR", quote="USD") == "added"
-    assert fx.rate_on(conn, date(2026, 11, 20))["rate"] == Decimal("18")  # USD/ZAR still the seed
-    assert fx.rate_on(conn, date(2026, 11, 20), base="ZAR", quote="USD")["rate"] == Decimal("0.0548")
+    assert rates.rate_on(conn, date(2026, 11, 20))["rate"] == Decimal("18")  # USD/ZAR still the seed
+    assert rates.rate_on(conn, date(2026, 11, 20), base="ZAR", quote="USD")["rate"] == Decimal("0.0548")
 
 
 def test_a_turn_locks_the_latest_rate_on_or_before_today_and_new_rates_never_rewrite_rows(fresh):
@@ -208,7 +209,7 @@ def test_a_turn_locks_the_latest_rate_on_or_before_today_and_new_rates_never_rew
     session = costdata.add_session(conn, user, agent="assistant")
     # only the seeded default so far
     with conn.transaction():
-        locked = storage.read_turn_start(conn, sub=sub, session_id=session)
+        locked = turn_rows.read_turn_start(conn, sub=sub, session_id=session, client_turn_id=None, stale_seconds=960, history_turns=10, month_start=budgets.month_bounds()[0], month_end=budgets.month_bounds()[1])
     assert (locked["fx_rate"], locked["fx_rate_date"]) == (Decimal("18"), date(2000, 1, 1))
     turn = costdata.insert_turn(conn, price_ids, TurnSpec(
         session, datetime.now(UTC) - timedelta(minutes=5), [Call(SONNET, costdata.TokenUsage(1200, 800, 30000, 5000))],
@@ -218,10 +219,10 @@ def test_a_turn_locks_the_latest_rate_on_or_before_today_and_new_rates_never_rew
     for day, rate in ((today - timedelta(days=3), "18.5"), (today, "18.2345"), (today + timedelta(days=1), "19.1")):
         assert fx.add_rate(conn, day, Decimal(rate), "test") == "added"
     with conn.transaction():
-        locked = storage.read_turn_start(conn, sub=sub, session_id=session)
+        locked = turn_rows.read_turn_start(conn, sub=sub, session_id=session, client_turn_id=None, stale_seconds=960, history_turns=10, month_start=budgets.month_bounds()[0], month_end=budgets.month_bounds()[1])
     assert (locked["fx_rate"], locked["fx_rate_date"]) == (Decimal("18.2345"), today)  # not tomorrow's
-    assert fx.rate_on(conn, today - timedelta(days=1))["rate"] == Decimal("18.5")
-    assert fx.rate_on(conn, date(1999, 12, 31)) is None
+    assert rates.rate_on(conn, today - timedelta(days=1))["rate"] == Decimal("18.5")
+    assert rates.rate_on(conn, date(1999, 12, 31)) is None
     # the stored rows keep the rate they were priced with
     assert conn.execute("SELECT id, cost_usd, cost_in_rands, fx_rate, fx_rate_date, fx_rate_id FROM chat_events "
                         "WHERE run_id = %s ORDER BY id", (turn.run_id,)).fetchall() == stored

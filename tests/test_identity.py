@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 
 from chatcore.config import get_settings
 from chatcore.errors import Unauthorized
-from chatcore.identity import subject_from_headers, unsigned_jwt
+from chatcore.web.identity import subject_from_headers, unsigned_jwt
 
 
 def rest_context(sub, **extra_claims) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcore import sse
+from chatcore.web import sse
 from local.invoke import ROOT, Invoker, api_event, function_for_route, is_api_event, load_template
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
@@ -92,7 +92,7 @@ def test_the_turn_streams_chunks_as_they_are_produced(invoker, standin):
 
 def test_identity_comes_only_from_the_authorizer(invoker, stack):
     """A dev token without authorizer claims is refused, as in Lambda (ALLOW_UNSIGNED_JWT never reaches it)."""
-    from chatcore.identity import unsigned_jwt
+    from chatcore.web.identity import unsigned_jwt
 
     event = api_event("GET", "/sessions", "/sessions", claims={})
     event["requestContext"].pop("authorizer")

@@ -1,4 +1,4 @@
-"""chatcore.pricing against genai-prices, which it pins and must reproduce exactly."""
+"""chatcore.money.prices against genai-prices, which it pins and must reproduce exactly."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from genai_prices import Usage, calc_price
 
-from chatcore.pricing import (
+from chatcore.money.prices import (
     PRICES_PATH,
     PriceBook,
     TieredPrice,
@@ -250,7 +250,7 @@ def test_default_price_book_is_cached_and_versioned() -> None:
 def test_pricing_module_does_not_import_genai_prices() -> None:
     code = (
         "import sys, datetime\n"
-        "from chatcore.pricing import default_price_book, TokenUsage\n"
+        "from chatcore.money.prices import default_price_book, TokenUsage\n"
         "default_price_book().cost_usd('claude-sonnet-4-5', TokenUsage(1, 1), datetime.datetime.now())\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('genai_prices', 'agno', 'pydantic'))\n"
         "assert not bad, bad\n"

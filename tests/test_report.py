@@ -76,7 +76,7 @@ def csv_key(by: str, row: dict) -> str:
 def test_csv_figures_equal_sql_sums_over_chat_events(month, tmp_path, by):
     url, conn = month
     out_csv = tmp_path / f"spend-{by}.csv"
-    out = costdata.run_cli("chatcore.report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(), "--by", by,
+    out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(), "--by", by,
                            "--csv", str(out_csv), database_url=url, check=True)
     assert f"Spend {FIRST} .. {LAST} by {by} (UTC days; rollup as of" in out.stdout
     rows = read_csv(out_csv)
@@ -108,7 +108,7 @@ def test_png_chart_is_a_png(month, tmp_path):
     url, _ = month
     for by in ("agent", "day"):
         png = tmp_path / f"spend-{by}.png"
-        costdata.run_cli("chatcore.report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(), "--by", by,
+        costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(), "--by", by,
                          "--png", str(png), database_url=url, check=True)
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
@@ -127,20 +127,20 @@ def test_no_rollup_reports_as_of_the_last_rollup_and_matplotlib_only_for_png(sta
             costdata.insert_turn(conn, price_ids, costdata.TurnSpec(
                 session, datetime.combine(FIRST, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9),
                 [costdata.Call(costdata.SONNET, costdata.TokenUsage(5000, 3000, 20000, 1000))]))
-            out = costdata.run_cli("chatcore.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
+            out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
                                    "--no-rollup", database_url=url, check=True)
             assert "never rolled up" in out.stdout and out.stdout.splitlines()[-1].split()[-1] == "0.00"
             code = (
-                "import sys\nfrom chatcore import report\n"
+                "import sys\nfrom chatcore.money import report\n"
                 f"assert report.main(['--from', '{FIRST}', '--to', '{FIRST}', '--csv', sys.argv[1]]) == 0\n"
                 "assert 'matplotlib' not in sys.modules\n"
             )
             subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.csv")], cwd=costdata.ROOT, check=True,
                            env={**costdata.os.environ, "DATABASE_URL": url}, capture_output=True)
-            out = costdata.run_cli("chatcore.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
+            out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
                                    "--no-rollup", database_url=url, check=True)
             assert "rollup as of" in out.stdout and out.stdout.splitlines()[-1].split()[-1] != "0.00"
-            bad = costdata.run_cli("chatcore.report", "--from", "2026-08-02", "--to", "2026-08-01", database_url=url)
+            bad = costdata.run_cli("chatcore.money.report", "--from", "2026-08-02", "--to", "2026-08-01", database_url=url)
             assert bad.returncode == 2
     finally:
         costdata.drop_database(stack, url)
@@ -149,4 +149,4 @@ def test_no_rollup_reports_as_of_the_last_rollup_and_matplotlib_only_for_png(sta
 def test_no_function_imports_the_report_module():
     for path in (costdata.ROOT / "functions").rglob("*.py"):
         text = path.read_text()
-        assert "chatcore.report" not in text and "import report" not in text, path
+        assert "chatcore.money.report" not in text and "import report" not in text, path

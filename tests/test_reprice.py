@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from chatcore import fx, reprice
-from chatcore.pricing import PRICES_PATH, default_price_book
+from chatcore.money import fx, reprice
+from chatcore.money.prices import PRICES_PATH, default_price_book
 from tests import costdata
 from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
@@ -78,7 +78,7 @@ def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
         cache_session, datetime(2026, 9, 4, 10, tzinfo=UTC),
         [Call(OLD_SONNET, costdata.TokenUsage(1200, 800, 30000, 5000))]))
     start, end = date(2026, 9, 2), date(2026, 9, 5)
-    out = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
+    out = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
                            database_url=url, check=True)
     assert "0 would change" in out.stdout  # priced exactly as a turn prices
 
@@ -91,16 +91,16 @@ def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
     before = priced_rows(conn)
     runs_before = {r["id"]: r for r in conn.execute("SELECT * FROM runs")}
 
-    refused = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", database_url=url)
+    refused = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", database_url=url)
     assert refused.returncode == 2 and "without --yes" in refused.stderr and "dry run:" in refused.stdout
-    dry = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
+    dry = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
                            database_url=url, check=True)
     in_range = [r for r in before.values() if start <= day_of(r) <= end]
     expect_changed = [r for r in in_range if day_of(r) >= date(2026, 9, 3)] + [wrong]
     assert f"{len(in_range)} priced row(s) examined, {len(expect_changed)} would change" in dry.stdout
     assert priced_rows(conn) == before and not conn.execute("SELECT * FROM cost_backfills").fetchall()
 
-    done = costdata.run_cli("chatcore.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--yes",
+    done = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--yes",
                             "--by", "finance@example.com", "--reason", "SARB rates imported", database_url=url,
                             check=True)
     assert f"{len(expect_changed)} changed" in done.stdout
@@ -180,9 +180,9 @@ def test_reprice_refuses_what_it_cannot_price_and_writes_nothing(fresh):
     with pytest.raises(reprice.RepriceError, match="no pinned Anthropic price matches model id 'gpt-4o'"):
         reprice.reprice(conn, date(2026, 9, 1), date(2026, 9, 2), dry_run=False, performed_by="ops")
     assert priced_rows(conn) == before and not conn.execute("SELECT * FROM cost_backfills").fetchall()
-    out = costdata.run_cli("chatcore.reprice", "--from", "2026-09-01", "--to", "2026-09-02", "--yes", database_url=url)
+    out = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-01", "--to", "2026-09-02", "--yes", database_url=url)
     assert out.returncode == 1 and "gpt-4o" in out.stderr
     with pytest.raises(reprice.RepriceError, match="after"):
         reprice.reprice(conn, date(2026, 9, 2), date(2026, 9, 1), dry_run=True, performed_by="ops")
-    bad = costdata.run_cli("chatcore.reprice", "--from", "2026-09-01", "--to", "soon", database_url=url)
+    bad = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-01", "--to", "soon", database_url=url)
     assert bad.returncode == 2 and "not a date" in bad.stderr

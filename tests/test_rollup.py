@@ -14,7 +14,7 @@ from decimal import Decimal
 import pytest
 from uuid6 import uuid7
 
-from chatcore import rollup
+from chatcore.money import rollup
 from tests import costdata
 from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
@@ -219,7 +219,7 @@ def _run_handler(url: str, event_file: str) -> dict:
         "import handler\n"
         "out = handler.handler(json.load(open(sys.argv[1])), None)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('agno', 'anthropic', 'matplotlib', 'genai_prices')"
-        " or m == 'chatcore.report')\n"
+        " or m == 'chatcore.money.report')\n"
         "assert not bad, bad\n"
         "print(json.dumps(out))\n"
     )
@@ -277,15 +277,15 @@ def test_handler_refuses_half_a_range():
 def test_rollup_cli(fresh):
     url, conn, price_ids = fresh
     turns = _small_october(conn, price_ids)
-    out = costdata.run_cli("chatcore.rollup", "--from", "2026-10-01", "--to", "2026-10-31", database_url=url, check=True)
+    out = costdata.run_cli("chatcore.money.rollup", "--from", "2026-10-01", "--to", "2026-10-31", database_url=url, check=True)
     assert "31 day(s) 2026-10-01 .. 2026-10-31" in out.stdout
     assert rollup.last_watermark(conn) is None  # a range does not move the watermark
     assert_rollup_equals_direct_sums(conn, turns)
-    out = costdata.run_cli("chatcore.rollup", database_url=url, check=True)
+    out = costdata.run_cli("chatcore.money.rollup", database_url=url, check=True)
     assert "rollup (incremental)" in out.stdout and rollup.last_watermark(conn) is not None
-    bad = costdata.run_cli("chatcore.rollup", "--from", "2026-10-01", database_url=url)
+    bad = costdata.run_cli("chatcore.money.rollup", "--from", "2026-10-01", database_url=url)
     assert bad.returncode == 2 and "--from and --to go together" in bad.stderr
-    bad = costdata.run_cli("chatcore.rollup", "--from", "2026-10-05", "--to", "2026-10-01", database_url=url)
+    bad = costdata.run_cli("chatcore.money.rollup", "--from", "2026-10-05", "--to", "2026-10-01", database_url=url)
     assert bad.returncode == 1 and "after" in bad.stderr
 
 

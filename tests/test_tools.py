@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from chatcore.tools import CalculatorError, calculator, convert_units
+from chatcore.catalog.tools import CalculatorError, calculator, convert_units
 
 
 # --------------------------------------------------------------------------- calculator

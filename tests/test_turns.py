@@ -14,7 +14,7 @@ import httpx
 import pytest
 from genai_prices import Usage, calc_price
 
-from chatcore import sse
+from chatcore.web import sse
 from tests.images import LARGE_PNG, SMALL_PNG, b64
 
 

@@ -6,36 +6,35 @@ Postgres and S3.
 
 from __future__ import annotations
 
-# Cold start: the imports below allocate a great many long-lived objects, and the collector's passes
-# over that growing heap cost ~0.15 s mid-import. The collector is off while importing; afterwards
-# what the imports made (modules, classes) is frozen, so collections during requests skip it.
-import gc
+from chatcore.web.cold_start import imports_frozen
 
-gc.disable()
+with imports_frozen():
+    import asyncio
+    import base64
+    import binascii
+    import json
+    from datetime import date, datetime, timedelta, timezone
+    from decimal import Decimal
+    from typing import Annotated, Any, Literal
+    from uuid import UUID
 
-import asyncio
-import base64
-import binascii
-import json
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
-from typing import Annotated, Any, Literal
-from uuid import UUID
+    from fastapi import APIRouter, Depends, Query, Response
 
-from fastapi import APIRouter, Depends, Query, Response
-
-from chatcore import db, s3, storage
-from chatcore.api_models import (
-    MAX_PAGE_SIZE, AgentOut, CreateSession, ImageOut, MessageOut, MessagePage, Money, RenameSession,
-    SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut, TokenCounts, ToolCallOut, ToolResultOut,
-    UsageByAgent, UsageDay, UsageOut, UsageTotals,
-)
-from chatcore.budgets import budget_status
-from chatcore.catalog import sync_catalog
-from chatcore.config import get_settings
-from chatcore.errors import Conflict, InvalidInput, NotFound, ServiceMisconfigured
-from chatcore.http import PROBLEM_RESPONSES, caller, create_app
-from chatcore.images import sniff_image_type
+    from chatcore import cli, db
+    from chatcore.catalog import sync_catalog
+    from chatcore.config import get_settings
+    from chatcore.errors import InvalidInput, NotFound, StorageUnavailable, TurnInProgress
+    from chatcore.media import s3
+    from chatcore.media.images import sniff_image_type
+    from chatcore.money.budgets import budget_status
+    from chatcore.store import catalog, sessions, turns, usage as user_usage
+    from chatcore.web.fastapi_app import PROBLEM_RESPONSES, create_app
+    from chatcore.web.identity import caller
+    from chatcore.web.schemas import (
+        MAX_PAGE_SIZE, AgentOut, CreateSession, ImageOut, MessageOut, MessagePage, Money, RenameSession,
+        SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut, TokenCounts, ToolCallOut, ToolResultOut,
+        UsageByAgent, UsageDay, UsageOut, UsageTotals,
+    )
 
 router = APIRouter()
 Caller = Annotated[str, Depends(caller)]
@@ -44,6 +43,14 @@ MAX_USAGE_DAYS = 366
 
 def _run(fn, *args):
     return asyncio.to_thread(fn, *args)
+
+
+def _db(fn, *args, **kwargs):
+    """``fn(conn, *args, **kwargs)`` with a pooled connection, in a thread."""
+    def call():
+        with db.connection() as conn:
+            return fn(conn, *args, **kwargs)
+    return asyncio.to_thread(call)
 
 
 def _money(usd: Decimal, zar: Decimal) -> Money:
@@ -71,22 +78,16 @@ def _decode_cursor(cursor: str | None, n: int) -> list[str] | None:
 @router.get("/agents", response_model=list[AgentOut], responses=PROBLEM_RESPONSES, tags=["catalog"])
 async def list_agents(_: Caller) -> list[AgentOut]:
     """The agents a session can be started with."""
-    def query():
-        with db.connection() as conn:
-            return conn.execute(storage.LIST_AGENTS).fetchall()
     return [AgentOut(name=r["name"], description=r["description"], model_provider=r["model_provider_slug"],
                      model_id=r["model_id"], tools=list(r["definition"].get("tools", [])))
-            for r in await _run(query)]
+            for r in await _db(catalog.list_agents)]
 
 
 @router.get("/teams", response_model=list[TeamOut], responses=PROBLEM_RESPONSES, tags=["catalog"])
 async def list_teams(_: Caller) -> list[TeamOut]:
     """The teams a session can be started with, with their member agents."""
-    def query():
-        with db.connection() as conn:
-            return conn.execute(storage.LIST_TEAMS).fetchall()
     return [TeamOut(name=r["name"], description=r["description"], model_provider=r["model_provider_slug"],
-                    model_id=r["model_id"], members=list(r["members"])) for r in await _run(query)]
+                    model_id=r["model_id"], members=list(r["members"])) for r in await _db(catalog.list_teams)]
 
 
 # ---- sessions
@@ -94,10 +95,7 @@ async def list_teams(_: Caller) -> list[TeamOut]:
 @router.post("/sessions", status_code=201, response_model=SessionOut, responses=PROBLEM_RESPONSES, tags=["sessions"])
 async def create_session(body: CreateSession, sub: Caller) -> SessionOut:
     """Start a session with exactly one agent or one team."""
-    def create():
-        with db.connection() as conn:
-            return storage.create_session(conn, sub, agent=body.agent, team=body.team, title=body.title)
-    row = await _run(create)
+    row = await _db(sessions.create_session, sub, agent=body.agent, team=body.team, title=body.title)
     return SessionOut(id=row["id"], agent=body.agent, team=body.team, title=row["title"], created_at=row["created_at"])
 
 
@@ -117,11 +115,7 @@ async def list_sessions(
     else:
         after_updated = after_id = None
 
-    def query():
-        with db.connection() as conn:
-            return conn.execute(storage.LIST_SESSIONS, {"sub": sub, "after_updated": after_updated,
-                                                        "after_id": after_id, "limit": limit + 1}).fetchall()
-    rows = await _run(query)
+    rows = await _db(sessions.list_sessions, sub, after_updated=after_updated, after_id=after_id, limit=limit + 1)
     items = [SessionSummary(**r) for r in rows[:limit]]
     next_cursor = _encode_cursor(rows[limit - 1]["updated_at"].isoformat(), rows[limit - 1]["id"]) \
         if len(rows) > limit else None
@@ -129,7 +123,7 @@ async def list_sessions(
 
 
 def _session_detail(conn, sub: str, session_id: UUID) -> SessionDetail:
-    row = conn.execute(storage.GET_SESSION, {"sub": sub, "session_id": session_id}).fetchone()
+    row = sessions.get_session(conn, sub, session_id)
     if row is None:
         raise NotFound("no such session")
     return SessionDetail(id=row["id"], agent=row["agent"], team=row["team"], title=row["title"],
@@ -141,10 +135,7 @@ def _session_detail(conn, sub: str, session_id: UUID) -> SessionDetail:
 @router.get("/sessions/{session_id}", response_model=SessionDetail, responses=PROBLEM_RESPONSES, tags=["sessions"])
 async def get_session(session_id: UUID, sub: Caller) -> SessionDetail:
     """One of the caller's sessions, with its number of turns and total cost."""
-    def query():
-        with db.connection() as conn:
-            return _session_detail(conn, sub, session_id)
-    return await _run(query)
+    return await _db(_session_detail, sub, session_id)
 
 
 @router.patch("/sessions/{session_id}", response_model=SessionDetail, responses=PROBLEM_RESPONSES, tags=["sessions"])
@@ -153,8 +144,7 @@ async def rename_session(session_id: UUID, body: RenameSession, sub: Caller) -> 
     def update():
         with db.connection() as conn:
             with conn.transaction():
-                if conn.execute(storage.RENAME_SESSION, {"sub": sub, "session_id": session_id,
-                                                         "title": body.title}).fetchone() is None:
+                if not sessions.rename_session(conn, sub, session_id, body.title):
                     raise NotFound("no such session")
             return _session_detail(conn, sub, session_id)
     return await _run(update)
@@ -166,21 +156,19 @@ async def delete_session(session_id: UUID, sub: Caller) -> Response:
     def delete():
         with db.connection() as conn:
             with conn.transaction():
-                if conn.execute(storage.LOCK_OWN_SESSION, {"sub": sub, "session_id": session_id}).fetchone() is None:
+                if not sessions.owns_session(conn, sub, session_id, lock=True):
                     raise NotFound("no such session")
-                running = conn.execute(storage.FIND_RUNNING_TURN, {
-                    "session_id": session_id, "stale_seconds": get_settings().stale_turn_seconds}).fetchone()
+                running = turns.find_running_turn(conn, session_id, get_settings().stale_turn_seconds)
                 if running is not None and not running["stale"]:
-                    raise Conflict("a turn is running in this session; delete it when the turn ends",
+                    raise TurnInProgress("a turn is running in this session; delete it when the turn ends",
                                    run_id=str(running["id"]))
                 # Objects first: if S3 fails, the session (and the right to retry) stays.
                 try:
                     s3.delete_session_objects(session_id)
                 except Exception as e:  # noqa: BLE001 - reported as a retryable problem
-                    raise ServiceMisconfigured(f"could not delete the session's images ({e.__class__.__name__}); "
+                    raise StorageUnavailable(f"could not delete the session's images ({e.__class__.__name__}); "
                                                "nothing was deleted, try again") from e
-                conn.execute(storage.ARCHIVE_SESSION_USAGE, {"session_id": session_id})
-                conn.execute(storage.DELETE_SESSION, {"session_id": session_id})
+                sessions.delete_session(conn, session_id)
     await _run(delete)
     return Response(status_code=204)
 
@@ -253,12 +241,10 @@ async def list_messages(
 
     def query():
         with db.connection() as conn:
-            if conn.execute(storage.OWN_SESSION,
-                            {"sub": sub, "session_id": session_id}).fetchone() is None:
+            if not sessions.owns_session(conn, sub, session_id):
                 raise NotFound("no such session")
-            sql = storage.LIST_MESSAGES_ASC if order == "asc" else storage.LIST_MESSAGES_DESC
-            rows = conn.execute(sql, {"session_id": session_id, "after": after_id, "members": members,
-                                      "limit": limit + 1}).fetchall()
+            rows = sessions.list_messages(conn, session_id, after=after_id, members=members, limit=limit + 1,
+                                          descending=order == "desc")
         items = [_message(r, session_id, expires_in) for r in rows[:limit]]
         return MessagePage(items=items, next_cursor=_encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None)
     return await _run(query)
@@ -287,18 +273,15 @@ async def usage(
         raise InvalidInput("'from' must not be after 'to'", field="from")
     if (end - start).days >= MAX_USAGE_DAYS:
         raise InvalidInput(f"at most {MAX_USAGE_DAYS} days per request", field="to")
-    params = {"sub": sub, "start": datetime.combine(start, datetime.min.time(), timezone.utc),
-              "end": datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)}
 
     def query():
         with db.connection() as conn:
-            by_day = conn.execute(storage.USAGE_BY_DAY, params).fetchall()
-            by_agent = conn.execute(storage.USAGE_BY_AGENT, params).fetchall()
-            turns = conn.execute(storage.USAGE_TURNS, params).fetchone()
-            budget = _budget(conn, sub)
-        return by_day, by_agent, turns, budget
+            found = user_usage.user_usage(conn, sub, cli.day_start(start), cli.day_start(end + timedelta(days=1)))
+            user_id = user_usage.user_id(conn, sub)
+            return found, budget_status(conn, user_id) if user_id else None
 
-    by_day, by_agent, turns, budget = await _run(query)
+    found, budget = await _run(query)
+    by_day, by_agent, turns = found["by_day"], found["by_agent"], found["turns"]
     totals = {k: sum(int(r[k] or 0) for r in by_day) for k in
               ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
     total_usd = sum((r["cost_usd"] for r in by_day), Decimal(0))
@@ -313,14 +296,4 @@ async def usage(
     )
 
 
-def _budget(conn, sub: str) -> dict | None:
-    """Spend against the user's monthly budget (this UTC month), or None without a budget."""
-    row = conn.execute("SELECT id FROM users WHERE sub = %s", (sub,)).fetchone()
-    return budget_status(conn, row["id"]) if row else None
-
-
 app = create_app(title="Agent chat API", routers=[router], on_startup=[sync_catalog])
-
-
-gc.freeze()
-gc.enable()

@@ -8,30 +8,26 @@ description is added to the combined document by ``add_openapi``.
 
 from __future__ import annotations
 
-# Cold start: the imports below allocate a great many long-lived objects, and the collector's passes
-# over that growing heap cost ~0.15 s mid-import. The collector is off while importing; afterwards
-# what the imports made (modules, classes) is frozen, so collections during requests skip it.
-import gc
+from chatcore.web.cold_start import imports_frozen
 
-gc.disable()
+with imports_frozen():
+    import json
+    from uuid import UUID
 
-import asyncio
-import json
-from uuid import UUID
+    from pydantic import ValidationError
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
 
-from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.routing import Route
-
-from chatcore import turns
-from chatcore.api_models import TurnIn
-from chatcore.catalog import sync_catalog
-from chatcore.config import get_settings
-from chatcore.errors import InvalidInput
-from chatcore.images import decode_image
-from chatcore.sse_docs import TURN_EVENTS_DESCRIPTION
-from chatcore.web import PROBLEM, caller, create_web_app
+    from chatcore import turns
+    from chatcore.catalog import sync_catalog
+    from chatcore.config import get_settings
+    from chatcore.errors import InvalidInput
+    from chatcore.media.images import decode_image
+    from chatcore.web.app import PROBLEM, create_web_app
+    from chatcore.web.identity import caller
+    from chatcore.web.schemas import TurnIn
+    from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 TURN_PATH = "/sessions/{session_id}/turns"
@@ -67,22 +63,13 @@ async def create_turn(request: Request) -> StreamingResponse:
                for i, img in enumerate(body.images)]
     turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=body.message, images=uploads,
                                  client_turn_id=body.client_turn_id)
-    prepared = await asyncio.to_thread(turns.begin_turn, turn_input)
-    if isinstance(prepared, turns.StoredOutcome):
-        frames = turns.replay_frames(turns.stored_outcome_events(session_id, prepared))
-
-        async def replay():
-            for f in frames:
-                yield f
-
-        return StreamingResponse(replay(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def wait_for_disconnect() -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    return StreamingResponse(turns.stream_turn(prepared, wait_for_disconnect), media_type="text/event-stream",
-                             headers=SSE_HEADERS)
+    frames = await turns.open_turn(turn_input, wait_for_disconnect)
+    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 routes = [Route(TURN_PATH, create_turn, methods=["POST"])]
@@ -118,6 +105,3 @@ def add_openapi(schema: dict) -> None:
         },
     }}
 
-
-gc.freeze()
-gc.enable()

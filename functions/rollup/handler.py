@@ -6,7 +6,7 @@ watermark. An event whose ``detail`` is ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-
 that range of UTC days instead. Either way the result is idempotent.
 
 The database is named as for every function (``DATABASE_URL``, ``DB_SECRET_ARN`` or
-``DB_IAM_AUTH``; see chatcore.db). Imports psycopg and chatcore.rollup, never agno (cold start).
+``DB_IAM_AUTH``; see chatcore.db). Imports psycopg and chatcore.money.rollup, never agno (cold start).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 
 import psycopg
 
-from chatcore import db, rollup
+from chatcore import db
+from chatcore.money import rollup
 from chatcore.observability import logger
 
 _conn: psycopg.Connection | None = None

@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date
-
-
-def add_database_url(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+from datetime import UTC, date, datetime, time
 
 
 def database_url(args: argparse.Namespace) -> str | None:
@@ -26,3 +22,8 @@ def day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def day_start(day: date) -> datetime:
+    """The first moment of a UTC day."""
+    return datetime.combine(day, time(0), tzinfo=UTC)

@@ -37,9 +37,16 @@ class Settings:
     s3_endpoint_url: str | None = None
     # Images up to this many decoded bytes stay inline (base64) in the message row.
     inline_image_max_bytes: int = 32 * 1024
+    # Input limits. The request schemas (chatcore.web.schemas) read these defaults from here.
     max_image_bytes: int = 5 * 1024 * 1024
     max_images_per_turn: int = 20
     max_message_chars: int = 32_000
+    max_client_turn_id_chars: int = 128
+    max_title_chars: int = 200
+    max_page_size: int = 200
+    # Lambda refuses synchronous request payloads over 6 MB (API Gateway's own limit is 10 MB); the
+    # local server applies the same limit so what works locally works deployed.
+    max_body_bytes: int = 6 * 1024 * 1024
     presigned_url_seconds: int = 900
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
@@ -84,24 +91,24 @@ def get_settings() -> Settings:
     return Settings(
         database_url=database_url,
         media_bucket=bucket,
-        media_prefix=env.get("MEDIA_PREFIX", "media/"),
+        media_prefix=env.get("MEDIA_PREFIX", Settings.media_prefix),
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
         s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-        inline_image_max_bytes=_int("INLINE_IMAGE_MAX_BYTES", 32 * 1024),
-        max_image_bytes=_int("MAX_IMAGE_BYTES", 5 * 1024 * 1024),
-        max_images_per_turn=_int("MAX_IMAGES_PER_TURN", 20),
-        max_message_chars=_int("MAX_MESSAGE_CHARS", 32_000),
-        presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", 900),
+        inline_image_max_bytes=_int("INLINE_IMAGE_MAX_BYTES", Settings.inline_image_max_bytes),
+        max_image_bytes=_int("MAX_IMAGE_BYTES", Settings.max_image_bytes),
+        max_images_per_turn=_int("MAX_IMAGES_PER_TURN", Settings.max_images_per_turn),
+        max_message_chars=_int("MAX_MESSAGE_CHARS", Settings.max_message_chars),
+        presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", Settings.presigned_url_seconds),
         anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
         allow_unsigned_jwt=allow_unsigned,
         running_in_lambda=in_lambda,
-        stale_turn_seconds=_int("STALE_TURN_SECONDS", 16 * 60),
-        history_max_turns=_int("HISTORY_MAX_TURNS", 10),
+        stale_turn_seconds=_int("STALE_TURN_SECONDS", Settings.stale_turn_seconds),
+        history_max_turns=_int("HISTORY_MAX_TURNS", Settings.history_max_turns),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,
         db_host=env.get("DB_HOST") or None,
-        db_port=_int("DB_PORT", 5432),
+        db_port=_int("DB_PORT", Settings.db_port),
         db_name=env.get("DB_NAME") or None,
         db_user=env.get("DB_USER") or None,
         db_sslmode=env.get("DB_SSLMODE") or None,

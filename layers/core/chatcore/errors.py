@@ -34,7 +34,7 @@ class NotFound(ProblemError):
     status, code, title = 404, "not-found", "Not found"
 
 
-class Conflict(ProblemError):
+class TurnInProgress(ProblemError):
     status, code, title = 409, "turn-in-progress", "A turn is already running in this session"
 
 
@@ -51,6 +51,8 @@ class PayloadTooLarge(ProblemError):
 
 
 class ServiceMisconfigured(ProblemError):
+    """Something only an operator can fix is missing (an exchange rate, a model key)."""
+
     status, code, title = 503, "service-misconfigured", "The service is not configured to do this"
 
 
@@ -59,4 +61,6 @@ class BudgetExceeded(ProblemError):
 
 
 class StorageUnavailable(ProblemError):
+    """S3 failed: nothing was stored or deleted; the app may retry."""
+
     status, code, title = 503, "storage-unavailable", "Storage is unavailable; try again"

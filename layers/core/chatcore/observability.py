@@ -15,17 +15,19 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "agent-chat"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "AgentChat"
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)  # for handlers: @metrics.log_metrics
 _tracer: Any = None
 
 
@@ -116,3 +118,31 @@ def record_turn(outcome: dict) -> None:
             _turn_metrics.clear_metrics()
         except Exception:  # noqa: BLE001
             pass
+
+
+# ---- step timing: public hooks the benchmark (or a profiler) observes; nothing patched by name
+
+StepObserver = Callable[[str, float], None]
+_step_observers: list[StepObserver] = []
+
+
+def observe_steps(callback: StepObserver) -> Callable[[], None]:
+    """Call ``callback(step, milliseconds)`` as each timed step ends; returns a function that stops it.
+
+    Steps: ``begin`` and ``store`` (a turn's first and last transaction), ``S3 upload`` and
+    ``S3 read`` (a photo's bytes). With no observer a step costs two clock reads.
+    """
+    _step_observers.append(callback)
+    return lambda: _step_observers.remove(callback)
+
+
+@contextmanager
+def timed(step: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if _step_observers:
+            ms = (time.perf_counter() - started) * 1000
+            for callback in list(_step_observers):
+                callback(step, ms)

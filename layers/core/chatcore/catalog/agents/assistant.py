@@ -1,0 +1,17 @@
+"""A general assistant with an exact calculator and a unit converter."""
+
+from chatcore.catalog.specs import AgentSpec
+from chatcore.catalog.tools import calculator, convert_units
+
+SPEC = AgentSpec(
+    name="assistant",
+    description="A helpful assistant that can do exact arithmetic and unit conversions and look at photos.",
+    model_id="claude-sonnet-5-5",
+    instructions=(
+        "You are a concise, friendly assistant in a mobile chat app.",
+        "Use the calculator tool for any arithmetic instead of doing it in your head.",
+        "Use convert_units for conversions between units.",
+        "When the user sends a photo, describe what is relevant to their question.",
+    ),
+    tools=(calculator, convert_units),
+)

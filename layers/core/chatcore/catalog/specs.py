@@ -1,0 +1,48 @@
+"""What defines an agent or a team in code, and the row that records it in the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# Every model here is Anthropic's; chat_events, agents and teams record the provider by this slug.
+MODEL_PROVIDER_SLUG = "anthropic"
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    model_id: str
+    instructions: tuple[str, ...]
+
+    def definition(self) -> dict[str, Any]:
+        """The JSON recorded in the ``definition`` column."""
+        return {"instructions": list(self.instructions)}
+
+    def row(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "model_provider_slug": MODEL_PROVIDER_SLUG,
+                "model_id": self.model_id, "definition": self.definition()}
+
+
+@dataclass(frozen=True)
+class AgentSpec(Spec):
+    """An agent: name, model, instructions and tools."""
+
+    tools: tuple[Callable[..., Any], ...] = field(default_factory=tuple)
+
+    def definition(self) -> dict[str, Any]:
+        return {**super().definition(), "tools": [t.__name__ for t in self.tools]}
+
+
+@dataclass(frozen=True)
+class TeamSpec(Spec):
+    """A team: a leader model that delegates to member agents."""
+
+    members: tuple[str, ...] = ()  # agent names, in the order the leader sees them
+
+    def definition(self) -> dict[str, Any]:
+        return {**super().definition(), "members": list(self.members)}
+
+    def row(self) -> dict[str, Any]:
+        return {**super().row(), "members": list(self.members)}

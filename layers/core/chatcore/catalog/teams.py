@@ -1,0 +1,34 @@
+"""Teams defined in code, by name: a leader model that delegates to member agents.
+
+This module does not import agno, so functions that only list teams stay lean.
+"""
+
+from __future__ import annotations
+
+from chatcore.catalog.agents import agent_specs
+from chatcore.catalog.specs import TeamSpec
+
+
+PLANNER = TeamSpec(
+    name="planner",
+    description="Plans budgets, recipes and trips: a leader that delegates sums to a calculator "
+                "and unit conversions to a converter.",
+    model_id="claude-sonnet-5-5",
+    instructions=(
+        "You lead a small team in a mobile chat app and answer the user concisely.",
+        "Delegate any arithmetic to the calculator member and any unit conversion to the converter member.",
+        "When the user sends a photo, use what it shows; members see the photo too.",
+    ),
+    members=("calculator", "converter"),
+)
+
+
+def team_specs() -> dict[str, TeamSpec]:
+    """Every team defined in code, by name; every member must be a defined agent."""
+    specs = [PLANNER]
+    agents = agent_specs()
+    for spec in specs:
+        missing = [m for m in spec.members if m not in agents]
+        if missing:
+            raise RuntimeError(f"team {spec.name!r} names undefined member agents: {missing}")
+    return {s.name: s for s in specs}

@@ -1,0 +1,146 @@
+"""The bridge between a turn's images and agno: small images stay inline in the message row,
+large ones go to S3 and the row keeps an agno ``MediaReference``; the model gets the bytes.
+
+The only module of ``chatcore.media`` that imports agno. Keys come from ``chatcore.media.keys``
+and uploads go through ``chatcore.media.s3``; agno's ``S3MediaStorage`` reads them back (agno
+refreshes references before model calls with it).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import OrderedDict
+from functools import lru_cache
+from uuid import UUID
+
+from agno.media import Image
+from agno.media.reference import MediaReference
+from agno.media.storage.s3 import S3MediaStorage
+
+from chatcore.config import get_settings
+from chatcore.media import keys, s3
+from chatcore.media.images import ImageUpload, sniff_image_type
+from chatcore.observability import timed
+
+
+@lru_cache(maxsize=1)
+def media_storage() -> S3MediaStorage:
+    """The process's S3 media storage (private objects, presigned URLs for reads)."""
+    s = get_settings()
+    return S3MediaStorage(
+        bucket=s.media_bucket,
+        prefix=s.media_prefix,
+        region=s.aws_region,
+        endpoint_url=s.s3_endpoint_url,
+        presigned_url_expiry=s.presigned_url_seconds,
+    )
+
+
+def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image:
+    """An agno Image for ``upload``: inline below the threshold, else uploaded and referenced.
+
+    The S3 key is content-addressed (``chatcore.media.keys``): the same photo sent twice in a
+    session is one object, and this process uploads it once.
+    """
+    settings = get_settings()
+    if len(upload.content) <= settings.inline_image_max_bytes:
+        return Image(id=media_id, content=upload.content, mime_type=upload.mime_type)
+    storage = media_storage()
+    storage_key = s3.media_key(session_id, upload.content, upload.mime_type)
+    if _image_cache.get(storage_key) is None:
+        with timed("S3 upload"):
+            s3.put_image(storage_key, upload.content, upload.mime_type)
+        _image_cache.put(storage_key, upload.content)
+    reference = MediaReference(
+        media_id=media_id,
+        storage_key=storage_key,
+        session_id=str(session_id),
+        storage_backend=storage.backend_name,
+        bucket=storage.bucket,
+        region=storage.region,
+        mime_type=upload.mime_type,
+        size=len(upload.content),
+        content_hash=keys.content_hash(upload.content),
+        media_type="image",
+    )
+    return Image(id=media_id, mime_type=upload.mime_type, media_reference=reference)
+
+
+def storable_message(message, session_id: UUID) -> dict:
+    """``message.to_dict()`` made safe to store: no image base64 above the threshold, no transient URL.
+
+    Images a team forwarded to a member arrive here with bytes or a presigned URL; large ones
+    become references to the (content-addressed, so deduplicated) S3 object of the session.
+    """
+    data = message.to_dict()
+    threshold = get_settings().inline_image_max_bytes
+    for image in data.get("images") or []:
+        ref = image.get("media_reference")
+        if ref:
+            ref.pop("url", None)
+            image.pop("content", None)
+            image.pop("url", None)
+            continue
+        content = image.get("content")
+        if isinstance(content, str):
+            raw = base64.b64decode(content)
+            if len(raw) > threshold:
+                mime = sniff_image_type(raw) or image.get("mime_type") or "application/octet-stream"
+                upload = ImageUpload(content=raw, mime_type=mime)
+                image["media_reference"] = to_agno_image(
+                    upload, session_id, image.get("id") or "image").media_reference.to_dict()
+                image.pop("content", None)
+        if isinstance(image.get("url"), str) and "X-Amz-Signature" in image["url"]:
+            image.pop("url")
+    return data
+
+
+class _ImageCache:
+    """Image bytes by S3 key, least recently used first out, bounded in bytes (per process)."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+        self.size = 0
+
+    def get(self, key: str) -> bytes | None:
+        data = self.items.get(key)
+        if data is not None:
+            self.items.move_to_end(key)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if key in self.items or len(data) > self.max_bytes:
+            return
+        self.items[key] = data
+        self.size += len(data)
+        while self.size > self.max_bytes:
+            _, old = self.items.popitem(last=False)
+            self.size -= len(old)
+
+
+_image_cache = _ImageCache(max_bytes=64 * 1024 * 1024)
+
+
+def inline_for_model(messages) -> None:
+    """Give the model the bytes of the referenced images of ``messages`` (history loaded from rows).
+
+    Without this, agno presigns each reference and Claude's formatter downloads it again for every
+    model call of every turn. Bytes come from this process's cache or one S3 read. The messages are
+    the model's copy (never stored again), so replacing the reference with the bytes is safe.
+    """
+    storage = media_storage()
+    for message in messages:
+        for image in message.images or []:
+            ref = getattr(image, "media_reference", None)
+            if ref is None or ref.storage_backend != storage.backend_name or ref.bucket != storage.bucket:
+                continue
+            data = _image_cache.get(ref.storage_key)
+            if data is None:
+                with timed("S3 read"):
+                    data = storage.download(ref.storage_key)
+                _image_cache.put(ref.storage_key, data)
+            image.content = data
+            image.mime_type = image.mime_type or ref.mime_type
+            image.media_reference = None
+            image.url = None

@@ -1,0 +1,57 @@
+"""Validate images sent by phones: base64 that decodes to a PNG, JPEG, GIF or WebP by content."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from chatcore.errors import InvalidImage, PayloadTooLarge
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The image MIME type read from the file's magic bytes, or None if it is not one we accept."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    content: bytes
+    mime_type: str
+
+
+def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_bytes: int) -> ImageUpload:
+    """Decode one base64 image and check it; ``index`` names it in error messages."""
+    where = f"images[{index}]"
+    if not isinstance(data, str) or not data:
+        raise InvalidImage(f"{where}.data must be a non-empty base64 string", field=f"{where}.data")
+    text = data.strip()
+    if text.startswith("data:"):  # tolerate a data URL, common from mobile pickers
+        _, _, text = text.partition(",")
+    # 4 base64 characters carry 3 bytes: refuse oversized input before decoding it.
+    if len(text) * 3 // 4 > max_bytes + 3:
+        raise PayloadTooLarge(f"{where} is larger than {max_bytes} bytes", field=f"{where}.data")
+    try:
+        content = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise InvalidImage(f"{where}.data is not valid base64", field=f"{where}.data") from e
+    if len(content) > max_bytes:
+        raise PayloadTooLarge(f"{where} is larger than {max_bytes} bytes", field=f"{where}.data")
+    actual = sniff_image_type(content)
+    if actual is None:
+        raise InvalidImage(
+            f"{where} is not a PNG, JPEG, GIF or WebP image", field=f"{where}.data"
+        )
+    if claimed_mime_type is not None and claimed_mime_type.lower() != actual:
+        raise InvalidImage(
+            f"{where} is {actual} but mime_type says {claimed_mime_type}", field=f"{where}.mime_type"
+        )
+    return ImageUpload(content=content, mime_type=actual)

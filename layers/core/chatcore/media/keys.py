@@ -1,0 +1,27 @@
+"""The one S3 key rule for a session's images: ``{MEDIA_PREFIX}{session_id}-{sha256[:32]}{ext}``.
+
+Content-addressed, so the same photo twice in a session is one object and a retried upload
+overwrites nothing new; every object of a session shares the prefix ``{MEDIA_PREFIX}{session_id}-``,
+which is how deleting a session finds them and how a presigned URL is refused for a key that is
+not the session's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+from uuid import UUID
+
+
+def session_prefix(prefix: str, session_id: UUID | str) -> str:
+    return f"{prefix}{session_id}-"
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def media_key(prefix: str, session_id: UUID | str, content: bytes, mime_type: str) -> str:
+    """The key of an image of a session."""
+    ext = mimetypes.guess_extension(mime_type) or ""
+    return f"{session_prefix(prefix, session_id)}{content_hash(content)[:32]}{ext}"

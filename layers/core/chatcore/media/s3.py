@@ -1,0 +1,81 @@
+"""S3 access with boto3 alone (no agno): image uploads, presigned reads, a session's deletion.
+
+Keys follow ``chatcore.media.keys``. Objects are private; clients get short-lived presigned URLs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+from uuid import UUID
+
+from chatcore.config import get_settings
+from chatcore.media import keys
+
+_lock = threading.Lock()
+_client: Any = None
+
+
+def client() -> Any:
+    """The process's S3 client, created lazily (SigV4 so presigned URLs work with KMS buckets)."""
+    global _client
+    with _lock:
+        if _client is None:
+            import boto3
+            from botocore.config import Config
+
+            s = get_settings()
+            _client = boto3.client("s3", region_name=s.aws_region, endpoint_url=s.s3_endpoint_url,
+                                   config=Config(signature_version="s3v4"))
+        return _client
+
+
+def session_prefix(session_id: UUID) -> str:
+    return keys.session_prefix(get_settings().media_prefix, session_id)
+
+
+def media_key(session_id: UUID, content: bytes, mime_type: str) -> str:
+    """The content-addressed key of an image of a session (``chatcore.media.keys``)."""
+    return keys.media_key(get_settings().media_prefix, session_id, content, mime_type)
+
+
+def presigned_get(key: str) -> str:
+    s = get_settings()
+    return client().generate_presigned_url(
+        "get_object", Params={"Bucket": s.media_bucket, "Key": key}, ExpiresIn=s.presigned_url_seconds)
+
+
+def put_image(key: str, content: bytes, mime_type: str) -> None:
+    """Store an image under ``key`` (private; its sha256 in the object's metadata)."""
+    client().put_object(Bucket=get_settings().media_bucket, Key=key, Body=content, ContentType=mime_type,
+                        Metadata={"content-sha256": keys.content_hash(content)})
+
+
+def ensure_object(key: str, content: bytes, mime_type: str) -> None:
+    """Upload ``content`` under ``key`` unless it is already there (keys are content-addressed)."""
+    s = get_settings()
+    c = client()
+    try:
+        c.head_object(Bucket=s.media_bucket, Key=key)
+        return
+    except c.exceptions.ClientError as e:
+        if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    put_image(key, content, mime_type)
+
+
+def delete_session_objects(session_id: UUID) -> int:
+    """Delete every object of a session; returns how many were deleted. Raises if any failed."""
+    s = get_settings()
+    c = client()
+    deleted = 0
+    paginator = c.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=s.media_bucket, Prefix=session_prefix(session_id)):
+        objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if not objects:
+            continue
+        result = c.delete_objects(Bucket=s.media_bucket, Delete={"Objects": objects, "Quiet": True})
+        if result.get("Errors"):
+            raise RuntimeError(f"S3 refused to delete {len(result['Errors'])} object(s)")
+        deleted += len(objects)
+    return deleted

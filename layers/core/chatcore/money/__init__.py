@@ -1,0 +1,3 @@
+"""Money: the pinned prices (``prices``), the cost of a model call in USD and rands (``cost``),
+exchange rates (``fx``, ``fx_csv``), budgets, the daily rollup, re-pricing backfills and the spend
+report. No agno import; the SQL lives in ``chatcore.store``."""

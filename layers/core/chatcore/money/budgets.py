@@ -1,0 +1,154 @@
+"""Optional monthly budgets per user, in rands.
+
+    python -m chatcore.money.budgets set --sub SUB --zar 500
+    python -m chatcore.money.budgets clear --sub SUB
+    python -m chatcore.money.budgets show --sub SUB
+
+``users.monthly_budget_zar`` (NULL: no budget). This calendar month's spend is the cost in rands of
+the user's usage created in the current UTC month (``chatcore.store.usage``: deleted sessions
+included). A turn is refused
+(402 ``budget-exceeded``) when it would START with spend >= budget; a turn that starts under
+budget runs to the end, so spend can end a little above the budget, and two turns that start at
+once in different sessions are not serialised against each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from chatcore import cli
+from chatcore.errors import BudgetExceeded
+from chatcore.store import usage
+
+CENTS = Decimal("0.01")
+
+
+def month_bounds(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """Start of this UTC month and of the next one."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    end = datetime(now.year + (now.month == 12), now.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _budget_and_spend(conn: psycopg.Connection, user_id: UUID, now: datetime | None,
+                      always: bool = False) -> tuple[dict | None, datetime]:
+    start, end = month_bounds(now)
+    return usage.budget_and_spend(conn, user_id, start, end, always=always), start
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(CENTS, rounding=ROUND_HALF_UP))
+
+
+def refuse_if_over(budget: Decimal | None, spent: Decimal | None, month_start: datetime) -> None:
+    """Raise BudgetExceeded (402) when there is a budget and ``spent`` has reached it."""
+    if budget is None or spent is None:
+        return
+    start = month_start
+    if spent >= budget:
+        raise BudgetExceeded(
+            f"this month's spend of R{_money(spent)} has reached the monthly budget of R{_money(budget)}",
+            month=start.strftime("%Y-%m"), monthly_budget_zar=_money(budget), spent_zar=_money(spent),
+        )
+
+
+def budget_status(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> dict[str, str] | None:
+    """``{"month", "monthly_budget_zar", "spent_zar", "remaining_zar"}`` as decimal strings, or None.
+
+    Amounts are rounded to the cent for display (the check itself compares exact values);
+    ``remaining_zar`` is never negative ("0.00" once the budget is reached).
+    """
+    row, start = _budget_and_spend(conn, user_id, now)
+    if row is None or row["monthly_budget_zar"] is None:
+        return None
+    budget, spent = row["monthly_budget_zar"], row["spent"]
+    return {"month": start.strftime("%Y-%m"), "monthly_budget_zar": _money(budget), "spent_zar": _money(spent),
+            "remaining_zar": _money(max(budget - spent, Decimal(0)))}
+
+
+def month_spend(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> Decimal:
+    """This UTC month's spend in rands, exact, whether or not the user has a budget."""
+    row, _ = _budget_and_spend(conn, user_id, now, always=True)
+    return Decimal(0) if row is None else row["spent"]
+
+
+def parse_budget(text: str) -> Decimal:
+    """A budget in rands: a non-negative amount with at most two decimals."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"budget {text!r} is not an amount like 500 or 499.99") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"budget {text!r} must be zero or more")
+    if value != value.quantize(CENTS):
+        raise ValueError(f"budget {text!r} has more than two decimals (cents)")
+    if value >= Decimal("1e12"):
+        raise ValueError(f"budget {text!r} is too large")
+    return value.quantize(CENTS)
+
+
+def set_budget(conn: psycopg.Connection, sub: str, zar: Decimal | None) -> UUID:
+    """Set (or with None clear) the monthly budget of the user with ``sub``; LookupError if unknown."""
+    return _known(usage.set_budget(conn, sub, zar), sub)
+
+
+def _known(user_id: UUID | None, sub: str) -> UUID:
+    if user_id is None:
+        raise LookupError(f"no user with sub {sub!r} (a user exists once they have called the API)")
+    return user_id
+
+
+def _user_id(conn: psycopg.Connection, sub: str) -> UUID:
+    return _known(usage.user_id(conn, sub), sub)
+
+
+def show(conn: psycopg.Connection, sub: str, now: datetime | None = None) -> dict[str, Any]:
+    user_id = _user_id(conn, sub)
+    status = budget_status(conn, user_id, now)
+    if status is None:
+        start, _ = month_bounds(now)
+        status = {"month": start.strftime("%Y-%m"), "monthly_budget_zar": None,
+                  "spent_zar": _money(month_spend(conn, user_id, now)), "remaining_zar": None}
+    return {"sub": sub, **status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chatcore.money.budgets", description="Monthly budgets per user, in rands.")
+    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_set = sub.add_parser("set", help="set a user's monthly budget")
+    p_set.add_argument("--sub", required=True, help="the user's Cognito sub")
+    p_set.add_argument("--zar", required=True, help="the budget in rands, e.g. 500 or 499.99")
+    p_clear = sub.add_parser("clear", help="remove a user's budget")
+    p_clear.add_argument("--sub", required=True)
+    p_show = sub.add_parser("show", help="budget and this month's spend (JSON)")
+    p_show.add_argument("--sub", required=True)
+    args = parser.parse_args(argv)
+    url = cli.database_url(args)
+    if not url:
+        return 2
+    from chatcore import db
+
+    try:
+        zar = parse_budget(args.zar) if args.command == "set" else None
+        with db.connect(url) as conn:
+            if args.command in ("set", "clear"):
+                set_budget(conn, args.sub, zar)
+            print(json.dumps(show(conn, args.sub)))
+    except (ValueError, LookupError, psycopg.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Users, sessions and their messages, as the mobile API reads and changes them.
+
+Every statement that reads or changes a session is scoped by the caller's ``sub``: a session of
+someone else is simply not found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from uuid6 import uuid7
+
+from chatcore.errors import NotFound
+from chatcore.store.usage import ARCHIVE_SESSION_USAGE
+
+UPSERT_USER = """
+INSERT INTO users (id, sub) VALUES (%(id)s, %(sub)s)
+ON CONFLICT (sub) DO UPDATE SET sub = EXCLUDED.sub
+RETURNING id
+"""
+
+INSERT_SESSION = """
+INSERT INTO sessions (id, user_id, agent_id, team_id, title)
+VALUES (%(id)s, %(user_id)s, %(agent_id)s, %(team_id)s, %(title)s)
+RETURNING id, user_id, agent_id, team_id, title, created_at
+"""
+
+ACTIVE_AGENT_ID = "SELECT id FROM agents WHERE name = %(name)s AND active"
+ACTIVE_TEAM_ID = "SELECT id FROM teams WHERE name = %(name)s AND active"
+
+SESSION_COLUMNS = """
+s.id, s.title, s.created_at, s.updated_at, a.name AS agent, t.name AS team
+"""
+
+LIST_SESSIONS = f"""
+SELECT {SESSION_COLUMNS}
+FROM sessions s JOIN users u ON u.id = s.user_id
+LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+WHERE u.sub = %(sub)s
+  AND (%(after_updated)s::timestamptz IS NULL OR (s.updated_at, s.id) < (%(after_updated)s, %(after_id)s::uuid))
+ORDER BY s.updated_at DESC, s.id DESC
+LIMIT %(limit)s
+"""
+
+GET_SESSION = f"""
+SELECT {SESSION_COLUMNS},
+       (SELECT count(*) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL) AS turns,
+       (SELECT count(*) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL
+            AND r.status = 'running') AS running_turns,
+       (SELECT coalesce(sum(cost_usd), 0) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL) AS cost_usd,
+       (SELECT coalesce(sum(cost_in_rands), 0) FROM runs r WHERE r.session_id = s.id AND r.parent_run_id IS NULL) AS cost_in_rands
+FROM sessions s JOIN users u ON u.id = s.user_id
+LEFT JOIN agents a ON a.id = s.agent_id LEFT JOIN teams t ON t.id = s.team_id
+WHERE u.sub = %(sub)s AND s.id = %(session_id)s
+"""
+
+RENAME_SESSION = """
+UPDATE sessions s SET title = %(title)s, updated_at = now()
+FROM users u WHERE u.id = s.user_id AND u.sub = %(sub)s AND s.id = %(session_id)s
+RETURNING s.id
+"""
+
+OWN_SESSION = """
+SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id
+WHERE u.sub = %(sub)s AND s.id = %(session_id)s
+"""
+
+LOCK_OWN_SESSION = OWN_SESSION + "FOR UPDATE OF s\n"
+
+DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
+
+LIST_MESSAGES_ASC = """
+SELECT ce.id, ce.run_id, r.parent_run_id, r.status AS run_status, ce.role, ce.agent_name, ce.model_id,
+       ce.message_parts, ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
+       ce.cost_usd, ce.cost_in_rands, ce.created_at
+FROM chat_events ce JOIN runs r ON r.id = ce.run_id
+WHERE ce.session_id = %(session_id)s AND (%(after)s::uuid IS NULL OR ce.id > %(after)s)
+  AND (%(members)s OR r.parent_run_id IS NULL)
+ORDER BY ce.id ASC
+LIMIT %(limit)s
+"""
+
+LIST_MESSAGES_DESC = LIST_MESSAGES_ASC.replace("ce.id > %(after)s", "ce.id < %(after)s").replace(
+    "ORDER BY ce.id ASC", "ORDER BY ce.id DESC")
+
+
+def ensure_user(conn: psycopg.Connection, sub: str) -> UUID:
+    """The users row for ``sub``, created the first time it is seen."""
+    return conn.execute(UPSERT_USER, {"id": uuid7(), "sub": sub}).fetchone()["id"]
+
+
+def create_session(conn: psycopg.Connection, sub: str, *, agent: str | None, team: str | None,
+                   title: str | None = None) -> dict[str, Any]:
+    """A new session of the user with ``sub``, talking to the named agent or team."""
+    with conn.transaction():
+        user_id = ensure_user(conn, sub)
+        agent_id = team_id = None
+        if agent is not None:
+            row = conn.execute(ACTIVE_AGENT_ID, {"name": agent}).fetchone()
+            if row is None:
+                raise NotFound(f"no agent named {agent!r}")
+            agent_id = row["id"]
+        if team is not None:
+            row = conn.execute(ACTIVE_TEAM_ID, {"name": team}).fetchone()
+            if row is None:
+                raise NotFound(f"no team named {team!r}")
+            team_id = row["id"]
+        return conn.execute(INSERT_SESSION, {
+            "id": uuid7(), "user_id": user_id, "agent_id": agent_id, "team_id": team_id, "title": title,
+        }).fetchone()
+
+
+def list_sessions(conn: psycopg.Connection, sub: str, *, after_updated: Any, after_id: UUID | None,
+                  limit: int) -> list[dict[str, Any]]:
+    return conn.execute(LIST_SESSIONS, {"sub": sub, "after_updated": after_updated, "after_id": after_id,
+                                        "limit": limit}).fetchall()
+
+
+def get_session(conn: psycopg.Connection, sub: str, session_id: UUID) -> dict[str, Any] | None:
+    """The session with its turn count, running turns and cost; None if not the caller's."""
+    return conn.execute(GET_SESSION, {"sub": sub, "session_id": session_id}).fetchone()
+
+
+def rename_session(conn: psycopg.Connection, sub: str, session_id: UUID, title: str) -> bool:
+    """False when the session is not the caller's."""
+    return conn.execute(RENAME_SESSION, {"sub": sub, "session_id": session_id,
+                                         "title": title}).fetchone() is not None
+
+
+def owns_session(conn: psycopg.Connection, sub: str, session_id: UUID, *, lock: bool = False) -> bool:
+    """Whether the session is the caller's; with ``lock``, its row is locked until the transaction ends."""
+    sql = LOCK_OWN_SESSION if lock else OWN_SESSION
+    return conn.execute(sql, {"sub": sub, "session_id": session_id}).fetchone() is not None
+
+
+def delete_session(conn: psycopg.Connection, session_id: UUID) -> None:
+    """Keep the session's usage (deleted_session_usage), then delete it with its runs and messages."""
+    conn.execute(ARCHIVE_SESSION_USAGE, {"session_id": session_id})
+    conn.execute(DELETE_SESSION, {"session_id": session_id})
+
+
+def list_messages(conn: psycopg.Connection, session_id: UUID, *, after: UUID | None, members: bool, limit: int,
+                  descending: bool = False) -> list[dict[str, Any]]:
+    sql = LIST_MESSAGES_DESC if descending else LIST_MESSAGES_ASC
+    return conn.execute(sql, {"session_id": session_id, "after": after, "members": members,
+                              "limit": limit}).fetchall()

@@ -1,0 +1,157 @@
+"""A turn's rows: its first statement (lock and read), the run and its messages, the run's outcome."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.types.json import Jsonb
+from uuid6 import uuid7
+
+from chatcore.store.rates import rate_in_effect
+from chatcore.store.usage import MONTH_SPEND_OF_U
+
+
+def running_turn(session_sql: str) -> str:
+    """A LATERAL subquery: the running top-level run of the session ``session_sql`` (id, stale)."""
+    return f"""LATERAL (
+    SELECT r.id, r.started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale FROM runs r
+    WHERE r.session_id = {session_sql} AND r.status = 'running' AND r.parent_run_id IS NULL
+    LIMIT 1)"""
+
+
+# The first round trip of a turn, one statement: lock the user's session (FOR UPDATE OF s
+# serialises turns of a session) and read everything the turn decides on: its agent or team, the
+# USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
+# budget and the month's spend, and the history: the messages of the last completed turns.
+BEGIN_TURN_READ = f"""
+SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
+       fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_date,
+       prior.id AS prior_id, prior.status AS prior_status, prior.error_code AS prior_error_code,
+       prior.error_message AS prior_error_message, prior.input_tokens AS prior_input_tokens,
+       prior.output_tokens AS prior_output_tokens, prior.cache_read_tokens AS prior_cache_read_tokens,
+       prior.cache_write_tokens AS prior_cache_write_tokens, prior.cost_usd AS prior_cost_usd,
+       prior.cost_in_rands AS prior_cost_in_rands,
+       running.id AS running_id, running.stale AS running_stale,
+       u.monthly_budget_zar,
+       CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
+       history.messages AS history
+FROM sessions s
+JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
+LEFT JOIN agents a ON a.id = s.agent_id
+LEFT JOIN teams t ON t.id = s.team_id
+LEFT JOIN {rate_in_effect("(now() AT TIME ZONE 'UTC')::date")} fx ON true
+LEFT JOIN LATERAL (
+    SELECT * FROM runs r
+    WHERE r.session_id = s.id AND r.client_turn_id = %(client_turn_id)s AND r.parent_run_id IS NULL
+) prior ON true
+LEFT JOIN {running_turn("s.id")} running ON true
+LEFT JOIN LATERAL (
+    -- completed top-level turns only: a failed turn's user message would otherwise be merged into
+    -- the next request by Claude's formatter and could repeat the failure
+    SELECT jsonb_agg(ce.message_parts ORDER BY ce.id) AS messages
+    FROM chat_events ce
+    WHERE ce.run_id IN (
+        SELECT r.id FROM runs r
+        WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status = 'completed'
+        ORDER BY r.id DESC LIMIT %(history_turns)s)
+) history ON true
+WHERE s.id = %(session_id)s
+FOR UPDATE OF s
+"""
+
+FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} running"
+
+ABANDON_TURN = """
+UPDATE runs SET status = 'failed', error_code = 'abandoned',
+       error_message = 'the turn stopped without finishing (its process ended)', finished_at = now()
+WHERE id = %(id)s AND status = 'running'
+"""
+
+INSERT_RUN = """
+INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, status)
+VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s)
+"""
+
+INSERT_CHAT_EVENT = """
+INSERT INTO chat_events (
+    id, session_id, run_id, role, agent_name, model_provider_slug, model_id, message_parts,
+    input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date)
+VALUES (
+    %(id)s, %(session_id)s, %(run_id)s, %(role)s, %(agent_name)s, %(model_provider_slug)s,
+    %(model_id)s, %(message_parts)s, %(input_tokens)s, %(output_tokens)s, %(cache_read_tokens)s,
+    %(cache_write_tokens)s, %(cost_usd)s, %(cost_in_rands)s, %(price_id)s, %(fx_rate_id)s,
+    %(fx_rate)s, %(fx_rate_date)s)
+"""
+
+FINISH_RUN = """
+UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message = %(error_message)s,
+       client_disconnected = %(client_disconnected)s,
+       input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
+       cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
+       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, finished_at = now()
+WHERE id = %(id)s
+"""
+
+TOUCH_SESSION = "UPDATE sessions SET updated_at = now() WHERE id = %(session_id)s"
+
+
+def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, client_turn_id: str | None,
+                    stale_seconds: int, history_turns: int, month_start: datetime,
+                    month_end: datetime) -> dict[str, Any] | None:
+    """The first statement of a turn (BEGIN_TURN_READ); None when the session is not the user's."""
+    return conn.execute(BEGIN_TURN_READ, {
+        "sub": sub, "session_id": session_id, "client_turn_id": client_turn_id, "stale_seconds": stale_seconds,
+        "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
+    }).fetchone()
+
+
+def find_running_turn(conn: psycopg.Connection, session_id: UUID, stale_seconds: int) -> dict[str, Any] | None:
+    """The session's running turn (``id``, ``stale``), or None."""
+    return conn.execute(FIND_RUNNING_TURN, {"session_id": session_id, "stale_seconds": stale_seconds}).fetchone()
+
+
+def abandon_turn(conn: psycopg.Connection, run_id: UUID) -> None:
+    """Close a stale running turn (its process ended) as failed, ``abandoned``."""
+    conn.execute(ABANDON_TURN, {"id": run_id})
+
+
+def insert_run(conn: psycopg.Connection, *, run_id: UUID, session_id: UUID, agent_name: str | None,
+               client_turn_id: str | None = None, parent_run_id: UUID | None = None,
+               status: str = "running") -> None:
+    conn.execute(INSERT_RUN, {
+        "id": run_id, "session_id": session_id, "parent_run_id": parent_run_id,
+        "client_turn_id": client_turn_id, "agent_name": agent_name, "status": status,
+    })
+
+
+def chat_event_params(**row: Any) -> dict[str, Any]:
+    """Parameters of INSERT_CHAT_EVENT with defaults for the fields a row may not have."""
+    params = {
+        "id": uuid7(), "agent_name": None, "model_provider_slug": None, "model_id": None,
+        "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
+        "cost_usd": Decimal(0), "cost_in_rands": Decimal(0), "price_id": None,
+        "fx_rate_id": None, "fx_rate": None, "fx_rate_date": None,
+    }
+    params.update(row)
+    params["message_parts"] = Jsonb(params["message_parts"])
+    return params
+
+
+def insert_chat_events(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(INSERT_CHAT_EVENT, [chat_event_params(**r) for r in rows])
+
+
+def finish_run(conn: psycopg.Connection, **values: Any) -> None:
+    """Record a run's outcome: status, error, tokens and cost (FINISH_RUN's parameters)."""
+    conn.execute(FINISH_RUN, values)
+
+
+def touch_session(conn: psycopg.Connection, session_id: UUID) -> None:
+    conn.execute(TOUCH_SESSION, {"session_id": session_id})

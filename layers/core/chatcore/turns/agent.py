@@ -1,0 +1,72 @@
+"""A session with one agent: the agno ``Agent`` built from its spec once per process, its event
+stream for a turn, and the messages its run produced."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from uuid import UUID
+
+from agno.agent import Agent
+from agno.models.message import Message
+
+from chatcore.catalog.specs import AgentSpec
+from chatcore.media.agno_storage import media_storage
+from chatcore.turns.claude import claude
+from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, new_messages
+
+
+class Conversation(Protocol):
+    """What a session talks to: an agent or a team."""
+
+    name: str
+
+    def stream(self, *, history: list[Message], message: Message, run_id: str, session_id: str,
+               user_id: str) -> Any: ...
+
+    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]: ...
+
+
+def build_agent(spec: AgentSpec) -> Agent:
+    """An Agno agent for ``spec``. No agno db: we store every message ourselves.
+
+    ``store_media=False`` stops agno re-uploading images at the end of each run; the images are
+    already in S3 and ``media_storage`` is still used to refresh references before model calls.
+    """
+    return Agent(
+        id=spec.name,
+        name=spec.name,
+        description=spec.description,
+        model=claude(spec.model_id),
+        instructions=list(spec.instructions),
+        tools=list(spec.tools),
+        media_storage=media_storage(),
+        store_media=False,
+        telemetry=False,
+        markdown=False,
+    )
+
+
+class AgentConversation:
+    """A session with one agent: the history is passed as ``List[Message]``."""
+
+    def __init__(self, spec: AgentSpec):
+        self.spec = spec
+        self.name = spec.name
+        self.agent = build_agent(spec)
+
+    def stream(self, *, history, message, run_id, session_id, user_id):
+        return self.agent.arun(
+            input=[*history, message], stream=True, stream_events=True, yield_run_output=True,
+            run_id=run_id, session_id=session_id, user_id=user_id,
+        )
+
+    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]:
+        root = tracker.root_run_id
+        record = RunRecord(run_uuid=UUID(root), agent_name=self.name, model_id=self.spec.model_id,
+                           error=tracker.error)
+        output = tracker.output_of(root)
+        if output is not None and tracker.error is None:
+            record.messages = new_messages(output, input_ids)
+        else:
+            record.messages = billed_calls(tracker, root)
+        return [record]

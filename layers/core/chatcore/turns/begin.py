@@ -1,0 +1,120 @@
+"""The start of a turn, in one transaction of two round trips (pipelined):
+
+1. one statement locks the user's session and reads all the turn decides on (404, the stored
+   outcome of a repeated ``client_turn_id``, 402 over budget, 409 while a turn runs, the history);
+2. large images go to S3 (content-addressed keys, so a retry overwrites nothing new), then the
+   run and the user's message are inserted and the transaction commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from agno.media import Image
+from agno.models.message import Message
+from uuid6 import uuid7
+
+from chatcore import db
+from chatcore.observability import timed
+from chatcore.catalog import price_ids
+from chatcore.config import get_settings
+from chatcore.errors import InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress
+from chatcore.media.agno_storage import inline_for_model, to_agno_image
+from chatcore.media.images import ImageUpload
+from chatcore.money.budgets import month_bounds, refuse_if_over
+from chatcore.money.cost import CostCalculator, ExchangeRate
+from chatcore.store import turns as turn_rows
+from chatcore.turns.agent import Conversation
+from chatcore.turns.outcome import TurnOutcome
+from chatcore.turns.registry import conversation_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnInput:
+    sub: str
+    session_id: UUID
+    message: str
+    images: list[ImageUpload] = field(default_factory=list)
+    client_turn_id: str | None = None
+
+
+@dataclass
+class PreparedTurn:
+    """A turn whose run and user message are stored, ready to run."""
+
+    input: TurnInput
+    run_id: UUID
+    conversation: Conversation
+    history: list[Message]
+    user_message: Message
+    costs: CostCalculator
+    client_disconnected: bool = False
+    outcome: TurnOutcome | None = None
+
+
+def begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
+    """Store the start of a turn (see the module); a stored ``TurnOutcome`` answers a retried
+    ``client_turn_id`` instead. Raises the problem (404, 402, 409, 503) before anything is stored."""
+    with timed("begin"):
+        return _begin_turn(turn)
+
+
+def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
+    settings = get_settings()
+    if not turn.message.strip() and not turn.images:
+        raise InvalidInput("a turn needs a message or an image", field="message")
+    run_id = uuid7()
+    month_start, month_end = month_bounds()
+    with db.connection() as conn, db.pipelined_transaction(conn):
+        row = turn_rows.read_turn_start(
+            conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
+            stale_seconds=settings.stale_turn_seconds, history_turns=settings.history_max_turns,
+            month_start=month_start, month_end=month_end)
+        if row is None:
+            raise NotFound("no such session")
+        if row["prior_id"] is not None:
+            prior = {k.removeprefix("prior_"): v for k, v in row.items() if k.startswith("prior_")}
+            if prior["status"] == "running":
+                raise TurnInProgress("this turn is still running; retry later to get its outcome",
+                                     run_id=str(row["prior_id"]))
+            return TurnOutcome.from_stored(turn.session_id, row["prior_id"], prior)
+        # 402 before anything is stored or any model call
+        refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start)
+        if row["running_id"] is not None:
+            if not row["running_stale"]:
+                raise TurnInProgress("a turn is already running in this session; wait for it to finish",
+                                     run_id=str(row["running_id"]))
+            turn_rows.abandon_turn(conn, row["running_id"])
+        if row["fx_rate"] is None:
+            raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
+        conversation = conversation_for(row["agent_name"], row["team_name"])
+        try:
+            images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
+        except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
+            log.exception("could not upload the images of a turn")
+            raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "
+                                     "nothing was stored, try again") from e
+        stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
+        turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
+                             client_turn_id=turn.client_turn_id)
+        turn_rows.insert_chat_events(conn, [{
+            "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
+            "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
+        }])
+    # The model's copy of the message: the same id and text, the images as the bytes we have.
+    user_message = Message(id=stored_message.id, role="user", content=turn.message, images=[
+        Image(id=image.id, content=upload.content, mime_type=upload.mime_type)
+        for image, upload in zip(images, turn.images)] or None)
+    history = []
+    for message_dict in row["history"] or []:
+        message = Message.from_dict(message_dict)
+        message.from_history = True
+        history.append(message)
+    inline_for_model(history)
+    fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
+    return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
+                        user_message=user_message, costs=CostCalculator(fx, price_ids()))

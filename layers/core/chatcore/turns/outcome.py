@@ -1,0 +1,154 @@
+"""How a turn ended, as one ``TurnOutcome``: its final event, its run row and its metrics all come
+from it; and the one transaction that stores a finished turn (``store_outcome``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from uuid6 import uuid7
+
+from chatcore import db
+from chatcore.catalog.specs import MODEL_PROVIDER_SLUG
+from chatcore.media.agno_storage import storable_message
+from chatcore.money.prices import TokenUsage
+from chatcore.store import turns as turn_rows
+from chatcore.turns.tracking import EventTracker, RunError, RunRecord
+
+if TYPE_CHECKING:
+    from chatcore.turns.begin import PreparedTurn
+
+MAX_ERROR_MESSAGE = 2000
+
+
+@dataclass
+class TurnOutcome:
+    """How a run ended: ``completed`` or ``failed``, with its tokens and cost (a turn's include its
+    members'). ``error`` fails the run; ``note`` records what went wrong in a completed one (tool or
+    member errors). ``usage`` is None only when the outcome could not be stored."""
+
+    session_id: UUID
+    run_id: UUID
+    status: str
+    usage: TokenUsage | None = TokenUsage()
+    cost_usd: Decimal = Decimal(0)
+    cost_zar: Decimal = Decimal(0)
+    error: RunError | None = None
+    note: RunError | None = None
+    tool_errors: int | None = None
+    member_errors: list[dict[str, Any]] | None = None
+    duration_ms: int | None = None
+    replayed: bool = False
+    client_disconnected: bool = False
+
+    @property
+    def event_name(self) -> str:
+        return "TurnFailed" if self.status == "failed" else "TurnCompleted"
+
+    def final_event(self) -> tuple[str, dict[str, Any]]:
+        """The last event of the turn's stream (see ``chatcore.web.sse``)."""
+        data: dict[str, Any] = {"session_id": str(self.session_id), "run_id": str(self.run_id)}
+        if self.error is not None:
+            data["error"] = {"code": self.error.code, "message": self.error.message}
+        if self.usage is not None:
+            data["usage"] = usage_fields(self.usage)
+            data["cost"] = {"usd": str(self.cost_usd), "zar": str(self.cost_zar)}
+        if self.tool_errors is not None and self.error is None:
+            data["tool_errors"] = self.tool_errors
+        if self.member_errors is not None:
+            data["member_errors"] = self.member_errors
+        if self.replayed:
+            data["replayed"] = True
+        if self.duration_ms is not None:
+            data["duration_ms"] = self.duration_ms
+        return self.event_name, data
+
+    def run_row(self) -> dict[str, Any]:
+        """The parameters of the run's final update (``store.turns.finish_run``)."""
+        problem = self.error or self.note
+        return {"id": self.run_id, "status": self.status,
+                "error_code": problem.code if problem else None,
+                "error_message": problem.message[:MAX_ERROR_MESSAGE] if problem else None,
+                "client_disconnected": self.client_disconnected,
+                **usage_fields(self.usage or TokenUsage()), "cost_usd": self.cost_usd, "cost_in_rands": self.cost_zar}
+
+    def metrics(self) -> dict[str, Any]:
+        """What ``observability.record_turn`` emits: the final event's data with its name."""
+        name, data = self.final_event()
+        return {"event": name, **data}
+
+    @classmethod
+    def from_stored(cls, session_id: UUID, run_id: UUID, row: dict[str, Any]) -> TurnOutcome:
+        """The outcome of a turn already stored (a retried ``client_turn_id``), replayed."""
+        failed = row["status"] == "failed"
+        return cls(session_id=session_id, run_id=run_id, status=row["status"],
+                   usage=TokenUsage(row["input_tokens"], row["output_tokens"], row["cache_read_tokens"],
+                                    row["cache_write_tokens"]),
+                   cost_usd=row["cost_usd"], cost_zar=row["cost_in_rands"],
+                   error=RunError(row["error_code"], row["error_message"] or "") if failed else None,
+                   replayed=True)
+
+
+def usage_fields(usage: TokenUsage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
+
+
+def store_outcome(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
+    """One transaction (one round trip, pipelined): every new message of the turn with its cost, the
+    member runs, and the turn's run with its status, tokens and cost."""
+    now = datetime.now(timezone.utc)
+    session_id = turn.input.session_id
+    input_ids = {m.id for m in turn.history} | {turn.user_message.id}
+    rows: list[dict[str, Any]] = []
+    runs: list[tuple[RunRecord, TurnOutcome]] = []
+    for record in turn.conversation.records(tracker, input_ids):
+        run = TurnOutcome(session_id=session_id, run_id=record.run_uuid,
+                          status="failed" if record.error else "completed", error=record.error,
+                          client_disconnected=turn.client_disconnected)
+        usage = TokenUsage()
+        for recorded in record.messages:
+            message = recorded.message
+            if message.role == "system":
+                continue
+            fields: dict[str, Any] = {}
+            if message.role == "assistant" and record.model_id:
+                cost = turn.costs.cost(record.model_id, recorded.usage or TokenUsage(), now)
+                fields = turn.costs.row_fields(cost)
+                usage += cost.usage
+                run.cost_usd += cost.usd
+                run.cost_zar += cost.zar
+            rows.append({
+                "id": uuid7(), "session_id": session_id, "run_id": record.run_uuid,
+                "role": message.role, "agent_name": record.agent_name,
+                "model_provider_slug": MODEL_PROVIDER_SLUG if message.role == "assistant" else None,
+                "model_id": record.model_id if message.role == "assistant" else None,
+                "message_parts": storable_message(message, session_id), **fields,
+            })
+        run.usage = usage
+        runs.append((record, run))
+    total = TurnOutcome(
+        session_id=session_id, run_id=turn.run_id, status="completed", tool_errors=tracker.tool_errors,
+        usage=sum((r.usage for _, r in runs), TokenUsage()),
+        cost_usd=sum((r.cost_usd for _, r in runs), Decimal(0)), cost_zar=sum((r.cost_zar for _, r in runs), Decimal(0)),
+        member_errors=[{"run_id": str(r.run_id), "agent_name": record.agent_name, "code": r.error.code,
+                        "message": r.error.message} for record, r in runs[1:] if r.error is not None],
+        client_disconnected=turn.client_disconnected)
+    if tracker.error:
+        total.status, total.error = "failed", RunError(tracker.error.code, tracker.error.message)
+    elif total.member_errors:
+        total.note = RunError("member-error", f"{len(total.member_errors)} member run(s) failed")
+    elif tracker.tool_errors:
+        total.note = RunError("tool-error", f"{tracker.tool_errors} tool call(s) failed")
+    with db.connection() as conn, db.pipelined_transaction(conn):
+        for record, member in runs[1:]:
+            turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id, agent_name=record.agent_name,
+                                 parent_run_id=turn.run_id, status="running")
+            turn_rows.finish_run(conn, **member.run_row())
+        turn_rows.insert_chat_events(conn, rows)
+        turn_rows.finish_run(conn, **total.run_row())
+        turn_rows.touch_session(conn, session_id)
+    return total

@@ -1,0 +1,114 @@
+"""What a turn's event stream says about each of its runs (the turn's own run and member runs),
+and the messages each run leaves to be stored, every model call with its ``TokenUsage``.
+
+``usage_of`` is the one place that reads agno's metrics as tokens; from here to the database a
+model call's usage is a ``TokenUsage``. Works on agno's event objects by their ``event`` name
+(agent and team event classes share names) and imports nothing of agno but ``Message``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from agno.models.message import Message
+
+from chatcore.money.prices import TokenUsage
+
+LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
+TOOL_ERROR_EVENTS = {"ToolCallError", "TeamToolCallError"}
+MODEL_CALL_EVENTS = {"ModelRequestCompleted", "TeamModelRequestCompleted"}
+
+
+def usage_of(metrics: Any) -> TokenUsage:
+    """Token usage of one model call from agno's metrics, an object or a dict (Claude's
+    ``input_tokens`` excludes cache tokens; cache reads and writes are their own counts)."""
+    if metrics is None:
+        return TokenUsage()
+    get = (lambda k: metrics.get(k)) if isinstance(metrics, dict) else (lambda k: getattr(metrics, k, None))
+    return TokenUsage(
+        input_tokens=int(get("input_tokens") or 0),
+        output_tokens=int(get("output_tokens") or 0),
+        cache_read_tokens=int(get("cache_read_tokens") or 0),
+        cache_write_tokens=int(get("cache_write_tokens") or 0),
+    )
+
+
+@dataclass
+class RunError:
+    code: str
+    message: str
+
+
+@dataclass
+class EventTracker:
+    """What the event stream says about each run of a turn (the turn's own run and member runs)."""
+
+    root_run_id: str
+    outputs: list[Any] = field(default_factory=list)
+    errors: dict[str, RunError] = field(default_factory=dict)
+    tool_errors: int = 0
+    agent_names: dict[str, str] = field(default_factory=dict)
+    # every model call seen completing: run_id, usage; for runs that end without their output
+    model_calls: list[tuple[str, TokenUsage]] = field(default_factory=list)
+
+    def see(self, event: Any) -> None:
+        name = event.event
+        run_id = getattr(event, "run_id", None) or self.root_run_id
+        who = getattr(event, "agent_name", None) or getattr(event, "team_name", None)
+        if who and run_id not in self.agent_names:
+            self.agent_names[run_id] = who
+        if name in LEADER_ERROR_EVENTS:
+            error_type = getattr(event, "error_type", None)
+            self.errors[run_id] = RunError(
+                code="model-error" if not error_type else f"model-error:{error_type}",
+                message=str(getattr(event, "content", "") or "the model call failed"),
+            )
+        elif name in TOOL_ERROR_EVENTS:
+            self.tool_errors += 1
+        elif name in MODEL_CALL_EVENTS:
+            self.model_calls.append((run_id, usage_of(event)))
+
+    @property
+    def error(self) -> RunError | None:
+        """The turn's own failure (a member's failure does not fail the turn)."""
+        return self.errors.get(self.root_run_id)
+
+    def output_of(self, run_id: str) -> Any:
+        return next((o for o in self.outputs if getattr(o, "run_id", None) == run_id), None)
+
+
+@dataclass
+class RecordedMessage:
+    """A message to store; ``usage`` is its model call's for an assistant message (None otherwise)."""
+
+    message: Message
+    usage: TokenUsage | None = None
+
+
+@dataclass
+class RunRecord:
+    """The messages one run (the turn's, or a member's) produced, to be stored."""
+
+    run_uuid: UUID
+    agent_name: str | None
+    model_id: str | None
+    messages: list[RecordedMessage] = field(default_factory=list)
+    error: RunError | None = None
+
+
+def billed_calls(tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
+    """Assistant rows for the model calls of a run that ended without its output (a failed run).
+
+    The provider bills every completed model call, so each becomes a row carrying its usage.
+    """
+    return [RecordedMessage(Message(role="assistant", content=None), usage)
+            for call_run_id, usage in tracker.model_calls if call_run_id == run_id]
+
+
+def new_messages(output: Any, input_ids: set[str], *, skip_user: bool = False) -> list[RecordedMessage]:
+    """The messages a run added: no system prompt, none of the input (history and our user message)."""
+    return [RecordedMessage(m, usage_of(m.metrics) if m.role == "assistant" else None)
+            for m in (output.messages or [])
+            if m.role != "system" and m.id not in input_ids and not (skip_user and m.role == "user")]

@@ -1,0 +1,128 @@
+"""What every HTTP function shares, on Starlette alone: problem+json errors, the body limit, the
+caller's identity, the readiness route and the app factory.
+
+The streaming chat function is a plain Starlette app built here (FastAPI would add ~0.2 s to its
+cold start for one route); the API function adds FastAPI on top (``chatcore.web.fastapi_app``).
+No agno import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from chatcore.config import Settings, get_settings
+from chatcore.errors import NotFound, PayloadTooLarge, ProblemError
+from chatcore.web.identity import caller
+
+PROBLEM = "application/problem+json"
+MAX_BODY_BYTES = Settings.max_body_bytes
+
+
+def problem_response(err: ProblemError) -> JSONResponse:
+    return JSONResponse(err.to_problem(), status_code=err.status, media_type=PROBLEM)
+
+
+class _HttpProblem(ProblemError):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status = status
+        self.code = {405: "method-not-allowed", 404: "not-found"}.get(status, f"http-{status}")
+        self.title = {405: "Method not allowed", 404: "Not found"}.get(status, "HTTP error")
+
+
+async def _problem(_: Request, err: ProblemError) -> JSONResponse:
+    return problem_response(err)
+
+
+async def _http(_: Request, err: HTTPException) -> JSONResponse:
+    if err.status_code == 404:
+        return problem_response(NotFound("no such route"))
+    if err.status_code == 413:
+        return problem_response(PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes"))
+    return problem_response(_HttpProblem(err.status_code, str(err.detail)))
+
+
+EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http}
+
+
+class LimitBody:
+    """Refuse bodies over MAX_BODY_BYTES: at once when Content-Length says so, else (a chunked
+    body has none) as soon as the bytes received pass the limit."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        too_large = PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        length = Headers(scope=scope).get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return await problem_response(too_large)(scope, receive, send)
+        received = 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                # FastAPI's body reader re-raises HTTPException (any other error becomes a 400)
+                raise HTTPException(413)
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+
+class XRayTraceId:
+    """Behind the Web Adapter the invocation's trace id arrives as a header; Powertools' Tracer
+    reads it from the environment, so the app's segments join the Lambda invocation's trace."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            trace = Headers(scope=scope).get("x-amzn-trace-id")
+            if trace:
+                os.environ["_X_AMZN_TRACE_ID"] = trace
+        await self.app(scope, receive, send)
+
+
+MIDDLEWARE = [Middleware(LimitBody), Middleware(XRayTraceId)]
+
+async def healthz(_: Request) -> JSONResponse:
+    """Readiness for the Lambda Web Adapter (AWS_LWA_READINESS_CHECK_PATH); no identity needed."""
+    return JSONResponse({"ok": True})
+
+
+HEALTHZ = Route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+
+
+def lifespan_running(on_startup: Sequence[Callable[[], None]]):
+    """A lifespan that checks the settings and runs ``on_startup`` steps (in a thread) once."""
+
+    @asynccontextmanager
+    async def lifespan(_):
+        get_settings()  # fail at start-up, not mid-request, when misconfigured
+        for step in on_startup:
+            await asyncio.to_thread(step)
+        yield
+
+    return lifespan
+
+
+def create_web_app(*, routes: Sequence[BaseRoute], on_startup: Sequence[Callable[[], None]] = ()) -> Starlette:
+    """A Starlette app of ``routes`` with the shared error handling, body limit and readiness route."""
+    return Starlette(routes=[HEALTHZ, *routes], middleware=MIDDLEWARE, exception_handlers=EXCEPTION_HANDLERS,
+                     lifespan=lifespan_running(on_startup))

@@ -1,0 +1,108 @@
+"""Server-sent events: one frame per event, media bytes never sent to the phone; and the
+documentation of a turn's events (the OpenAPI document and docs/api.md show it)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+MEDIA_KEYS = {"content", "url", "filepath"}
+
+
+def _strip_media(value: Any) -> Any:
+    """Drop base64 content and transient URLs of media objects; keep their ids and types."""
+    if isinstance(value, dict):
+        is_media = "mime_type" in value or "media_reference" in value or "format" in value
+        out = {}
+        for k, v in value.items():
+            if is_media and k in MEDIA_KEYS and isinstance(v, (str, bytes)):
+                continue
+            if k == "media_reference" and isinstance(v, dict):
+                out[k] = {rk: rv for rk, rv in v.items() if rk not in ("url", "bucket", "storage_key")}
+                continue
+            out[k] = _strip_media(v)
+        return out
+    if isinstance(value, list):
+        return [_strip_media(v) for v in value]
+    if isinstance(value, bytes):
+        return None
+    return value
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
+
+
+def frame(seq: int, event: str, data: dict[str, Any]) -> bytes:
+    """One SSE frame: ``id``, ``event`` and a single-line JSON ``data``."""
+    payload = json.dumps(_strip_media(data), default=_default, separators=(",", ":"))
+    return f"id: {seq}\nevent: {event}\ndata: {payload}\n\n".encode()
+
+
+def parse(stream_text: str) -> list[dict[str, Any]]:
+    """Parse SSE text into ``[{"id", "event", "data"}]`` (for clients, the demo and tests)."""
+    events = []
+    for block in stream_text.replace("\r\n", "\n").split("\n\n"):
+        if not block.strip():
+            continue
+        item: dict[str, Any] = {}
+        data_lines = []
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                continue
+            key, _, val = line.partition(":")
+            val = val[1:] if val.startswith(" ") else val
+            if key == "data":
+                data_lines.append(val)
+            elif key in ("id", "event"):
+                item[key] = val
+        if data_lines:
+            item["data"] = json.loads("\n".join(data_lines))
+        if item:
+            events.append(item)
+    return events
+
+
+
+TURN_EVENTS_DESCRIPTION = """\
+Streams the turn as server-sent events (`text/event-stream`). Every event has three fields:
+
+    id: <sequence number, 1, 2, 3, ... within the response>
+    event: <name>
+    data: <one line of JSON>
+
+**Order.** Agent turn: `RunStarted`, then for each model call `ModelRequestStarted`, `RunContent`*
+(`content` is the next chunk of text), `ModelRequestCompleted` (`input_tokens`, `output_tokens`,
+`cache_read_tokens`, `cache_write_tokens`, `model`), and for each tool call `ToolCallStarted` /
+`ToolCallCompleted` (`tool`: `tool_name`, `tool_args`, `result`, `tool_call_error`) or
+`ToolCallError`; then `RunContentCompleted`, `RunCompleted` (`content`: the whole answer, `metrics`).
+A failed model call yields `RunError` (`content`: the message, `error_type`).
+
+Team turn: the same with a `Team` prefix for the leader (`TeamRunStarted`, `TeamRunContent`,
+`TeamToolCallStarted` for `delegate_task_to_member`, `TeamModelRequestCompleted`, `TeamRunCompleted`,
+`TeamRunError`), and between a delegation's `TeamToolCallStarted` and `TeamToolCallCompleted`, the
+member's own events (`RunStarted`, `ModelRequestStarted`, `RunContent`, `ToolCallStarted`,
+`ToolCallCompleted`, `RunCompleted`, `RunError`), each with the member's `agent_name`, `agent_id`,
+its own `run_id` and `parent_run_id` = the team run's id.
+
+Every Agno event carries `created_at`, `run_id`, `session_id` and `agent_name`/`team_name`. Image
+bytes and presigned URLs are never sent.
+
+**The final event** is exactly one of:
+
+* `TurnCompleted`: `{"session_id", "run_id", "usage": {"input_tokens", "output_tokens",
+  "cache_read_tokens", "cache_write_tokens"}, "cost": {"usd": "<decimal>", "zar": "<decimal>"},
+  "tool_errors": <int>, "member_errors": [{"run_id", "agent_name", "code", "message"}],
+  "duration_ms": <int>}`. Usage and cost add up every model call of the turn, a team's members
+  included. `"replayed": true` when answering a repeated `client_turn_id` from what is stored.
+* `TurnFailed`: `{"session_id", "run_id", "error": {"code", "message"}, "usage", "cost"}`. Codes:
+  `model-error[:<type>]` (the model API failed after retries), `internal-error`, `storage-error`.
+  Calls that completed before the failure are stored and charged.
+
+Errors found before the stream starts are `application/problem+json` with a 4xx status.
+"""
