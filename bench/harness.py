@@ -25,16 +25,12 @@ from typing import Any
 import httpx
 
 from bench.trace import RoundTrips
+from local.ports import free_port
 
 AGENT = "assistant"
 OUR_TABLES = ("chat_events", "runs", "sessions")
 AGNO_TABLES = ("ai.agno_sessions", "ai.agno_runs")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def say(*args: Any) -> None:

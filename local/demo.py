@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 from decimal import Decimal
 
@@ -18,14 +17,10 @@ import httpx
 
 from local.sample_images import b64, sunset_png
 from local.stack import start_stack
+from local.ports import free_port
 
 DIM, BOLD, RESET = ("\033[2m", "\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stream_turn(client: httpx.Client, session_id: str, body: dict) -> dict:
@@ -106,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         from chatcore.web.identity import unsigned_jwt
         from local.server import BackgroundServer
 
-        server = BackgroundServer(_free_port()).start()
+        server = BackgroundServer(free_port()).start()
         print(f"{BOLD}Chat API{RESET} on {server.url}; model: {stack.model_description}\n", flush=True)
         token = unsigned_jwt({"sub": "demo-user"})
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:

@@ -36,7 +36,6 @@ import http.server
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -50,6 +49,8 @@ from urllib.parse import urlencode
 
 import httpx
 import yaml
+
+from local.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "template.yaml"
@@ -262,11 +263,6 @@ class _Capture:
         self.server.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def _pump(stream: Any, sink: TextIO) -> None:
     for line in iter(stream.readline, b""):
@@ -285,7 +281,7 @@ class _WebAdapterApp:
 
     def __init__(self, spec: FunctionSpec, env: dict[str, str], log: TextIO):
         self.spec = spec
-        self.port = _free_port()
+        self.port = free_port()
         env = {**env, "AWS_LWA_PORT": str(self.port)}
         self.process = subprocess.Popen(["bash", str(spec.code_dir / spec.handler)], cwd=spec.code_dir, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

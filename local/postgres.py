@@ -9,17 +9,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from local.ports import free_port
 
 
 def _find_binary(name: str) -> str:
@@ -39,7 +34,7 @@ def _find_binary(name: str) -> str:
 class LocalPostgres:
     """A PostgreSQL server in a temporary directory, listening on 127.0.0.1."""
 
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chat-pg-")))
     _as_user: list[str] = field(default_factory=list)
 

@@ -10,18 +10,12 @@ server and the tests. Each piece honours what the environment already provides:
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from local.postgres import LocalPostgres
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from local.ports import free_port
 
 
 @dataclass
@@ -83,7 +77,7 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
 
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
 
-            port = _free_port()
+            port = free_port()
             stack.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             stack.moto.start()
             env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{port}"

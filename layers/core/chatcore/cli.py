@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time
+
+import psycopg
 
 
 def database_url(args: argparse.Namespace) -> str | None:
@@ -27,3 +30,30 @@ def day(text: str) -> date:
 def day_start(day: date) -> datetime:
     """The first moment of a UTC day."""
     return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def argument_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """A command's parser with the ``--database-url`` every command takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    return parser
+
+
+def run_with_connection(args: argparse.Namespace, work: Callable[[psycopg.Connection], int | None],
+                        errors: tuple[type[Exception], ...] = (ValueError,)) -> int:
+    """``work(conn)``'s exit code (None: 0) on a connection to the command's database.
+
+    2 when no database is named; 1, after ``error: ...`` on stderr, when ``work`` raises one of
+    ``errors`` or a database error.
+    """
+    url = database_url(args)
+    if not url:
+        return 2
+    from chatcore import db
+
+    try:
+        with db.connect(url) as conn:
+            return work(conn) or 0
+    except (*errors, psycopg.Error) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1

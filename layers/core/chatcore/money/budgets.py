@@ -14,7 +14,6 @@ once in different sessions are not serialised against each other.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from datetime import UTC, datetime
@@ -122,8 +121,7 @@ def show(conn: psycopg.Connection, sub: str, now: datetime | None = None) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatcore.money.budgets", description="Monthly budgets per user, in rands.")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    parser = cli.argument_parser("python -m chatcore.money.budgets", "Monthly budgets per user, in rands.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_set = sub.add_parser("set", help="set a user's monthly budget")
     p_set.add_argument("--sub", required=True, help="the user's Cognito sub")
@@ -133,21 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     p_show = sub.add_parser("show", help="budget and this month's spend (JSON)")
     p_show.add_argument("--sub", required=True)
     args = parser.parse_args(argv)
-    url = cli.database_url(args)
-    if not url:
-        return 2
-    from chatcore import db
 
-    try:
-        zar = parse_budget(args.zar) if args.command == "set" else None
-        with db.connect(url) as conn:
-            if args.command in ("set", "clear"):
-                set_budget(conn, args.sub, zar)
-            print(json.dumps(show(conn, args.sub)))
-    except (ValueError, LookupError, psycopg.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    def work(conn: psycopg.Connection) -> None:
+        if args.command in ("set", "clear"):
+            set_budget(conn, args.sub, parse_budget(args.zar) if args.command == "set" else None)
+        print(json.dumps(show(conn, args.sub)))
+
+    return cli.run_with_connection(args, work, (ValueError, LookupError))
 
 
 if __name__ == "__main__":

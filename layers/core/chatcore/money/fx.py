@@ -100,8 +100,7 @@ def _rate_arg(text: str) -> Decimal:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatcore.money.fx", description="Add, import and list exchange rates.")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
+    parser = cli.argument_parser("python -m chatcore.money.fx", "Add, import and list exchange rates.")
     parser.add_argument("--base", default="USD", help="base currency (default USD)")
     parser.add_argument("--quote", default="ZAR", help="quote currency (default ZAR): QUOTE per one BASE")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,45 +121,32 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         base, quote = _currency(args.base), _currency(args.quote)
-        parsed: list[ParsedRate] = []
-        if args.command == "import":
-            parsed = read_rates(args.file, args.format)  # fail on a bad file before connecting
-        url = cli.database_url(args)
-        if not url:
-            return 2
-        from chatcore import db
+        parsed = read_rates(args.file, args.format) if args.command == "import" else []  # before connecting
+    except (FxError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
-        with db.connect(url) as conn:
-            if args.command == "add":
-                outcome = add_rate(conn, args.date, args.rate, args.source, base=base, quote=quote,
-                                   replace=args.replace)
-                print(f"{outcome}: {base}/{quote} {args.date} {args.rate} ({args.source})")
-            elif args.command == "import":
-                source = args.source or f"import {Path(args.file).name} ({args.format})"
-                if args.dry_run:
-                    with conn.transaction(force_rollback=True):
-                        counts = import_rates(conn, parsed, source, base=base, quote=quote, replace=args.replace,
-                                              path=args.file)
-                else:
-                    counts = import_rates(conn, parsed, source, base=base, quote=quote, replace=args.replace,
-                                          path=args.file)
-                days = sorted(r.effective_date for r in parsed)
-                print(f"{'would import' if args.dry_run else 'imported'} {len(parsed)} rate(s) "
-                      f"{days[0]} .. {days[-1]} from {args.file}: {counts['added']} added, "
-                      f"{counts['unchanged']} unchanged, {counts['replaced']} replaced")
-            else:
-                rows = rates.list_rates(conn, base=base, quote=quote, from_day=args.from_day, to_day=args.to_day)
-                print(f"{'effective':10}  {'rate':>16}  source")
-                for r in rows:
-                    print(f"{r['effective_date'].isoformat():10}  {r['rate'].normalize():>16f}  {r['source']}")
-                print(f"{len(rows)} {base}/{quote} rate(s)")
-    except FxError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (OSError, psycopg.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    def work(conn: psycopg.Connection) -> None:
+        if args.command == "add":
+            outcome = add_rate(conn, args.date, args.rate, args.source, base=base, quote=quote, replace=args.replace)
+            print(f"{outcome}: {base}/{quote} {args.date} {args.rate} ({args.source})")
+        elif args.command == "import":
+            source = args.source or f"import {Path(args.file).name} ({args.format})"
+            with conn.transaction(force_rollback=args.dry_run):
+                counts = import_rates(conn, parsed, source, base=base, quote=quote, replace=args.replace,
+                                      path=args.file)
+            days = sorted(r.effective_date for r in parsed)
+            print(f"{'would import' if args.dry_run else 'imported'} {len(parsed)} rate(s) "
+                  f"{days[0]} .. {days[-1]} from {args.file}: {counts['added']} added, "
+                  f"{counts['unchanged']} unchanged, {counts['replaced']} replaced")
+        else:
+            rows = rates.list_rates(conn, base=base, quote=quote, from_day=args.from_day, to_day=args.to_day)
+            print(f"{'effective':10}  {'rate':>16}  source")
+            for r in rows:
+                print(f"{r['effective_date'].isoformat():10}  {r['rate'].normalize():>16f}  {r['source']}")
+            print(f"{len(rows)} {base}/{quote} rate(s)")
+
+    return cli.run_with_connection(args, work, (FxError, OSError))
 
 
 if __name__ == "__main__":

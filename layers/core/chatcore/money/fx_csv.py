@@ -27,7 +27,6 @@ left alone (re-importing a file is harmless); with a different rate it is an err
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime

@@ -126,10 +126,6 @@ class ModelPrice:
     def price_key(self) -> str:
         return f"{self.provider}/{self.model}@{self.effective_from.isoformat()}"
 
-    @property
-    def tiered(self) -> bool:
-        return any(isinstance(p, TieredPrice) for p in (self.input, self.output, self.cache_read, self.cache_write))
-
     def rate(self, price: Price | None, total_input_tokens: int) -> Decimal | None:
         if isinstance(price, TieredPrice):
             return price.rate(total_input_tokens)

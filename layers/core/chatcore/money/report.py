@@ -14,7 +14,6 @@ An operator's tool: no Lambda function imports this module.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from dataclasses import dataclass, field
@@ -148,30 +147,27 @@ def write_png(report: Report, path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatcore.money.report", description="Spend report from daily_costs.")
+    parser = cli.argument_parser("python -m chatcore.money.report", "Spend report from daily_costs.")
     parser.add_argument("--from", dest="from_day", required=True, type=cli.day, help="first UTC day (YYYY-MM-DD)")
     parser.add_argument("--to", dest="to_day", required=True, type=cli.day, help="last UTC day, inclusive")
     parser.add_argument("--by", choices=DIMENSIONS, default="day")
     parser.add_argument("--csv", dest="csv_path", default=None, help="also write the figures as CSV")
     parser.add_argument("--png", dest="png_path", default=None, help="also draw a chart (needs matplotlib)")
     parser.add_argument("--no-rollup", action="store_true", help="report as of the last rollup")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     args = parser.parse_args(argv)
     if args.from_day > args.to_day:
         parser.error("--from is after --to")
-    url = cli.database_url(args)
-    if not url:
-        return 2
-    from chatcore import db
+    built: list[Report] = []
 
-    try:
-        with db.connect(url) as conn:
-            if not args.no_rollup:
-                rollup.incremental(conn)
-            report = build(conn, args.from_day, args.to_day, args.by)
-    except (ValueError, psycopg.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    def work(conn: psycopg.Connection) -> None:
+        if not args.no_rollup:
+            rollup.incremental(conn)
+        built.append(build(conn, args.from_day, args.to_day, args.by))
+
+    code = cli.run_with_connection(args, work)
+    if code:
+        return code
+    report = built[0]
     print(render(report))
     if args.csv_path:
         write_csv(report, args.csv_path)

@@ -23,7 +23,6 @@ totals. Without ``--yes`` it only shows what would change (as ``--dry-run`` does
 
 from __future__ import annotations
 
-import argparse
 import getpass
 import os
 import sys
@@ -62,7 +61,6 @@ class BackfillResult:
     old_zar: Decimal = Decimal(0)
     new_zar: Decimal = Decimal(0)
     backfill_id: UUID | None = None
-    changed_ids: list[UUID] = field(default_factory=list)
 
     def describe(self) -> str:
         verb = "would change" if self.dry_run else "changed"
@@ -125,7 +123,6 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
             raise RepriceError("cannot re-price:\n  " + "\n  ".join(problems[:10]) + more)
         result.rows_examined = len(rows)
         result.rows_changed = len(changes)
-        result.changed_ids = [c[0] for c in changes]
         if changes:
             conn.execute(backfills.CREATE_CHANGES)
             with conn.cursor() as cur:
@@ -147,37 +144,29 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
     return result
 
 
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatcore.money.reprice",
-                                     description="Re-price stored rows from the pinned prices and the rates in effect.")
+    parser = cli.argument_parser("python -m chatcore.money.reprice",
+                                 "Re-price stored rows from the pinned prices and the rates in effect.")
     parser.add_argument("--from", dest="from_day", required=True, type=cli.day, help="first UTC day (YYYY-MM-DD)")
     parser.add_argument("--to", dest="to_day", required=True, type=cli.day, help="last UTC day, inclusive")
     parser.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     parser.add_argument("--yes", action="store_true", help="really rewrite the rows (required unless --dry-run)")
     parser.add_argument("--by", dest="performed_by", default=None, help="who runs it (default: the OS user)")
     parser.add_argument("--reason", default=None, help="why, recorded in cost_backfills")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     args = parser.parse_args(argv)
-    url = cli.database_url(args)
-    if not url:
-        return 2
     performed_by = args.performed_by or os.environ.get("USER") or getpass.getuser()
     dry_run = args.dry_run or not args.yes
-    from chatcore import db
 
-    try:
-        with db.connect(url) as conn:
-            result = reprice(conn, args.from_day, args.to_day, dry_run=dry_run, performed_by=performed_by,
-                             reason=args.reason)
-    except (RepriceError, psycopg.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(("dry run: " if dry_run else "re-priced: ") + result.describe())
-    if not args.dry_run and not args.yes:
-        print("refusing to rewrite stored costs without --yes (nothing was written)", file=sys.stderr)
-        return 2
-    return 0
+    def work(conn: psycopg.Connection) -> int:
+        result = reprice(conn, args.from_day, args.to_day, dry_run=dry_run, performed_by=performed_by,
+                         reason=args.reason)
+        print(("dry run: " if dry_run else "re-priced: ") + result.describe())
+        if not args.dry_run and not args.yes:
+            print("refusing to rewrite stored costs without --yes (nothing was written)", file=sys.stderr)
+            return 2
+        return 0
+
+    return cli.run_with_connection(args, work, (RepriceError,))
 
 
 if __name__ == "__main__":

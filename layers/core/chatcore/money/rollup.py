@@ -31,7 +31,6 @@ Stdlib + psycopg only: the scheduled Lambda imports this, never agno.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -152,32 +151,23 @@ def parse_day(text: str) -> date:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m chatcore.money.rollup",
-                                     description="Recompute the daily cost rollup (daily_costs).")
+    parser = cli.argument_parser("python -m chatcore.money.rollup", "Recompute the daily cost rollup (daily_costs).")
     parser.add_argument("--from", dest="from_day", help="first UTC day to recompute (YYYY-MM-DD)")
     parser.add_argument("--to", dest="to_day", help="last UTC day to recompute (YYYY-MM-DD), inclusive")
-    parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     args = parser.parse_args(argv)
     if (args.from_day is None) != (args.to_day is None):
         parser.error("--from and --to go together (neither: incremental)")
-    url = cli.database_url(args)
-    if not url:
-        return 2
-    from chatcore import db
 
-    try:
-        with db.connect(url) as conn:
-            if args.from_day is not None:
-                result = rollup(conn, parse_day(args.from_day), parse_day(args.to_day))
-            else:
-                result = incremental(conn)
-    except (ValueError, psycopg.Error) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    s = result.summary()
-    print(f"rollup ({s['mode']}): {s['days']} day(s) {s['from']} .. {s['to']} recomputed, {s['rows']} row(s)"
-          + (f"; watermark {s['watermark']}" if s["watermark"] else ""))
-    return 0
+    def work(conn: psycopg.Connection) -> None:
+        if args.from_day is not None:
+            result = rollup(conn, parse_day(args.from_day), parse_day(args.to_day))
+        else:
+            result = incremental(conn)
+        s = result.summary()
+        print(f"rollup ({s['mode']}): {s['days']} day(s) {s['from']} .. {s['to']} recomputed, {s['rows']} row(s)"
+              + (f"; watermark {s['watermark']}" if s["watermark"] else ""))
+
+    return cli.run_with_connection(args, work)
 
 
 if __name__ == "__main__":
