@@ -7,7 +7,12 @@ real ``anthropic`` SDK and agno's ``agno.models.anthropic.Claude`` work against 
     Claude(id="claude-sonnet-4-5", api_key="anything", client_params={"base_url": server.url})
 
 (or set ``ANTHROPIC_BASE_URL``). Used by the tests, and by the demo when no ANTHROPIC_API_KEY
-is set. Run it on its own with ``python -m local.anthropic_standin --port 8787``.
+is set. Run it on its own with ``python -m local.anthropic_standin --port 8787
+[--context-window N] [--max-images N]``.
+
+A stand-in that is more forgiving than the real service proves nothing: this one refuses what
+the real Messages API refuses (see "Limits") and bills prompt caching the way Anthropic does
+(see "Usage" and "Prompt caching").
 
 Endpoints
 ---------
@@ -17,17 +22,33 @@ Endpoints
     ``content_block_delta`` (``text_delta`` in chunks of about three words, or
     ``input_json_delta`` chunks for ``tool_use``) / ``content_block_stop``, then
     ``message_delta`` (stop_reason and usage) and ``message_stop``. Otherwise the whole message
-    is returned as JSON.
-``POST /v1/messages/count_tokens`` -> ``{"input_tokens": N}`` (same formula as below).
+    is returned as JSON. A request the real API would refuse gets the real API's error
+    instead (see "Limits"); it consumes no script step and touches no cache.
+``POST /v1/messages/count_tokens`` -> ``{"input_tokens": N}``: N is the prompt estimate below
+    (the same number the usage of ``/v1/messages`` adds up to). The same limits apply, except
+    the context window (counting a prompt too long to send is what the endpoint is for).
 ``POST /_standin/script``  body: a step or a list of steps, appended to a FIFO queue.
-``POST /_standin/reset``   clear the queue and the recorded requests.
-``GET  /_standin/requests`` every ``/v1/messages`` request received, in order:
-    ``{"body": <request json>, "headers": {...selected...},
-    "response": {"usage": {...}, "content": [...], "stop_reason": ...} | {"error": {...}}}``.
+``POST /_standin/config``  body: any of ``{"context_window": 60000, "max_images": 100,
+    "clock_offset_seconds": 301}`` -> ``{"ok": true, "config": {...}}``. ``context_window`` and
+    ``max_images`` are an int (every model) or an object ``{"<model id>": int, "default": int}``;
+    ``null`` restores the default. ``clock_offset_seconds`` sets how far the prompt-cache clock
+    runs ahead of real time. Unknown keys or bad values -> 400 and nothing changes. Values
+    persist until ``/_standin/reset``. ``GET /_standin/config`` returns the current config.
+``POST /_standin/clock``   body ``{"advance_seconds": 360}``: move the prompt-cache clock
+    forward (adds to ``clock_offset_seconds``) -> ``{"ok": true, "clock_offset_seconds": S}``.
+``POST /_standin/reset``   clear the queue, the recorded requests and the prompt cache, and
+    restore the config (the constructor's / command line's values, else the defaults) and clock.
+``GET  /_standin/requests`` every ``/v1/messages`` request received, in order, refused ones
+    included: ``{"body": <request json>, "headers": {...selected...}, "response": {"usage": {...},
+    "content": [...], "stop_reason": ...} | {"status": 400, "error": {...}}}`` (a body over the
+    size limit is not kept: ``"body": null, "size": <bytes>``).
 ``GET  /_standin/health``  -> ``{"ok": true, "server": "anthropic-standin"}``.
 
-Script steps (each ``/v1/messages`` request consumes the next step; without one it falls
-back to the default behaviour below)
+Python: ``StandinServer.configure(**config)``, ``.advance_clock(seconds)``, ``.config()``,
+``.script(steps)``, ``.reset()``, ``.requests()``.
+
+Script steps (each accepted ``/v1/messages`` request consumes the next step; without one it
+falls back to the default behaviour below)
     ``{"text": "..."}``                                  a text reply (stop_reason end_turn)
     ``{"tool_use": {"name": "...", "input": {...}}}``    a tool call (stop_reason tool_use);
         an optional ``"id"`` inside, and an optional ``"text"`` beside it (sent first)
@@ -57,13 +78,99 @@ Default behaviour (deterministic, from the request)
       N image(s) in this conversation (total bytes B).``; when the last message carries tool
       results: ``The tool returned: <first 200 chars of the results>``.
 
-Usage (deterministic, non-zero, distinct between the requests of one conversation)
-    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"))
-    input_tokens                = 10 + len(canonical) // 50
-    cache_creation_input_tokens = 3 + len(messages)
-    cache_read_input_tokens     = 7 * len(messages)
-    output_tokens               = 1 + words of the reply text
-                                  + sum(len(json.dumps(tool input)) // 10 + 1 per tool_use)
+Limits (as the real API documents and enforces them; messages in the real API's words)
+    * body over 32 MB (33,554,432 bytes) -> HTTP 413 ``request_too_large``
+      "Request exceeds the maximum allowed number of bytes."
+    Everything else is HTTP 400 ``invalid_request_error``:
+    * ``messages`` missing or empty; a role other than user/assistant; ``max_tokens`` missing
+      (``/v1/messages`` only);
+    * a message whose content is ``""`` or ``[]`` (except a final assistant message):
+      "messages.{i}: all messages must have non-empty content except for the optional final
+      assistant message"; a text block (in messages or system, tool_result contents included)
+      whose text is ``""``: "messages: text content blocks must be non-empty", or only
+      whitespace: "messages: text content blocks must contain non-whitespace text";
+    * tool pairing: the tool_use ids of an assistant message that is followed by another
+      message must all be answered by tool_result blocks in that next (user) message:
+      "messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after:
+      {ids}. Each `tool_use` block must have a corresponding `tool_result` block in the next
+      message."; every tool_result must answer a tool_use of the message just before it:
+      "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {id}.
+      Each `tool_result` block must have a corresponding `tool_use` block in the previous
+      message.";
+    * ``cache_control``: type "ephemeral", ttl "5m" (default) or "1h"; at most 4 per request,
+      the top-level one (automatic caching) included: "A maximum of 4 blocks with cache_control
+      may be provided. Found {n}."; a 1h breakpoint after a 5m one (order: tools, system,
+      messages): "{path}.cache_control.ttl: a ttl='1h' cache_control block must not come after
+      a ttl='5m' cache_control block. ...";
+    * images (every image block, those inside tool_result contents included; a nested one's
+      path is ``messages.{i}.content.{j}.tool_result.content.{k}``):
+        - more than ``max_images`` (100 by default; configurable, per model too):
+          "messages: Too many images in request (max 100)";
+        - media_type not image/jpeg, image/png, image/gif or image/webp:
+          "{path}.image.source.base64.media_type: Input should be 'image/jpeg', ...";
+        - base64 text over 5 MB (5,242,880 characters, measured on the base64 string, not the
+          decoded bytes): "{path}.image.source.base64: image exceeds 5 MB maximum: {n} bytes >
+          5242880 bytes";
+        - data that is not base64, or whose signature is not a PNG/JPEG/GIF/WebP of the declared
+          media_type: "{path}.image.source.base64.data: Image does not match the provided media
+          type {media_type}"; the right signature but no readable size (a truncated file):
+          "Could not process image";
+        - a side over 8000 px: "{path}.image.source.base64.data: At least one of the image
+          dimensions exceed max allowed size: 8000 pixels"; and when the request holds more
+          than 20 images, a side over 2000 px: "... exceed max allowed size for many-image
+          requests: 2000 pixels".
+      The size is read with the standard library from the decoded bytes: PNG IHDR, JPEG SOFn
+      marker, GIF logical screen, WebP VP8/VP8L/VP8X. ``"source": {"type": "url"}`` (or
+      "file") cannot be measured offline: accepted, counted as an image.
+    * the prompt estimate over the model's context window (200,000 tokens by default;
+      configurable, per model too): "prompt is too long: {n} tokens > {max} maximum".
+
+Token estimate (deterministic; the WHOLE prompt: tools, system, messages)
+    prompt_tokens = 4 (fixed request overhead) + the sum over the prompt's blocks of
+      * a text-like part: ceil(characters / 4), where the part is: a text block's text (a
+        string system or message content counts as one text block); a tool definition's
+        canonical JSON (``cache_control`` left out); a tool_use block's canonical JSON of
+        ``{"name", "input"}``; any other block's canonical JSON (``cache_control`` left out);
+      * an image: ceil(w * h / 750) after the API's own downscale (one scale factor, aspect
+        ratio kept: s = min(1, 1568 / long edge, sqrt(1,150,000 / (w * h))), w' = max(1,
+        floor(w * s)), likewise h'); an image that cannot be measured (url/file) counts 1,534
+        (ceil(1,150,000 / 750), the most any image can cost);
+      * a tool_result block: the sum of its content's parts (a string content is one text part).
+    canonical JSON = ``json.dumps(x, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``.
+
+Prompt caching (as Anthropic bills it)
+    The prompt is a sequence of cacheable blocks, in order: each tool, each system block, each
+    content block of each message (a tool_result with its contents is one block; a
+    ``cache_control`` inside a tool_result's content marks that tool_result). Breakpoints are
+    the blocks carrying ``cache_control``, plus the last block when the request has a top-level
+    ``cache_control`` (automatic caching). A breakpoint's prefix (every block up to and
+    including it) is cacheable when its tokens (the sum above, without the 4 of overhead) are
+    at least 1,024 (2,048 when the model id contains "haiku"); a smaller one is silently not
+    cached. The cache lives in the server, keyed by the model and a chained SHA-256 of the
+    prefix's canonical JSON with ``cache_control`` left out (so the same prefix with or
+    without a marker matches; a string content equals one text block), and holds the prefix's
+    tokens, TTL and expiry. For a request with at least one breakpoint:
+      * read: the longest live entry among the prefixes ending at each breakpoint or at one of
+        the 19 blocks before it (the API's 20-block lookback) -> ``cache_read_input_tokens`` =
+        that prefix's tokens; the read refreshes its expiry (now + its TTL);
+      * write: every cacheable breakpoint past the read prefix stores its prefix (expiry now +
+        its TTL); ``cache_creation_input_tokens`` = tokens from the end of the read prefix to
+        the last cacheable breakpoint, split in ``cache_creation`` into
+        ``ephemeral_1h_input_tokens`` / ``ephemeral_5m_input_tokens`` by the TTL of the
+        breakpoint that closes each segment;
+      * ``input_tokens`` = prompt_tokens - cache read - cache write (never below the overhead).
+    A request without any ``cache_control`` reads and writes nothing. Expiry runs on the
+    server's cache clock: ``time.monotonic()`` + ``clock_offset_seconds``, moved forward by
+    ``POST /_standin/clock`` / ``StandinServer.advance_clock`` (a test checks a 5-minute entry
+    is gone after 6 minutes without sleeping).
+
+Usage (deterministic; distinct between the requests of a conversation, as its prompt grows)
+    input_tokens + cache_read_input_tokens + cache_creation_input_tokens = prompt_tokens
+    cache_creation = {"ephemeral_5m_input_tokens": a, "ephemeral_1h_input_tokens": b}, a + b =
+    cache_creation_input_tokens; service_tier "standard"
+    output_tokens = 1 + words of the reply text
+                    + sum(len(json.dumps(tool input)) // 10 + 1 per tool_use)
+    ``compute_usage(body, content, cache=None, now=0.0)`` computes it without side effects.
 """
 
 from __future__ import annotations
@@ -73,12 +180,15 @@ import base64
 import binascii
 import collections
 import copy
+import hashlib
 import json
+import math
 import re
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,23 +321,667 @@ def _chunk_json(s: str, size: int = 12) -> list[str]:
     return [s[i : i + size] for i in range(0, len(s), size)] or [""]
 
 
-def compute_usage(body: dict, content: list[dict]) -> dict:
-    """The deterministic usage of a request and the content produced for it."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    messages = body.get("messages") or []
-    n = len(messages) if isinstance(messages, list) else 0
+# --------------------------------------------------------------------------- limits
+
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+MAX_IMAGE_BASE64_CHARS = 5 * 1024 * 1024
+MAX_IMAGE_SIDE = 8000
+MANY_IMAGES_THRESHOLD = 20  # more images than this in a request: the stricter side limit below
+MANY_IMAGES_MAX_SIDE = 2000
+DEFAULT_MAX_IMAGES = 100
+DEFAULT_CONTEXT_WINDOW = 200_000
+IMAGE_MEDIA_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+MAX_CACHE_BREAKPOINTS = 4
+CACHE_LOOKBACK_BLOCKS = 20
+CACHE_TTL_SECONDS = {"5m": 300, "1h": 3600}
+MIN_CACHEABLE_TOKENS = 1024
+MIN_CACHEABLE_TOKENS_HAIKU = 2048
+
+REQUEST_OVERHEAD_TOKENS = 4
+CHARS_PER_TOKEN = 4
+IMAGE_MAX_LONG_EDGE = 1568
+IMAGE_MAX_PIXELS = 1_150_000
+IMAGE_PIXELS_PER_TOKEN = 750
+UNMEASURED_IMAGE_TOKENS = -(-IMAGE_MAX_PIXELS // IMAGE_PIXELS_PER_TOKEN)  # 1534
+
+CONFIG_KEYS = ("context_window", "max_images", "clock_offset_seconds")
+
+
+class Refusal(Exception):
+    """A request the real API refuses: HTTP status, Anthropic error type, message."""
+
+    def __init__(self, message: str, status: int = 400, err_type: str = "invalid_request_error") -> None:
+        super().__init__(message)
+        self.status = status
+        self.err_type = err_type
+        self.message = message
+
+    def error(self) -> dict:
+        return {"type": self.err_type, "message": self.message}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _text_tokens(text: str) -> int:
+    return _ceil_div(len(text), CHARS_PER_TOKEN)
+
+
+def _without_cache_control(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_cache_control(v) for k, v in value.items() if k != "cache_control"}
+    if isinstance(value, list):
+        return [_without_cache_control(v) for v in value]
+    return value
+
+
+# ---- images
+
+
+def image_format(data: bytes) -> str | None:
+    """The media type a file's signature says it is (PNG, JPEG, GIF, WebP), else None."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image / start of scan before any frame header
+            return None
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker in _JPEG_SOF:
+            if i + 9 > n:
+                return None
+            height = int.from_bytes(data[i + 5 : i + 7], "big")
+            width = int.from_bytes(data[i + 7 : i + 9], "big")
+            return width, height
+        if length < 2:
+            return None
+        i += 2 + length
+    return None
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG, JPEG, GIF or WebP file, read from its header; None if unreadable."""
+    size: tuple[int, int] | None = None
+    kind = image_format(data)
+    if kind == "image/png":
+        if len(data) >= 24 and data[12:16] == b"IHDR":
+            size = (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big"))
+    elif kind == "image/jpeg":
+        size = _jpeg_size(data)
+    elif kind == "image/gif":
+        if len(data) >= 10:
+            size = (int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little"))
+    elif kind == "image/webp":
+        chunk = data[12:16]
+        if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+            size = (int.from_bytes(data[26:28], "little") & 0x3FFF, int.from_bytes(data[28:30], "little") & 0x3FFF)
+        elif chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            size = ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+        elif chunk == b"VP8X" and len(data) >= 30:
+            size = (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
+    if size is None or size[0] <= 0 or size[1] <= 0:
+        return None
+    return size
+
+
+def image_tokens(width: int, height: int) -> int:
+    """ceil(w * h / 750) after the API's downscale to <= 1568 px long edge and <= 1.15 MP."""
+    scale = min(1.0, IMAGE_MAX_LONG_EDGE / max(width, height), math.sqrt(IMAGE_MAX_PIXELS / (width * height)))
+    w = max(1, math.floor(width * scale))
+    h = max(1, math.floor(height * scale))
+    return _ceil_div(w * h, IMAGE_PIXELS_PER_TOKEN)
+
+
+class _Image:
+    """One image block of a request, as far as the limits and the estimate need it."""
+
+    __slots__ = ("path", "source_type", "media_type", "data_chars", "has_data", "decodable", "format", "size")
+
+    def __init__(self, path: str, block: dict) -> None:
+        self.path = path
+        src = block.get("source")
+        src = src if isinstance(src, dict) else {}
+        self.source_type = src.get("type")
+        self.media_type = src.get("media_type")
+        data = src.get("data")
+        self.has_data = isinstance(data, str)
+        self.data_chars = len(data) if isinstance(data, str) else 0
+        self.decodable = False
+        self.format: str | None = None
+        self.size: tuple[int, int] | None = None
+        if self.source_type == "base64" and isinstance(data, str) and len(data) <= MAX_IMAGE_BASE64_CHARS:
+            try:
+                decoded = base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                return
+            self.decodable = True
+            self.format = image_format(decoded)
+            self.size = image_dimensions(decoded)
+
+    @property
+    def tokens(self) -> int:
+        return image_tokens(*self.size) if self.size else UNMEASURED_IMAGE_TOKENS
+
+
+# ---- the prompt as a sequence of cacheable blocks
+
+
+class _Unit:
+    """One cacheable block of the prompt (a tool, a system block, a message content block)."""
+
+    __slots__ = ("key", "tokens")
+
+    def __init__(self, key: Any, tokens: int) -> None:
+        self.key = key
+        self.tokens = tokens
+
+
+class Prompt:
+    """A request's prompt: its cacheable blocks (tools, system, messages), the tokens of each,
+    its cache breakpoints and its images. Built by ``analyse_prompt``; no side effects."""
+
+    def __init__(self) -> None:
+        self.units: list[_Unit] = []
+        self.breakpoints: list[tuple[int, str, str]] = []  # (unit index, ttl, json path)
+        self.bad_cache_control: list[tuple[str, str]] = []  # (json path, message)
+        self.images: list[_Image] = []
+        self._cumulative: list[int] | None = None
+
+    @property
+    def cumulative(self) -> list[int]:
+        """cumulative[k] = tokens of units[0..k] (overhead excluded)."""
+        if self._cumulative is None:
+            total, out = 0, []
+            for u in self.units:
+                total += u.tokens
+                out.append(total)
+            self._cumulative = out
+        return self._cumulative
+
+    @property
+    def tokens(self) -> int:
+        """The estimated prompt tokens: the fixed overhead plus every block."""
+        return REQUEST_OVERHEAD_TOKENS + (self.cumulative[-1] if self.units else 0)
+
+    def prefix_keys(self, model: str) -> list[str]:
+        """keys[k]: the cache key of the prefix units[0..k] for ``model`` (a chained SHA-256)."""
+        keys = []
+        digest = hashlib.sha256(("model:" + model).encode()).digest()
+        for u in self.units:
+            digest = hashlib.sha256(digest + _canonical(u.key).encode()).digest()
+            keys.append(digest.hex())
+        return keys
+
+
+def _cache_marker(prompt: Prompt, holder: Any, unit_index: int, path: str) -> None:
+    if not isinstance(holder, dict) or holder.get("cache_control") is None:
+        return
+    cc = holder["cache_control"]
+    if not isinstance(cc, dict):
+        prompt.bad_cache_control.append((path, f"{path}.cache_control: Input should be a valid dictionary"))
+        return
+    if cc.get("type") != "ephemeral":
+        prompt.bad_cache_control.append((path, f"{path}.cache_control.type: Input should be 'ephemeral'"))
+        return
+    ttl = cc.get("ttl", "5m")
+    if ttl is None:
+        ttl = "5m"
+    if ttl not in CACHE_TTL_SECONDS:
+        prompt.bad_cache_control.append((path, f"{path}.cache_control.ttl: Input should be '5m' or '1h'"))
+        return
+    prompt.breakpoints.append((unit_index, ttl, path))
+
+
+def _block_tokens(prompt: Prompt, block: Any, path: str, unit_index: int) -> int:
+    """Tokens of one content block (images recorded in ``prompt.images``; cache markers nested in
+    a tool_result's content recorded against the tool_result's unit)."""
+    if not isinstance(block, dict):
+        return _text_tokens(_canonical(block))
+    kind = block.get("type")
+    if kind == "text":
+        text = block.get("text")
+        return _text_tokens(text if isinstance(text, str) else _canonical(text))
+    if kind == "image":
+        image = _Image(path, block)
+        prompt.images.append(image)
+        return image.tokens
+    if kind == "tool_use":
+        return _text_tokens(_canonical({"name": block.get("name"), "input": block.get("input")}))
+    if kind == "tool_result":
+        inner = block.get("content")
+        if isinstance(inner, str):
+            return _text_tokens(inner)
+        if isinstance(inner, list):
+            total = 0
+            for k, sub in enumerate(inner):
+                sub_path = f"{path}.tool_result.content.{k}"
+                _cache_marker(prompt, sub, unit_index, sub_path)
+                total += _block_tokens(prompt, sub, sub_path, unit_index)
+            return total
+        return 0
+    if kind == "thinking":
+        return _text_tokens(str(block.get("thinking", "")))
+    return _text_tokens(_canonical(_without_cache_control(block)))
+
+
+def _text_block(text: str) -> dict:
+    return {"type": "text", "text": text}
+
+
+def analyse_prompt(body: dict) -> Prompt:
+    """The prompt of a request body (tools, then system, then messages), with no side effects."""
+    prompt = Prompt()
+    tools = body.get("tools")
+    if isinstance(tools, list):
+        for i, tool in enumerate(tools):
+            index = len(prompt.units)
+            _cache_marker(prompt, tool, index, f"tools.{i}")
+            clean = _without_cache_control(tool)
+            prompt.units.append(_Unit(["tools", clean], _text_tokens(_canonical(clean))))
+
+    system = body.get("system")
+    if isinstance(system, str):
+        if system:
+            prompt.units.append(_Unit(["system", _text_block(system)], _text_tokens(system)))
+    elif isinstance(system, list):
+        for j, block in enumerate(system):
+            index = len(prompt.units)
+            path = f"system.{j}"
+            _cache_marker(prompt, block, index, path)
+            tokens = _block_tokens(prompt, block, path, index)
+            prompt.units.append(_Unit(["system", _without_cache_control(block)], tokens))
+
+    messages = body.get("messages")
+    for i, message in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(message, dict):
+            continue
+        role = message.get("role")
+        content = message.get("content")
+        if isinstance(content, str):
+            if content:
+                prompt.units.append(_Unit(["messages", i, role, _text_block(content)], _text_tokens(content)))
+        elif isinstance(content, list):
+            for j, block in enumerate(content):
+                index = len(prompt.units)
+                path = f"messages.{i}.content.{j}"
+                _cache_marker(prompt, block, index, path)
+                tokens = _block_tokens(prompt, block, path, index)
+                prompt.units.append(_Unit(["messages", i, role, _without_cache_control(block)], tokens))
+
+    top = body.get("cache_control")
+    if top is not None and prompt.units:
+        _cache_marker(prompt, body, len(prompt.units) - 1, "")
+    elif top is not None:
+        _cache_marker(prompt, body, -1, "")
+    # a top-level marker's path is "" -> report it as "cache_control"
+    prompt.bad_cache_control = [(p, m.lstrip(".")) for p, m in prompt.bad_cache_control]
+    return prompt
+
+
+# ---- validation
+
+
+def _model_limit(value: Any, model: str, default: int) -> int:
+    if isinstance(value, dict):
+        if model in value:
+            return int(value[model])
+        return int(value.get("default", default))
+    return default if value is None else int(value)
+
+
+def context_window_for(config: dict, model: str) -> int:
+    return _model_limit(config.get("context_window"), model, DEFAULT_CONTEXT_WINDOW)
+
+
+def max_images_for(config: dict, model: str) -> int:
+    return _model_limit(config.get("max_images"), model, DEFAULT_MAX_IMAGES)
+
+
+def min_cacheable_tokens(model: str) -> int:
+    return MIN_CACHEABLE_TOKENS_HAIKU if "haiku" in (model or "").lower() else MIN_CACHEABLE_TOKENS
+
+
+def _check_messages(messages: list) -> None:
+    if not messages:
+        raise Refusal("messages: at least one message is required")
+    last = len(messages) - 1
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise Refusal(f"messages.{i}: Input should be a valid dictionary")
+        if m.get("role") not in ("user", "assistant"):
+            raise Refusal(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        content = m.get("content")
+        if not isinstance(content, (str, list)):
+            raise Refusal(f"messages.{i}.content: Field required" if content is None
+                          else f"messages.{i}.content: Input should be a valid string or list")
+        if content in ("", []) and not (i == last and m["role"] == "assistant"):
+            raise Refusal(
+                f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+            )
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise Refusal(f"messages.{i}.content.{j}: Input should be a valid dictionary with a 'type'")
+
+
+def _text_blocks(content: Any):
+    """Every text of a content: a non-empty string content, text blocks, tool_result contents."""
+    if isinstance(content, str):
+        yield content
+        return
+    if not isinstance(content, list):
+        return
+    for b in content:
+        if not isinstance(b, dict):
+            continue
+        if b.get("type") == "text":
+            yield b.get("text") if isinstance(b.get("text"), str) else ""
+        elif b.get("type") == "tool_result":
+            inner = b.get("content")
+            if isinstance(inner, list):  # a string tool_result content may be empty
+                yield from _text_blocks(inner)
+
+
+def _check_text(messages: list, system: Any) -> None:
+    last = len(messages) - 1
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        if content == "" and i == last:
+            continue  # the optional empty final assistant message, checked above
+        for text in _text_blocks(content):
+            if text == "":
+                raise Refusal("messages: text content blocks must be non-empty")
+            if not text.strip():
+                raise Refusal("messages: text content blocks must contain non-whitespace text")
+    if isinstance(system, list):
+        for text in _text_blocks(system):
+            if text == "":
+                raise Refusal("system: text content blocks must be non-empty")
+            if not text.strip():
+                raise Refusal("system: text content blocks must contain non-whitespace text")
+
+
+def _check_tool_pairing(messages: list) -> None:
+    def blocks(m: dict, kind: str) -> list[tuple[int, dict]]:
+        content = m.get("content")
+        if not isinstance(content, list):
+            return []
+        return [(j, b) for j, b in enumerate(content) if isinstance(b, dict) and b.get("type") == kind]
+
+    for i, m in enumerate(messages):
+        if m.get("role") == "user" and i > 0:
+            previous = messages[i - 1]
+            offered = {b.get("id") for _, b in blocks(previous, "tool_use")} if previous.get("role") == "assistant" else set()
+            for j, b in blocks(m, "tool_result"):
+                if b.get("tool_use_id") not in offered:
+                    raise Refusal(
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{b.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                        "`tool_use` block in the previous message."
+                    )
+        elif m.get("role") == "user":
+            for j, b in blocks(m, "tool_result"):
+                raise Refusal(
+                    f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                    f"{b.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                    "`tool_use` block in the previous message."
+                )
+        if m.get("role") == "assistant" and i + 1 < len(messages):
+            uses = [b.get("id") for _, b in blocks(m, "tool_use")]
+            if not uses:
+                continue
+            following = messages[i + 1]
+            answered = (
+                {b.get("tool_use_id") for _, b in blocks(following, "tool_result")}
+                if following.get("role") == "user"
+                else set()
+            )
+            missing = [u for u in uses if u not in answered]
+            if missing:
+                raise Refusal(
+                    f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(str(u) for u in missing)}. Each `tool_use` block must have a corresponding "
+                    "`tool_result` block in the next message."
+                )
+
+
+def _check_cache_control(prompt: Prompt) -> None:
+    if prompt.bad_cache_control:
+        raise Refusal(prompt.bad_cache_control[0][1])
+    if len(prompt.breakpoints) > MAX_CACHE_BREAKPOINTS:
+        raise Refusal(
+            f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
+            f"Found {len(prompt.breakpoints)}."
+        )
+    seen_5m = False
+    for _, ttl, path in prompt.breakpoints:  # already in processing order: tools, system, messages, top level
+        if ttl == "1h" and seen_5m:
+            where = f"{path}.cache_control.ttl" if path else "cache_control.ttl"
+            raise Refusal(
+                f"{where}: a ttl='1h' cache_control block must not come after a ttl='5m' cache_control block. "
+                "Note that blocks are processed in the following order: `tools`, `system`, `messages`."
+            )
+        seen_5m = seen_5m or ttl == "5m"
+
+
+def _check_images(prompt: Prompt, max_images: int) -> None:
+    images = prompt.images
+    if len(images) > max_images:
+        raise Refusal(f"messages: Too many images in request (max {max_images})")
+    many = len(images) > MANY_IMAGES_THRESHOLD
+    for image in images:
+        if image.source_type in ("url", "file"):
+            continue  # cannot be measured offline
+        if image.source_type != "base64":
+            raise Refusal(
+                f"{image.path}.image.source: Input tag '{image.source_type}' found using 'type' does not match "
+                "any of the expected tags: 'base64', 'url', 'file'"
+            )
+        if image.media_type not in IMAGE_MEDIA_TYPES:
+            raise Refusal(
+                f"{image.path}.image.source.base64.media_type: Input should be "
+                "'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+            )
+        if not image.has_data:
+            raise Refusal(f"{image.path}.image.source.base64.data: Field required")
+        if image.data_chars > MAX_IMAGE_BASE64_CHARS:
+            raise Refusal(
+                f"{image.path}.image.source.base64: image exceeds 5 MB maximum: "
+                f"{image.data_chars} bytes > {MAX_IMAGE_BASE64_CHARS} bytes"
+            )
+        if not image.decodable or image.format != image.media_type:
+            raise Refusal(
+                f"{image.path}.image.source.base64.data: Image does not match the provided media type {image.media_type}"
+            )
+        if image.size is None:
+            raise Refusal("Could not process image")
+        if max(image.size) > MAX_IMAGE_SIDE:
+            raise Refusal(
+                f"{image.path}.image.source.base64.data: At least one of the image dimensions exceed "
+                f"max allowed size: {MAX_IMAGE_SIDE} pixels"
+            )
+        if many and max(image.size) > MANY_IMAGES_MAX_SIDE:
+            raise Refusal(
+                f"{image.path}.image.source.base64.data: At least one of the image dimensions exceed "
+                f"max allowed size for many-image requests: {MANY_IMAGES_MAX_SIDE} pixels"
+            )
+
+
+def validate_request(body: Any, config: dict | None = None, prompt: Prompt | None = None,
+                     check_context_window: bool = True) -> Prompt:
+    """Refuse (raise ``Refusal``) what the real Messages API refuses; return the analysed prompt."""
+    config = config or {}
+    if not isinstance(body, dict):
+        raise Refusal("The request body must be a JSON object.")
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise Refusal("messages: Field required")
+    _check_messages(messages)
+    _check_text(messages, body.get("system"))
+    prompt = prompt or analyse_prompt(body)
+    _check_cache_control(prompt)
+    model = str(body.get("model") or DEFAULT_MODEL)
+    _check_images(prompt, max_images_for(config, model))
+    _check_tool_pairing(messages)
+    if check_context_window:
+        limit = context_window_for(config, model)
+        if prompt.tokens > limit:
+            raise Refusal(f"prompt is too long: {prompt.tokens} tokens > {limit} maximum")
+    return prompt
+
+
+# ---- prompt caching
+
+
+class CacheEntry:
+    """A cached prefix: its tokens, TTL ("5m"/"1h") and expiry (cache-clock seconds)."""
+
+    __slots__ = ("tokens", "ttl", "expires_at")
+
+    def __init__(self, tokens: int, ttl: str, expires_at: float) -> None:
+        self.tokens = tokens
+        self.ttl = ttl
+        self.expires_at = expires_at
+
+    def __repr__(self) -> str:
+        return f"CacheEntry(tokens={self.tokens}, ttl={self.ttl!r}, expires_at={self.expires_at})"
+
+
+class CachePlan:
+    """What a request reads from and writes to the prompt cache (computed, not yet applied)."""
+
+    def __init__(self) -> None:
+        self.read_tokens = 0
+        self.read_key: str | None = None
+        self.write_5m = 0
+        self.write_1h = 0
+        self.stores: list[tuple[str, int, str]] = []  # (key, tokens, ttl)
+
+    @property
+    def write_tokens(self) -> int:
+        return self.write_5m + self.write_1h
+
+
+def plan_cache(prompt: Prompt, model: str, cache: Mapping[str, CacheEntry] | None, now: float) -> CachePlan:
+    """The cache reads and writes of a request, given the cache's entries at time ``now``.
+
+    Pure: ``cache`` is not modified (``apply_cache_plan`` does that)."""
+    plan = CachePlan()
+    if not prompt.breakpoints or not prompt.units:
+        return plan
+    cache = cache or {}
+    keys = prompt.prefix_keys(model)
+    cumulative = prompt.cumulative
+
+    best = -1
+    for index, _, _ in prompt.breakpoints:
+        for k in range(index, max(-1, index - CACHE_LOOKBACK_BLOCKS), -1):
+            if k <= best:
+                break
+            entry = cache.get(keys[k])
+            if entry is not None and entry.expires_at > now:
+                best = k
+                break
+    if best >= 0:
+        plan.read_tokens = cumulative[best]
+        plan.read_key = keys[best]
+
+    ttl_at: dict[int, str] = {}
+    for index, ttl, _ in prompt.breakpoints:
+        if ttl_at.get(index) != "1h":
+            ttl_at[index] = ttl
+    minimum = min_cacheable_tokens(model)
+    written = plan.read_tokens
+    for index in sorted(ttl_at):
+        if index <= best or cumulative[index] < minimum:
+            continue
+        segment = cumulative[index] - written
+        written = cumulative[index]
+        if ttl_at[index] == "1h":
+            plan.write_1h += segment
+        else:
+            plan.write_5m += segment
+        plan.stores.append((keys[index], cumulative[index], ttl_at[index]))
+    return plan
+
+
+def apply_cache_plan(plan: CachePlan, cache: dict[str, CacheEntry], now: float) -> None:
+    """Refresh the entry read and store the entries written (the caller holds the lock)."""
+    for key in [k for k, e in cache.items() if e.expires_at <= now]:
+        del cache[key]
+    if plan.read_key is not None and plan.read_key in cache:
+        entry = cache[plan.read_key]
+        entry.expires_at = now + CACHE_TTL_SECONDS[entry.ttl]
+    for key, tokens, ttl in plan.stores:
+        cache[key] = CacheEntry(tokens, ttl, now + CACHE_TTL_SECONDS[ttl])
+
+
+def output_tokens(content: list[dict]) -> int:
     output = 1
     for block in content:
         if block.get("type") == "text":
             output += len(block.get("text", "").split())
         elif block.get("type") == "tool_use":
             output += len(json.dumps(block.get("input", {}))) // 10 + 1
+    return output
+
+
+def usage_of(prompt: Prompt, plan: CachePlan, content: list[dict]) -> dict:
+    """The usage block for a prompt, its cache plan and the content produced."""
     return {
-        "input_tokens": 10 + len(canonical) // 50,
-        "cache_creation_input_tokens": 3 + n,
-        "cache_read_input_tokens": 7 * n,
-        "output_tokens": output,
+        "input_tokens": prompt.tokens - plan.read_tokens - plan.write_tokens,
+        "cache_creation_input_tokens": plan.write_tokens,
+        "cache_read_input_tokens": plan.read_tokens,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": plan.write_5m,
+            "ephemeral_1h_input_tokens": plan.write_1h,
+        },
+        "output_tokens": output_tokens(content),
+        "service_tier": "standard",
     }
+
+
+def compute_usage(body: dict, content: list[dict], cache: Mapping[str, CacheEntry] | None = None,
+                  now: float = 0.0) -> dict:
+    """The deterministic usage of a request and the content produced for it, given the prompt
+    cache's entries at cache-clock time ``now`` (none by default). No side effects."""
+    prompt = analyse_prompt(body)
+    plan = plan_cache(prompt, str(body.get("model") or DEFAULT_MODEL), cache, now)
+    return usage_of(prompt, plan, content)
+
+
+def estimate_prompt_tokens(body: dict) -> int:
+    """The estimated prompt tokens of a request (what ``count_tokens`` answers)."""
+    return analyse_prompt(body).tokens
 
 
 def _tool_use_block(name: str, tool_input: dict, block_id: str | None = None) -> dict:
@@ -273,12 +1027,44 @@ def default_content(body: dict) -> list[dict]:
 # --------------------------------------------------------------------------- state
 
 
+def _check_config(changes: Any) -> dict:
+    """Validate a config change (raise ValueError); returns it."""
+    if not isinstance(changes, dict):
+        raise ValueError("the config is a JSON object")
+    unknown = sorted(set(changes) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"unknown config key(s): {', '.join(unknown)}; known: {', '.join(CONFIG_KEYS)}")
+
+    def positive_int(name: str, v: Any) -> None:
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f"{name} must be a positive integer, an object of them, or null")
+
+    for name in ("context_window", "max_images"):
+        if name not in changes or changes[name] is None:
+            continue
+        value = changes[name]
+        if isinstance(value, dict):
+            for model, v in value.items():
+                positive_int(f"{name}.{model}", v)
+        else:
+            positive_int(name, value)
+    if "clock_offset_seconds" in changes:
+        v = changes["clock_offset_seconds"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ValueError("clock_offset_seconds must be a number >= 0")
+    return changes
+
+
 class _State:
-    def __init__(self) -> None:
+    def __init__(self, defaults: dict | None = None) -> None:
         self.lock = threading.Lock()
         self.queue: collections.deque[dict] = collections.deque()
         self.recorded: list[dict] = []
         self.connections: set[socket.socket] = set()
+        self.defaults = {"context_window": None, "max_images": None, "clock_offset_seconds": 0}
+        self.defaults.update(copy.deepcopy(_check_config(defaults or {})))
+        self.config = copy.deepcopy(self.defaults)
+        self.cache: dict[str, CacheEntry] = {}
 
     def script(self, steps: Any) -> int:
         if isinstance(steps, dict):
@@ -297,6 +1083,40 @@ class _State:
         with self.lock:
             self.queue.clear()
             self.recorded.clear()
+            self.cache.clear()
+            self.config = copy.deepcopy(self.defaults)
+
+    def configure(self, changes: dict) -> dict:
+        _check_config(changes)
+        with self.lock:
+            for key, value in changes.items():
+                if key == "clock_offset_seconds" and value is None:
+                    value = 0
+                self.config[key] = copy.deepcopy(value)
+            return copy.deepcopy(self.config)
+
+    def current_config(self) -> dict:
+        with self.lock:
+            return copy.deepcopy(self.config)
+
+    def advance_clock(self, seconds: float) -> float:
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise ValueError("advance_seconds must be a number >= 0")
+        with self.lock:
+            self.config["clock_offset_seconds"] = self.config.get("clock_offset_seconds", 0) + seconds
+            return self.config["clock_offset_seconds"]
+
+    def now(self) -> float:
+        """The prompt-cache clock (call with the lock held)."""
+        return time.monotonic() + float(self.config.get("clock_offset_seconds") or 0)
+
+    def bill(self, prompt: Prompt, model: str) -> CachePlan:
+        """Plan and apply a request's prompt-cache reads and writes, atomically."""
+        with self.lock:
+            now = self.now()
+            plan = plan_cache(prompt, model, self.cache, now)
+            apply_cache_plan(plan, self.cache, now)
+            return plan
 
     def record(self, entry: dict) -> None:
         with self.lock:
@@ -308,6 +1128,12 @@ class _State:
 
 
 # --------------------------------------------------------------------------- HTTP
+
+
+class _BodyTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -336,18 +1162,36 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ---- plumbing
 
-    def _read_body(self) -> bytes:
+    def _read_body(self, limit: int = MAX_REQUEST_BYTES) -> bytes:
+        """The request body; over ``limit`` bytes it is read and dropped, and _BodyTooLarge raised."""
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            data = b""
+            parts: list[bytes] = []
+            size = 0
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
+                chunk_size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if chunk_size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
-                    return data
-                data += self.rfile.read(size)
+                    break
+                data = self.rfile.read(chunk_size)
+                size += len(data)
+                if size <= limit:
+                    parts.append(data)
+                else:
+                    parts.clear()
                 self.rfile.readline()
+            if size > limit:
+                raise _BodyTooLarge(size)
+            return b"".join(parts)
         length = int(self.headers.get("Content-Length") or 0)
+        if length > limit:
+            remaining = length
+            while remaining > 0:
+                got = self.rfile.read(min(remaining, 1 << 20))
+                if not got:
+                    break
+                remaining -= len(got)
+            raise _BodyTooLarge(length)
         return self.rfile.read(length) if length else b""
 
     def _send_json(self, status: int, payload: Any, request_id: str | None = None) -> None:
@@ -381,19 +1225,36 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"ok": True, "server": SERVER_NAME})
         elif path == "/_standin/requests":
             self._send_json(200, self.state.requests())
+        elif path == "/_standin/config":
+            self._send_json(200, {"ok": True, "config": self.state.current_config()})
         else:
             self._send_error(404, "not_found_error", f"Not found: {path}")
 
     def do_POST(self) -> None:  # noqa: N802
         path = self._path()
-        raw = self._read_body()
+        try:
+            raw = self._read_body()
+        except _BodyTooLarge as exc:
+            refusal = Refusal("Request exceeds the maximum allowed number of bytes.", 413, "request_too_large")
+            if path == "/v1/messages":
+                self.state.record(
+                    {"body": None, "size": exc.size, "headers": self._selected_headers(),
+                     "response": {"status": refusal.status, "error": refusal.error()}}
+                )
+            self._send_error(refusal.status, refusal.err_type, refusal.message)
+            return
         if path == "/v1/messages":
             self._messages(raw)
         elif path == "/v1/messages/count_tokens":
             body = self._parse(raw)
             if body is None:
                 return
-            self._send_json(200, {"input_tokens": compute_usage(body, [])["input_tokens"]})
+            try:
+                prompt = validate_request(body, self.state.current_config(), check_context_window=False)
+            except Refusal as refusal:
+                self._send_error(refusal.status, refusal.err_type, refusal.message)
+                return
+            self._send_json(200, {"input_tokens": prompt.tokens})
         elif path == "/_standin/script":
             body = self._parse(raw, require_object=False)
             if body is None:
@@ -404,6 +1265,29 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(400, "invalid_request_error", str(exc))
                 return
             self._send_json(200, {"ok": True, "queued": queued})
+        elif path == "/_standin/config":
+            body = self._parse(raw)
+            if body is None:
+                return
+            try:
+                config = self.state.configure(body)
+            except ValueError as exc:
+                self._send_error(400, "invalid_request_error", str(exc))
+                return
+            self._send_json(200, {"ok": True, "config": config})
+        elif path == "/_standin/clock":
+            body = self._parse(raw)
+            if body is None:
+                return
+            unknown = sorted(set(body) - {"advance_seconds"})
+            try:
+                if unknown or "advance_seconds" not in body:
+                    raise ValueError('the body is {"advance_seconds": <number >= 0>}')
+                offset = self.state.advance_clock(body["advance_seconds"])
+            except ValueError as exc:
+                self._send_error(400, "invalid_request_error", str(exc))
+                return
+            self._send_json(200, {"ok": True, "clock_offset_seconds": offset})
         elif path == "/_standin/reset":
             self.state.reset()
             self._send_json(200, {"ok": True})
@@ -426,26 +1310,27 @@ class _Handler(BaseHTTPRequestHandler):
     def _messages(self, raw: bytes) -> None:
         request_id = "req_" + _hex(24)
         headers = self._selected_headers()
+        body: Any = None
         try:
-            body = json.loads(raw.decode("utf-8"))
-            problem = None
-            if not isinstance(body, dict):
-                problem = "The request body must be a JSON object."
-            elif not isinstance(body.get("messages"), list):
-                problem = "messages: Field required"
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            body, problem = None, f"Invalid JSON body: {exc}"
-        if problem:
-            err = {"type": "invalid_request_error", "message": problem}
+            try:
+                body = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise Refusal(f"Invalid JSON body: {exc}") from None
+            if isinstance(body, dict) and "max_tokens" not in body:
+                raise Refusal("max_tokens: Field required")
+            if isinstance(body, dict) and (not isinstance(body["max_tokens"], int) or isinstance(body["max_tokens"], bool)):
+                raise Refusal("max_tokens: Input should be a valid integer")
+            prompt = validate_request(body, self.state.current_config())
+        except Refusal as refusal:
             self.state.record(
                 {
-                    "body": body if body is not None else None,
+                    "body": body,
                     "raw": raw[:1000].decode("utf-8", "replace") if body is None else None,
                     "headers": headers,
-                    "response": {"status": 400, "error": err},
+                    "response": {"status": refusal.status, "error": refusal.error()},
                 }
             )
-            self._send_error(400, err["type"], err["message"], request_id)
+            self._send_error(refusal.status, refusal.err_type, refusal.message, request_id)
             return
 
         step = self.state.next_step() or {}
@@ -470,8 +1355,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(529, err["type"], err["message"], request_id)
             return
 
+        model = str(body.get("model") or DEFAULT_MODEL)
         content = self._content_for(step, body)
-        usage = compute_usage(body, content)
+        plan = self.state.bill(prompt, model)
+        usage = usage_of(prompt, plan, content)
         usage.update(step.get("usage") or {})
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
         message = {
@@ -591,7 +1478,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-                    "usage": dict(usage),
+                    # as the real API: the cumulative counts, without the cache_creation breakdown
+                    "usage": {k: v for k, v in usage.items() if k not in ("cache_creation", "service_tier")},
                 },
             )
             send("message_stop", {"type": "message_stop"})
@@ -614,12 +1502,15 @@ class StandinServer:
     >>> with StandinServer() as server:          # port 0: a free port
     ...     server.script([{"text": "hello"}])
     ...     client = anthropic.Anthropic(api_key="x", base_url=server.url)
+
+    ``config`` (``context_window``, ``max_images``, ``clock_offset_seconds``) sets this server's
+    defaults, which ``reset()`` restores; ``configure()`` changes them until the next reset.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", **config: Any) -> None:
         self.host = host
         self.port = port
-        self._state = _State()
+        self._state = _State(config)
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -669,15 +1560,29 @@ class StandinServer:
             self._thread = None
 
     def script(self, steps: list[dict] | dict) -> None:
-        """Append steps to the queue; each /v1/messages request consumes one."""
+        """Append steps to the queue; each accepted /v1/messages request consumes one."""
         self._state.script(steps)
 
     def reset(self) -> None:
-        """Clear the queue and the recorded requests."""
+        """Clear the queue, the recorded requests and the prompt cache; restore the config."""
         self._state.reset()
 
+    def configure(self, **config: Any) -> dict:
+        """Change ``context_window`` / ``max_images`` (an int, or ``{model: int, "default": int}``;
+        None: the default) or ``clock_offset_seconds`` until the next reset; returns the config.
+        Unknown keys or bad values raise ValueError and change nothing."""
+        return self._state.configure(config)
+
+    def config(self) -> dict:
+        """The current config."""
+        return self._state.current_config()
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the prompt-cache clock forward; returns the total offset in seconds."""
+        return self._state.advance_clock(seconds)
+
     def requests(self) -> list[dict]:
-        """A copy of the recorded /v1/messages requests, in order."""
+        """A copy of the recorded /v1/messages requests (refused ones included), in order."""
         return self._state.requests()
 
     def __enter__(self) -> "StandinServer":
@@ -691,8 +1596,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local Anthropic Messages API stand-in (NOT the real Claude).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8787)
+    parser.add_argument("--context-window", type=int, default=None,
+                        help=f"every model's context window in tokens (default {DEFAULT_CONTEXT_WINDOW})")
+    parser.add_argument("--max-images", type=int, default=None,
+                        help=f"the most images a request may hold (default {DEFAULT_MAX_IMAGES})")
     args = parser.parse_args(argv)
-    server = StandinServer(port=args.port, host=args.host)
+    config = {k: v for k, v in (("context_window", args.context_window), ("max_images", args.max_images)) if v is not None}
+    try:
+        server = StandinServer(port=args.port, host=args.host, **config)
+    except ValueError as exc:
+        parser.error(str(exc))
     server._bind()
     print(f"Anthropic stand-in server (NOT the real Claude) listening on {server.url}", flush=True)
     try:

@@ -6,7 +6,7 @@ package both layers carry has the same version in both:
 
 - ``layers/core``: chatcore plus the lean dependencies every function imports (psycopg, powertools,
   fastapi, uvicorn, boto3): the project's dependencies with agno and the model SDK pruned;
-- ``layers/agents``: agno and the anthropic SDK, for the chat function only (the api, rollup and
+- ``layers/agents``: agno, the anthropic SDK and Pillow (with pillow-heif), for the chat function only (the api, rollup and
   migrate functions never carry them).
 
 ``--check`` exits 1 when a file differs from what the lock gives (the tests run it too).
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Direct dependencies (pyproject) pruned from each layer's export, with everything only they need.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices"),
+    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pillow-heif"),
     "layers/agents": ("aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
                       "genai-prices"),
 }

@@ -1,23 +1,31 @@
 """Test fixtures: the real local stack (Postgres, moto S3 server, stand-in model) and the chat API
-served by uvicorn on a real port. Nothing of agno, psycopg or the anthropic SDK is mocked."""
+served by uvicorn on a real port. Nothing of agno, psycopg or the anthropic SDK is mocked.
+
+Shared by every tier (tests/unit, tests/integration, tests/infra). The stack starts only when a test
+requests a fixture that needs it (``stack`` and everything built on it are lazy, session-scoped), and
+this module imports nothing heavy: the local stack, httpx and chatcore are imported by the fixtures
+that use them, so collecting or running tests/unit never touches Postgres, S3 or the model."""
 
 from __future__ import annotations
 
 import os
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
-from local.stack import Stack, start_stack
+if TYPE_CHECKING:
+    import httpx
+
+    from local.stack import Stack
 
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
+    from local.stack import start_stack
+
     # Tests always talk to the stand-in model: deterministic, free, offline.
     saved = {k: os.environ.pop(k) for k in ("ANTHROPIC_API_KEY",) if k in os.environ}
     s = start_stack(database_name=f"chat_test_{uuid.uuid4().hex[:8]}", quiet=True, force_standin=True)
@@ -68,6 +76,8 @@ class User:
     """A caller with its own ``sub`` and an HTTP client carrying its (unsigned, dev) JWT."""
 
     def __init__(self, base_url: str, sub: str | None = None):
+        import httpx
+
         from chatcore.web.identity import unsigned_jwt
 
         self.sub = sub or f"user-{uuid.uuid4()}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from chatcore.web.cold_start import imports_frozen
 
 with imports_frozen():
+    import asyncio
     import json
     from uuid import UUID
 
@@ -23,7 +24,7 @@ with imports_frozen():
     from chatcore.catalog import sync_catalog
     from chatcore.config import get_settings
     from chatcore.errors import InvalidInput
-    from chatcore.media.images import decode_image
+    from chatcore.media.photos import receive_photo
     from chatcore.web.app import PROBLEM, create_web_app
     from chatcore.web.identity import caller
     from chatcore.web.schemas import TurnIn
@@ -59,7 +60,9 @@ async def create_turn(request: Request) -> StreamingResponse:
         raise InvalidInput(f"at most {settings.max_images_per_turn} images per turn", field="images")
     if len(body.message) > settings.max_message_chars:
         raise InvalidInput(f"the message is longer than {settings.max_message_chars} characters", field="message")
-    uploads = [decode_image(img.data, img.mime_type, index=i, max_bytes=settings.max_image_bytes)
+    # photos are decoded and normalised in a worker thread: CPU-bound, and the loop serves other turns
+    uploads = [await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i,
+                                       max_bytes=settings.max_image_bytes)
                for i, img in enumerate(body.images)]
     turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=body.message, images=uploads,
                                  client_turn_id=body.client_turn_id)

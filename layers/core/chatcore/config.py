@@ -28,6 +28,13 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from e
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = os.environ.get(name) or default
+    if raw not in allowed:
+        raise RuntimeError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -39,6 +46,11 @@ class Settings:
     inline_image_max_bytes: int = 32 * 1024
     # Input limits. The request schemas (chatcore.web.schemas) read these defaults from here.
     max_image_bytes: int = 5 * 1024 * 1024
+    # Photos are normalised on arrival (chatcore.media.photos): long edge and area after downscaling,
+    # and the largest image decoded at all (a decompression bomb is refused before it is decoded).
+    image_max_edge: int = 1568
+    image_max_pixels: int = 1_150_000
+    image_max_decode_pixels: int = 64_000_000
     max_images_per_turn: int = 20
     max_message_chars: int = 32_000
     max_client_turn_id_chars: int = 128
@@ -57,6 +69,9 @@ class Settings:
     stale_turn_seconds: int = 16 * 60
     # The model sees the session's last this-many completed turns (all of them are stored).
     history_max_turns: int = 10
+    # Prompt caching on every model request (system prompt and tools, and the conversation through
+    # the Messages API's automatic caching): the cache entries' TTL, "5m" or "1h" (billed higher).
+    prompt_cache_ttl: str = "5m"
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
     db_iam_auth: bool = False
@@ -96,6 +111,9 @@ def get_settings() -> Settings:
         s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
         inline_image_max_bytes=_int("INLINE_IMAGE_MAX_BYTES", Settings.inline_image_max_bytes),
         max_image_bytes=_int("MAX_IMAGE_BYTES", Settings.max_image_bytes),
+        image_max_edge=_int("IMAGE_MAX_EDGE", Settings.image_max_edge),
+        image_max_pixels=_int("IMAGE_MAX_PIXELS", Settings.image_max_pixels),
+        image_max_decode_pixels=_int("IMAGE_MAX_DECODE_PIXELS", Settings.image_max_decode_pixels),
         max_images_per_turn=_int("MAX_IMAGES_PER_TURN", Settings.max_images_per_turn),
         max_message_chars=_int("MAX_MESSAGE_CHARS", Settings.max_message_chars),
         presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", Settings.presigned_url_seconds),
@@ -105,6 +123,7 @@ def get_settings() -> Settings:
         running_in_lambda=in_lambda,
         stale_turn_seconds=_int("STALE_TURN_SECONDS", Settings.stale_turn_seconds),
         history_max_turns=_int("HISTORY_MAX_TURNS", Settings.history_max_turns),
+        prompt_cache_ttl=_choice("PROMPT_CACHE_TTL", ("5m", "1h"), Settings.prompt_cache_ttl),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,
         db_host=env.get("DB_HOST") or None,

@@ -1,4 +1,5 @@
-"""Validate images sent by phones: base64 that decodes to a PNG, JPEG, GIF or WebP by content."""
+"""Validate images sent by phones: base64 (standard or URL-safe, line-wrapped or not) that decodes to
+a PNG, JPEG, GIF, WebP, HEIC/HEIF or AVIF image by its content. No Pillow here: ``photos`` decodes."""
 
 from __future__ import annotations
 
@@ -19,7 +20,21 @@ def sniff_image_type(data: bytes) -> str | None:
         return "image/gif"
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if len(data) >= 12 and data[4:8] == b"ftyp":  # ISO base media: the major brand names the format
+        return _FTYP_BRANDS.get(data[8:12])
     return None
+
+
+_FTYP_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis"), "image/heic"),
+    **dict.fromkeys((b"mif1", b"msf1"), "image/heif"),
+    **dict.fromkeys((b"avif", b"avis"), "image/avif"),
+}
+# Types that name the same kind of file (an iPhone's HEIC says image/heif as often as image/heic).
+_SAME_TYPE = {"image/heif": "image/heic", "image/jpg": "image/jpeg"}
+
+
+_URL_SAFE = str.maketrans("-_", "+/")
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,9 @@ def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_by
     text = data.strip()
     if text.startswith("data:"):  # tolerate a data URL, common from mobile pickers
         _, _, text = text.partition(",")
+    # Android's Base64.DEFAULT wraps lines every 76 characters; URL_SAFE uses - and _; padding is optional
+    text = "".join(text.split()).translate(_URL_SAFE)
+    text += "=" * (-len(text) % 4)
     # 4 base64 characters carry 3 bytes: refuse oversized input before decoding it.
     if len(text) * 3 // 4 > max_bytes + 3:
         raise PayloadTooLarge(f"{where} is larger than {max_bytes} bytes", field=f"{where}.data")
@@ -48,10 +66,15 @@ def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_by
     actual = sniff_image_type(content)
     if actual is None:
         raise InvalidImage(
-            f"{where} is not a PNG, JPEG, GIF or WebP image", field=f"{where}.data"
+            f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=f"{where}.data"
         )
-    if claimed_mime_type is not None and claimed_mime_type.lower() != actual:
+    if claimed_mime_type is not None and _same(claimed_mime_type) != _same(actual):
         raise InvalidImage(
             f"{where} is {actual} but mime_type says {claimed_mime_type}", field=f"{where}.mime_type"
         )
     return ImageUpload(content=content, mime_type=actual)
+
+
+def _same(mime_type: str) -> str:
+    mime_type = mime_type.lower()
+    return _SAME_TYPE.get(mime_type, mime_type)

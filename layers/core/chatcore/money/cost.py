@@ -64,6 +64,7 @@ class CostCalculator:
             "input_tokens": cost.usage.input_tokens, "output_tokens": cost.usage.output_tokens,
             "cache_read_tokens": cost.usage.cache_read_tokens,
             "cache_write_tokens": cost.usage.cache_write_tokens,
+            "cache_write_1h_tokens": cost.usage.cache_write_1h_tokens,
             "cost_usd": cost.usd, "cost_in_rands": cost.zar, "price_id": cost.price_id,
             "fx_rate_id": self.fx.id, "fx_rate": self.fx.rate, "fx_rate_date": self.fx.effective_date,
         }

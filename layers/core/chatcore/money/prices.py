@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cache
@@ -48,18 +48,24 @@ class TokenUsage:
     """Token counts of one model call, as Claude/agno report them.
 
     ``input_tokens`` is the UNCACHED input only; cache reads and writes are counted separately.
+    ``cache_write_1h_tokens`` is the part of ``cache_write_tokens`` written with a one-hour TTL,
+    which Anthropic bills at its own (higher) rate.
     """
 
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    cache_write_1h_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
+        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                     "cache_write_1h_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"TokenUsage.{name} must be a non-negative int, got {value!r}")
+        if self.cache_write_1h_tokens > self.cache_write_tokens:
+            raise ValueError("TokenUsage.cache_write_1h_tokens is a part of cache_write_tokens")
 
     def __add__(self, other: object) -> TokenUsage:
         if not isinstance(other, TokenUsage):
@@ -69,7 +75,12 @@ class TokenUsage:
             output_tokens=self.output_tokens + other.output_tokens,
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
         )
+
+    def __bool__(self) -> bool:
+        """Whether any token was used."""
+        return bool(self.input_tokens or self.output_tokens or self.cache_read_tokens or self.cache_write_tokens)
 
     def __radd__(self, other: object) -> TokenUsage:
         if other == 0:  # sum()
@@ -121,6 +132,9 @@ class ModelPrice:
     """``None``: the model has no cache-write price; those tokens are billed as input."""
     version: str
     """Version of the price table this came from (short sha256 of its entries)."""
+    cache_write_1h: Price | None = None
+    """A one-hour cache write (genai-prices' ``cache_write_1h_mtok``, which it does not apply itself);
+    ``None``: twice the input price, Anthropic's rule."""
 
     @property
     def price_key(self) -> str:
@@ -132,8 +146,19 @@ class ModelPrice:
         return price
 
     def cost_usd(self, usage: TokenUsage) -> Decimal:
-        """USD cost of ``usage`` at this price, unrounded, identical to genai-prices."""
+        """USD cost of ``usage`` at this price, unrounded, identical to genai-prices (which knows only
+        five-minute cache writes); one-hour writes are priced at their own rate, added on top."""
+        # the tier is chosen by the whole prompt, 1h writes included
         total_input = usage.total_input
+        if not usage.cache_write_1h_tokens:
+            return self._cost_usd(usage, total_input)
+        five_minutes = replace(usage, cache_write_tokens=usage.cache_write_tokens - usage.cache_write_1h_tokens,
+                               cache_write_1h_tokens=0)
+        rate = (self.rate(self.cache_write_1h, total_input) if self.cache_write_1h is not None
+                else 2 * self.rate(self.input, total_input))
+        return self._cost_usd(five_minutes, total_input) + rate * Decimal(usage.cache_write_1h_tokens) / _PER_TOKENS
+
+    def _cost_usd(self, usage: TokenUsage, total_input: int) -> Decimal:
         # Tokens of a kind without its own price roll up into plain input (genai-prices prices the
         # input leaf as total input minus the more specific kinds that ARE priced).
         input_count = usage.input_tokens
@@ -263,6 +288,7 @@ class PriceBook:
                             cache_read=_parse_price(e["cache_read"]),
                             cache_write=_parse_price(e["cache_write"]),
                             version=self.version,
+                            cache_write_1h=_parse_price((e.get("not_applied") or {}).get("cache_write_1h_mtok")),
                         )
                         for e in entries
                     ),

@@ -1,4 +1,11 @@
-"""The Claude models agents run on: built once per process so their HTTP clients are reused."""
+"""The Claude models agents run on: built once per process so their HTTP clients are reused.
+
+Every request asks for prompt caching: the system prompt (with the tools before it, which the
+cache prefix covers) carries a breakpoint, and the Messages API's top-level ``cache_control``
+(automatic caching) puts one on the last block of the conversation, so the next model call of the
+turn, and the next turn, read the whole history from the cache while it is unchanged. Both use
+``PROMPT_CACHE_TTL`` (``5m``, or ``1h`` billed at its own rate: ``tracking.usage_of``).
+"""
 
 from __future__ import annotations
 
@@ -26,4 +33,7 @@ def claude(model_id: str) -> Claude:
             )
         api_key = "no-key-needed-for-local-endpoint"
     client_params = {"base_url": settings.anthropic_base_url} if settings.anthropic_base_url else None
-    return Claude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=4096)
+    one_hour = settings.prompt_cache_ttl == "1h"
+    return Claude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=4096,
+                  cache_system_prompt=True, extended_cache_time=one_hour,
+                  request_params={"cache_control": {"type": "ephemeral", **({"ttl": "1h"} if one_hour else {})}})

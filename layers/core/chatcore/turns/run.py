@@ -34,7 +34,7 @@ def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
     outcome = TurnOutcome(session_id=turn.input.session_id, run_id=turn.run_id, status="failed", error=error)
     try:
         with db.connection() as conn, conn.transaction():
-            turn_rows.finish_run(conn, **{**outcome.run_row(), "error_message": str(error.message)[:500]})
+            turn_rows.finish_run(conn, **outcome.run_row())
     except Exception:  # noqa: BLE001 - the original error is what the caller reports
         log.exception("could not mark run %s failed", turn.run_id)
     outcome.usage = None  # what was billed could not be stored

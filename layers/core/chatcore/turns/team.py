@@ -82,7 +82,7 @@ class TeamConversation:
                 error_content = getattr(member, "content", None)
                 error = RunError(code="model-error", message=str(error_content or "the member run failed"))
             messages = new_messages(member, input_ids)
-            if error is not None and not any(m.message.role == "assistant" and m.message.metrics for m in messages):
+            if error is not None and not any(m.usage for m in messages):  # no billed call in its output
                 messages = billed_calls(tracker, member.run_id)
             records.append(RunRecord(run_uuid=UUID(member.run_id), agent_name=name,
                                      model_id=self._member_model(name), messages=messages, error=error))

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from agno.models.message import Message
 
+from chatcore.config import get_settings
 from chatcore.money.prices import TokenUsage
 
 LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
@@ -23,15 +24,20 @@ MODEL_CALL_EVENTS = {"ModelRequestCompleted", "TeamModelRequestCompleted"}
 
 def usage_of(metrics: Any) -> TokenUsage:
     """Token usage of one model call from agno's metrics, an object or a dict (Claude's
-    ``input_tokens`` excludes cache tokens; cache reads and writes are their own counts)."""
+    ``input_tokens`` excludes cache tokens; cache reads and writes are their own counts).
+
+    Every cache breakpoint of a request uses ``PROMPT_CACHE_TTL`` (``turns.claude``), so with ``1h``
+    every cache write of the call is a one-hour write (agno reports only their total)."""
     if metrics is None:
         return TokenUsage()
     get = (lambda k: metrics.get(k)) if isinstance(metrics, dict) else (lambda k: getattr(metrics, k, None))
+    cache_write = int(get("cache_write_tokens") or 0)
     return TokenUsage(
         input_tokens=int(get("input_tokens") or 0),
         output_tokens=int(get("output_tokens") or 0),
         cache_read_tokens=int(get("cache_read_tokens") or 0),
-        cache_write_tokens=int(get("cache_write_tokens") or 0),
+        cache_write_tokens=cache_write,
+        cache_write_1h_tokens=cache_write if get_settings().prompt_cache_ttl == "1h" else 0,
     )
 
 

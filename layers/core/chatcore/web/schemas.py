@@ -59,8 +59,13 @@ class SessionOut(BaseModel):
 
 
 class ImageIn(Strict):
-    data: str = Field(min_length=1, description="base64 of a PNG, JPEG, GIF or WebP image (at most 5 MB decoded)")
-    mime_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"] | None = Field(
+    data: str = Field(min_length=1, description=(
+        "base64 (standard or URL-safe; line breaks and missing padding are fine) of a PNG, JPEG, GIF, WebP, "
+        "HEIC/HEIF or AVIF photo, at most 5 MB decoded. It is normalised on arrival: turned upright, "
+        "stripped of all metadata (GPS included), downscaled to at most 1568 px and 1.15 megapixels, "
+        "re-encoded as JPEG, PNG or WebP"))
+    mime_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif",
+                       "image/avif"] | None = Field(
         default=None, description="checked against the image's content")
 
 

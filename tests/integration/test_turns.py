@@ -15,7 +15,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from chatcore.web import sse
-from tests.images import LARGE_PNG, SMALL_PNG, b64
+from tests.images import LARGE_PNG, LARGE_STORED, SMALL_PNG, SMALL_STORED, b64
 
 
 def rows_of_run(db_conn, run_id):
@@ -123,17 +123,16 @@ def test_two_turn_conversation_with_image_replays_history_and_image(user, standi
     # the image of turn 1 reaches the model again in turn 2, byte for byte
     images = _image_blocks(second_request)
     assert len(images) == 1
-    assert base64.b64decode(images[0]["source"]["data"]) == LARGE_PNG
+    assert base64.b64decode(images[0]["source"]["data"]) == LARGE_STORED
     # no row holds the large image's base64; the user row holds an S3 reference
-    big = b64(LARGE_PNG)
     for row in db_conn.execute("SELECT message_parts::text AS t FROM chat_events WHERE session_id = %s", (sid,)):
-        assert big[:200] not in row["t"]
+        assert b64(LARGE_PNG)[:200] not in row["t"] and b64(LARGE_STORED)[:200] not in row["t"]
     user_row = rows_of_run(db_conn, first_run)[0]
     ref = user_row["message_parts"]["images"][0]["media_reference"]
-    assert ref["storage_key"].startswith(f"media/{sid}-") and ref["size"] == len(LARGE_PNG)
+    assert ref["storage_key"].startswith(f"media/{sid}-") and ref["size"] == len(LARGE_STORED)
     s3 = boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
     obj = s3.get_object(Bucket=stack.env["MEDIA_BUCKET"], Key=ref["storage_key"])
-    assert obj["Body"].read() == LARGE_PNG and obj["ContentType"] == "image/png"
+    assert obj["Body"].read() == LARGE_STORED and obj["ContentType"] == "image/jpeg"
     # the second turn stored only its own new messages
     second_rows = rows_of_run(db_conn, second[-1]["data"]["run_id"])
     assert [r["role"] for r in second_rows] == ["user", "assistant"]
@@ -153,8 +152,8 @@ def test_small_image_stays_inline_and_reaches_the_model(user, standin, db_conn):
     assert events[-1]["event"] == "TurnCompleted"
     row = rows_of_run(db_conn, events[-1]["data"]["run_id"])[0]
     image = row["message_parts"]["images"][0]
-    assert "media_reference" not in image and base64.b64decode(image["content"]) == SMALL_PNG
-    assert base64.b64decode(_image_blocks(standin.requests()[0]["body"])[0]["source"]["data"]) == SMALL_PNG
+    assert "media_reference" not in image and base64.b64decode(image["content"]) == SMALL_STORED
+    assert base64.b64decode(_image_blocks(standin.requests()[0]["body"])[0]["source"]["data"]) == SMALL_STORED
     # event payloads never carry image bytes to the phone
     for e in events:
         assert b64(SMALL_PNG) not in json.dumps(e["data"])

@@ -1,5 +1,6 @@
 """Who is calling: claims from API Gateway's request context, unsigned dev JWTs only when allowed,
-and the setting that allows them refused inside Lambda."""
+and the setting that allows them refused inside Lambda. Pure: headers in, ``sub`` or Unauthorized out
+(through the served API: tests/integration/test_identity.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import base64
 import json
 import uuid
 
-import httpx
 import jwt as pyjwt
 import pytest
 from starlette.datastructures import Headers
@@ -209,53 +209,3 @@ def test_allow_unsigned_jwt_values_outside_lambda(settings_env, value, allowed):
     settings_env.setenv("ALLOW_UNSIGNED_JWT", value)
     s = get_settings()
     assert s.allow_unsigned_jwt is allowed and s.running_in_lambda is False
-
-
-def test_settings_are_restored_after_the_env_tests(stack):
-    # the fixtures above restore the environment: the stack's own settings are back
-    get_settings.cache_clear()
-    s = get_settings()
-    assert s.database_url == stack.env["DATABASE_URL"] and s.allow_unsigned_jwt is True
-
-
-# --------------------------------------------------------------------------- through the HTTP API
-
-
-def _user_row(db_conn, sub):
-    return db_conn.execute("SELECT id FROM users WHERE sub = %s", (sub,)).fetchone()
-
-
-@pytest.mark.parametrize("make_context", [rest_context, http_api_context], ids=["rest-api", "http-api"])
-def test_request_context_header_identifies_the_caller_over_http(server_url, db_conn, standin, make_context):
-    sub = f"cognito-{uuid.uuid4()}"
-    headers = {"x-amzn-request-context": make_context(sub)}
-    assert _user_row(db_conn, sub) is None
-    r = httpx.post(f"{server_url}/sessions", json={"agent": "assistant"}, headers=headers)
-    assert r.status_code == 201, r.text
-    user = _user_row(db_conn, sub)
-    assert user is not None
-    sid = r.json()["id"]
-    assert db_conn.execute("SELECT user_id FROM sessions WHERE id = %s", (sid,)).fetchone()["user_id"] == user["id"]
-    # the same caller continues the session; a different sub cannot
-    with httpx.Client(base_url=server_url, headers=headers, timeout=60) as client:
-        r = client.post(f"/sessions/{sid}/turns", json={"message": "What is 2 + 2?"})
-    assert r.status_code == 200 and "TurnCompleted" in r.text
-    other = httpx.post(f"{server_url}/sessions/{sid}/turns", json={"message": "hi"},
-                       headers={"x-amzn-request-context": make_context(f"cognito-{uuid.uuid4()}")})
-    assert other.status_code == 404 and other.json()["code"] == "not-found"
-
-
-def test_unsigned_jwt_is_refused_by_the_server_when_not_allowed(server_url, user, db_conn, settings_env):
-    sid = user.new_session()  # allowed: the test stack sets ALLOW_UNSIGNED_JWT=1
-    settings_env.setenv("ALLOW_UNSIGNED_JWT", "0")
-    get_settings.cache_clear()
-    for r in (user.client.post("/sessions", json={"agent": "assistant"}),
-              user.client.post(f"/sessions/{sid}/turns", json={"message": "hi"})):
-        assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
-        assert r.json()["code"] == "unauthorized"
-    assert db_conn.execute("SELECT count(*) AS n FROM sessions s JOIN users u ON u.id = s.user_id "
-                           "WHERE u.sub = %s", (user.sub,)).fetchone()["n"] == 1
-    # the gateway's request context still works with unsigned JWTs off
-    r = httpx.post(f"{server_url}/sessions", json={"agent": "assistant"},
-                   headers={"x-amzn-request-context": rest_context(user.sub)})
-    assert r.status_code == 201, r.text

@@ -21,7 +21,7 @@ from chatcore.money.prices import (
     default_price_book,
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # repo root, for `local`
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # repo root, for `local`
 from local import pin_prices  # noqa: E402
 
 BOOK = PriceBook.load()

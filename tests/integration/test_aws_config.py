@@ -154,25 +154,6 @@ def test_iam_auth_defaults_to_tls(aws, monkeypatch):
     assert params["sslmode"] == "require" and params["port"] == 5432
 
 
-@pytest.mark.parametrize("env, message", [
-    ({}, "DATABASE_URL is not set"),
-    ({"DB_IAM_AUTH": "1", "DB_HOST": "h"}, "DB_IAM_AUTH=1 needs DB_USER, DB_NAME"),
-])
-def test_database_configuration_errors(stack, monkeypatch, env, message):
-    monkeypatch.delenv("DATABASE_URL")
-    for k in ("DB_SECRET_ARN", "DB_IAM_AUTH", "DB_HOST", "DB_USER", "DB_NAME"):
-        monkeypatch.delenv(k, raising=False)
-    for k, v in env.items():
-        monkeypatch.setenv(k, v)
-    config.get_settings.cache_clear()
-    try:
-        with pytest.raises(RuntimeError, match=message):
-            config.get_settings()
-    finally:
-        monkeypatch.undo()
-        config.get_settings.cache_clear()
-
-
 def test_database_url_still_wins(stack):
     config.get_settings.cache_clear()
     conninfo, kwargs = db.connect_params()

@@ -7,8 +7,8 @@ import base64
 import json
 from decimal import Decimal
 
-from tests.images import LARGE_PNG, b64
-from tests.test_turns import reported_usage, run_row
+from tests.images import LARGE_PNG, LARGE_STORED, b64
+from tests.integration.test_turns import reported_usage, run_row
 
 LEADER_MODEL, MEMBER_MODEL = "claude-sonnet-5-5", "claude-haiku-5-5"
 DELEGATE = {"tool_use": {"name": "delegate_task_to_member",
@@ -106,7 +106,7 @@ def test_second_team_turn_replays_the_leader_conversation_with_the_image(user, s
     assert first[-1]["event"] == "TurnCompleted"
     # the member saw the photo too; no row holds its base64
     member_request = standin.requests()[1]["body"]
-    assert [base64.b64decode(b["source"]["data"]) for b in _image_blocks(member_request)] == [LARGE_PNG]
+    assert [base64.b64decode(b["source"]["data"]) for b in _image_blocks(member_request)] == [LARGE_STORED]
     for row in session_rows(db_conn, sid):
         assert b64(LARGE_PNG)[:200] not in json.dumps(row["message_parts"])
     n = len(standin.requests())
@@ -121,7 +121,7 @@ def test_second_team_turn_replays_the_leader_conversation_with_the_image(user, s
     assert "Budget for this trip" in text and "delegate_task_to_member" in text and "Split that between" in text
     first_answer = "".join(e["data"].get("content") or "" for e in first if e["event"] == "TeamRunContent").strip()
     assert first_answer and first_answer[:30] in text
-    assert [base64.b64decode(b["source"]["data"]) for b in _image_blocks(leader_request)] == [LARGE_PNG]
+    assert [base64.b64decode(b["source"]["data"]) for b in _image_blocks(leader_request)] == [LARGE_STORED]
 
 
 def test_member_tool_error_is_stored_and_reported(user, standin, db_conn):

@@ -144,9 +144,3 @@ def test_no_rollup_reports_as_of_the_last_rollup_and_matplotlib_only_for_png(sta
             assert bad.returncode == 2
     finally:
         costdata.drop_database(stack, url)
-
-
-def test_no_function_imports_the_report_module():
-    for path in (costdata.ROOT / "functions").rglob("*.py"):
-        text = path.read_text()
-        assert "chatcore.money.report" not in text and "import report" not in text, path

@@ -1,0 +1,284 @@
+"""The shape of ``chatcore``, held by tests: which modules load agno, which way imports point, no cycles.
+
+Dependencies point one way: ``web -> turns -> media, money, catalog -> store -> db, config, errors``.
+A lower layer never imports a higher one; modules of one layer may use each other (``catalog`` reads
+``money.prices`` to record the pinned prices). One edge goes against the direction and is allowed by
+name: ``turns.run`` frames its events with ``chatcore.web.sse``, which is pure SSE framing (no HTTP, no
+Starlette), so the turn path does not pull in the web layer.
+
+The import graph is read from the source files with ``ast``: module-level and function-level imports
+alike (a lazy import inside a function is still a dependency), relative imports resolved, and
+``from chatcore.x import y`` counted as an import of the module ``chatcore.x.y`` when ``y`` is one.
+Imports under ``if TYPE_CHECKING:`` never run, so they are no edge of the runtime graph the cycle check
+walks; they still count for the direction rules (a lower layer should not even name a higher one's
+types).
+
+What agno loads is checked by running the import: each module in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "layers" / "core"
+PACKAGE = CORE / "chatcore"
+
+# Layer of each domain subpackage and of the base modules; higher imports lower, never the reverse.
+LAYERS = {"web": 4, "turns": 3, "media": 2, "money": 2, "catalog": 2, "store": 1, "db": 0, "config": 0, "errors": 0}
+# The one edge against the direction (see the module docstring): pure SSE framing, used by turns.run.
+ALLOWED_UPWARD = {("turns", "chatcore.web.sse")}
+STORE_MAY_IMPORT = {"chatcore.db", "chatcore.config", "chatcore.errors"}
+DOMAIN = ("web", "turns", "media", "money", "catalog", "store")
+# The top-level modules that are not layers of their own; they serve every subpackage.
+TOP_LEVEL_SERVICES = ("observability", "cli", "migrate")
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(CORE).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def source_modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+MODULES = source_modules()
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str
+    target: str
+    line: int
+    type_checking_only: bool
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports_of(name: str, source: str, modules: dict | set, *, is_package: bool = False) -> list[Edge]:
+    """Every import of a ``chatcore`` module in ``source`` (the module ``name``), at any depth."""
+    edges: list[Edge] = []
+
+    def add(target: str, node: ast.stmt, guarded: bool) -> None:
+        if target == "chatcore" or target.startswith("chatcore."):
+            edges.append(Edge(name, target, node.lineno, guarded))
+
+    def visit(node: ast.AST, guarded: bool) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.body:
+                visit(child, True)
+            for child in node.orelse:
+                visit(child, guarded)
+            return
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name, node, guarded)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_package else name.split(".")[:-1]
+                base = base[:len(base) - (node.level - 1)]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}"
+                add(submodule if submodule in modules else module, node, guarded)
+        for child in ast.iter_child_nodes(node):
+            visit(child, guarded)
+
+    visit(ast.parse(source), False)
+    return edges
+
+
+@cache
+def package_edges() -> tuple[Edge, ...]:
+    return tuple(e for name, path in MODULES.items()
+                 for e in imports_of(name, path.read_text(encoding="utf-8"), MODULES,
+                                     is_package=path.name == "__init__.py"))
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of ``graph`` as ``[a, b, ..., a]``, or None when it is acyclic."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := dfs(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (found := dfs(start)):
+            return found
+    return None
+
+
+def part(module: str) -> str:
+    """The subpackage or top-level module of ``chatcore`` that ``module`` belongs to."""
+    return module.split(".")[1] if "." in module else ""
+
+
+# --------------------------------------------------------------------------- the tools themselves
+
+
+def test_the_import_reader_sees_every_kind_of_import():
+    modules = {"chatcore.a", "chatcore.a.sub", "chatcore.b", "chatcore.c", "chatcore.d", "chatcore.e"}
+    source = (
+        "from __future__ import annotations\n"
+        "import os\n"
+        "import chatcore.b\n"
+        "from chatcore.a import sub, helper\n"
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from chatcore.c import Thing\n"
+        "def f():\n"
+        "    from chatcore import d\n"
+        "    class K:\n"
+        "        def g(self):\n"
+        "            from . import e\n"
+    )
+    edges = imports_of("chatcore.x", source, modules)
+    assert {(e.target, e.type_checking_only) for e in edges} == {
+        ("chatcore.b", False), ("chatcore.a.sub", False), ("chatcore.a", False), ("chatcore.c", True),
+        ("chatcore.d", False), ("chatcore.e", False)}
+    # relative imports from a package's __init__ resolve inside the package
+    assert [e.target for e in imports_of("chatcore.a", "from .sub import x\nfrom .. import b\n", modules,
+                                         is_package=True)] == ["chatcore.a.sub", "chatcore.b"]
+
+
+def test_the_cycle_finder_finds_a_cycle_and_reports_it():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"a"}}) == ["a", "a"]
+
+
+def test_the_graph_covers_the_package():
+    assert {"chatcore.store.sessions", "chatcore.turns.run", "chatcore.web.sse", "chatcore.media.keys",
+            "chatcore.money.prices", "chatcore.catalog.agents.assistant", "chatcore.db"} <= set(MODULES)
+    targets = {e.target for e in package_edges()}
+    assert "chatcore.web.sse" in targets and "chatcore.store.turns" in targets
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def test_no_import_cycle_inside_chatcore():
+    graph: dict[str, set[str]] = {name: set() for name in MODULES}
+    for e in package_edges():
+        if not e.type_checking_only and e.target in MODULES and e.target != e.source:
+            graph[e.source].add(e.target)
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_store_imports_only_db_config_errors_and_itself():
+    bad = [f"{e.source}:{e.line} imports {e.target}" for e in package_edges() if part(e.source) == "store"
+           and e.target not in STORE_MAY_IMPORT and part(e.target) != "store"]
+    assert not bad, "\n".join(bad)
+
+
+def test_imports_point_down_the_layers():
+    bad = []
+    for e in package_edges():
+        src, dst = part(e.source), part(e.target)
+        if src in LAYERS and dst in LAYERS and LAYERS[dst] > LAYERS[src] and (src, e.target) not in ALLOWED_UPWARD:
+            bad.append(f"{e.source}:{e.line} ({src}) imports {e.target} ({dst})")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_one_upward_edge_is_only_pure_sse_framing():
+    upward = {(e.source, e.target) for e in package_edges()
+              if part(e.source) == "turns" and part(e.target) == "web"}
+    assert {t for _, t in upward} <= {"chatcore.web.sse"}, upward
+    sse = [e.target for e in imports_of("chatcore.web.sse", MODULES["chatcore.web.sse"].read_text(), MODULES)]
+    assert sse == [], f"chatcore.web.sse must stay free of chatcore imports to be allowed from turns: {sse}"
+    tree = ast.parse(MODULES["chatcore.web.sse"].read_text())
+    roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
+        (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
+    assert not roots & {"starlette", "fastapi", "httpx", "uvicorn", "agno"}, roots
+
+
+def test_top_level_services_import_no_domain_subpackage():
+    bad = [f"{e.source}:{e.line} imports {e.target}" for e in package_edges()
+           if part(e.source) in TOP_LEVEL_SERVICES and part(e.target) in DOMAIN]
+    assert not bad, "\n".join(bad)
+
+
+# --------------------------------------------------------------------------- agno stays in the turn path
+
+
+LEAN = sorted(m for m in MODULES if part(m) in ("store", "money", "catalog", "media") and m != "chatcore.media.agno_storage")
+PROBE = """
+import importlib, json, sys
+importlib.import_module(sys.argv[1])
+import chatcore
+print(json.dumps({"agno": sorted(m for m in sys.modules if m == "agno" or m.startswith("agno.")),
+                  "chatcore": chatcore.__file__}))
+"""
+
+
+@pytest.fixture(scope="module")
+def imported() -> dict[str, dict]:
+    """What importing each module loads, each in a fresh interpreter (run side by side: it is quick)."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join([str(ROOT), str(CORE)])}
+    names = [*LEAN, "chatcore.media.agno_storage"]
+    procs = {name: subprocess.Popen([sys.executable, "-c", PROBE, name], cwd=ROOT, env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE) for name in names}
+    results = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"import {name} failed:\n{err[-3000:]}"
+        results[name] = json.loads(out.strip().splitlines()[-1])
+    return results
+
+
+def test_the_probe_sees_agno_where_it_is_loaded(imported):
+    """The one media module that bridges to agno does load it: the check below can fail."""
+    probe = imported["chatcore.media.agno_storage"]
+    assert "agno" in probe["agno"]
+    assert Path(probe["chatcore"]).resolve() == (PACKAGE / "__init__.py").resolve()  # the source tree's package
+
+
+@pytest.mark.parametrize("module", LEAN)
+def test_lean_modules_do_not_load_agno(imported, module):
+    assert imported[module]["agno"] == [], f"importing {module} loads agno: {imported[module]['agno'][:5]}"
+
+
+def test_api_function_does_not_import_agno():
+    code = ("import sys; sys.path[:0] = ['functions/api', 'layers/core', '.']; import api_app; "
+            "bad = sorted(m for m in sys.modules if m == 'agno' or m.startswith(('agno.', 'anthropic')));"
+            "print(bad); assert not bad")
+    env = {"DATABASE_URL": "postgresql://unused/x", "MEDIA_BUCKET": "b", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_no_function_imports_the_report_module():
+    for path in (ROOT / "functions").rglob("*.py"):
+        text = path.read_text()
+        assert "chatcore.money.report" not in text and "import report" not in text, path
