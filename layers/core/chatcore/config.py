@@ -67,8 +67,13 @@ class Settings:
     running_in_lambda: bool = False
     # A 'running' turn older than this is treated as abandoned (its sandbox died).
     stale_turn_seconds: int = 16 * 60
-    # The model sees the session's last this-many completed turns (all of them are stored).
-    history_max_turns: int = 10
+    # At most this many of the session's last completed turns are read for the model's input (all
+    # are stored); which of them the model sees is decided by the context budgets below.
+    history_max_turns: int = 100
+    # One model request's budgets (chatcore.turns.context): estimated tokens, images, encoded bytes.
+    context_max_tokens: int = 80_000
+    context_max_images: int = 20
+    context_max_bytes: int = 24 * 1024 * 1024
     # Prompt caching on every model request (system prompt and tools, and the conversation through
     # the Messages API's automatic caching): the cache entries' TTL, "5m" or "1h" (billed higher).
     prompt_cache_ttl: str = "5m"
@@ -123,6 +128,9 @@ def get_settings() -> Settings:
         running_in_lambda=in_lambda,
         stale_turn_seconds=_int("STALE_TURN_SECONDS", Settings.stale_turn_seconds),
         history_max_turns=_int("HISTORY_MAX_TURNS", Settings.history_max_turns),
+        context_max_tokens=_int("CONTEXT_MAX_TOKENS", Settings.context_max_tokens),
+        context_max_images=_int("CONTEXT_MAX_IMAGES", Settings.context_max_images),
+        context_max_bytes=_int("CONTEXT_MAX_BYTES", Settings.context_max_bytes),
         prompt_cache_ttl=_choice("PROMPT_CACHE_TTL", ("5m", "1h"), Settings.prompt_cache_ttl),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,

@@ -50,6 +50,12 @@ class PayloadTooLarge(ProblemError):
     status, code, title = 413, "payload-too-large", "Request body too large"
 
 
+class ContextTooLarge(ProblemError):
+    """A new message that alone does not fit one model request (CONTEXT_MAX_TOKENS and the others)."""
+
+    status, code, title = 413, "context-too-large", "The message does not fit one model request"
+
+
 class ServiceMisconfigured(ProblemError):
     """Something only an operator can fix is missing (an exchange rate, a model key)."""
 

@@ -20,6 +20,7 @@ from agno.media.storage.s3 import S3MediaStorage
 from chatcore.config import get_settings
 from chatcore.media import keys, s3
 from chatcore.media.images import ImageUpload, sniff_image_type
+from chatcore.media.photos import model_ready
 from chatcore.observability import timed
 
 
@@ -126,7 +127,8 @@ def inline_for_model(messages) -> None:
     """Give the model the bytes of the referenced images of ``messages`` (history loaded from rows).
 
     Without this, agno presigns each reference and Claude's formatter downloads it again for every
-    model call of every turn. Bytes come from this process's cache or one S3 read. The messages are
+    model call of every turn. Bytes come from this process's cache or one S3 read (a photo stored
+    before normalisation existed is normalised then, for the model's copy only). The messages are
     the model's copy (never stored again), so replacing the reference with the bytes is safe.
     """
     storage = media_storage()
@@ -139,8 +141,9 @@ def inline_for_model(messages) -> None:
             if data is None:
                 with timed("S3 read"):
                     data = storage.download(ref.storage_key)
+                data = model_ready(data)  # a photo stored before normalisation may be too large
                 _image_cache.put(ref.storage_key, data)
             image.content = data
-            image.mime_type = image.mime_type or ref.mime_type
+            image.mime_type = sniff_image_type(data) or image.mime_type or ref.mime_type
             image.media_reference = None
             image.url = None

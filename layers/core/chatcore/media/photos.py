@@ -173,3 +173,23 @@ def receive_photo(data: str, claimed_mime_type: str | None, *, index: int, max_b
 
     raw = decode_image(data, claimed_mime_type, index=index, max_bytes=max_bytes)
     return normalise(raw.content, where=f"images[{index}]", limits=limits or Limits.configured()).upload
+
+
+# What the Messages API takes without refusing or downscaling it (formats, and base64 under 5 MB).
+MODEL_FORMATS = ("JPEG", "PNG", "GIF", "WEBP")
+
+
+def model_ready(content: bytes, limits: Limits | None = None) -> bytes:
+    """``content`` as the model may be sent it: unchanged when it is already within the limits (every
+    photo stored since normalisation existed), else normalised (a photo stored before: too large,
+    too many pixels, or a format the API does not read). Only the header is read to decide."""
+    limits = limits or Limits()
+    Image = _pillow()
+    try:
+        with Image.open(io.BytesIO(content)) as img:
+            width, height = img.size
+            fits = (img.format in MODEL_FORMATS and max(width, height) <= limits.max_edge
+                    and width * height <= limits.max_pixels and len(content) <= MAX_ENCODED_BYTES)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        fits = False
+    return content if fits else normalise(content, where="a stored photo", limits=limits).upload.content

@@ -38,7 +38,7 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        running.id AS running_id, running.stale AS running_stale,
        u.monthly_budget_zar,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
-       history.messages AS history
+       history.messages AS history, recent.outcomes AS recent_outcomes
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 LEFT JOIN agents a ON a.id = s.agent_id
@@ -59,6 +59,14 @@ LEFT JOIN LATERAL (
         WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status = 'completed'
         ORDER BY r.id DESC LIMIT %(history_turns)s)
 ) history ON true
+LEFT JOIN LATERAL (
+    -- how the last finished turns ended, newest first: a run of refusals for the request's size
+    -- makes the next request smaller (chatcore.turns.context)
+    SELECT jsonb_agg(jsonb_build_array(r.status, r.error_message) ORDER BY r.id DESC) AS outcomes
+    FROM (SELECT id, status, error_message FROM runs r
+          WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status <> 'running'
+          ORDER BY r.id DESC LIMIT 4) r
+) recent ON true
 WHERE s.id = %(session_id)s
 FOR UPDATE OF s
 """

@@ -12,6 +12,7 @@ from agno.models.message import Message
 from chatcore.catalog.specs import AgentSpec
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.claude import claude
+from chatcore.turns.context import instructions_tokens
 from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, new_messages
 
 
@@ -19,6 +20,7 @@ class Conversation(Protocol):
     """What a session talks to: an agent or a team."""
 
     name: str
+    overhead_tokens: int  # the estimate of its instructions and tools in every request (turns.context)
 
     def stream(self, *, history: list[Message], message: Message, run_id: str, session_id: str,
                user_id: str) -> Any: ...
@@ -53,6 +55,7 @@ class AgentConversation:
         self.spec = spec
         self.name = spec.name
         self.agent = build_agent(spec)
+        self.overhead_tokens = instructions_tokens([spec.description, *spec.instructions], len(spec.tools))
 
     def stream(self, *, history, message, run_id, session_id, user_id):
         return self.agent.arun(

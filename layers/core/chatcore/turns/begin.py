@@ -4,6 +4,9 @@
    outcome of a repeated ``client_turn_id``, 402 over budget, 409 while a turn runs, the history);
 2. large images go to S3 (content-addressed keys, so a retry overwrites nothing new), then the
    run and the user's message are inserted and the transaction commits.
+
+The model's input is then built from the history read in step 1 under the context budgets
+(``turns.context``); a message that alone cannot fit one request is refused in step 1.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.store import turns as turn_rows
 from chatcore.turns.agent import Conversation
+from chatcore.turns.context import Budgets, build_context, check_fits, is_context_refusal
 from chatcore.turns.outcome import TurnOutcome
 from chatcore.turns.registry import conversation_for
 
@@ -92,6 +96,12 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         if row["fx_rate"] is None:
             raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
         conversation = conversation_for(row["agent_name"], row["team_name"])
+        budgets = Budgets(settings.context_max_tokens, settings.context_max_images,
+                          settings.context_max_bytes).shrunk(_recent_refusals(row["recent_outcomes"]))
+        # 413 before anything is stored when the message alone cannot fit one request
+        check_fits(Message(role="user", content=turn.message, images=[
+            Image(content=upload.content, mime_type=upload.mime_type) for upload in turn.images] or None),
+            budgets, overhead_tokens=conversation.overhead_tokens)
         try:
             images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
         except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
@@ -115,6 +125,20 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         message.from_history = True
         history.append(message)
     inline_for_model(history)
+    context = build_context(history, user_message, budgets, overhead_tokens=conversation.overhead_tokens)
+    if context.turns_left_out or context.images_left_out:
+        log.info("turn %s: %d stored turn(s) and %d photo(s) left out of the model's input (%d tokens, "
+                 "calibration %.2f)", run_id, context.turns_left_out, context.images_left_out, context.tokens,
+                 context.calibration)
+    history = context.history
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, costs=CostCalculator(fx, price_ids()))
+
+
+def _recent_refusals(outcomes: list | None) -> int:
+    """How many of the session's last (up to four) finished turns the API refused for the request's
+    size: the budgets stay halved for each while it is among them, so a session whose requests the
+    model refused does not grow back into the same refusal on the next turn."""
+    return sum(1 for status, error_message in outcomes or []
+               if status == "failed" and is_context_refusal(error_message))

@@ -18,6 +18,7 @@ from chatcore.catalog.specs import TeamSpec
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.agent import build_agent
 from chatcore.turns.claude import claude
+from chatcore.turns.context import instructions_tokens
 from chatcore.turns.tracking import EventTracker, RunError, RunRecord, billed_calls, new_messages
 
 
@@ -29,6 +30,8 @@ class TeamConversation:
         self.name = spec.name
         specs = agent_specs()
         self.member_specs = {name: specs[name] for name in spec.members}
+        self.overhead_tokens = instructions_tokens(
+            [spec.description, *spec.instructions, *(m.description for m in self.member_specs.values())], tools=1)
 
     def build_team(self, history) -> Team:
         members = [build_agent(self.member_specs[name]) for name in self.spec.members]

@@ -1,0 +1,237 @@
+"""The model's input for a turn, built from the stored history under explicit budgets.
+
+Claude refuses a request over 32 MB, with more than 100 images (any image over 2000 px once it holds
+more than 20), with an image whose base64 is over 5 MB, or longer than its context window; and every
+photo of the history is sent again, as base64, on every model call. So the history is not sent as
+it is stored: ``build_context`` takes whole turns, newest first, while they fit
+
+- ``CONTEXT_MAX_TOKENS`` (default 80,000): estimated locally (text at 4 characters a token, a photo
+  at 1,600, the most an image costs after the API's own 1568 px / 1.15 MP downscale, plus the agent's
+  instructions and tools), then calibrated with the stored usage of the session's last model call,
+  which tells the real size of that prompt: when the estimate of that same prompt was lower, every
+  estimate is scaled up by the same factor (never down). 80,000 is far below the models' context
+  windows (1M) and below the long-context price tiers (input over 200k tokens for Sonnet, 100k for
+  Haiku), so a long conversation never pays the higher rate;
+- ``CONTEXT_MAX_IMAGES`` (default 20) in one request: older photos become a short text placeholder
+  in the model's copy only (the stored rows are unchanged);
+- ``CONTEXT_MAX_BYTES`` (default 24 MB) for the encoded request, whatever the history holds.
+
+A turn is never split (so neither is a tool_use/tool_result pair, which lives inside one turn). A
+new message that alone does not fit is refused before any model call (413 ``context-too-large``).
+When the API refused one of the session's last four turns because of what the request held (too
+long, too large, too many or too big images), the budgets are halved for each such refusal among
+them, so the session recovers on its next turn instead of repeating the error, and does not grow
+straight back into it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from agno.models.message import Message
+
+from chatcore.errors import ContextTooLarge
+
+# An image costs at most this after the API's own downscale (1.15 MP / 750 pixels a token).
+IMAGE_TOKENS = 1_600
+CHARS_PER_TOKEN = 4
+# What one message adds beyond its text (role, framing).
+MESSAGE_OVERHEAD_TOKENS = 8
+# The JSON around a request (model, system, tools, framing), in bytes.
+REQUEST_OVERHEAD_BYTES = 64 * 1024
+# The calibration factor is kept within this range (a stored usage that is off by more is ignored).
+CALIBRATION_RANGE = (1.0, 4.0)
+# What the model reads where a photo was left out of the request.
+PHOTO_PLACEHOLDER = "[{n} earlier photo(s) of this message left out: the conversation holds more than fit one request]"
+# Error messages of the Messages API that mean "the request held too much" (the next turn shrinks).
+CONTEXT_REFUSALS = ("prompt is too long", "request_too_large", "exceeds the maximum", "too many images",
+                    "image exceeds", "image dimensions exceed", "maximum allowed size")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    max_tokens: int
+    max_images: int
+    max_bytes: int
+
+    def shrunk(self, refusals: int) -> Budgets:
+        """Halved for each recent turn the API refused for its size (at least one image, 1,000 tokens)."""
+        if refusals <= 0:
+            return self
+        factor = 2 ** min(refusals, 8)
+        return Budgets(max(self.max_tokens // factor, 1_000), max(self.max_images // factor, 1),
+                       max(self.max_bytes // factor, 1024 * 1024))
+
+
+@dataclass
+class Context:
+    """The model's copy of the history for one request, and what was left out of it."""
+
+    history: list[Message]
+    tokens: int
+    images: int
+    encoded_bytes: int
+    turns_left_out: int = 0
+    images_left_out: int = 0
+    calibration: float = 1.0
+    budgets: Budgets | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def instructions_tokens(texts: list[str], tools: int) -> int:
+    """The estimate of the system prompt and tool definitions agno sends with every request: its own
+    framing, the given texts (description, instructions, members), and each tool's JSON schema."""
+    return 500 + math.ceil(sum(len(t) for t in texts) / CHARS_PER_TOKEN) + 300 * tools
+
+
+def is_context_refusal(error_message: str | None) -> bool:
+    """Whether the API refused a request for what it held (so a smaller one would pass)."""
+    text = (error_message or "").lower()
+    return any(marker in text for marker in CONTEXT_REFUSALS)
+
+
+def group_turns(history: list[Message]) -> list[list[Message]]:
+    """The stored history as turns: each starts with a user message (tool results are role ``tool``)."""
+    turns: list[list[Message]] = []
+    for message in history:
+        if message.role == "user" or not turns:
+            turns.append([])
+        turns[-1].append(message)
+    return turns
+
+
+def _text_chars(message: Message) -> int:
+    chars = 0
+    content = message.content
+    if isinstance(content, str):
+        chars += len(content)
+    elif content is not None:
+        chars += len(json.dumps(content, default=str))
+    if message.tool_calls:
+        chars += len(json.dumps(message.tool_calls, default=str))
+    return chars
+
+
+def _image_bytes(image: Any) -> int:
+    content = getattr(image, "content", None)
+    if isinstance(content, (bytes, bytearray)):
+        return len(content)
+    ref = getattr(image, "media_reference", None)
+    return int(getattr(ref, "size", 0) or 0)
+
+
+def message_tokens(message: Message) -> int:
+    """The local estimate of what ``message`` adds to a request, in tokens."""
+    images = len(message.images or [])
+    return MESSAGE_OVERHEAD_TOKENS + math.ceil(_text_chars(message) / CHARS_PER_TOKEN) + images * IMAGE_TOKENS
+
+
+def message_bytes(message: Message) -> int:
+    """What ``message`` adds to the encoded request, in bytes (images as base64)."""
+    text = _text_chars(message) * 2  # JSON escaping and provider blocks: a generous bound
+    return text + sum(4 * math.ceil(_image_bytes(i) / 3) for i in (message.images or []))
+
+
+def calibration(history: list[Message], overhead_tokens: int) -> float:
+    """Real / estimated size of the session's last stored model call's prompt (1.0 without one).
+
+    That call's prompt held the instructions and tools and every message before its own reply; its
+    stored usage (uncached + cache read + cache write input tokens) is what Claude counted.
+    """
+    for index in range(len(history) - 1, -1, -1):
+        message = history[index]
+        metrics = getattr(message, "metrics", None)
+        if message.role != "assistant" or metrics is None:
+            continue
+        real = (getattr(metrics, "input_tokens", 0) or 0) + (getattr(metrics, "cache_read_tokens", 0) or 0) \
+            + (getattr(metrics, "cache_write_tokens", 0) or 0)
+        if real <= 0:
+            continue
+        estimated = overhead_tokens + sum(message_tokens(m) for m in history[:index])
+        low, high = CALIBRATION_RANGE
+        return min(max(real / max(estimated, 1), low), high)
+    return 1.0
+
+
+def _photo_bytes(message: Message) -> list[int]:
+    """The base64 size of each photo of ``message``, oldest first."""
+    return [4 * math.ceil(_image_bytes(i) / 3) for i in (message.images or [])]
+
+
+def _photos_that_fit(turn: list[Message], room: int, room_bytes: int) -> list[int]:
+    """How many photos of each message of ``turn`` to keep (its newest ones): the newest photos of the
+    turn first, while there is room for their number and their bytes (after the turn's text)."""
+    keep = [0] * len(turn)
+    room_bytes -= sum(message_bytes(m) - sum(_photo_bytes(m)) for m in turn)
+    for index in range(len(turn) - 1, -1, -1):
+        for size in reversed(_photo_bytes(turn[index])):
+            if room <= 0 or size > room_bytes:
+                return keep
+            keep[index] += 1
+            room -= 1
+            room_bytes -= size
+    return keep
+
+
+def _leave_out_images(message: Message, keep: int) -> int:
+    """Keep the last ``keep`` images of ``message`` (the model's copy); returns how many were left out."""
+    images = list(message.images or [])
+    if len(images) <= keep:
+        return 0
+    dropped = len(images) - keep
+    message.images = images[len(images) - keep:] or None
+    note = PHOTO_PLACEHOLDER.format(n=dropped)
+    message.content = f"{message.content}\n{note}" if isinstance(message.content, str) and message.content else note
+    return dropped
+
+
+def check_fits(new_message: Message, budgets: Budgets, *, overhead_tokens: int) -> None:
+    """Raise ContextTooLarge (413) when ``new_message`` with the instructions alone exceeds a budget:
+    called before anything of the turn is stored."""
+    used_tokens = overhead_tokens + message_tokens(new_message)
+    used_bytes = REQUEST_OVERHEAD_BYTES + message_bytes(new_message)
+    used_images = len(new_message.images or [])
+    if used_tokens > budgets.max_tokens or used_bytes > budgets.max_bytes or used_images > budgets.max_images:
+        raise ContextTooLarge(
+            f"this message alone needs about {used_tokens:,} tokens, {used_bytes:,} bytes and {used_images} "
+            f"image(s) with the instructions; a request may hold {budgets.max_tokens:,} tokens "
+            f"(CONTEXT_MAX_TOKENS), {budgets.max_bytes:,} bytes and {budgets.max_images} images",
+            field="message", estimated_tokens=used_tokens, max_tokens=budgets.max_tokens)
+
+
+def build_context(history: list[Message], new_message: Message, budgets: Budgets, *,
+                  overhead_tokens: int) -> Context:
+    """The history to send with ``new_message`` (see the module): the newest whole turns that fit.
+    The messages are the model's copy: photos left out are replaced by a placeholder in them."""
+    factor = calibration(history, overhead_tokens)
+
+    def tokens(message: Message) -> int:
+        return math.ceil(message_tokens(message) * factor)
+
+    used_tokens = math.ceil(overhead_tokens * factor) + tokens(new_message)
+    used_bytes = REQUEST_OVERHEAD_BYTES + message_bytes(new_message)
+    used_images = len(new_message.images or [])
+    kept: list[list[Message]] = []
+    turns = group_turns(history)
+    images_left_out = 0
+    for turn in reversed(turns):  # newest first
+        keep = _photos_that_fit(turn, budgets.max_images - used_images, budgets.max_bytes - used_bytes)
+        dropped = [len(m.images or []) - k for m, k in zip(turn, keep)]  # each message's oldest photos
+        turn_bytes = sum(message_bytes(m) - sum(_photo_bytes(m)[:d]) for m, d in zip(turn, dropped))
+        turn_tokens = sum(tokens(m) for m in turn) - math.floor(sum(dropped) * IMAGE_TOKENS * factor)
+        if used_tokens + turn_tokens > budgets.max_tokens or used_bytes + turn_bytes > budgets.max_bytes:
+            break
+        for message, n in zip(turn, keep):
+            images_left_out += _leave_out_images(message, n)
+        used_tokens += turn_tokens
+        used_bytes += turn_bytes
+        used_images += sum(keep)
+        kept.append(turn)
+    kept.reverse()
+    left_out = len(turns) - len(kept)
+    return Context(history=[m for turn in kept for m in turn], tokens=used_tokens, images=used_images,
+                   encoded_bytes=used_bytes, turns_left_out=left_out, images_left_out=images_left_out,
+                   calibration=factor, budgets=budgets)

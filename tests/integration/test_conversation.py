@@ -1,0 +1,228 @@
+"""Conversations that survive the real Claude API's limits, through the served API and the stand-in
+that refuses what the Messages API refuses: phone photos normalised at the door (no GPS anywhere),
+HEIC, albums, a long chat that keeps its first fact and reads its history from the prompt cache,
+long notes under a small budget, and a session that recovers after the model refused its size."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import boto3
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from chatcore.config import get_settings
+from tests.images import b64
+
+GPS_IFD = 0x8825
+MAX_EDGE = 1568
+
+
+def exif_with_gps() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    exif[0x010F] = "Apple"
+    exif[0x0110] = "iPhone 17 Pro"
+    exif[0x0132] = "2026:11:30 09:15:00"
+    gps = exif.get_ifd(GPS_IFD)
+    gps[1], gps[2], gps[3], gps[4] = "S", (33.0, 55.0, 12.0), "E", (18.0, 25.0, 6.0)
+    return exif.tobytes()
+
+
+@pytest.fixture(scope="module")
+def phone_photos():
+    """Twenty different 4032x3024 phone JPEGs of ~3.5 MB, each with GPS and camera EXIF."""
+    rng = np.random.default_rng(3)
+    y = np.linspace(0, 255, 3024)[:, None]
+    x = np.linspace(0, 255, 4032)[None, :]
+    base = np.stack([(x + y) / 2, np.broadcast_to(x, (3024, 4032)), np.broadcast_to(y, (3024, 4032))], -1)
+    pixels = np.clip(base + rng.normal(0, 14, base.shape), 0, 255).astype("uint8")
+    exif = exif_with_gps()
+    photos = []
+    for i in range(20):
+        pixels[:40, i * 100:(i + 1) * 100] = (255 - 10 * i, 10 * i, 128)  # a different patch each time
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, "JPEG", quality=85, exif=exif)
+        photos.append(out.getvalue())
+    return photos
+
+
+def image_blocks(body: dict) -> list[dict]:
+    found = []
+    for message in body.get("messages") or []:
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            if block.get("type") == "image":
+                found.append(block)
+            for inner in block.get("content") or [] if isinstance(block.get("content"), list) else []:
+                if isinstance(inner, dict) and inner.get("type") == "image":
+                    found.append(inner)
+    return found
+
+
+def assert_clean(data: bytes) -> Image.Image:
+    """No EXIF (no GPS, camera, time), no XMP, no ICC, no comment; returns the opened image."""
+    img = Image.open(io.BytesIO(data))
+    assert not dict(img.getexif()) and not img.getexif().get_ifd(GPS_IFD), dict(img.getexif())
+    assert not {"exif", "xmp", "XML:com.adobe.xmp", "icc_profile", "comment"} & set(img.info), img.info.keys()
+    assert b"Apple" not in data and b"iPhone" not in data
+    return img
+
+
+def test_twenty_phone_photos_complete_without_gps_anywhere(user, standin, stack, phone_photos):
+    assert all(3_000_000 < len(p) < 4_000_000 for p in phone_photos)
+    sid = user.new_session()
+    for i, photo in enumerate(phone_photos):
+        r, events = user.turn(sid, message=f"Photo {i + 1}: what do you see?",
+                              images=[{"data": b64(photo), "mime_type": "image/jpeg"}])
+        assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", events[-1]
+    requests = standin.requests()
+    assert all("error" not in (r.get("response") or {}) for r in requests)
+    for request in requests:
+        assert len(json.dumps(request["body"])) < 32 * 1024 * 1024
+        blocks = image_blocks(request["body"])
+        assert len(blocks) <= 20
+        for block in blocks:
+            img = assert_clean(base64.b64decode(block["source"]["data"]))
+            assert max(img.size) <= MAX_EDGE and img.size[0] * img.size[1] <= 1_150_000
+            assert img.size == (928, 1238)  # turned upright by its EXIF orientation, then downscaled
+    # what S3 holds and what the app is handed back are the normalised photos too
+    s3 = boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=stack.env["MEDIA_BUCKET"],
+                                                   Prefix=f"media/{sid}-").get("Contents", [])]
+    assert len(keys) == 20
+    for key in keys:
+        assert_clean(s3.get_object(Bucket=stack.env["MEDIA_BUCKET"], Key=key)["Body"].read())
+    items = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200}).json()["items"]
+    urls = [image["url"] for m in items for image in m["images"]]
+    assert len(urls) == 20
+    for url in urls[:5]:
+        assert_clean(httpx.get(url).content)
+
+
+def test_an_iphone_heic_photo_completes_and_the_model_gets_a_jpeg(user, standin):
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    out = io.BytesIO()
+    Image.new("RGB", (2016, 1512), (30, 120, 200)).save(out, "HEIF", exif=exif_with_gps())
+    heic = out.getvalue()
+    assert heic[4:12] == b"ftypheic"
+    sid = user.new_session()
+    r, events = user.turn(sid, message="What is this?", images=[{"data": b64(heic), "mime_type": "image/heic"}])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    [block] = image_blocks(standin.requests()[-1]["body"])
+    assert block["source"]["media_type"] in ("image/jpeg", "image/png", "image/webp")
+    img = assert_clean(base64.b64decode(block["source"]["data"]))
+    assert img.format in ("JPEG", "PNG", "WEBP") and max(img.size) <= MAX_EDGE
+
+
+def _flat_jpeg(width: int, height: int, shade: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (shade, 255 - shade, 90)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_albums_of_twenty_photos_every_turn_completes(user, standin):
+    sid = user.new_session()
+    for turn in range(10):
+        side = 300 if turn < 7 else 2500  # small photos for 7 turns, then 2500 px ones
+        album = [_flat_jpeg(side, side * 3 // 4, (turn * 20 + i) % 256) for i in range(20)]
+        r, events = user.turn(sid, message=f"Album {turn + 1}", images=[{"data": b64(p)} for p in album])
+        assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", (turn, events[-1:])
+    for request in standin.requests():
+        blocks = image_blocks(request["body"])
+        assert len(blocks) <= 20
+        assert all(max(Image.open(io.BytesIO(base64.b64decode(b["source"]["data"]))).size) <= MAX_EDGE
+                   for b in blocks)
+    # the newest album is what the model sees; older photos became a placeholder in its copy
+    last = standin.requests()[-1]["body"]
+    assert "earlier photo(s) of this message left out" in json.dumps(last["messages"])
+
+
+def _input_cost(usage: dict, *, cached: bool) -> float:
+    """Input cost in units of the base input price (Anthropic's multipliers: write 1.25x, read 0.1x)."""
+    prompt = usage["input_tokens"] + usage["cache_read_input_tokens"] + usage["cache_creation_input_tokens"]
+    if not cached:
+        return prompt
+    return usage["input_tokens"] + 0.1 * usage["cache_read_input_tokens"] + 1.25 * usage["cache_creation_input_tokens"]
+
+
+def test_a_forty_turn_chat_keeps_the_first_fact_and_reads_its_history_from_the_cache(user, standin):
+    sid = user.new_session()
+    facts = "Remember this: my locker code is 7319 and my cat is called Mo. " * 3
+    _, events = user.turn(sid, message=facts)
+    assert events[-1]["event"] == "TurnCompleted"
+    for i in range(2, 41):
+        _, events = user.turn(sid, message=f"Turn {i}: tell me one more thing about the history of tea, "
+                                           f"in particular the tea trade of the year {1700 + i}.")
+        assert events[-1]["event"] == "TurnCompleted", (i, events[-1])
+    requests = standin.requests()
+    last = requests[-1]["body"]
+    assert "locker code is 7319" in json.dumps(last["messages"])  # turn 1's fact, at turn 40
+    assert all(r["body"].get("cache_control", {}).get("type") == "ephemeral" for r in requests)
+    assert all(any("cache_control" in b for b in r["body"]["system"]) for r in requests)
+    later = [r["response"]["usage"] for r in requests[len(requests) // 2:]]
+    assert all(u["cache_read_input_tokens"] > 0 for u in later)
+    # the history is read from the cache: the input cost is a fraction of the uncached one
+    usages = [r["response"]["usage"] for r in requests]
+    with_cache = sum(_input_cost(u, cached=True) for u in usages)
+    without = sum(_input_cost(u, cached=False) for u in usages)
+    assert with_cache <= 0.4 * without, (with_cache, without)
+
+
+@pytest.fixture()
+def small_budget(monkeypatch, standin):
+    """CONTEXT_MAX_TOKENS=40000 for this test's turns (settings are re-read), restored afterwards."""
+    monkeypatch.setenv("CONTEXT_MAX_TOKENS", "40000")
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    standin.reset()  # the stand-in's limits back to its defaults for the tests after this one
+
+
+def test_long_notes_fit_a_small_budget_and_a_small_context_window(user, standin, small_budget):
+    standin.configure(context_window=60_000)
+    sid = user.new_session()
+    for i in range(16):
+        note = f"Note {i + 1}. " + ("The quick brown fox jumps over the lazy dog. " * 700)[:30_000]
+        _, events = user.turn(sid, message=note)
+        assert events[-1]["event"] == "TurnCompleted", (i, events[-1])
+    for request in standin.requests():
+        u = request["response"]["usage"]
+        assert u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"] <= 60_000
+
+
+def test_a_message_too_large_for_one_request_is_refused_before_the_model(user, standin, small_budget, db_conn):
+    sid = user.new_session()
+    huge = "x" * 32_000  # 8,000 tokens: fits 40,000 ...
+    _, events = user.turn(sid, message=huge)
+    assert events[-1]["event"] == "TurnCompleted"
+    standin.reset()
+    # ... but not with CONTEXT_MAX_TOKENS at 5,000
+    small_budget.setenv("CONTEXT_MAX_TOKENS", "5000")
+    get_settings.cache_clear()
+    r = user.client.post(f"/sessions/{sid}/turns", json={"message": huge})
+    assert r.status_code == 413 and r.json()["code"] == "context-too-large", r.text
+    assert "CONTEXT_MAX_TOKENS" in r.json()["detail"]
+    assert standin.requests() == []
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 1
+
+
+def test_a_session_recovers_after_the_model_refused_its_size(user, standin, small_budget):
+    standin.configure(context_window=20_000)  # smaller than CONTEXT_MAX_TOKENS: the model will refuse
+    sid = user.new_session()
+    note = "A long note about tea. " * 1300  # ~30,000 characters, ~7,500 tokens
+    outcomes = []
+    for _ in range(8):
+        _, events = user.turn(sid, message=note)
+        outcomes.append(events[-1]["event"])
+    refused = [i for i, o in enumerate(outcomes) if o == "TurnFailed"]
+    assert refused, outcomes  # the window was reached ...
+    for i in refused:  # ... and the turn after each refusal completed: the session never stays broken
+        assert i + 1 == len(outcomes) or outcomes[i + 1] == "TurnCompleted", outcomes
+    assert outcomes.count("TurnFailed") <= 2, outcomes
