@@ -102,7 +102,8 @@ def add_openapi(schema: dict) -> None:
             "402": {"description": "the user's monthly budget is spent", "content": problem},
             "404": {"description": "unknown, or someone else's", "content": problem},
             "409": {"description": "a turn is already running in this session", "content": problem},
-            "413": {"description": "body too large", "content": problem},
+            "413": {"description": "body too large (payload-too-large), or the message does not fit one model "
+                            "request with the agent's instructions (context-too-large)", "content": problem},
             "422": {"description": "invalid fields", "content": problem},
             "503": {"description": "storage or configuration unavailable; nothing was stored", "content": problem},
         },
