@@ -10,8 +10,8 @@ import time
 from bench.harness import say
 from bench.stats import table
 
-SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start")
-NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup"}
+SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "conversation")
+NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = cold_start.run(repeat(5, 3))
                 reports.append(cold_start.report(results[name]))
+            elif name == "conversation":
+                from bench import conversation
+
+                results[name] = conversation.run(harness)
+                reports.append(conversation.report(results[name]))
             cpu = meter.stop()
             cpu_rows.append([name, f"{time.time() - t:.0f}", section_load, f"{cpu['ours_pct']:.0f}%",
                              f"{cpu['other_pct']:.0f}%"])

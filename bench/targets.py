@@ -86,6 +86,21 @@ def report(results: dict, quick: bool = False) -> str:
             else:
                 rows.append([f"import {entry['path']}", f"{med:.2f} s", "", "< 0.5 s", _verdict(med < 0.5)])
 
-    out = ["TARGETS (issue 7)" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
+    conv = results.get("conversation")
+    if conv:
+        for name, row in conv.items():
+            ours, agno = row["ours"], row["agno"]
+            rows.append([f"failed turns: {name}", f"{ours['failed']}/{row['turns']}",
+                         f"Agno defaults {agno['failed']}/{row['turns']}", "0", _verdict(ours["failed"] == 0)])
+        chat = conv.get("40-turn chat, a fact in turn 1")
+        if chat:
+            ours = chat["ours"]
+            rows.append(["turn-1 fact in the model's input at turn 40", "yes" if ours["fact"] else "no",
+                         f"Agno defaults {'yes' if chat['agno']['fact'] else 'no'}", "yes", _verdict(ours["fact"])])
+            share = ours["zar"] / ours["zar_uncached"] if ours["zar_uncached"] else 1
+            rows.append(["40-turn chat: input cost with caching / without", f"{share:.0%}",
+                         f"Agno defaults R{chat['agno']['zar']:.2f}", "<= 40%", _verdict(share <= 0.4)])
+
+    out = ["TARGETS (issues 7 and 11)" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
     return "\n".join(out)

@@ -6,6 +6,7 @@ after the API refused the session's last turns for their size."""
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
 from agno.media import Image
@@ -19,7 +20,9 @@ from chatcore.turns.context import (
     MESSAGE_OVERHEAD_TOKENS,
     PHOTO_PLACEHOLDER,
     REQUEST_OVERHEAD_BYTES,
+    STEP_TURNS,
     Budgets,
+    _is_anchor,
     build_context,
     calibration,
     check_fits,
@@ -36,9 +39,18 @@ def photo(size: int = 1000) -> Image:
     return Image(content=b"\xff" * size, mime_type="image/jpeg")
 
 
+def turn_id(anchor: bool) -> str:
+    """A first-message id that makes its turn an anchor (or not): see ``_is_anchor``."""
+    while True:
+        candidate = str(uuid.uuid4())
+        if _is_anchor([Message(id=candidate, role="user", content="")]) == anchor:
+            return candidate
+
+
 def turn(text: str, *, photos: int = 0, answer: str = "ok", tool: bool = False, photo_size: int = 1000,
-         metrics: MessageMetrics | None = None) -> list[Message]:
-    messages = [Message(role="user", content=text, images=[photo(photo_size) for _ in range(photos)] or None)]
+         metrics: MessageMetrics | None = None, anchor: bool = False) -> list[Message]:
+    messages = [Message(id=turn_id(anchor), role="user", content=text,
+                        images=[photo(photo_size) for _ in range(photos)] or None)]
     if tool:
         messages += [Message(role="assistant", content=None, tool_calls=[{"id": "t1", "type": "function",
                                                                            "function": {"name": "calculator",
@@ -167,3 +179,21 @@ def test_recent_refusals_count_only_size_refusals():
     assert _recent_refusals([["completed", None], ["failed", too_long]]) == 1  # still among the last four
     assert _recent_refusals([["failed", "overloaded"], ["completed", None]]) == 0
     assert _recent_refusals(None) == 0
+
+
+def test_when_turns_fall_out_the_window_moves_in_steps_and_the_prefix_stays_stable():
+    """Turn after turn of long notes: the window starts at an anchor turn, so most requests begin with
+    the previous request's history, byte for byte (what the prompt cache reads)."""
+    assert STEP_TURNS > 1
+    notes = [turn(f"note {i} " + "x" * 4000, anchor=(i % STEP_TURNS == 0)) for i in range(30)]
+    per_turn = sum(message_tokens(m) for m in notes[0])
+    budget = Budgets(100 + 20 + 8 * per_turn, 100, 10**9)  # room for about 8 turns of history
+    starts = []
+    for n in range(10, 30):
+        ctx = build_context(history(*notes[:n]), Message(role="user", content="next"), budget, overhead_tokens=100)
+        first_user = next(m for m in ctx.history if m.role == "user")
+        starts.append(int(first_user.content.split()[1]))
+        assert ctx.tokens <= budget.max_tokens and ctx.turns_left_out > 0
+        assert _is_anchor([first_user])  # the window starts at an anchor
+    assert len(set(starts)) <= len(starts) // 2  # the start moved in steps, not every turn
+    assert starts == sorted(starts)

@@ -16,7 +16,10 @@ it is stored: ``build_context`` takes whole turns, newest first, while they fit
   in the model's copy only (the stored rows are unchanged);
 - ``CONTEXT_MAX_BYTES`` (default 24 MB) for the encoded request, whatever the history holds.
 
-A turn is never split (so neither is a tool_use/tool_result pair, which lives inside one turn). A
+A turn is never split (so neither is a tool_use/tool_result pair, which lives inside one turn).
+When turns or photos must be left out, the window starts at an "anchor" turn (about one turn in
+four, chosen by its first message's id), so it moves in steps of several turns: between steps each
+request starts with the previous one, byte for byte, and the prompt cache reads it. A
 new message that alone does not fit is refused before any model call (413 ``context-too-large``).
 When the API refused one of the session's last four turns because of what the request held (too
 long, too large, too many or too big images), the budgets are halved for each such refusal among
@@ -26,6 +29,7 @@ straight back into it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -44,6 +48,9 @@ MESSAGE_OVERHEAD_TOKENS = 8
 REQUEST_OVERHEAD_BYTES = 64 * 1024
 # The calibration factor is kept within this range (a stored usage that is off by more is ignored).
 CALIBRATION_RANGE = (1.0, 4.0)
+# When turns or photos must be left out, the window starts at an anchor turn (about one in this many),
+# so it moves in steps and the request's prefix stays byte-stable, and cached, between the steps.
+STEP_TURNS = 4
 # What the model reads where a photo was left out of the request.
 PHOTO_PLACEHOLDER = "[{n} earlier photo(s) of this message left out: the conversation holds more than fit one request]"
 # Error messages of the Messages API that mean "the request held too much" (the next turn shrinks).
@@ -156,6 +163,11 @@ def calibration(history: list[Message], overhead_tokens: int) -> float:
     return 1.0
 
 
+def _is_anchor(turn: list[Message]) -> bool:
+    """About one turn in ``STEP_TURNS`` is an anchor, chosen by its first message's id (stable)."""
+    return int(hashlib.sha256(str(turn[0].id).encode()).hexdigest()[:8], 16) % STEP_TURNS == 0
+
+
 def _photo_bytes(message: Message) -> list[int]:
     """The base64 size of each photo of ``message``, oldest first."""
     return [4 * math.ceil(_image_bytes(i) / 3) for i in (message.images or [])]
@@ -214,23 +226,41 @@ def build_context(history: list[Message], new_message: Message, budgets: Budgets
     used_tokens = math.ceil(overhead_tokens * factor) + tokens(new_message)
     used_bytes = REQUEST_OVERHEAD_BYTES + message_bytes(new_message)
     used_images = len(new_message.images or [])
-    kept: list[list[Message]] = []
     turns = group_turns(history)
-    images_left_out = 0
-    for turn in reversed(turns):  # newest first
+    chosen: list[tuple[list[Message], list[int], int, int]] = []  # newest first: turn, photos kept, tokens, bytes
+    for turn in reversed(turns):
         keep = _photos_that_fit(turn, budgets.max_images - used_images, budgets.max_bytes - used_bytes)
         dropped = [len(m.images or []) - k for m, k in zip(turn, keep)]  # each message's oldest photos
         turn_bytes = sum(message_bytes(m) - sum(_photo_bytes(m)[:d]) for m, d in zip(turn, dropped))
         turn_tokens = sum(tokens(m) for m in turn) - math.floor(sum(dropped) * IMAGE_TOKENS * factor)
         if used_tokens + turn_tokens > budgets.max_tokens or used_bytes + turn_bytes > budgets.max_bytes:
             break
-        for message, n in zip(turn, keep):
-            images_left_out += _leave_out_images(message, n)
         used_tokens += turn_tokens
         used_bytes += turn_bytes
         used_images += sum(keep)
-        kept.append(turn)
-    kept.reverse()
+        chosen.append((turn, keep, turn_tokens, turn_bytes))
+    chosen.reverse()  # oldest first
+    if len(chosen) < len(turns):
+        # turns were left out: start at an anchor turn, so the start moves in steps and the request's
+        # prefix (and so the prompt cache) stays the same for several turns
+        first = next((i for i, (turn, *_) in enumerate(chosen) if _is_anchor(turn)), 0)
+        for turn, keep, turn_tokens, turn_bytes in chosen[:first]:
+            used_tokens, used_bytes, used_images = used_tokens - turn_tokens, used_bytes - turn_bytes, used_images - sum(keep)
+        chosen = chosen[first:]
+    with_photos = [i for i, (turn, keep, *_) in enumerate(chosen) if any(m.images for m in turn)]
+    if with_photos and any(sum(keep) < sum(len(m.images or []) for m in turn) for turn, keep, *_ in chosen):
+        # photos were left out: keep photos from an anchor turn on only, for the same reason
+        oldest_kept = next((i for i in with_photos if sum(chosen[i][1])), len(chosen))
+        anchor = next((i for i in range(oldest_kept, len(chosen)) if _is_anchor(chosen[i][0])), oldest_kept)
+        for i in range(oldest_kept, anchor):
+            turn, keep, turn_tokens, turn_bytes = chosen[i]
+            used_images -= sum(keep)
+            chosen[i] = (turn, [0] * len(keep), turn_tokens, turn_bytes)
+    images_left_out = 0
+    for turn, keep, *_ in chosen:
+        for message, n in zip(turn, keep):
+            images_left_out += _leave_out_images(message, n)
+    kept = [turn for turn, *_ in chosen]
     left_out = len(turns) - len(kept)
     return Context(history=[m for turn in kept for m in turn], tokens=used_tokens, images=used_images,
                    encoded_bytes=used_bytes, turns_left_out=left_out, images_left_out=images_left_out,
