@@ -74,6 +74,8 @@ Default behaviour (deterministic, from the request)
         - else ``calculator`` offered and the user text holds an arithmetic expression ->
           calls ``calculator`` with ``{"expression": ...}``;
         - else a text reply.
+    * a summariser (its system prompt says "You summarise conversations"): the summary so far from
+      the prompt, then each ``User:`` line of the new part cut to 120 characters;
     * text reply: ``Stand-in model reply to: <first 60 chars of the last user text>. I can see
       N image(s) in this conversation (total bytes B).``; when the last message carries tool
       results: ``The tool returned: <first 200 chars of the results>``.
@@ -988,6 +990,16 @@ def _tool_use_block(name: str, tool_input: dict, block_id: str | None = None) ->
     return {"type": "tool_use", "id": block_id or "toolu_" + _hex(24), "name": name, "input": tool_input}
 
 
+def summary_reply(prompt: str) -> str:
+    """A summariser's reply (the system prompt asks to summarise a conversation): the summary so far,
+    then each "User:" line of the new part cut to 120 characters: a deterministic summary that keeps
+    what each user message opened with."""
+    before, _, new_part = prompt.partition("The next part of the conversation:")
+    summary = before.replace("The summary so far:", "").strip()
+    lines = [line[:120] for line in new_part.splitlines() if line.startswith("User:")]
+    return "\n".join(([summary] if summary else []) + lines) or "Nothing to summarise."
+
+
 def default_content(body: dict) -> list[dict]:
     """The default (unscripted) reply content for a request."""
     messages = body.get("messages") or []
@@ -1012,6 +1024,9 @@ def default_content(body: dict) -> list[dict]:
             expr = _find_expression(user_text)
             if expr:
                 return [_tool_use_block("calculator", {"expression": expr})]
+
+    if "you summarise conversations" in _system_text(body.get("system")).lower():
+        return [{"type": "text", "text": summary_reply(user_text)}]
 
     n_images, n_bytes = _count_images(messages)
     snippet = user_text[:60]

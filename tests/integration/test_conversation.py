@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from decimal import Decimal
 
 import boto3
 import httpx
@@ -226,3 +227,41 @@ def test_a_session_recovers_after_the_model_refused_its_size(user, standin, smal
     for i in refused:  # ... and the turn after each refusal completed: the session never stays broken
         assert i + 1 == len(outcomes) or outcomes[i + 1] == "TurnCompleted", outcomes
     assert outcomes.count("TurnFailed") <= 2, outcomes
+
+
+def test_older_turns_are_compacted_into_a_priced_summary_never_silently_dropped(user, standin, small_budget,
+                                                                                 db_conn):
+    standin.configure(context_window=60_000)
+    sid = user.new_session()
+    body = ("The quick brown fox jumps over the lazy dog. " * 700)[:30_000]
+    for i in range(16):
+        note = (f"Remember this: my locker code is 7319. Note 1. {body}" if i == 0 else f"Note {i + 1}. {body}")
+        _, events = user.turn(sid, message=note)
+        assert events[-1]["event"] == "TurnCompleted", (i, events[-1])
+    # the fact of turn 1 reaches the model at turn 16, through the summary
+    last = standin.requests()[-1]["body"]
+    assert "locker code is 7319" in json.dumps(last["messages"]) and "Summary of the earlier" in json.dumps(last)
+    # each compaction is a priced model call of the turn that made it, in steps, not every turn
+    runs = db_conn.execute(
+        "SELECT c.id, c.parent_run_id, c.status, c.cost_usd FROM runs c JOIN runs t ON t.id = c.parent_run_id "
+        "WHERE t.session_id = %s AND c.agent_name = 'compaction' ORDER BY c.id", (sid,)).fetchall()
+    assert 1 <= len(runs) <= 5, runs
+    for run in runs:
+        assert run["status"] == "completed" and run["cost_usd"] > 0
+        row = db_conn.execute("SELECT role, model_id, cost_usd, cost_in_rands, message_parts FROM chat_events "
+                              "WHERE run_id = %s", (run["id"],)).fetchone()
+        assert row["role"] == "assistant" and row["model_id"] == "claude-haiku-5-5" and row["cost_in_rands"] > 0
+        turn = db_conn.execute("SELECT cost_usd FROM runs WHERE id = %s", (run["parent_run_id"],)).fetchone()
+        assert turn["cost_usd"] >= run["cost_usd"]  # the turn's total includes its compaction
+    summary = db_conn.execute("SELECT summary, turns, run_id FROM session_summaries WHERE session_id = %s",
+                              (sid,)).fetchone()
+    assert "7319" in summary["summary"] and summary["run_id"] == runs[-1]["id"]
+    # the conversation as stored is untouched: every note is listed, no summary call among them
+    items = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200}).json()["items"]
+    assert len([m for m in items if m["role"] == "user"]) == 16
+    assert all(m["agent_name"] != "compaction" for m in items)
+    # and what it cost is in the user's usage
+    usage = user.client.get("/usage").json()
+    stored = db_conn.execute("SELECT sum(cost_in_rands) AS zar FROM chat_events WHERE session_id = %s",
+                             (sid,)).fetchone()["zar"]
+    assert sum(Decimal(d["cost"]["zar"]) for d in usage["by_day"]) >= stored > 0

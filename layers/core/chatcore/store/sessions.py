@@ -78,6 +78,7 @@ SELECT ce.id, ce.run_id, r.parent_run_id, r.status AS run_status, ce.role, ce.ag
 FROM chat_events ce JOIN runs r ON r.id = ce.run_id
 WHERE ce.session_id = %(session_id)s AND (%(after)s::uuid IS NULL OR ce.id > %(after)s)
   AND (%(members)s OR r.parent_run_id IS NULL)
+  AND r.agent_name IS DISTINCT FROM 'compaction'  -- summaries of older turns are not the conversation
 ORDER BY ce.id ASC
 LIMIT %(limit)s
 """

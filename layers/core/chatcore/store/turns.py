@@ -38,11 +38,13 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        running.id AS running_id, running.stale AS running_stale,
        u.monthly_budget_zar,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
-       history.messages AS history, recent.outcomes AS recent_outcomes
+       history.messages AS history, recent.outcomes AS recent_outcomes,
+       ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 LEFT JOIN agents a ON a.id = s.agent_id
 LEFT JOIN teams t ON t.id = s.team_id
+LEFT JOIN session_summaries ss ON ss.session_id = s.id
 LEFT JOIN {rate_in_effect("(now() AT TIME ZONE 'UTC')::date")} fx ON true
 LEFT JOIN LATERAL (
     SELECT * FROM runs r
@@ -51,13 +53,16 @@ LEFT JOIN LATERAL (
 LEFT JOIN {running_turn("s.id")} running ON true
 LEFT JOIN LATERAL (
     -- completed top-level turns only: a failed turn's user message would otherwise be merged into
-    -- the next request by Claude's formatter and could repeat the failure
+    -- the next request by Claude's formatter and could repeat the failure; and only what the
+    -- session's summary does not cover
     SELECT jsonb_agg(ce.message_parts ORDER BY ce.id) AS messages
     FROM chat_events ce
     WHERE ce.run_id IN (
         SELECT r.id FROM runs r
         WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status = 'completed'
+          AND (ss.through_message_id IS NULL OR r.id > ss.through_message_id)
         ORDER BY r.id DESC LIMIT %(history_turns)s)
+      AND (ss.through_message_id IS NULL OR ce.id > ss.through_message_id)
 ) history ON true
 LEFT JOIN LATERAL (
     -- how the last finished turns ended, newest first: a run of refusals for the request's size
@@ -106,6 +111,16 @@ WHERE id = %(id)s
 """
 
 TOUCH_SESSION = "UPDATE sessions SET updated_at = now() WHERE id = %(session_id)s"
+
+# A summary only moves forward: a turn that compacted an older point than the stored one changes nothing.
+SAVE_SUMMARY = """
+INSERT INTO session_summaries (session_id, summary, through_message_id, turns, run_id)
+VALUES (%(session_id)s, %(summary)s, %(through_message_id)s, %(turns)s, %(run_id)s)
+ON CONFLICT (session_id) DO UPDATE SET summary = EXCLUDED.summary,
+    through_message_id = EXCLUDED.through_message_id, turns = EXCLUDED.turns, run_id = EXCLUDED.run_id,
+    updated_at = now()
+WHERE session_summaries.through_message_id < EXCLUDED.through_message_id
+"""
 
 
 def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, client_turn_id: str | None,
@@ -163,3 +178,10 @@ def finish_run(conn: psycopg.Connection, **values: Any) -> None:
 
 def touch_session(conn: psycopg.Connection, session_id: UUID) -> None:
     conn.execute(TOUCH_SESSION, {"session_id": session_id})
+
+
+def save_summary(conn: psycopg.Connection, *, session_id: UUID, summary: str, through_message_id: UUID,
+                 turns: int, run_id: UUID) -> None:
+    """Store the session's summary (it only ever moves forward)."""
+    conn.execute(SAVE_SUMMARY, {"session_id": session_id, "summary": summary,
+                                "through_message_id": through_message_id, "turns": turns, "run_id": run_id})

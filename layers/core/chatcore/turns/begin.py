@@ -30,7 +30,8 @@ from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.store import turns as turn_rows
 from chatcore.turns.agent import Conversation
-from chatcore.turns.context import Budgets, build_context, check_fits, is_context_refusal
+from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
+from chatcore.turns.context import Budgets, build_context, check_fits, group_turns, is_context_refusal
 from chatcore.turns.outcome import TurnOutcome
 from chatcore.turns.registry import conversation_for
 
@@ -56,6 +57,7 @@ class PreparedTurn:
     history: list[Message]
     user_message: Message
     costs: CostCalculator
+    compaction: Compaction | None = None  # older turns this turn folded into the session's summary
     client_disconnected: bool = False
     outcome: TurnOutcome | None = None
 
@@ -125,15 +127,34 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         message.from_history = True
         history.append(message)
     inline_for_model(history)
-    context = build_context(history, user_message, budgets, overhead_tokens=conversation.overhead_tokens)
-    if context.turns_left_out or context.images_left_out:
-        log.info("turn %s: %d stored turn(s) and %d photo(s) left out of the model's input (%d tokens, "
-                 "calibration %.2f)", run_id, context.turns_left_out, context.images_left_out, context.tokens,
-                 context.calibration)
-    history = context.history
+    history, compaction = _model_history(turn, row, history, user_message, budgets, conversation)
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
-                        user_message=user_message, costs=CostCalculator(fx, price_ids()))
+                        user_message=user_message, costs=CostCalculator(fx, price_ids()), compaction=compaction)
+
+
+def _model_history(turn: TurnInput, row: dict, history: list[Message], user_message: Message, budgets: Budgets,
+                   conversation: Conversation) -> tuple[list[Message], Compaction | None]:
+    """The model's copy of the history: the session's summary, then the recent turns that fit the
+    budgets; turns that no longer fit are folded into the summary first (``turns.compaction``)."""
+    summary, covered = row["summary"], row["summary_turns"] or 0
+    overhead = conversation.overhead_tokens + summary_tokens(summary)
+    context = build_context(history, user_message, budgets, overhead_tokens=overhead, apply=False)
+    compaction = None
+    fold = turns_to_fold(history, context, budgets)
+    if fold:
+        turns = group_turns(history)
+        compaction = compact(summary=summary, turns=turns[:fold], covered=covered, run_id=uuid7(),
+                             session_id=str(turn.session_id), user_id=turn.sub)
+        if compaction is not None and compaction.summary:
+            summary = compaction.summary
+            history = [m for t in turns[fold:] for m in t]
+            overhead = conversation.overhead_tokens + summary_tokens(summary)
+    context = build_context(history, user_message, budgets, overhead_tokens=overhead)
+    if context.turns_left_out or context.images_left_out:
+        log.info("%d stored turn(s) and %d photo(s) left out of the model's input (%d tokens, calibration %.2f)",
+                 context.turns_left_out, context.images_left_out, context.tokens, context.calibration)
+    return (summary_messages(summary) if summary else []) + context.history, compaction
 
 
 def _recent_refusals(outcomes: list | None) -> int:

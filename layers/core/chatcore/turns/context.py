@@ -215,9 +215,10 @@ def check_fits(new_message: Message, budgets: Budgets, *, overhead_tokens: int) 
 
 
 def build_context(history: list[Message], new_message: Message, budgets: Budgets, *,
-                  overhead_tokens: int) -> Context:
+                  overhead_tokens: int, apply: bool = True) -> Context:
     """The history to send with ``new_message`` (see the module): the newest whole turns that fit.
-    The messages are the model's copy: photos left out are replaced by a placeholder in them."""
+    The messages are the model's copy: photos left out are replaced by a placeholder in them (with
+    ``apply=False`` nothing is changed: the decision only)."""
     factor = calibration(history, overhead_tokens)
 
     def tokens(message: Message) -> int:
@@ -259,7 +260,7 @@ def build_context(history: list[Message], new_message: Message, budgets: Budgets
     images_left_out = 0
     for turn, keep, *_ in chosen:
         for message, n in zip(turn, keep):
-            images_left_out += _leave_out_images(message, n)
+            images_left_out += _leave_out_images(message, n) if apply else len(message.images or []) - n
     kept = [turn for turn, *_ in chosen]
     left_out = len(turns) - len(kept)
     return Context(history=[m for turn in kept for m in turn], tokens=used_tokens, images=used_images,

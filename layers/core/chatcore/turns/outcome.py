@@ -105,7 +105,10 @@ def store_outcome(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
     input_ids = {m.id for m in turn.history} | {turn.user_message.id}
     rows: list[dict[str, Any]] = []
     runs: list[tuple[RunRecord, TurnOutcome]] = []
-    for record in turn.conversation.records(tracker, input_ids):
+    records = turn.conversation.records(tracker, input_ids)
+    if turn.compaction is not None:  # the call that summarised older turns, billed with this turn
+        records.append(turn.compaction.record)
+    for record in records:
         run = TurnOutcome(session_id=session_id, run_id=record.run_uuid,
                           status="failed" if record.error else "completed", error=record.error,
                           client_disconnected=turn.client_disconnected)
@@ -151,4 +154,9 @@ def store_outcome(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
         turn_rows.insert_chat_events(conn, rows)
         turn_rows.finish_run(conn, **total.run_row())
         turn_rows.touch_session(conn, session_id)
+        if turn.compaction is not None and turn.compaction.summary:
+            c = turn.compaction
+            turn_rows.save_summary(conn, session_id=session_id, summary=c.summary,
+                                   through_message_id=c.through_message_id, turns=c.turns,
+                                   run_id=c.record.run_uuid)
     return total

@@ -1,0 +1,140 @@
+"""Older turns compacted into the session's summary, never silently dropped.
+
+When the history outgrows the context budget (``turns.context``), the turns that fall out, and
+with them the oldest turns still in, until the rest uses at most half the token budget, are folded
+into the session's summary by a model call (``COMPACTION_MODEL``, a cheap one). The summary is
+extended in steps: at most once every several turns, so the request's prefix (instructions,
+summary, recent turns) stays byte-stable in between and the prompt cache reads it. The model's
+input is then: instructions, the summary, the recent turns.
+
+The call is priced and stored like any other: a ``compaction`` run of the turn that made it, with
+one assistant row holding the summary and its tokens and cost; the rollup, budgets and ``/usage``
+count it, ``GET /sessions/{id}/messages`` does not list it. Stored messages are never changed.
+
+Why our own: Anthropic's server-side compaction is a beta (``compact-2026-01-12``) that triggers at
+50k tokens and returns a block the client must keep and resend, which agno does not support; agno's
+``CompressionManager`` compresses one run's tool results and context, and keeps nothing across our
+own storage. A summary row per session is simple, priced like everything else, and survives any
+model or framework change.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from uuid import UUID
+
+from agno.agent import Agent
+from agno.models.message import Message
+
+from chatcore.money.prices import TokenUsage
+from chatcore.turns.claude import claude
+from chatcore.turns.context import Budgets, Context, group_turns, message_tokens
+from chatcore.turns.tracking import RecordedMessage, RunRecord, usage_of
+
+log = logging.getLogger(__name__)
+
+COMPACTION_MODEL = "claude-haiku-5-5"
+COMPACTION_AGENT = "compaction"
+INSTRUCTIONS = (
+    "You summarise conversations between a user and an assistant in a mobile chat app.",
+    "Update the summary with the new part of the conversation. Keep every fact, name, number, date, "
+    "decision, preference and open question the user may refer to later; drop small talk.",
+    "Write plain prose, at most 300 words, in the user's language. Answer with the summary only.",
+)
+SUMMARY_OPENING = "[Summary of the earlier conversation, which is no longer shown in full]"
+SUMMARY_ACK = "Understood: I will use this summary of our earlier conversation."
+# Each line of the transcript that the summariser reads is cut to this many characters.
+LINE_CHARS = 4_000
+
+
+@dataclass
+class Compaction:
+    """A summary made by this turn: what to store, and the model call that made it."""
+
+    summary: str
+    through_message_id: UUID
+    turns: int
+    record: RunRecord
+
+
+@lru_cache(maxsize=1)
+def _summariser() -> Agent:
+    return Agent(id=COMPACTION_AGENT, name=COMPACTION_AGENT, model=claude(COMPACTION_MODEL),
+                 instructions=list(INSTRUCTIONS), telemetry=False, markdown=False)
+
+
+def summary_messages(summary: str) -> list[Message]:
+    """The summary as the first exchange of the model's history (its copy only)."""
+    return [Message(role="user", content=f"{SUMMARY_OPENING}\n\n{summary}", from_history=True),
+            Message(role="assistant", content=SUMMARY_ACK, from_history=True)]
+
+
+def transcript(turns: list[list[Message]]) -> str:
+    lines = []
+    for turn in turns:
+        for m in turn:
+            text = m.content if isinstance(m.content, str) else ""
+            if m.role == "user":
+                photos = len(m.images or [])
+                lines.append(f"User: {text[:LINE_CHARS]}" + (f" [{photos} photo(s)]" if photos else ""))
+            elif m.role == "assistant" and text:
+                lines.append(f"Assistant: {text[:LINE_CHARS]}")
+            elif m.role == "tool":
+                lines.append(f"Tool {m.tool_name or ''}: {str(m.content)[:200]}")
+    return "\n".join(lines)
+
+
+def turns_to_fold(history: list[Message], context: Context, budgets: Budgets) -> int:
+    """How many of the oldest turns to fold into the summary: those the context left out, and then
+    the oldest kept ones until the rest uses at most half the token budget (so the next steps are
+    several turns away)."""
+    turns = group_turns(history)
+    fold = context.turns_left_out
+    if fold == 0:
+        return 0
+    remaining = [m for t in turns[fold:] for m in t]
+    used = sum(message_tokens(m) for m in remaining)
+    while fold < len(turns) - 1 and used > budgets.max_tokens // 2:
+        used -= sum(message_tokens(m) for m in turns[fold])
+        fold += 1
+    return fold
+
+
+def compact(*, summary: str | None, turns: list[list[Message]], covered: int, run_id: UUID,
+                  session_id: str, user_id: str) -> Compaction | None:
+    """Fold ``turns`` (oldest first) into ``summary``; None when the model call failed (the turns are
+    then left out this time, and the next turn tries again)."""
+    prompt = (f"The summary so far:\n{summary}\n\n" if summary else "") + \
+        f"The next part of the conversation:\n{transcript(turns)}\n\nWrite the updated summary."
+    try:
+        output = _summariser().run(input=prompt, stream=False, run_id=str(run_id), session_id=session_id,
+                                   user_id=user_id)
+    except Exception:  # noqa: BLE001 - the turn goes on without a new summary
+        log.exception("compaction of %d turn(s) failed", len(turns))
+        return None
+    replies = [m for m in (output.messages or []) if m.role == "assistant"]
+    text = (output.content if isinstance(output.content, str) else "") or ""
+    status = str(getattr(output, "status", "")).lower()
+    if not replies or not text.strip() or "error" in status:
+        log.warning("compaction of %d turn(s) gave no summary (%s)", len(turns), status)
+        usage = sum((usage_of(m.metrics) for m in replies), TokenUsage())
+        if not usage:
+            return None
+        # billed but unusable: stored (and charged) all the same, no summary saved
+        return Compaction("", UUID(int=0), 0, _record(run_id, replies))
+    through = UUID(str(turns[-1][-1].id))
+    return Compaction(text.strip(), through, covered + len(turns), _record(run_id, replies))
+
+
+def _record(run_id: UUID, replies: list[Message]) -> RunRecord:
+    return RunRecord(run_uuid=run_id, agent_name=COMPACTION_AGENT, model_id=COMPACTION_MODEL,
+                     messages=[RecordedMessage(m, usage_of(m.metrics)) for m in replies])
+
+
+def summary_tokens(summary: str | None) -> int:
+    if not summary:
+        return 0
+    return sum(message_tokens(m) for m in summary_messages(summary)) + math.ceil(len(SUMMARY_OPENING) / 4)
