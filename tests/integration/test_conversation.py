@@ -265,3 +265,47 @@ def test_older_turns_are_compacted_into_a_priced_summary_never_silently_dropped(
     stored = db_conn.execute("SELECT sum(cost_in_rands) AS zar FROM chat_events WHERE session_id = %s",
                              (sid,)).fetchone()["zar"]
     assert sum(Decimal(d["cost"]["zar"]) for d in usage["by_day"]) >= stored > 0
+
+
+@pytest.fixture()
+def one_hour_cache(monkeypatch, standin):
+    """PROMPT_CACHE_TTL=1h for this test: the models (built once per process) are built anew."""
+    from chatcore.turns import claude as claude_models, compaction, registry
+
+    def rebuild():
+        get_settings.cache_clear()
+        claude_models.claude.cache_clear()
+        compaction._summariser.cache_clear()
+        registry._conversations.clear()
+
+    monkeypatch.setenv("PROMPT_CACHE_TTL", "1h")
+    rebuild()
+    yield
+    monkeypatch.undo()
+    rebuild()
+
+
+def test_one_hour_caching_writes_are_stored_and_priced_at_their_own_rate(user, standin, one_hour_cache, db_conn):
+    from chatcore.money.cost import stored_amounts
+    from chatcore.money.prices import TokenUsage, default_price_book
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="Please keep this long note in mind. " * 200)  # ~1,800 tokens
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    request = standin.requests()[-1]
+    assert request["body"]["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert all(b.get("cache_control", {}).get("ttl") == "1h" for b in request["body"]["system"] if "cache_control" in b)
+    written = request["response"]["usage"]["cache_creation"]
+    assert written["ephemeral_1h_input_tokens"] > 0 and written["ephemeral_5m_input_tokens"] == 0
+    row = db_conn.execute(
+        "SELECT model_id, created_at, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, "
+        "cache_write_1h_tokens, cost_usd, fx_rate FROM chat_events WHERE session_id = %s AND role = 'assistant' "
+        "ORDER BY id DESC LIMIT 1", (sid,)).fetchone()
+    assert row["cache_write_1h_tokens"] == row["cache_write_tokens"] == written["ephemeral_1h_input_tokens"]
+    usage = TokenUsage(row["input_tokens"], row["output_tokens"], row["cache_read_tokens"], row["cache_write_tokens"],
+                       row["cache_write_1h_tokens"])
+    book = default_price_book()
+    one_hour = book.cost_usd(row["model_id"], usage, row["created_at"])
+    five_minutes = book.cost_usd(row["model_id"], TokenUsage(*[getattr(usage, f) for f in (
+        "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")]), row["created_at"])
+    assert row["cost_usd"] == stored_amounts(one_hour.usd, row["fx_rate"])[0] > five_minutes.usd

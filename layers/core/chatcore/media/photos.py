@@ -79,7 +79,8 @@ def target_size(width: int, height: int, limits: Limits) -> tuple[int, int]:
     scale = min(1.0, limits.max_edge / max(width, height), math.sqrt(limits.max_pixels / (width * height)))
     if scale >= 1.0:
         return width, height
-    return max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    # the epsilon keeps 6000 x (1568 / 6000) at 1568, not 1567.9999...
+    return max(1, math.floor(width * scale + 1e-6)), max(1, math.floor(height * scale + 1e-6))
 
 
 def normalise(content: bytes, *, where: str = "image", limits: Limits | None = None) -> Photo:

@@ -1,0 +1,123 @@
+"""Photos normalised at the door (``chatcore.media.photos``): every format a phone sends, upright, no
+metadata, within the size limits, re-encoded as the API takes it; bad files refused with 422; photos
+stored before normalisation made model-ready; and Pillow loaded only where a photo is handled."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from chatcore.errors import InvalidImage
+from chatcore.media.photos import Limits, model_ready, normalise, target_size
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def exif_with_gps(orientation: int = 6) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "Apple"
+    gps = exif.get_ifd(0x8825)
+    gps[1], gps[2] = "S", (33.0, 55.0, 12.0)
+    return exif.tobytes()
+
+
+def encode(img: Image.Image, fmt: str, **options) -> bytes:
+    out = io.BytesIO()
+    img.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def gradient(width: int, height: int) -> Image.Image:
+    img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    return Image.merge("RGB", (img.getchannel(0), img.getchannel(0).transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                               img.getchannel(0)))
+
+
+def opened(data: bytes) -> Image.Image:
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF", "HEIF"])
+def test_every_phone_format_becomes_an_upright_photo_without_metadata(fmt):
+    if fmt == "HEIF":
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    data = encode(gradient(800, 600), fmt, exif=exif_with_gps(orientation=6))
+    photo = normalise(data)
+    img = opened(photo.upload.content)
+    assert img.format in ("JPEG", "PNG", "WEBP") and photo.upload.mime_type == f"image/{img.format.lower()}"
+    assert img.size == (600, 800) == (photo.width, photo.height)  # rotated by its EXIF orientation
+    assert not dict(img.getexif()) and "exif" not in img.info and "icc_profile" not in img.info
+    assert b"Apple" not in photo.upload.content
+
+
+def test_a_12_megapixel_photo_is_downscaled_to_the_limits():
+    photo = normalise(encode(gradient(4032, 3024), "JPEG", quality=90))
+    assert (photo.width, photo.height) == target_size(4032, 3024, Limits()) == (1238, 928)
+    assert photo.width * photo.height <= 1_150_000 and max(photo.width, photo.height) <= 1568
+    assert photo.upload.mime_type == "image/jpeg"
+
+
+def test_the_edge_limit_applies_to_a_long_narrow_photo():
+    assert target_size(6000, 500, Limits()) == (1568, 130)
+    assert target_size(1000, 800, Limits()) == (1000, 800)  # small photos are not enlarged
+
+
+def test_transparency_and_flat_graphics_stay_lossless():
+    rgba = Image.new("RGBA", (300, 200), (10, 20, 30, 0))
+    assert normalise(encode(rgba, "PNG")).upload.mime_type == "image/png"
+    screenshot = Image.new("RGB", (400, 300), "white")
+    screenshot.paste((0, 0, 0), (20, 20, 380, 40))
+    assert normalise(encode(screenshot, "PNG")).upload.mime_type == "image/png"
+
+
+@pytest.mark.parametrize("data, detail", [
+    pytest.param(encode(gradient(200, 100), "JPEG")[:400], "could not be read", id="truncated"),
+    pytest.param(b"\xff\xd8\xff" + b"\x00" * 500, "could not be read", id="header-only"),
+    pytest.param(encode(Image.new("RGB", (10, 10)), "BMP"), "could not be read", id="bmp-not-accepted"),
+])
+def test_unreadable_files_are_422_invalid_image(data, detail):
+    with pytest.raises(InvalidImage) as info:
+        normalise(data, where="images[3]")
+    assert info.value.status == 422 and detail in info.value.detail and info.value.extra["field"] == "images[3].data"
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded():
+    huge = encode(Image.new("1", (12_000, 12_000)), "PNG")  # 144 megapixels, a few KB of file
+    assert len(huge) < 100_000
+    with pytest.raises(InvalidImage) as info:
+        normalise(huge)
+    assert "pixels" in info.value.detail
+    with pytest.raises(InvalidImage):
+        normalise(encode(Image.new("1", (9_000, 9_000)), "PNG"))  # 81 MP: over our own 64 MP limit
+
+
+def test_a_photo_stored_before_normalisation_is_made_model_ready_and_a_normalised_one_is_left_alone():
+    old = encode(gradient(3000, 2000), "PNG")  # stored raw, before photos were normalised
+    ready = model_ready(old)
+    assert ready != old and max(opened(ready).size) <= 1568
+    new = normalise(encode(gradient(3000, 2000), "JPEG")).upload.content
+    assert model_ready(new) is new
+
+
+def test_pillow_is_loaded_only_where_a_photo_is_handled():
+    """The API function (no photos) does not import Pillow; the chat function imports it lazily."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core"),
+                                                        str(ROOT / "functions" / "api"),
+                                                        str(ROOT / "functions" / "chat")]),
+           "DATABASE_URL": "postgresql://never@127.0.0.1:1/x", "MEDIA_BUCKET": "never"}
+    code = ("import sys, api_app, chat_api; "
+            "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.') or m == 'pillow_heif'))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
