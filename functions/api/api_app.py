@@ -271,6 +271,8 @@ async def usage(
     start = start or end.replace(day=1)
     if start > end:
         raise InvalidInput("'from' must not be after 'to'", field="from")
+    if end >= date.max:  # the day after 'to' must exist
+        raise InvalidInput(f"'to' must be before {date.max.isoformat()}", field="to")
     if (end - start).days >= MAX_USAGE_DAYS:
         raise InvalidInput(f"at most {MAX_USAGE_DAYS} days per request", field="to")
 

@@ -61,7 +61,7 @@ def test_a_failed_turn_ends_with_turn_failed_and_its_error_and_charges():
     outcome = completed(status="failed", error=RunError("model-error:overloaded_error", "Overloaded"), tool_errors=1)
     name, data = outcome.final_event()
     assert name == "TurnFailed" == outcome.event_name
-    assert data["error"] == {"code": "model-error:overloaded_error", "message": "Overloaded"}
+    assert data["error"] == {"code": "model-error:overloaded_error", "message": "Overloaded", "retryable": False}
     assert "tool_errors" not in data  # a failed turn reports its error, not its tool errors
     assert data["cost"] == {"usd": str(USD), "zar": str(ZAR)} and data["usage"] == usage_fields(USAGE)  # still billed
 
@@ -82,7 +82,7 @@ def test_a_replayed_failed_turn_repeats_its_stored_error(stored_message, message
                                                                error_message=stored_message))
     name, data = outcome.final_event()
     assert name == "TurnFailed" and data["replayed"] is True
-    assert data["error"] == {"code": "model-error", "message": message}
+    assert data["error"] == {"code": "model-error", "message": message, "retryable": False}
 
 
 def test_a_replayed_completed_turn_with_a_note_is_not_an_error():
@@ -98,7 +98,8 @@ def test_an_outcome_that_could_not_be_stored_reports_no_usage_or_cost():
     name, data = outcome.final_event()
     assert name == "TurnFailed"
     assert data == {"session_id": str(SESSION), "run_id": str(RUN), "duration_ms": 87,
-                    "error": {"code": "storage-error", "message": "could not store the turn: OperationalError"}}
+                    "error": {"code": "storage-error", "message": "could not store the turn: OperationalError",
+                                    "retryable": True}}
     # its run row still has every column: zero tokens, zero cost
     row = outcome.run_row()
     assert {k: row[k] for k in TOKENS} == dict.fromkeys(TOKENS, 0)

@@ -73,13 +73,13 @@ def test_a_run_error_on_the_root_run_fails_the_turn():
     tracker = tracker_of(event("RunStarted", agent_name="assistant"),
                          event("RunError", agent_name="assistant", error_type="model_provider_error",
                                content="prompt is too long"))
-    assert tracker.error == RunError("model-error:model_provider_error", "prompt is too long")
+    assert tracker.error == RunError("model-error:invalid_request", "prompt is too long")
     assert tracker.errors == {ROOT: tracker.error}
 
 
 def test_a_team_run_error_on_the_root_run_fails_the_turn():
     tracker = tracker_of(event("TeamRunError", team_name="planner", error_type="RateLimitError", content="slow down"))
-    assert tracker.error == RunError("model-error:RateLimitError", "slow down")
+    assert tracker.error == RunError("model-error:rate_limited", "slow down")
 
 
 @pytest.mark.parametrize("attrs, expected", [
@@ -376,3 +376,23 @@ def test_an_agent_turn_records_one_run():
     (record,) = conversation.records(failed, {ours.id})
     assert record.error == RunError("model-error", "boom")
     assert [(m.message.content, m.usage) for m in record.messages] == [(None, TokenUsage(8, 0))]
+
+
+@pytest.mark.parametrize("error_type, message, code, retryable", [
+    ("model_provider_error", "Error code: 429 - {'error': {'type': 'rate_limit_error'}}", "model-error:rate_limited", True),
+    ("model_provider_error", "Error code: 529 - {'error': {'type': 'overloaded_error'}}", "model-error:overloaded", True),
+    ("model_provider_error", "Error code: 500 - {'error': {'type': 'api_error'}}", "model-error:unavailable", True),
+    ("APITimeoutError", "Request timed out.", "model-error:unavailable", True),
+    ("model_provider_error", "Error code: 400 - {'error': {'type': 'invalid_request_error', 'message': "
+                             "'prompt is too long: 70000 tokens > 60000 maximum'}}", "model-error:invalid_request", False),
+    ("model_provider_error", "Error code: 413 - {'error': {'type': 'request_too_large'}}",
+     "model-error:invalid_request", False),
+    ("model_provider_error", "Error code: 401 - {'error': {'type': 'authentication_error'}}",
+     "model-error:misconfigured", False),
+    ("something_new", "a failure nobody has seen", "model-error:something_new", False),
+])
+def test_model_errors_have_codes_a_phone_can_act_on(error_type, message, code, retryable):
+    from chatcore.turns.tracking import is_retryable, model_error_code
+
+    assert model_error_code(error_type, message) == code
+    assert is_retryable(code) is retryable

@@ -1,6 +1,8 @@
 """Postgres connections: a tiny pool (one connection per Lambda sandbox by default), reopened when broken.
 
-``DB_POOL_MAX`` raises the pool size for a local server that handles requests concurrently.
+``DB_POOL_MAX`` raises the pool size for a local server that handles requests concurrently;
+``DB_POOL_TIMEOUT`` (seconds, default 5) is how long a request waits for a connection before it is
+answered 503 ``database-unavailable``.
 Connections use ``prepare_threshold=None`` so RDS Proxy does not pin sessions.
 
 Credentials: ``DATABASE_URL`` (local, tests); else ``DB_IAM_AUTH=1``: a fresh IAM auth token (valid
@@ -107,6 +109,9 @@ def pool() -> ConnectionPool:
                 conninfo,
                 min_size=1,
                 max_size=max(1, size),
+                # a request waits at most this long for a connection: Postgres down is then a 503
+                # (chatcore.web.app) in seconds, not a hung request
+                timeout=float(os.environ.get("DB_POOL_TIMEOUT", "5")),
                 kwargs=kwargs,  # a callable is resolved for every new connection (IAM tokens expire)
                 check=_check_if_idle,
                 reset=_mark_returned,

@@ -9,6 +9,8 @@ class ProblemError(Exception):
     status: int = 400
     code: str = "bad-request"
     title: str = "Bad request"
+    # Seconds after which a retry may succeed (a dependency that is down): the Retry-After header.
+    retry_after: int | None = None
 
     def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
@@ -70,3 +72,17 @@ class StorageUnavailable(ProblemError):
     """S3 failed: nothing was stored or deleted; the app may retry."""
 
     status, code, title = 503, "storage-unavailable", "Storage is unavailable; try again"
+    retry_after = 5
+
+
+class DatabaseUnavailable(ProblemError):
+    """Postgres could not be reached (restarting, failing over): nothing was done; the app may retry."""
+
+    status, code, title = 503, "database-unavailable", "The database is unavailable; try again"
+    retry_after = 5
+
+
+class ClientTurnIdReused(ProblemError):
+    """A ``client_turn_id`` sent again with a different message: not a retry of the same turn."""
+
+    status, code, title = 409, "client-turn-id-reused", "This client_turn_id belongs to a different message"

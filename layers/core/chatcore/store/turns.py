@@ -35,6 +35,8 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        prior.output_tokens AS prior_output_tokens, prior.cache_read_tokens AS prior_cache_read_tokens,
        prior.cache_write_tokens AS prior_cache_write_tokens, prior.cost_usd AS prior_cost_usd,
        prior.cost_in_rands AS prior_cost_in_rands,
+       (SELECT jsonb_build_array(ce.message_parts->>'content', jsonb_array_length(coalesce(ce.message_parts->'images', '[]')))
+        FROM chat_events ce WHERE ce.run_id = prior.id AND ce.role = 'user' ORDER BY ce.id LIMIT 1) AS prior_request,
        running.id AS running_id, running.stale AS running_stale,
        u.monthly_budget_zar,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
@@ -107,7 +109,7 @@ UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message 
        input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
        cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
        cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, finished_at = now()
-WHERE id = %(id)s
+WHERE id = %(id)s AND status = 'running'  -- a run closed meanwhile (abandoned) keeps its status
 """
 
 TOUCH_SESSION = "UPDATE sessions SET updated_at = now() WHERE id = %(session_id)s"

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from uuid import UUID
 
+import psycopg
 from agno.media import Image
 from agno.models.message import Message
 from uuid6 import uuid7
@@ -23,7 +24,9 @@ from chatcore import db
 from chatcore.observability import timed
 from chatcore.catalog import price_ids
 from chatcore.config import get_settings
-from chatcore.errors import InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress
+from chatcore.errors import (
+    ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
+)
 from chatcore.media.agno_storage import inline_for_model, to_agno_image
 from chatcore.media.images import ImageUpload
 from chatcore.money.budgets import month_bounds, refuse_if_over
@@ -66,7 +69,14 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
     """Store the start of a turn (see the module); a stored ``TurnOutcome`` answers a retried
     ``client_turn_id`` instead. Raises the problem (404, 402, 409, 503) before anything is stored."""
     with timed("begin"):
-        return _begin_turn(turn)
+        try:
+            return _begin_turn(turn)
+        except psycopg.errors.UniqueViolation:
+            # The same client_turn_id (or a second turn of the session) at the same moment: this
+            # request waited for the session's lock while the other one committed its run, but read
+            # the runs as they were before. Read again: it now sees that run (replay, or 409).
+            log.info("turn of session %s raced another; reading again", turn.session_id)
+            return _begin_turn(turn)
 
 
 def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
@@ -84,6 +94,11 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
             raise NotFound("no such session")
         if row["prior_id"] is not None:
             prior = {k.removeprefix("prior_"): v for k, v in row.items() if k.startswith("prior_")}
+            if prior["request"] is not None and [prior["request"][0] or "", prior["request"][1]] != [
+                    turn.message or "", len(turn.images)]:
+                raise ClientTurnIdReused(
+                    "this client_turn_id was sent before with a different message; use a new one for a new turn",
+                    run_id=str(row["prior_id"]))
             if prior["status"] == "running":
                 raise TurnInProgress("this turn is still running; retry later to get its outcome",
                                      run_id=str(row["prior_id"]))

@@ -16,7 +16,7 @@ from chatcore.catalog.specs import MODEL_PROVIDER_SLUG
 from chatcore.media.agno_storage import storable_message
 from chatcore.money.prices import TokenUsage
 from chatcore.store import turns as turn_rows
-from chatcore.turns.tracking import EventTracker, RunError, RunRecord
+from chatcore.turns.tracking import EventTracker, RunError, RunRecord, is_retryable
 
 if TYPE_CHECKING:
     from chatcore.turns.begin import PreparedTurn
@@ -52,7 +52,8 @@ class TurnOutcome:
         """The last event of the turn's stream (see ``chatcore.web.sse``)."""
         data: dict[str, Any] = {"session_id": str(self.session_id), "run_id": str(self.run_id)}
         if self.error is not None:
-            data["error"] = {"code": self.error.code, "message": self.error.message}
+            data["error"] = {"code": self.error.code, "message": self.error.message,
+                             "retryable": is_retryable(self.error.code)}
         if self.usage is not None:
             data["usage"] = usage_fields(self.usage)
             data["cost"] = {"usd": str(self.cost_usd), "zar": str(self.cost_zar)}

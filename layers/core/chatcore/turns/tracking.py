@@ -47,6 +47,38 @@ class RunError:
     message: str
 
 
+# What the Messages API said, as the SDK's error text carries it (its status and error type), and the
+# code a phone can act on: the first three are worth retrying later, the others are not.
+_MODEL_ERRORS = (
+    ("rate_limited", ("rate_limit_error", "error code: 429", "ratelimiterror")),
+    ("overloaded", ("overloaded_error", "error code: 529")),
+    ("unavailable", ("api_error", "error code: 500", "error code: 502", "error code: 503", "error code: 504",
+                     "timeout", "timed out", "connection error", "apiconnectionerror", "internalservererror")),
+    ("invalid_request", ("invalid_request_error", "request_too_large", "error code: 400", "error code: 413",
+                         "prompt is too long", "badrequesterror")),
+    ("misconfigured", ("authentication_error", "permission_error", "not_found_error", "error code: 401",
+                       "error code: 403", "error code: 404")),
+)
+RETRYABLE_CODES = frozenset({"model-error:rate_limited", "model-error:overloaded", "model-error:unavailable",
+                             "storage-error", "internal-error"})
+
+
+def model_error_code(error_type: str | None, message: str) -> str:
+    """``model-error:<kind>`` for a failed model call (``rate_limited``, ``overloaded``, ``unavailable``:
+    retry later; ``invalid_request``, ``misconfigured``: a retry fails the same way); an error the
+    text does not name keeps agno's ``error_type``."""
+    text = f"{error_type or ''} {message}".lower()
+    for kind, markers in _MODEL_ERRORS:
+        if any(marker in text for marker in markers):
+            return f"model-error:{kind}"
+    return f"model-error:{error_type}" if error_type else "model-error"
+
+
+def is_retryable(code: str | None) -> bool:
+    """Whether sending the turn again later may succeed (the model or a dependency was unavailable)."""
+    return code in RETRYABLE_CODES
+
+
 @dataclass
 class EventTracker:
     """What the event stream says about each run of a turn (the turn's own run and member runs)."""
@@ -66,11 +98,9 @@ class EventTracker:
         if who and run_id not in self.agent_names:
             self.agent_names[run_id] = who
         if name in LEADER_ERROR_EVENTS:
-            error_type = getattr(event, "error_type", None)
-            self.errors[run_id] = RunError(
-                code="model-error" if not error_type else f"model-error:{error_type}",
-                message=str(getattr(event, "content", "") or "the model call failed"),
-            )
+            message = str(getattr(event, "content", "") or "the model call failed")
+            self.errors[run_id] = RunError(code=model_error_code(getattr(event, "error_type", None), message),
+                                           message=message)
         elif name in TOOL_ERROR_EVENTS:
             self.tool_errors += 1
         elif name in MODEL_CALL_EVENTS:

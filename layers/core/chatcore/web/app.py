@@ -9,6 +9,7 @@ No agno import.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
@@ -22,15 +23,19 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from chatcore.config import Settings, get_settings
-from chatcore.errors import NotFound, PayloadTooLarge, ProblemError
-from chatcore.web.identity import caller
+from chatcore.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge, ProblemError
+
+log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
 MAX_BODY_BYTES = Settings.max_body_bytes
 
 
-def problem_response(err: ProblemError) -> JSONResponse:
-    return JSONResponse(err.to_problem(), status_code=err.status, media_type=PROBLEM)
+def problem_response(err: ProblemError, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    return JSONResponse(err.to_problem(), status_code=err.status, media_type=PROBLEM, headers=headers or None)
 
 
 class _HttpProblem(ProblemError):
@@ -50,10 +55,30 @@ async def _http(_: Request, err: HTTPException) -> JSONResponse:
         return problem_response(NotFound("no such route"))
     if err.status_code == 413:
         return problem_response(PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes"))
-    return problem_response(_HttpProblem(err.status_code, str(err.detail)))
+    if err.status_code == 400:  # a body that cannot be parsed (invalid UTF-8, an integer too long...)
+        return problem_response(InvalidInput(f"the body could not be read: {err.detail}"))
+    # 405 keeps its Allow header (the methods the route has)
+    return problem_response(_HttpProblem(err.status_code, str(err.detail)), headers=err.headers)
 
 
-EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http}
+async def _too_deep(_: Request, err: RecursionError) -> JSONResponse:
+    return problem_response(InvalidInput("the body is nested too deeply"))
+
+
+async def _database_down(_: Request, err: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s: %s", err.__class__.__name__, err)
+    return problem_response(DatabaseUnavailable("the database could not be reached; nothing was done, try again"))
+
+
+def _database_errors() -> dict:
+    """Postgres unreachable (a restart, a failover, a pool that cannot connect): 503, never a 500."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return {psycopg.OperationalError: _database_down, PoolTimeout: _database_down}
+
+
+EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http, RecursionError: _too_deep, **_database_errors()}
 
 
 class LimitBody:

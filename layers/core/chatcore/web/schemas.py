@@ -41,7 +41,7 @@ class CreateSession(Strict):
 
     agent: str | None = Field(default=None, pattern=NAME_PATTERN, description="agent name (GET /agents)")
     team: str | None = Field(default=None, pattern=NAME_PATTERN, description="team name (GET /teams)")
-    title: Text | None = Field(default=None, max_length=Settings.max_title_chars)
+    title: Text | None = Field(default=None, min_length=1, max_length=Settings.max_title_chars)
 
     @model_validator(mode="after")
     def one_of_agent_or_team(self) -> "CreateSession":

@@ -100,9 +100,13 @@ bytes and presigned URLs are never sent.
   "tool_errors": <int>, "member_errors": [{"run_id", "agent_name", "code", "message"}],
   "duration_ms": <int>}`. Usage and cost add up every model call of the turn, a team's members
   included. `"replayed": true` when answering a repeated `client_turn_id` from what is stored.
-* `TurnFailed`: `{"session_id", "run_id", "error": {"code", "message"}, "usage", "cost"}`. Codes:
-  `model-error[:<type>]` (the model API failed after retries), `internal-error`, `storage-error`.
-  Calls that completed before the failure are stored and charged.
+* `TurnFailed`: `{"session_id", "run_id", "error": {"code", "message", "retryable"}, "usage", "cost"}`.
+  Codes: `model-error:rate_limited`, `model-error:overloaded`, `model-error:unavailable` (the model
+  API was busy or unreachable after retries: `retryable` is true, send the turn again later),
+  `model-error:invalid_request` (the API refused the request, e.g. its size: the next turn is built
+  smaller), `model-error:misconfigured`, `internal-error`, `storage-error`. Calls that completed
+  before the failure are stored and charged.
 
-Errors found before the stream starts are `application/problem+json` with a 4xx status.
+Errors found before the stream starts are `application/problem+json` with a 4xx status, or 503 with
+`Retry-After` when a dependency (Postgres, S3) is down.
 """

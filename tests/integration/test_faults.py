@@ -1,0 +1,130 @@
+"""Faults answered properly: requests racing with the same client_turn_id, a retry key reused for a
+different message, model errors a phone can act on, Postgres unreachable (503 with Retry-After,
+never a 500), and the bad inputs that used to give a 500 or the wrong 4xx."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import httpx
+import pytest
+
+from chatcore import db
+from chatcore.web import sse
+from tests.conftest import User
+
+PROBLEM = "application/problem+json"
+
+
+def test_the_same_client_turn_id_at_the_same_moment_is_one_run_and_never_a_5xx(server_url, standin, db_conn):
+    pairs = 10
+    users = [User(server_url) for _ in range(pairs)]
+    sessions = [u.new_session() for u in users]
+    barrier = threading.Barrier(2 * pairs)
+    results: list[tuple[int, int, str]] = []
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        user, sid = users[i // 2], sessions[i // 2]
+        client = httpx.Client(base_url=server_url, headers=user.headers, timeout=60)
+        barrier.wait()
+        r = client.post(f"/sessions/{sid}/turns", json={"message": "hello", "client_turn_id": f"same-{i // 2}"})
+        last = ""
+        if r.headers.get("content-type", "").startswith("text/event-stream"):
+            last = sse.parse(r.text)[-1]["event"]
+        with lock:
+            results.append((i // 2, r.status_code, last or r.json().get("code", "")))
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(2 * pairs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 2 * pairs
+    assert all(status < 500 for _, status, _ in results), results
+    # each request ran the turn, replayed its outcome, or was told it is still running
+    assert {(s, what) for _, s, what in results} <= {(200, "TurnCompleted"), (409, "turn-in-progress")}, results
+    assert all(n >= 1 for n in Counter(i for i, s, what in results if s == 200).values())
+    for i, sid in enumerate(sessions):
+        runs = db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s AND client_turn_id = %s",
+                               (sid, f"same-{i}")).fetchone()["n"]
+        assert runs == 1
+
+
+def test_a_client_turn_id_sent_again_with_a_different_message_is_a_409_naming_it(user, standin, db_conn):
+    sid = user.new_session()
+    _, first = user.turn(sid, message="what is 2 + 2?", client_turn_id="key-1")
+    assert first[-1]["event"] == "TurnCompleted"
+    r = user.client.post(f"/sessions/{sid}/turns", json={"message": "something else", "client_turn_id": "key-1"})
+    assert r.status_code == 409 and r.headers["content-type"].startswith(PROBLEM)
+    assert r.json()["code"] == "client-turn-id-reused" and r.json()["run_id"] == first[-1]["data"]["run_id"]
+    # the same message again is still a retry: answered from what is stored
+    _, again = user.turn(sid, message="what is 2 + 2?", client_turn_id="key-1")
+    assert again[-1]["data"]["replayed"] is True
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 1
+
+
+@pytest.mark.parametrize("error, code, retryable", [
+    ({"status": 429, "type": "rate_limit_error", "message": "slow down"}, "model-error:rate_limited", True),
+    ({"status": 529, "type": "overloaded_error", "message": "overloaded"}, "model-error:overloaded", True),
+    ({"status": 400, "type": "invalid_request_error", "message": "bad"}, "model-error:invalid_request", False),
+])
+def test_model_errors_tell_the_app_whether_a_retry_can_help(user, standin, error, code, retryable):
+    standin.script([{"error": error}] * 3)  # the SDK retries 429 and 529 twice
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello")
+    final = events[-1]
+    assert final["event"] == "TurnFailed"
+    assert final["data"]["error"]["code"] == code and final["data"]["error"]["retryable"] is retryable
+
+
+@pytest.fixture()
+def postgres_down(monkeypatch):
+    """The process's database pool pointed at a port where nothing listens (Postgres down), then back."""
+    from local.ports import free_port
+
+    real = db.connect_params
+    dead = free_port()
+    monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
+    monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
+    db.close_pool()
+    yield
+    monkeypatch.setattr(db, "connect_params", real)
+    monkeypatch.undo()
+    db.close_pool()
+
+
+def test_postgres_down_is_a_503_problem_with_retry_after_never_a_500(server_url, standin, postgres_down):
+    user = User(server_url)  # a caller the process has not seen: its first request needs the database
+    for method, path, body in (("GET", "/agents", None), ("GET", "/sessions", None),
+                               ("POST", "/sessions", {"agent": "assistant"}),
+                               ("POST", "/sessions/01a23189-72f8-770b-a4af-c01b8b4bba94/turns", {"message": "hi"})):
+        r = user.client.request(method, path, json=body)
+        assert r.status_code == 503, (path, r.status_code, r.text)
+        assert r.headers["content-type"].startswith(PROBLEM) and r.headers["retry-after"] == "5"
+        assert r.json()["code"] == "database-unavailable"
+
+
+def test_after_postgres_is_back_requests_answer_again(user, standin):
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello again")
+    assert events[-1]["event"] == "TurnCompleted"
+
+
+def test_inputs_that_used_to_500_or_give_the_wrong_status(user, standin):
+    sid = user.new_session()
+    r = user.client.get("/usage", params={"from": "9999-12-31", "to": "9999-12-31"})
+    assert r.status_code == 422 and r.json()["code"] == "invalid-input"
+    deep = "[" * 100_000 + "]" * 100_000
+    for path in (f"/sessions/{sid}/turns", "/sessions"):
+        r = user.client.post(path, content=deep, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and r.json()["code"] == "invalid-input", (path, r.text)
+    r = user.client.post("/sessions", content=b'{"agent": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith(PROBLEM), r.text
+    r = user.client.post("/sessions", json={"agent": "assistant", "title": ""})
+    assert r.status_code == 422
+    r = user.client.put("/sessions")
+    assert r.status_code == 405 and r.headers["content-type"].startswith(PROBLEM)
+    allowed = {m.strip() for m in r.headers["allow"].split(",")}
+    assert allowed and allowed <= {"GET", "POST", "HEAD"}, allowed
