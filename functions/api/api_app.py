@@ -13,6 +13,7 @@ with imports_frozen():
     import base64
     import binascii
     import json
+    import logging
     from datetime import date, datetime, timedelta, timezone
     from decimal import Decimal
     from typing import Annotated, Any, Literal
@@ -36,6 +37,7 @@ with imports_frozen():
         UsageByAgent, UsageDay, UsageOut, UsageTotals,
     )
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 Caller = Annotated[str, Depends(caller)]
 MAX_USAGE_DAYS = 366
@@ -153,22 +155,37 @@ async def rename_session(session_id: UUID, body: RenameSession, sub: Caller) -> 
 @router.delete("/sessions/{session_id}", status_code=204, responses={**PROBLEM_RESPONSES, 409: PROBLEM_RESPONSES[404] | {"description": "a turn is running"}}, tags=["sessions"])
 async def delete_session(session_id: UUID, sub: Caller) -> Response:
     """Delete a session: its messages, runs and images. Nothing of it remains reachable."""
+    def check(conn, lock: bool) -> None:
+        if not sessions.owns_session(conn, sub, session_id, lock=lock):
+            raise NotFound("no such session")
+        running = turns.find_running_turn(conn, session_id, get_settings().stale_turn_seconds)
+        if running is not None and not running["stale"]:
+            raise TurnInProgress("a turn is running in this session; delete it when the turn ends",
+                                 run_id=str(running["id"]))
+
+    def delete_objects() -> None:
+        try:
+            s3.delete_session_objects(session_id)
+        except Exception as e:  # noqa: BLE001 - reported as a retryable problem
+            raise StorageUnavailable(f"could not delete the session's images ({e.__class__.__name__}); "
+                                     "the session is kept, try again") from e
+
     def delete():
+        # S3 is never called while a transaction or the session's lock is held: check, delete the
+        # objects (if S3 fails, the session and the right to retry stay), delete the rows under the
+        # lock after checking again, then sweep the objects once more (a photo a turn put there
+        # in between; reads never write to S3)
+        with db.connection() as conn:
+            check(conn, lock=False)
+        delete_objects()
         with db.connection() as conn:
             with conn.transaction():
-                if not sessions.owns_session(conn, sub, session_id, lock=True):
-                    raise NotFound("no such session")
-                running = turns.find_running_turn(conn, session_id, get_settings().stale_turn_seconds)
-                if running is not None and not running["stale"]:
-                    raise TurnInProgress("a turn is running in this session; delete it when the turn ends",
-                                   run_id=str(running["id"]))
-                # Objects first: if S3 fails, the session (and the right to retry) stays.
-                try:
-                    s3.delete_session_objects(session_id)
-                except Exception as e:  # noqa: BLE001 - reported as a retryable problem
-                    raise StorageUnavailable(f"could not delete the session's images ({e.__class__.__name__}); "
-                                               "nothing was deleted, try again") from e
+                check(conn, lock=True)
                 sessions.delete_session(conn, session_id)
+        try:
+            delete_objects()
+        except StorageUnavailable:  # the session is gone: its sweep is best effort, and logged
+            log.warning("session %s deleted; the second sweep of its images failed", session_id, exc_info=True)
     await _run(delete)
     return Response(status_code=204)
 
@@ -189,11 +206,11 @@ def _images(parts: dict, session_id: UUID, expires_in: int) -> list[ImageOut]:
         size = ref.get("size")
         mime = image.get("mime_type") or ref.get("mime_type")
         if key is None and isinstance(image.get("content"), str):
-            # a small image kept inline in the row: give the phone a URL to it too, never base64
+            # a small image kept inline in the row: the turn put it in S3 too, under its content key;
+            # the phone gets a URL to it, never base64, and reading writes nothing to S3
             content = base64.b64decode(image["content"])
             mime = sniff_image_type(content) or mime or "application/octet-stream"
             key, size = s3.media_key(session_id, content, mime), len(content)
-            s3.ensure_object(key, content, mime)
         if key is None or not key.startswith(s3.session_prefix(session_id)):
             continue  # not an object of this session: never sign it
         out.append(ImageOut(id=image.get("id"), mime_type=mime, size=size, url=s3.presigned_get(key),

@@ -128,3 +128,46 @@ def test_inputs_that_used_to_500_or_give_the_wrong_status(user, standin):
     assert r.status_code == 405 and r.headers["content-type"].startswith(PROBLEM)
     allowed = {m.strip() for m in r.headers["allow"].split(",")}
     assert allowed and allowed <= {"GET", "POST", "HEAD"}, allowed
+
+
+def test_photos_go_to_s3_with_no_database_connection_held_and_reads_never_write_to_s3(user, standin, stack,
+                                                                                     monkeypatch):
+    import boto3
+
+    from chatcore.media import s3
+    from tests.images import LARGE_PNG, SMALL_PNG, b64
+
+    from contextlib import contextmanager
+
+    held, in_use = [], threading.local()
+    real_put, real_connection = s3.put_image, db.connection
+
+    @contextmanager
+    def connection():  # counts the connections this thread holds
+        in_use.n = getattr(in_use, "n", 0) + 1
+        try:
+            with real_connection() as conn:
+                yield conn
+        finally:
+            in_use.n -= 1
+
+    def put_image(key, content, mime_type):
+        held.append(getattr(in_use, "n", 0))
+        return real_put(key, content, mime_type)
+
+    monkeypatch.setattr(db, "connection", connection)
+    monkeypatch.setattr(s3, "put_image", put_image)
+    sid = user.new_session()
+    _, events = user.turn(sid, message="two photos", images=[{"data": b64(LARGE_PNG)}, {"data": b64(SMALL_PNG)}])
+    assert events[-1]["event"] == "TurnCompleted"
+    assert held == [0, 0]  # both photos (the inline one too) were uploaded with no connection in use
+    client = boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+    bucket = stack.env["MEDIA_BUCKET"]
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-")["Contents"]]
+    assert len(keys) == 2
+    # reading the messages signs URLs locally: with the objects gone it writes nothing back
+    for key in keys:
+        client.delete_object(Bucket=bucket, Key=key)
+    items = user.client.get(f"/sessions/{sid}/messages").json()["items"]
+    assert len(items[0]["images"]) == 2 and all(i["url"].startswith("http") for i in items[0]["images"])
+    assert client.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("KeyCount") == 0

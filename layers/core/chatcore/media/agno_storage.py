@@ -37,24 +37,31 @@ def media_storage() -> S3MediaStorage:
     )
 
 
-def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image:
-    """An agno Image for ``upload``: inline below the threshold, else uploaded and referenced.
+def store_photo(upload: ImageUpload, session_id: UUID) -> str:
+    """Put a turn's photo in S3 (every photo, inline ones too, so reads never write); its key.
 
-    The S3 key is content-addressed (``chatcore.media.keys``): the same photo sent twice in a
-    session is one object, and this process uploads it once.
+    Called before the turn's transaction: no network call while a database transaction or the
+    session's lock is held. The key is content-addressed (``chatcore.media.keys``): the same photo
+    sent twice in a session is one object, and this process uploads it once.
     """
-    settings = get_settings()
-    if len(upload.content) <= settings.inline_image_max_bytes:
-        return Image(id=media_id, content=upload.content, mime_type=upload.mime_type)
-    storage = media_storage()
     storage_key = s3.media_key(session_id, upload.content, upload.mime_type)
     if _image_cache.get(storage_key) is None:
         with timed("S3 upload"):
             s3.put_image(storage_key, upload.content, upload.mime_type)
         _image_cache.put(storage_key, upload.content)
+    return storage_key
+
+
+def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image:
+    """An agno Image for ``upload`` (already in S3: ``store_photo``): inline in the row below the
+    threshold, else a reference to its S3 object. No network call."""
+    settings = get_settings()
+    if len(upload.content) <= settings.inline_image_max_bytes:
+        return Image(id=media_id, content=upload.content, mime_type=upload.mime_type)
+    storage = media_storage()
     reference = MediaReference(
         media_id=media_id,
-        storage_key=storage_key,
+        storage_key=s3.media_key(session_id, upload.content, upload.mime_type),
         session_id=str(session_id),
         storage_backend=storage.backend_name,
         bucket=storage.bucket,
@@ -71,7 +78,8 @@ def storable_message(message, session_id: UUID) -> dict:
     """``message.to_dict()`` made safe to store: no image base64 above the threshold, no transient URL.
 
     Images a team forwarded to a member arrive here with bytes or a presigned URL; large ones
-    become references to the (content-addressed, so deduplicated) S3 object of the session.
+    become references to the (content-addressed, so deduplicated) S3 object of the session. Called
+    before the turn's final transaction opens.
     """
     data = message.to_dict()
     threshold = get_settings().inline_image_max_bytes
@@ -88,6 +96,7 @@ def storable_message(message, session_id: UUID) -> dict:
             if len(raw) > threshold:
                 mime = sniff_image_type(raw) or image.get("mime_type") or "application/octet-stream"
                 upload = ImageUpload(content=raw, mime_type=mime)
+                store_photo(upload, session_id)  # the user's photo, uploaded by this turn already: no call
                 image["media_reference"] = to_agno_image(
                     upload, session_id, image.get("id") or "image").media_reference.to_dict()
                 image.pop("content", None)

@@ -51,19 +51,6 @@ def put_image(key: str, content: bytes, mime_type: str) -> None:
                         Metadata={"content-sha256": keys.content_hash(content)})
 
 
-def ensure_object(key: str, content: bytes, mime_type: str) -> None:
-    """Upload ``content`` under ``key`` unless it is already there (keys are content-addressed)."""
-    s = get_settings()
-    c = client()
-    try:
-        c.head_object(Bucket=s.media_bucket, Key=key)
-        return
-    except c.exceptions.ClientError as e:
-        if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-            raise
-    put_image(key, content, mime_type)
-
-
 def delete_session_objects(session_id: UUID) -> int:
     """Delete every object of a session; returns how many were deleted. Raises if any failed."""
     s = get_settings()

@@ -2,8 +2,10 @@
 
 1. one statement locks the user's session and reads all the turn decides on (404, the stored
    outcome of a repeated ``client_turn_id``, 402 over budget, 409 while a turn runs, the history);
-2. large images go to S3 (content-addressed keys, so a retry overwrites nothing new), then the
-   run and the user's message are inserted and the transaction commits.
+2. the run and the user's message are inserted and the transaction commits.
+
+A turn with photos puts them in S3 first, before the transaction (content-addressed keys, so a
+retry overwrites nothing new): no network call while the session's lock is held.
 
 The model's input is then built from the history read in step 1 under the context budgets
 (``turns.context``); a message that alone cannot fit one request is refused in step 1.
@@ -27,11 +29,11 @@ from chatcore.config import get_settings
 from chatcore.errors import (
     ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
 )
-from chatcore.media.agno_storage import inline_for_model, to_agno_image
+from chatcore.media.agno_storage import inline_for_model, store_photo, to_agno_image
 from chatcore.media.images import ImageUpload
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
-from chatcore.store import turns as turn_rows
+from chatcore.store import sessions, turns as turn_rows
 from chatcore.turns.agent import Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.context import Budgets, build_context, check_fits, group_turns, is_context_refusal
@@ -85,6 +87,8 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         raise InvalidInput("a turn needs a message or an image", field="message")
     run_id = uuid7()
     month_start, month_end = month_bounds()
+    if turn.images:
+        _store_photos(turn)
     with db.connection() as conn, db.pipelined_transaction(conn):
         row = turn_rows.read_turn_start(
             conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
@@ -119,12 +123,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         check_fits(Message(role="user", content=turn.message, images=[
             Image(content=upload.content, mime_type=upload.mime_type) for upload in turn.images] or None),
             budgets, overhead_tokens=conversation.overhead_tokens)
-        try:
-            images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
-        except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
-            log.exception("could not upload the images of a turn")
-            raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "
-                                     "nothing was stored, try again") from e
+        images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
         stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
                              client_turn_id=turn.client_turn_id)
@@ -146,6 +145,22 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, costs=CostCalculator(fx, price_ids()), compaction=compaction)
+
+
+def _store_photos(turn: TurnInput) -> None:
+    """Put the turn's photos in S3 before its transaction (no network call while the session's lock
+    is held), once the session is known to be the caller's. Keys are content-addressed, so a turn
+    refused afterwards (409, 402) leaves an object a later turn or the session's deletion reuses."""
+    with db.connection() as conn:
+        if not sessions.owns_session(conn, turn.sub, turn.session_id):
+            raise NotFound("no such session")
+    try:
+        for upload in turn.images:
+            store_photo(upload, turn.session_id)
+    except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
+        log.exception("could not upload the images of a turn")
+        raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "
+                                 "nothing was stored, try again") from e
 
 
 def _model_history(turn: TurnInput, row: dict, history: list[Message], user_message: Message, budgets: Budgets,
