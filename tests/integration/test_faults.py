@@ -171,3 +171,35 @@ def test_photos_go_to_s3_with_no_database_connection_held_and_reads_never_write_
     items = user.client.get(f"/sessions/{sid}/messages").json()["items"]
     assert len(items[0]["images"]) == 2 and all(i["url"].startswith("http") for i in items[0]["images"])
     assert client.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("KeyCount") == 0
+
+
+@pytest.fixture()
+def impatient_model(monkeypatch):
+    """MODEL_IDLE_TIMEOUT=1 and one retry for this test: the models (built once per process) anew."""
+    from chatcore.config import get_settings
+    from chatcore.turns import claude as claude_models, compaction, registry
+
+    def rebuild():
+        get_settings.cache_clear()
+        claude_models.claude.cache_clear()
+        compaction._summariser.cache_clear()
+        registry._conversations.clear()
+
+    monkeypatch.setenv("MODEL_IDLE_TIMEOUT", "1")
+    monkeypatch.setenv("MODEL_MAX_RETRIES", "1")
+    rebuild()
+    yield
+    monkeypatch.undo()
+    rebuild()
+
+
+def test_a_silent_model_ends_the_turn_with_a_terminal_event(user, standin, impatient_model, db_conn):
+    # each chunk comes after 4 s of silence: without the idle timeout the turn would complete, slowly
+    standin.script([{"text": "this answer never comes through in time", "delay_ms": 4000}] * 4)
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello?")
+    final = events[-1]
+    assert final["event"] == "TurnFailed", final
+    assert final["data"]["error"]["code"] == "model-error:unavailable" and final["data"]["error"]["retryable"]
+    run = db_conn.execute("SELECT status FROM runs WHERE id = %s", (final["data"]["run_id"],)).fetchone()
+    assert run["status"] == "failed"

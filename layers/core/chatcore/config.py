@@ -77,6 +77,10 @@ class Settings:
     # Prompt caching on every model request (system prompt and tools, and the conversation through
     # the Messages API's automatic caching): the cache entries' TTL, "5m" or "1h" (billed higher).
     prompt_cache_ttl: str = "5m"
+    # A model call that sends nothing for this many seconds is ended (and retried, at most
+    # MODEL_MAX_RETRIES times), so a silent model cannot hold a turn past the function's 900 s.
+    model_idle_timeout: int = 120
+    model_max_retries: int = 2
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
     db_iam_auth: bool = False
@@ -132,6 +136,8 @@ def get_settings() -> Settings:
         context_max_images=_int("CONTEXT_MAX_IMAGES", Settings.context_max_images),
         context_max_bytes=_int("CONTEXT_MAX_BYTES", Settings.context_max_bytes),
         prompt_cache_ttl=_choice("PROMPT_CACHE_TTL", ("5m", "1h"), Settings.prompt_cache_ttl),
+        model_idle_timeout=_int("MODEL_IDLE_TIMEOUT", Settings.model_idle_timeout),
+        model_max_retries=_int("MODEL_MAX_RETRIES", Settings.model_max_retries),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,
         db_host=env.get("DB_HOST") or None,

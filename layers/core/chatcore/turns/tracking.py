@@ -98,9 +98,17 @@ class EventTracker:
         if who and run_id not in self.agent_names:
             self.agent_names[run_id] = who
         if name in LEADER_ERROR_EVENTS:
-            message = str(getattr(event, "content", "") or "the model call failed")
-            self.errors[run_id] = RunError(code=model_error_code(getattr(event, "error_type", None), message),
-                                           message=message)
+            error_type = getattr(event, "error_type", None)
+            message = str(getattr(event, "content", "") or "")
+            if not message.strip() and error_type == "model_provider_error":
+                # a provider error without the API's answer: the stream stalled past MODEL_IDLE_TIMEOUT
+                # or the connection dropped (a timeout's exception carries no text)
+                message = "the model stopped answering (a stalled or dropped connection)"
+                code = "model-error:unavailable"
+            else:
+                message = message or "the model call failed"
+                code = model_error_code(error_type, message)
+            self.errors[run_id] = RunError(code=code, message=message)
         elif name in TOOL_ERROR_EVENTS:
             self.tool_errors += 1
         elif name in MODEL_CALL_EVENTS:
