@@ -105,3 +105,40 @@ def user(server_url: str) -> User:
 @pytest.fixture()
 def other_user(server_url: str) -> User:
     return User(server_url)
+
+
+@pytest.fixture()
+def settings_env(monkeypatch):
+    """Edit the environment and re-read the settings; both are restored afterwards."""
+    from chatcore.config import get_settings
+
+    get_settings.cache_clear()
+    yield monkeypatch
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def rebuild_models() -> None:
+    """Forget what this process built from the settings once: the settings, the Claude models and the
+    agents and teams holding them (built anew, from the environment, on next use)."""
+    from chatcore.config import get_settings
+    from chatcore.turns import claude as claude_models, compaction, registry
+
+    get_settings.cache_clear()
+    claude_models.claude.cache_clear()
+    compaction._summariser.cache_clear()
+    registry._conversations.clear()
+
+
+@pytest.fixture()
+def models_env(monkeypatch):
+    """Set environment variables the models are built from (``models_env(NAME="value")``); the models
+    are rebuilt now and again after the test, with the environment restored."""
+    def apply(**env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        rebuild_models()
+
+    yield apply
+    monkeypatch.undo()
+    rebuild_models()

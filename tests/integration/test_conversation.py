@@ -268,21 +268,9 @@ def test_older_turns_are_compacted_into_a_priced_summary_never_silently_dropped(
 
 
 @pytest.fixture()
-def one_hour_cache(monkeypatch, standin):
+def one_hour_cache(models_env, standin):
     """PROMPT_CACHE_TTL=1h for this test: the models (built once per process) are built anew."""
-    from chatcore.turns import claude as claude_models, compaction, registry
-
-    def rebuild():
-        get_settings.cache_clear()
-        claude_models.claude.cache_clear()
-        compaction._summariser.cache_clear()
-        registry._conversations.clear()
-
-    monkeypatch.setenv("PROMPT_CACHE_TTL", "1h")
-    rebuild()
-    yield
-    monkeypatch.undo()
-    rebuild()
+    models_env(PROMPT_CACHE_TTL="1h")
 
 
 def test_one_hour_caching_writes_are_stored_and_priced_at_their_own_rate(user, standin, one_hour_cache, db_conn):

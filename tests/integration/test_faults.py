@@ -174,23 +174,9 @@ def test_photos_go_to_s3_with_no_database_connection_held_and_reads_never_write_
 
 
 @pytest.fixture()
-def impatient_model(monkeypatch):
+def impatient_model(models_env):
     """MODEL_IDLE_TIMEOUT=1 and one retry for this test: the models (built once per process) anew."""
-    from chatcore.config import get_settings
-    from chatcore.turns import claude as claude_models, compaction, registry
-
-    def rebuild():
-        get_settings.cache_clear()
-        claude_models.claude.cache_clear()
-        compaction._summariser.cache_clear()
-        registry._conversations.clear()
-
-    monkeypatch.setenv("MODEL_IDLE_TIMEOUT", "1")
-    monkeypatch.setenv("MODEL_MAX_RETRIES", "1")
-    rebuild()
-    yield
-    monkeypatch.undo()
-    rebuild()
+    models_env(MODEL_IDLE_TIMEOUT="1", MODEL_MAX_RETRIES="1")
 
 
 def test_a_silent_model_ends_the_turn_with_a_terminal_event(user, standin, impatient_model, db_conn):

@@ -12,15 +12,6 @@ from chatcore.config import get_settings
 from tests.unit.test_identity import http_api_context, rest_context
 
 
-@pytest.fixture()
-def settings_env(monkeypatch):
-    """Edit the environment and re-read the settings; both are restored afterwards."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
 def _user_row(db_conn, sub):
     return db_conn.execute("SELECT id FROM users WHERE sub = %s", (sub,)).fetchone()
 

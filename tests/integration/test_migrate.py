@@ -45,17 +45,7 @@ def conn(fresh_db):
         yield c
 
 
-@pytest.fixture()
-def mig_dir(tmp_path) -> Path:
-    d = tmp_path / "migrations"
-    d.mkdir()
-    return d
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
+from tests.unit.test_migrate import mig_dir, write  # noqa: E402,F401 - the shared fixture and helper
 
 
 def three_files(d: Path) -> None:

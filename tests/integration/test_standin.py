@@ -23,22 +23,7 @@ MODEL = "claude-sonnet-4-5"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def server():
-    with StandinServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    yield
-    server.reset()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return anthropic.Anthropic(api_key="test", base_url=server.url, max_retries=0)
+from tests.integration.standin_client import _clean, client, server  # noqa: E402,F401 - fixtures
 
 
 def _http(server, method: str, path: str, body=None):

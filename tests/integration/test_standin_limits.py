@@ -47,22 +47,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:Depre
 # --------------------------------------------------------------------------- fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def server():
-    with StandinServer() as srv:
-        yield srv
-
-
-@pytest.fixture(autouse=True)
-def _clean(server):
-    server.reset()
-    yield
-    server.reset()
-
-
-@pytest.fixture(scope="module")
-def client(server):
-    return anthropic.Anthropic(api_key="test", base_url=server.url, max_retries=0)
+from tests.integration.standin_client import _clean, client, server  # noqa: E402,F401 - fixtures
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

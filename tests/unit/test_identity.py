@@ -34,15 +34,6 @@ def subject(headers: dict, allow: bool) -> str:
     return subject_from_headers(Headers(headers=headers), allow_unsigned_jwt=allow)
 
 
-@pytest.fixture()
-def settings_env(monkeypatch):
-    """Edit the environment and re-read the settings; both are restored afterwards."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
-
-
 # --------------------------------------------------------------------------- request context
 
 
