@@ -55,6 +55,8 @@ falls back to the default behaviour below)
     ``{"error": {"status": 529, "type": "overloaded_error", "message": "..."}}``
         that HTTP status with Anthropic's error body ``{"type": "error", "error": {...}}``
         and a ``request-id`` header
+    ``{"cut_after_chars": N, "text": "..."}``  streams the first N characters of the text, then ends
+        the response cleanly with no ``message_delta`` and no ``message_stop`` (a cut connection).
     ``{"stream_error_after_chars": N, "text": "..."}``  streams the first N characters of the
         text, then an SSE ``event: error`` (overloaded_error) and closes the stream. A
         non-streaming request gets an HTTP 529 overloaded_error instead.
@@ -1393,6 +1395,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         delay = float(step.get("delay_ms") or 0) / 1000.0
+        if "cut_after_chars" in step:  # the connection ends cleanly mid-answer: no message_delta/stop
+            text = str(step.get("text", ""))[:int(step["cut_after_chars"])]
+            self._fill(entry, {"status": 200, "cut": True, "partial_text": text, "usage": usage})
+            self._stream(message, [{"type": "text", "text": text}], delay, request_id, cut=True)
+            return
         if "stream_error_after_chars" in step:
             limit = int(step["stream_error_after_chars"])
             text = str(step.get("text", ""))[:limit]
@@ -1428,6 +1435,7 @@ class _Handler(BaseHTTPRequestHandler):
         delay: float,
         request_id: str,
         error: dict | None = None,
+        cut: bool = False,
     ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -1484,6 +1492,10 @@ class _Handler(BaseHTTPRequestHandler):
                         )
                 if error:
                     send("error", {"type": "error", "error": error})
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.close_connection = True
+                    return
+                if cut:
                     self.wfile.write(b"0\r\n\r\n")
                     self.close_connection = True
                     return

@@ -4,6 +4,7 @@ never a 500), and the bad inputs that used to give a 500 or the wrong 4xx."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 
@@ -189,3 +190,25 @@ def test_a_silent_model_ends_the_turn_with_a_terminal_event(user, standin, impat
     assert final["data"]["error"]["code"] == "model-error:unavailable" and final["data"]["error"]["retryable"]
     run = db_conn.execute("SELECT status FROM runs WHERE id = %s", (final["data"]["run_id"],)).fetchone()
     assert run["status"] == "failed"
+
+
+def test_a_stream_cut_without_message_stop_fails_the_turn_and_keeps_what_was_billed(user, standin, db_conn):
+    standin.script([{"cut_after_chars": 8, "text": "Let me check that for you."}] * 3)
+    sid = user.new_session()
+    _, events = user.turn(sid, message="what is the capital of France?")
+    final = events[-1]
+    assert final["event"] == "TurnFailed", final
+    assert final["data"]["error"]["code"] == "model-error:unavailable" and final["data"]["error"]["retryable"]
+    assert "message_stop" in final["data"]["error"]["message"]
+    run = db_conn.execute("SELECT status, input_tokens, cost_usd FROM runs WHERE id = %s",
+                          (final["data"]["run_id"],)).fetchone()
+    billed = [r["response"]["usage"] for r in standin.requests() if (r.get("response") or {}).get("cut")]
+    assert run["status"] == "failed" and billed
+    # what the provider reported before each cut is stored and priced, never replaced by zeros
+    assert run["input_tokens"] == sum(u["input_tokens"] for u in billed) and run["cost_usd"] > 0
+    assert final["data"]["usage"]["input_tokens"] == run["input_tokens"]
+    # the cut answer is not history: the next turn does not see "Let me c"
+    standin.reset()  # scripted cuts the retries did not use are dropped
+    _, after = user.turn(sid, message="and of Italy?")
+    assert after[-1]["event"] == "TurnCompleted"
+    assert "Let me c" not in json.dumps(standin.requests()[-1]["body"]["messages"])

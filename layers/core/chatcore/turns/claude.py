@@ -13,12 +13,77 @@ event, within about (1 + 2) x 120 s = 6 minutes, well inside the function's 900 
 
 from __future__ import annotations
 
+import math
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+from agno.exceptions import ModelProviderError
 from agno.models.anthropic import Claude
 from anthropic import Timeout  # the SDK's own (it runs on httpx2: an httpx.Timeout is refused)
 
 from chatcore.config import anthropic_api_key, get_settings
+from chatcore.money.prices import TokenUsage
+
+CUT_SHORT = "the model's answer was cut short: its stream ended without message_stop"
+
+# Model calls whose stream was cut short in this turn: (run id, the usage billed before the cut). The
+# turn sets a list here before running (``turns.run``); ``ChatClaude`` adds to it.
+cut_calls: ContextVar[list[tuple[str, TokenUsage]] | None] = ContextVar("cut_calls", default=None)
+
+
+@dataclass
+class _StreamSeen:
+    stopped: bool = False
+    usage: Any = None
+    chars: int = 0
+
+
+_stream_seen: ContextVar[_StreamSeen | None] = ContextVar("stream_seen", default=None)
+
+
+class ChatClaude(Claude):
+    """agno's Claude, except that a stream ending without ``message_stop`` (a cut connection) fails
+    the model call instead of passing the partial answer off as complete. What the API billed before
+    the cut (``message_start``'s usage, and at least a token per 4 characters received) goes to
+    ``cut_calls``, so the failed turn still stores and prices it."""
+
+    async def ainvoke_stream(self, *args: Any, **kwargs: Any):
+        seen = _StreamSeen()
+        token = _stream_seen.set(seen)
+        try:
+            async for response in super().ainvoke_stream(*args, **kwargs):
+                yield response
+        finally:
+            _stream_seen.reset(token)
+        if not seen.stopped:
+            self._record_cut(seen, kwargs.get("run_response"))
+            raise ModelProviderError(CUT_SHORT, model_name=self.name, model_id=self.id)
+
+    def _parse_provider_response_delta(self, response: Any, *args: Any, **kwargs: Any):
+        seen = _stream_seen.get()
+        if seen is not None:
+            kind = getattr(response, "type", None)
+            if kind == "message_stop":
+                seen.stopped = True
+            elif kind == "message_start":
+                seen.usage = getattr(getattr(response, "message", None), "usage", None)
+            elif kind == "content_block_delta":
+                delta = getattr(response, "delta", None)
+                seen.chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None) or "")
+        return super()._parse_provider_response_delta(response, *args, **kwargs)
+
+    @staticmethod
+    def _record_cut(seen: _StreamSeen, run_response: Any) -> None:
+        calls = cut_calls.get()
+        if calls is None or run_response is None:
+            return
+        u = seen.usage
+        get = (lambda name: int(getattr(u, name, 0) or 0)) if u is not None else (lambda name: 0)
+        calls.append((str(run_response.run_id), TokenUsage(
+            input_tokens=get("input_tokens"), output_tokens=max(get("output_tokens"), math.ceil(seen.chars / 4)),
+            cache_read_tokens=get("cache_read_input_tokens"), cache_write_tokens=get("cache_creation_input_tokens"))))
 
 
 class ModelNotConfigured(RuntimeError):
@@ -46,6 +111,6 @@ def claude(model_id: str) -> Claude:
     if settings.anthropic_base_url:
         client_params["base_url"] = settings.anthropic_base_url
     one_hour = settings.prompt_cache_ttl == "1h"
-    return Claude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=4096,
+    return ChatClaude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=4096,
                   cache_system_prompt=True, extended_cache_time=one_hour,
                   request_params={"cache_control": {"type": "ephemeral", **({"ttl": "1h"} if one_hour else {})}})

@@ -17,6 +17,7 @@ from chatcore import db, observability
 from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
 from chatcore.turns.begin import PreparedTurn
+from chatcore.turns.claude import cut_calls
 from chatcore.turns.outcome import TurnOutcome, store_outcome
 from chatcore.turns.tracking import EventTracker, RunError
 from chatcore.web import sse
@@ -45,6 +46,7 @@ async def run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -
     """Run the conversation, forward its events, store the outcome and emit the final event."""
     tracker = EventTracker(root_run_id=str(turn.run_id))
     started = time.perf_counter()
+    cut = cut_calls.set([])  # model calls whose stream is cut short: billed, so stored (turns.claude)
     try:
         async for item in turn.conversation.stream(
             history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
@@ -58,6 +60,9 @@ async def run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -
     except Exception as e:  # noqa: BLE001 - our own failure is stored and reported, never lost
         log.exception("turn %s failed", turn.run_id)
         tracker.errors[tracker.root_run_id] = RunError("internal-error", f"{e.__class__.__name__}: {e}")
+    finally:
+        tracker.model_calls.extend(cut_calls.get() or [])
+        cut_calls.reset(cut)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     try:
         outcome = await asyncio.to_thread(_store, turn, tracker)

@@ -52,7 +52,7 @@ class RunError:
 _MODEL_ERRORS = (
     ("rate_limited", ("rate_limit_error", "error code: 429", "ratelimiterror")),
     ("overloaded", ("overloaded_error", "error code: 529")),
-    ("unavailable", ("api_error", "error code: 500", "error code: 502", "error code: 503", "error code: 504",
+    ("unavailable", ("without message_stop", "api_error", "error code: 500", "error code: 502", "error code: 503", "error code: 504",
                      "timeout", "timed out", "connection error", "apiconnectionerror", "internalservererror")),
     ("invalid_request", ("invalid_request_error", "request_too_large", "error code: 400", "error code: 413",
                          "prompt is too long", "badrequesterror")),
