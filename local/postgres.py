@@ -57,16 +57,26 @@ class LocalPostgres:
         )
         try:
             run(initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-            run(
-                pg_ctl, "-D", str(data), "-l", str(self.root / "server.log"), "-w",
-                "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off",
-                "start",
-            )
+            run(*self._start_command())
         except subprocess.CalledProcessError as e:
             log = self.root / "server.log"
             detail = log.read_text() if log.exists() else ""
             raise RuntimeError(f"could not start PostgreSQL: {e.stderr}\n{detail}") from e
         return self
+
+    def _start_command(self) -> list[str]:
+        return [_find_binary("pg_ctl"), "-D", str(self.root / "data"), "-l", str(self.root / "server.log"), "-w",
+                "-o", f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]
+
+    def restart(self, down_seconds: float = 0.0) -> None:
+        """Stop the server (every connection is closed, as in a crash or a failover), stay down
+        ``down_seconds``, and start it again on the same port (fault tests)."""
+        import time
+
+        subprocess.run([*self._as_user, _find_binary("pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w",
+                        "stop"], check=True, capture_output=True)
+        time.sleep(down_seconds)
+        subprocess.run([*self._as_user, *self._start_command()], check=True, capture_output=True)
 
     def create_database(self, name: str) -> str:
         import psycopg

@@ -212,3 +212,34 @@ def test_a_stream_cut_without_message_stop_fails_the_turn_and_keeps_what_was_bil
     _, after = user.turn(sid, message="and of Italy?")
     assert after[-1]["event"] == "TurnCompleted"
     assert "Let me c" not in json.dumps(standin.requests()[-1]["body"]["messages"])
+
+
+def test_postgres_restarted_while_the_model_answers_loses_nothing(user, standin, stack):
+    import psycopg
+    from psycopg.rows import dict_row
+
+    if stack.postgres is None:
+        pytest.fail("this fault test restarts Postgres: run it with the throwaway cluster (DATABASE_URL unset)")
+    sid = user.new_session()
+    # a slow answer: about 3 s of streaming, during which Postgres goes down for a second
+    standin.script([{"text": "a slow and careful answer " * 6, "delay_ms": 300}])
+    result: list = []
+    turn = threading.Thread(target=lambda: result.append(user.turn(sid, message="take your time")))
+    turn.start()
+    import time
+
+    time.sleep(0.8)
+    stack.postgres.restart(down_seconds=1.0)
+    turn.join(60)
+    _, events = result[0]
+    assert events[-1]["event"] == "TurnCompleted", events[-1]  # stored once Postgres was back
+    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
+        run = conn.execute("SELECT status, cost_usd FROM runs WHERE id = %s",
+                           (events[-1]["data"]["run_id"],)).fetchone()
+        assert run["status"] == "completed" and run["cost_usd"] > 0
+        assert conn.execute("SELECT count(*) AS n FROM runs WHERE status = 'running' AND session_id = %s",
+                            (sid,)).fetchone()["n"] == 0
+    # requests after the restart answer: the pool's dead connections are replaced, never handed out
+    assert user.client.get("/agents").status_code == 200
+    _, after = user.turn(sid, message="and now?")
+    assert after[-1]["event"] == "TurnCompleted"

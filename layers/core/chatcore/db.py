@@ -71,7 +71,8 @@ def connect_params() -> tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]
 
 
 # A connection idle this long is pinged before use (the server, or RDS Proxy, may have closed it);
-# a connection used a moment ago is not, which saves a round trip on every request of a busy sandbox.
+# a connection used a moment ago is not, which saves a round trip on every request of a busy sandbox,
+# unless the server has said something since (a restart closes it): polled for free (_server_spoke).
 IDLE_CHECK_SECONDS = 30.0
 _returned_at: dict[int, float] = {}
 
@@ -86,8 +87,21 @@ def _check_if_idle(conn: psycopg.Connection) -> None:
     import time
 
     returned = _returned_at.get(id(conn))
-    if returned is None or time.time() - returned > IDLE_CHECK_SECONDS or conn.broken or conn.closed:
-        ConnectionPool.check_connection(conn)
+    if (returned is None or time.time() - returned > IDLE_CHECK_SECONDS or conn.broken or conn.closed
+            or _server_spoke(conn)):
+        ConnectionPool.check_connection(conn)  # a round trip; raises if the connection is dead
+
+
+def _server_spoke(conn: psycopg.Connection) -> bool:
+    """Whether an idle connection has something to read: a server that restarted or ended the session
+    (a termination notice, then EOF). A poll with no wait, so a healthy connection costs no round trip."""
+    import select
+
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return True
+    return bool(readable)
 
 
 def connect(url: str | None = None) -> psycopg.Connection:

@@ -3,12 +3,15 @@ from it; and the one transaction that stores a finished turn (``store_outcome``)
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import psycopg
 from uuid6 import uuid7
 
 from chatcore import db
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
     from chatcore.turns.begin import PreparedTurn
 
 MAX_ERROR_MESSAGE = 2000
+# Pauses (seconds) between attempts to store a finished turn while the database is unreachable.
+STORE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -147,17 +153,34 @@ def store_outcome(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
         total.note = RunError("member-error", f"{len(total.member_errors)} member run(s) failed")
     elif tracker.tool_errors:
         total.note = RunError("tool-error", f"{tracker.tool_errors} tool call(s) failed")
-    with db.connection() as conn, db.pipelined_transaction(conn):
-        for record, member in runs[1:]:
-            turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id, agent_name=record.agent_name,
-                                 parent_run_id=turn.run_id, status="running")
-            turn_rows.finish_run(conn, **member.run_row())
-        turn_rows.insert_chat_events(conn, rows)
-        turn_rows.finish_run(conn, **total.run_row())
-        turn_rows.touch_session(conn, session_id)
-        if turn.compaction is not None and turn.compaction.summary:
-            c = turn.compaction
-            turn_rows.save_summary(conn, session_id=session_id, summary=c.summary,
-                                   through_message_id=c.through_message_id, turns=c.turns,
-                                   run_id=c.record.run_uuid)
+    def write() -> None:
+        with db.connection() as conn, db.pipelined_transaction(conn):
+            for record, member in runs[1:]:
+                turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id,
+                                     agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
+                turn_rows.finish_run(conn, **member.run_row())
+            turn_rows.insert_chat_events(conn, rows)
+            turn_rows.finish_run(conn, **total.run_row())
+            turn_rows.touch_session(conn, session_id)
+            if turn.compaction is not None and turn.compaction.summary:
+                c = turn.compaction
+                turn_rows.save_summary(conn, session_id=session_id, summary=c.summary,
+                                       through_message_id=c.through_message_id, turns=c.turns,
+                                       run_id=c.record.run_uuid)
+
+    # A database blip (a restart, a failover) while the model ran: the write is tried again on a
+    # fresh connection. The rows keep their ids, so an attempt whose COMMIT went through but whose
+    # answer was lost shows as a duplicate key on the next one: the turn is stored.
+    for delay in (*STORE_RETRY_DELAYS, None):
+        try:
+            write()
+            break
+        except psycopg.errors.UniqueViolation:
+            log.info("turn %s was stored by an earlier attempt", turn.run_id)
+            break
+        except psycopg.OperationalError:
+            if delay is None:
+                raise
+            log.warning("could not store turn %s; trying again in %.1f s", turn.run_id, delay, exc_info=True)
+            time.sleep(delay)
     return total
