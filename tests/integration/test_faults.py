@@ -243,3 +243,26 @@ def test_postgres_restarted_while_the_model_answers_loses_nothing(user, standin,
     assert user.client.get("/agents").status_code == 200
     _, after = user.turn(sid, message="and now?")
     assert after[-1]["event"] == "TurnCompleted"
+
+
+def test_s3_failing_at_turn_start_is_a_503_and_the_run_is_closed(user, standin, db_conn, monkeypatch):
+    from chatcore.media import agno_storage, s3
+    from tests.images import LARGE_PNG, b64
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="a photo", images=[{"data": b64(LARGE_PNG)}])
+    assert events[-1]["event"] == "TurnCompleted"
+    agno_storage._image_cache.items.clear()  # a new sandbox: the history photo must come from S3
+    agno_storage._image_cache.size = 0
+
+    def refused(key):
+        raise ConnectionRefusedError("S3 refuses connections")
+
+    monkeypatch.setattr(s3, "get_image", refused)
+    r = user.client.post(f"/sessions/{sid}/turns", json={"message": "and now?"})
+    assert r.status_code == 503 and r.headers["retry-after"] == "5" and r.json()["code"] == "storage-unavailable"
+    runs = db_conn.execute("SELECT status, error_code FROM runs WHERE session_id = %s ORDER BY id", (sid,)).fetchall()
+    assert [(x["status"], x["error_code"]) for x in runs] == [("completed", None), ("failed", "storage-error")]
+    monkeypatch.undo()
+    _, after = user.turn(sid, message="and now?")  # S3 back: the session was never locked
+    assert after[-1]["event"] == "TurnCompleted"

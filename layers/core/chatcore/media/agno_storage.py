@@ -149,7 +149,7 @@ def inline_for_model(messages) -> None:
             data = _image_cache.get(ref.storage_key)
             if data is None:
                 with timed("S3 read"):
-                    data = storage.download(ref.storage_key)
+                    data = s3.get_image(ref.storage_key)  # our client: short timeouts, bounded retries
                 data = model_ready(data)  # a photo stored before normalisation may be too large
                 _image_cache.put(ref.storage_key, data)
             image.content = data

@@ -25,8 +25,11 @@ def client() -> Any:
             from botocore.config import Config
 
             s = get_settings()
+            # short timeouts and bounded retries: a stalled S3 fails a request in seconds (503
+            # storage-unavailable), not after boto3's default 60 s x 5 attempts
             _client = boto3.client("s3", region_name=s.aws_region, endpoint_url=s.s3_endpoint_url,
-                                   config=Config(signature_version="s3v4"))
+                                   config=Config(signature_version="s3v4", connect_timeout=3, read_timeout=10,
+                                                 retries={"max_attempts": 3, "mode": "standard"}))
         return _client
 
 
@@ -43,6 +46,11 @@ def presigned_get(key: str) -> str:
     s = get_settings()
     return client().generate_presigned_url(
         "get_object", Params={"Bucket": s.media_bucket, "Key": key}, ExpiresIn=s.presigned_url_seconds)
+
+
+def get_image(key: str) -> bytes:
+    """The bytes of a stored image."""
+    return client().get_object(Bucket=get_settings().media_bucket, Key=key)["Body"].read()
 
 
 def put_image(key: str, content: bytes, mime_type: str) -> None:

@@ -140,11 +140,29 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         message = Message.from_dict(message_dict)
         message.from_history = True
         history.append(message)
-    inline_for_model(history)
+    try:
+        inline_for_model(history)
+    except Exception as e:  # noqa: BLE001 - S3 down: the run is closed, never left running
+        log.exception("could not read the photos of session %s", turn.session_id)
+        _close_failed(turn, run_id, "storage-error", f"could not read the conversation's photos ({e.__class__.__name__})")
+        raise StorageUnavailable(f"could not read the conversation's photos ({e.__class__.__name__}); "
+                                 "the turn was not run, try again") from e
     history, compaction = _model_history(turn, row, history, user_message, budgets, conversation)
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, costs=CostCalculator(fx, price_ids()), compaction=compaction)
+
+
+def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> None:
+    """Mark a run that will not be run as failed (its user message stays, with the run's status)."""
+    from chatcore.turns.tracking import RunError
+
+    outcome = TurnOutcome(session_id=turn.session_id, run_id=run_id, status="failed", error=RunError(code, message))
+    try:
+        with db.connection() as conn:
+            turn_rows.finish_run(conn, **outcome.run_row())
+    except Exception:  # noqa: BLE001 - the stale-turn rule closes it later
+        log.exception("could not close run %s", run_id)
 
 
 def _store_photos(turn: TurnInput) -> None:
