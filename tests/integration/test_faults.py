@@ -266,3 +266,46 @@ def test_s3_failing_at_turn_start_is_a_503_and_the_run_is_closed(user, standin, 
     monkeypatch.undo()
     _, after = user.turn(sid, message="and now?")  # S3 back: the session was never locked
     assert after[-1]["event"] == "TurnCompleted"
+
+
+def test_twenty_concurrent_turns_under_a_budget_never_take_spend_past_it(server_url, standin, db_conn):
+    from decimal import Decimal
+
+    from chatcore.money import budgets
+
+    user = User(server_url)
+    sessions = [user.new_session() for _ in range(20)]
+    # each answer bills 4,000 output tokens: 20 turns cost several times the budget's room
+    expensive = {"text": "a long, slow answer, so the turns overlap", "delay_ms": 100,
+                 "usage": {"input_tokens": 1500, "output_tokens": 4000}}
+    standin.script([expensive] * 21)
+    _, first = user.turn(sessions[0], message="hello")  # some spend, and the cost of one turn
+    one_turn = Decimal(first[-1]["data"]["cost"]["zar"])
+    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    spent = budgets.month_spend(db_conn, uid)
+    budgets.set_budget(db_conn, user.sub, spent.quantize(Decimal("0.01")))  # spent: what would a turn reserve?
+    refused = user.client.post(f"/sessions/{sessions[1]}/turns", json={"message": "and again?"})
+    assert refused.status_code == 402
+    reservation = Decimal(refused.json()["reservation_zar"])
+    budget = (spent + reservation * Decimal("1.5")).quantize(Decimal("0.01"))  # one reservation at a time
+    assert 20 * one_turn > budget - spent + one_turn  # without reservations, spend would pass the budget
+    budgets.set_budget(db_conn, user.sub, budget)
+    barrier = threading.Barrier(20)
+    statuses: list[int] = []
+
+    def send(sid: str) -> None:
+        client = httpx.Client(base_url=server_url, headers=user.headers, timeout=60)
+        barrier.wait()
+        statuses.append(client.post(f"/sessions/{sid}/turns", json={"message": "and again?"}).status_code)
+
+    threads = [threading.Thread(target=send, args=(sid,)) for sid in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(statuses) == 20 and set(statuses) <= {200, 402}, statuses
+    assert statuses.count(200) >= 1 and statuses.count(402) >= 1
+    final = budgets.month_spend(db_conn, uid)
+    assert final <= budget + one_turn, (final, budget, one_turn)
+    status = budgets.budget_status(db_conn, uid)
+    assert status["reserved_zar"] == "0.00"  # every reservation was released when its turn was stored

@@ -81,6 +81,9 @@ class Settings:
     # MODEL_MAX_RETRIES times), so a silent model cannot hold a turn past the function's 900 s.
     model_idle_timeout: int = 120
     model_max_retries: int = 2
+    # The most model calls one turn is assumed to make (tool rounds, a team's delegations): what a
+    # turn reserves against a budget is this many calls of its input and max_tokens of output.
+    max_model_calls_per_turn: int = 4
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
     db_iam_auth: bool = False
@@ -138,6 +141,7 @@ def get_settings() -> Settings:
         prompt_cache_ttl=_choice("PROMPT_CACHE_TTL", ("5m", "1h"), Settings.prompt_cache_ttl),
         model_idle_timeout=_int("MODEL_IDLE_TIMEOUT", Settings.model_idle_timeout),
         model_max_retries=_int("MODEL_MAX_RETRIES", Settings.model_max_retries),
+        max_model_calls_per_turn=_int("MAX_MODEL_CALLS_PER_TURN", Settings.max_model_calls_per_turn),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,
         db_host=env.get("DB_HOST") or None,

@@ -6,10 +6,12 @@
 
 ``users.monthly_budget_zar`` (NULL: no budget). This calendar month's spend is the cost in rands of
 the user's usage created in the current UTC month (``chatcore.store.usage``: deleted sessions
-included). A turn is refused
-(402 ``budget-exceeded``) when it would START with spend >= budget; a turn that starts under
-budget runs to the end, so spend can end a little above the budget, and two turns that start at
-once in different sessions are not serialised against each other.
+included). A turn reserves
+the most it can cost before its model call (``turns.begin``: its input estimate and ``max_tokens`` of
+output for each model call it may make); it is refused (402 ``budget-exceeded``) when spend, the
+reservations of the user's running turns and its own do not fit in the budget. Turn starts of one
+user are serialised (the users row is locked first), so concurrent turns can never take spend past
+the budget; the reservation is replaced by the real cost when the turn is stored.
 """
 
 from __future__ import annotations
@@ -48,20 +50,26 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(CENTS, rounding=ROUND_HALF_UP))
 
 
-def refuse_if_over(budget: Decimal | None, spent: Decimal | None, month_start: datetime) -> None:
-    """Raise BudgetExceeded (402) when there is a budget and ``spent`` has reached it."""
+def refuse_if_over(budget: Decimal | None, spent: Decimal | None, month_start: datetime, *,
+                   reserved: Decimal | None = None, reservation: Decimal = Decimal(0)) -> None:
+    """Raise BudgetExceeded (402) when there is a budget and this month's spend, what the user's
+    running turns have reserved, and ``reservation`` (the most this turn can cost) do not fit in it."""
     if budget is None or spent is None:
         return
     start = month_start
-    if spent >= budget:
+    reserved = reserved or Decimal(0)
+    if spent >= budget or spent + reserved + reservation > budget:
         raise BudgetExceeded(
-            f"this month's spend of R{_money(spent)} has reached the monthly budget of R{_money(budget)}",
+            f"this month's spend of R{_money(spent)} (and R{_money(reserved)} reserved by running turns) leaves "
+            f"less than this turn may cost (up to R{_money(reservation)}) in the monthly budget of R{_money(budget)}",
             month=start.strftime("%Y-%m"), monthly_budget_zar=_money(budget), spent_zar=_money(spent),
+            reserved_zar=_money(reserved), reservation_zar=_money(reservation),
         )
 
 
 def budget_status(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> dict[str, str] | None:
-    """``{"month", "monthly_budget_zar", "spent_zar", "remaining_zar"}`` as decimal strings, or None.
+    """``{"month", "monthly_budget_zar", "spent_zar", "reserved_zar", "remaining_zar"}`` as decimal
+    strings, or None. ``reserved_zar`` is what running turns hold until they are stored.
 
     Amounts are rounded to the cent for display (the check itself compares exact values);
     ``remaining_zar`` is never negative ("0.00" once the budget is reached).
@@ -69,9 +77,9 @@ def budget_status(conn: psycopg.Connection, user_id: UUID, now: datetime | None 
     row, start = _budget_and_spend(conn, user_id, now)
     if row is None or row["monthly_budget_zar"] is None:
         return None
-    budget, spent = row["monthly_budget_zar"], row["spent"]
+    budget, spent, reserved = row["monthly_budget_zar"], row["spent"], row["reserved"]
     return {"month": start.strftime("%Y-%m"), "monthly_budget_zar": _money(budget), "spent_zar": _money(spent),
-            "remaining_zar": _money(max(budget - spent, Decimal(0)))}
+            "reserved_zar": _money(reserved), "remaining_zar": _money(max(budget - spent - reserved, Decimal(0)))}
 
 
 def month_spend(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> Decimal:

@@ -12,7 +12,7 @@ from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
 from chatcore.store.rates import rate_in_effect
-from chatcore.store.usage import MONTH_SPEND_OF_U
+from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
 
 
 def running_turn(session_sql: str) -> str:
@@ -40,6 +40,7 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        running.id AS running_id, running.stale AS running_stale,
        u.monthly_budget_zar,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
+       CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {RESERVED_OF_U} END AS month_reserved,
        history.messages AS history, recent.outcomes AS recent_outcomes,
        ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns
 FROM sessions s
@@ -82,13 +83,14 @@ FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} run
 
 ABANDON_TURN = """
 UPDATE runs SET status = 'failed', error_code = 'abandoned',
-       error_message = 'the turn stopped without finishing (its process ended)', finished_at = now()
+       error_message = 'the turn stopped without finishing (its process ended)', reserved_zar = 0,
+       finished_at = now()
 WHERE id = %(id)s AND status = 'running'
 """
 
 INSERT_RUN = """
-INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, status)
-VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s)
+INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, status, reserved_zar)
+VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s, %(reserved_zar)s)
 """
 
 INSERT_CHAT_EVENT = """
@@ -108,7 +110,7 @@ UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message 
        client_disconnected = %(client_disconnected)s,
        input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
        cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
-       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, finished_at = now()
+       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, reserved_zar = 0, finished_at = now()
 WHERE id = %(id)s AND status = 'running'  -- a run closed meanwhile (abandoned) keeps its status
 """
 
@@ -129,6 +131,7 @@ def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, cli
                     stale_seconds: int, history_turns: int, month_start: datetime,
                     month_end: datetime) -> dict[str, Any] | None:
     """The first statement of a turn (BEGIN_TURN_READ); None when the session is not the user's."""
+    conn.execute(LOCK_USER, {"sub": sub})  # pipelined with what follows: no extra round trip
     return conn.execute(BEGIN_TURN_READ, {
         "sub": sub, "session_id": session_id, "client_turn_id": client_turn_id, "stale_seconds": stale_seconds,
         "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
@@ -147,10 +150,11 @@ def abandon_turn(conn: psycopg.Connection, run_id: UUID) -> None:
 
 def insert_run(conn: psycopg.Connection, *, run_id: UUID, session_id: UUID, agent_name: str | None,
                client_turn_id: str | None = None, parent_run_id: UUID | None = None,
-               status: str = "running") -> None:
+               status: str = "running", reserved_zar: Decimal = Decimal(0)) -> None:
     conn.execute(INSERT_RUN, {
         "id": run_id, "session_id": session_id, "parent_run_id": parent_run_id,
         "client_turn_id": client_turn_id, "agent_name": agent_name, "status": status,
+        "reserved_zar": reserved_zar,
     })
 
 

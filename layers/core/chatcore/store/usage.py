@@ -108,12 +108,26 @@ MONTH_SPEND_OF_U = """(
              AND d.day < (%(month_end)s::timestamptz AT TIME ZONE 'UTC')::date
        )"""
 
-# One round trip: the budget, and only when there is one (or ``always``), the month's spend.
+# What user ``u``'s running turns have reserved against the budget (a SQL expression): a turn that
+# started less than STALE_TURN_SECONDS ago holds its reservation until it is stored.
+RESERVED_OF_U = """(
+           SELECT coalesce(sum(r.reserved_zar), 0) FROM sessions s2 JOIN runs r ON r.session_id = s2.id
+           WHERE s2.user_id = u.id AND r.status = 'running' AND r.parent_run_id IS NULL
+             AND r.started_at >= now() - make_interval(secs => %(stale_seconds)s)
+       )"""
+
+# One round trip: the budget, and only when there is one (or ``always``), the month's spend and the
+# running turns' reservations.
 BUDGET_AND_SPEND = f"""
 SELECT u.monthly_budget_zar,
-       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent
+       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent,
+       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {RESERVED_OF_U} END AS reserved
 FROM users u WHERE u.id = %(user_id)s
 """
+
+# Taken first in a turn's transaction: the turns of one user start one at a time, so each sees the
+# others' reservations (the next statement's snapshot is taken once this lock is held).
+LOCK_USER = "SELECT id FROM users WHERE sub = %(sub)s FOR UPDATE"
 
 SET_BUDGET = "UPDATE users SET monthly_budget_zar = %(zar)s WHERE sub = %(sub)s RETURNING id"
 
@@ -218,11 +232,13 @@ def user_usage(conn: psycopg.Connection, sub: str, start: datetime, end: datetim
 
 
 def budget_and_spend(conn: psycopg.Connection, user_id: UUID, month_start: datetime, month_end: datetime,
-                     *, always: bool = False) -> dict[str, Any] | None:
-    """``{"monthly_budget_zar", "spent"}`` of the user (spent only with a budget, or ``always``)."""
+                     *, always: bool = False, stale_seconds: int = 960) -> dict[str, Any] | None:
+    """``{"monthly_budget_zar", "spent", "reserved"}`` of the user (spent and reserved only with a
+    budget, or ``always``)."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(BUDGET_AND_SPEND, {"user_id": user_id, "month_start": month_start,
-                                              "month_end": month_end, "always": always}).fetchone()
+                                              "month_end": month_end, "always": always,
+                                              "stale_seconds": stale_seconds}).fetchone()
 
 
 def set_budget(conn: psycopg.Connection, sub: str, zar: Decimal | None) -> UUID | None:

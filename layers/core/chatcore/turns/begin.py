@@ -13,8 +13,12 @@ The model's input is then built from the history read in step 1 under the contex
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
 from uuid import UUID
 
 import psycopg
@@ -33,10 +37,12 @@ from chatcore.media.agno_storage import inline_for_model, store_photo, to_agno_i
 from chatcore.media.images import ImageUpload
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
+from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.store import sessions, turns as turn_rows
 from chatcore.turns.agent import Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
-from chatcore.turns.context import Budgets, build_context, check_fits, group_turns, is_context_refusal
+from chatcore.turns.claude import MAX_OUTPUT_TOKENS
+from chatcore.turns.context import IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal
 from chatcore.turns.outcome import TurnOutcome
 from chatcore.turns.registry import conversation_for
 
@@ -107,16 +113,20 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
                 raise TurnInProgress("this turn is still running; retry later to get its outcome",
                                      run_id=str(row["prior_id"]))
             return TurnOutcome.from_stored(turn.session_id, row["prior_id"], prior)
-        # 402 before anything is stored or any model call
-        refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start)
         if row["running_id"] is not None:
             if not row["running_stale"]:
                 raise TurnInProgress("a turn is already running in this session; wait for it to finish",
                                      run_id=str(row["running_id"]))
             turn_rows.abandon_turn(conn, row["running_id"])
+        conversation = conversation_for(row["agent_name"], row["team_name"])
+        reservation = Decimal(0)
+        if row["monthly_budget_zar"] is not None and row["fx_rate"] is not None:
+            reservation = _reservation(turn, row, conversation, settings)
+        # 402 before anything is stored or any model call: the most this turn can cost must fit
+        refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start, reserved=row["month_reserved"],
+                       reservation=reservation)
         if row["fx_rate"] is None:
             raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
-        conversation = conversation_for(row["agent_name"], row["team_name"])
         budgets = Budgets(settings.context_max_tokens, settings.context_max_images,
                           settings.context_max_bytes).shrunk(_recent_refusals(row["recent_outcomes"]))
         # 413 before anything is stored when the message alone cannot fit one request
@@ -126,7 +136,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
         stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
-                             client_turn_id=turn.client_turn_id)
+                             client_turn_id=turn.client_turn_id, reserved_zar=reservation)
         turn_rows.insert_chat_events(conn, [{
             "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
             "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
@@ -151,6 +161,19 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
                         user_message=user_message, costs=CostCalculator(fx, price_ids()), compaction=compaction)
+
+
+def _reservation(turn: TurnInput, row: dict, conversation: Conversation, settings) -> Decimal:
+    """The most this turn can cost, in rands: for each model call it may make (MAX_MODEL_CALLS_PER_TURN),
+    its whole input (the history as read, the message, its photos, the instructions; at most
+    CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output, at the leader's model price."""
+    history_chars = len(json.dumps(row["history"] or [], default=str))
+    input_tokens = min(settings.context_max_tokens,
+                       conversation.overhead_tokens + math.ceil((history_chars + len(turn.message)) / 4)
+                       + IMAGE_TOKENS * len(turn.images))
+    usage = TokenUsage(input_tokens=input_tokens, output_tokens=MAX_OUTPUT_TOKENS)
+    usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
+    return (usd * settings.max_model_calls_per_turn * row["fx_rate"]).quantize(Decimal("1e-10"))
 
 
 def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> None:

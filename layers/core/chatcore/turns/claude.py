@@ -26,6 +26,8 @@ from anthropic import Timeout  # the SDK's own (it runs on httpx2: an httpx.Time
 from chatcore.config import anthropic_api_key, get_settings
 from chatcore.money.prices import TokenUsage
 
+# The most output tokens one model call may produce (what a budget reservation counts per call).
+MAX_OUTPUT_TOKENS = 4096
 CUT_SHORT = "the model's answer was cut short: its stream ended without message_stop"
 
 # Model calls whose stream was cut short in this turn: (run id, the usage billed before the cut). The
@@ -111,6 +113,6 @@ def claude(model_id: str) -> Claude:
     if settings.anthropic_base_url:
         client_params["base_url"] = settings.anthropic_base_url
     one_hour = settings.prompt_cache_ttl == "1h"
-    return ChatClaude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=4096,
+    return ChatClaude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=MAX_OUTPUT_TOKENS,
                   cache_system_prompt=True, extended_cache_time=one_hour,
                   request_params={"cache_control": {"type": "ephemeral", **({"ttl": "1h"} if one_hour else {})}})

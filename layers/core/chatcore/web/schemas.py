@@ -212,7 +212,8 @@ class BudgetOut(BaseModel):
     month: str
     monthly_budget_zar: str
     spent_zar: str
-    remaining_zar: str
+    reserved_zar: str = Field(description="held by running turns until they are stored (the most they may cost)")
+    remaining_zar: str = Field(description="budget - spent - reserved, never below 0.00")
 
 
 class UsageOut(BaseModel):
