@@ -19,7 +19,7 @@ PROBLEM = "application/problem+json"
 
 
 def test_the_same_client_turn_id_at_the_same_moment_is_one_run_and_never_a_5xx(server_url, standin, db_conn):
-    pairs = 10
+    pairs = 20
     users = [User(server_url) for _ in range(pairs)]
     sessions = [u.new_session() for u in users]
     barrier = threading.Barrier(2 * pairs)
