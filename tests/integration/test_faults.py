@@ -309,3 +309,63 @@ def test_twenty_concurrent_turns_under_a_budget_never_take_spend_past_it(server_
     assert final <= budget + one_turn, (final, budget, one_turn)
     status = budgets.budget_status(db_conn, uid)
     assert status["reserved_zar"] == "0.00"  # every reservation was released when its turn was stored
+
+
+def test_a_turn_past_turn_timeout_ends_with_a_terminal_event_and_keeps_what_was_billed(user, standin, models_env,
+                                                                                      db_conn):
+    models_env(TURN_TIMEOUT="2")
+    # a tool round (billed), then an answer trickling one chunk every 0.6 s: never silent, never done in time
+    standin.script([{"tool_use": {"name": "calculator", "input": {"expression": "6 * 7"}}},
+                    {"text": "and the answer is coming, slowly, word by word, " * 4, "delay_ms": 600}])
+    sid = user.new_session()
+    _, events = user.turn(sid, message="what is 6 * 7?")
+    final = events[-1]
+    assert final["event"] == "TurnFailed" and final["data"]["error"]["code"] == "turn-timeout", final
+    assert final["data"]["error"]["retryable"] is True
+    run = db_conn.execute("SELECT status, cost_usd FROM runs WHERE id = %s", (final["data"]["run_id"],)).fetchone()
+    assert run["status"] == "failed" and run["cost_usd"] > 0  # the first, completed model call is charged
+
+
+@pytest.fixture()
+def s3_behind_a_proxy(stack, monkeypatch):
+    """The process's S3 client pointed at a proxy in front of moto (S3_TIMEOUT=2), restored after."""
+    from urllib.parse import urlsplit
+
+    from chatcore.config import get_settings
+    from chatcore.media import s3
+    from tests.integration.tcp_proxy import StallingProxy
+
+    moto = urlsplit(stack.env["AWS_ENDPOINT_URL_S3"])
+    proxy = StallingProxy(moto.hostname, moto.port)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    monkeypatch.setenv("S3_TIMEOUT", "2")
+    get_settings.cache_clear()
+    monkeypatch.setattr(s3, "_client", None)
+    yield proxy
+    proxy.close()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    s3._client = None
+
+
+def test_s3_stalled_during_an_image_turn_holds_up_nothing_else(server_url, standin, s3_behind_a_proxy, db_conn):
+    from tests.images import LARGE_PNG, b64
+
+    photographer, other = User(server_url), User(server_url)
+    sid, other_sid = photographer.new_session(), other.new_session()
+    s3_behind_a_proxy.stalled.set()
+    answers: list = []
+    image_turn = threading.Thread(target=lambda: answers.append(photographer.client.post(
+        f"/sessions/{sid}/turns", json={"message": "a photo", "images": [{"data": b64(LARGE_PNG)}]})))
+    image_turn.start()
+    # while the photo's upload hangs, unrelated requests are answered: no connection or lock is held
+    assert other.client.get("/agents").status_code == 200
+    assert other.client.post("/sessions", json={"agent": "assistant"}).status_code == 201
+    _, events = other.turn(other_sid, message="a text turn meanwhile")
+    assert events[-1]["event"] == "TurnCompleted"
+    assert image_turn.is_alive()  # ... and all of that while the image turn was still stuck on S3
+    image_turn.join(90)
+    r = answers[0]
+    assert r.status_code == 503 and r.json()["code"] == "storage-unavailable" and r.headers["retry-after"] == "5"
+    # nothing of the refused turn is stored; the session is free for the next turn
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 0

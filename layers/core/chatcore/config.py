@@ -42,6 +42,8 @@ class Settings:
     media_prefix: str = "media/"
     aws_region: str | None = None
     s3_endpoint_url: str | None = None
+    # Seconds an S3 call may wait for an answer (3 attempts at most): a stalled S3 fails in seconds.
+    s3_timeout: int = 10
     # Images up to this many decoded bytes stay inline (base64) in the message row.
     inline_image_max_bytes: int = 32 * 1024
     # Input limits. The request schemas (chatcore.web.schemas) read these defaults from here.
@@ -81,6 +83,9 @@ class Settings:
     # MODEL_MAX_RETRIES times), so a silent model cannot hold a turn past the function's 900 s.
     model_idle_timeout: int = 120
     model_max_retries: int = 2
+    # A turn's conversation (every model and tool call) is ended after this many seconds and stored
+    # as failed, so the client gets its terminal event before the function's 900 s limit cuts it.
+    turn_timeout: int = 780
     # The most model calls one turn is assumed to make (tool rounds, a team's delegations): what a
     # turn reserves against a budget is this many calls of its input and max_tokens of output.
     max_model_calls_per_turn: int = 4
@@ -121,6 +126,7 @@ def get_settings() -> Settings:
         media_prefix=env.get("MEDIA_PREFIX", Settings.media_prefix),
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
         s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+        s3_timeout=_int("S3_TIMEOUT", Settings.s3_timeout),
         inline_image_max_bytes=_int("INLINE_IMAGE_MAX_BYTES", Settings.inline_image_max_bytes),
         max_image_bytes=_int("MAX_IMAGE_BYTES", Settings.max_image_bytes),
         image_max_edge=_int("IMAGE_MAX_EDGE", Settings.image_max_edge),
@@ -141,6 +147,7 @@ def get_settings() -> Settings:
         prompt_cache_ttl=_choice("PROMPT_CACHE_TTL", ("5m", "1h"), Settings.prompt_cache_ttl),
         model_idle_timeout=_int("MODEL_IDLE_TIMEOUT", Settings.model_idle_timeout),
         model_max_retries=_int("MODEL_MAX_RETRIES", Settings.model_max_retries),
+        turn_timeout=_int("TURN_TIMEOUT", Settings.turn_timeout),
         max_model_calls_per_turn=_int("MAX_MODEL_CALLS_PER_TURN", Settings.max_model_calls_per_turn),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,

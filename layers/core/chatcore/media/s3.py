@@ -28,7 +28,7 @@ def client() -> Any:
             # short timeouts and bounded retries: a stalled S3 fails a request in seconds (503
             # storage-unavailable), not after boto3's default 60 s x 5 attempts
             _client = boto3.client("s3", region_name=s.aws_region, endpoint_url=s.s3_endpoint_url,
-                                   config=Config(signature_version="s3v4", connect_timeout=3, read_timeout=10,
+                                   config=Config(signature_version="s3v4", connect_timeout=3, read_timeout=s.s3_timeout,
                                                  retries={"max_attempts": 3, "mode": "standard"}))
         return _client
 

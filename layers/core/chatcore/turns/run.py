@@ -14,6 +14,7 @@ from agno.run.agent import RunOutput
 from agno.run.team import TeamRunOutput
 
 from chatcore import db, observability
+from chatcore.config import get_settings
 from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
 from chatcore.turns.begin import PreparedTurn
@@ -47,16 +48,22 @@ async def run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -
     tracker = EventTracker(root_run_id=str(turn.run_id))
     started = time.perf_counter()
     cut = cut_calls.set([])  # model calls whose stream is cut short: billed, so stored (turns.claude)
+    limit = get_settings().turn_timeout
     try:
-        async for item in turn.conversation.stream(
-            history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
-            session_id=str(turn.input.session_id), user_id=turn.input.sub,
-        ):
-            if isinstance(item, (RunOutput, TeamRunOutput)):
-                tracker.outputs.append(item)
-                continue
-            tracker.see(item)
-            emit(item.event, item.to_dict())
+        async with asyncio.timeout(limit):
+            async for item in turn.conversation.stream(
+                history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
+                session_id=str(turn.input.session_id), user_id=turn.input.sub,
+            ):
+                if isinstance(item, (RunOutput, TeamRunOutput)):
+                    tracker.outputs.append(item)
+                    continue
+                tracker.see(item)
+                emit(item.event, item.to_dict())
+    except TimeoutError:
+        log.warning("turn %s ran past TURN_TIMEOUT (%d s): ended", turn.run_id, limit)
+        tracker.errors[tracker.root_run_id] = RunError(
+            "turn-timeout", f"the turn ran past {limit} s (TURN_TIMEOUT) and was ended; what it billed is stored")
     except Exception as e:  # noqa: BLE001 - our own failure is stored and reported, never lost
         log.exception("turn %s failed", turn.run_id)
         tracker.errors[tracker.root_run_id] = RunError("internal-error", f"{e.__class__.__name__}: {e}")

@@ -60,7 +60,7 @@ _MODEL_ERRORS = (
                        "error code: 403", "error code: 404")),
 )
 RETRYABLE_CODES = frozenset({"model-error:rate_limited", "model-error:overloaded", "model-error:unavailable",
-                             "storage-error", "internal-error"})
+                             "storage-error", "internal-error", "turn-timeout"})
 
 
 def model_error_code(error_type: str | None, message: str) -> str:
