@@ -43,7 +43,7 @@ from chatcore.turns.agent import Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import MAX_OUTPUT_TOKENS
 from chatcore.turns.context import IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal
-from chatcore.turns.outcome import TurnOutcome
+from chatcore.turns.outcome import TurnOutcome, flush_pending
 from chatcore.turns.registry import conversation_for
 
 log = logging.getLogger(__name__)
@@ -93,6 +93,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         raise InvalidInput("a turn needs a message or an image", field="message")
     run_id = uuid7()
     month_start, month_end = month_bounds()
+    flush_pending()  # turns this process could not store while the database was down, first
     if turn.images:
         _store_photos(turn)
     with db.connection() as conn, db.pipelined_transaction(conn):

@@ -99,6 +99,35 @@ class TurnOutcome:
                    replayed=True)
 
 
+# Finished turns this process could not store (the database stayed unreachable): written, in order,
+# before the next turn of the process begins or stores (``flush_pending``).
+_pending: list[tuple[UUID, Any]] = []
+
+
+def _write_once(run_id: UUID, write: Any) -> None:
+    """Run a turn's write; a duplicate key means an earlier attempt went through (the ids are fixed)."""
+    try:
+        write()
+    except psycopg.errors.UniqueViolation:
+        log.info("turn %s was stored by an earlier attempt", run_id)
+
+
+def flush_pending() -> int:
+    """Write the turns kept while the database was unreachable; how many were written. Stops at the
+    first that still fails (the database is still down): they are tried again next time."""
+    written = 0
+    while _pending:
+        run_id, write = _pending[0]
+        try:
+            _write_once(run_id, write)
+        except psycopg.OperationalError:
+            return written
+        _pending.pop(0)
+        written += 1
+        log.info("turn %s, kept while the database was down, is stored", run_id)
+    return written
+
+
 def usage_fields(usage: TokenUsage) -> dict[str, int]:
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
@@ -171,15 +200,16 @@ def store_outcome(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
     # A database blip (a restart, a failover) while the model ran: the write is tried again on a
     # fresh connection. The rows keep their ids, so an attempt whose COMMIT went through but whose
     # answer was lost shows as a duplicate key on the next one: the turn is stored.
+    flush_pending()
     for delay in (*STORE_RETRY_DELAYS, None):
         try:
-            write()
-            break
-        except psycopg.errors.UniqueViolation:
-            log.info("turn %s was stored by an earlier attempt", turn.run_id)
+            _write_once(turn.run_id, write)
             break
         except psycopg.OperationalError:
             if delay is None:
+                # what the provider billed is kept, and written by this process's next turn
+                _pending.append((turn.run_id, write))
+                log.error("turn %s could not be stored; kept to be written when the database is back", turn.run_id)
                 raise
             log.warning("could not store turn %s; trying again in %.1f s", turn.run_id, delay, exc_info=True)
             time.sleep(delay)
