@@ -10,8 +10,8 @@ import time
 from bench.harness import say
 from bench.stats import table
 
-SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "conversation")
-NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation"}
+SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "conversation", "messages")
+NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = cold_start.run(repeat(5, 3))
                 reports.append(cold_start.report(results[name]))
+            elif name == "messages":
+                from bench import messages
+
+                results[name] = messages.run(harness, repeat(20, 10), png)
+                reports.append(messages.report(results[name]))
             elif name == "conversation":
                 from bench import conversation
 

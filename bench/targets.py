@@ -86,6 +86,12 @@ def report(results: dict, quick: bool = False) -> str:
             else:
                 rows.append([f"import {entry['path']}", f"{med:.2f} s", "", "< 0.5 s", _verdict(med < 0.5)])
 
+    m = results.get("messages")
+    if m:
+        med = median(m["ms"])
+        rows.append([f"messages page of {m['messages']} with {m['photos']} photos (median)", f"{ms(med)} ms", "",
+                     "< 1000 ms", _verdict(med < 1000)])
+
     conv = results.get("conversation")
     if conv:
         for name, row in conv.items():
@@ -101,6 +107,6 @@ def report(results: dict, quick: bool = False) -> str:
             rows.append(["40-turn chat: input cost with caching / without", f"{share:.0%}",
                          f"Agno defaults R{chat['agno']['zar']:.2f}", "<= 40%", _verdict(share <= 0.4)])
 
-    out = ["TARGETS (issues 7 and 11)" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
+    out = ["TARGETS (issues 7, 11 and 12)" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
     return "\n".join(out)

@@ -400,3 +400,35 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
     assert after[-1]["event"] == "TurnCompleted" and outcome._pending == []
     run = db_conn.execute("SELECT status, cost_usd FROM runs WHERE id = %s", (final["data"]["run_id"],)).fetchone()
     assert run["status"] == "completed" and run["cost_usd"] > 0  # written, never replaced by zeros
+
+
+def test_sessions_deleted_while_their_messages_are_read_leave_no_object_in_s3(server_url, standin, stack):
+    import boto3
+
+    from tests.images import LARGE_PNG, SMALL_PNG, b64
+
+    user = User(server_url)
+    sessions = []
+    for i in range(5):
+        sid = user.new_session()
+        _, events = user.turn(sid, message=f"photos {i}", images=[{"data": b64(LARGE_PNG)}, {"data": b64(SMALL_PNG)}])
+        assert events[-1]["event"] == "TurnCompleted"
+        sessions.append(sid)
+    stop = threading.Event()
+
+    def read(sid: str) -> None:
+        client = httpx.Client(base_url=server_url, headers=user.headers, timeout=60)
+        while not stop.is_set():
+            assert client.get(f"/sessions/{sid}/messages").status_code in (200, 404)
+
+    readers = [threading.Thread(target=read, args=(sid,)) for sid in sessions for _ in range(2)]
+    for t in readers:
+        t.start()
+    deleted = [user.client.delete(f"/sessions/{sid}").status_code for sid in sessions]
+    stop.set()
+    for t in readers:
+        t.join(60)
+    assert deleted == [204] * 5
+    s3 = boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+    for sid in sessions:
+        assert s3.list_objects_v2(Bucket=stack.env["MEDIA_BUCKET"], Prefix=f"media/{sid}-").get("KeyCount") == 0
