@@ -110,6 +110,7 @@ def test_only_the_turn_route_streams(resources):
     assert _sub(turn["uri"]).endswith("/response-streaming-invocations")
     assert "${ChatFunction.Arn}" in _sub(turn["uri"])
     assert turn["responseTransferMode"] == "STREAM"
+    assert turn["timeoutInMillis"] == 900000  # the function's 15 minutes, not API Gateway's 29 s default
     others = {k: v for k, v in routes.items() if k != ("POST", "/sessions/{id}/turns")}
     assert len(others) == 9
     for route, op in others.items():

@@ -432,3 +432,14 @@ def test_sessions_deleted_while_their_messages_are_read_leave_no_object_in_s3(se
     s3 = boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
     for sid in sessions:
         assert s3.list_objects_v2(Bucket=stack.env["MEDIA_BUCKET"], Prefix=f"media/{sid}-").get("KeyCount") == 0
+
+
+def test_a_silent_model_gets_heartbeats_on_the_wire_and_the_turn_completes(user, standin, settings_env):
+    settings_env.setenv("HEARTBEAT_SECONDS", "0.3")
+    standin.script([{"text": "a pause before each part of this answer", "delay_ms": 1000}])
+    sid = user.new_session()
+    r = user.client.post(f"/sessions/{sid}/turns", json={"message": "take your time"})
+    assert r.status_code == 200 and ": ping" in r.text  # comment lines while the model was silent
+    assert sse.parse(r.text)[-1]["event"] == "TurnCompleted"
+    # three pauses of a second each, a heartbeat every 0.3 s: at least two pings in each pause
+    assert r.text.count(": ping") >= 6, r.text.count(": ping")

@@ -86,6 +86,8 @@ class Settings:
     # A turn's conversation (every model and tool call) is ended after this many seconds and stored
     # as failed, so the client gets its terminal event before the function's 900 s limit cuts it.
     turn_timeout: int = 780
+    # A streamed turn sends an SSE comment when it has sent nothing else for this many seconds.
+    heartbeat_seconds: float = 15.0
     # The most model calls one turn is assumed to make (tool rounds, a team's delegations): what a
     # turn reserves against a budget is this many calls of its input and max_tokens of output.
     max_model_calls_per_turn: int = 4
@@ -148,6 +150,7 @@ def get_settings() -> Settings:
         model_idle_timeout=_int("MODEL_IDLE_TIMEOUT", Settings.model_idle_timeout),
         model_max_retries=_int("MODEL_MAX_RETRIES", Settings.model_max_retries),
         turn_timeout=_int("TURN_TIMEOUT", Settings.turn_timeout),
+        heartbeat_seconds=float(env.get("HEARTBEAT_SECONDS") or Settings.heartbeat_seconds),
         max_model_calls_per_turn=_int("MAX_MODEL_CALLS_PER_TURN", Settings.max_model_calls_per_turn),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,

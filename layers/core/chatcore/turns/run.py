@@ -24,6 +24,9 @@ from chatcore.turns.tracking import EventTracker, RunError
 from chatcore.web import sse
 
 log = logging.getLogger(__name__)
+# Sent when nothing else was for HEARTBEAT_SECONDS: iOS drops a request idle for 60 s, API Gateway's
+# streaming one idle for 5 minutes, and a model or a tool can be silent longer.
+HEARTBEAT = b": ping\n\n"
 
 
 def _store(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
@@ -93,6 +96,7 @@ async def stream_turn(turn: PreparedTurn,
     """
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     seq = 0
+    heartbeat = get_settings().heartbeat_seconds
 
     def emit(name: str, data: dict) -> None:
         nonlocal seq
@@ -116,7 +120,11 @@ async def stream_turn(turn: PreparedTurn,
     watcher = asyncio.create_task(watch()) if wait_for_disconnect else None
     try:
         while True:
-            chunk = await queue.get()
+            try:
+                chunk = await asyncio.wait_for(queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield HEARTBEAT  # an SSE comment: the phone and API Gateway see a live connection
+                continue
             if chunk is None:
                 break
             yield chunk

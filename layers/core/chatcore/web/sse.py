@@ -107,6 +107,9 @@ bytes and presigned URLs are never sent.
   smaller), `model-error:misconfigured`, `internal-error`, `storage-error`. Calls that completed
   before the failure are stored and charged.
 
+When nothing else was sent for 15 s (a model or a tool thinking), a comment line `: ping` is sent;
+SSE clients ignore it, and it keeps phones and API Gateway from dropping an idle connection.
+
 Errors found before the stream starts are `application/problem+json` with a 4xx status, or 503 with
 `Retry-After` when a dependency (Postgres, S3) is down.
 """
