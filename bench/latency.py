@@ -18,15 +18,9 @@ import socket
 import threading
 import time
 
+from local.tcp import pump, shutdown
 
 
-def _shutdown(*sockets: socket.socket) -> None:
-    """Close both directions of a proxied connection (either side may be gone already)."""
-    for sock in sockets:
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 class LatencyProxy:
     def __init__(self, host: str, port: int) -> None:
@@ -51,18 +45,8 @@ class LatencyProxy:
             for s in (client, upstream):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 self._sockets.append(s)
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
             self._pump_delayed(upstream, client)
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            _shutdown(src, dst)
 
     def _pump_delayed(self, src: socket.socket, dst: socket.socket) -> None:
         chunks: queue.Queue = queue.Queue()
@@ -88,7 +72,7 @@ class LatencyProxy:
             except OSError:
                 pass
             finally:
-                _shutdown(src, dst)
+                shutdown(src, dst)
 
         threading.Thread(target=read, daemon=True).start()
         threading.Thread(target=write, daemon=True).start()

@@ -7,6 +7,7 @@ import socket
 import threading
 
 from local.ports import free_port
+from local.tcp import pump
 
 
 class StallingProxy:
@@ -35,21 +36,7 @@ class StallingProxy:
             upstream = socket.create_connection(self.target)
             self._sockets.append(upstream)
             for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
 
     def close(self) -> None:
         self.closed.set()
