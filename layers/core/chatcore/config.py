@@ -88,6 +88,21 @@ class Settings:
     turn_timeout: int = 780
     # A streamed turn sends an SSE comment when it has sent nothing else for this many seconds.
     heartbeat_seconds: float = 15.0
+    # A running turn's events are written to turn_events in batches, one round trip about every this
+    # many seconds, so another instance can resume its stream (GET .../events, Last-Event-ID); the
+    # same round trip reads whether the turn was asked to stop (POST .../cancel).
+    event_batch_seconds: float = 0.25
+    # A turn asked to stop ends its model call through agno's run cancellation; one that has not
+    # stopped this many seconds later (a silent model or tool) is ended anyway.
+    cancel_grace_seconds: float = 1.0
+    # A finished turn's events are kept at least this long for replays; the scheduled function
+    # prunes older ones (its messages stay).
+    event_retention_hours: int = 24
+    # Big photos go straight to S3 (POST /uploads, a presigned POST): the largest upload, how long
+    # the presigned POST is valid, and how long an unused upload can still be sent with a turn.
+    upload_max_bytes: int = 25 * 1024 * 1024
+    upload_url_seconds: int = 600
+    upload_ttl_seconds: int = 24 * 3600
     # The most model calls one turn is assumed to make (tool rounds, a team's delegations): what a
     # turn reserves against a budget is this many calls of its input and max_tokens of output.
     max_model_calls_per_turn: int = 4
@@ -151,6 +166,12 @@ def get_settings() -> Settings:
         model_max_retries=_int("MODEL_MAX_RETRIES", Settings.model_max_retries),
         turn_timeout=_int("TURN_TIMEOUT", Settings.turn_timeout),
         heartbeat_seconds=float(env.get("HEARTBEAT_SECONDS") or Settings.heartbeat_seconds),
+        event_batch_seconds=float(env.get("EVENT_BATCH_SECONDS") or Settings.event_batch_seconds),
+        cancel_grace_seconds=float(env.get("CANCEL_GRACE_SECONDS") or Settings.cancel_grace_seconds),
+        event_retention_hours=_int("EVENT_RETENTION_HOURS", Settings.event_retention_hours),
+        upload_max_bytes=_int("UPLOAD_MAX_BYTES", Settings.upload_max_bytes),
+        upload_url_seconds=_int("UPLOAD_URL_SECONDS", Settings.upload_url_seconds),
+        upload_ttl_seconds=_int("UPLOAD_TTL_SECONDS", Settings.upload_ttl_seconds),
         max_model_calls_per_turn=_int("MAX_MODEL_CALLS_PER_TURN", Settings.max_model_calls_per_turn),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,

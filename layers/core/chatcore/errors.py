@@ -86,3 +86,12 @@ class ClientTurnIdReused(ProblemError):
     """A ``client_turn_id`` sent again with a different message: not a retry of the same turn."""
 
     status, code, title = 409, "client-turn-id-reused", "This client_turn_id belongs to a different message"
+
+
+class TurnFinished(ProblemError):
+    """A stop asked of a turn that has already ended (completed, failed or cancelled)."""
+
+    status, code, title = 409, "turn-finished", "The turn has already finished"
+
+
+# ---- uploads (POST /uploads: big photos straight to S3)
