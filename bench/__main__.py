@@ -10,8 +10,8 @@ import time
 from bench.harness import say
 from bench.stats import table
 
-SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "conversation", "messages")
-NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages"}
+SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "conversation", "messages", "events")
+NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = messages.run(harness, repeat(20, 10), png)
                 reports.append(messages.report(results[name]))
+            elif name == "events":
+                from bench import events
+
+                results[name] = events.run(harness, repeat(12, 8))
+                reports.append(events.report(results[name]))
             elif name == "conversation":
                 from bench import conversation
 

@@ -22,7 +22,8 @@ authorizer's claims, never from a dev token.
 
 Placeholders ``${NAME}`` in the event's strings are replaced before the call: by the environment
 variable NAME when set, else ``${SESSION_ID}`` / ``${TEAM_SESSION_ID}`` by a new agent / team session
-created for the event's caller (``POST /sessions`` through the function that serves it), and
+created for the event's caller (``POST /sessions`` through the function that serves it),
+``${RUN_ID}`` by a turn run to its end in that session (``POST /sessions/{id}/turns``), and
 ``${RESPONSE_URL}`` by a local server that records a custom resource's response. Function logs go
 to stderr, the response to stdout. Exit status 1 when the function failed, answered HTTP >= 400 or a
 custom resource reported FAILED.
@@ -465,6 +466,8 @@ class Invoker:
             if name not in cache:
                 if name in ("SESSION_ID", "TEAM_SESSION_ID"):
                     cache[name] = self.create_session(event, team=name == "TEAM_SESSION_ID")
+                elif name == "RUN_ID":
+                    cache[name] = self.run_turn(event, resolve("SESSION_ID"))
                 elif name == "RESPONSE_URL":
                     if self._capture is None:
                         self._capture = _Capture()
@@ -489,6 +492,22 @@ class Invoker:
         print(f"invoke: created {'team' if team else 'agent'} session {session_id} for sub={claims.get('sub')}",
               file=self.log, flush=True)
         return session_id
+
+    def run_turn(self, event: dict, session_id: str) -> str:
+        """The run id of a turn of ``session_id`` run for the event's caller (through the function
+        serving POST /sessions/{id}/turns), to its end."""
+        claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
+        function = function_for_route(self.template, "POST", "/sessions/{id}/turns")
+        if function is None:
+            raise SystemExit("invoke: no function serves POST /sessions/{id}/turns in template.yaml")
+        turn = api_event("POST", f"/sessions/{session_id}/turns", "/sessions/{id}/turns", claims,
+                         {"message": "Say hello in three words."}, path_parameters={"id": session_id})
+        result = self._invoke(function, turn, quiet=True)
+        run_id = {k.lower(): v for k, v in (result.headers or {}).items()}.get("x-run-id")
+        if result.status != 200 or not run_id:
+            raise RuntimeError(f"could not run a turn: HTTP {result.status} {result.body[:500]!r}")
+        print(f"invoke: ran turn {run_id} in session {session_id}", file=self.log, flush=True)
+        return run_id
 
     # -- invocation
 

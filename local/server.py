@@ -1,7 +1,8 @@
 """Serve every route of the API (the streaming turn included) with uvicorn on one port.
 
-In AWS the routes are split over two functions (functions/chat streams turns and imports agno;
-functions/api serves the rest without it); locally one app includes both routers.
+In AWS the routes are split over three functions (functions/chat streams turns and imports agno;
+functions/events resumes a turn's stream without it; functions/api serves the rest, buffered);
+locally one app includes them all.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FUNCTION_DIRS = ("functions/chat", "functions/api")
+FUNCTION_DIRS = ("functions/chat", "functions/events", "functions/api")
 
 
 def combined_app():
@@ -24,13 +25,15 @@ def combined_app():
             sys.path.insert(0, path)
     import api_app
     import chat_api
+    import events_app
 
     from chatcore.catalog import sync_catalog
     from chatcore.web.fastapi_app import create_app
 
     app = create_app(title="Agent chat API", routers=[api_app.router], on_startup=[sync_catalog],
-                     extra_openapi=[chat_api.add_openapi])
-    app.router.routes.extend(chat_api.routes)  # the chat function's Starlette route, as deployed
+                     extra_openapi=[chat_api.add_openapi, events_app.add_openapi])
+    # the streaming functions' Starlette routes, as deployed
+    app.router.routes.extend([*chat_api.routes, *events_app.routes])
     return app
 
 

@@ -24,17 +24,18 @@ with imports_frozen():
     from chatcore import cli, db
     from chatcore.catalog import sync_catalog
     from chatcore.config import get_settings
-    from chatcore.errors import InvalidInput, NotFound, StorageUnavailable, TurnInProgress
+    from chatcore.errors import InvalidInput, NotFound, StorageUnavailable, TurnFinished, TurnInProgress
     from chatcore.media import s3
     from chatcore.media.images import sniff_image_type
+    from chatcore.media.uploads import presign
     from chatcore.money.budgets import budget_status
-    from chatcore.store import catalog, sessions, turns, usage as user_usage
+    from chatcore.store import catalog, sessions, turn_events, turns, usage as user_usage
     from chatcore.web.fastapi_app import PROBLEM_RESPONSES, create_app
     from chatcore.web.identity import caller
     from chatcore.web.schemas import (
         MAX_PAGE_SIZE, AgentOut, CreateSession, ImageOut, MessageOut, MessagePage, Money, RenameSession,
         SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut, TokenCounts, ToolCallOut, ToolResultOut,
-        UsageByAgent, UsageDay, UsageOut, UsageTotals,
+        TurnCancelRequested, UploadIn, UploadOut, UsageByAgent, UsageDay, UsageOut, UsageTotals,
     )
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,32 @@ async def delete_session(session_id: UUID, sub: Caller) -> Response:
     return Response(status_code=204)
 
 
+# ---- stopping a turn
+
+def _request_cancel(conn, sub: str, session_id: UUID, run_id: UUID) -> TurnCancelRequested:
+    stale = turn_events.request_cancel(conn, sub, session_id, run_id, get_settings().stale_turn_seconds)
+    if stale is None:
+        row = turn_events.find_turn(conn, sub, session_id, run_id)
+        if row is None:
+            raise NotFound("no such turn")
+        raise TurnFinished(f"the turn has already finished ({row['status']})", run_id=str(run_id),
+                           status=row["status"])
+    if stale:  # its process is gone: nothing would notice the request, so it is closed here
+        turn_events.close_stale_cancelled(conn, run_id)
+    return TurnCancelRequested(run_id=run_id, status="cancelling")
+
+
+@router.post("/sessions/{session_id}/turns/{run_id}/cancel", status_code=202, response_model=TurnCancelRequested,
+             tags=["turns"], responses={**PROBLEM_RESPONSES, 409: PROBLEM_RESPONSES[404] | {
+                 "description": "the turn has already finished (turn-finished)"}})
+async def cancel_turn(session_id: UUID, run_id: UUID, sub: Caller) -> TurnCancelRequested:
+    """Stop a running turn (the app's stop button), from any instance. The turn notices within about
+    a second wherever it runs, ends its model call, stores what it generated so far as a
+    ``cancelled`` run and ends its stream with ``TurnCancelled`` (``usage``, ``cost``). Asking again
+    is harmless (202); a turn that has already finished is 409 ``turn-finished``."""
+    return await _db(_request_cancel, sub, session_id, run_id)
+
+
 # ---- messages
 
 def _text(content: Any) -> str | None:
@@ -313,6 +340,19 @@ async def usage(
         by_agent=[UsageByAgent(kind=r["kind"], name=r["name"], **_usage_row(r)) for r in by_agent],
         budget=budget,
     )
+
+
+# ---- uploads
+
+@router.post("/uploads", status_code=201, response_model=UploadOut, tags=["uploads"], responses={
+    **PROBLEM_RESPONSES, 413: PROBLEM_RESPONSES[413] | {"description": "size over UPLOAD_MAX_BYTES (payload-too-large)"},
+    422: PROBLEM_RESPONSES[422] | {"description": "invalid fields, or a mime_type that is not a photo type"},
+    503: PROBLEM_RESPONSES[413] | {"description": "storage unavailable; nothing was recorded"}})
+async def create_upload(body: UploadIn, sub: Caller) -> UploadOut:
+    """Send a big photo straight to S3: POST the file to ``url`` (multipart/form-data: every one of
+    ``fields``, then the file as ``file``) within ``expires_in`` seconds, then send ``{"upload_id"}`` in
+    a turn's ``images``. Each upload is used by one turn, by its owner, within UPLOAD_TTL_SECONDS."""
+    return UploadOut(**await _run(presign, sub, body.mime_type, body.size))
 
 
 app = create_app(title="Agent chat API", routers=[router], on_startup=[sync_catalog])

@@ -23,11 +23,13 @@ with imports_frozen():
     from chatcore import turns
     from chatcore.catalog import sync_catalog
     from chatcore.config import get_settings
-    from chatcore.errors import InvalidInput
+    from chatcore.errors import InvalidInput, NotFound, UploadUsed
     from chatcore.media.photos import receive_photo
-    from chatcore.web.app import PROBLEM, create_web_app
+    from chatcore.media.uploads import discard_originals, read_upload
+    from chatcore.web.app import PROBLEM, create_web_app, resume_point
     from chatcore.web.identity import caller
-    from chatcore.web.schemas import TurnIn
+    from chatcore.web.schemas import TurnIn, UploadRef
+    from chatcore.turns import events
     from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -51,6 +53,11 @@ def _parse(request: Request, body: bytes) -> tuple[UUID, TurnIn]:
         raise InvalidInput("the request has invalid fields", errors=errors) from e
 
 
+async def _discard(upload_ids: list[UUID], run_id: UUID | None) -> None:
+    """Mark the turn's uploads used by ``run_id`` and delete their originals (best effort, never raises)."""
+    await asyncio.to_thread(discard_originals, upload_ids, run_id)
+
+
 async def create_turn(request: Request) -> StreamingResponse:
     """Send a message (and photos) and stream the agent's or team's answer."""
     sub = await caller(request)
@@ -60,10 +67,21 @@ async def create_turn(request: Request) -> StreamingResponse:
         raise InvalidInput(f"at most {settings.max_images_per_turn} images per turn", field="images")
     if len(body.message) > settings.max_message_chars:
         raise InvalidInput(f"the message is longer than {settings.max_message_chars} characters", field="message")
-    # photos are decoded and normalised in a worker thread: CPU-bound, and the loop serves other turns
-    uploads = [await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i,
-                                       max_bytes=settings.max_image_bytes)
-               for i, img in enumerate(body.images)]
+    # photos are decoded (or read from S3) and normalised in a worker thread: CPU-bound, and the loop
+    # serves other turns; an upload that cannot be used is refused here, before anything is stored
+    resume = resume_point(request, query=False)
+    try:
+        uploads = [await asyncio.to_thread(read_upload, sub, img.upload_id, index=i) if isinstance(img, UploadRef)
+                   else await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i,
+                                                max_bytes=settings.max_image_bytes)
+                   for i, img in enumerate(body.images)]
+    except UploadUsed as used:
+        # a retry of a turn that already took its uploads (same client_turn_id): followed, not run again
+        retried = await _retried_turn(sub, session_id, used, body.client_turn_id, resume)
+        if retried is None:
+            raise
+        return _sse_response(retried)
+    upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
     turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=body.message, images=uploads,
                                  client_turn_id=body.client_turn_id)
 
@@ -71,8 +89,31 @@ async def create_turn(request: Request) -> StreamingResponse:
         while (await request.receive())["type"] != "http.disconnect":
             pass
 
-    frames = await turns.open_turn(turn_input, wait_for_disconnect)
-    return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+    stream = await turns.open_turn(turn_input, wait_for_disconnect, last_event_id=resume)
+    if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
+        await _discard(upload_ids, stream.run_id)
+    return _sse_response(stream)
+
+
+async def _retried_turn(sub: str, session_id: UUID, used: UploadUsed, client_turn_id: str | None,
+                        resume: int) -> turns.TurnStream | None:
+    """The stream of the turn that used an upload, when this request is that turn's retry."""
+    run_id = used.extra.get("run_id")
+    if client_turn_id is None or run_id is None:
+        return None
+    try:
+        row = await asyncio.to_thread(events.find_turn, sub, session_id, UUID(str(run_id)))
+    except NotFound:
+        return None
+    if row["client_turn_id"] != client_turn_id:
+        return None
+    return turns.TurnStream(session_id, row["id"], events.follow(session_id, row["id"], resume), retried=True)
+
+
+def _sse_response(stream) -> StreamingResponse:
+    """A turn's stream as server-sent events; the run id also in ``X-Run-Id``, for a resume."""
+    return StreamingResponse(stream.frames, media_type="text/event-stream",
+                             headers={**SSE_HEADERS, "X-Run-Id": str(stream.run_id)})
 
 
 routes = [Route(TURN_PATH, create_turn, methods=["POST"])]
@@ -92,19 +133,30 @@ def add_openapi(schema: dict) -> None:
         "operationId": "create_turn",
         "description": TURN_EVENTS_DESCRIPTION,
         "parameters": [{"name": "session_id", "in": "path", "required": True,
-                        "schema": {"type": "string", "format": "uuid", "title": "Session Id"}}],
+                        "schema": {"type": "string", "format": "uuid", "title": "Session Id"}},
+                       {"name": "Last-Event-ID", "in": "header", "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                        "description": "on a retry with the same client_turn_id: the id of the last event "
+                                       "received; the stored stream resumes after it"}],
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnIn"}}}},
         "responses": {
             "200": {"description": "the turn's events (server-sent events; see the description)",
+                    "headers": {"X-Run-Id": {"schema": {"type": "string", "format": "uuid"},
+                                             "description": "the turn's run id (to resume or stop it)"}},
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
             "401": {"description": "no authenticated user", "content": problem},
             "402": {"description": "the user's monthly budget is spent", "content": problem},
-            "404": {"description": "unknown, or someone else's", "content": problem},
-            "409": {"description": "a turn is already running in this session", "content": problem},
+            "404": {"description": "unknown, or someone else's (the session, or an upload: upload-not-found)",
+                    "content": problem},
+            "409": {"description": "a turn is already running in this session (turn-in-progress), this "
+                            "client_turn_id was sent with another message (client-turn-id-reused), or an upload "
+                            "was already used by another turn (upload-used)", "content": problem},
+            "410": {"description": "an upload expired (upload-expired): upload the photo again", "content": problem},
             "413": {"description": "body too large (payload-too-large), or the message does not fit one model "
                             "request with the agent's instructions (context-too-large)", "content": problem},
-            "422": {"description": "invalid fields", "content": problem},
+            "422": {"description": "invalid fields, an invalid image (invalid-image) or an upload whose file "
+                            "was never sent (upload-not-received)", "content": problem},
             "503": {"description": "storage or configuration unavailable; nothing was stored", "content": problem},
         },
     }}

@@ -1,4 +1,5 @@
-"""The scheduled cost rollup (EventBridge): recomputes ``daily_costs``.
+"""The scheduled cost rollup (EventBridge): recomputes ``daily_costs``, and prunes the stored
+events of turns finished more than ``EVENT_RETENTION_HOURS`` (24) ago (their messages stay).
 
 A scheduled event (``"detail-type": "Scheduled Event"``, empty ``detail``) runs the incremental
 rollup: today and yesterday (UTC) plus every day touched by rows created since the last
@@ -17,7 +18,9 @@ from typing import Any
 import psycopg
 
 from chatcore import db
+from chatcore.config import get_settings
 from chatcore.money import rollup
+from chatcore.store import turn_events
 from chatcore.observability import logger
 
 _conn: psycopg.Connection | None = None
@@ -55,5 +58,7 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
                 raise
             logger.warning("database connection lost; reconnecting once")
     summary = result.summary()
+    if not days:  # the schedule (not a range recomputed by hand) also prunes old turns' events
+        summary["events_pruned"] = turn_events.prune_events(_connection(), get_settings().event_retention_hours)
     logger.info("rollup done", extra=summary)
     return summary

@@ -60,6 +60,11 @@ def test_every_event_succeeds(invoker, standin, path):
     event = json.loads(path.read_text())
     function = function_for(path, event)
     result = invoker.invoke(function, event)
+    if path.name == "api-cancel-turn.json":
+        # ${RUN_ID} is a turn run to its end: a stop for it is answered 409 turn-finished (a running
+        # turn's 202 is tested against two instances in tests/integration/test_resume.py)
+        assert result.status == 409 and json.loads(result.body)["code"] == "turn-finished", result.body
+        return
     assert result.ok, (result.status, result.error, result.body[:2000], result.payload)
     if result.kind == "stream":
         assert result.status == 200 and result.headers["content-type"].startswith("text/event-stream")

@@ -24,10 +24,19 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
     assert ops == {("GET", "/agents"), ("GET", "/teams"), ("POST", "/sessions"), ("GET", "/sessions"),
                    ("GET", "/sessions/{session_id}"), ("PATCH", "/sessions/{session_id}"),
                    ("DELETE", "/sessions/{session_id}"), ("GET", "/sessions/{session_id}/messages"),
-                   ("POST", "/sessions/{session_id}/turns"), ("GET", "/usage")}
+                   ("POST", "/sessions/{session_id}/turns"), ("GET", "/usage"),
+                   ("GET", "/sessions/{session_id}/turns/{run_id}/events"),
+                   ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"), ("POST", "/uploads")}
     turn = doc["paths"]["/sessions/{session_id}/turns"]["post"]
-    for word in ("TurnCompleted", "TurnFailed", "RunContent", "TeamRunStarted", "parent_run_id", "id:", "event:"):
+    for word in ("TurnCompleted", "TurnFailed", "TurnCancelled", "RunContent", "TeamRunStarted", "parent_run_id",
+                 "id:", "event:", "X-Run-Id", "Last-Event-ID", ": ping"):
         assert word in turn["description"]
+    assert "X-Run-Id" in turn["responses"]["200"]["headers"]
+    resume = doc["paths"]["/sessions/{session_id}/turns/{run_id}/events"]["get"]
+    assert {p["name"] for p in resume["parameters"]} == {"session_id", "run_id", "Last-Event-ID", "after"}
+    assert "text/event-stream" in resume["responses"]["200"]["content"] and "404" in resume["responses"]
+    cancel = doc["paths"]["/sessions/{session_id}/turns/{run_id}/cancel"]["post"]
+    assert {"202", "404", "409"} <= set(cancel["responses"])
     assert "text/event-stream" in turn["responses"]["200"]["content"]
     turn_in = doc["components"]["schemas"]["TurnIn"]["properties"]
     assert turn_in["message"]["maxLength"] == 32000 and turn_in["images"]["maxItems"] == 20

@@ -104,15 +104,20 @@ def test_cfn_lint_passes_on_the_transformed_template(transformed_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_only_the_turn_route_streams(resources):
+STREAMED = {("POST", "/sessions/{id}/turns"): "ChatFunction",
+            ("GET", "/sessions/{id}/turns/{run_id}/events"): "EventsFunction"}
+
+
+def test_only_the_turn_and_its_events_stream(resources):
     routes = _routes(resources)
-    turn = routes[("POST", "/sessions/{id}/turns")]["x-amazon-apigateway-integration"]
-    assert _sub(turn["uri"]).endswith("/response-streaming-invocations")
-    assert "${ChatFunction.Arn}" in _sub(turn["uri"])
-    assert turn["responseTransferMode"] == "STREAM"
-    assert turn["timeoutInMillis"] == 900000  # the function's 15 minutes, not API Gateway's 29 s default
-    others = {k: v for k, v in routes.items() if k != ("POST", "/sessions/{id}/turns")}
-    assert len(others) == 9
+    for route, function in STREAMED.items():
+        turn = routes[route]["x-amazon-apigateway-integration"]
+        assert _sub(turn["uri"]).endswith("/response-streaming-invocations"), route
+        assert f"${{{function}.Arn}}" in _sub(turn["uri"]), route
+        assert turn["responseTransferMode"] == "STREAM", route
+        assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
+    others = {k: v for k, v in routes.items() if k not in STREAMED}
+    assert len(others) == 11
     for route, op in others.items():
         integration = op["x-amazon-apigateway-integration"]
         assert _sub(integration["uri"]).endswith("/invocations"), route
@@ -131,8 +136,9 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
         assert op["security"] == [{"CognitoAuthorizer": []}], route
     assert {("GET", "/agents"), ("GET", "/teams"), ("POST", "/sessions"), ("GET", "/sessions"),
             ("GET", "/sessions/{id}"), ("PATCH", "/sessions/{id}"), ("DELETE", "/sessions/{id}"),
-            ("GET", "/sessions/{id}/messages"), ("GET", "/usage"), ("POST", "/sessions/{id}/turns")} \
-        == set(_routes(resources))
+            ("GET", "/sessions/{id}/messages"), ("GET", "/usage"), ("POST", "/sessions/{id}/turns"),
+            ("GET", "/sessions/{id}/turns/{run_id}/events"), ("POST", "/sessions/{id}/turns/{run_id}/cancel"),
+            ("POST", "/uploads")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
@@ -183,6 +189,16 @@ def test_the_chat_function_streams_behind_the_web_adapter(resources):
     assert "AWS_LWA_PORT" in run_sh and "chat_api:app" in run_sh
 
 
+def test_the_events_function_streams_behind_the_web_adapter_without_agno(resources):
+    events = _function(resources, "EventsFunction")
+    env = events["Environment"]["Variables"]
+    assert events["Handler"] == "run.sh" and events["Timeout"] == 900
+    assert env["AWS_LWA_INVOKE_MODE"] == "response_stream" and env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
+    assert any(LWA_LAYER.match(_sub(layer)) for layer in events["Layers"])
+    run_sh = (ROOT / "functions/events/run.sh").read_text()
+    assert "AWS_LWA_PORT" in run_sh and "events_app:app" in run_sh
+
+
 def test_the_api_function_is_buffered_and_no_function_but_chat_carries_agno(resources, cfn):
     api = _function(resources, "ApiFunction")
     assert api["Runtime"] == "python3.13" and api["Handler"] == "run.sh"
@@ -220,20 +236,25 @@ def test_least_privilege_s3_and_secrets(resources):
         return found
 
     objects = {"Fn::Sub": "${MediaBucket.Arn}/${MediaPrefix}*"}
+    uploads = {"Fn::Sub": "${MediaBucket.Arn}/${MediaPrefix}pending/uploads/*"}
     chat, api = s3("ChatFunction"), s3("ApiFunction")
-    assert set(chat) == {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}
+    assert set(chat) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
     assert set(api) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    # the chat function deletes only the originals of uploads; the API function signs uploads' POSTs
+    assert chat.pop("s3:DeleteObject") == [uploads]
+    assert api.pop("s3:PutObject") == [objects, uploads]
     for found in (chat, api):
         for action, targets in found.items():
             expected = {"Fn::GetAtt": ["MediaBucket", "Arn"]} if action == "s3:ListBucket" else objects
             assert targets == [expected], action
-    assert s3("RollupFunction") == {} and s3("MigrateFunction") == {}
-    for function in ("ChatFunction", "ApiFunction", "RollupFunction", "MigrateFunction"):
+    assert s3("RollupFunction") == {} and s3("MigrateFunction") == {} and s3("EventsFunction") == {}
+    for function in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction"):
         for s in _statements(resources, function):
             assert "*" not in json.dumps(_actions(s)), (function, s)
     secret = [s for s in _statements(resources, "ChatFunction") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert len(secret) == 1 and "AnthropicApiKeySecret" in json.dumps(secret[0]["Resource"])
-    assert not [s for f in ("ApiFunction", "RollupFunction", "MigrateFunction") for s in _statements(resources, f)
+    assert not [s for f in ("ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction")
+                for s in _statements(resources, f)
                 if "secretsmanager:GetSecretValue" in _actions(s)]
     chat_env = _function(resources, "ChatFunction")["Environment"]["Variables"]
     assert "AnthropicApiKeySecret" in json.dumps(chat_env["ANTHROPIC_API_KEY_SECRET_ARN"])

@@ -13,8 +13,7 @@ import pytest
 
 from chatcore import observability
 from chatcore.money.prices import TokenUsage
-from chatcore.turns.outcome import MAX_ERROR_MESSAGE, TurnOutcome, usage_fields
-from chatcore.turns.tracking import RunError
+from chatcore.turns.outcome import MAX_ERROR_MESSAGE, RunError, TurnOutcome, usage_fields
 
 SESSION = uuid.UUID("0190b3f4-0000-7000-8000-00000000000a")
 RUN = uuid.UUID("0190b3f4-0000-7000-8000-00000000000b")

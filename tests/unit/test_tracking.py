@@ -392,7 +392,8 @@ def test_an_agent_turn_records_one_run():
     ("something_new", "a failure nobody has seen", "model-error:something_new", False),
 ])
 def test_model_errors_have_codes_a_phone_can_act_on(error_type, message, code, retryable):
-    from chatcore.turns.tracking import is_retryable, model_error_code
+    from chatcore.turns.outcome import is_retryable
+    from chatcore.turns.tracking import model_error_code
 
     assert model_error_code(error_type, message) == code
     assert is_retryable(code) is retryable

@@ -95,3 +95,31 @@ class TurnFinished(ProblemError):
 
 
 # ---- uploads (POST /uploads: big photos straight to S3)
+
+
+class UploadNotFound(ProblemError):
+    """An unknown upload id, or someone else's: the same answer, so another user's upload is never revealed."""
+
+    status, code, title = 404, "upload-not-found", "No such upload"
+
+
+class UploadExpired(ProblemError):
+    """An upload older than UPLOAD_TTL_SECONDS: ask for a new one (POST /uploads) and send the photo again."""
+
+    status, code, title = 410, "upload-expired", "The upload has expired"
+
+
+class UploadNotReceived(ProblemError):
+    """An upload whose file never reached S3 (the presigned POST was not sent, or failed)."""
+
+    status, code, title = 422, "upload-not-received", "The upload's file was not received"
+
+
+class UploadUsed(ProblemError):
+    """An upload a turn has already used (``run_id``: that turn); a photo is uploaded once per turn."""
+
+    status, code, title = 409, "upload-used", "The upload was already used by a turn"
+
+    def __init__(self, detail: str, *, run_id: str | None, **extra: object) -> None:
+        super().__init__(detail, run_id=run_id, **extra)
+        self.run_id = run_id

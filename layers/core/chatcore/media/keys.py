@@ -4,6 +4,9 @@ Content-addressed, so the same photo twice in a session is one object and a retr
 overwrites nothing new; every object of a session shares the prefix ``{MEDIA_PREFIX}{session_id}-``,
 which is how deleting a session finds them and how a presigned URL is refused for a key that is
 not the session's.
+
+An upload's original (POST /uploads) waits under ``{MEDIA_PREFIX}pending/uploads/{upload_id}``: the
+bucket's lifecycle rule expires what is under ``pending/``, and a session id never starts with it.
 """
 
 from __future__ import annotations
@@ -25,3 +28,8 @@ def media_key(prefix: str, session_id: UUID | str, content: bytes, mime_type: st
     """The key of an image of a session."""
     ext = mimetypes.guess_extension(mime_type) or ""
     return f"{session_prefix(prefix, session_id)}{content_hash(content)[:32]}{ext}"
+
+
+def upload_key(prefix: str, upload_id: UUID | str) -> str:
+    """The key of an upload's original, until a turn uses it (its owner is its row, not its key)."""
+    return f"{prefix}pending/uploads/{upload_id}"

@@ -55,14 +55,14 @@ LEFT JOIN LATERAL (
 ) prior ON true
 LEFT JOIN {running_turn("s.id")} running ON true
 LEFT JOIN LATERAL (
-    -- completed top-level turns only: a failed turn's user message would otherwise be merged into
-    -- the next request by Claude's formatter and could repeat the failure; and only what the
-    -- session's summary does not cover
+    -- completed and stopped (cancelled: the user saw the partial answer) top-level turns only: a
+    -- failed turn's user message would otherwise be merged into the next request by Claude's
+    -- formatter and could repeat the failure; and only what the session's summary does not cover
     SELECT jsonb_agg(ce.message_parts ORDER BY ce.id) AS messages
     FROM chat_events ce
     WHERE ce.run_id IN (
         SELECT r.id FROM runs r
-        WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status = 'completed'
+        WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status IN ('completed', 'cancelled')
           AND (ss.through_message_id IS NULL OR r.id > ss.through_message_id)
         ORDER BY r.id DESC LIMIT %(history_turns)s)
       AND (ss.through_message_id IS NULL OR ce.id > ss.through_message_id)
@@ -97,12 +97,12 @@ INSERT_CHAT_EVENT = """
 INSERT INTO chat_events (
     id, session_id, run_id, role, agent_name, model_provider_slug, model_id, message_parts,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
-    cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date)
+    cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date, usage_estimated)
 VALUES (
     %(id)s, %(session_id)s, %(run_id)s, %(role)s, %(agent_name)s, %(model_provider_slug)s,
     %(model_id)s, %(message_parts)s, %(input_tokens)s, %(output_tokens)s, %(cache_read_tokens)s,
     %(cache_write_tokens)s, %(cache_write_1h_tokens)s, %(cost_usd)s, %(cost_in_rands)s, %(price_id)s, %(fx_rate_id)s,
-    %(fx_rate)s, %(fx_rate_date)s)
+    %(fx_rate)s, %(fx_rate_date)s, %(usage_estimated)s)
 """
 
 FINISH_RUN = """
@@ -164,7 +164,7 @@ def chat_event_params(**row: Any) -> dict[str, Any]:
         "id": uuid7(), "agent_name": None, "model_provider_slug": None, "model_id": None,
         "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
         "cache_write_1h_tokens": 0, "cost_usd": Decimal(0), "cost_in_rands": Decimal(0), "price_id": None,
-        "fx_rate_id": None, "fx_rate": None, "fx_rate_date": None,
+        "fx_rate_id": None, "fx_rate": None, "fx_rate_date": None, "usage_estimated": False,
     }
     params.update(row)
     params["message_parts"] = Jsonb(params["message_parts"])

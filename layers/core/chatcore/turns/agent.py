@@ -13,7 +13,7 @@ from chatcore.catalog.specs import AgentSpec
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
-from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, new_messages
+from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, run_messages
 
 
 class Conversation(Protocol):
@@ -26,6 +26,8 @@ class Conversation(Protocol):
                user_id: str) -> Any: ...
 
     def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]: ...
+
+    async def cancel(self, run_id: str) -> None: ...
 
 
 def build_agent(spec: AgentSpec) -> Agent:
@@ -66,10 +68,14 @@ class AgentConversation:
     def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]:
         root = tracker.root_run_id
         record = RunRecord(run_uuid=UUID(root), agent_name=self.name, model_id=self.spec.model_id,
-                           error=tracker.error)
+                           error=tracker.error, cancelled=root in tracker.cancelled_runs())
         output = tracker.output_of(root)
         if output is not None and tracker.error is None:
-            record.messages = new_messages(output, input_ids)
+            record.messages = run_messages(output, tracker, root, input_ids)
         else:
             record.messages = billed_calls(tracker, root)
         return [record]
+
+    async def cancel(self, run_id: str) -> None:
+        """Stop the run through agno's run cancellation (it ends at its next chunk or step)."""
+        await Agent.acancel_run(run_id)

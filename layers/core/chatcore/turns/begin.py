@@ -43,7 +43,8 @@ from chatcore.turns.agent import Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import MAX_OUTPUT_TOKENS
 from chatcore.turns.context import IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal
-from chatcore.turns.outcome import TurnOutcome, flush_pending
+from chatcore.turns.finish import flush_pending
+from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.registry import conversation_for
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,20 @@ class PreparedTurn:
     compaction: Compaction | None = None  # older turns this turn folded into the session's summary
     client_disconnected: bool = False
     outcome: TurnOutcome | None = None
+    stop_requested: bool = False  # POST .../cancel reached this turn (``turns.run``)
 
 
-def begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
-    """Store the start of a turn (see the module); a stored ``TurnOutcome`` answers a retried
+@dataclass
+class KnownTurn:
+    """A retried ``client_turn_id``: the turn is stored (running or finished), and its stream is
+    followed from its stored events (``turns.events``) instead of running it again."""
+
+    session_id: UUID
+    run_id: UUID
+
+
+def begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
+    """Store the start of a turn (see the module); a ``KnownTurn`` answers a retried
     ``client_turn_id`` instead. Raises the problem (404, 402, 409, 503) before anything is stored."""
     with timed("begin"):
         try:
@@ -87,7 +98,7 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
             return _begin_turn(turn)
 
 
-def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
+def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     settings = get_settings()
     if not turn.message.strip() and not turn.images:
         raise InvalidInput("a turn needs a message or an image", field="message")
@@ -110,10 +121,8 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
                 raise ClientTurnIdReused(
                     "this client_turn_id was sent before with a different message; use a new one for a new turn",
                     run_id=str(row["prior_id"]))
-            if prior["status"] == "running":
-                raise TurnInProgress("this turn is still running; retry later to get its outcome",
-                                     run_id=str(row["prior_id"]))
-            return TurnOutcome.from_stored(turn.session_id, row["prior_id"], prior)
+            # a retry of a stored turn, running or finished: its stream is followed from its events
+            return KnownTurn(session_id=turn.session_id, run_id=row["prior_id"])
         if row["running_id"] is not None:
             if not row["running_stale"]:
                 raise TurnInProgress("a turn is already running in this session; wait for it to finish",
@@ -148,6 +157,9 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | TurnOutcome:
         for image, upload in zip(images, turn.images)] or None)
     history = []
     for message_dict in row["history"] or []:
+        if message_dict.get("role") == "assistant" and not message_dict.get("content") and not message_dict.get(
+                "tool_calls"):
+            continue  # a billed row of a stopped turn's aborted call: nothing the model said
         message = Message.from_dict(message_dict)
         message.from_history = True
         history.append(message)
@@ -179,8 +191,6 @@ def _reservation(turn: TurnInput, row: dict, conversation: Conversation, setting
 
 def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> None:
     """Mark a run that will not be run as failed (its user message stays, with the run's status)."""
-    from chatcore.turns.tracking import RunError
-
     outcome = TurnOutcome(session_id=turn.session_id, run_id=run_id, status="failed", error=RunError(code, message))
     try:
         with db.connection() as conn:

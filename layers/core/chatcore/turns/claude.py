@@ -13,9 +13,10 @@ event, within about (1 + 2) x 120 s = 6 minutes, well inside the function's 900 
 
 from __future__ import annotations
 
+import asyncio
 import math
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -30,18 +31,55 @@ from chatcore.money.prices import TokenUsage
 MAX_OUTPUT_TOKENS = 4096
 CUT_SHORT = "the model's answer was cut short: its stream ended without message_stop"
 
-# Model calls whose stream was cut short in this turn: (run id, the usage billed before the cut). The
-# turn sets a list here before running (``turns.run``); ``ChatClaude`` adds to it.
-cut_calls: ContextVar[list[tuple[str, TokenUsage]] | None] = ContextVar("cut_calls", default=None)
 
-
-@dataclass
+@dataclass(eq=False)
 class _StreamSeen:
+    """One model call's stream as it arrives: whether it ended (``message_stop``), what it reported."""
+
+    log: CallLog | None = None
+    run_id: str | None = None
+    messages: Any = None
     stopped: bool = False
     usage: Any = None
     chars: int = 0
+    recorded: bool = False
+
+    def record_cut(self) -> None:
+        """What an aborted stream is billed, estimated, once: ``message_start``'s usage when it came
+        (else the request's estimated input, ``turns.context``), and a token per 4 characters received."""
+        if self.recorded or self.log is None or self.run_id is None:
+            return
+        self.recorded = True
+        self.log.open.discard(self)
+        u = self.usage
+        get = (lambda name: int(getattr(u, name, 0) or 0)) if u is not None else (lambda name: 0)
+        input_tokens = get("input_tokens")
+        if u is None and self.messages:
+            from chatcore.turns.context import message_tokens
+
+            input_tokens = sum(message_tokens(m) for m in self.messages)
+        self.log.cut.append((self.run_id, TokenUsage(
+            input_tokens=input_tokens, output_tokens=max(get("output_tokens"), math.ceil(self.chars / 4)),
+            cache_read_tokens=get("cache_read_input_tokens"), cache_write_tokens=get("cache_creation_input_tokens"))))
 
 
+@dataclass
+class CallLog:
+    """A turn's model calls whose stream was cut short or aborted (a stop, TURN_TIMEOUT): ``cut``,
+    (run id, our estimate of what was billed). A stream the turn stopped reading is recorded when
+    it is closed, or by ``close_open`` when the turn ends first (agno may close it later)."""
+
+    cut: list[tuple[str, TokenUsage]] = field(default_factory=list)
+    open: set[_StreamSeen] = field(default_factory=set)
+
+    def close_open(self) -> list[tuple[str, TokenUsage]]:
+        for seen in list(self.open):
+            seen.record_cut()
+        return self.cut
+
+
+# The turn sets a CallLog here before running (``turns.run``); ``ChatClaude`` records in it.
+cut_calls: ContextVar[CallLog | None] = ContextVar("cut_calls", default=None)
 _stream_seen: ContextVar[_StreamSeen | None] = ContextVar("stream_seen", default=None)
 
 
@@ -52,15 +90,30 @@ class ChatClaude(Claude):
     ``cut_calls``, so the failed turn still stores and prices it."""
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any):
-        seen = _StreamSeen()
+        run_response = kwargs.get("run_response")
+        seen = _StreamSeen(log=cut_calls.get(), run_id=str(run_response.run_id) if run_response else None,
+                           messages=kwargs.get("messages"))
+        if seen.log is not None:
+            seen.log.open.add(seen)
         token = _stream_seen.set(seen)
         try:
             async for response in super().ainvoke_stream(*args, **kwargs):
                 yield response
+        except (GeneratorExit, asyncio.CancelledError):
+            # the turn stopped reading (a stop button, TURN_TIMEOUT): the stream is aborted, and the
+            # API bills what it had generated, so our estimate of it is recorded
+            if not seen.stopped:
+                seen.record_cut()
+            raise
         finally:
-            _stream_seen.reset(token)
+            if seen.log is not None:  # ended or failed (an API error is not billed): no longer open
+                seen.log.open.discard(seen)
+            try:
+                _stream_seen.reset(token)
+            except ValueError:  # closed by the event loop's finaliser, in another context
+                pass
         if not seen.stopped:
-            self._record_cut(seen, kwargs.get("run_response"))
+            seen.record_cut()
             raise ModelProviderError(CUT_SHORT, model_name=self.name, model_id=self.id)
 
     def _parse_provider_response_delta(self, response: Any, *args: Any, **kwargs: Any):
@@ -75,17 +128,6 @@ class ChatClaude(Claude):
                 delta = getattr(response, "delta", None)
                 seen.chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None) or "")
         return super()._parse_provider_response_delta(response, *args, **kwargs)
-
-    @staticmethod
-    def _record_cut(seen: _StreamSeen, run_response: Any) -> None:
-        calls = cut_calls.get()
-        if calls is None or run_response is None:
-            return
-        u = seen.usage
-        get = (lambda name: int(getattr(u, name, 0) or 0)) if u is not None else (lambda name: 0)
-        calls.append((str(run_response.run_id), TokenUsage(
-            input_tokens=get("input_tokens"), output_tokens=max(get("output_tokens"), math.ceil(seen.chars / 4)),
-            cache_read_tokens=get("cache_read_input_tokens"), cache_write_tokens=get("cache_creation_input_tokens"))))
 
 
 class ModelNotConfigured(RuntimeError):

@@ -1,40 +1,43 @@
 """How a turn ended, as one ``TurnOutcome``: its final event, its run row and its metrics all come
-from it; and the one transaction that stores a finished turn (``store_outcome``)."""
+from it (``turns.finish`` stores it). Pure, without agno: the events function (``turns.events``)
+builds the final event of a stored run from it too.
+"""
 
 from __future__ import annotations
 
-import logging
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
-import psycopg
-from uuid6 import uuid7
-
-from chatcore import db
-from chatcore.catalog.specs import MODEL_PROVIDER_SLUG
-from chatcore.media.agno_storage import storable_message
 from chatcore.money.prices import TokenUsage
-from chatcore.store import turns as turn_rows
-from chatcore.turns.tracking import EventTracker, RunError, RunRecord, is_retryable
-
-if TYPE_CHECKING:
-    from chatcore.turns.begin import PreparedTurn
 
 MAX_ERROR_MESSAGE = 2000
-# Pauses (seconds) between attempts to store a finished turn while the database is unreachable.
-STORE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
-log = logging.getLogger(__name__)
+# The final events of a turn's stream: exactly one ends every turn.
+FINAL_EVENTS = {"completed": "TurnCompleted", "failed": "TurnFailed", "cancelled": "TurnCancelled"}
+
+
+@dataclass
+class RunError:
+    code: str
+    message: str
+
+
+RETRYABLE_CODES = frozenset({"model-error:rate_limited", "model-error:overloaded", "model-error:unavailable",
+                             "storage-error", "internal-error", "turn-timeout", "abandoned"})
+
+
+def is_retryable(code: str | None) -> bool:
+    """Whether sending the turn again later may succeed (the model or a dependency was unavailable)."""
+    return code in RETRYABLE_CODES
 
 
 @dataclass
 class TurnOutcome:
-    """How a run ended: ``completed`` or ``failed``, with its tokens and cost (a turn's include its
-    members'). ``error`` fails the run; ``note`` records what went wrong in a completed one (tool or
-    member errors). ``usage`` is None only when the outcome could not be stored."""
+    """How a run ended: ``completed``, ``failed`` or ``cancelled`` (stopped by the user), with its
+    tokens and cost (a turn's include its members'). ``error`` fails the run; ``note`` records what
+    went wrong in a completed one (tool or member errors). ``usage`` is None only when the outcome
+    could not be stored; ``usage_estimated`` when part of it is our estimate of an aborted stream."""
 
     session_id: UUID
     run_id: UUID
@@ -49,10 +52,11 @@ class TurnOutcome:
     duration_ms: int | None = None
     replayed: bool = False
     client_disconnected: bool = False
+    usage_estimated: bool = False
 
     @property
     def event_name(self) -> str:
-        return "TurnFailed" if self.status == "failed" else "TurnCompleted"
+        return FINAL_EVENTS[self.status]
 
     def final_event(self) -> tuple[str, dict[str, Any]]:
         """The last event of the turn's stream (see ``chatcore.web.sse``)."""
@@ -62,6 +66,8 @@ class TurnOutcome:
                              "retryable": is_retryable(self.error.code)}
         if self.usage is not None:
             data["usage"] = usage_fields(self.usage)
+            if self.usage_estimated:
+                data["usage"]["estimated"] = True
             data["cost"] = {"usd": str(self.cost_usd), "zar": str(self.cost_zar)}
         if self.tool_errors is not None and self.error is None:
             data["tool_errors"] = self.tool_errors
@@ -99,118 +105,6 @@ class TurnOutcome:
                    replayed=True)
 
 
-# Finished turns this process could not store (the database stayed unreachable): written, in order,
-# before the next turn of the process begins or stores (``flush_pending``).
-_pending: list[tuple[UUID, Any]] = []
-
-
-def _write_once(run_id: UUID, write: Any) -> None:
-    """Run a turn's write; a duplicate key means an earlier attempt went through (the ids are fixed)."""
-    try:
-        write()
-    except psycopg.errors.UniqueViolation:
-        log.info("turn %s was stored by an earlier attempt", run_id)
-
-
-def flush_pending() -> int:
-    """Write the turns kept while the database was unreachable; how many were written. Stops at the
-    first that still fails (the database is still down): they are tried again next time."""
-    written = 0
-    while _pending:
-        run_id, write = _pending[0]
-        try:
-            _write_once(run_id, write)
-        except psycopg.OperationalError:
-            return written
-        _pending.pop(0)
-        written += 1
-        log.info("turn %s, kept while the database was down, is stored", run_id)
-    return written
-
-
 def usage_fields(usage: TokenUsage) -> dict[str, int]:
     return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
             "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
-
-
-def store_outcome(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
-    """One transaction (one round trip, pipelined): every new message of the turn with its cost, the
-    member runs, and the turn's run with its status, tokens and cost."""
-    now = datetime.now(timezone.utc)
-    session_id = turn.input.session_id
-    input_ids = {m.id for m in turn.history} | {turn.user_message.id}
-    rows: list[dict[str, Any]] = []
-    runs: list[tuple[RunRecord, TurnOutcome]] = []
-    records = turn.conversation.records(tracker, input_ids)
-    if turn.compaction is not None:  # the call that summarised older turns, billed with this turn
-        records.append(turn.compaction.record)
-    for record in records:
-        run = TurnOutcome(session_id=session_id, run_id=record.run_uuid,
-                          status="failed" if record.error else "completed", error=record.error,
-                          client_disconnected=turn.client_disconnected)
-        usage = TokenUsage()
-        for recorded in record.messages:
-            message = recorded.message
-            if message.role == "system":
-                continue
-            fields: dict[str, Any] = {}
-            if message.role == "assistant" and record.model_id:
-                cost = turn.costs.cost(record.model_id, recorded.usage or TokenUsage(), now)
-                fields = turn.costs.row_fields(cost)
-                usage += cost.usage
-                run.cost_usd += cost.usd
-                run.cost_zar += cost.zar
-            rows.append({
-                "id": uuid7(), "session_id": session_id, "run_id": record.run_uuid,
-                "role": message.role, "agent_name": record.agent_name,
-                "model_provider_slug": MODEL_PROVIDER_SLUG if message.role == "assistant" else None,
-                "model_id": record.model_id if message.role == "assistant" else None,
-                "message_parts": storable_message(message, session_id), **fields,
-            })
-        run.usage = usage
-        runs.append((record, run))
-    total = TurnOutcome(
-        session_id=session_id, run_id=turn.run_id, status="completed", tool_errors=tracker.tool_errors,
-        usage=sum((r.usage for _, r in runs), TokenUsage()),
-        cost_usd=sum((r.cost_usd for _, r in runs), Decimal(0)), cost_zar=sum((r.cost_zar for _, r in runs), Decimal(0)),
-        member_errors=[{"run_id": str(r.run_id), "agent_name": record.agent_name, "code": r.error.code,
-                        "message": r.error.message} for record, r in runs[1:] if r.error is not None],
-        client_disconnected=turn.client_disconnected)
-    if tracker.error:
-        total.status, total.error = "failed", RunError(tracker.error.code, tracker.error.message)
-    elif total.member_errors:
-        total.note = RunError("member-error", f"{len(total.member_errors)} member run(s) failed")
-    elif tracker.tool_errors:
-        total.note = RunError("tool-error", f"{tracker.tool_errors} tool call(s) failed")
-    def write() -> None:
-        with db.connection() as conn, db.pipelined_transaction(conn):
-            for record, member in runs[1:]:
-                turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id,
-                                     agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
-                turn_rows.finish_run(conn, **member.run_row())
-            turn_rows.insert_chat_events(conn, rows)
-            turn_rows.finish_run(conn, **total.run_row())
-            turn_rows.touch_session(conn, session_id)
-            if turn.compaction is not None and turn.compaction.summary:
-                c = turn.compaction
-                turn_rows.save_summary(conn, session_id=session_id, summary=c.summary,
-                                       through_message_id=c.through_message_id, turns=c.turns,
-                                       run_id=c.record.run_uuid)
-
-    # A database blip (a restart, a failover) while the model ran: the write is tried again on a
-    # fresh connection. The rows keep their ids, so an attempt whose COMMIT went through but whose
-    # answer was lost shows as a duplicate key on the next one: the turn is stored.
-    flush_pending()
-    for delay in (*STORE_RETRY_DELAYS, None):
-        try:
-            _write_once(turn.run_id, write)
-            break
-        except psycopg.OperationalError:
-            if delay is None:
-                # what the provider billed is kept, and written by this process's next turn
-                _pending.append((turn.run_id, write))
-                log.error("turn %s could not be stored; kept to be written when the database is back", turn.run_id)
-                raise
-            log.warning("could not store turn %s; trying again in %.1f s", turn.run_id, delay, exc_info=True)
-            time.sleep(delay)
-    return total

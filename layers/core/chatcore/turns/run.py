@@ -1,5 +1,7 @@
 """A prepared turn run: the conversation's events forwarded as SSE frames as they come, in a task
-of its own so a client that disconnects does not stop it, then stored (``outcome.store_outcome``).
+of its own so a client that disconnects does not stop it, written in batches for any instance to
+resume (``turns.events``), then stored (``finish.store_outcome``). A stop request, read with those
+batches, ends the model call through agno's run cancellation, and the turn is stored ``cancelled``.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from uuid import UUID
 
 import anyio
 from agno.run.agent import RunOutput
@@ -17,21 +21,21 @@ from chatcore import db, observability
 from chatcore.config import get_settings
 from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
-from chatcore.turns.begin import PreparedTurn
-from chatcore.turns.claude import cut_calls
-from chatcore.turns.outcome import TurnOutcome, store_outcome
-from chatcore.turns.tracking import EventTracker, RunError
+from chatcore.turns.begin import KnownTurn, PreparedTurn, TurnInput, begin_turn
+from chatcore.turns.claude import CallLog, cut_calls
+from chatcore.turns.events import EventLog, follow
+from chatcore.turns.finish import store_outcome
+from chatcore.turns.outcome import RunError, TurnOutcome
+from chatcore.turns.tracking import EventTracker
 from chatcore.web import sse
 
 log = logging.getLogger(__name__)
-# Sent when nothing else was for HEARTBEAT_SECONDS: iOS drops a request idle for 60 s, API Gateway's
-# streaming one idle for 5 minutes, and a model or a tool can be silent longer.
-HEARTBEAT = b": ping\n\n"
+HEARTBEAT = sse.HEARTBEAT
 
 
-def _store(turn: PreparedTurn, tracker: EventTracker) -> TurnOutcome:
+def _store(turn: PreparedTurn, tracker: EventTracker, seal=None) -> TurnOutcome:
     with timed("store"):
-        return store_outcome(turn, tracker)
+        return store_outcome(turn, tracker, seal)
 
 
 def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
@@ -46,14 +50,60 @@ def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
     return outcome
 
 
-async def run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -> TurnOutcome:
-    """Run the conversation, forward its events, store the outcome and emit the final event."""
-    tracker = EventTracker(root_run_id=str(turn.run_id))
+class _Stop:
+    """How a turn is stopped: agno's run cancellation first; the conversation's task is ended
+    ``CANCEL_GRACE_SECONDS`` later if it has not stopped by then (a silent model or tool)."""
+
+    def __init__(self, turn: PreparedTurn, tracker: EventTracker):
+        self.turn, self.tracker = turn, tracker
+        self.deadline: asyncio.Timeout | None = None
+
+    def __call__(self) -> None:
+        turn = self.turn
+        if turn.stop_requested:
+            return
+        turn.stop_requested = self.tracker.stopped = True
+        log.info("turn %s: stop requested", turn.run_id)
+        asyncio.create_task(turn.conversation.cancel(str(turn.run_id)))
+        if self.deadline is not None:
+            loop = asyncio.get_running_loop()
+            due = loop.time() + get_settings().cancel_grace_seconds
+            if self.deadline.when() is None or self.deadline.when() > due:
+                self.deadline.reschedule(due)
+
+
+class _Stream:
+    """A live turn's events: numbered (the SSE ``id``), queued for the client and written to the
+    turn's event log (``turns.events``)."""
+
+    def __init__(self, turn: PreparedTurn, stop: _Stop):
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.seq = 0
+        self.log = EventLog(turn.run_id, on_cancel=stop)
+
+    def next_id(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def emit(self, name: str, data: dict) -> None:
+        self.send(self.next_id(), name, sse.payload(data))
+
+    def send(self, seq: int, name: str, payload: str, *, stored: bool = False) -> None:
+        if not stored:
+            self.log.add(seq, name, payload)
+        self.queue.put_nowait(sse.frame_of(seq, name, payload))
+
+
+async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> TurnOutcome:
+    """Run the conversation, forward its events, store the outcome and send the final event."""
+    tracker = stop.tracker
     started = time.perf_counter()
-    cut = cut_calls.set([])  # model calls whose stream is cut short: billed, so stored (turns.claude)
+    calls = CallLog()  # model calls whose stream is cut short or aborted: billed, so stored (turns.claude)
+    cut = cut_calls.set(calls)
     limit = get_settings().turn_timeout
     try:
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout(limit) as deadline:
+            stop.deadline = deadline
             async for item in turn.conversation.stream(
                 history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
                 session_id=str(turn.input.session_id), user_id=turn.input.sub,
@@ -62,28 +112,52 @@ async def run_and_store(turn: PreparedTurn, emit: Callable[[str, dict], None]) -
                     tracker.outputs.append(item)
                     continue
                 tracker.see(item)
-                emit(item.event, item.to_dict())
+                stream.emit(item.event, item.to_dict())
     except TimeoutError:
-        log.warning("turn %s ran past TURN_TIMEOUT (%d s): ended", turn.run_id, limit)
-        tracker.errors[tracker.root_run_id] = RunError(
-            "turn-timeout", f"the turn ran past {limit} s (TURN_TIMEOUT) and was ended; what it billed is stored")
+        if turn.stop_requested:
+            log.info("turn %s did not stop within the grace period: ended", turn.run_id)
+        else:
+            log.warning("turn %s ran past TURN_TIMEOUT (%d s): ended", turn.run_id, limit)
+            tracker.errors[tracker.root_run_id] = RunError(
+                "turn-timeout", f"the turn ran past {limit} s (TURN_TIMEOUT) and was ended; what it billed is stored")
     except Exception as e:  # noqa: BLE001 - our own failure is stored and reported, never lost
         log.exception("turn %s failed", turn.run_id)
         tracker.errors[tracker.root_run_id] = RunError("internal-error", f"{e.__class__.__name__}: {e}")
     finally:
-        tracker.model_calls.extend(cut_calls.get() or [])
+        tracker.cut_calls.extend(calls.close_open())  # streams aborted but not yet closed are recorded now
         cut_calls.reset(cut)
+    if turn.stop_requested:
+        tracker.errors.pop(tracker.root_run_id, None)  # a stopped turn is cancelled, not failed
     elapsed_ms = int((time.perf_counter() - started) * 1000)
+
+    # The events not yet written and the final event go in the transaction that stores the turn.
+    await stream.log.pause()
+    last = list(stream.log.pending)
+    final_id = stream.next_id()
+    sealed: list[str] = []
+
+    def seal(total: TurnOutcome) -> list[tuple[int, str, str]]:
+        total.duration_ms = elapsed_ms
+        name, data = total.final_event()
+        sealed[:] = [name, sse.payload(data)]
+        return [*last, (final_id, *sealed)]
+
     try:
-        outcome = await asyncio.to_thread(_store, turn, tracker)
+        outcome = await asyncio.to_thread(_store, turn, tracker, seal)
+        stream.log.written(len(last))
     except Exception as e:  # noqa: BLE001
         log.exception("could not store turn %s", turn.run_id)
         outcome = await asyncio.to_thread(_fail_run, turn, RunError(
             "storage-error", f"could not store the turn: {e.__class__.__name__}"))
+        sealed.clear()
     outcome.duration_ms = elapsed_ms
     turn.outcome = outcome
     observability.record_turn(outcome.metrics())
-    emit(*outcome.final_event())
+    if sealed:
+        stream.send(final_id, *sealed, stored=True)
+    else:
+        name, data = outcome.final_event()
+        stream.send(final_id, name, sse.payload(data))
     return outcome
 
 
@@ -91,23 +165,22 @@ async def stream_turn(turn: PreparedTurn,
                       wait_for_disconnect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
     """SSE frames of a prepared turn. If the client goes away, the run still completes and is stored.
 
-    ``wait_for_disconnect`` returns when the client has gone (servers do not always raise on a
-    write to a closed connection, so the turn listens for the disconnect itself).
+    Every event is also written to the turn's event log (``turns.events``), whose batches read a
+    stop request. ``wait_for_disconnect`` returns when the client has gone (servers do not always
+    raise on a write to a closed connection, so the turn listens for the disconnect itself).
     """
-    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-    seq = 0
     heartbeat = get_settings().heartbeat_seconds
-
-    def emit(name: str, data: dict) -> None:
-        nonlocal seq
-        seq += 1
-        queue.put_nowait(sse.frame(seq, name, data))
+    stop = _Stop(turn, EventTracker(root_run_id=str(turn.run_id)))
+    stream = _Stream(turn, stop)
+    queue = stream.queue
 
     async def runner() -> None:
+        stream.log.start()
         try:
-            await run_and_store(turn, emit)
+            await run_and_store(turn, stream, stop)
         finally:
             queue.put_nowait(None)
+            await stream.log.close()
 
     async def watch() -> None:
         await wait_for_disconnect()
@@ -137,6 +210,22 @@ async def stream_turn(turn: PreparedTurn,
                 await task
 
 
-async def replay(outcome: TurnOutcome) -> AsyncIterator[bytes]:
-    """The stream of a turn answered from what is stored: its final event alone."""
-    yield sse.frame(1, *outcome.final_event())
+@dataclass
+class TurnStream:
+    """A turn's SSE stream: a new turn's, live; or a retried ``client_turn_id``'s, followed from its
+    stored events after ``Last-Event-ID``."""
+
+    session_id: UUID
+    run_id: UUID
+    frames: AsyncIterator[bytes]
+    retried: bool = False
+
+
+async def open_turn(turn: TurnInput, wait_for_disconnect: Callable[[], Awaitable[None]] | None = None, *,
+                    last_event_id: int = 0) -> TurnStream:
+    """Begin ``turn`` (the problem, 4xx/503, is raised before any byte is sent) and return its stream."""
+    prepared = await asyncio.to_thread(begin_turn, turn)
+    if isinstance(prepared, KnownTurn):
+        return TurnStream(prepared.session_id, prepared.run_id, follow(prepared.session_id, prepared.run_id,
+                                                                        last_event_id), retried=True)
+    return TurnStream(turn.session_id, prepared.run_id, stream_turn(prepared, wait_for_disconnect))

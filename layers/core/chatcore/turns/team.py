@@ -19,7 +19,8 @@ from chatcore.media.agno_storage import media_storage
 from chatcore.turns.agent import build_agent
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
-from chatcore.turns.tracking import EventTracker, RunError, RunRecord, billed_calls, new_messages
+from chatcore.turns.outcome import RunError
+from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, run_messages
 
 
 class TeamConversation:
@@ -59,19 +60,24 @@ class TeamConversation:
         ):
             yield item
 
+    async def cancel(self, run_id: str) -> None:
+        """Stop the team run and its members' runs through agno's run cancellation."""
+        await Team.acancel_run(run_id)
+
     def _member_model(self, name: str | None) -> str | None:
         spec = self.member_specs.get(name or "")
         return spec.model_id if spec else None
 
     def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]:
         root = tracker.root_run_id
+        stopped = tracker.cancelled_runs()
         leader = RunRecord(run_uuid=UUID(root), agent_name=self.name, model_id=self.spec.model_id,
-                           error=tracker.error)
+                           error=tracker.error, cancelled=root in stopped)
         output = tracker.output_of(root)
         members = []
         if output is not None and tracker.error is None:
             # skip_user: agno's own copy of the user message; ours is already stored
-            leader.messages = new_messages(output, input_ids, skip_user=True)
+            leader.messages = run_messages(output, tracker, root, input_ids, skip_user=True)
             members = list(getattr(output, "member_responses", None) or [])
         else:
             leader.messages = billed_calls(tracker, root)
@@ -84,20 +90,22 @@ class TeamConversation:
             if error is None and "error" in status:
                 error_content = getattr(member, "content", None)
                 error = RunError(code="model-error", message=str(error_content or "the member run failed"))
-            messages = new_messages(member, input_ids)
+            messages = run_messages(member, tracker, member.run_id, input_ids)
             if error is not None and not any(m.usage for m in messages):  # no billed call in its output
                 messages = billed_calls(tracker, member.run_id)
             records.append(RunRecord(run_uuid=UUID(member.run_id), agent_name=name,
-                                     model_id=self._member_model(name), messages=messages, error=error))
+                                     model_id=self._member_model(name), messages=messages, error=error,
+                                     cancelled=member.run_id in stopped or root in stopped))
             seen.add(member.run_id)
         # member runs the stream showed but no output lists (a failed member, or the leader failed):
         # stored with their status and their billed calls
-        seen_runs = [*tracker.agent_names, *(r for r, _ in tracker.model_calls), *tracker.errors]
+        seen_runs = [*tracker.agent_names, *(r for r, _ in tracker.model_calls), *(r for r, _ in tracker.cut_calls),
+                     *tracker.errors]
         for run_id in dict.fromkeys(seen_runs):
             if run_id in seen:
                 continue
             name = tracker.agent_names.get(run_id)
             records.append(RunRecord(run_uuid=UUID(run_id), agent_name=name, model_id=self._member_model(name),
                                      messages=billed_calls(tracker, run_id),
-                                     error=tracker.errors.get(run_id)))
+                                     error=tracker.errors.get(run_id), cancelled=run_id in stopped or root in stopped))
         return records

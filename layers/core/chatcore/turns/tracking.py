@@ -16,8 +16,11 @@ from agno.models.message import Message
 
 from chatcore.config import get_settings
 from chatcore.money.prices import TokenUsage
+from chatcore.turns.outcome import RunError
 
 LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
+CANCELLED_EVENTS = {"RunCancelled", "TeamRunCancelled"}
+CONTENT_EVENTS = {"RunContent", "TeamRunContent"}
 TOOL_ERROR_EVENTS = {"ToolCallError", "TeamToolCallError"}
 MODEL_CALL_EVENTS = {"ModelRequestCompleted", "TeamModelRequestCompleted"}
 
@@ -41,12 +44,6 @@ def usage_of(metrics: Any) -> TokenUsage:
     )
 
 
-@dataclass
-class RunError:
-    code: str
-    message: str
-
-
 # What the Messages API said, as the SDK's error text carries it (its status and error type), and the
 # code a phone can act on: the first three are worth retrying later, the others are not.
 _MODEL_ERRORS = (
@@ -59,8 +56,6 @@ _MODEL_ERRORS = (
     ("misconfigured", ("authentication_error", "permission_error", "not_found_error", "error code: 401",
                        "error code: 403", "error code: 404")),
 )
-RETRYABLE_CODES = frozenset({"model-error:rate_limited", "model-error:overloaded", "model-error:unavailable",
-                             "storage-error", "internal-error", "turn-timeout"})
 
 
 def model_error_code(error_type: str | None, message: str) -> str:
@@ -74,11 +69,6 @@ def model_error_code(error_type: str | None, message: str) -> str:
     return f"model-error:{error_type}" if error_type else "model-error"
 
 
-def is_retryable(code: str | None) -> bool:
-    """Whether sending the turn again later may succeed (the model or a dependency was unavailable)."""
-    return code in RETRYABLE_CODES
-
-
 @dataclass
 class EventTracker:
     """What the event stream says about each run of a turn (the turn's own run and member runs)."""
@@ -90,6 +80,12 @@ class EventTracker:
     agent_names: dict[str, str] = field(default_factory=dict)
     # every model call seen completing: run_id, usage; for runs that end without their output
     model_calls: list[tuple[str, TokenUsage]] = field(default_factory=list)
+    # model calls whose stream was cut or aborted (a stop): run_id, our estimate of what was billed
+    cut_calls: list[tuple[str, TokenUsage]] = field(default_factory=list)
+    cancelled: set[str] = field(default_factory=set)  # runs agno reported cancelled
+    stopped: bool = False  # the user stopped the turn (POST .../cancel)
+    # the text each run streamed since its last completed model call (a stopped call's partial answer)
+    partial_text: dict[str, str] = field(default_factory=dict)
 
     def see(self, event: Any) -> None:
         name = event.event
@@ -113,6 +109,15 @@ class EventTracker:
             self.tool_errors += 1
         elif name in MODEL_CALL_EVENTS:
             self.model_calls.append((run_id, usage_of(event)))
+            self.partial_text.pop(run_id, None)
+        elif name in CONTENT_EVENTS and isinstance(getattr(event, "content", None), str):
+            self.partial_text[run_id] = self.partial_text.get(run_id, "") + event.content
+        elif name in CANCELLED_EVENTS:
+            self.cancelled.add(run_id)
+
+    def cancelled_runs(self) -> set[str]:
+        """Runs stopped: reported cancelled by agno, or the whole turn when it was stopped (``stopped``)."""
+        return self.cancelled | ({self.root_run_id} if self.stopped else set())
 
     @property
     def error(self) -> RunError | None:
@@ -129,6 +134,7 @@ class RecordedMessage:
 
     message: Message
     usage: TokenUsage | None = None
+    estimated: bool = False  # the usage is our estimate (an aborted stream), not the provider's report
 
 
 @dataclass
@@ -140,15 +146,37 @@ class RunRecord:
     model_id: str | None
     messages: list[RecordedMessage] = field(default_factory=list)
     error: RunError | None = None
+    cancelled: bool = False  # stopped by the user: stored as ``cancelled``, its partial answer kept
 
 
 def billed_calls(tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
-    """Assistant rows for the model calls of a run that ended without its output (a failed run).
+    """Assistant rows for the model calls of a run that ended without its output (a failed run, or
+    one stopped before agno could end it).
 
-    The provider bills every completed model call, so each becomes a row carrying its usage.
+    The provider bills every completed model call, so each becomes a row carrying its usage; a call
+    cut or aborted midway becomes a row with our estimate, and the text it had streamed.
     """
-    return [RecordedMessage(Message(role="assistant", content=None), usage)
+    rows = [RecordedMessage(Message(role="assistant", content=None), usage)
             for call_run_id, usage in tracker.model_calls if call_run_id == run_id]
+    cut = [usage for call_run_id, usage in tracker.cut_calls if call_run_id == run_id]
+    for i, usage in enumerate(cut):
+        text = tracker.partial_text.get(run_id) if i == len(cut) - 1 and run_id in tracker.cancelled_runs() else None
+        rows.append(RecordedMessage(Message(role="assistant", content=text or None), usage, estimated=True))
+    return rows
+
+
+def with_cut_calls(messages: list[RecordedMessage], tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
+    """A stopped run's messages (agno's output) with what its aborted model call was billed: our
+    estimate goes on the partial answer agno kept (an assistant message without usage), else on a
+    row of its own."""
+    for _, usage in (c for c in tracker.cut_calls if c[0] == run_id):
+        target = next((m for m in reversed(messages) if m.message.role == "assistant" and not m.estimated
+                       and (m.usage is None or m.usage == TokenUsage())), None)
+        if target is None:
+            messages.append(RecordedMessage(Message(role="assistant", content=None), usage, estimated=True))
+        else:
+            target.usage, target.estimated = usage, True
+    return messages
 
 
 def new_messages(output: Any, input_ids: set[str], *, skip_user: bool = False) -> list[RecordedMessage]:
@@ -156,3 +184,30 @@ def new_messages(output: Any, input_ids: set[str], *, skip_user: bool = False) -
     return [RecordedMessage(m, usage_of(m.metrics) if m.role == "assistant" else None)
             for m in (output.messages or [])
             if m.role != "system" and m.id not in input_ids and not (skip_user and m.role == "user")]
+
+
+def stopped_messages(messages: list[RecordedMessage], tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
+    """A stopped run's messages, fit to be history: its aborted call's billed estimate added
+    (``with_cut_calls``), and tool calls stopped before their result dropped from the assistant
+    message that made them (the Messages API refuses a ``tool_use`` without its ``tool_result``)."""
+    shown = tracker.partial_text.get(run_id)
+    last = next((m for m in reversed(messages) if m.message.role == "assistant"), None)
+    if shown is not None and last is not None and not last.message.tool_calls:
+        # agno's partial answer may hold a chunk it read but never sent: keep what the user saw
+        last.message.content = shown
+    answered = {m.message.tool_call_id for m in messages if m.message.role == "tool"}
+    for m in messages:
+        calls = m.message.tool_calls
+        if m.message.role == "assistant" and calls:
+            kept = [c for c in calls if c.get("id") in answered]
+            m.message.tool_calls = kept or None
+    return with_cut_calls(messages, tracker, run_id)
+
+
+def run_messages(output: Any, tracker: EventTracker, run_id: str, input_ids: set[str], *,
+                 skip_user: bool = False) -> list[RecordedMessage]:
+    """The messages a run (agent, leader or member) leaves to store, from its output."""
+    messages = new_messages(output, input_ids, skip_user=skip_user)
+    if run_id in tracker.cancelled_runs():
+        return stopped_messages(messages, tracker, run_id)
+    return with_cut_calls(messages, tracker, run_id)

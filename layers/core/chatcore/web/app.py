@@ -147,6 +147,20 @@ def lifespan_running(on_startup: Sequence[Callable[[], None]]):
     return lifespan
 
 
+def resume_point(request: Request, *, query: bool = True) -> int:
+    """Where a turn's stream resumes: after the ``Last-Event-ID`` header's event id, else after the
+    ``after`` query parameter's (when ``query``), else from the start (0). Anything else is a 422."""
+    header = request.headers.get("last-event-id")
+    after = request.query_params.get("after") if query else None
+    field, value = ("Last-Event-ID", header) if header not in (None, "") else ("after", after)
+    if value in (None, ""):
+        return 0
+    text = value.strip()
+    if not text.isdigit() or len(text) > 9:
+        raise InvalidInput(f"{field} must be the id of an event of this turn (a number)", field=field)
+    return int(text)
+
+
 def create_web_app(*, routes: Sequence[BaseRoute], on_startup: Sequence[Callable[[], None]] = ()) -> Starlette:
     """A Starlette app of ``routes`` with the shared error handling, body limit and readiness route."""
     return Starlette(routes=[HEALTHZ, *routes], middleware=MIDDLEWARE, exception_handlers=EXCEPTION_HANDLERS,

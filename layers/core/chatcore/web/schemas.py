@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from chatcore.config import Settings
 
@@ -58,23 +58,61 @@ class SessionOut(BaseModel):
     created_at: datetime
 
 
+# The photo types a turn accepts, given as base64 (ImageIn) or uploaded (UploadIn).
+ImageMimeType = Literal["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif",
+                        "image/avif"]
+
+
 class ImageIn(Strict):
     data: str = Field(min_length=1, description=(
         "base64 (standard or URL-safe; line breaks and missing padding are fine) of a PNG, JPEG, GIF, WebP, "
         "HEIC/HEIF or AVIF photo, at most 5 MB decoded. It is normalised on arrival: turned upright, "
         "stripped of all metadata (GPS included), downscaled to at most 1568 px and 1.15 megapixels, "
         "re-encoded as JPEG, PNG or WebP"))
-    mime_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif",
-                       "image/avif"] | None = Field(
+    mime_type: ImageMimeType | None = Field(
         default=None, description="checked against the image's content")
+
+
+class UploadRef(Strict):
+    """A photo sent straight to S3 (POST /uploads), used once, by its owner, before it expires."""
+
+    upload_id: UUID = Field(description=(
+        "an upload of the caller (POST /uploads) whose file was sent to S3; normalised on arrival like a "
+        "base64 photo, then its original is deleted. 404 upload-not-found, 410 upload-expired, 409 upload-used, "
+        "422 upload-not-received"))
+
+
+def _image_kind(item: object) -> str:
+    # the item's own fields say which it is, so an error names the fields of that kind only, and an
+    # item with both upload_id and data is refused (data is not a field of an upload)
+    return "upload" if isinstance(item, UploadRef) or (isinstance(item, dict) and "upload_id" in item) else "base64"
 
 
 class TurnIn(Strict):
     message: Text = Field(default="", max_length=Settings.max_message_chars)
-    images: list[ImageIn] = Field(default_factory=list, max_length=Settings.max_images_per_turn)
+    images: list[Annotated[Annotated[ImageIn, Tag("base64")] | Annotated[UploadRef, Tag("upload")],
+                           Discriminator(_image_kind)]] = Field(
+        default_factory=list, max_length=Settings.max_images_per_turn, description=(
+            "photos: base64 (at most 5 MB each, within the 6 MB body) or {\"upload_id\"} of a photo sent "
+            "straight to S3 (POST /uploads, up to 25 MB)"))
     client_turn_id: str | None = Field(
         default=None, min_length=1, max_length=Settings.max_client_turn_id_chars, pattern=r"^[A-Za-z0-9._:-]+$",
         description="the app's retry key: sending it again returns the stored outcome, never runs twice")
+
+
+class UploadIn(Strict):
+    """Ask for a presigned S3 POST to send one big photo straight to S3."""
+
+    mime_type: ImageMimeType = Field(description="the photo's type; S3 requires it as the file's Content-Type")
+    # the most is checked by the route (413 payload-too-large, UPLOAD_MAX_BYTES), not here (422)
+    size: int = Field(ge=1, description="the file's size in bytes, at most UPLOAD_MAX_BYTES (default 25 MB)")
+
+
+class UploadOut(BaseModel):
+    upload_id: UUID = Field(description="send it in a turn's images: {\"upload_id\": ...}")
+    url: str = Field(description="POST the file here as multipart/form-data")
+    fields: dict[str, str] = Field(description="form fields to send, as they are, before the file field (named 'file')")
+    expires_in: int = Field(description="seconds the url accepts the file")
 
 
 class Problem(BaseModel):
@@ -111,6 +149,12 @@ class SessionSummary(BaseModel):
 class Money(BaseModel):
     usd: str = Field(description="decimal string, US dollars")
     zar: str = Field(description="decimal string, South African rand")
+
+
+class TurnCancelRequested(BaseModel):
+    run_id: UUID
+    status: Literal["cancelling"] = Field(description=(
+        "the stop is recorded; the turn's stream ends with TurnCancelled within about a second"))
 
 
 class SessionDetail(SessionSummary):
@@ -155,7 +199,7 @@ class MessageOut(BaseModel):
     id: UUID
     run_id: UUID
     parent_run_id: UUID | None = Field(description="set on a team member's messages: the team run")
-    run_status: Literal["running", "completed", "failed"]
+    run_status: Literal["running", "completed", "failed", "cancelled"]
     role: Literal["user", "assistant", "tool"]
     agent_name: str | None = Field(description="who spoke: the agent, the team leader or the member")
     member: bool

@@ -38,10 +38,24 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def payload(data: dict[str, Any]) -> str:
+    """An event's ``data`` as sent: one line of JSON, media bytes and URLs left out."""
+    return json.dumps(_strip_media(data), default=_default, separators=(",", ":"))
+
+
+def frame_of(seq: int, event: str, payload_text: str) -> bytes:
+    """One SSE frame from an event's ``payload`` (a stored event is sent again with the same bytes)."""
+    return f"id: {seq}\nevent: {event}\ndata: {payload_text}\n\n".encode()
+
+
 def frame(seq: int, event: str, data: dict[str, Any]) -> bytes:
     """One SSE frame: ``id``, ``event`` and a single-line JSON ``data``."""
-    payload = json.dumps(_strip_media(data), default=_default, separators=(",", ":"))
-    return f"id: {seq}\nevent: {event}\ndata: {payload}\n\n".encode()
+    return frame_of(seq, event, payload(data))
+
+
+# An SSE comment, sent when nothing else was for HEARTBEAT_SECONDS: iOS drops a request idle for
+# 60 s, API Gateway's streaming one idle for 5 minutes, and a model or a tool can be silent longer.
+HEARTBEAT = b": ping\n\n"
 
 
 def parse(stream_text: str) -> list[dict[str, Any]]:
@@ -72,9 +86,16 @@ def parse(stream_text: str) -> list[dict[str, Any]]:
 TURN_EVENTS_DESCRIPTION = """\
 Streams the turn as server-sent events (`text/event-stream`). Every event has three fields:
 
-    id: <sequence number, 1, 2, 3, ... within the response>
+    id: <sequence number of the event in the turn: 1, 2, 3, ...>
     event: <name>
     data: <one line of JSON>
+
+The response's `X-Run-Id` header, and `run_id` of the first event, name the turn's run. The events
+are stored as the turn runs (about every 0.25 s): a client that lost the stream resumes it with
+`GET /sessions/{session_id}/turns/{run_id}/events` and `Last-Event-ID: <the last id received>`,
+from any instance, with no gap and no repeat. Sending the same `client_turn_id` again (a retried
+POST) never runs the turn twice: it answers with the turn's stored stream (after `Last-Event-ID`
+when the retry sends it), live while the turn still runs.
 
 **Order.** Agent turn: `RunStarted`, then for each model call `ModelRequestStarted`, `RunContent`*
 (`content` is the next chunk of text), `ModelRequestCompleted` (`input_tokens`, `output_tokens`,
@@ -99,12 +120,19 @@ bytes and presigned URLs are never sent.
   "cache_read_tokens", "cache_write_tokens"}, "cost": {"usd": "<decimal>", "zar": "<decimal>"},
   "tool_errors": <int>, "member_errors": [{"run_id", "agent_name", "code", "message"}],
   "duration_ms": <int>}`. Usage and cost add up every model call of the turn, a team's members
-  included. `"replayed": true` when answering a repeated `client_turn_id` from what is stored.
+  included. `"replayed": true` when the final event is rebuilt from the stored run (a turn whose events
+  were pruned, after 24 hours).
+* `TurnCancelled`: the user stopped the turn (`POST .../cancel`): `{"session_id", "run_id", "usage",
+  "cost", "duration_ms"}`. What the model generated until then is stored (the answer so far, as
+  streamed) and is history for the next turn; what the provider billed for the aborted call is
+  charged, with `"usage": {..., "estimated": true}` when part of it is our estimate (the API reports
+  no usage for a stream it did not finish). agno's own `RunCancelled` comes before it.
 * `TurnFailed`: `{"session_id", "run_id", "error": {"code", "message", "retryable"}, "usage", "cost"}`.
   Codes: `model-error:rate_limited`, `model-error:overloaded`, `model-error:unavailable` (the model
   API was busy or unreachable after retries: `retryable` is true, send the turn again later),
   `model-error:invalid_request` (the API refused the request, e.g. its size: the next turn is built
-  smaller), `model-error:misconfigured`, `internal-error`, `storage-error`. Calls that completed
+  smaller), `model-error:misconfigured`, `internal-error`, `storage-error`, `turn-timeout`,
+  `abandoned` (the instance running it ended; seen on a resumed stream). Calls that completed
   before the failure are stored and charged.
 
 When nothing else was sent for 15 s (a model or a tool thinking), a comment line `: ping` is sent;

@@ -1,0 +1,90 @@
+"""The events function: resumes a turn's stream from any instance (ASGI, behind the Lambda Web
+Adapter in response_stream mode). ``GET /sessions/{session_id}/turns/{run_id}/events`` sends the
+turn's events after ``Last-Event-ID`` (or ``?after=N``), stored then live, to its final event.
+
+It reads what the running turn writes to Postgres (``chatcore.turns.events``), so it works while
+the turn runs in another sandbox, and never imports agno: a cold start stays short for a phone
+that is reconnecting.
+"""
+
+from __future__ import annotations
+
+from chatcore.web.cold_start import imports_frozen
+
+with imports_frozen():
+    from uuid import UUID
+
+    from starlette.requests import Request
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from chatcore.errors import InvalidInput
+    from chatcore.turns import events
+    from chatcore.web.app import PROBLEM, create_web_app, resume_point
+    from chatcore.web.identity import caller
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
+
+
+def _uuid(request: Request, name: str) -> UUID:
+    try:
+        return UUID(request.path_params[name])
+    except ValueError as e:
+        raise InvalidInput("the request has invalid fields", field=name, errors=[
+            {"loc": ["path", name], "msg": f"the {name.replace('_', ' ')} is not a UUID"}]) from e
+
+
+async def turn_events(request: Request) -> StreamingResponse:
+    """A turn's events after ``Last-Event-ID`` (or ``after``), stored then live, to its final event."""
+    sub = await caller(request)
+    session_id, run_id = _uuid(request, "session_id"), _uuid(request, "run_id")
+    after = resume_point(request)
+    frames = await events.open_follow(sub, session_id, run_id, after)
+    return StreamingResponse(frames, media_type="text/event-stream", headers={**SSE_HEADERS, "X-Run-Id": str(run_id)})
+
+
+routes = [Route(EVENTS_PATH, turn_events, methods=["GET"])]
+app = create_web_app(routes=routes)
+
+RESUME_DESCRIPTION = """\
+Resumes (or replays) a turn's stream: the events after `Last-Event-ID` (the standard SSE header, the
+`id` of the last event the client received), or after `?after=N`, or from the first without either;
+the stored ones at once, then the new ones as the turn, running in any instance, writes them (about
+every 0.25 s), until its final event (`TurnCompleted`, `TurnFailed` or `TurnCancelled`). Ids and data
+are those of the live stream: no gap, no repeat. A heartbeat comment (`: ping`) is sent when nothing
+else was for 15 s. A finished turn replays from its first event for at least 24 hours; after that
+only its final event is sent (with `"replayed": true`). Someone else's turn, or an unknown one, is 404.
+"""
+
+
+def add_openapi(schema: dict) -> None:
+    """Describe the events route in an OpenAPI document (the combined app's, docs/openapi.json)."""
+    problem = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    uuid = {"type": "string", "format": "uuid"}
+    schema.setdefault("paths", {})[EVENTS_PATH] = {"get": {
+        "tags": ["turns"],
+        "summary": "Resume Turn Events",
+        "operationId": "turn_events",
+        "description": RESUME_DESCRIPTION,
+        "parameters": [
+            {"name": "session_id", "in": "path", "required": True, "schema": {**uuid, "title": "Session Id"}},
+            {"name": "run_id", "in": "path", "required": True, "schema": {**uuid, "title": "Run Id"},
+             "description": "the turn's run id: the `X-Run-Id` header of the turn's response, or `run_id` of its first event"},
+            {"name": "Last-Event-ID", "in": "header", "required": False,
+             "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+             "description": "the id of the last event received; the stream resumes after it"},
+            {"name": "after", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "maximum": 999999999},
+             "description": "the same as Last-Event-ID, for clients that cannot set headers (the header wins)"},
+        ],
+        "responses": {
+            "200": {"description": "the turn's events (server-sent events), from after the given id",
+                    "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}},
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "401": {"description": "no authenticated user", "content": problem},
+            "404": {"description": "unknown, or someone else's", "content": problem},
+            "422": {"description": "invalid ids or Last-Event-ID", "content": problem},
+            "503": {"description": "the database is unavailable", "content": problem},
+        },
+    }}
