@@ -1,5 +1,6 @@
 """The scheduled cost rollup (EventBridge): recomputes ``daily_costs``, and prunes the stored
-events of turns finished more than ``EVENT_RETENTION_HOURS`` (24) ago (their messages stay).
+events of turns finished more than ``EVENT_RETENTION_HOURS`` (24) ago (their messages stay) and the
+rows of uploads expired more than a week ago (the bucket's lifecycle deleted their files).
 
 A scheduled event (``"detail-type": "Scheduled Event"``, empty ``detail``) runs the incremental
 rollup: today and yesterday (UTC) plus every day touched by rows created since the last
@@ -20,7 +21,7 @@ import psycopg
 from chatcore import db
 from chatcore.config import get_settings
 from chatcore.money import rollup
-from chatcore.store import turn_events
+from chatcore.store import turn_events, uploads
 from chatcore.observability import logger
 
 _conn: psycopg.Connection | None = None
@@ -60,5 +61,6 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     summary = result.summary()
     if not days:  # the schedule (not a range recomputed by hand) also prunes old turns' events
         summary["events_pruned"] = turn_events.prune_events(_connection(), get_settings().event_retention_hours)
+        summary["uploads_pruned"] = uploads.prune_uploads(_connection())
     logger.info("rollup done", extra=summary)
     return summary

@@ -280,3 +280,46 @@ def test_a_turn_whose_process_died_ends_resumed_streams_and_can_be_stopped(user,
     r = user.client.post(f"/sessions/{sid}/turns/{run_id}/cancel")
     assert r.status_code == 202
     assert db_conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,)).fetchone()["status"] == "cancelled"
+
+
+def test_events_written_while_the_database_blinks_leave_no_gap(user, standin, db_conn, server_url, monkeypatch,
+                                                               caplog):
+    """Postgres unreachable for a while as the turn streams: the batches that fail stay queued and
+    are written once it is back, so the stored stream equals the live one."""
+    from chatcore import db
+    from local.ports import free_port
+
+    standin.script([{"text": " ".join(f"b{i}" for i in range(120)), "delay_ms": 60}])  # about 2.4 s
+    sid = user.new_session()
+    result: dict = {}
+
+    def run_turn():
+        with httpx.Client(base_url=server_url, headers=user.headers, timeout=60) as c:
+            with c.stream("POST", f"/sessions/{sid}/turns", json={"message": "go"}) as r:
+                result["run_id"] = r.headers["x-run-id"]
+                result["events"] = read_events(r)
+
+    t = threading.Thread(target=run_turn)
+    t.start()
+    deadline = time.time() + 30
+    while time.time() < deadline:  # the turn is streaming and has written a batch
+        if "run_id" in result and db_conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s",
+                                                  (result["run_id"],)).fetchone()["n"]:
+            break
+        time.sleep(0.05)
+    real, dead = db.connect_params, free_port()
+    monkeypatch.setenv("DB_POOL_TIMEOUT", "0.3")
+    monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
+    db.close_pool()
+    time.sleep(1.0)  # batches fail meanwhile
+    monkeypatch.setattr(db, "connect_params", real)
+    db.close_pool()
+    t.join(60)
+    live = result["events"]
+    assert live[-1]["event"] == "TurnCompleted"
+    assert any("kept for the next batch" in r.getMessage() for r in caplog.records)  # batches did fail
+    stored = db_conn.execute("SELECT seq FROM turn_events WHERE run_id = %s ORDER BY seq",
+                             (result["run_id"],)).fetchall()
+    assert [r["seq"] for r in stored] == list(range(1, len(live) + 1))
+    replay = user.client.get(f"/sessions/{sid}/turns/{result['run_id']}/events")
+    assert sse.parse(replay.text) == live

@@ -232,7 +232,19 @@ def _run_handler(url: str, event_file: str) -> dict:
 def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
     url, conn, price_ids = fresh
     turns = _small_october(conn, price_ids)
+    # what the schedule also prunes: an October turn's stored events (finished long ago), an upload
+    # expired over a week ago; a fresh upload stays
+    run_id = conn.execute("SELECT id FROM runs WHERE status <> 'running' AND finished_at < now() - interval '2 days' "
+                          "ORDER BY id LIMIT 1").fetchone()["id"]
+    conn.execute("INSERT INTO turn_events (run_id, seq, event, data) VALUES (%s, 1, 'RunStarted', '{}'), "
+                 "(%s, 2, 'TurnCompleted', '{}')", (run_id, run_id))
+    conn.execute("INSERT INTO uploads (id, user_id, key, mime_type, size, expires_at) "
+                 "SELECT gen_random_uuid(), id, 'media/pending/uploads/x', 'image/jpeg', 1, now() - make_interval(days => d) "
+                 "FROM users, unnest(ARRAY[8, 0]) AS d ORDER BY users.id LIMIT 2")
     scheduled = _run_handler(url, "rollup-scheduled.json")
+    assert (scheduled["events_pruned"], scheduled["uploads_pruned"]) == (2, 1)
+    assert conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s", (run_id,)).fetchone()["n"] == 0
+    assert conn.execute("SELECT count(*) AS n FROM uploads").fetchone()["n"] == 1
     assert scheduled["mode"] == "incremental" and scheduled["from"] == "2026-10-03"
     assert scheduled["to"] == datetime.now(UTC).date().isoformat() and scheduled["watermark"]
     assert_rollup_equals_direct_sums(conn, turns)

@@ -193,3 +193,40 @@ def test_a_session_belongs_to_exactly_one_agent_or_team(user, db_conn):
                         (owner, agent, team))
     with pytest.raises(psycopg.errors.CheckViolation):
         db_conn.execute("INSERT INTO sessions (id, user_id) VALUES (gen_random_uuid(), %s)", (owner,))
+
+
+def test_stopping_a_team_turn_stops_the_member_and_stores_both_runs_cancelled(user, standin, db_conn, server_url):
+    import time
+
+    import httpx
+
+    from chatcore.web import sse
+
+    sid = team_session(user)
+    standin.script([DELEGATE, {"text": " ".join(f"n{i}" for i in range(300)), "delay_ms": 100}])
+    with httpx.Client(base_url=server_url, headers=user.headers, timeout=60) as c:
+        with c.stream("POST", f"/sessions/{sid}/turns", json={"message": "count slowly"}) as r:
+            run_id, text = r.headers["x-run-id"], ""
+            lines = r.iter_lines()
+            for line in lines:  # until the member has said something
+                text += line + "\n"
+                if line.startswith("event: RunContent"):
+                    break
+            n_requests = len(standin.requests())
+            asked = time.monotonic()
+            assert c.post(f"/sessions/{sid}/turns/{run_id}/cancel").status_code == 202
+            text += "\n".join(lines)
+            took = time.monotonic() - asked
+    events = sse.parse(text)
+    assert events[-1]["event"] == "TurnCancelled" and took < 3, (events[-1]["event"], took)
+    leader = run_row(db_conn, run_id)
+    members = db_conn.execute("SELECT * FROM runs WHERE parent_run_id = %s", (run_id,)).fetchall()
+    assert leader["status"] == "cancelled"
+    assert [(m["agent_name"], m["status"]) for m in members] == [("calculator", "cancelled")]
+    # the member's aborted call is billed (estimated) and counted in the turn's cost
+    member_rows = db_conn.execute("SELECT * FROM chat_events WHERE run_id = %s AND role = 'assistant'",
+                                  (members[0]["id"],)).fetchall()
+    assert any(r["usage_estimated"] and r["cost_usd"] > 0 for r in member_rows)
+    assert Decimal(events[-1]["data"]["cost"]["usd"]) == sum(r["cost_usd"] for r in session_rows(db_conn, sid))
+    time.sleep(0.5)
+    assert len(standin.requests()) == n_requests  # neither the member nor the leader called the model again

@@ -32,6 +32,11 @@ RETURNING id, key
 """
 
 
+# Upload rows past their use (the bucket's lifecycle has deleted their objects by then); a used one
+# is kept as long, so a late retry of its turn is still recognised.
+PRUNE_UPLOADS = "DELETE FROM uploads WHERE expires_at < now() - make_interval(days => %(days)s)"
+
+
 def create_upload(conn: psycopg.Connection, sub: str, *, upload_id: UUID, key: str, mime_type: str, size: int,
                   ttl_seconds: int) -> dict[str, Any]:
     """Record an upload of the user with ``sub`` (created the first time it is seen)."""
@@ -50,3 +55,8 @@ def find_upload(conn: psycopg.Connection, sub: str, upload_id: UUID) -> dict[str
 def mark_consumed(conn: psycopg.Connection, upload_ids: list[UUID], run_id: UUID | None) -> list[dict[str, Any]]:
     """Mark uploads used by the turn ``run_id``, in one statement; the rows it marked (id, key)."""
     return conn.execute(MARK_CONSUMED, {"upload_ids": list(upload_ids), "run_id": run_id}).fetchall()
+
+
+def prune_uploads(conn: psycopg.Connection, days: int = 7) -> int:
+    """Delete the rows of uploads expired more than ``days`` ago; how many were deleted."""
+    return conn.execute(PRUNE_UPLOADS, {"days": days}).rowcount
