@@ -26,22 +26,17 @@ with imports_frozen():
     from chatcore.errors import InvalidInput, NotFound, UploadUsed
     from chatcore.media.photos import receive_photo
     from chatcore.media.uploads import discard_originals, read_upload
-    from chatcore.web.app import PROBLEM, create_web_app, resume_point
+    from chatcore.web.app import PROBLEM, create_web_app, event_stream, path_uuid, resume_point
     from chatcore.web.identity import caller
     from chatcore.web.schemas import TurnIn, UploadRef
     from chatcore.turns import events
     from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 TURN_PATH = "/sessions/{session_id}/turns"
 
 
 def _parse(request: Request, body: bytes) -> tuple[UUID, TurnIn]:
-    try:
-        session_id = UUID(request.path_params["session_id"])
-    except ValueError as e:
-        raise InvalidInput("the request has invalid fields", field="session_id", errors=[
-            {"loc": ["path", "session_id"], "msg": "the session id is not a UUID"}]) from e
+    session_id = path_uuid(request, "session_id")
     try:
         data = json.loads(body)
     except ValueError as e:  # as FastAPI does: json.loads, so a field's own checks see odd strings
@@ -77,10 +72,10 @@ async def create_turn(request: Request) -> StreamingResponse:
                    for i, img in enumerate(body.images)]
     except UploadUsed as used:
         # a retry of a turn that already took its uploads (same client_turn_id): followed, not run again
-        retried = await _retried_turn(sub, session_id, used, body.client_turn_id, resume)
-        if retried is None:
+        run_id = await _retried_run(sub, session_id, used, body.client_turn_id)
+        if run_id is None:
             raise
-        return _sse_response(retried)
+        return event_stream(events.follow(session_id, run_id, resume), run_id)
     upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
     turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=body.message, images=uploads,
                                  client_turn_id=body.client_turn_id)
@@ -92,12 +87,11 @@ async def create_turn(request: Request) -> StreamingResponse:
     stream = await turns.open_turn(turn_input, wait_for_disconnect, last_event_id=resume)
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
         await _discard(upload_ids, stream.run_id)
-    return _sse_response(stream)
+    return event_stream(stream.frames, stream.run_id)
 
 
-async def _retried_turn(sub: str, session_id: UUID, used: UploadUsed, client_turn_id: str | None,
-                        resume: int) -> turns.TurnStream | None:
-    """The stream of the turn that used an upload, when this request is that turn's retry."""
+async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn_id: str | None) -> UUID | None:
+    """The run of the turn that used an upload, when this request is that turn's retry."""
     run_id = used.extra.get("run_id")
     if client_turn_id is None or run_id is None:
         return None
@@ -105,15 +99,7 @@ async def _retried_turn(sub: str, session_id: UUID, used: UploadUsed, client_tur
         row = await asyncio.to_thread(events.find_turn, sub, session_id, UUID(str(run_id)))
     except NotFound:
         return None
-    if row["client_turn_id"] != client_turn_id:
-        return None
-    return turns.TurnStream(session_id, row["id"], events.follow(session_id, row["id"], resume), retried=True)
-
-
-def _sse_response(stream) -> StreamingResponse:
-    """A turn's stream as server-sent events; the run id also in ``X-Run-Id``, for a resume."""
-    return StreamingResponse(stream.frames, media_type="text/event-stream",
-                             headers={**SSE_HEADERS, "X-Run-Id": str(stream.run_id)})
+    return row["id"] if row["client_turn_id"] == client_turn_id else None
 
 
 routes = [Route(TURN_PATH, create_turn, methods=["POST"])]

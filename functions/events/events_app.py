@@ -12,36 +12,24 @@ from __future__ import annotations
 from chatcore.web.cold_start import imports_frozen
 
 with imports_frozen():
-    from uuid import UUID
-
     from starlette.requests import Request
     from starlette.responses import StreamingResponse
     from starlette.routing import Route
 
-    from chatcore.errors import InvalidInput
     from chatcore.turns import events
-    from chatcore.web.app import PROBLEM, create_web_app, resume_point
+    from chatcore.web.app import PROBLEM, create_web_app, event_stream, path_uuid, resume_point
     from chatcore.web.identity import caller
 
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
-
-
-def _uuid(request: Request, name: str) -> UUID:
-    try:
-        return UUID(request.path_params[name])
-    except ValueError as e:
-        raise InvalidInput("the request has invalid fields", field=name, errors=[
-            {"loc": ["path", name], "msg": f"the {name.replace('_', ' ')} is not a UUID"}]) from e
 
 
 async def turn_events(request: Request) -> StreamingResponse:
     """A turn's events after ``Last-Event-ID`` (or ``after``), stored then live, to its final event."""
     sub = await caller(request)
-    session_id, run_id = _uuid(request, "session_id"), _uuid(request, "run_id")
+    session_id, run_id = path_uuid(request, "session_id"), path_uuid(request, "run_id")
     after = resume_point(request)
     frames = await events.open_follow(sub, session_id, run_id, after)
-    return StreamingResponse(frames, media_type="text/event-stream", headers={**SSE_HEADERS, "X-Run-Id": str(run_id)})
+    return event_stream(frames, run_id)
 
 
 routes = [Route(EVENTS_PATH, turn_events, methods=["GET"])]

@@ -79,6 +79,33 @@ def read_events(source, *, stop_after=None, arrivals: list | None = None) -> lis
     return events
 
 
+class TurnInThread:
+    """A turn streamed to its end by a thread of its own (a phone that is still reading): ``run_id``
+    once the response has started, ``events`` and the lines' ``arrivals`` once it has ended."""
+
+    def __init__(self, user: User, url: str, session_id: str, message: str):
+        self.run_id: str | None = None
+        self.events: list[dict] = []
+        self.arrivals: list[float] = []
+        started = threading.Event()
+
+        def run() -> None:
+            with httpx.Client(base_url=url, headers=user.headers, timeout=60) as c:
+                with c.stream("POST", f"/sessions/{session_id}/turns", json={"message": message}) as r:
+                    self.run_id = r.headers["x-run-id"]
+                    self.arrivals.append(time.monotonic())
+                    started.set()
+                    self.events = read_events(r, arrivals=self.arrivals)
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+        assert started.wait(30), "the turn did not start"
+
+    def join(self) -> list[dict]:
+        self.thread.join(60)
+        return self.events
+
+
 def content_of(events: list[dict]) -> str:
     return "".join(e["data"]["content"] for e in events if e["event"] == "RunContent"
                    and isinstance(e["data"].get("content"), str))
@@ -134,25 +161,12 @@ def test_a_dropped_stream_resumes_on_the_other_instance_with_no_gap_and_no_repea
 def test_a_resumed_stream_follows_a_turn_still_running_elsewhere(user, standin, server_url, second_url):
     standin.script([{"text": " ".join(f"w{i}" for i in range(30)), "delay_ms": 60}])
     sid = user.new_session()
-    started: dict = {}
-
-    def run_turn():
-        with httpx.Client(base_url=second_url, headers=user.headers, timeout=60) as c:
-            with c.stream("POST", f"/sessions/{sid}/turns", json={"message": "go"}) as r:
-                started["run_id"] = r.headers["x-run-id"]
-                started["events"] = read_events(r)
-
-    t = threading.Thread(target=run_turn)
-    t.start()
-    deadline = time.time() + 20
-    while "run_id" not in started and time.time() < deadline:
-        time.sleep(0.05)
+    turn = TurnInThread(user, second_url, sid, "go")
     # from the first event, on the other instance, while the turn is running
     with httpx.Client(base_url=server_url, headers=user.headers, timeout=60) as c:
-        with c.stream("GET", f"/sessions/{sid}/turns/{started['run_id']}/events") as r:
+        with c.stream("GET", f"/sessions/{sid}/turns/{turn.run_id}/events") as r:
             followed = read_events(r)
-    t.join(30)
-    assert followed == started["events"] and followed[-1]["event"] == "TurnCompleted"
+    assert followed == turn.join() and followed[-1]["event"] == "TurnCompleted"
 
 
 def test_stop_through_the_other_instance_cancels_the_turn_within_seconds(user, standin, db_conn, server_url,
@@ -221,27 +235,14 @@ def test_a_silent_model_keeps_both_streams_alive_with_heartbeats(user, standin, 
     on a stream resumed on the other instance, and the turn completes."""
     standin.script([{"text": "done", "delay_ms": 25_000}])  # one chunk, after 25 s of silence
     sid = user.new_session()
-    live: list[float] = []
     resumed: list[float] = []
-    result: dict = {}
-
-    def run_turn():
-        with httpx.Client(base_url=server_url, headers=user.headers, timeout=60) as c:
-            with c.stream("POST", f"/sessions/{sid}/turns", json={"message": "slowly"}) as r:
-                result["run_id"] = r.headers["x-run-id"]
-                live.append(time.monotonic())
-                result["live"] = read_events(r, arrivals=live)
-
-    t = threading.Thread(target=run_turn)
-    t.start()
-    while "run_id" not in result:
-        time.sleep(0.05)
+    turn = TurnInThread(user, server_url, sid, "slowly")
     with httpx.Client(base_url=second_url, headers=user.headers, timeout=60) as c:
-        with c.stream("GET", f"/sessions/{sid}/turns/{result['run_id']}/events") as r:
+        with c.stream("GET", f"/sessions/{sid}/turns/{turn.run_id}/events") as r:
             resumed.append(time.monotonic())
-            result["resumed"] = read_events(r, arrivals=resumed)
-    t.join(60)
-    assert result["live"][-1]["event"] == result["resumed"][-1]["event"] == "TurnCompleted"
+            resumed_events = read_events(r, arrivals=resumed)
+    live_events, live = turn.join(), turn.arrivals
+    assert live_events[-1]["event"] == resumed_events[-1]["event"] == "TurnCompleted"
     for arrivals in (live, resumed):
         gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
         assert max(gaps) < 16, max(gaps)  # 15 s and the poll's granularity
@@ -291,20 +292,10 @@ def test_events_written_while_the_database_blinks_leave_no_gap(user, standin, db
 
     standin.script([{"text": " ".join(f"b{i}" for i in range(120)), "delay_ms": 60}])  # about 2.4 s
     sid = user.new_session()
-    result: dict = {}
-
-    def run_turn():
-        with httpx.Client(base_url=server_url, headers=user.headers, timeout=60) as c:
-            with c.stream("POST", f"/sessions/{sid}/turns", json={"message": "go"}) as r:
-                result["run_id"] = r.headers["x-run-id"]
-                result["events"] = read_events(r)
-
-    t = threading.Thread(target=run_turn)
-    t.start()
+    turn = TurnInThread(user, server_url, sid, "go")
     deadline = time.time() + 30
     while time.time() < deadline:  # the turn is streaming and has written a batch
-        if "run_id" in result and db_conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s",
-                                                  (result["run_id"],)).fetchone()["n"]:
+        if db_conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s", (turn.run_id,)).fetchone()["n"]:
             break
         time.sleep(0.05)
     real, dead = db.connect_params, free_port()
@@ -314,12 +305,10 @@ def test_events_written_while_the_database_blinks_leave_no_gap(user, standin, db
     time.sleep(1.0)  # batches fail meanwhile
     monkeypatch.setattr(db, "connect_params", real)
     db.close_pool()
-    t.join(60)
-    live = result["events"]
+    live = turn.join()
     assert live[-1]["event"] == "TurnCompleted"
     assert any("kept for the next batch" in r.getMessage() for r in caplog.records)  # batches did fail
-    stored = db_conn.execute("SELECT seq FROM turn_events WHERE run_id = %s ORDER BY seq",
-                             (result["run_id"],)).fetchall()
+    stored = db_conn.execute("SELECT seq FROM turn_events WHERE run_id = %s ORDER BY seq", (turn.run_id,)).fetchall()
     assert [r["seq"] for r in stored] == list(range(1, len(live) + 1))
-    replay = user.client.get(f"/sessions/{sid}/turns/{result['run_id']}/events")
+    replay = user.client.get(f"/sessions/{sid}/turns/{turn.run_id}/events")
     assert sse.parse(replay.text) == live

@@ -72,7 +72,6 @@ class PreparedTurn:
     compaction: Compaction | None = None  # older turns this turn folded into the session's summary
     client_disconnected: bool = False
     outcome: TurnOutcome | None = None
-    stop_requested: bool = False  # POST .../cancel reached this turn (``turns.run``)
 
 
 @dataclass

@@ -30,7 +30,6 @@ from chatcore.turns.tracking import EventTracker
 from chatcore.web import sse
 
 log = logging.getLogger(__name__)
-HEARTBEAT = sse.HEARTBEAT
 
 
 def _store(turn: PreparedTurn, tracker: EventTracker, seal=None) -> TurnOutcome:
@@ -57,14 +56,15 @@ class _Stop:
     def __init__(self, turn: PreparedTurn, tracker: EventTracker):
         self.turn, self.tracker = turn, tracker
         self.deadline: asyncio.Timeout | None = None
+        self.cancelling: asyncio.Task | None = None  # held: the loop keeps only a weak reference
 
     def __call__(self) -> None:
         turn = self.turn
-        if turn.stop_requested:
+        if self.tracker.stopped:
             return
-        turn.stop_requested = self.tracker.stopped = True
+        self.tracker.stopped = True
         log.info("turn %s: stop requested", turn.run_id)
-        asyncio.create_task(turn.conversation.cancel(str(turn.run_id)))
+        self.cancelling = asyncio.create_task(turn.conversation.cancel(str(turn.run_id)))
         if self.deadline is not None:
             loop = asyncio.get_running_loop()
             due = loop.time() + get_settings().cancel_grace_seconds
@@ -114,7 +114,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
                 tracker.see(item)
                 stream.emit(item.event, item.to_dict())
     except TimeoutError:
-        if turn.stop_requested:
+        if tracker.stopped:
             log.info("turn %s did not stop within the grace period: ended", turn.run_id)
         else:
             log.warning("turn %s ran past TURN_TIMEOUT (%d s): ended", turn.run_id, limit)
@@ -126,7 +126,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     finally:
         tracker.cut_calls.extend(calls.close_open())  # streams aborted but not yet closed are recorded now
         cut_calls.reset(cut)
-    if turn.stop_requested:
+    if tracker.stopped:
         tracker.errors.pop(tracker.root_run_id, None)  # a stopped turn is cancelled, not failed
     elapsed_ms = int((time.perf_counter() - started) * 1000)
 
@@ -196,7 +196,7 @@ async def stream_turn(turn: PreparedTurn,
             try:
                 chunk = await asyncio.wait_for(queue.get(), timeout=heartbeat)
             except TimeoutError:
-                yield HEARTBEAT  # an SSE comment: the phone and API Gateway see a live connection
+                yield sse.HEARTBEAT  # an SSE comment: the phone and API Gateway see a live connection
                 continue
             if chunk is None:
                 break

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -19,8 +19,10 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import BaseRoute, Route
+
+from uuid import UUID
 
 from chatcore.config import Settings, get_settings
 from chatcore.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge, ProblemError
@@ -145,6 +147,23 @@ def lifespan_running(on_startup: Sequence[Callable[[], None]]):
         yield
 
     return lifespan
+
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def event_stream(frames: AsyncIterator[bytes], run_id: UUID) -> StreamingResponse:
+    """A turn's server-sent events; its run id also in ``X-Run-Id`` (to resume or stop it)."""
+    return StreamingResponse(frames, media_type="text/event-stream", headers={**SSE_HEADERS, "X-Run-Id": str(run_id)})
+
+
+def path_uuid(request: Request, name: str) -> UUID:
+    """The path parameter ``name`` as a UUID, or a 422 naming it."""
+    try:
+        return UUID(request.path_params[name])
+    except ValueError as e:
+        raise InvalidInput("the request has invalid fields", field=name, errors=[
+            {"loc": ["path", name], "msg": f"the {name.replace('_', ' ')} is not a UUID"}]) from e
 
 
 def resume_point(request: Request, *, query: bool = True) -> int:
