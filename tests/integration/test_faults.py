@@ -371,6 +371,26 @@ def test_s3_stalled_during_an_image_turn_holds_up_nothing_else(server_url, stand
     assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 0
 
 
+def test_s3_stalled_while_a_turn_reads_its_upload_is_a_503_and_the_upload_stays_usable(
+        user, standin, s3_behind_a_proxy, db_conn):
+    from tests.images import LARGE_PNG
+    from tests.integration.test_uploads import upload_row, uploaded
+
+    sid = user.new_session()
+    upload = uploaded(user, LARGE_PNG)  # sent through the proxy while S3 answers
+    s3_behind_a_proxy.stalled.set()
+    standin.reset()
+    r, _ = user.turn(sid, message="this photo", images=[{"upload_id": upload["upload_id"]}])
+    assert r.status_code == 503 and r.json()["code"] == "storage-unavailable" and r.headers["retry-after"] == "5"
+    assert standin.requests() == []  # no model call, nothing stored, the upload not used up
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 0
+    assert upload_row(db_conn, upload["upload_id"])["consumed_at"] is None
+    s3_behind_a_proxy.stalled.clear()  # S3 is back: the same turn goes through
+    _, events = user.turn(sid, message="this photo", images=[{"upload_id": upload["upload_id"]}])
+    assert events[-1]["event"] == "TurnCompleted"
+    assert upload_row(db_conn, upload["upload_id"])["consumed_at"] is not None
+
+
 def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_back(user, standin, monkeypatch,
                                                                                     db_conn):
     import time
