@@ -7,7 +7,11 @@ package both layers carry has the same version in both:
 - ``layers/core``: chatcore plus the lean dependencies every function imports (psycopg, powertools,
   fastapi, uvicorn, boto3): the project's dependencies with agno and the model SDK pruned;
 - ``layers/agents``: agno, the anthropic SDK and Pillow (with pillow-heif), for the chat function only (the api, rollup and
-  migrate functions never carry them).
+  migrate functions never carry them). The chat function carries both layers, so whatever the core layer
+  already ships (pydantic, anyio, typing-extensions...) is left out of this one: nothing ships twice.
+
+Neither ships what no function imports: agno's command-line companion ``agnoctl`` (and with it typer,
+questionary, prompt-toolkit, wcwidth, shellingham) is pruned (``CLI_ONLY``).
 
 ``--check`` exits 1 when a file differs from what the lock gives (the tests run it too).
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +37,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
 }
 # Direct dependencies no function needs at run time (prices are pinned into chatcore/money/prices.json).
 LOCAL_ONLY = ("genai-prices",)
+# Packages in the lock that no function imports: agno's CLI companion and what only it needs.
+CLI_ONLY = ("agnoctl",)
+# The chat function carries both: the agents layer leaves out what the core layer ships.
+BENEATH = {"layers/agents": "layers/core"}
 
 
 def find_uv() -> list[str]:
@@ -46,12 +55,33 @@ def find_uv() -> list[str]:
 
 
 def export_command(layer: str) -> list[str]:
-    prunes = [arg for name in LAYERS[layer] for arg in ("--prune", name)]
+    prunes = [arg for name in (*LAYERS[layer], *CLI_ONLY) for arg in ("--prune", name)]
     return ["export", "--frozen", "--no-dev", "--no-emit-project", *prunes,
             "-o", f"{layer}/requirements.txt"]
 
 
+def requirement_blocks(text: str) -> list[tuple[str, str]]:
+    """``uv export`` text as (package name, its block of lines) pairs, in order; the header has name ''."""
+    blocks: list[tuple[str, list[str]]] = [("", [])]
+    for line in text.splitlines(keepends=True):
+        match = re.match(r"^([A-Za-z0-9_.-]+)==", line)
+        if match:
+            blocks.append((match.group(1).lower(), []))
+        blocks[-1][1].append(line)
+    return [(name, "".join(lines)) for name, lines in blocks]
+
+
 def exported(layer: str) -> str:
+    """What ``layer``'s requirements.txt holds: ``uv export`` of its part of the lock, without what the
+    layer beneath it ships."""
+    text = _uv_export(layer)
+    if layer in BENEATH:
+        below = {name for name, _ in requirement_blocks(_uv_export(BENEATH[layer]))}
+        text = "".join(block for name, block in requirement_blocks(text) if not name or name not in below)
+    return text
+
+
+def _uv_export(layer: str) -> str:
     """What ``uv export`` writes for ``layer`` (run on a copy of the lock, so nothing is touched)."""
     import tempfile
 
@@ -67,8 +97,6 @@ def exported(layer: str) -> str:
 
 
 def direct_dependencies() -> list[str]:
-    import re
-
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     return [re.split(r"[\s\[<>=!~;]", d, maxsplit=1)[0].lower() for d in deps]
 

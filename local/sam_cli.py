@@ -65,10 +65,32 @@ def tool_python() -> Path:
     return ensure() / "bin" / "python"
 
 
+def architecture(args: list[str]) -> str | None:
+    """The ``Architecture=`` of ``--parameter-overrides`` in a sam command line, if any."""
+    import re
+
+    for i, arg in enumerate(args):
+        values = []
+        if arg.startswith("--parameter-overrides="):
+            values = [arg.split("=", 1)[1]]
+        elif arg == "--parameter-overrides":
+            values = [a for a in args[i + 1:] if not a.startswith("--")][:50]
+        for value in values:
+            match = re.search(r"(?:^|[\s,])(?:ParameterKey=)?Architecture(?:=|,ParameterValue=)([a-z0-9_]+)", value)
+            if match:
+                return match.group(1)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     home = ensure()
     args = sys.argv[1:] if argv is None else argv
-    os.execve(str(home / "bin" / "sam"), [str(home / "bin" / "sam"), *args], environment(home))
+    env = environment(home)
+    # the Makefile builds for LAMBDA_ARCHITECTURE: the same as the template's Architecture parameter
+    arch = architecture(args)
+    if arch:
+        env["LAMBDA_ARCHITECTURE"] = arch
+    os.execve(str(home / "bin" / "sam"), [str(home / "bin" / "sam"), *args], env)
     return 0  # not reached
 
 

@@ -9,7 +9,8 @@ Two ways in:
 - a direct invocation with a plain event: ``{}`` or ``{"action": "apply"}`` applies,
   ``{"action": "status"}`` lists each migration's state. A failure raises (the invocation fails).
 
-The database is named as for every function (``DATABASE_URL``, ``DB_SECRET_ARN`` or ``DB_IAM_AUTH``).
+The database is named as for every function (``DATABASE_URL``, ``DB_SECRET_ARN`` or ``DB_IAM_AUTH``),
+as the migration user (the schema's owner); ``DB_APP_USER`` is then granted the application's rights.
 """
 
 from __future__ import annotations
@@ -39,8 +40,12 @@ def _connect() -> psycopg.Connection:
 
 
 def apply_migrations() -> list[str]:
+    """Apply what is pending as the schema's owner, then grant the app user (DB_APP_USER) its rights."""
     with _connect() as conn:
-        return [m.path.name for m in migrate.apply(conn, MIGRATIONS_DIR)]
+        applied = [m.path.name for m in migrate.apply(conn, MIGRATIONS_DIR)]
+        if app_user := os.environ.get("DB_APP_USER"):
+            migrate.grant_app_user(conn, app_user)
+        return applied
 
 
 def migration_status() -> list[dict[str, str]]:

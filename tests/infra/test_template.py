@@ -41,7 +41,19 @@ except InvalidDocumentException as e:
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 """
 
-LWA_LAYER = re.compile(r"^arn:\$\{AWS::Partition\}:lambda:\$\{AWS::Region\}:753240598075:layer:LambdaAdapterLayerX86:")
+LWA_LAYERS = {"arm64": "LambdaAdapterLayerArm64", "x86_64": "LambdaAdapterLayerX86"}
+LWA_ARN = "arn:${AWS::Partition}:lambda:${AWS::Region}:753240598075:layer:%s:${WebAdapterLayerVersion}"
+
+
+def _web_adapter(layers: list) -> bool:
+    """The Web Adapter layer of the function's architecture: arm64's by default, x86_64's otherwise."""
+    for layer in layers:
+        if isinstance(layer, dict) and "Fn::If" in layer:
+            condition, arm, x86 = layer["Fn::If"]
+            if condition == "IsArm64" and _sub(arm) == LWA_ARN % LWA_LAYERS["arm64"] \
+                    and _sub(x86) == LWA_ARN % LWA_LAYERS["x86_64"]:
+                return True
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +125,9 @@ def test_only_the_turn_and_its_events_stream(resources):
     for route, function in STREAMED.items():
         turn = routes[route]["x-amazon-apigateway-integration"]
         assert _sub(turn["uri"]).endswith("/response-streaming-invocations"), route
-        assert f"${{{function}.Arn}}" in _sub(turn["uri"]), route
+        # the chat function's SnapStart version: the integration calls its alias, never $LATEST
+        target = "${ChatFunctionAliaslive}" if function == "ChatFunction" else f"${{{function}.Arn}}"
+        assert target in _sub(turn["uri"]), route
         assert turn["responseTransferMode"] == "STREAM", route
         assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
     others = {k: v for k, v in routes.items() if k not in STREAMED}
@@ -178,8 +192,7 @@ def test_the_bucket_is_private_encrypted_and_tls_only(resources):
 def test_the_chat_function_streams_behind_the_web_adapter(resources):
     chat = _function(resources, "ChatFunction")
     assert chat["Runtime"] == "python3.13" and chat["Handler"] == "run.sh"
-    assert chat["Architectures"] == ["x86_64"]  # the X86 adapter layer
-    assert any(LWA_LAYER.match(_sub(layer)) for layer in chat["Layers"])
+    assert _web_adapter(chat["Layers"])
     env = chat["Environment"]["Variables"]
     assert env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream"
@@ -194,7 +207,7 @@ def test_the_events_function_streams_behind_the_web_adapter_without_agno(resourc
     env = events["Environment"]["Variables"]
     assert events["Handler"] == "run.sh" and events["Timeout"] == 900
     assert env["AWS_LWA_INVOKE_MODE"] == "response_stream" and env["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bootstrap"
-    assert any(LWA_LAYER.match(_sub(layer)) for layer in events["Layers"])
+    assert _web_adapter(events["Layers"])
     run_sh = (ROOT / "functions/events/run.sh").read_text()
     assert "AWS_LWA_PORT" in run_sh and "events_app:app" in run_sh
 
@@ -203,7 +216,7 @@ def test_the_api_function_is_buffered_and_no_function_but_chat_carries_agno(reso
     api = _function(resources, "ApiFunction")
     assert api["Runtime"] == "python3.13" and api["Handler"] == "run.sh"
     assert api["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "buffered"
-    assert any(LWA_LAYER.match(_sub(layer)) for layer in api["Layers"])
+    assert _web_adapter(api["Layers"])
     (agents_layer,) = [n for n in _of_type(resources, "AWS::Lambda::LayerVersion") if n.startswith("AgentsLayer")]
     for name, fn in _of_type(resources, "AWS::Lambda::Function").items():
         refs = [layer.get("Ref") for layer in fn["Properties"].get("Layers", []) if isinstance(layer, dict)]
@@ -215,15 +228,86 @@ def test_the_api_function_is_buffered_and_no_function_but_chat_carries_agno(reso
         assert "ANTHROPIC_API_KEY" not in env and "DATABASE_URL" not in env, name
 
 
-def test_layers_are_built_by_sam_with_python313():
+def test_every_function_and_layer_is_built_with_bytecode_by_the_makefile():
     source = load_template()
-    built = {n: r for n, r in source["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"}
-    assert set(built) == {"CoreLayer", "AgentsLayer"}
-    for name, layer in built.items():
-        assert layer["Metadata"]["BuildMethod"] == "python3.13", name
-        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"], name
-        assert (ROOT / layer["Properties"]["ContentUri"] / "requirements.txt").exists(), name
+    built = {n: r for n, r in source["Resources"].items()
+             if r["Type"] in ("AWS::Serverless::LayerVersion", "AWS::Serverless::Function")}
+    assert {n for n, r in built.items() if r["Type"] == "AWS::Serverless::LayerVersion"} == {"CoreLayer", "AgentsLayer"}
+    makefile = (ROOT / "Makefile").read_text()
+    assert "build-%Layer:" in makefile and "build-%Function:" in makefile and "local/lambda_build.py" in makefile
+    for name, resource in built.items():
+        # SAM's own python3.13 method ships no bytecode: Lambda would compile every module at each cold start
+        assert resource["Metadata"] == {"BuildMethod": "makefile", "ContextPath": "."}, name
+        assert name.endswith(("Layer", "Function")), name  # the Makefile's targets
+        if resource["Type"] == "AWS::Serverless::LayerVersion":
+            assert resource["Properties"]["CompatibleRuntimes"] == ["python3.13"], name
+            assert resource["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}], name
+            assert (ROOT / resource["Properties"]["ContentUri"] / "requirements.txt").exists(), name
     assert (ROOT / "layers/core/chatcore/__init__.py").exists()
+
+
+def test_every_function_and_layer_is_arm64_by_default_and_x86_64_by_parameter(cfn, resources):
+    param = cfn["Parameters"]["Architecture"]
+    assert param["Default"] == "arm64" and set(param["AllowedValues"]) == {"arm64", "x86_64"}
+    assert cfn["Conditions"]["IsArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
+    functions = _of_type(resources, "AWS::Lambda::Function")
+    assert len(functions) == 5
+    for name, fn in functions.items():
+        assert fn["Properties"]["Architectures"] == [{"Ref": "Architecture"}], name
+    for name, layer in _of_type(resources, "AWS::Lambda::LayerVersion").items():
+        assert layer["Properties"]["CompatibleArchitectures"] == [{"Ref": "Architecture"}], name
+    assert int(cfn["Parameters"]["WebAdapterLayerVersion"]["Default"]) >= 30  # v1.1.0: SnapStart hooks
+
+
+def test_the_chat_function_runs_with_snapstart_behind_its_alias(resources):
+    chat = _function(resources, "ChatFunction")
+    assert chat["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    (alias_name,) = [n for n, r in _of_type(resources, "AWS::Lambda::Alias").items()
+                     if r["Properties"]["FunctionName"] == {"Ref": "ChatFunction"}]
+    alias = resources[alias_name]["Properties"]
+    assert alias["Name"] == "live" and "Fn::GetAtt" in alias["FunctionVersion"]
+    # API Gateway may invoke the alias (the permission SAM makes names it)
+    permissions = [r["Properties"] for r in _of_type(resources, "AWS::Lambda::Permission").values()
+                   if r["Properties"]["FunctionName"] == {"Ref": alias_name}]
+    assert permissions and all(p["Principal"] == "apigateway.amazonaws.com" for p in permissions)
+    env = chat["Environment"]["Variables"]
+    from chatcore.web import snapstart
+
+    assert env[snapstart.BEFORE_CHECKPOINT] == "/snapstart/before-checkpoint"
+    assert env[snapstart.AFTER_RESTORE] == "/snapstart/after-restore"
+    # the adapter refuses hook paths that are the pass-through path (/events by default)
+    assert "AWS_LWA_PASS_THROUGH_PATH" not in env and "/events" not in (env[snapstart.BEFORE_CHECKPOINT],
+                                                                        env[snapstart.AFTER_RESTORE])
+    assert chat["ReservedConcurrentExecutions"] == {"Ref": "ChatReservedConcurrency"}
+
+
+def test_the_rollup_s_failures_land_in_a_queue_and_everything_that_matters_is_alarmed(cfn, resources):
+    (config,) = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    props = config["Properties"]
+    assert props["FunctionName"] == {"Ref": "RollupFunction"}
+    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
+    queue = resources["RollupFailures"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True and queue["MessageRetentionPeriod"] == 1209600
+    sends = [s for s in _statements(resources, "RollupFunction") if "sqs:SendMessage" in _actions(s)]
+    assert sends and sends[0]["Resource"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
+    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
+    alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
+    watched = set()
+    for name, alarm in alarms.items():
+        p = alarm["Properties"]
+        metrics = [(p["Namespace"], p["MetricName"])] if "MetricName" in p else \
+            [(m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
+             for m in p["Metrics"] if "MetricStat" in m]
+        watched |= set(metrics)
+        actions = p["AlarmActions"]["Fn::If"]
+        assert actions[0] == "CreateAlarmTopic" and actions[1] == [{"Ref": "AlarmTopic"}], name
+        assert actions[2]["Fn::If"][0] == "HasAlarmTopicArn", name
+    assert {("AWS/ApiGateway", "5XXError"), ("AWS/Lambda", "Throttles"), ("AgentChat", "TurnsFailed"),
+            ("AWS/Lambda", "Errors"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible")} <= watched
+    topic = resources["AlarmTopic"]
+    assert topic["Condition"] == "CreateAlarmTopic"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
 
 
 def test_least_privilege_s3_and_secrets(resources):
@@ -247,6 +331,10 @@ def test_least_privilege_s3_and_secrets(resources):
         for action, targets in found.items():
             expected = {"Fn::GetAtt": ["MediaBucket", "Arn"]} if action == "s3:ListBucket" else objects
             assert targets == [expected], action
+    for function in ("ChatFunction", "ApiFunction"):
+        (listing,) = [s for s in _statements(resources, function) if "s3:ListBucket" in _actions(s)]
+        # never IfExists: a list without a prefix (the whole bucket) must not match
+        assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${MediaPrefix}*"}}}, function
     assert s3("RollupFunction") == {} and s3("MigrateFunction") == {} and s3("EventsFunction") == {}
     for function in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction"):
         for s in _statements(resources, function):
@@ -262,18 +350,33 @@ def test_least_privilege_s3_and_secrets(resources):
 
 def test_postgres_and_vpc_are_parameters(cfn, resources):
     params = cfn["Parameters"]
-    for name in ("DbEndpoint", "DbPort", "DbName", "DbUser", "DbAuthMode", "DbSecretArn", "SubnetIds",
-                 "SecurityGroupIds", "ExistingUserPoolArn"):
+    for name in ("DbEndpoint", "DbPort", "DbName", "DbUser", "DbMigrationUser", "DbAuthMode", "DbSecretArn",
+                 "DbMigrationSecretArn", "SubnetIds", "SecurityGroupIds", "ExistingUserPoolArn"):
         assert name in params, name
+    vpc_policy = "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
     for name, fn in _of_type(resources, "AWS::Lambda::Function").items():
         assert fn["Properties"]["VpcConfig"]["Fn::If"][0] == "InVpc", name
         env = fn["Properties"]["Environment"]["Variables"]
         assert env["DB_HOST"] == {"Ref": "DbEndpoint"} and "DB_IAM_AUTH" in env and "DB_SECRET_ARN" in env, name
         role = resources[fn["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
-        assert {"Ref": "DatabaseAccessPolicy"} in role["ManagedPolicyArns"], name
-    policy = resources["DatabaseAccessPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Fn::If"]
-    assert policy[0] == "DbIamAuth" and policy[1]["Action"] == "rds-db:connect"
-    assert policy[2]["Action"] == "secretsmanager:GetSecretValue"
+        # the migration user owns the schema; every other function connects as the app user (no DDL)
+        expected = "MigrationDatabaseAccessPolicy" if name == "MigrateFunction" else "AppDatabaseAccessPolicy"
+        assert {"Ref": expected} in role["ManagedPolicyArns"], name
+        assert sum("DatabaseAccessPolicy" in json.dumps(a) for a in role["ManagedPolicyArns"]) == 1, name
+        # the VPC policy only when subnets are given
+        conditional = [a for a in role["ManagedPolicyArns"] if "AWSLambdaVPCAccessExecutionRole" in json.dumps(a)]
+        assert conditional == [{"Fn::If": ["InVpc", {"Fn::Sub": vpc_policy}, {"Ref": "AWS::NoValue"}]}], name
+        expected_user = "DbMigrationUser" if name == "MigrateFunction" else "DbUser"
+        assert env["DB_USER"] == {"Ref": expected_user}, name
+    migrate_env = _function(resources, "MigrateFunction")["Environment"]["Variables"]
+    assert migrate_env["DB_APP_USER"] == {"Ref": "DbUser"}
+    assert migrate_env["DB_SECRET_ARN"] == {"Fn::If": ["DbSecretAuth", {"Ref": "DbMigrationSecretArn"}, ""]}
+    for policy_name, user, secret in (("AppDatabaseAccessPolicy", "DbUser", "DbSecretArn"),
+                                      ("MigrationDatabaseAccessPolicy", "DbMigrationUser", "DbMigrationSecretArn")):
+        policy = resources[policy_name]["Properties"]["PolicyDocument"]["Statement"][0]["Fn::If"]
+        assert policy[0] == "DbIamAuth" and policy[1]["Action"] == "rds-db:connect"
+        assert _sub(policy[1]["Resource"]).endswith(f"/${{{user}}}")
+        assert policy[2]["Action"] == "secretsmanager:GetSecretValue" and _sub(policy[2]["Resource"]) == f"${{{secret}}}"
 
 
 def test_migrations_run_on_deploy_before_the_functions_change(resources):
@@ -309,8 +412,9 @@ def test_layers_split_agno_from_the_lean_functions():
     assert {"agno", "anthropic", "filetype"} <= set(agents)
     lean = {"psycopg", "psycopg-pool", "aws-lambda-powertools", "aws-xray-sdk", "fastapi", "uvicorn", "boto3"}
     assert lean <= set(core)
-    # both layers go into the chat function: a package in both must be the same version
-    assert {n: v for n, v in core.items() if n in agents} == {n: v for n, v in agents.items() if n in core}
+    # both layers go into the chat function: nothing ships twice, and no CLI-only package ships at all
+    assert not set(core) & set(agents)
+    assert not {"agnoctl", "typer", "questionary", "prompt-toolkit", "wcwidth", "shellingham"} & (set(core) | set(agents))
     shipped = set(core) | set(agents)
     for dep in layers.direct_dependencies():
         assert dep in shipped or dep in layers.LOCAL_ONLY, f"{dep} is in no layer: add it to one in local/layers.py"

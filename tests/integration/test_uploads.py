@@ -236,3 +236,15 @@ def test_an_object_over_the_limit_is_413_at_the_turn(user, standin, db_conn, set
     send_file(upload, photo)  # real S3 refuses a file over the POST's range; moto stores it
     problem = refused(user, standin, db_conn, [{"upload_id": upload["upload_id"]}], 413, "payload-too-large")
     assert problem["field"] == "images[0].upload_id"
+
+
+def test_a_missing_upload_is_told_from_a_denied_one_by_a_list_of_its_exact_key(stack):
+    """In AWS the functions may list only under the media prefix, so S3 answers the GET of a missing
+    upload with 403: ``s3.exists`` (a list of exactly that key) tells the two apart."""
+    from chatcore.media import s3
+
+    key = f"media/pending/uploads/exists-{uuid.uuid4()}"
+    s3.put_image(key + "-longer", b"x", "image/png")
+    assert not s3.exists(key)  # another object's key starting with it is not it
+    s3.put_image(key, b"x", "image/png")
+    assert s3.exists(key)

@@ -162,9 +162,11 @@ def pipelined_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connecti
 
 
 def close_pool() -> None:
-    """Close the process pool (tests, shutdown)."""
-    global _pool
+    """Close the process pool and drop the RDS client that signs IAM tokens (tests, shutdown,
+    SnapStart: neither may outlive a snapshot); both are made anew on next use."""
+    global _pool, _rds
     with _lock:
         if _pool is not None:
             _pool.close()
         _pool = None
+        _rds = None

@@ -1,11 +1,19 @@
 """Schema migrations: numbered plain-SQL files in ``sql/migrations``, each applied once.
 
     python -m chatcore.migrate apply            # apply every pending file, one transaction each
+    python -m chatcore.migrate apply --app-user chat_app   # ...then grant the app user its rights
     python -m chatcore.migrate status           # list files with applied / pending / CHANGED
     python -m chatcore.migrate generate NAME    # create the next numbered, empty file
 
 The database is named by ``DATABASE_URL``; ``--dir`` overrides the migrations folder. An
 applied file whose checksum has changed is refused: write a new migration instead.
+
+Two database users (README "Database users"): the migrations run as the schema's owner, and the
+application connects as a user that owns nothing. ``grant_app_user`` gives that user what the
+functions need and no more: USAGE on the schema, SELECT/INSERT/UPDATE/DELETE on the tables and
+their sequences (now and, by default privileges, those later migrations create), nothing on the
+migration ledger. No CREATE, ALTER, DROP or TRUNCATE: the app cannot change the schema or lose a
+table. (TEMPORARY, which the repricing backfill uses, is PUBLIC's by default.)
 """
 
 from __future__ import annotations
@@ -138,6 +146,27 @@ def apply(conn: psycopg.Connection, directory: Path) -> list[Migration]:
     return done
 
 
+def grant_app_user(conn: psycopg.Connection, app_user: str) -> None:
+    """Grant ``app_user`` the application's rights on the schema this connection's user owns."""
+    from psycopg import sql
+
+    user = sql.Identifier(app_user)
+    if conn.execute("SELECT current_user = %s", (app_user,)).fetchone()[0]:
+        raise MigrationError(f"the app user {app_user!r} is the migration user: use a user that owns no schema")
+    statements = [
+        "GRANT USAGE ON SCHEMA public TO {user}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}",
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {user}",
+        "REVOKE ALL ON schema_migrations FROM {user}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {user}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {user}",
+    ]
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+        for statement in statements:
+            conn.execute(sql.SQL(statement).format(user=user))
+
+
 def generate(directory: Path, name: str) -> Path:
     """Create the next numbered migration file named after ``name``."""
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -155,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="migrations folder (default sql/migrations)")
     parser.add_argument("--database-url", default=None, help="default: $DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("apply", help="apply pending migrations")
+    apply_parser = sub.add_parser("apply", help="apply pending migrations")
+    apply_parser.add_argument("--app-user", default=os.environ.get("DB_APP_USER") or None,
+                              help="then grant this database user the application's rights (default: $DB_APP_USER)")
     sub.add_parser("status", help="show applied, pending and changed migrations")
     gen = sub.add_parser("generate", help="create the next numbered migration file")
     gen.add_argument("name")
@@ -174,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                 for m in applied:
                     print(f"applied {m.path.name}")
                 print(f"{len(applied)} migration(s) applied")
+                if args.app_user:
+                    grant_app_user(conn, args.app_user)
+                    print(f"granted {args.app_user} the application's rights")
             else:
                 rows = status(conn, directory)
                 for m, state in rows:

@@ -33,6 +33,21 @@ def client() -> Any:
         return _client
 
 
+def forget_client() -> None:
+    """Drop the process's S3 client (its connections and credentials); the next call makes a new one."""
+    global _client
+    with _lock:
+        _client = None
+
+
+def exists(key: str) -> bool:
+    """Whether ``key`` is stored: a list of exactly that prefix (the functions may list only under
+    the media prefix, so S3 answers a missing object's GET with 403, not 404)."""
+    s = get_settings()
+    listed = client().list_objects_v2(Bucket=s.media_bucket, Prefix=key, MaxKeys=1)
+    return any(o["Key"] == key for o in listed.get("Contents", ()))
+
+
 def session_prefix(session_id: UUID) -> str:
     return keys.session_prefix(get_settings().media_prefix, session_id)
 

@@ -87,6 +87,13 @@ def read_upload(sub: str, upload_id: UUID, *, index: int) -> ImageUpload:
         raise
 
 
+def _stored(key: str) -> bool:
+    try:
+        return s3.exists(key)
+    except Exception:  # noqa: BLE001 - cannot tell: the caller's storage error stands
+        return True
+
+
 def _read_original(key: str, *, where: str, field: str, max_bytes: int) -> bytes:
     from botocore.exceptions import ClientError
 
@@ -94,7 +101,9 @@ def _read_original(key: str, *, where: str, field: str, max_bytes: int) -> bytes
     try:
         obj = s3.client().get_object(Bucket=s.media_bucket, Key=key)
     except ClientError as e:
-        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+        code = e.response.get("Error", {}).get("Code")
+        # without a bucket-wide ListBucket, S3 answers a missing object with 403: a list tells which
+        if code in ("NoSuchKey", "404", "NotFound") or (code in ("AccessDenied", "403") and not _stored(key)):
             raise UploadNotReceived(f"{where}: the file was never uploaded to the upload's URL", field=field) from e
         log.exception("could not read an upload")
         raise StorageUnavailable(f"could not read the upload ({e.__class__.__name__}); nothing was stored, "

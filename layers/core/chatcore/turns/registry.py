@@ -14,6 +14,12 @@ _conversations: dict[str, Conversation] = {}
 _lock = threading.Lock()
 
 
+def forget_conversations() -> None:
+    """Drop the built agents and teams (and the model clients they hold); rebuilt on next use."""
+    with _lock:
+        _conversations.clear()
+
+
 def conversation_for(agent_name: str | None, team_name: str | None) -> Conversation:
     """The (process-wide, reused) conversation runtime of a session's agent or team."""
     key = f"agent:{agent_name}" if agent_name else f"team:{team_name}"
