@@ -10,7 +10,8 @@ import time
 from bench.harness import say
 from bench.stats import table
 
-SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "conversation", "messages", "events")
+SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "built", "conversation", "messages",
+            "events")
 NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events"}
 
 
@@ -115,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = cold_start.run(repeat(5, 3))
                 reports.append(cold_start.report(results[name]))
+            elif name == "built":
+                from bench import built
+
+                results[name] = built.run(repeat(5, 3))
+                reports.append(built.report(results[name]))
             elif name == "messages":
                 from bench import messages
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 from local.ports import free_port
 
+APP_USER = "chat_app"
+
 
 def _find_binary(name: str) -> str:
     found = shutil.which(name)
@@ -79,11 +81,16 @@ class LocalPostgres:
         subprocess.run([*self._as_user, *self._start_command()], check=True, capture_output=True)
 
     def create_database(self, name: str) -> str:
+        """A new database of the throwaway cluster (and the app user, once per cluster)."""
         import psycopg
         from psycopg import sql
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            # the application user the migrations grant (template DbUser's default, DB_APP_USER): as in
+            # AWS it exists before the first migration; locally everything still connects as postgres
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_USER,)).fetchone():
+                conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(APP_USER)))
         return self.url(name)
 
     def stop(self) -> None:

@@ -38,19 +38,23 @@ def combined_app():
 
 
 class BackgroundServer:
-    """uvicorn in a daemon thread (the demo and the tests)."""
+    """uvicorn in a daemon thread (bin/serve, the demo and the tests). Off the main thread uvicorn
+    installs no signal handlers: whoever runs it decides what a signal does (local/serve.py)."""
 
-    def __init__(self, port: int, app=None):
+    def __init__(self, port: int, app=None, *, host: str = "127.0.0.1", log_level: str = "warning",
+                 graceful_seconds: float | None = None):
         import uvicorn
 
         self.port = port
-        self.server = uvicorn.Server(uvicorn.Config(app or combined_app(), host="127.0.0.1", port=port,
-                                                   log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.host = host
+        self.server = uvicorn.Server(uvicorn.Config(app or combined_app(), host=host, port=port,
+                                                   log_level=log_level, lifespan="on",
+                                                   timeout_graceful_shutdown=graceful_seconds))
+        self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{'127.0.0.1' if self.host == '0.0.0.0' else self.host}:{self.port}"
 
     def start(self) -> "BackgroundServer":
         self.thread.start()
@@ -61,9 +65,9 @@ class BackgroundServer:
             time.sleep(0.05)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=timeout)
 
 
 def serve_forever(host: str, port: int) -> None:

@@ -32,12 +32,19 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        if self.standin is not None:
-            self.standin.stop()
-        if self.moto is not None:
-            self.moto.stop()
-        if self.postgres is not None:
-            self.postgres.stop()
+        """Stop what this stack started (the stand-in, moto, the throwaway Postgres and its temp dir),
+        each one even when stopping another failed."""
+        errors = []
+        for name in ("standin", "moto", "postgres"):
+            piece = getattr(self, name)
+            if piece is None:
+                continue
+            try:
+                piece.stop()
+            except Exception as e:  # noqa: BLE001 - the others are still stopped; reported below
+                errors.append(f"{name}: {e.__class__.__name__}: {e}")
+        if errors:
+            raise RuntimeError("the local stack did not stop cleanly: " + "; ".join(errors))
 
 
 def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local", quiet: bool = False,
@@ -52,7 +59,9 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
             say(f"postgres: using DATABASE_URL")
         else:
-            stack.postgres = LocalPostgres().start()
+            # held before it starts: a failure or a stop signal halfway through still removes it
+            stack.postgres = LocalPostgres()
+            stack.postgres.start()
             env["DATABASE_URL"] = stack.postgres.create_database(database_name)
             say(f"postgres: started a throwaway cluster on port {stack.postgres.port}")
         from chatcore.migrate import apply, default_dir
@@ -78,8 +87,9 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
             logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines
 
             port = free_port()
-            stack.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            stack.moto.start()
+            moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+            moto.start()  # a thread of this process: nothing of it outlives the process
+            stack.moto = moto  # held once started (its stop would wait forever for a thread never started)
             env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{port}"
             say(f"s3: started a moto server on port {port}")
         import boto3
@@ -107,7 +117,8 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
         else:
             from local.anthropic_standin import StandinServer
 
-            stack.standin = StandinServer().start()
+            stack.standin = StandinServer()
+            stack.standin.start()
             env["ANTHROPIC_BASE_URL"] = stack.standin.url
             env["ANTHROPIC_API_KEY"] = ""
             stack.model_description = (

@@ -1,5 +1,6 @@
-"""A TCP proxy the tests put in front of a dependency (moto's S3) to stall it: while stalled, it
-accepts connections and forwards nothing, as a hung S3 endpoint does."""
+"""TCP proxies the tests put in front of a server: ``StallingProxy`` stalls a dependency (moto's S3):
+while stalled, it accepts connections and forwards nothing, as a hung S3 endpoint does.
+``CuttingProxy`` drops a connection in the middle of a response, as a phone losing its network does."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import socket
 import threading
 
 from local.ports import free_port
-from local.tcp import pump
+from local.tcp import pump, shutdown
 
 
 class StallingProxy:
@@ -40,6 +41,58 @@ class StallingProxy:
 
     def close(self) -> None:
         self.closed.set()
+        self._listener.close()
+        for s in self._sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class CuttingProxy:
+    """Forwards every connection to ``host:port`` both ways, but cuts a connection (both directions
+    closed, nothing more forwarded) as soon as the server's bytes on it contain ``trigger``, after
+    passing on the read that held it. Connections whose responses never contain it are untouched."""
+
+    def __init__(self, host: str, port: int, trigger: bytes):
+        self.target = (host, port)
+        self.trigger = trigger
+        self.port = free_port()
+        self.cuts = 0
+        self._sockets: list[socket.socket] = []
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._sockets += [client, upstream]
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._downstream, args=(upstream, client), daemon=True).start()
+
+    def _downstream(self, src: socket.socket, dst: socket.socket) -> None:
+        tail = b""
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+                if self.trigger in tail + data:
+                    self.cuts += 1
+                    return
+                tail = (tail + data)[-len(self.trigger):]
+        except OSError:
+            pass
+        finally:
+            shutdown(src, dst)
+
+    def close(self) -> None:
         self._listener.close()
         for s in self._sockets:
             try:

@@ -88,7 +88,7 @@ def record_turn(outcome: dict) -> None:
     try:
         usage = outcome.get("usage") or {}
         cost = outcome.get("cost") or {}
-        failed = outcome.get("event") != "TurnCompleted"
+        failed = outcome.get("event") == "TurnFailed"  # a stopped turn (TurnCancelled) did not fail
         with _turn_lock:
             m = _turn_metrics
             m.add_metric(name="Turns", unit=MetricUnit.Count, value=1)

@@ -57,12 +57,12 @@ def warm() -> None:
     """Import and load what every sandbox may share (before the checkpoint)."""
     for name in WARM_MODULES:
         importlib.import_module(name)
-    from chatcore.catalog import agent_specs, price_ids, team_specs
+    from chatcore.catalog import agent_specs, team_specs
     from chatcore.media import photos
     from chatcore.money.prices import default_price_book
 
+    # (the catalog's price row ids were read at start-up by sync_catalog: stable, safe to share)
     agent_specs(), team_specs(), default_price_book()
-    price_ids()  # the catalog's price row ids (read at start-up by sync_catalog): stable, safe to share
     photos._pillow()  # Pillow's plugins and the HEIF opener registered
 
 

@@ -1,0 +1,105 @@
+"""The built Lambda artefacts (local/lambda_build.py, as `sam build` runs it through the Makefile):
+bytecode for every module, used without compiling anything from a read-only directory; wheels of
+the right architecture; nothing CLI-only; within the size budget.
+
+The artefacts are built here outside SAM (local/artefacts.py, cached by their inputs): arm64, as
+deployed by default, and this machine's own architecture, so that they can be imported here."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import re
+import subprocess
+
+import pytest
+
+from local import artefacts, lambda_build
+from local.invoke import ROOT
+
+
+@pytest.fixture(scope="module")
+def arm64():
+    return artefacts.build("arm64")
+
+
+@pytest.fixture(scope="module")
+def native():
+    return artefacts.build()
+
+
+def _pyc_flags(path) -> int:
+    return int.from_bytes(path.read_bytes()[4:8], "little")
+
+
+def test_every_module_ships_as_bytecode_checked_by_nothing_but_its_presence(arm64):
+    for part in artefacts.PARTS:
+        root = arm64 / part
+        sources = list(root.rglob("*.py"))
+        for source in sources:
+            # only the project's own code keeps its source (tracebacks), with its bytecode beside it
+            rel = source.relative_to(root)
+            assert part.endswith("Function") or rel.parts[:2] == ("python", "chatcore"), rel
+            cached = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+            assert cached.exists(), rel
+        compiled = list(root.rglob("*.pyc"))
+        assert compiled, part
+        for pyc in compiled:
+            assert pyc.read_bytes()[:4] == importlib.util.MAGIC_NUMBER, pyc  # Python 3.13's
+            # 0b01 = hash-based, not checked against the source: a zip's mtimes cannot make it stale
+            assert _pyc_flags(pyc) == 0b01, pyc
+    assert not list((arm64 / "AgentsLayer").rglob("*.py"))  # dependencies: bytecode alone
+
+
+@pytest.mark.parametrize("parts, code", [
+    (artefacts.CHAT, "import chat_api\nfrom chatcore.web import snapstart\nsnapstart.warm()"),
+    (artefacts.API, "import api_app"),
+], ids=["chat", "api"])
+def test_the_built_functions_import_from_bytecode_alone_and_from_their_layers_alone(native, parts, code):
+    """No module of the artefacts is compiled from source at import (``python -v`` says which file each
+    code object came from), and nothing comes from outside them (-S: no site-packages)."""
+    before = {p: p.stat().st_mtime_ns for part in parts for p in (native / part).rglob("*")}
+    r = subprocess.run(artefacts.import_command(native, parts, code, verbose=True), env=artefacts.import_env(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    compiled = re.findall(r"^# code object from (/\S+\.py)$", r.stderr, re.M)
+    ours = [c for c in compiled if c.startswith(str(native))]
+    assert ours == []
+    loaded = re.findall(r"^# code object from '(\S+\.pyc)'$", r.stderr, re.M)
+    assert sum(str(native) in p for p in loaded) > (300 if "chat" in code else 100)
+    assert not re.findall(r"site-packages", "\n".join(loaded))
+    after = {p: p.stat().st_mtime_ns for part in parts for p in (native / part).rglob("*")}
+    assert after == before  # a read-only directory: nothing written, nothing touched
+
+
+def test_the_wheels_are_built_for_the_architecture_asked(arm64, native):
+    built = artefacts.elf_architectures(arm64)
+    assert set(built) == {"arm64"} and len(built["arm64"]) > 20  # pydantic-core, psycopg, Pillow, libheif...
+    assert set(artefacts.elf_architectures(native)) == {artefacts.native_architecture()}
+
+
+def test_the_layers_ship_only_what_is_imported_once_and_fit_the_budget(arm64):
+    core, agents = arm64 / "CoreLayer/python", arm64 / "AgentsLayer/python"
+    def packages(path):
+        return {p.name.split("-")[0].lower() for p in path.glob("*.dist-info")}
+    assert not packages(core) & packages(agents)  # nothing twice in the chat function
+    assert not {"agnoctl", "typer", "questionary", "prompt_toolkit", "wcwidth", "shellingham"} & (
+        packages(core) | packages(agents))
+    assert not (core / "bin").exists() and not (agents / "bin").exists()
+    chat = sum(artefacts.size_bytes(arm64 / part.split("/")[0]) for part in artefacts.CHAT)
+    assert chat <= 120 * 10**6, f"the chat function and its layers are {chat / 1e6:.1f} MB unzipped"
+
+
+def test_botocore_keeps_the_model_of_every_service_the_code_calls(arm64):
+    """The layer keeps botocore's models of BOTOCORE_SERVICES only: every boto3 client the code makes
+    (and the Secrets Manager reads of Powertools' parameters) must be among them."""
+    called = {"secretsmanager"}  # aws_lambda_powertools.utilities.parameters.get_secret
+    for path in [*(ROOT / "layers/core/chatcore").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "client" and node.args \
+                    and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                called.add(node.args[0].value)
+    assert {"s3", "rds"} <= called
+    assert called <= set(lambda_build.BOTOCORE_SERVICES)
+    data = arm64 / "CoreLayer/python/botocore/data"
+    assert {p.name for p in data.iterdir() if p.is_dir()} == set(lambda_build.BOTOCORE_SERVICES)
