@@ -31,6 +31,7 @@ with imports_frozen():
     from chatcore.money.budgets import budget_status
     from chatcore.store import catalog, sessions, turn_events, turns, usage as user_usage
     from chatcore.web.fastapi_app import PROBLEM_RESPONSES, create_app
+    from chatcore.web.openapi import problem_response
     from chatcore.web.identity import caller
     from chatcore.web.schemas import (
         MAX_PAGE_SIZE, AgentOut, CreateSession, ImageOut, MessageOut, MessagePage, Money, RenameSession,
@@ -57,7 +58,7 @@ def _db(fn, *args, **kwargs):
 
 
 def _money(usd: Decimal, zar: Decimal) -> Money:
-    return Money(usd=str(usd), zar=str(zar))
+    return Money(usd=usd, zar=zar)  # written as decimal strings by the model (schemas.DecimalString)
 
 
 def _encode_cursor(*parts: Any) -> str:
@@ -153,7 +154,10 @@ async def rename_session(session_id: UUID, body: RenameSession, sub: Caller) -> 
     return await _run(update)
 
 
-@router.delete("/sessions/{session_id}", status_code=204, responses={**PROBLEM_RESPONSES, 409: PROBLEM_RESPONSES[404] | {"description": "a turn is running"}}, tags=["sessions"])
+@router.delete("/sessions/{session_id}", status_code=204, tags=["sessions"], responses={
+    **PROBLEM_RESPONSES, 409: problem_response("a turn is running in the session (turn-in-progress)"),
+    503: problem_response("S3 could not delete the session's images (storage-unavailable); the session is "
+                          "kept, try again", retry_after=True)})
 async def delete_session(session_id: UUID, sub: Caller) -> Response:
     """Delete a session: its messages, runs and images. Nothing of it remains reachable."""
     def check(conn, lock: bool) -> None:
@@ -200,15 +204,15 @@ def _request_cancel(conn, sub: str, session_id: UUID, run_id: UUID) -> TurnCance
         if row is None:
             raise NotFound("no such turn")
         raise TurnFinished(f"the turn has already finished ({row['status']})", run_id=str(run_id),
-                           status=row["status"])
+                           run_status=row["status"])
     if stale:  # its process is gone: nothing would notice the request, so it is closed here
         turn_events.close_stale_cancelled(conn, run_id)
     return TurnCancelRequested(run_id=run_id, status="cancelling")
 
 
 @router.post("/sessions/{session_id}/turns/{run_id}/cancel", status_code=202, response_model=TurnCancelRequested,
-             tags=["turns"], responses={**PROBLEM_RESPONSES, 409: PROBLEM_RESPONSES[404] | {
-                 "description": "the turn has already finished (turn-finished)"}})
+             tags=["turns"], responses={**PROBLEM_RESPONSES, 409: problem_response(
+                 "the turn has already finished (turn-finished): `run_id`, `run_status`")})
 async def cancel_turn(session_id: UUID, run_id: UUID, sub: Caller) -> TurnCancelRequested:
     """Stop a running turn (the app's stop button), from any instance. The turn notices within about
     a second wherever it runs, ends its model call, stores what it generated so far as a
@@ -304,7 +308,7 @@ def _usage_row(r: dict) -> dict:
 
 @router.get("/usage", response_model=UsageOut, response_model_by_alias=True, responses=PROBLEM_RESPONSES,
             tags=["usage"])
-async def usage(
+async def get_usage(
     sub: Caller,
     start: Annotated[date | None, Query(alias="from", description="first day (UTC), default: first of this month")] = None,
     end: Annotated[date | None, Query(alias="to", description="last day (UTC, inclusive), default: today")] = None,
@@ -345,9 +349,9 @@ async def usage(
 # ---- uploads
 
 @router.post("/uploads", status_code=201, response_model=UploadOut, tags=["uploads"], responses={
-    **PROBLEM_RESPONSES, 413: PROBLEM_RESPONSES[413] | {"description": "size over UPLOAD_MAX_BYTES (payload-too-large)"},
-    422: PROBLEM_RESPONSES[422] | {"description": "invalid fields, or a mime_type that is not a photo type"},
-    503: PROBLEM_RESPONSES[413] | {"description": "storage unavailable; nothing was recorded"}})
+    **PROBLEM_RESPONSES, 413: problem_response("size over UPLOAD_MAX_BYTES (payload-too-large)"),
+    422: problem_response("invalid fields, or a mime_type that is not a photo type (invalid-input)"),
+    503: problem_response("storage unavailable (storage-unavailable); nothing was recorded", retry_after=True)})
 async def create_upload(body: UploadIn, sub: Caller) -> UploadOut:
     """Send a big photo straight to S3: POST the file to ``url`` (multipart/form-data: every one of
     ``fields``, then the file as ``file``) within ``expires_in`` seconds, then send ``{"upload_id"}`` in

@@ -26,7 +26,9 @@ with imports_frozen():
     from chatcore.errors import InvalidInput, NotFound, UploadUsed
     from chatcore.media.photos import receive_photo
     from chatcore.media.uploads import discard_originals, read_upload
-    from chatcore.web.app import PROBLEM, create_web_app, event_stream, path_uuid, resume_point
+    from chatcore.web import openapi
+    from chatcore.web.app import create_web_app, event_stream, path_uuid, resume_point
+    from chatcore.web import snapstart
     from chatcore.web.identity import caller
     from chatcore.web.schemas import TurnIn, UploadRef
     from chatcore.turns import events
@@ -102,21 +104,20 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     return row["id"] if row["client_turn_id"] == client_turn_id else None
 
 
-routes = [Route(TURN_PATH, create_turn, methods=["POST"])]
+# with SnapStart (in AWS), the Web Adapter's hooks around the snapshot (chatcore.web.snapstart)
+routes = [Route(TURN_PATH, create_turn, methods=["POST"]), *snapstart.hook_routes()]
 app = create_web_app(routes=routes, on_startup=[sync_catalog])
 
 
 def add_openapi(schema: dict) -> None:
     """Describe the turn route in an OpenAPI document (the combined app's, docs/openapi.json)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    turn_in = TurnIn.model_json_schema(ref_template="#/components/schemas/{model}")
-    components.update(turn_in.pop("$defs", {}))
-    components["TurnIn"] = turn_in
-    problem = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    components["TurnIn"] = openapi.model_schema(TurnIn, components)
+    problem = openapi.problem_response
     schema.setdefault("paths", {})[TURN_PATH] = {"post": {
         "tags": ["turns"],
-        "summary": "Create Turn",
-        "operationId": "create_turn",
+        "summary": "Stream Turn",
+        "operationId": openapi.operation_id("stream_turn"),
         "description": TURN_EVENTS_DESCRIPTION,
         "parameters": [{"name": "session_id", "in": "path", "required": True,
                         "schema": {"type": "string", "format": "uuid", "title": "Session Id"}},
@@ -127,23 +128,25 @@ def add_openapi(schema: dict) -> None:
         "requestBody": {"required": True,
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnIn"}}}},
         "responses": {
-            "200": {"description": "the turn's events (server-sent events; see the description)",
+            "200": {"description": "the turn's events (server-sent events; see the description). Generated "
+                                   "clients that buffer the body as a string see them only at the end: read "
+                                   "the stream with an SSE reader (docs/api.md)",
                     "headers": {"X-Run-Id": {"schema": {"type": "string", "format": "uuid"},
                                              "description": "the turn's run id (to resume or stop it)"}},
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            "401": {"description": "no authenticated user", "content": problem},
-            "402": {"description": "the user's monthly budget is spent", "content": problem},
-            "404": {"description": "unknown, or someone else's (the session, or an upload: upload-not-found)",
-                    "content": problem},
-            "409": {"description": "a turn is already running in this session (turn-in-progress), this "
-                            "client_turn_id was sent with another message (client-turn-id-reused), or an upload "
-                            "was already used by another turn (upload-used)", "content": problem},
-            "410": {"description": "an upload expired (upload-expired): upload the photo again", "content": problem},
-            "413": {"description": "body too large (payload-too-large), or the message does not fit one model "
-                            "request with the agent's instructions (context-too-large)", "content": problem},
-            "422": {"description": "invalid fields, an invalid image (invalid-image) or an upload whose file "
-                            "was never sent (upload-not-received)", "content": problem},
-            "503": {"description": "storage or configuration unavailable; nothing was stored", "content": problem},
+            "402": problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
+                           "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
+            "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
+            "409": problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
+                           "was sent with another message (client-turn-id-reused), or an upload was already "
+                           "used by another turn (upload-used); `run_id` names that turn"),
+            "410": problem("an upload expired (upload-expired): upload the photo again"),
+            "413": problem("body too large (payload-too-large), or the message does not fit one model request "
+                           "with the agent's instructions (context-too-large: `estimated_tokens`, `max_tokens`)"),
+            "422": problem("invalid fields (invalid-input: `errors`), an invalid image (invalid-image) or an "
+                           "upload whose file was never sent (upload-not-received); `field` names it"),
+            "503": problem("the database or storage is unavailable, or no exchange rate is configured; nothing "
+                           "was stored, try again after Retry-After seconds", retry_after=True),
         },
     }}
 

@@ -17,7 +17,8 @@ with imports_frozen():
     from starlette.routing import Route
 
     from chatcore.turns import events
-    from chatcore.web.app import PROBLEM, create_web_app, event_stream, path_uuid, resume_point
+    from chatcore.web import openapi
+    from chatcore.web.app import create_web_app, event_stream, path_uuid, resume_point
     from chatcore.web.identity import caller
 
 EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
@@ -48,12 +49,12 @@ only its final event is sent (with `"replayed": true`). Someone else's turn, or 
 
 def add_openapi(schema: dict) -> None:
     """Describe the events route in an OpenAPI document (the combined app's, docs/openapi.json)."""
-    problem = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    problem = openapi.problem_response
     uuid = {"type": "string", "format": "uuid"}
     schema.setdefault("paths", {})[EVENTS_PATH] = {"get": {
         "tags": ["turns"],
-        "summary": "Resume Turn Events",
-        "operationId": "turn_events",
+        "summary": "Stream Turn Events",
+        "operationId": openapi.operation_id("stream_turn_events"),
         "description": RESUME_DESCRIPTION,
         "parameters": [
             {"name": "session_id", "in": "path", "required": True, "schema": {**uuid, "title": "Session Id"}},
@@ -67,12 +68,13 @@ def add_openapi(schema: dict) -> None:
              "description": "the same as Last-Event-ID, for clients that cannot set headers (the header wins)"},
         ],
         "responses": {
-            "200": {"description": "the turn's events (server-sent events), from after the given id",
+            "200": {"description": "the turn's events (server-sent events), from after the given id; read "
+                                   "them with an SSE reader, not a generated client's string body (docs/api.md)",
                     "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}},
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
-            "401": {"description": "no authenticated user", "content": problem},
-            "404": {"description": "unknown, or someone else's", "content": problem},
-            "422": {"description": "invalid ids or Last-Event-ID", "content": problem},
-            "503": {"description": "the database is unavailable", "content": problem},
+            "404": problem("unknown, or someone else's (not-found)"),
+            "422": problem("invalid ids, Last-Event-ID or after (invalid-input); `field` names it"),
+            "503": problem("the database is unavailable (database-unavailable); try again after Retry-After "
+                           "seconds", retry_after=True),
         },
     }}

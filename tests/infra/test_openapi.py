@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -11,6 +13,8 @@ from schemathesis.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
 
 from local.openapi import OPENAPI_PATH, generate
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_committed_openapi_matches_the_code():
@@ -43,6 +47,128 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
     for path in doc["paths"].values():
         for op in path.values():
             assert "application/problem+json" in op["responses"]["422"]["content"]
+
+
+def operations(doc: dict) -> list[tuple[str, str, dict]]:
+    return [(method.upper(), path, op) for path, item in doc["paths"].items() for method, op in item.items()]
+
+
+# What a generated client calls each route (TurnsApi.streamTurn, SessionsApi.deleteSession, ...).
+OPERATION_IDS = {
+    ("GET", "/agents"): "listAgents", ("GET", "/teams"): "listTeams",
+    ("POST", "/sessions"): "createSession", ("GET", "/sessions"): "listSessions",
+    ("GET", "/sessions/{session_id}"): "getSession", ("PATCH", "/sessions/{session_id}"): "renameSession",
+    ("DELETE", "/sessions/{session_id}"): "deleteSession",
+    ("GET", "/sessions/{session_id}/messages"): "listMessages",
+    ("POST", "/sessions/{session_id}/turns"): "streamTurn",
+    ("GET", "/sessions/{session_id}/turns/{run_id}/events"): "streamTurnEvents",
+    ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"): "cancelTurn",
+    ("POST", "/uploads"): "createUpload", ("GET", "/usage"): "getUsage",
+}
+
+
+def test_operation_ids_are_readable_camel_case_method_names():
+    doc = json.loads(OPENAPI_PATH.read_text())
+    ids = {(method, path): op.get("operationId") for method, path, op in operations(doc)}
+    assert ids == OPERATION_IDS
+    assert len(set(ids.values())) == len(ids)  # unique
+    for (method, path), op_id in ids.items():  # the rules, for routes added later
+        assert_readable(op_id, path)
+
+
+def assert_readable(op_id: str, path: str) -> None:
+    """camelCase, and none of what FastAPI's default ids are made of: the path's segments run
+    together (``SessionsSessionIdTurns``), its parameters (``SessionId``), the method at the end."""
+    assert re.fullmatch(r"[a-z][a-zA-Z0-9]*", op_id), f"{op_id}: not camelCase"
+    words = [w.lower() for w in re.findall(r"[A-Z]?[a-z0-9]+", op_id)]
+    assert words[-1] not in {"get", "post", "put", "patch", "delete"}, f"{op_id}: ends with the method"
+    assert "id" not in words, f"{op_id}: names a path parameter"
+    segments = [re.sub(r"[^a-z]", "", part.lower()) for part in path.split("/") if part]
+    assert not any(a + b in op_id.lower() for a, b in zip(segments, segments[1:])), f"{op_id}: holds the path"
+
+
+def test_the_servers_are_the_deployed_api_and_bin_serve():
+    from local.invoke import load_template
+
+    doc = json.loads(OPENAPI_PATH.read_text())
+    deployed, local = doc["servers"]
+    assert deployed["url"] == "https://{apiId}.execute-api.{region}.amazonaws.com/{stage}"
+    variables = deployed["variables"]
+    assert set(variables) == {"apiId", "region", "stage"} and all(v["default"] for v in variables.values())
+    # the stage is the template's StageName, which its ApiUrl output ends with
+    template = load_template()
+    assert variables["stage"]["default"] == template["Parameters"]["StageName"]["Default"]
+    assert template["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"].endswith("/${StageName}")
+    serve_port = re.search(r'add_argument\("--port", type=int, default=(\d+)', (ROOT / "local" / "serve.py").read_text())
+    assert serve_port and local["url"] == f"http://127.0.0.1:{serve_port.group(1)}"
+
+
+# API Gateway answers 401, 403, 413 and 429 itself (GatewayResponses); every route can fail with a 500 or a 503.
+EVERY_STATUS = ("401", "403", "429", "500", "503")
+
+
+def test_every_operation_documents_the_gateways_problems_and_5xx_as_problem_json():
+    doc = json.loads(OPENAPI_PATH.read_text())
+    for method, path, op in operations(doc):
+        for status in EVERY_STATUS:
+            response = op["responses"].get(status)
+            assert response, f"{method} {path}: no {status}"
+            assert response["content"] == {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}, \
+                (method, path, status)
+        assert op["responses"]["503"]["headers"]["Retry-After"]["schema"]["type"] == "integer", (method, path)
+    # and what API Gateway answers is that shape: its templates name the same statuses and members
+    from local.invoke import load_template
+
+    gateway = load_template()["Resources"]["ChatApi"]["Properties"]["GatewayResponses"]
+    bodies = {g["StatusCode"]: g["ResponseTemplates"]["application/json"] for g in gateway.values() if "StatusCode" in g}
+    assert {"401", "403", "429"} <= set(bodies)
+    for body in bodies.values():
+        assert all(f'"{member}":' in body for member in ("type", "title", "status", "code", "detail")), body
+
+
+def test_the_problem_schema_declares_field_errors_and_retry_info():
+    doc = json.loads(OPENAPI_PATH.read_text())
+    schemas = doc["components"]["schemas"]
+    problem = schemas["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "code", "detail"}
+    members = problem["properties"]
+    assert members["errors"]["type"] == "array" and members["errors"]["items"] == {"$ref": "#/components/schemas/FieldError"}
+    field_error = schemas["FieldError"]
+    assert field_error["required"] == ["loc", "msg"] and field_error["properties"]["loc"]["items"] == {"type": "string"}
+    assert members["retry_after"]["type"] == "integer" and members["run_id"]["format"] == "uuid"
+    assert {"field", "run_status", "spent_zar", "estimated_tokens"} <= set(members)
+    # a member absent when unset is its own type, not "T or null" (generated models keep its description)
+    assert not any("anyOf" in m or "default" in m for m in members.values())
+    assert not [r for r in json.dumps(doc["paths"]).split('"$ref": ') if "#/$defs/" in r[:20]]
+
+
+# A number written with an exponent ("0E-10"), the way str(Decimal) writes a numeric(20, 10) zero.
+EXPONENT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")
+
+
+def test_amounts_are_documented_as_plain_decimal_strings_and_no_example_has_an_exponent():
+    from chatcore.money.amounts import DECIMAL_PATTERN
+
+    doc = json.loads(OPENAPI_PATH.read_text())
+    schemas = doc["components"]["schemas"]
+    amounts = [schemas["Money"]["properties"][k] for k in ("usd", "zar")] + [
+        schemas["BudgetOut"]["properties"][k] for k in ("monthly_budget_zar", "spent_zar", "reserved_zar", "remaining_zar")]
+    for amount in amounts:
+        assert amount["type"] == "string" and amount["pattern"] == DECIMAL_PATTERN
+        assert all(re.match(DECIMAL_PATTERN, example) for example in amount["examples"])
+    assert not re.match(DECIMAL_PATTERN, "0E-10") and re.match(DECIMAL_PATTERN, "0.0000000000")
+
+    def strings(value):
+        if isinstance(value, dict):
+            for v in value.values():
+                yield from strings(v)
+        elif isinstance(value, list):
+            for v in value:
+                yield from strings(v)
+        elif isinstance(value, str):
+            yield value
+
+    assert not [text for text in strings(doc) if EXPONENT.match(text)]
 
 
 # The document the fuzz run draws from: the committed one, which the first test proves is the code's.

@@ -18,14 +18,23 @@ class ProblemError(Exception):
         self.extra = extra
 
     def to_problem(self) -> dict:
+        """The problem document; its members are those of ``chatcore.web.schemas.Problem``."""
+        retry = {"retry_after": self.retry_after} if self.retry_after is not None else {}
         return {
             "type": f"https://errors.agent-chat.dev/{self.code}",
             "title": self.title,
             "status": self.status,
             "code": self.code,
             "detail": self.detail,
-            **self.extra,
+            **retry,
+            **{name: value for name, value in self.extra.items() if value is not None},  # absent when unset
         }
+
+
+class InternalError(ProblemError):
+    """A failure of ours nothing else describes (a bug): the request may or may not have been done."""
+
+    status, code, title = 500, "internal-error", "Internal error"
 
 
 class Unauthorized(ProblemError):

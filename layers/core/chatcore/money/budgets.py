@@ -27,6 +27,7 @@ import psycopg
 
 from chatcore import cli
 from chatcore.errors import BudgetExceeded
+from chatcore.money.amounts import decimal_string
 from chatcore.store import usage
 
 CENTS = Decimal("0.01")
@@ -47,7 +48,7 @@ def _budget_and_spend(conn: psycopg.Connection, user_id: UUID, now: datetime | N
 
 
 def _money(value: Decimal) -> str:
-    return str(value.quantize(CENTS, rounding=ROUND_HALF_UP))
+    return decimal_string(value.quantize(CENTS, rounding=ROUND_HALF_UP))
 
 
 def refuse_if_over(budget: Decimal | None, spent: Decimal | None, month_start: datetime, *,

@@ -27,6 +27,7 @@ from psycopg.rows import dict_row
 
 from chatcore import cli
 from chatcore.money import rollup
+from chatcore.money.amounts import decimal_string
 from chatcore.store import usage
 
 DIMENSIONS = tuple(usage.REPORT_KEYS)
@@ -76,7 +77,7 @@ def _label(report: Report, row: dict[str, Any]) -> str:
 
 
 def _round(value: Decimal, places: str) -> str:
-    return str(value.quantize(Decimal(places), rounding=ROUND_HALF_UP))
+    return decimal_string(value.quantize(Decimal(places), rounding=ROUND_HALF_UP))
 
 
 def render(report: Report) -> str:
@@ -106,7 +107,8 @@ def write_csv(report: Report, path: str | Path) -> None:
         writer.writerow([*report.key_names, *METRICS])
         for row in report.rows:
             keys = [row[k].isoformat() if isinstance(row[k], date) else row[k] for k in report.key_names]
-            writer.writerow([*keys, *(row[m] for m in METRICS)])
+            writer.writerow([*keys, *(decimal_string(row[m]) if isinstance(row[m], Decimal) else row[m]
+                                      for m in METRICS)])
 
 
 def write_png(report: Report, path: str | Path) -> None:

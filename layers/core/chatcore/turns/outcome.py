@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from chatcore.money.amounts import decimal_string
 from chatcore.money.prices import TokenUsage
 
 MAX_ERROR_MESSAGE = 2000
@@ -68,7 +69,7 @@ class TurnOutcome:
             data["usage"] = usage_fields(self.usage)
             if self.usage_estimated:
                 data["usage"]["estimated"] = True
-            data["cost"] = {"usd": str(self.cost_usd), "zar": str(self.cost_zar)}
+            data["cost"] = {"usd": decimal_string(self.cost_usd), "zar": decimal_string(self.cost_zar)}
         if self.tool_errors is not None and self.error is None:
             data["tool_errors"] = self.tool_errors
         if self.member_errors is not None:

@@ -86,7 +86,7 @@ class _Stream:
         return self.seq
 
     def emit(self, name: str, data: dict) -> None:
-        self.send(self.next_id(), name, sse.payload(data))
+        self.send(self.next_id(), name, sse.payload(name, data))
 
     def send(self, seq: int, name: str, payload: str, *, stored: bool = False) -> None:
         if not stored:
@@ -139,7 +139,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     def seal(total: TurnOutcome) -> list[tuple[int, str, str]]:
         total.duration_ms = elapsed_ms
         name, data = total.final_event()
-        sealed[:] = [name, sse.payload(data)]
+        sealed[:] = [name, sse.payload(name, data)]
         return [*last, (final_id, *sealed)]
 
     try:
@@ -157,7 +157,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
         stream.send(final_id, *sealed, stored=True)
     else:
         name, data = outcome.final_event()
-        stream.send(final_id, name, sse.payload(data))
+        stream.send(final_id, name, sse.payload(name, data))
     return outcome
 
 

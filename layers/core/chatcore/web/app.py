@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 from uuid import UUID
 
 from chatcore.config import Settings, get_settings
-from chatcore.errors import DatabaseUnavailable, InvalidInput, NotFound, PayloadTooLarge, ProblemError
+from chatcore.errors import DatabaseUnavailable, InternalError, InvalidInput, NotFound, PayloadTooLarge, ProblemError
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,14 @@ def _database_errors() -> dict:
     return {psycopg.OperationalError: _database_down, PoolTimeout: _database_down}
 
 
-EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http, RecursionError: _too_deep, **_database_errors()}
+async def _internal(_: Request, err: Exception) -> JSONResponse:
+    # Starlette logs the exception after this answer is sent (its ServerErrorMiddleware re-raises it)
+    return problem_response(InternalError("an internal error; the request may or may not have been done"))
+
+
+# ``Exception`` is every error nothing else handles (a bug): a 500 problem, never Starlette's plain text.
+EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http, RecursionError: _too_deep, **_database_errors(),
+                      Exception: _internal}
 
 
 class LimitBody:

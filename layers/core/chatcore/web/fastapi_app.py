@@ -13,12 +13,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from chatcore.errors import InvalidInput
-from chatcore.web.app import EXCEPTION_HANDLERS, HEALTHZ, MIDDLEWARE, PROBLEM, lifespan_running, problem_response
+from chatcore.web import openapi
+from chatcore.web.app import EXCEPTION_HANDLERS, HEALTHZ, MIDDLEWARE, lifespan_running, problem_response
 
+# The problems of every route of the API function, besides those of every operation (openapi.EVERY_OPERATION).
 PROBLEM_RESPONSES = {
-    status: {"model": None, "description": text, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for status, text in {401: "no authenticated user", 404: "unknown, or someone else's", 413: "body too large",
-                         422: "invalid fields"}.items()
+    404: openapi.problem_response("unknown, or someone else's (not-found)"),
+    422: openapi.problem_response("invalid fields (invalid-input): `errors` lists each, `field` names one"),
 }
 
 
@@ -37,7 +38,8 @@ def create_app(*, title: str, routers: Sequence[APIRouter], on_startup: Sequence
     ``extra_openapi`` functions add what FastAPI cannot see (the chat function's Starlette route)."""
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan_running(on_startup), middleware=MIDDLEWARE,
                   exception_handlers={**EXCEPTION_HANDLERS, RequestValidationError: _validation},
-                  description="Agent and team conversations for mobile apps. See docs/api.md.")
+                  description="Agent and team conversations for mobile apps. See docs/api.md.",
+                  generate_unique_id_function=lambda route: openapi.operation_id(route.name))
     app.router.routes.append(HEALTHZ)
     for router in routers:
         app.include_router(router)
@@ -46,24 +48,24 @@ def create_app(*, title: str, routers: Sequence[APIRouter], on_startup: Sequence
 
 
 def _customise_openapi(app: FastAPI, extra_openapi: Sequence[Callable[[dict], None]]) -> None:
-    """Add the Problem schema (RFC 9457), the security scheme and any extra paths."""
+    """Add the security scheme and any extra paths, then what every operation shares (the servers,
+    the Problem schema and its responses: ``chatcore.web.openapi``)."""
     from fastapi.openapi.utils import get_openapi
 
-    from chatcore.web.schemas import Problem
-
-    def openapi() -> dict:
+    def document() -> dict:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes)
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            schema.setdefault("components", {}).setdefault("schemas", {})
             schema["components"]["securitySchemes"] = {
                 "cognito": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                             "description": "a Cognito user pool token; API Gateway checks it"}}
             schema["security"] = [{"cognito": []}]
             for extend in extra_openapi:
                 extend(schema)
+            openapi.complete(schema)
             schema["paths"] = dict(sorted(schema["paths"].items()))
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = document

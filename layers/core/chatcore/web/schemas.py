@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StringConstraints, Tag,
+                      model_validator)
 
 from chatcore.config import Settings
+from chatcore.money.amounts import DECIMAL_PATTERN, decimal_string
 
 # The limits' defaults live in Settings; a function checks the configured values as well.
 MAX_PAGE_SIZE = Settings.max_page_size
@@ -30,6 +33,23 @@ def _no_nul(value: str | None) -> str | None:
 
 
 Text = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _decimal_text(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, (Decimal, int, str)):
+        return value  # refused by the type
+    try:
+        return decimal_string(value)
+    except (ArithmeticError, ValueError):
+        return value  # not a number: refused by the pattern
+
+
+# An amount as every response sends it: a decimal string, plain digits, never an exponent
+# ("0.0000000000", not "0E-10"); a Decimal given to a model is written by chatcore.money.amounts.
+DecimalString = Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN), BeforeValidator(_decimal_text), Field(
+    examples=["0.0050898000"],
+    description="a decimal string: plain digits, never an exponent (parse it as a decimal, not a float)")]
+RANDS = ["500.00"]  # budget figures are rounded to the cent
 
 
 class Strict(BaseModel):
@@ -115,14 +135,61 @@ class UploadOut(BaseModel):
     expires_in: int = Field(description="seconds the url accepts the file")
 
 
-class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+class FieldError(BaseModel):
+    """One invalid field of a 422 ``invalid-input``."""
 
-    type: str
+    loc: list[str] = Field(description=(
+        "where: 'body', 'query', 'path' or 'header', then the field's path (a list index as a string)"))
+    msg: str = Field(description="what is wrong with it")
+
+
+def _absent_when_unset(schema: dict) -> None:
+    # A problem leaves out the members it does not set (it never sends null): each optional member is
+    # its own type, not "T or null" (generated models then keep each member's own description).
+    for name, member in schema.get("properties", {}).items():
+        if name in schema.get("required", ()):
+            continue
+        member.pop("default", None)
+        branches = [b for b in member.pop("anyOf", []) if b != {"type": "null"}]
+        if len(branches) == 1:
+            member.update({k: v for k, v in branches[0].items() if k not in member})
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every error of the API, and those API Gateway answers itself
+    (401 unauthorized, 403 forbidden, 413 payload-too-large, 429 throttled). ``code`` is the stable
+    name to switch on; the optional members are set by the problems named in their descriptions."""
+
+    model_config = ConfigDict(json_schema_extra=_absent_when_unset)
+
+    type: str = Field(description="a URI naming the problem type: https://errors.agent-chat.dev/<code>")
     title: str
-    status: int
-    code: str
-    detail: str
+    status: int = Field(description="the HTTP status")
+    code: str = Field(description="the stable problem code (docs/api.md, Errors): not-found, invalid-input, ...")
+    detail: str = Field(description="what happened, for a person")
+    field: str | None = Field(default=None, description=(
+        "the field, header or image at fault (invalid-input, invalid-image, payload-too-large, the upload "
+        "problems): 'cursor', 'Last-Event-ID', 'images[1].upload_id', ..."))
+    errors: list[FieldError] | None = Field(default=None, description="every invalid field (invalid-input)")
+    retry_after: int | None = Field(default=None, description=(
+        "seconds after which the same request may succeed (503 database-unavailable, storage-unavailable); "
+        "the Retry-After header says the same"))
+    run_id: UUID | None = Field(default=None, description=(
+        "the turn concerned: the one running (turn-in-progress), the one that used this client_turn_id "
+        "(client-turn-id-reused) or this upload (upload-used), the one that finished (turn-finished)"))
+    run_status: Literal["completed", "failed", "cancelled"] | None = Field(
+        default=None, description="how the turn ended (turn-finished)")
+    month: str | None = Field(default=None, description="the budget's month, YYYY-MM (budget-exceeded)")
+    monthly_budget_zar: DecimalString | None = Field(default=None, examples=RANDS,
+                                                     description="the budget in rands (budget-exceeded)")
+    spent_zar: DecimalString | None = Field(default=None, examples=RANDS,
+                                            description="spent this month (budget-exceeded)")
+    reserved_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
+        "held by the user's running turns (budget-exceeded)"))
+    reservation_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
+        "the most this turn could cost (budget-exceeded)"))
+    estimated_tokens: int | None = Field(default=None, description="what the message needs (context-too-large)")
+    max_tokens: int | None = Field(default=None, description="what one model request may hold (context-too-large)")
 
 
 # ---- the mobile API's responses
@@ -147,8 +214,8 @@ class SessionSummary(BaseModel):
 
 
 class Money(BaseModel):
-    usd: str = Field(description="decimal string, US dollars")
-    zar: str = Field(description="decimal string, South African rand")
+    usd: DecimalString = Field(description="US dollars, a decimal string")
+    zar: DecimalString = Field(description="South African rand, a decimal string")
 
 
 class TurnCancelRequested(BaseModel):
@@ -254,10 +321,11 @@ class UsageTotals(UsageRow):
 
 class BudgetOut(BaseModel):
     month: str
-    monthly_budget_zar: str
-    spent_zar: str
-    reserved_zar: str = Field(description="held by running turns until they are stored (the most they may cost)")
-    remaining_zar: str = Field(description="budget - spent - reserved, never below 0.00")
+    monthly_budget_zar: DecimalString = Field(examples=RANDS)
+    spent_zar: DecimalString = Field(examples=RANDS)
+    reserved_zar: DecimalString = Field(examples=RANDS, description=(
+        "held by running turns until they are stored (the most they may cost)"))
+    remaining_zar: DecimalString = Field(examples=RANDS, description="budget - spent - reserved, never below 0.00")
 
 
 class UsageOut(BaseModel):

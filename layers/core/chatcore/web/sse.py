@@ -1,11 +1,17 @@
 """Server-sent events: one frame per event, media bytes never sent to the phone; and the
-documentation of a turn's events (the OpenAPI document and docs/api.md show it)."""
+documentation of a turn's events (the OpenAPI document and docs/api.md show it).
+
+Every event's ``data`` is made here (``payload``): one line of JSON whose ``event`` key is the
+event's name (a client that reads only the data, or a generated model, still knows what it is),
+decimals as plain strings (``chatcore.money.amounts``)."""
 
 from __future__ import annotations
 
 import json
 from decimal import Decimal
 from typing import Any
+
+from chatcore.money.amounts import decimal_string
 
 MEDIA_KEYS = {"content", "url", "filepath"}
 
@@ -32,15 +38,17 @@ def _strip_media(value: Any) -> Any:
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return decimal_string(value)
     if hasattr(value, "to_dict"):
         return value.to_dict()
     return str(value)
 
 
-def payload(data: dict[str, Any]) -> str:
-    """An event's ``data`` as sent: one line of JSON, media bytes and URLs left out."""
-    return json.dumps(_strip_media(data), default=_default, separators=(",", ":"))
+def payload(event: str, data: dict[str, Any]) -> str:
+    """The ``data`` of the event named ``event`` as sent: one line of JSON that starts with
+    ``"event": <its name>``, media bytes and URLs left out."""
+    fields = {"event": event, **{k: v for k, v in data.items() if k != "event"}}
+    return json.dumps(_strip_media(fields), default=_default, separators=(",", ":"))
 
 
 def frame_of(seq: int, event: str, payload_text: str) -> bytes:
@@ -50,7 +58,7 @@ def frame_of(seq: int, event: str, payload_text: str) -> bytes:
 
 def frame(seq: int, event: str, data: dict[str, Any]) -> bytes:
     """One SSE frame: ``id``, ``event`` and a single-line JSON ``data``."""
-    return frame_of(seq, event, payload(data))
+    return frame_of(seq, event, payload(event, data))
 
 
 # An SSE comment, sent when nothing else was for HEARTBEAT_SECONDS: iOS drops a request idle for
@@ -88,7 +96,7 @@ Streams the turn as server-sent events (`text/event-stream`). Every event has th
 
     id: <sequence number of the event in the turn: 1, 2, 3, ...>
     event: <name>
-    data: <one line of JSON>
+    data: <one line of JSON; its "event" member is the name again>
 
 The response's `X-Run-Id` header, and `run_id` of the first event, name the turn's run. The events
 are stored as the turn runs (about every 0.25 s): a client that lost the stream resumes it with
@@ -120,7 +128,7 @@ bytes and presigned URLs are never sent.
   "cache_read_tokens", "cache_write_tokens"}, "cost": {"usd": "<decimal>", "zar": "<decimal>"},
   "tool_errors": <int>, "member_errors": [{"run_id", "agent_name", "code", "message"}],
   "duration_ms": <int>}`. Usage and cost add up every model call of the turn, a team's members
-  included. `"replayed": true` when the final event is rebuilt from the stored run (a turn whose events
+  included; amounts are decimal strings, never with an exponent (`"0.0000000000"`, not `"0E-10"`). `"replayed": true` when the final event is rebuilt from the stored run (a turn whose events
   were pruned, after 24 hours).
 * `TurnCancelled`: the user stopped the turn (`POST .../cancel`): `{"session_id", "run_id", "usage",
   "cost", "duration_ms"}`. What the model generated until then is stored (the answer so far, as

@@ -1,0 +1,95 @@
+"""What the OpenAPI document says of every route, whichever function serves it: readable operation
+ids, the servers, the Problem schema and the problem responses every operation can get (from the
+API, or from API Gateway itself: see ``GatewayResponses`` in template.yaml).
+
+Plain dictionaries, no FastAPI: the chat and events functions describe their Starlette routes with
+it too, and ``chatcore.web.fastapi_app`` completes the combined document with ``complete``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from chatcore.web.app import PROBLEM
+
+PROBLEM_REF = "#/components/schemas/Problem"
+PROBLEM_CONTENT = {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}
+RETRY_AFTER = {"Retry-After": {"description": ("seconds after which the same request may succeed (a dependency "
+                                               "that is down: database-unavailable, storage-unavailable)"),
+                               "schema": {"type": "integer", "minimum": 0}}}
+
+# Where the API is: deployed (the stack's ApiUrl output), and `bin/serve` on this machine.
+LOCAL_PORT = 8000  # bin/serve's default --port
+SERVERS = [
+    {"url": "https://{apiId}.execute-api.{region}.amazonaws.com/{stage}",
+     "description": "the deployed API (the ApiUrl output of the stack)",
+     "variables": {
+         "apiId": {"default": "your-api-id", "description": "the REST API's id (the first label of ApiUrl)"},
+         "region": {"default": "af-south-1", "description": "the AWS region the stack is deployed in"},
+         "stage": {"default": "prod", "description": "the stack's StageName parameter"}}},
+    {"url": f"http://127.0.0.1:{LOCAL_PORT}",
+     "description": "bin/serve on this machine (unsigned development tokens; --port changes the port)"},
+]
+
+
+def problem_response(description: str, *, retry_after: bool = False) -> dict:
+    """A response of ``application/problem+json`` (the Problem schema), with ``Retry-After`` when asked."""
+    response: dict = {"description": description, "content": copy.deepcopy(PROBLEM_CONTENT)}
+    if retry_after:
+        response["headers"] = copy.deepcopy(RETRY_AFTER)
+    return response
+
+
+# What any operation can answer, besides its own: the API's and API Gateway's problems alike.
+EVERY_OPERATION = {
+    "401": problem_response("no identity, or a token that is missing, expired or invalid (unauthorized); "
+                            "API Gateway's authorizer answers it before the function runs"),
+    "403": problem_response("API Gateway refused the request (forbidden): a token for another app client, "
+                            "or a route or method that does not exist in the deployed API"),
+    "413": problem_response("the body is larger than 6 MB (payload-too-large); API Gateway answers it "
+                            "for bodies over its own limit"),
+    "429": problem_response("too many requests (throttled): API Gateway's throttling for the stage or "
+                            "for turns; try again later, with backoff"),
+    "500": problem_response("an error of ours (internal-error); the request may or may not have been done"),
+    "503": problem_response("a dependency is down (database-unavailable, storage-unavailable) or the "
+                            "service is not configured (service-misconfigured); nothing was done, try "
+                            "again after Retry-After seconds", retry_after=True),
+}
+
+
+def operation_id(name: str) -> str:
+    """A route's name as its operationId: ``delete_session`` -> ``deleteSession`` (what generated
+    clients call the method)."""
+    first, *rest = name.split("_")
+    return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def _hoist_defs(schema: dict, components: dict) -> dict:
+    """Move a pydantic schema's ``$defs`` into the document's components (its refs point there)."""
+    for name, definition in schema.pop("$defs", {}).items():
+        components.setdefault(name, definition)
+    return schema
+
+
+def model_schema(model: type, components: dict) -> dict:
+    """A pydantic model's JSON schema for the document's components, its sub-models hoisted."""
+    return _hoist_defs(model.model_json_schema(ref_template="#/components/schemas/{model}"), components)
+
+
+def complete(schema: dict) -> None:
+    """Add to an OpenAPI document what every operation shares: the servers, the Problem schema (and
+    its parts), and the problem responses of ``EVERY_OPERATION`` (an operation's own description
+    of a status stays; a 503 always names Retry-After)."""
+    from chatcore.web.schemas import Problem
+
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = model_schema(Problem, components)
+    schema["servers"] = copy.deepcopy(SERVERS)
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            for status, response in EVERY_OPERATION.items():
+                own = responses.setdefault(status, copy.deepcopy(response))
+                if "headers" in response:
+                    own.setdefault("headers", {}).update(copy.deepcopy(response["headers"]))
+
