@@ -156,3 +156,33 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     process = ServeProcess(tmp_path / "serve.log")
     yield process
     process.close()
+
+
+def another_instance(env: dict[str, str], log: Path) -> Iterator[str]:
+    """Another instance of the API (``local.server.serve_forever``) in a process of its own, with
+    ``env``; yields its URL once /healthz answers, and stops it afterwards."""
+    import sys
+
+    port = free_port()
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core")])}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", f"from local.server import serve_forever; "
+                                 f"serve_forever('127.0.0.1', {port})"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the instance did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()

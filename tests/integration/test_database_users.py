@@ -7,16 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 
-import httpx
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chatcore import migrate
 from tests.conftest import User
+from tests.integration.serve_process import another_instance
 
 ROOT = migrate.default_dir().parents[1]
 
@@ -50,34 +49,9 @@ def two_users(stack):
 @pytest.fixture(scope="module")
 def app_url_server(two_users, tmp_path_factory):
     """The API served by a process of its own that connects as the app user."""
-    from local.ports import free_port
-
     _, app_url = two_users
-    port = free_port()
     log = tmp_path_factory.mktemp("app-user") / "server.log"
-    env = {**os.environ, "DATABASE_URL": app_url,
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core")])}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", f"from local.server import serve_forever; "
-                                 f"serve_forever('127.0.0.1', {port})"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the app-user instance did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    yield from another_instance({**os.environ, "DATABASE_URL": app_url}, log)
 
 
 def test_the_app_user_serves_every_route(app_url_server, standin):

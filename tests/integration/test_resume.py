@@ -9,14 +9,14 @@ this one but Postgres, S3 and the stand-in model, as two Lambda sandboxes share 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.integration.serve_process import another_instance
 
 from chatcore.web import sse
 from tests.conftest import User
@@ -28,32 +28,7 @@ TERMINAL = {"TurnCompleted", "TurnFailed", "TurnCancelled"}
 @pytest.fixture(scope="module")
 def second_url(stack, tmp_path_factory):
     """Another instance of the API: its own process, the same database, S3 and model."""
-    from local.ports import free_port
-
-    port = free_port()
-    log = tmp_path_factory.mktemp("instance2") / "server.log"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core")])}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", f"from local.server import serve_forever; "
-                                 f"serve_forever('127.0.0.1', {port})"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the second instance did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    yield from another_instance(dict(os.environ), tmp_path_factory.mktemp("instance2") / "server.log")
 
 
 def frames(lines) -> list[dict]:
