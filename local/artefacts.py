@@ -18,17 +18,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# logical id -> (kind, source): what the chat and api functions run with
+# logical id -> (kind, source): what the chat, api, events and account functions run with
 PARTS = {
     "CoreLayer": ("layer", "layers/core"),
     "AgentsLayer": ("layer", "layers/agents"),
     "ChatFunction": ("function", "functions/chat"),
     "ApiFunction": ("function", "functions/api"),
     "EventsFunction": ("function", "functions/events"),
+    "AccountFunction": ("function", "functions/account"),
 }
 # where Lambda puts each part: layers' python/ under /opt, the function's code in /var/task
 CHAT = ("ChatFunction", "AgentsLayer/python", "CoreLayer/python")
 API = ("ApiFunction", "CoreLayer/python")
+ACCOUNT = ("AccountFunction", "CoreLayer/python")
 ELF_MACHINES = {183: "arm64", 62: "x86_64"}  # e_machine: EM_AARCH64, EM_X86_64
 
 

@@ -6,8 +6,8 @@ package both layers carry has the same version in both:
 
 - ``layers/core``: chatcore plus the lean dependencies every function imports (psycopg, powertools,
   fastapi, uvicorn, boto3): the project's dependencies with agno and the model SDK pruned;
-- ``layers/agents``: agno, the anthropic SDK and Pillow (with pillow-heif), for the chat function only (the api, rollup and
-  migrate functions never carry them). The chat function carries both layers, so whatever the core layer
+- ``layers/agents``: agno, the anthropic SDK and Pillow (with pillow-heif), for the chat function only (the api, events,
+  rollup, account and migrate functions never carry them). The chat function carries both layers, so whatever the core layer
   already ships (pydantic, anyio, typing-extensions...) is left out of this one: nothing ships twice.
 
 Neither ships what no function imports: agno's command-line companion ``agnoctl`` (and with it typer,

@@ -10,6 +10,7 @@ from chatcore.web.cold_start import imports_frozen
 
 with imports_frozen():
     import asyncio
+    import time
     import base64
     import binascii
     import json
@@ -22,20 +23,23 @@ with imports_frozen():
     from fastapi import APIRouter, Depends, Query, Response
 
     from chatcore import cli, db
+    from chatcore.account import deletion, export, jobs
     from chatcore.catalog import sync_catalog
     from chatcore.config import get_settings
-    from chatcore.errors import InvalidInput, NotFound, StorageUnavailable, TurnFinished, TurnInProgress
+    from chatcore.errors import (
+        InvalidInput, NoDeletion, NoExport, NotFound, StorageUnavailable, TurnFinished,
+    )
     from chatcore.media import s3
-    from chatcore.media.images import sniff_image_type
     from chatcore.media.uploads import presign
     from chatcore.money.budgets import budget_status
-    from chatcore.store import catalog, sessions, turn_events, turns, usage as user_usage
+    from chatcore.store import accounts, catalog, sessions, turn_events, usage as user_usage
+    from chatcore.web import messages
     from chatcore.web.fastapi_app import PROBLEM_RESPONSES, create_app
     from chatcore.web.openapi import problem_response
     from chatcore.web.identity import caller
     from chatcore.web.schemas import (
-        MAX_PAGE_SIZE, AgentOut, CreateSession, ImageOut, MessageOut, MessagePage, Money, RenameSession,
-        SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut, TokenCounts, ToolCallOut, ToolResultOut,
+        MAX_PAGE_SIZE, AccountDeletion, AccountExport, AgentOut, CreateSession, MessagePage, Money, RenameSession,
+        SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut,
         TurnCancelRequested, UploadIn, UploadOut, UsageByAgent, UsageDay, UsageOut, UsageTotals,
     )
 
@@ -159,39 +163,9 @@ async def rename_session(session_id: UUID, body: RenameSession, sub: Caller) -> 
     503: problem_response("S3 could not delete the session's images (storage-unavailable); the session is "
                           "kept, try again", retry_after=True)})
 async def delete_session(session_id: UUID, sub: Caller) -> Response:
-    """Delete a session: its messages, runs and images. Nothing of it remains reachable."""
-    def check(conn, lock: bool) -> None:
-        if not sessions.owns_session(conn, sub, session_id, lock=lock):
-            raise NotFound("no such session")
-        running = turns.find_running_turn(conn, session_id, get_settings().stale_turn_seconds)
-        if running is not None and not running["stale"]:
-            raise TurnInProgress("a turn is running in this session; delete it when the turn ends",
-                                 run_id=str(running["id"]))
-
-    def delete_objects() -> None:
-        try:
-            s3.delete_session_objects(session_id)
-        except Exception as e:  # noqa: BLE001 - reported as a retryable problem
-            raise StorageUnavailable(f"could not delete the session's images ({e.__class__.__name__}); "
-                                     "the session is kept, try again") from e
-
-    def delete():
-        # S3 is never called while a transaction or the session's lock is held: check, delete the
-        # objects (if S3 fails, the session and the right to retry stay), delete the rows under the
-        # lock after checking again, then sweep the objects once more (a photo a turn put there
-        # in between; reads never write to S3)
-        with db.connection() as conn:
-            check(conn, lock=False)
-        delete_objects()
-        with db.connection() as conn:
-            with conn.transaction():
-                check(conn, lock=True)
-                sessions.delete_session(conn, session_id)
-        try:
-            delete_objects()
-        except StorageUnavailable:  # the session is gone: its sweep is best effort, and logged
-            log.warning("session %s deleted; the second sweep of its images failed", session_id, exc_info=True)
-    await _run(delete)
+    """Delete a session: its messages, runs and images. Nothing of it remains reachable; what it cost
+    is kept, with no content (usage and budgets still count it)."""
+    await _run(lambda: deletion.delete_session(session_id, sub=sub))
     return Response(status_code=204)
 
 
@@ -221,53 +195,7 @@ async def cancel_turn(session_id: UUID, run_id: UUID, sub: Caller) -> TurnCancel
     return await _db(_request_cancel, sub, session_id, run_id)
 
 
-# ---- messages
-
-def _text(content: Any) -> str | None:
-    if content is None or isinstance(content, str):
-        return content
-    return json.dumps(content)
-
-
-def _images(parts: dict, session_id: UUID, expires_in: int) -> list[ImageOut]:
-    out = []
-    for image in parts.get("images") or []:
-        ref = image.get("media_reference") or {}
-        key = ref.get("storage_key")
-        size = ref.get("size")
-        mime = image.get("mime_type") or ref.get("mime_type")
-        if key is None and isinstance(image.get("content"), str):
-            # a small image kept inline in the row: the turn put it in S3 too, under its content key;
-            # the phone gets a URL to it, never base64, and reading writes nothing to S3
-            content = base64.b64decode(image["content"])
-            mime = sniff_image_type(content) or mime or "application/octet-stream"
-            key, size = s3.media_key(session_id, content, mime), len(content)
-        if key is None or not key.startswith(s3.session_prefix(session_id)):
-            continue  # not an object of this session: never sign it
-        out.append(ImageOut(id=image.get("id"), mime_type=mime, size=size, url=s3.presigned_get(key),
-                            expires_in=expires_in))
-    return out
-
-
-def _message(row: dict, session_id: UUID, expires_in: int) -> MessageOut:
-    parts = row["message_parts"]
-    tool_calls = [ToolCallOut(id=c.get("id"), name=(c.get("function") or {}).get("name"),
-                              arguments=(c.get("function") or {}).get("arguments"))
-                  for c in parts.get("tool_calls") or []]
-    tool_result = None
-    if row["role"] == "tool":
-        tool_result = ToolResultOut(call_id=parts.get("tool_call_id"), name=parts.get("tool_name"),
-                                    error=bool(parts.get("tool_call_error")))
-    return MessageOut(
-        id=row["id"], run_id=row["run_id"], parent_run_id=row["parent_run_id"], run_status=row["run_status"],
-        role=row["role"], agent_name=row["agent_name"], member=row["parent_run_id"] is not None,
-        text=_text(parts.get("content")), tool_calls=tool_calls, tool_result=tool_result,
-        images=_images(parts, session_id, expires_in), model_id=row["model_id"],
-        usage=TokenCounts(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
-                          cache_read_tokens=row["cache_read_tokens"], cache_write_tokens=row["cache_write_tokens"]),
-        cost=_money(row["cost_usd"], row["cost_in_rands"]), created_at=row["created_at"],
-    )
-
+# ---- messages (a message as the app renders it: chatcore.web.messages)
 
 @router.get("/sessions/{session_id}/messages", response_model=MessagePage, responses=PROBLEM_RESPONSES,
             tags=["sessions"])
@@ -293,7 +221,7 @@ async def list_messages(
                 raise NotFound("no such session")
             rows = sessions.list_messages(conn, session_id, after=after_id, members=members, limit=limit + 1,
                                           descending=order == "desc")
-        items = [_message(r, session_id, expires_in) for r in rows[:limit]]
+        items = [messages.app_message(r, session_id, expires_in) for r in rows[:limit]]
         return MessagePage(items=items, next_cursor=_encode_cursor(rows[limit - 1]["id"]) if len(rows) > limit else None)
     return await _run(query)
 
@@ -357,6 +285,113 @@ async def create_upload(body: UploadIn, sub: Caller) -> UploadOut:
     ``fields``, then the file as ``file``) within ``expires_in`` seconds, then send ``{"upload_id"}`` in
     a turn's ``images``. Each upload is used by one turn, by its owner, within UPLOAD_TTL_SECONDS."""
     return UploadOut(**await _run(presign, sub, body.mime_type, body.size))
+
+
+# ---- the account: deletion and export
+
+def _deletion_state(sub: str) -> AccountDeletion | None:
+    with db.connection() as conn:
+        pending = accounts.pending_deletions(conn, sub)
+    if not pending:
+        return None
+    return AccountDeletion(status="deleting", requested_at=pending[0]["requested_at"],
+                           sessions_left=sum(p["sessions_left"] for p in pending),
+                           running_turns=sum(p["running_turns"] for p in pending))
+
+
+@router.delete("/me", response_model=AccountDeletion, tags=["account"], responses={
+    **PROBLEM_RESPONSES, 202: {"model": AccountDeletion, "description": (
+        "the account is unreadable and its deletion goes on (turns still stopping, a large account): "
+        "poll GET /me/deletion (the Location) until it answers 404")},
+    503: problem_response("the database is unavailable (database-unavailable); nothing was done", retry_after=True)})
+async def delete_me(sub: Caller, response: Response) -> AccountDeletion:
+    """Delete the caller's account: every session, message, run, summary, stored event, photo, upload
+    and export, and the user. Running turns are stopped first (what they cost is kept). Only usage
+    stays, with no user and no content (the operator's accounting). From this request on nothing of
+    the account is readable, and the same identity starts a new, empty account.
+
+    200 ``deleted`` when it is done within the request, else 202 ``deleting`` (it goes on by itself;
+    calling again is harmless and resumes it). Then delete the Cognito user (docs/api.md)."""
+    def work() -> AccountDeletion:
+        try:
+            done, _ = deletion.delete_account(sub, wait_seconds=get_settings().account_wait_seconds)
+        except StorageUnavailable:  # accepted all the same: the account function goes on with it
+            log.warning("account deletion: S3 failed; handed to the account function", exc_info=True)
+            done = False
+        if not done:
+            with db.connection() as conn:
+                pending = [row["id"] for row in accounts.pending_deletions(conn, sub)]
+            for deletion_id in pending:  # no connection held while Lambda is called
+                jobs.start("deletion", deletion_id)
+        return _deletion_state(sub) or AccountDeletion(status="deleted")
+    state = await _run(work)
+    if state.status == "deleting":
+        response.status_code = 202
+        response.headers["Location"] = "/me/deletion"
+    return state
+
+
+@router.get("/me/deletion", response_model=AccountDeletion, tags=["account"], responses={
+    **PROBLEM_RESPONSES, 404: problem_response(
+        "no deletion of the caller's account is under way (no-deletion): a deleted account is gone")})
+async def get_deletion(sub: Caller) -> AccountDeletion:
+    """The caller's account deletion while it goes on (``deleting``); 404 once nothing is left."""
+    state = await _run(_deletion_state, sub)
+    if state is None:
+        raise NoDeletion("no deletion of this account is under way; a deleted account is gone")
+    return state
+
+
+def _export_out(row: dict) -> AccountExport:
+    url = expires_in = None
+    if row["status"] == "ready":
+        expires_in = get_settings().presigned_url_seconds
+        url = s3.presigned_get(row["key"])
+    return AccountExport(id=row["id"], status=row["status"], requested_at=row["requested_at"],
+                         finished_at=row["finished_at"], url=url, url_expires_in=expires_in,
+                         expires_at=row["expires_at"], size=row["size"], contents=row["contents"],
+                         error=row["error"])
+
+
+@router.post("/me/export", response_model=AccountExport, tags=["account"], responses={
+    **PROBLEM_RESPONSES, 202: {"model": AccountExport, "description": (
+        "the export is being built: poll GET /me/export (the Location) until it is ready")}})
+async def start_export(sub: Caller, response: Response) -> AccountExport:
+    """Export everything stored about the caller: a zip (``account.json`` with the account, usage,
+    costs and uploads; ``sessions/<id>.json`` with each session's runs and messages as the app renders
+    them; the photos as files; a README.txt) behind a short-lived
+    presigned URL, deleted a day after it is ready. 200 when it is ready within the request, else 202
+    (an export already being built is the one answered)."""
+    def work() -> AccountExport:
+        with db.connection() as conn:
+            with conn.transaction():
+                row, new = export.start_export(conn, sub)
+        if new:
+            jobs.start("export", row["id"])
+        deadline = time.monotonic() + get_settings().account_wait_seconds
+        while row["status"] == "building" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            with db.connection() as conn:
+                row = export.get_export(conn, sub, row["id"]) or row
+        return _export_out(row)
+    out = await _run(work)
+    if out.status == "building":
+        response.status_code = 202
+        response.headers["Location"] = "/me/export"
+    return out
+
+
+@router.get("/me/export", response_model=AccountExport, tags=["account"], responses={
+    **PROBLEM_RESPONSES, 404: problem_response("no export, or it has expired (no-export): POST /me/export")})
+async def get_export(sub: Caller) -> AccountExport:
+    """The caller's latest export: ``building``, ``ready`` (with a fresh presigned ``url``) or ``failed``."""
+    def read() -> dict | None:
+        with db.connection() as conn:
+            return export.latest_export(conn, sub)
+    row = await _run(read)
+    if row is None:
+        raise NoExport("no export of this account (or it has expired); POST /me/export to make one")
+    return _export_out(row)
 
 
 app = create_app(title="Agent chat API", routers=[router], on_startup=[sync_catalog])

@@ -1,28 +1,59 @@
-"""The scheduled cost rollup (EventBridge): recomputes ``daily_costs``, and prunes the stored
-events of turns finished more than ``EVENT_RETENTION_HOURS`` (24) ago (their messages stay) and the
-rows of uploads expired more than a week ago (the bucket's lifecycle deleted their files).
+"""The scheduled function (EventBridge): the cost rollup, then the housekeeping of users' data.
 
 A scheduled event (``"detail-type": "Scheduled Event"``, empty ``detail``) runs the incremental
 rollup: today and yesterday (UTC) plus every day touched by rows created since the last
 watermark. An event whose ``detail`` is ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}`` recomputes
-that range of UTC days instead. Either way the result is idempotent.
+that range of UTC days instead, and does nothing else. Either way the rollup is idempotent.
+
+The scheduled run then, each step on its own (one failing does not stop the others):
+
+- prunes the stored events of turns finished more than ``EVENT_RETENTION_HOURS`` (24) ago (their
+  messages stay) and the rows of uploads expired more than a week ago (the bucket's lifecycle
+  deleted their files): ``events_pruned``, ``uploads_pruned``;
+- deletes expired exports (``export.prune_exports``): ``exports``;
+- resumes account deletions no pass has worked on for 15 minutes (an account function that
+  failed or was never started): ``deletions``;
+- applies the retention period, when ``RETENTION_DAYS`` > 0: sessions inactive for longer are
+  deleted, photos and all, their usage kept (``chatcore.account.retention``): ``retention``.
+
+The summary is returned and logged ("rollup done"); the housekeeping stops ``MARGIN_SECONDS``
+before the function's timeout (what is left waits for the next run). When any step failed, or a
+session or account could not be deleted, the handler raises after logging it, so Lambda retries the
+run (every step is idempotent) and the failures queue and the alarms see it.
 
 The database is named as for every function (``DATABASE_URL``, ``DB_SECRET_ARN`` or
-``DB_IAM_AUTH``; see chatcore.db). Imports psycopg and chatcore.money.rollup, never agno (cold start).
+``DB_IAM_AUTH``; see chatcore.db). Imports psycopg, boto3 (S3) and chatcore, never agno (cold start).
 """
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 import psycopg
 
 from chatcore import db
+from chatcore.account import deletion, export, retention
 from chatcore.config import get_settings
 from chatcore.money import rollup
-from chatcore.store import turn_events, uploads
 from chatcore.observability import logger
+from chatcore.store import accounts, turn_events, uploads
+
+# A bad RETENTION_DAYS (not a whole number, or negative) fails the cold start, naming the variable,
+# instead of a run at midnight.
+retention.parse_days(os.environ.get("RETENTION_DAYS"))
+
+# Without a Lambda context (a script, a test): the function's timeout in template.yaml.
+DEFAULT_SECONDS = 300
+# The housekeeping stops this long before the function would time out.
+MARGIN_SECONDS = 30
+# An account deletion no pass has worked on for this long is resumed here.
+DELETION_IDLE_SECONDS = 15 * 60
+# How long one resumed deletion may wait for its account's turns to stop (a later run goes on).
+DELETION_WAIT_SECONDS = 30
 
 _conn: psycopg.Connection | None = None
 
@@ -46,21 +77,84 @@ def _range(detail: dict[str, Any]) -> tuple[date, date] | None:
     return from_day, to_day
 
 
-def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
-    event = event or {}
-    days = _range(event.get("detail") or {})
+def _rollup(days: tuple[date, date] | None) -> rollup.RollupResult:
     for attempt in (1, 2):
         conn = _connection()
         try:
-            result = rollup.rollup(conn, *days) if days else rollup.incremental(conn)
-            break
+            return rollup.rollup(conn, *days) if days else rollup.incremental(conn)
         except psycopg.OperationalError:
             if attempt == 2 or not conn.broken:
                 raise
             logger.warning("database connection lost; reconnecting once")
-    summary = result.summary()
-    if not days:  # the schedule (not a range recomputed by hand) also prunes old turns' events
-        summary["events_pruned"] = turn_events.prune_events(_connection(), get_settings().event_retention_hours)
-        summary["uploads_pruned"] = uploads.prune_uploads(_connection())
+    raise AssertionError("unreachable")
+
+
+def _resume_deletions(deadline: float) -> dict[str, int]:
+    """Resume the account deletions nothing works on, within half of the time left."""
+    ids = accounts.unfinished_deletions(_connection(), idle_seconds=DELETION_IDLE_SECONDS)
+    until = time.monotonic() + max(0.0, deadline - time.monotonic()) / 2
+    counts = {"resumed": 0, "done": 0, "unfinished": 0, "errors": 0}
+    for deletion_id in ids:
+        left = until - time.monotonic()
+        if left <= 0:
+            counts["unfinished"] += 1
+            continue
+        counts["resumed"] += 1
+        try:
+            result = deletion.run_deletion(deletion_id, wait_seconds=min(DELETION_WAIT_SECONDS, left))
+        except Exception:  # noqa: BLE001 - counted; the deletion records its error and is resumed again
+            logger.warning("could not resume the account deletion", extra={"deletion_id": str(deletion_id)},
+                           exc_info=True)
+            counts["errors"] += 1
+            continue
+        counts["done" if result.done else "unfinished"] += 1
+    return counts
+
+
+def _housekeeping(summary: dict[str, Any], failed: dict[str, str], deadline: float) -> None:
+    settings = get_settings()
+
+    def step(name: str, work: Callable[[], Any]) -> None:
+        try:
+            summary[name] = work()
+        except Exception as e:  # noqa: BLE001 - logged, reported, and the other steps still run
+            logger.exception(f"scheduled step {name} failed")
+            failed[name] = f"{e.__class__.__name__}: {e}"[:300]
+
+    step("events_pruned", lambda: turn_events.prune_events(_connection(), settings.event_retention_hours))
+    step("uploads_pruned", lambda: uploads.prune_uploads(_connection()))
+    step("exports", export.prune_exports)
+    step("deletions", lambda: _resume_deletions(deadline))
+    step("retention", lambda: retention.apply_retention(
+        settings.retention_days, budget_seconds=max(0.0, deadline - time.monotonic())))
+    for name in ("deletions", "retention"):
+        errors = (summary.get(name) or {}).get("errors")
+        if errors:
+            failed.setdefault(name, f"{errors} could not be deleted (see the warnings); the next run tries again")
+
+
+def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    started = time.monotonic()
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    deadline = started + (remaining() / 1000 if remaining else DEFAULT_SECONDS) - MARGIN_SECONDS
+    event = event or {}
+    days = _range(event.get("detail") or {})
+    if days:  # a range recomputed by hand: the rollup alone, and its failure is the run's
+        summary = _rollup(days).summary()
+        logger.info("rollup done", extra=summary)
+        return summary
+    summary: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    try:
+        summary.update(_rollup(None).summary())
+    except Exception as e:  # noqa: BLE001 - the housekeeping still runs; the run fails below
+        logger.exception("the rollup failed")
+        failed["rollup"] = f"{e.__class__.__name__}: {e}"[:300]
+    _housekeeping(summary, failed, deadline)
+    if failed:
+        summary["failed"] = failed
+        logger.error("rollup done, with failures", extra=summary)
+        raise RuntimeError(f"the scheduled run's {', '.join(failed)} failed (see the log); "
+                           "every step is idempotent, so a retry is safe")
     logger.info("rollup done", extra=summary)
     return summary

@@ -30,7 +30,10 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
                    ("DELETE", "/sessions/{session_id}"), ("GET", "/sessions/{session_id}/messages"),
                    ("POST", "/sessions/{session_id}/turns"), ("GET", "/usage"),
                    ("GET", "/sessions/{session_id}/turns/{run_id}/events"),
-                   ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"), ("POST", "/uploads")}
+                   ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"), ("POST", "/uploads"),
+                   ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"), ("GET", "/me/export")}
+    for method, path in (("DELETE", "/me"), ("POST", "/me/export")):  # done at once, or 202 and poll
+        assert {"200", "202"} <= set(doc["paths"][path][method.lower()]["responses"])
     turn = doc["paths"]["/sessions/{session_id}/turns"]["post"]
     for word in ("TurnCompleted", "TurnFailed", "TurnCancelled", "RunContent", "TeamRunStarted", "parent_run_id",
                  "id:", "event:", "X-Run-Id", "Last-Event-ID", ": ping"):
@@ -64,6 +67,8 @@ OPERATION_IDS = {
     ("GET", "/sessions/{session_id}/turns/{run_id}/events"): "streamTurnEvents",
     ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"): "cancelTurn",
     ("POST", "/uploads"): "createUpload", ("GET", "/usage"): "getUsage",
+    ("DELETE", "/me"): "deleteMe", ("GET", "/me/deletion"): "getDeletion",
+    ("POST", "/me/export"): "startExport", ("GET", "/me/export"): "getExport",
 }
 
 

@@ -131,7 +131,7 @@ def test_only_the_turn_and_its_events_stream(resources):
         assert turn["responseTransferMode"] == "STREAM", route
         assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
     others = {k: v for k, v in routes.items() if k not in STREAMED}
-    assert len(others) == 11
+    assert len(others) == 15
     for route, op in others.items():
         integration = op["x-amazon-apigateway-integration"]
         assert _sub(integration["uri"]).endswith("/invocations"), route
@@ -152,7 +152,8 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
             ("GET", "/sessions/{id}"), ("PATCH", "/sessions/{id}"), ("DELETE", "/sessions/{id}"),
             ("GET", "/sessions/{id}/messages"), ("GET", "/usage"), ("POST", "/sessions/{id}/turns"),
             ("GET", "/sessions/{id}/turns/{run_id}/events"), ("POST", "/sessions/{id}/turns/{run_id}/cancel"),
-            ("POST", "/uploads")} == set(_routes(resources))
+            ("POST", "/uploads"), ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"),
+            ("GET", "/me/export")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
@@ -187,6 +188,9 @@ def test_the_bucket_is_private_encrypted_and_tls_only(resources):
     assert any("AbortIncompleteMultipartUpload" in r for r in lifecycle.values())
     assert any("ExpirationInDays" in r and "TagFilters" in r for r in lifecycle.values())
     assert any("ExpirationInDays" in r and "Prefix" in r for r in lifecycle.values())
+    # whatever the scheduled function leaves of an account's export is gone a day later
+    exports = [r for r in lifecycle.values() if _sub(r.get("Prefix")) == "${MediaPrefix}exports/"]
+    assert len(exports) == 1 and exports[0]["ExpirationInDays"] == 1 and "TagFilters" not in exports[0]
 
 
 def test_the_chat_function_streams_behind_the_web_adapter(resources):
@@ -251,7 +255,7 @@ def test_every_function_and_layer_is_arm64_by_default_and_x86_64_by_parameter(cf
     assert param["Default"] == "arm64" and set(param["AllowedValues"]) == {"arm64", "x86_64"}
     assert cfn["Conditions"]["IsArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
     functions = _of_type(resources, "AWS::Lambda::Function")
-    assert len(functions) == 5
+    assert len(functions) == 6
     for name, fn in functions.items():
         assert fn["Properties"]["Architectures"] == [{"Ref": "Architecture"}], name
     for name, layer in _of_type(resources, "AWS::Lambda::LayerVersion").items():
@@ -281,15 +285,29 @@ def test_the_chat_function_runs_with_snapstart_behind_its_alias(resources):
     assert chat["ReservedConcurrentExecutions"] == {"Ref": "ChatReservedConcurrency"}
 
 
-def test_the_rollup_s_failures_land_in_a_queue_and_everything_that_matters_is_alarmed(cfn, resources):
-    (config,) = _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
-    props = config["Properties"]
-    assert props["FunctionName"] == {"Ref": "RollupFunction"}
-    assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
-    queue = resources["RollupFailures"]["Properties"]
-    assert queue["SqsManagedSseEnabled"] is True and queue["MessageRetentionPeriod"] == 1209600
-    sends = [s for s in _statements(resources, "RollupFunction") if "sqs:SendMessage" in _actions(s)]
-    assert sends and sends[0]["Resource"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
+def test_the_asynchronous_functions_failures_land_in_queues_and_everything_that_matters_is_alarmed(cfn, resources):
+    configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
+               for c in _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()}
+    queues = {"RollupFunction": "RollupFailures", "AccountFunction": "AccountJobFailures"}
+    assert set(configs) == set(queues)
+    for function, queue_name in queues.items():
+        props = configs[function]
+        assert props["MaximumRetryAttempts"] == 2, function
+        assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": [queue_name, "Arn"]}
+        queue = resources[queue_name]["Properties"]
+        assert queue["SqsManagedSseEnabled"] is True and queue["MessageRetentionPeriod"] == 1209600
+        # the destination is written with the function's own role
+        sends = [s for s in _statements(resources, function) if "sqs:SendMessage" in _actions(s)]
+        assert [s["Resource"] for s in sends] == [{"Fn::GetAtt": [queue_name, "Arn"]}], function
+        (policy,) = [r["Properties"] for r in _of_type(resources, "AWS::SQS::QueuePolicy").values()
+                     if r["Properties"]["Queues"] == [{"Ref": queue_name}]]
+        assert any(s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+                   for s in policy["PolicyDocument"]["Statement"]), queue_name
+        # an alarm fires as soon as a message is in the queue
+        assert any(a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+                   and a["Properties"]["Dimensions"] == [{"Name": "QueueName",
+                                                          "Value": {"Fn::GetAtt": [queue_name, "QueueName"]}}]
+                   for a in _of_type(resources, "AWS::CloudWatch::Alarm").values()), queue_name
     (rule,) = _of_type(resources, "AWS::Events::Rule").values()
     assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
     alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
@@ -335,13 +353,34 @@ def test_least_privilege_s3_and_secrets(resources):
         (listing,) = [s for s in _statements(resources, function) if "s3:ListBucket" in _actions(s)]
         # never IfExists: a list without a prefix (the whole bucket) must not match
         assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${MediaPrefix}*"}}}, function
-    assert s3("RollupFunction") == {} and s3("MigrateFunction") == {} and s3("EventsFunction") == {}
-    for function in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction"):
+    assert s3("MigrateFunction") == {} and s3("EventsFunction") == {}
+    # the scheduled function deletes (the retention period, resumed account deletions, expired
+    # exports) and lists a session's photos; it never reads or writes one
+    bucket = {"Fn::GetAtt": ["MediaBucket", "Arn"]}
+    assert s3("RollupFunction") == {"s3:DeleteObject": [objects], "s3:ListBucket": [bucket]}
+    # the account function reads photos (exports), deletes an account's objects, writes only exports
+    exports = {"Fn::Sub": "${MediaBucket.Arn}/${MediaPrefix}exports/*"}
+    assert s3("AccountFunction") == {"s3:GetObject": [objects], "s3:DeleteObject": [objects],
+                                     "s3:PutObject": [exports], "s3:AbortMultipartUpload": [exports],
+                                     "s3:ListBucket": [bucket]}
+    for function in ("ChatFunction", "ApiFunction", "RollupFunction", "AccountFunction"):
+        (listing,) = [s for s in _statements(resources, function) if "s3:ListBucket" in _actions(s)]
+        # never IfExists: a list without a prefix (the whole bucket) must not match
+        assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${MediaPrefix}*"}}}, function
+    for function in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction",
+                     "AccountFunction"):
         for s in _statements(resources, function):
             assert "*" not in json.dumps(_actions(s)), (function, s)
+    # only the API function starts the account function's jobs, and it may invoke nothing else
+    invokes = {f: [s["Resource"] for s in _statements(resources, f) if "lambda:InvokeFunction" in _actions(s)]
+               for f in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction",
+                         "AccountFunction")}
+    assert invokes.pop("ApiFunction") == [{"Fn::GetAtt": ["AccountFunction", "Arn"]}]
+    assert not any(invokes.values()), invokes
+    assert not [a for f in invokes for s in _statements(resources, f) for a in _actions(s) if a.startswith("lambda:")]
     secret = [s for s in _statements(resources, "ChatFunction") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert len(secret) == 1 and "AnthropicApiKeySecret" in json.dumps(secret[0]["Resource"])
-    assert not [s for f in ("ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction")
+    assert not [s for f in ("ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction", "AccountFunction")
                 for s in _statements(resources, f)
                 if "secretsmanager:GetSecretValue" in _actions(s)]
     chat_env = _function(resources, "ChatFunction")["Environment"]["Variables"]
@@ -385,15 +424,40 @@ def test_migrations_run_on_deploy_before_the_functions_change(resources):
     assert custom["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
     assert "Ref" in custom["Properties"]["MigrationsVersion"]  # a new version on any code or SQL change
     assert int(custom["Properties"]["ServiceTimeout"]) <= 900
-    for name in ("ChatFunction", "ApiFunction", "RollupFunction"):
+    for name in ("ChatFunction", "ApiFunction", "RollupFunction", "EventsFunction", "AccountFunction"):
         assert "DatabaseMigrations" in resources[name].get("DependsOn", []), name
     assert (ROOT / "functions/migrate/migrations").resolve() == (ROOT / "sql/migrations").resolve()
 
 
-def test_the_rollup_runs_on_an_eventbridge_schedule(resources):
+def test_the_rollup_runs_on_an_eventbridge_schedule_with_the_retention_period(cfn, resources):
     (rule,) = _of_type(resources, "AWS::Events::Rule").values()
     assert rule["Properties"]["ScheduleExpression"] == {"Ref": "RollupSchedule"}
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["RollupFunction", "Arn"]}
+    # RetentionDays: off (0) by default, never negative; the scheduled function applies it
+    param = cfn["Parameters"]["RetentionDays"]
+    assert param["Type"] == "Number" and int(param["Default"]) == 0 and int(param["MinValue"]) == 0
+    rollup = _function(resources, "RollupFunction")
+    env = rollup["Environment"]["Variables"]
+    assert env["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
+    assert env["MEDIA_BUCKET"] == {"Ref": "MediaBucket"} and env["MEDIA_PREFIX"] == {"Ref": "MediaPrefix"}
+    assert rollup["Timeout"] == 300  # the housekeeping's time budget (functions/rollup/handler.py) fits it
+    assert not [n for n, f in _of_type(resources, "AWS::Lambda::Function").items()
+                if n != "RollupFunction" and "RETENTION_DAYS" in f["Properties"]["Environment"]["Variables"]]
+
+
+def test_the_account_function_runs_the_api_s_long_jobs_without_agno(resources):
+    account = _function(resources, "AccountFunction")
+    assert account["Handler"] == "handler.handler" and account["Runtime"] == "python3.13"
+    assert account["Timeout"] == 900 and account["EphemeralStorage"]["Size"] >= 4096
+    assert not _web_adapter(account["Layers"]) and len(account["Layers"]) == 1  # the core layer alone
+    env = account["Environment"]["Variables"]
+    assert env["MEDIA_BUCKET"] == {"Ref": "MediaBucket"} and env["MEDIA_PREFIX"] == {"Ref": "MediaPrefix"}
+    assert env["POWERTOOLS_SERVICE_NAME"] == "account"
+    # the API hands its jobs over by name; nothing triggers the function but that invoke
+    api_env = _function(resources, "ApiFunction")["Environment"]["Variables"]
+    assert api_env["ACCOUNT_FUNCTION_NAME"] == {"Ref": "AccountFunction"}
+    assert not [r for r in _of_type(resources, "AWS::Lambda::Permission").values()
+                if r["Properties"]["FunctionName"] == {"Ref": "AccountFunction"}]
 
 
 def test_layer_requirements_match_the_lock():

@@ -1,5 +1,6 @@
 """The daily cost rollup: a generated month of data in a fresh database, checked against direct sums
-over chat_events; idempotence; late rows; the scheduled Lambda handler with the sample events."""
+over chat_events; idempotence; late rows; the scheduled Lambda handler with the sample events, and
+its housekeeping steps (one failing does not stop the others, and fails the run)."""
 
 from __future__ import annotations
 
@@ -211,7 +212,7 @@ def _small_october(conn, price_ids) -> list:
     return [(s, costdata.insert_turn(conn, price_ids, s)) for s in specs]
 
 
-def _run_handler(url: str, event_file: str) -> dict:
+def _handler_process(url: str, event_file: str, **env: str) -> subprocess.CompletedProcess:
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(HANDLER.parent)!r})\n"
@@ -222,9 +223,14 @@ def _run_handler(url: str, event_file: str) -> dict:
         "assert not bad, bad\n"
         "print(json.dumps(out))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code, str(EVENTS / event_file)], cwd=costdata.ROOT,
-                            env={**costdata.os.environ, "DATABASE_URL": url}, capture_output=True, text=True,
-                            timeout=120)
+    environment = {k: v for k, v in costdata.os.environ.items() if k != "RETENTION_DAYS"}
+    return subprocess.run([sys.executable, "-c", code, str(EVENTS / event_file)], cwd=costdata.ROOT,
+                          env={**environment, "DATABASE_URL": url, "DB_POOL_MAX": "1", **env},  # Lambda's pool
+                          capture_output=True, text=True, timeout=120)
+
+
+def _run_handler(url: str, event_file: str, **env: str) -> dict:
+    result = _handler_process(url, event_file, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -243,6 +249,12 @@ def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
                  "FROM users, unnest(ARRAY[8, 0]) AS d ORDER BY users.id LIMIT 2")
     scheduled = _run_handler(url, "rollup-scheduled.json")
     assert (scheduled["events_pruned"], scheduled["uploads_pruned"]) == (2, 1)
+    # the rest of the housekeeping: nothing to do here, and the retention period is off by default
+    assert scheduled["exports"] == {"exports_expired": 0, "exports_lost": 0, "exports_failed_deleted": 0}
+    assert scheduled["deletions"] == {"resumed": 0, "done": 0, "unfinished": 0, "errors": 0}
+    assert scheduled["retention"] == {"days": 0, "sessions_deleted": 0, "sessions_skipped": 0, "errors": 0,
+                                      "unfinished": False}
+    assert "failed" not in scheduled
     assert conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s", (run_id,)).fetchone()["n"] == 0
     assert conn.execute("SELECT count(*) AS n FROM uploads").fetchone()["n"] == 1
     assert scheduled["mode"] == "incremental" and scheduled["from"] == "2026-10-03"
@@ -251,8 +263,11 @@ def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
     before = snapshot(conn)
     assert {r["day"] for r in before} == {date(2026, 10, 3), date(2026, 10, 17), date(2026, 10, 18), date(2026, 10, 31)}
     conn.execute("DELETE FROM daily_costs")
-    ranged = _run_handler(url, "rollup-range.json")
+    ranged = _run_handler(url, "rollup-range.json", RETENTION_DAYS="1")
     assert ranged["mode"] == "range" and (ranged["from"], ranged["to"], ranged["days"]) == ("2026-10-01", "2026-10-31", 31)
+    # a range recomputed by hand does nothing else: no pruning, no deletion (October's sessions stay)
+    assert not {"events_pruned", "exports", "deletions", "retention"} & set(ranged)
+    assert conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 2
     assert snapshot(conn) == before
     # the turn that started before midnight: counted on its start day, its cost on the day it was stored
     row17 = conn.execute("SELECT sum(turns) AS t, sum(cost_usd) AS usd FROM daily_costs WHERE day = '2026-10-17'").fetchone()
@@ -275,3 +290,39 @@ def test_rollup_cli(fresh):
     assert bad.returncode == 2 and "--from and --to go together" in bad.stderr
     bad = costdata.run_cli("chatcore.money.rollup", "--from", "2026-10-05", "--to", "2026-10-01", database_url=url)
     assert bad.returncode == 1 and "after" in bad.stderr
+
+
+def test_a_failing_housekeeping_step_stops_neither_the_others_nor_the_rollup_and_fails_the_run(fresh):
+    """S3 unreachable: the expired export and the inactive session cannot be deleted (their rows stay
+    for the next run), while the rollup and the steps that need no S3 are done; the run then fails,
+    so Lambda retries it and the failures queue and alarms see it."""
+    from local.ports import free_port
+
+    url, conn, price_ids = fresh
+    turns = _small_october(conn, price_ids)  # sessions last active in October: inactive for RETENTION_DAYS=30
+    run_id = turns[0][1].run_id
+    conn.execute("INSERT INTO turn_events (run_id, seq, event, data) VALUES (%s, 1, 'TurnCompleted', '{}')", (run_id,))
+    conn.execute("INSERT INTO exports (id, user_id, status, key, size, finished_at, expires_at) "
+                 "SELECT gen_random_uuid(), id, 'ready', 'media/exports/x.zip', 1, now() - interval '2 days', "
+                 "now() - interval '1 day' FROM users")
+    result = _handler_process(url, "rollup-scheduled.json", RETENTION_DAYS="30",
+                              AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{free_port()}", S3_TIMEOUT="2")
+    assert result.returncode != 0
+    assert "the scheduled run's exports, retention failed" in result.stderr, result.stderr[-3000:]
+    logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    (done,) = [line for line in logs if line.get("message") == "rollup done, with failures"]
+    assert done["mode"] == "incremental" and done["events_pruned"] == 1 and done["uploads_pruned"] == 0
+    assert "exports" not in done and done["deletions"] == {"resumed": 0, "done": 0, "unfinished": 0, "errors": 0}
+    assert done["retention"]["errors"] >= 1 and done["retention"]["sessions_deleted"] == 0
+    assert set(done["failed"]) == {"exports", "retention"}
+    assert_rollup_equals_direct_sums(conn, turns)  # the rollup itself was done
+    assert conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 2  # kept: S3 first, then rows
+    assert conn.execute("SELECT count(*) AS n FROM exports").fetchone()["n"] == 1
+    # S3 back: the next run finishes what was left
+    again = _run_handler(url, "rollup-scheduled.json", RETENTION_DAYS="30")
+    assert again["retention"]["sessions_deleted"] == 2 and again["exports"]["exports_expired"] == 1
+    assert conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 0
+    # what the deleted sessions cost is still rolled up
+    rollup.rollup(conn, date(2026, 10, 1), date(2026, 10, 31))
+    kept = conn.execute("SELECT sum(cost_usd) AS usd, sum(turns) AS turns FROM daily_costs").fetchone()
+    assert (kept["usd"], kept["turns"]) == (sum(t.usd for _, t in turns), len(turns))

@@ -237,9 +237,9 @@ def test_top_level_services_import_no_domain_subpackage():
 # --------------------------------------------------------------------------- agno stays in the turn path
 
 
-# Modules that never load agno: store, money, catalog, media (but its agno bridge), and the two turn
+# Modules that never load agno: store, money, catalog, account, media (but its agno bridge), and the two turn
 # modules the events function follows a turn with
-LEAN = sorted([*(m for m in MODULES if part(m) in ("store", "money", "catalog", "media")
+LEAN = sorted([*(m for m in MODULES if part(m) in ("store", "money", "catalog", "media", "account")
                  and m != "chatcore.media.agno_storage"), "chatcore.turns.events", "chatcore.turns.outcome"])
 PROBE = """
 import importlib, json, sys
@@ -277,7 +277,8 @@ def test_lean_modules_do_not_load_agno(imported, module):
     assert imported[module]["agno"] == [], f"importing {module} loads agno: {imported[module]['agno'][:5]}"
 
 
-@pytest.mark.parametrize("function, module", [("api", "api_app"), ("events", "events_app")])
+@pytest.mark.parametrize("function, module", [("api", "api_app"), ("events", "events_app"), ("account", "handler"),
+                                              ("rollup", "handler")])
 def test_functions_but_chat_do_not_import_agno(function, module):
     code = (f"import sys; sys.path[:0] = ['functions/{function}', 'layers/core', '.']; import {module}; "
             "bad = sorted(m for m in sys.modules if m == 'agno' or m.startswith(('agno.', 'anthropic')));"

@@ -25,3 +25,21 @@ def test_database_configuration_errors(monkeypatch, env, message):
     finally:
         monkeypatch.undo()
         config.get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("value, message", [("-1", "RETENTION_DAYS must be 0 or more"),
+                                            ("thirty", "RETENTION_DAYS must be an integer")])
+def test_a_retention_period_that_is_no_number_of_days_is_refused(monkeypatch, value, message):
+    monkeypatch.setenv("MEDIA_BUCKET", "bucket")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://unused/x")
+    monkeypatch.setenv("RETENTION_DAYS", value)
+    config.get_settings.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=message):
+            config.get_settings()
+        monkeypatch.setenv("RETENTION_DAYS", "30")
+        config.get_settings.cache_clear()
+        assert config.get_settings().retention_days == 30
+    finally:
+        monkeypatch.undo()
+        config.get_settings.cache_clear()

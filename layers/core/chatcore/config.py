@@ -28,6 +28,13 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be an integer, got {raw!r}") from e
 
 
+def _at_least_0(name: str, default: int) -> int:
+    value = _int(name, default)
+    if value < 0:
+        raise RuntimeError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     raw = os.environ.get(name) or default
     if raw not in allowed:
@@ -106,6 +113,14 @@ class Settings:
     # The most model calls one turn is assumed to make (tool rounds, a team's delegations): what a
     # turn reserves against a budget is this many calls of its input and max_tokens of output.
     max_model_calls_per_turn: int = 4
+    # Users' data (chatcore.account): how long DELETE /me and POST /me/export work within the request
+    # before answering 202 (the account function finishes the job); the account function's name
+    # (on AWS; unset, jobs run in a thread of this process); how long a ready export stays; and the
+    # retention period of inactive sessions (0: kept forever), applied by the scheduled function.
+    account_wait_seconds: float = 8.0
+    account_function_name: str | None = None
+    export_ttl_seconds: int = 24 * 3600
+    retention_days: int = 0
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
     db_iam_auth: bool = False
@@ -173,6 +188,10 @@ def get_settings() -> Settings:
         upload_url_seconds=_int("UPLOAD_URL_SECONDS", Settings.upload_url_seconds),
         upload_ttl_seconds=_int("UPLOAD_TTL_SECONDS", Settings.upload_ttl_seconds),
         max_model_calls_per_turn=_int("MAX_MODEL_CALLS_PER_TURN", Settings.max_model_calls_per_turn),
+        account_wait_seconds=float(env.get("ACCOUNT_WAIT_SECONDS") or Settings.account_wait_seconds),
+        account_function_name=env.get("ACCOUNT_FUNCTION_NAME") or None,
+        export_ttl_seconds=_int("EXPORT_TTL_SECONDS", Settings.export_ttl_seconds),
+        retention_days=_at_least_0("RETENTION_DAYS", Settings.retention_days),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,
         db_host=env.get("DB_HOST") or None,

@@ -132,3 +132,11 @@ class UploadUsed(ProblemError):
     def __init__(self, detail: str, *, run_id: str | None, **extra: object) -> None:
         super().__init__(detail, run_id=run_id, **extra)
         self.run_id = run_id
+
+
+class NoDeletion(ProblemError):
+    status, code, title = 404, "no-deletion", "No account deletion under way"
+
+
+class NoExport(ProblemError):
+    status, code, title = 404, "no-export", "No export"

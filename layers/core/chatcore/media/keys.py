@@ -7,6 +7,9 @@ not the session's.
 
 An upload's original (POST /uploads) waits under ``{MEDIA_PREFIX}pending/uploads/{upload_id}``: the
 bucket's lifecycle rule expires what is under ``pending/``, and a session id never starts with it.
+
+An account's export (POST /me/export) is ``{MEDIA_PREFIX}exports/{export_id}.zip``: its owner is its
+row (``exports``), and the lifecycle rule expires what is under ``exports/`` after a day.
 """
 
 from __future__ import annotations
@@ -33,3 +36,8 @@ def media_key(prefix: str, session_id: UUID | str, content: bytes, mime_type: st
 def upload_key(prefix: str, upload_id: UUID | str) -> str:
     """The key of an upload's original, until a turn uses it (its owner is its row, not its key)."""
     return f"{prefix}pending/uploads/{upload_id}"
+
+
+def export_key(prefix: str, export_id: UUID | str) -> str:
+    """The key of an account's export (a zip)."""
+    return f"{prefix}exports/{export_id}.zip"

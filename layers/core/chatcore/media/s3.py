@@ -77,15 +77,25 @@ def put_image(key: str, content: bytes, mime_type: str) -> None:
 def delete_session_objects(session_id: UUID) -> int:
     """Delete every object of a session; returns how many were deleted. Raises if any failed."""
     s = get_settings()
-    c = client()
     deleted = 0
-    paginator = c.get_paginator("list_objects_v2")
+    paginator = client().get_paginator("list_objects_v2")
     for page in paginator.paginate(Bucket=s.media_bucket, Prefix=session_prefix(session_id)):
-        objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if not objects:
-            continue
-        result = c.delete_objects(Bucket=s.media_bucket, Delete={"Objects": objects, "Quiet": True})
+        deleted += delete_keys([o["Key"] for o in page.get("Contents", [])])
+    return deleted
+
+
+def delete_keys(keys_: list[str]) -> int:
+    """Delete the objects ``keys_`` (a missing one is no error), 1,000 per request; how many were
+    asked. Raises if S3 refused any."""
+    s = get_settings()
+    for start in range(0, len(keys_), 1000):
+        batch = [{"Key": k} for k in keys_[start:start + 1000]]
+        result = client().delete_objects(Bucket=s.media_bucket, Delete={"Objects": batch, "Quiet": True})
         if result.get("Errors"):
             raise RuntimeError(f"S3 refused to delete {len(result['Errors'])} object(s)")
-        deleted += len(objects)
-    return deleted
+    return len(keys_)
+
+
+def export_key(export_id: UUID) -> str:
+    """The key of an account's export (``chatcore.media.keys``)."""
+    return keys.export_key(get_settings().media_prefix, export_id)

@@ -6,6 +6,7 @@ someone else is simply not found.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +14,7 @@ import psycopg
 from uuid6 import uuid7
 
 from chatcore.errors import NotFound
+from chatcore.store.turns import running_turn
 from chatcore.store.usage import ARCHIVE_SESSION_USAGE
 
 UPSERT_USER = """
@@ -68,6 +70,28 @@ WHERE u.sub = %(sub)s AND s.id = %(session_id)s
 """
 
 LOCK_OWN_SESSION = OWN_SESSION + "FOR UPDATE OF s\n"
+
+# Any user's session (the account's deletion and the retention period act for no caller), and for
+# the retention period only while it is still inactive.
+SESSION_EXISTS = """SELECT id FROM sessions WHERE id = %(session_id)s
+  AND (%(inactive_before)s::timestamptz IS NULL OR updated_at < %(inactive_before)s)"""
+LOCK_SESSION = SESSION_EXISTS + " FOR UPDATE"
+
+# The moment before which a session is inactive, by the database's clock (one for the whole run).
+CUTOFF = "SELECT now() - make_interval(days => %(days)s) AS cutoff"
+
+# Inactive sessions oldest first after the keyset (updated_at, id), with their running turn if any
+# (index sessions_activity).
+INACTIVE_SESSIONS = f"""
+SELECT s.id, s.updated_at, running.id AS running_id, running.stale AS running_stale
+FROM sessions s LEFT JOIN {running_turn("s.id")} running ON true
+WHERE s.updated_at < %(cutoff)s
+  AND (%(after_updated)s::timestamptz IS NULL OR (s.updated_at, s.id) > (%(after_updated)s, %(after_id)s::uuid))
+ORDER BY s.updated_at, s.id
+LIMIT %(limit)s
+"""
+
+
 
 DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
 
@@ -134,6 +158,29 @@ def owns_session(conn: psycopg.Connection, sub: str, session_id: UUID, *, lock: 
     """Whether the session is the caller's; with ``lock``, its row is locked until the transaction ends."""
     sql = LOCK_OWN_SESSION if lock else OWN_SESSION
     return conn.execute(sql, {"sub": sub, "session_id": session_id}).fetchone() is not None
+
+
+def session_exists(conn: psycopg.Connection, session_id: UUID, *, lock: bool = False,
+                   inactive_before: datetime | None = None) -> bool:
+    """Whether the session exists, whoever it belongs to (and with ``inactive_before``, was last
+    active before then); with ``lock``, its row is locked."""
+    return conn.execute(LOCK_SESSION if lock else SESSION_EXISTS, {
+        "session_id": session_id, "inactive_before": inactive_before}).fetchone() is not None
+
+
+def inactivity_cutoff(conn: psycopg.Connection, days: int) -> datetime:
+    """The moment before which a session is inactive, by the database's clock."""
+    return conn.execute(CUTOFF, {"days": days}).fetchone()["cutoff"]
+
+
+def inactive_sessions(conn: psycopg.Connection, cutoff: datetime, *, after: tuple[datetime, UUID] | None,
+                      stale_seconds: int, limit: int) -> list[dict[str, Any]]:
+    """Sessions last active before ``cutoff``, oldest first after the keyset ``after``, with their
+    running turn (``running_id``, ``running_stale``)."""
+    return conn.execute(INACTIVE_SESSIONS, {
+        "cutoff": cutoff, "stale_seconds": stale_seconds, "limit": limit,
+        "after_updated": after[0] if after else None, "after_id": after[1] if after else None,
+    }).fetchall()
 
 
 def delete_session(conn: psycopg.Connection, session_id: UUID) -> None:

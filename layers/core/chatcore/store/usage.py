@@ -193,6 +193,8 @@ ON CONFLICT (name) DO UPDATE SET watermark = EXCLUDED.watermark, last_run_at = E
 
 # ---- the spend report: reads of daily_costs grouped by one dimension
 
+# How the report names the usage of deleted accounts (daily_costs rows with no user).
+DELETED_ACCOUNTS = "(deleted accounts)"
 REPORT_METRICS = ("turns", "failed_turns", "input_tokens", "output_tokens", "cache_read_tokens",
                   "cache_write_tokens", "cost_usd", "cost_in_rands")
 # The grouping columns of each dimension, as (SQL expression, CSV/column name).
@@ -200,7 +202,7 @@ REPORT_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
     "day": (("dc.day", "day"),),
     "agent": (("dc.kind", "kind"), ("dc.name", "name")),
     "model": (("dc.model_id", "model_id"),),
-    "user": (("u.sub", "user_sub"),),
+    "user": ((f"coalesce(u.sub, '{DELETED_ACCOUNTS}')", "user_sub"),),
 }
 
 
@@ -215,7 +217,7 @@ def daily_costs_by(by: str, *, per_day: bool = False) -> str:
         sums = "sum(dc.cost_in_rands) AS cost_in_rands"
     else:
         sums = ", ".join(f"sum(dc.{m}) AS {m}" for m in REPORT_METRICS)
-    return (f"SELECT {select}, {sums} FROM daily_costs dc JOIN users u ON u.id = dc.user_id "
+    return (f"SELECT {select}, {sums} FROM daily_costs dc LEFT JOIN users u ON u.id = dc.user_id "
             f"WHERE dc.day >= %(from_day)s AND dc.day <= %(to_day)s GROUP BY {group} ORDER BY {group}")
 
 

@@ -34,6 +34,7 @@ from chatcore.errors import (
     ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
 )
 from chatcore.media.agno_storage import inline_for_model, store_photo, to_agno_image
+from chatcore.media import s3
 from chatcore.media.images import ImageUpload
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
@@ -57,6 +58,7 @@ class TurnInput:
     message: str
     images: list[ImageUpload] = field(default_factory=list)
     client_turn_id: str | None = None
+    stored_keys: list[str] = field(default_factory=list)  # the photos this request put in S3
 
 
 @dataclass
@@ -88,13 +90,31 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     ``client_turn_id`` instead. Raises the problem (404, 402, 409, 503) before anything is stored."""
     with timed("begin"):
         try:
-            return _begin_turn(turn)
-        except psycopg.errors.UniqueViolation:
-            # The same client_turn_id (or a second turn of the session) at the same moment: this
-            # request waited for the session's lock while the other one committed its run, but read
-            # the runs as they were before. Read again: it now sees that run (replay, or 409).
-            log.info("turn of session %s raced another; reading again", turn.session_id)
-            return _begin_turn(turn)
+            try:
+                return _begin_turn(turn)
+            except psycopg.errors.UniqueViolation:
+                # The same client_turn_id (or a second turn of the session) at the same moment: this
+                # request waited for the session's lock while the other one committed its run, but read
+                # the runs as they were before. Read again: it now sees that run (replay, or 409).
+                log.info("turn of session %s raced another; reading again", turn.session_id)
+                return _begin_turn(turn)
+        except NotFound:
+            _discard_photos_of_deleted_session(turn)
+            raise
+
+
+def _discard_photos_of_deleted_session(turn: TurnInput) -> None:
+    """The session was deleted (or its account) while this turn put its photos in S3: the deletion
+    may have swept the session's objects before they landed, so they are deleted here. Best effort."""
+    if not turn.stored_keys:
+        return
+    try:
+        with db.connection() as conn:
+            if sessions.session_exists(conn, turn.session_id):
+                return
+        s3.delete_keys(turn.stored_keys)
+    except Exception:  # noqa: BLE001 - the answer is a 404 all the same
+        log.warning("could not delete the photos of deleted session %s", turn.session_id, exc_info=True)
 
 
 def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
@@ -207,7 +227,7 @@ def _store_photos(turn: TurnInput) -> None:
             raise NotFound("no such session")
     try:
         for upload in turn.images:
-            store_photo(upload, turn.session_id)
+            turn.stored_keys.append(store_photo(upload, turn.session_id))
     except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
         log.exception("could not upload the images of a turn")
         raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "

@@ -337,3 +337,36 @@ class UsageOut(BaseModel):
     budget: BudgetOut | None = None
 
     model_config = ConfigDict(populate_by_name=True)
+
+
+class AccountDeletion(BaseModel):
+    """The caller's account deletion (DELETE /me, GET /me/deletion)."""
+
+    status: Literal["deleting", "deleted"] = Field(description=(
+        "deleted: nothing of the account remains but its usage, with no user; deleting: the account is "
+        "already unreadable, and its deletion goes on (poll GET /me/deletion until it is 404)"))
+    requested_at: datetime | None = Field(default=None, description="when the deletion was asked for")
+    sessions_left: int = Field(default=0, description="sessions not deleted yet")
+    running_turns: int = Field(default=0, description="turns still stopping (asked to stop when the deletion began)")
+
+
+class ExportContents(BaseModel):
+    sessions: int
+    messages: int
+    photos: int
+    uploads: int
+
+
+class AccountExport(BaseModel):
+    """An export of everything stored about the caller (POST /me/export, GET /me/export)."""
+
+    id: UUID
+    status: Literal["building", "ready", "failed"]
+    requested_at: datetime
+    finished_at: datetime | None = None
+    url: str | None = Field(default=None, description="when ready: a short-lived presigned URL of the zip")
+    url_expires_in: int | None = Field(default=None, description="seconds the URL stays valid (GET again for a new one)")
+    expires_at: datetime | None = Field(default=None, description="when the zip is deleted (a day after it is ready)")
+    size: int | None = Field(default=None, description="the zip's bytes")
+    contents: ExportContents | None = None
+    error: str | None = Field(default=None, description="why it failed (POST /me/export again)")

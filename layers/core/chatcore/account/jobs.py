@@ -1,0 +1,96 @@
+"""The account function's jobs: an account's deletion and an export, which can outlast an API request.
+
+``start`` hands a job over: on AWS (``ACCOUNT_FUNCTION_NAME`` set) as an asynchronous invoke of the
+account function (Lambda retries a failed one twice; then it lands in the failures queue, and the
+scheduled function resumes what is unfinished); locally (bin/serve, tests) in a daemon thread of
+this process. ``run`` is what the account function calls. Every job is idempotent: running one
+twice, or two at once, does no harm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Literal
+from uuid import UUID
+
+from chatcore.config import get_settings
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["deletion", "export"]
+KINDS: tuple[Kind, ...] = ("deletion", "export")
+
+# How long one job may work: the account function's timeout is 15 minutes.
+JOB_SECONDS = 12 * 60
+
+_lambda_lock = threading.Lock()
+_lambda: Any = None
+
+
+def run(kind: Kind, job_id: UUID) -> dict[str, Any]:
+    """Do the job; a summary for the log. Raises when it failed (to be retried)."""
+    if kind == "deletion":
+        from chatcore.account import deletion
+
+        result = deletion.run_deletion(job_id, wait_seconds=JOB_SECONDS)
+        return {"job": kind, "id": str(job_id), "done": result.done, "sessions_deleted": result.sessions_deleted,
+                "waiting_for": [str(r) for r in result.waiting_for]}
+    if kind == "export":
+        from chatcore.account import export
+
+        return {"job": kind, "id": str(job_id), **export.build_export(job_id)}
+    raise ValueError(f"no job of kind {kind!r}")
+
+
+def parse(event: dict[str, Any]) -> tuple[Kind, UUID]:
+    """The job an account function event names: ``{"job": "deletion"|"export", "id": "<uuid>"}``."""
+    kind = event.get("job") if isinstance(event, dict) else None
+    if kind not in KINDS:
+        raise ValueError(f'the event must name a job ("job": one of {", ".join(KINDS)})')
+    try:
+        return kind, UUID(str(event.get("id")))
+    except ValueError as e:
+        raise ValueError('the event must name the job\'s id ("id": a UUID)') from e
+
+
+def start(kind: Kind, job_id: UUID) -> None:
+    """Hand the job to the account function (or a thread). Never raises: a job that could not be
+    handed over is logged, and the scheduled function resumes it."""
+    name = get_settings().account_function_name
+    try:
+        if name:
+            _lambda_client().invoke(FunctionName=name, InvocationType="Event",
+                                    Payload=json.dumps({"job": kind, "id": str(job_id)}).encode())
+        else:
+            threading.Thread(target=_run_logged, args=(kind, job_id), name=f"{kind}-{job_id}", daemon=True).start()
+    except Exception:  # noqa: BLE001 - the job stays recorded; the schedule picks it up
+        log.warning("could not start the %s job %s", kind, job_id, exc_info=True)
+
+
+def _run_logged(kind: Kind, job_id: UUID) -> None:
+    try:
+        log.info("account job done", extra=run(kind, job_id))
+    except Exception:  # noqa: BLE001 - a thread has no one to raise to
+        log.exception("the %s job %s failed", kind, job_id)
+
+
+def _lambda_client() -> Any:
+    global _lambda
+    with _lambda_lock:
+        if _lambda is None:
+            import boto3
+            from botocore.config import Config
+
+            s = get_settings()
+            _lambda = boto3.client("lambda", region_name=s.aws_region, config=Config(
+                connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}))
+        return _lambda
+
+
+def forget_client() -> None:
+    """Drop the Lambda client (SnapStart, tests)."""
+    global _lambda
+    with _lambda_lock:
+        _lambda = None

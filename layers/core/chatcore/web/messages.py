@@ -1,0 +1,104 @@
+"""A message as the app renders it: the one home of that shape.
+
+A stored ``chat_events`` row (``chatcore.store.sessions.list_messages``: the message with its run's
+status and parent) becomes a ``MessageOut``: its text, tool calls, tool result, who spoke, its own
+model call's tokens and cost, and its images. ``GET /sessions/{id}/messages`` sends it with each
+image as a short-lived presigned URL (``app_message``); an account's export
+(``chatcore.account.export``) writes the same message with each image naming its file in the zip
+instead (``exported_message``).
+
+An image is one of the session's S3 objects (``stored_images``): a large one by the reference its
+row keeps, a small one kept inline in the row by the content key the turn stored it under too (a
+read never writes to S3). A key that is not under the session's prefix is never signed nor exported.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from chatcore.media import s3
+from chatcore.media.images import sniff_image_type
+from chatcore.web.schemas import ImageOut, MessageOut, Money, TokenCounts, ToolCallOut, ToolResultOut
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image of a message: its S3 object (``key``, under the session's prefix) and, when the row
+    keeps it inline, its bytes (``content``, the same as the object's)."""
+
+    id: str | None
+    mime_type: str | None
+    size: int | None
+    key: str
+    content: bytes | None = None
+
+
+def text(content: Any) -> str | None:
+    """A message's text: its content as stored, or its JSON when it is not a string."""
+    if content is None or isinstance(content, str):
+        return content
+    return json.dumps(content)
+
+
+def stored_images(parts: dict, session_id: UUID) -> list[StoredImage]:
+    """The images of a message (its ``message_parts``) that are objects of the session, in order."""
+    out = []
+    for image in parts.get("images") or []:
+        ref = image.get("media_reference") or {}
+        key = ref.get("storage_key")
+        size = ref.get("size")
+        mime = image.get("mime_type") or ref.get("mime_type")
+        content = None
+        if key is None and isinstance(image.get("content"), str):
+            # a small image kept inline in the row: the turn put it in S3 too, under its content key
+            content = base64.b64decode(image["content"])
+            mime = sniff_image_type(content) or mime or "application/octet-stream"
+            key, size = s3.media_key(session_id, content, mime), len(content)
+        if key is None or not key.startswith(s3.session_prefix(session_id)):
+            continue  # not an object of this session: never sign or export it
+        out.append(StoredImage(id=image.get("id"), mime_type=mime, size=size, key=key, content=content))
+    return out
+
+
+def message_out(row: dict, images: list[ImageOut]) -> MessageOut:
+    """The message of ``row`` with the given images."""
+    parts = row["message_parts"]
+    tool_calls = [ToolCallOut(id=c.get("id"), name=(c.get("function") or {}).get("name"),
+                              arguments=(c.get("function") or {}).get("arguments"))
+                  for c in parts.get("tool_calls") or []]
+    tool_result = None
+    if row["role"] == "tool":
+        tool_result = ToolResultOut(call_id=parts.get("tool_call_id"), name=parts.get("tool_name"),
+                                    error=bool(parts.get("tool_call_error")))
+    return MessageOut(
+        id=row["id"], run_id=row["run_id"], parent_run_id=row["parent_run_id"], run_status=row["run_status"],
+        role=row["role"], agent_name=row["agent_name"], member=row["parent_run_id"] is not None,
+        text=text(parts.get("content")), tool_calls=tool_calls, tool_result=tool_result,
+        images=images, model_id=row["model_id"],
+        usage=TokenCounts(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
+                          cache_read_tokens=row["cache_read_tokens"], cache_write_tokens=row["cache_write_tokens"]),
+        cost=Money(usd=row["cost_usd"], zar=row["cost_in_rands"]), created_at=row["created_at"],
+    )
+
+
+def app_message(row: dict, session_id: UUID, expires_in: int) -> MessageOut:
+    """The message as GET /sessions/{id}/messages sends it: each image a presigned URL (signed
+    locally, no S3 call), never base64."""
+    images = [ImageOut(id=i.id, mime_type=i.mime_type, size=i.size, url=s3.presigned_get(i.key), expires_in=expires_in)
+              for i in stored_images(row["message_parts"], session_id)]
+    return message_out(row, images)
+
+
+def exported_message(row: dict, session_id: UUID, file_of: Callable[[StoredImage], str | None]) -> dict[str, Any]:
+    """The message as an export writes it (JSON-ready): the app's shape, but each image is
+    ``{"id", "mime_type", "size", "file"}``, ``file`` the image's path in the zip (``file_of``;
+    None when its object is missing)."""
+    out = message_out(row, []).model_dump(mode="json")
+    out["images"] = [{"id": i.id, "mime_type": i.mime_type, "size": i.size, "file": file_of(i)}
+                     for i in stored_images(row["message_parts"], session_id)]
+    return out

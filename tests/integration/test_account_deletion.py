@@ -1,0 +1,374 @@
+"""DELETE /me: everything of the caller is deleted (S3 included), running turns are stopped first and
+what they cost is kept, only usage stays (with no user), and the same identity starts empty.
+
+The proof is a scan of every table of the schema (read from the catalog, so a table added later is
+scanned too) and of the whole bucket for anything of the deleted account: its ids, its sub, its
+words and its photos' bytes. The scan is first shown to find the account everywhere it is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import boto3
+import httpx
+import pytest
+from psycopg import sql
+
+from chatcore.money import report, rollup
+from chatcore.store import usage
+from chatcore.web import sse
+from tests.conftest import User
+from tests.images import b64, noise_png
+from tests.integration.test_faults import s3_behind_a_proxy  # noqa: F401 - a fixture
+from tests.integration.test_uploads import uploaded
+
+PROBLEM = "application/problem+json"
+# Every table that holds something of an account (what the scan must find before the deletion).
+HOLDERS = {"users", "sessions", "runs", "chat_events", "turn_events", "session_summaries", "uploads",
+           "deleted_session_usage", "daily_costs", "exports"}
+
+
+@pytest.fixture()
+def s3(stack):
+    return boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+
+
+def tables(db_conn) -> list[str]:
+    """Every table of the application's schema, from the catalog."""
+    return [r["relname"] for r in db_conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') ORDER BY c.relname").fetchall()]
+
+
+def scan_tables(db_conn, needles: set[str]) -> dict[str, set[str]]:
+    """Each table's rows as text (every column), and which needles they contain."""
+    found: dict[str, set[str]] = {}
+    for table in tables(db_conn):
+        query = sql.SQL("SELECT t::text AS row FROM {} t").format(sql.Identifier(table))
+        for row in db_conn.execute(query):
+            hits = {n for n in needles if n in row["row"]}
+            if hits:
+                found.setdefault(table, set()).update(hits)
+    return found
+
+
+def scan_bucket(s3, bucket: str, needles: set[str], hashes: set[str]) -> list[str]:
+    """Keys of the bucket that name a needle or whose bytes are one of the photos (by sha256)."""
+    hits = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            key = obj["Key"]
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            if any(n in key for n in needles) or hashlib.sha256(body).hexdigest() in hashes:
+                hits.append(key)
+    return hits
+
+
+def all_spend(db_conn) -> Decimal:
+    """The cost in dollars of every usage row there is: every user's, and deleted accounts'."""
+    return db_conn.execute(f"SELECT coalesce(sum(cost_usd), 0) AS usd FROM ({usage.usage_rows('true', 'true', 'true')}) x"
+                           ).fetchone()["usd"]
+
+
+def rolled_up(db_conn) -> Decimal:
+    return db_conn.execute("SELECT coalesce(sum(cost_usd), 0) AS usd FROM daily_costs").fetchone()["usd"]
+
+
+def roll_up_everything(db_conn) -> None:
+    rollup.rollup(db_conn, date(2020, 1, 1), datetime.now(timezone.utc).date())
+
+
+class RunningTurn:
+    """A turn streamed by a thread of its own, running until something stops it."""
+
+    def __init__(self, user: User, url: str, session_id: str):
+        self.run_id: str | None = None
+        self.events: list[dict] = []
+        started = threading.Event()
+
+        def run() -> None:
+            with httpx.Client(base_url=url, headers=user.headers, timeout=60) as c:
+                with c.stream("POST", f"/sessions/{session_id}/turns", json={"message": "tell a long story"}) as r:
+                    self.run_id = r.headers["x-run-id"]
+                    started.set()
+                    self.events = sse.parse("\n".join(r.iter_lines()) + "\n")
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+        assert started.wait(30), "the turn did not start"
+
+    def join(self) -> list[dict]:
+        self.thread.join(60)
+        return self.events
+
+
+def final_cost(events: list[dict]) -> Decimal:
+    return Decimal(events[-1]["data"]["cost"]["usd"])
+
+
+def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
+        user, other_user, standin, db_conn, server_url, stack, s3):
+    bucket = stack.env["MEDIA_BUCKET"]
+    marker = f"zebra{uuid.uuid4().hex[:12]}"
+    photos = [noise_png(64, 48, seed=int(time.time() * 1000) % 100_000 + i) for i in range(3)]
+    costs: list[Decimal] = []
+
+    # the account: an agent session with an inline photo and an uploaded one, a team session, a
+    # session deleted before (its usage kept), a summary, an upload never used, an export, a rollup
+    agent_sid = user.new_session()
+    _, events = user.turn(agent_sid, message=f"{marker} one", images=[{"data": b64(photos[0])}])
+    costs.append(final_cost(events))
+    upload = uploaded(user, photos[1])
+    _, events = user.turn(agent_sid, message=f"{marker} two", images=[{"upload_id": upload["upload_id"]}])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    costs.append(final_cost(events))
+    team_sid = user.client.post("/sessions", json={"team": "planner", "title": f"{marker} team"}).json()["id"]
+    _, events = user.turn(team_sid, message=f"{marker} What is 6 * 7?")
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    costs.append(final_cost(events))
+    gone_sid = user.new_session()
+    _, events = user.turn(gone_sid, message=f"{marker} soon deleted")
+    costs.append(final_cost(events))
+    assert user.client.delete(f"/sessions/{gone_sid}").status_code == 204
+    run_of_agent = db_conn.execute("SELECT id FROM runs WHERE session_id = %s LIMIT 1", (agent_sid,)).fetchone()["id"]
+    db_conn.execute("INSERT INTO session_summaries (session_id, summary, through_message_id, turns, run_id) "
+                    "VALUES (%s, %s, %s, 1, %s)", (agent_sid, f"{marker} summary", uuid.uuid4(), run_of_agent))
+    unused = uploaded(user, photos[2])
+    user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    export_id = uuid.uuid4()
+    export_key = f"{stack.env.get('MEDIA_PREFIX', 'media/')}exports/{export_id}.zip"
+    s3.put_object(Bucket=bucket, Key=export_key, Body=f"{marker} export".encode())
+    db_conn.execute("INSERT INTO exports (id, user_id, status, key, size, finished_at, expires_at) "
+                    "VALUES (%s, %s, 'ready', %s, 10, now(), now() + interval '1 day')", (export_id, user_id, export_key))
+    # another user, untouched by all this
+    other_sid = other_user.new_session()
+    _, events = other_user.turn(other_sid, message="the other user's words", images=[{"data": b64(noise_png(32, 32, seed=7))}])
+    other_before = db_conn.execute("SELECT (SELECT count(*) FROM chat_events WHERE session_id = %(s)s) AS messages",
+                                   {"s": other_sid}).fetchone()
+    other_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{other_sid}-").get("Contents", [])]
+    assert other_keys
+    roll_up_everything(db_conn)
+
+    # the needles: every id of the account, its sub, its words; the photos' stored bytes
+    session_ids = [agent_sid, team_sid, gone_sid]
+    run_ids = [str(r["id"]) for r in db_conn.execute(
+        "SELECT id FROM runs WHERE session_id = ANY(%s)", ([uuid.UUID(s) for s in session_ids],)).fetchall()]
+    message_ids = [str(r["id"]) for r in db_conn.execute(
+        "SELECT id FROM chat_events WHERE session_id = ANY(%s)", ([uuid.UUID(s) for s in session_ids],)).fetchall()]
+    needles = {str(user_id), user.sub, marker, upload["upload_id"], unused["upload_id"], str(export_id),
+               *session_ids, *run_ids, *message_ids}
+    photo_keys = [o["Key"] for sid in session_ids
+                  for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("Contents", [])]
+    assert len(photo_keys) >= 2
+    hashes = {hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in photo_keys}
+    hashes.add(hashlib.sha256(photos[2]).hexdigest())  # the unused upload's original
+
+    # a turn still running when the account is deleted
+    answer = " ".join(f"word{i}" for i in range(400))
+    standin.script([{"text": answer, "delay_ms": 100}])
+    running = RunningTurn(user, server_url, agent_sid)
+    time.sleep(0.5)
+
+    # before: the scan finds the account in every table that holds it, and in the bucket
+    before = scan_tables(db_conn, needles)
+    assert HOLDERS <= set(before), HOLDERS - set(before)
+    assert set(scan_bucket(s3, bucket, needles, hashes)) >= {*photo_keys, export_key}
+    spend_before, rolled_before = all_spend(db_conn), rolled_up(db_conn)
+
+    r = user.client.delete("/me")
+    assert r.status_code in (200, 202), r.text
+    while r.status_code == 202:  # the running turn is stopping
+        assert r.json()["status"] == "deleting" and r.headers["location"] == "/me/deletion"
+        time.sleep(0.3)
+        r = user.client.get("/me/deletion")
+        assert r.status_code in (200, 404), r.text
+        if r.status_code == 404:
+            assert r.headers["content-type"] == PROBLEM and r.json()["code"] == "no-deletion"
+            break
+    else:
+        assert r.json() == {"status": "deleted", "requested_at": None, "sessions_left": 0, "running_turns": 0}
+
+    # the running turn was stopped, and what it cost is kept
+    events = running.join()
+    assert events[-1]["event"] == "TurnCancelled", events[-1]
+    cancelled = final_cost(events)
+    assert cancelled > 0
+
+    # after: nothing of the account in any table nor in the bucket
+    assert scan_tables(db_conn, needles) == {}
+    assert scan_bucket(s3, bucket, needles, hashes) == []
+    # ...but its usage, with no user: no money lost, and the rollup's days are unchanged
+    assert all_spend(db_conn) == spend_before + cancelled
+    assert rolled_up(db_conn) == rolled_before
+    roll_up_everything(db_conn)
+    assert rolled_up(db_conn) == spend_before + cancelled
+    kept = db_conn.execute("SELECT coalesce(sum(cost_usd), 0) AS usd, count(*) AS n FROM deleted_session_usage "
+                           "WHERE user_id IS NULL AND session_id IS NULL").fetchone()
+    assert kept["usd"] >= sum(costs) + cancelled and kept["n"] > 0
+    # the spend report by user names them as deleted accounts, and its total is every user's
+    today = datetime.now(timezone.utc).date()
+    by_user = report.build(db_conn, date(2020, 1, 1), today, by="user")
+    assert usage.DELETED_ACCOUNTS in {r["user_sub"] for r in by_user.rows}
+    assert by_user.total["cost_usd"] == spend_before + cancelled
+    # the other user is untouched
+    assert other_user.client.get(f"/sessions/{other_sid}").status_code == 200
+    assert db_conn.execute("SELECT count(*) AS messages FROM chat_events WHERE session_id = %s",
+                           (other_sid,)).fetchone() == other_before
+    assert all(s3.head_object(Bucket=bucket, Key=k) for k in other_keys)
+
+    # the same sub starts empty, and its usage counts only new spend
+    assert user.client.get("/sessions").json() == {"items": [], "next_cursor": None}
+    assert user.client.get(f"/sessions/{agent_sid}").status_code == 404
+    assert user.client.get("/me/export").status_code == 404
+    totals = user.client.get("/usage").json()["totals"]
+    assert totals["turns"] == 0 and Decimal(totals["cost"]["usd"]) == 0
+    standin.reset()
+    _, events = user.turn(user.new_session(), message="hello again")
+    assert events[-1]["event"] == "TurnCompleted"
+    totals = user.client.get("/usage").json()["totals"]
+    assert totals["turns"] == 1 and Decimal(totals["cost"]["usd"]) == final_cost(events)
+    # deleting again is harmless, and deletes the new account
+    r = user.client.delete("/me")
+    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    assert user.client.get("/sessions").json()["items"] == []
+
+
+def test_deleting_an_account_with_nothing_stored_is_done_and_idempotent(user, db_conn):
+    r = user.client.delete("/me")
+    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    assert user.client.delete("/me").status_code == 200
+    r = user.client.get("/me/deletion")
+    assert r.status_code == 404 and r.headers["content-type"] == PROBLEM and r.json()["code"] == "no-deletion"
+    assert db_conn.execute("SELECT count(*) AS n FROM users WHERE sub = %s", (user.sub,)).fetchone()["n"] == 0
+
+
+def test_delete_me_needs_an_identity(server_url):
+    r = httpx.delete(f"{server_url}/me")
+    assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
+
+
+def test_a_deletion_waiting_for_a_running_turn_answers_202_is_unreadable_at_once_and_finishes_by_itself(
+        user, standin, db_conn, server_url, settings_env):
+    settings_env.setenv("ACCOUNT_WAIT_SECONDS", "0")  # answer after one pass, whatever is left
+    sid = user.new_session()
+    standin.script([{"text": " ".join(f"w{i}" for i in range(300)), "delay_ms": 100}])
+    running = RunningTurn(user, server_url, sid)
+    time.sleep(0.3)
+    user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+
+    r = user.client.delete("/me")
+    assert r.status_code == 202 and r.headers["location"] == "/me/deletion", r.text
+    body = r.json()
+    assert body["status"] == "deleting" and body["sessions_left"] == 1 and body["running_turns"] == 1
+    assert body["requested_at"] is not None
+    # unreadable at once, though its rows are still there
+    assert user.client.get("/sessions").json()["items"] == []
+    assert user.client.get(f"/sessions/{sid}/messages").status_code == 404
+    assert db_conn.execute("SELECT count(*) AS n FROM sessions WHERE user_id = %s", (user_id,)).fetchone()["n"] == 1
+    # a turn of the same identity in the old session is refused
+    assert user.client.post(f"/sessions/{sid}/turns", json={"message": "still there?"}).status_code == 404
+    # the turn stops, and the deletion ends by itself (the account function: a thread here)
+    assert running.join()[-1]["event"] == "TurnCancelled"
+    deadline = time.monotonic() + 20
+    while (r := user.client.get("/me/deletion")).status_code == 200:
+        assert r.json()["status"] == "deleting" and time.monotonic() < deadline, r.json()
+        time.sleep(0.2)
+    assert r.status_code == 404
+    assert db_conn.execute("SELECT count(*) AS n FROM users WHERE id = %s", (user_id,)).fetchone()["n"] == 0
+    assert db_conn.execute("SELECT count(*) AS n FROM account_deletions WHERE sub = %s",
+                           (user.sub,)).fetchone()["n"] == 0
+
+
+def test_a_deletion_interrupted_by_s3_stays_unreadable_and_the_next_call_finishes_it(
+        user, standin, db_conn, stack, s3_behind_a_proxy, s3):
+    sid = user.new_session()
+    marker = f"okapi{uuid.uuid4().hex[:12]}"
+    _, events = user.turn(sid, message=marker, images=[{"data": b64(noise_png(40, 40, seed=4242))}])
+    assert events[-1]["event"] == "TurnCompleted"
+    user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    bucket = stack.env["MEDIA_BUCKET"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("Contents", [])]
+    assert keys
+
+    s3_behind_a_proxy.stalled.set()
+    r = user.client.delete("/me")
+    assert r.status_code == 202 and r.json()["status"] == "deleting", r.text  # accepted all the same
+    assert user.client.get("/sessions").json()["items"] == []
+    assert user.client.get(f"/sessions/{sid}").status_code == 404
+    deletion = db_conn.execute("SELECT * FROM account_deletions WHERE user_id = %s", (user_id,)).fetchone()
+    assert deletion["attempts"] >= 1 and "StorageUnavailable" in deletion["last_error"]
+    assert db_conn.execute("SELECT count(*) AS n FROM chat_events WHERE session_id = %s", (sid,)).fetchone()["n"] > 0
+
+    s3_behind_a_proxy.stalled.clear()  # S3 is back: calling again finishes it
+    deadline = time.monotonic() + 30
+    while (r := user.client.delete("/me")).status_code == 202:
+        assert time.monotonic() < deadline, r.json()
+        time.sleep(0.5)
+    assert r.status_code == 200 and r.json()["status"] == "deleted"
+    assert scan_tables(db_conn, {str(user_id), user.sub, sid, marker}) == {}
+    assert not any(s3.list_objects_v2(Bucket=bucket, Prefix=k).get("Contents") for k in keys)
+
+
+def test_a_photo_that_lands_after_its_account_was_deleted_is_not_left_in_s3(user, standin, stack, s3, monkeypatch):
+    """A turn checks the session is the caller's, then puts its photos in S3: an account deleted in
+    between has swept the session's objects already, so the turn (now a 404) deletes its own."""
+    from chatcore.media import agno_storage
+
+    sid = user.new_session()
+    real_put = agno_storage.s3.put_image
+
+    def put_after_the_deletion(key, content, mime_type):
+        assert user.client.delete("/me").json()["status"] == "deleted"
+        real_put(key, content, mime_type)
+
+    monkeypatch.setattr(agno_storage.s3, "put_image", put_after_the_deletion)
+    r, _ = user.turn(sid, message="a photo", images=[{"data": b64(noise_png(24, 24, seed=99))}])
+    assert r.status_code == 404 and r.json()["code"] == "not-found"
+    assert s3.list_objects_v2(Bucket=stack.env["MEDIA_BUCKET"], Prefix=f"media/{sid}-").get("KeyCount") == 0
+
+
+def test_an_operator_deletes_an_account_from_the_command_line(user, standin, db_conn, capsys):
+    from chatcore.account import deletion
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello")
+    assert events[-1]["event"] == "TurnCompleted"
+    assert deletion.main([user.sub]) == 0
+    assert "deleted: nothing of" in capsys.readouterr().out
+    assert db_conn.execute("SELECT count(*) AS n FROM sessions WHERE id = %s", (sid,)).fetchone()["n"] == 0
+    assert db_conn.execute("SELECT count(*) AS n FROM users WHERE sub = %s", (user.sub,)).fetchone()["n"] == 0
+    assert deletion.main([user.sub]) == 0  # nothing left: done again
+
+
+# Tables that hold nothing of any user: the catalog, prices and rates, the rollup's state, the
+# backfills' log and the migrations' ledger. Every other table must be deleted with its user.
+NO_USER_DATA = {"agents", "teams", "team_members", "prices", "fx_rates", "rollup_state", "cost_backfills",
+                "schema_migrations"}
+
+
+def test_every_table_is_deleted_with_its_user_or_holds_no_user_data(db_conn):
+    """A table added later either hangs off users by foreign keys that delete with it (ON DELETE
+    CASCADE, or SET NULL), so an account's deletion deletes its rows, or is declared above as holding
+    no user data: nothing is forgotten silently."""
+    fks = db_conn.execute("""
+        SELECT c.conrelid::regclass::text AS child, c.confrelid::regclass::text AS parent, c.confdeltype AS on_delete
+        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+        WHERE c.contype = 'f' AND n.nspname = current_schema()""").fetchall()
+    reached, frontier = {"users"}, ["users"]
+    while frontier:
+        parent = frontier.pop()
+        for fk in fks:
+            if fk["parent"] == parent and fk["child"] not in reached:
+                assert fk["on_delete"] in ("c", "n"), f"{fk['child']} -> {parent} must be ON DELETE CASCADE or SET NULL"
+                reached.add(fk["child"])
+                frontier.append(fk["child"])
+    everything = set(tables(db_conn))
+    assert everything - reached - NO_USER_DATA == set(), "a table neither deleted with its user nor declared"
+    assert reached & NO_USER_DATA == set()
+    assert HOLDERS <= reached

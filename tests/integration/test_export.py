@@ -1,0 +1,440 @@
+"""Exporting an account (POST and GET /me/export, ``chatcore.account.export``), end to end: turns run
+against the stand-in model, photos in moto's S3, the zip built by the job, uploaded, downloaded
+through its presigned URL and read back.
+
+The zip holds everything of its user, each message exactly as GET /sessions/{id}/messages renders it
+(an image naming its file in the zip instead of a URL), every photo as S3 holds it, the usage GET
+/usage reports; and nothing of another user who has sessions and photos too (every file of the zip
+is searched for that user's ids, texts and photo bytes). An export whose upload fails is ``failed``
+and the next one succeeds; one whose row goes while it is built leaves no zip; the schedule prunes
+expired, lost and old failed exports.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+import zipfile
+from datetime import timedelta
+from decimal import Decimal
+
+import boto3
+import httpx
+import psycopg
+import pytest
+from botocore.exceptions import ClientError
+from psycopg.rows import dict_row
+
+from tests.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
+from tests.integration.test_uploads import uploaded
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture()
+def s3(stack):
+    return boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+
+
+@pytest.fixture()
+def bucket(stack) -> str:
+    return stack.env["MEDIA_BUCKET"]
+
+
+def exported(user, timeout: float = 30.0) -> dict:
+    """POST /me/export, then GET /me/export until it is no longer building."""
+    r = user.client.post("/me/export")
+    assert r.status_code in (200, 202), r.text
+    body = r.json()
+    if r.status_code == 202:
+        assert r.headers["location"] == "/me/export" and body["status"] == "building"
+    deadline = time.monotonic() + timeout
+    while body["status"] == "building":
+        assert time.monotonic() < deadline, body
+        time.sleep(0.1)
+        r = user.client.get("/me/export")
+        assert r.status_code == 200, r.text
+        body = r.json()
+    return body
+
+
+def download(body: dict) -> zipfile.ZipFile:
+    assert body["status"] == "ready", body
+    r = httpx.get(body["url"], timeout=60)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/zip"
+    assert r.headers["content-disposition"].startswith('attachment; filename="chat-export-')
+    assert len(r.content) == body["size"]
+    zf = zipfile.ZipFile(io.BytesIO(r.content))
+    assert zf.testzip() is None
+    return zf
+
+
+def read_json(zf: zipfile.ZipFile, name: str) -> dict:
+    return json.loads(zf.read(name))
+
+
+def exists(s3, bucket: str, key: str) -> bool:
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+        return True
+    except ClientError as e:
+        assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e.response
+        return False
+
+
+def s3_objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def completed(user, sid: str, **body) -> dict:
+    r, events = user.turn(sid, **body)
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", (r.status_code, r.text[-500:])
+    return events[-1]["data"]
+
+
+# --------------------------------------------------------------------------- everything, and nothing else
+
+
+def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
+        user, other_user, standin, db_conn, s3, bucket):
+    mine, theirs = f"mine-{uuid.uuid4().hex[:12]}", f"theirs-{uuid.uuid4().hex[:12]}"
+    # the user: an agent session with an inline photo and a tool call, one with an uploaded photo, a
+    # team session, a session deleted since (only its usage stays), an upload no turn used, a budget
+    s1 = user.new_session()
+    completed(user, s1, message=f"{mine} small photo and 3 * 4", images=[{"data": b64(SMALL_PNG)}])
+    completed(user, s1, message=f"{mine} and again")
+    s2 = user.new_session()
+    upload = uploaded(user, LARGE_PNG)
+    completed(user, s2, message=f"{mine} a big photo", images=[{"upload_id": upload["upload_id"]}])
+    s3_team = user.client.post("/sessions", json={"team": "planner"}).json()["id"]
+    completed(user, s3_team, message=f"{mine} What is 6 * 7?")
+    gone = user.new_session()
+    completed(user, gone, message=f"{mine} soon deleted")
+    assert user.client.delete(f"/sessions/{gone}").status_code == 204
+    waiting_photo = noise_png(20, 20, seed=5)
+    waiting = uploaded(user, waiting_photo)
+    db_conn.execute("UPDATE users SET monthly_budget_zar = 100 WHERE sub = %s", (user.sub,))
+
+    # another user, with sessions, photos (not the user's: other bytes) and uploads of their own
+    their_small, their_large, their_waiting = noise_png(8, 8, seed=71), noise_png(400, 300, seed=72), noise_png(20, 20, seed=73)
+    o1 = other_user.new_session()
+    completed(other_user, o1, message=f"{theirs} photos", images=[{"data": b64(their_small)}, {"data": b64(their_large)}])
+    o2 = other_user.client.post("/sessions", json={"team": "planner"}).json()["id"]
+    completed(other_user, o2, message=f"{theirs} What is 5 * 9?")
+    their_upload = uploaded(other_user, their_waiting)
+
+    body = exported(user)
+    zf = download(body)
+    names = set(zf.namelist())
+    account = read_json(zf, "account.json")
+    assert account["format"] == "agent-chat-export/1" and account["export_id"] == body["id"]
+    assert "README.txt" in names and "sessions/" in zf.read("README.txt").decode()
+
+    # the account and its usage: what GET /usage says, over all time, deleted session included
+    user_row = db_conn.execute("SELECT * FROM users WHERE sub = %s", (user.sub,)).fetchone()
+    assert account["account"]["sub"] == user.sub and account["account"]["monthly_budget_zar"] == "100.00"
+    usage = account["usage"]
+    api_usage = user.client.get("/usage", params={"from": usage["from"], "to": usage["to"]}).json()
+    for part in ("totals", "by_day", "by_agent", "budget"):
+        assert usage[part] == api_usage[part], part
+    assert usage["totals"]["turns"] == 5 and Decimal(usage["totals"]["cost"]["zar"]) > 0
+    assert usage["budget"]["monthly_budget_zar"] == "100.00"
+    kept = account["deleted_sessions_usage"]
+    assert {k["session_id"] for k in kept} == {gone}
+    assert sum(k["turns"] for k in kept) == 1 and sum(Decimal(k["cost"]["usd"]) for k in kept) > 0
+
+    # the uploads: both rows; the photo no turn used is in uploads/, as it was sent
+    uploads = {u["id"]: u for u in account["uploads"]}
+    assert set(uploads) == {upload["upload_id"], waiting["upload_id"]}
+    assert uploads[upload["upload_id"]]["consumed_at"] is not None and uploads[upload["upload_id"]]["file"] is None
+    assert uploads[waiting["upload_id"]]["consumed_at"] is None
+    assert zf.read(uploads[waiting["upload_id"]]["file"]) == waiting_photo
+
+    # every session, in its own document: the session, its runs, its messages as the app renders them
+    index = {s["id"]: s for s in account["sessions"]}
+    assert set(index) == {s1, s2, s3_team}
+    assert index[s3_team]["team"] == "planner" and index[s1]["agent"] == "assistant"
+    photo_files = set()
+    for sid, entry in index.items():
+        doc = read_json(zf, entry["file"])
+        assert entry["file"] == f"sessions/{sid}.json" and doc["session"]["id"] == sid
+        detail = user.client.get(f"/sessions/{sid}").json()
+        assert (doc["session"]["turns"], doc["session"]["cost"]) == (detail["turns"], detail["cost"])
+        runs = db_conn.execute("SELECT id, status, cost_usd, parent_run_id FROM runs WHERE session_id = %s ORDER BY id",
+                               (sid,)).fetchall()
+        assert [(r["id"], r["status"], r["cost"]["usd"]) for r in doc["runs"]] == [
+            (str(r["id"]), r["status"], format(r["cost_usd"], "f")) for r in runs]
+        api_messages = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200}).json()["items"]
+        assert len(doc["messages"]) == len(api_messages) == entry["messages"] > 0
+        for ours, app in zip(doc["messages"], api_messages, strict=True):
+            assert {k: v for k, v in ours.items() if k != "images"} == {k: v for k, v in app.items() if k != "images"}
+            assert len(ours["images"]) == len(app["images"])
+            for image, app_image in zip(ours["images"], app["images"], strict=True):
+                assert (image["id"], image["mime_type"], image["size"]) == (
+                    app_image["id"], app_image["mime_type"], app_image["size"])
+                assert zf.read(image["file"]) == httpx.get(app_image["url"]).content  # what S3 holds
+                photo_files.add(image["file"])
+        # every object of the session is in the zip, byte for byte, and nothing else under its folder
+        objects = s3_objects(s3, bucket, f"media/{sid}-")
+        in_zip = {n for n in names if n.startswith(f"photos/{sid}/")}
+        assert in_zip == {f"photos/{sid}/{key.removeprefix(f'media/{sid}-')}" for key in objects}
+        for key, content in objects.items():
+            assert zf.read(f"photos/{sid}/{key.removeprefix(f'media/{sid}-')}") == content
+        assert sorted(entry["photos"]) == sorted(in_zip)
+    texts = json.dumps([read_json(zf, s["file"])["messages"] for s in account["sessions"]])
+    for text in (f"{mine} small photo and 3 * 4", f"{mine} and again", f"{mine} a big photo", f"{mine} What is 6 * 7?"):
+        assert text in texts
+    team_doc = read_json(zf, index[s3_team]["file"])
+    assert any(m["member"] and m["agent_name"] == "calculator" for m in team_doc["messages"])
+    assert any(r["parent_run_id"] is not None for r in team_doc["runs"])
+    small = [m for m in read_json(zf, index[s1]["file"])["messages"] if m["images"]][0]["images"][0]
+    assert zf.read(small["file"]) == normalised(SMALL_PNG)  # the inline photo, from its row
+    assert zf.read([f for f in photo_files if f.startswith(f"photos/{s2}/")][0]) == normalised(LARGE_PNG)
+    assert body["contents"] == {"sessions": 3, "messages": sum(s["messages"] for s in account["sessions"]),
+                                "photos": len([n for n in names if n.startswith("photos/")]), "uploads": 2}
+    assert body["contents"]["photos"] == 2
+
+    # nothing of the other user anywhere: no id, no text, no photo (bytes or base64), no upload
+    other_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (other_user.sub,)).fetchone()["id"]
+    other_rows = db_conn.execute(
+        "SELECT r.id AS run_id, ce.id AS message_id FROM runs r LEFT JOIN chat_events ce ON ce.run_id = r.id "
+        "WHERE r.session_id = ANY(%s)", ([o1, o2],)).fetchall()
+    assert other_rows
+    forbidden_text = {other_user.sub, str(other_id), o1, o2, theirs, their_upload["upload_id"],
+                      *(str(r["run_id"]) for r in other_rows), *(str(r["message_id"]) for r in other_rows if r["message_id"])}
+    their_photos = [normalised(their_small), normalised(their_large), their_waiting]
+    forbidden_bytes = [*their_photos, *(b64(p)[:60].encode() for p in their_photos)]
+    for name in names:
+        content = zf.read(name)
+        for text in forbidden_text:
+            assert text not in name and text.encode() not in content, (name, text)
+        for data in forbidden_bytes:
+            assert data not in content, name
+    assert str(user_row["id"]) not in json.dumps(account)  # internal ids stay inside
+
+
+# --------------------------------------------------------------------------- the routes
+
+
+def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user, other_user, standin, db_conn):
+    assert user.client.get("/me/export").status_code == 404  # nothing before the first export
+    r = user.client.get("/me/export")
+    assert r.headers["content-type"].startswith(PROBLEM) and r.json()["code"] == "no-export"
+    completed(user, user.new_session(), message="hello")
+    r = user.client.post("/me/export")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["status"] == "ready" and body["url_expires_in"] == 900 and body["error"] is None
+    assert body["contents"] == {"sessions": 1, "messages": 2, "photos": 0, "uploads": 0}
+    row = db_conn.execute("SELECT * FROM exports WHERE id = %s", (body["id"],)).fetchone()
+    assert row["expires_at"] - row["finished_at"] == timedelta(days=1) and row["key"] == f"media/exports/{body['id']}.zip"
+    zf = download(body)
+    assert sorted(zf.namelist())[0] == "README.txt" and len(read_json(zf, "account.json")["sessions"]) == 1
+    # GET gives the same export with a fresh URL, which downloads the same zip
+    again = user.client.get("/me/export").json()
+    assert again["id"] == body["id"] and again["status"] == "ready"
+    assert httpx.get(again["url"]).content == httpx.get(body["url"]).content
+    # someone else sees no export at all, and theirs is their own
+    r = other_user.client.get("/me/export")
+    assert r.status_code == 404 and r.json()["code"] == "no-export"
+    theirs = exported(other_user)
+    assert theirs["id"] != body["id"] and theirs["contents"]["sessions"] == 0
+    assert user.client.get("/me/export").json()["id"] == body["id"]
+
+
+def test_an_account_with_nothing_stored_exports(user):
+    body = exported(user)
+    assert body["contents"] == {"sessions": 0, "messages": 0, "photos": 0, "uploads": 0}
+    zf = download(body)
+    assert sorted(zf.namelist()) == ["README.txt", "account.json"]
+    account = read_json(zf, "account.json")
+    assert account["sessions"] == [] and account["uploads"] == [] and account["deleted_sessions_usage"] == []
+    assert account["usage"]["totals"]["turns"] == 0 and account["usage"]["by_day"] == []
+    assert account["usage"]["totals"]["cost"] == {"usd": "0", "zar": "0"} and account["usage"]["budget"] is None
+    assert account["account"] == {"sub": user.sub, "created_at": account["account"]["created_at"],
+                                  "monthly_budget_zar": None}
+
+
+@pytest.fixture()
+def uploads_locked(stack):
+    """Hold an exclusive lock on the uploads table (an export's job waits on it when it reads the
+    account's uploads) until ``release()``; released after the test in any case."""
+    conn = psycopg.connect(stack.env["DATABASE_URL"], row_factory=dict_row)
+    conn.execute("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE")
+
+    class Lock:
+        @staticmethod
+        def release() -> None:
+            if not conn.closed:
+                conn.commit()
+                conn.close()
+
+    yield Lock
+    Lock.release()
+
+
+def wait_for_blocked_export(db_conn, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not db_conn.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                              "AND query LIKE %s", ("%FROM uploads%",)).fetchone():
+        assert time.monotonic() < deadline, "the export's job never reached the uploads"
+        time.sleep(0.05)
+
+
+def test_a_second_post_while_it_is_built_answers_the_same_export(user, settings_env, uploads_locked, db_conn):
+    settings_env.setenv("ACCOUNT_WAIT_SECONDS", "0.3")
+    from chatcore.config import get_settings
+
+    get_settings.cache_clear()
+    first = user.client.post("/me/export")
+    assert first.status_code == 202 and first.headers["location"] == "/me/export"
+    assert first.json()["status"] == "building" and first.json()["url"] is None
+    wait_for_blocked_export(db_conn)
+    second = user.client.post("/me/export")
+    assert second.status_code == 202 and second.json()["id"] == first.json()["id"]
+    polled = user.client.get("/me/export")
+    assert polled.status_code == 200 and polled.json()["id"] == first.json()["id"]
+    assert polled.json()["status"] == "building"
+    assert db_conn.execute("SELECT count(*) AS n FROM exports e JOIN users u ON u.id = e.user_id WHERE u.sub = %s",
+                           (user.sub,)).fetchone()["n"] == 1
+    uploads_locked.release()
+    body = exported(user)
+    assert body["id"] == first.json()["id"] and body["status"] == "ready"
+    download(body)
+
+
+@pytest.fixture()
+def s3_stopped(stack, monkeypatch):
+    """The process's S3 client pointed at a port nothing listens on (S3 down: connections refused);
+    ``restore()`` brings S3 back; restored after the test in any case."""
+    from chatcore.config import get_settings
+    from chatcore.media import s3
+    from local.ports import free_port
+
+    real = stack.env["AWS_ENDPOINT_URL_S3"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    s3.forget_client()
+
+    class Control:
+        @staticmethod
+        def restore() -> None:
+            monkeypatch.setenv("AWS_ENDPOINT_URL_S3", real)
+            get_settings.cache_clear()
+            s3.forget_client()
+
+    yield Control
+    Control.restore()
+
+
+def test_an_export_whose_upload_fails_is_failed_and_the_next_one_succeeds(user, s3_stopped, db_conn, s3, bucket):
+    body = exported(user)
+    assert body["status"] == "failed" and body["url"] is None and body["contents"] is None
+    assert body["error"] == "EndpointConnectionError"  # the error's class (S3 refused the upload), no content
+    row = db_conn.execute("SELECT status, key, finished_at FROM exports WHERE id = %s", (body["id"],)).fetchone()
+    assert row["status"] == "failed" and row["key"] is None and row["finished_at"] is not None
+    assert user.client.get("/me/export").json()["status"] == "failed"
+    s3_stopped.restore()
+    assert not exists(s3, bucket, f"media/exports/{body['id']}.zip")
+    again = exported(user)
+    assert again["id"] != body["id"] and again["status"] == "ready"
+    download(again)
+
+
+# --------------------------------------------------------------------------- the job and the schedule
+
+
+def started_export(db_conn, user) -> uuid.UUID:
+    """An export of ``user`` recorded as building, whose job the test runs itself."""
+    from uuid6 import uuid7
+
+    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    export_id = uuid7()
+    db_conn.execute("INSERT INTO exports (id, user_id, status) VALUES (%s, %s, 'building')", (export_id, uid))
+    return export_id
+
+
+def test_an_export_whose_row_goes_while_it_is_built_leaves_no_zip(user, uploads_locked, db_conn, s3, bucket):
+    """The export's row gone while it is built: the zip just uploaded is deleted again, and a job for
+    an export that is gone or finished does nothing."""
+    from chatcore.account import export
+
+    user.new_session()
+    export_id = started_export(db_conn, user)
+    result: list[dict] = []
+    job = threading.Thread(target=lambda: result.append(export.build_export(export_id)))
+    job.start()
+    wait_for_blocked_export(db_conn)
+    db_conn.execute("DELETE FROM exports WHERE id = %s", (export_id,))
+    uploads_locked.release()
+    job.join(30)
+    assert result == [{"status": "discarded", "reason": "the export is no longer being built"}]
+    assert not exists(s3, bucket, f"media/exports/{export_id}.zip")
+    assert export.build_export(export_id)["status"] == "skipped"  # gone
+    done = exported(user)
+    assert export.build_export(uuid.UUID(done["id"])) == {"status": "skipped", "reason": "already ready"}
+    assert exists(s3, bucket, f"media/exports/{done['id']}.zip")
+
+
+def test_an_account_whose_deletion_begins_while_its_export_is_built_gets_no_export(
+        user, standin, uploads_locked, db_conn, s3, bucket):
+    """DELETE /me detaches the account, then deletes its exports: an export being built meanwhile is
+    never marked ready, its zip is deleted again, and the deletion leaves no export behind."""
+    from chatcore import db
+    from chatcore.account import deletion, export
+    from chatcore.store import accounts
+
+    completed(user, user.new_session(), message="hello")
+    export_id = started_export(db_conn, user)
+    result: list[dict] = []
+    job = threading.Thread(target=lambda: result.append(export.build_export(export_id)))
+    job.start()
+    wait_for_blocked_export(db_conn)
+    with db.connection() as conn:
+        with conn.transaction():
+            deletion_id = accounts.request_deletion(conn, user.sub)
+    uploads_locked.release()
+    job.join(30)
+    assert result == [{"status": "discarded", "reason": "the export is no longer being built"}]
+    assert not exists(s3, bucket, f"media/exports/{export_id}.zip")
+    assert db_conn.execute("SELECT status FROM exports WHERE id = %s", (export_id,)).fetchone()["status"] == "building"
+    assert deletion.run_deletion(deletion_id, wait_seconds=10).done
+    assert db_conn.execute("SELECT count(*) AS n FROM exports WHERE id = %s", (export_id,)).fetchone()["n"] == 0
+    assert user.client.get("/me/export").status_code == 404  # the same sub: a new, empty account
+
+
+def test_prune_removes_expired_exports_fails_lost_ones_and_forgets_old_failures(user, db_conn, s3, bucket):
+    from uuid6 import uuid7
+
+    from chatcore.account import export
+
+    body = exported(user)
+    key = f"media/exports/{body['id']}.zip"
+    assert exists(s3, bucket, key)
+    db_conn.execute("UPDATE exports SET expires_at = now() - interval '1 second' WHERE id = %s", (body["id"],))
+    assert user.client.get("/me/export").status_code == 404  # expired: no longer offered
+    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    lost, old_failed, recent_failed = uuid7(), uuid7(), uuid7()
+    db_conn.execute("INSERT INTO exports (id, user_id, status, requested_at) VALUES (%s, %s, 'building', %s)",
+                    (lost, uid, "2020-01-01T00:00:00Z"))
+    s3.put_object(Bucket=bucket, Key=f"media/exports/{lost}.zip", Body=b"a zip its job never recorded")
+    db_conn.execute("INSERT INTO exports (id, user_id, status, error, requested_at, finished_at) VALUES "
+                    "(%s, %s, 'failed', 'X', now() - interval '3 days', now() - interval '2 days'), "
+                    "(%s, %s, 'failed', 'X', now() - interval '1 hour', now() - interval '1 hour')",
+                    (old_failed, uid, recent_failed, uid))
+
+    counts = export.prune_exports()
+    assert counts["exports_expired"] >= 1 and counts["exports_lost"] >= 1 and counts["exports_failed_deleted"] >= 1
+    rows = {r["id"]: r for r in db_conn.execute("SELECT id, status, error FROM exports WHERE user_id = %s",
+                                                (uid,)).fetchall()}
+    assert set(rows) == {lost, recent_failed}
+    assert rows[lost]["status"] == "failed" and rows[lost]["error"]
+    assert not exists(s3, bucket, key) and not exists(s3, bucket, f"media/exports/{lost}.zip")
+    again = export.prune_exports()  # nothing left to do for this user
+    assert db_conn.execute("SELECT count(*) AS n FROM exports WHERE user_id = %s", (uid,)).fetchone()["n"] == 2
+    assert again["exports_lost"] == 0
