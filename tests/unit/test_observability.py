@@ -48,3 +48,21 @@ def test_record_turn_is_silent_locally_and_never_raises(monkeypatch, capsys):
     observability.record_turn(OUTCOME)  # a bad call leaves nothing behind for the next turn
     lines = _emf_lines(capsys.readouterr().out)
     assert len(lines) == 1 and lines[0]["run_id"] == "r-1"
+
+
+def test_each_log_line_is_written_once_in_lambda():
+    """Powertools' logger and the stdlib loggers' JSON handler (chatcore.observability) each write a
+    line once: nothing is passed up to a second handler."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import logging\nfrom chatcore.observability import logger\n"
+            "logger.info('powertools line')\nlogging.getLogger('chatcore.x').warning('stdlib line')\n")
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "api", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": f"{root / 'layers' / 'core'}"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout + r.stderr
+    assert out.count("powertools line") == 1 and out.count("stdlib line") == 1, out

@@ -14,6 +14,7 @@ endpoint) and ``DB_NAME`` override the secret's own.
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -112,6 +113,9 @@ def connect(url: str | None = None) -> psycopg.Connection:
     return psycopg.connect(conninfo, **(kwargs() if callable(kwargs) else kwargs))
 
 
+_close_at_exit: list[bool] = []
+
+
 def pool() -> ConnectionPool:
     """The process pool, opened on first use."""
     global _pool
@@ -133,6 +137,11 @@ def pool() -> ConnectionPool:
                 open=True,
                 name="chat",
             )
+            if not _close_at_exit:
+                # closed before the interpreter finalises: a pool left open then waits 5 s for each
+                # of its threads, which can no longer run (a script, a CLI, a test's subprocess)
+                atexit.register(close_pool)
+                _close_at_exit.append(True)
         return _pool
 
 

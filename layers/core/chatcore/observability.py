@@ -28,6 +28,9 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "agent-chat"
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "AgentChat"
 
 logger = Logger(service=SERVICE)
+# Powertools' logger writes its own lines: passed up to the root logger as well (which has a handler
+# in Lambda: the runtime's, or ours below), every line would be written twice.
+logging.getLogger(SERVICE).propagate = False
 _tracer: Any = None
 
 
