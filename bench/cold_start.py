@@ -28,6 +28,7 @@ FUNCTIONS = {
     "chat": ("functions/chat/chat_api.py", "functions/chat", "chat_api", True),
     "api": ("functions/api/api_app.py", "functions/api", "api_app", False),
     "rollup": ("functions/rollup/handler.py", "functions/rollup", "handler", False),
+    "account": ("functions/account/handler.py", "functions/account", "handler", False),
     "migrate": ("functions/migrate/handler.py", "functions/migrate", "handler", False),
 }
 BARE = "agno.agent, agno.models.anthropic"
