@@ -372,3 +372,35 @@ def test_every_table_is_deleted_with_its_user_or_holds_no_user_data(db_conn):
     assert everything - reached - NO_USER_DATA == set(), "a table neither deleted with its user nor declared"
     assert reached & NO_USER_DATA == set()
     assert HOLDERS <= reached
+
+
+def test_two_deletions_of_one_account_at_the_same_moment_are_one_and_leave_nothing(user, standin, db_conn, stack, s3):
+    sids = []
+    for i in range(3):
+        sid = user.new_session()
+        _, events = user.turn(sid, message=f"photo {i}", images=[{"data": b64(noise_png(30, 30, seed=500 + i))}])
+        assert events[-1]["event"] == "TurnCompleted"
+        sids.append(sid)
+    user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    spend_before = all_spend(db_conn)
+    barrier, answers = threading.Barrier(2), []
+
+    def delete() -> None:
+        with httpx.Client(base_url=str(user.client.base_url), headers=user.headers, timeout=60) as c:
+            barrier.wait()
+            answers.append(c.delete("/me"))
+
+    threads = [threading.Thread(target=delete) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(r.status_code for r in answers) in ([200, 200], [200, 202], [202, 202]), [r.text for r in answers]
+    deadline = time.monotonic() + 20
+    while user.client.get("/me/deletion").status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert scan_tables(db_conn, {str(user_id), user.sub, *sids}) == {}
+    assert not any(s3.list_objects_v2(Bucket=stack.env["MEDIA_BUCKET"], Prefix=f"media/{sid}-").get("Contents")
+                   for sid in sids)
+    assert all_spend(db_conn) == spend_before  # kept once: neither lost nor counted twice
