@@ -25,7 +25,7 @@ from chatcore.store import usage
 from chatcore.web import sse
 from tests.conftest import User
 from tests.images import b64, noise_png
-from tests.integration.test_faults import s3_behind_a_proxy  # noqa: F401 - a fixture
+from tests.integration.test_faults import postgres_down, s3_behind_a_proxy  # noqa: F401 - fixtures
 from tests.integration.test_uploads import uploaded
 
 PROBLEM = "application/problem+json"
@@ -404,3 +404,23 @@ def test_two_deletions_of_one_account_at_the_same_moment_are_one_and_leave_nothi
     assert not any(s3.list_objects_v2(Bucket=stack.env["MEDIA_BUCKET"], Prefix=f"media/{sid}-").get("Contents")
                    for sid in sids)
     assert all_spend(db_conn) == spend_before  # kept once: neither lost nor counted twice
+
+
+def test_postgres_down_at_delete_me_is_a_503_and_changes_nothing(user, db_conn, postgres_down, monkeypatch):
+    from chatcore import db
+    from uuid6 import uuid7
+
+    user_id, sid = uuid7(), uuid7()  # made here: the server's database is down
+    db_conn.execute("INSERT INTO users (id, sub) VALUES (%s, %s)", (user_id, user.sub))
+    db_conn.execute("INSERT INTO sessions (id, user_id, agent_id) SELECT %s, %s, id FROM agents "
+                    "WHERE name = 'assistant'", (sid, user_id))
+    for method, path in (("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"), ("GET", "/me/export")):
+        r = user.client.request(method, path)
+        assert r.status_code == 503 and r.headers["retry-after"] == "5", (path, r.text)
+        assert r.headers["content-type"] == PROBLEM and r.json()["code"] == "database-unavailable"
+    assert db_conn.execute("SELECT sub FROM users WHERE id = %s", (user_id,)).fetchone()["sub"] == user.sub
+    monkeypatch.undo()  # Postgres is back
+    db.close_pool()
+    assert [s["id"] for s in user.client.get("/sessions").json()["items"]] == [str(sid)]
+    assert user.client.delete("/me").json()["status"] == "deleted"
+    assert user.client.get("/sessions").json()["items"] == []
