@@ -64,6 +64,19 @@ def server_url(stack: Stack) -> Iterator[str]:
 
 
 @pytest.fixture()
+def s3(stack: Stack):
+    """A boto3 S3 client of the moto server (the test's own, not the app's)."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+
+
+@pytest.fixture()
+def bucket(stack: Stack) -> str:
+    return stack.env["MEDIA_BUCKET"]
+
+
+@pytest.fixture()
 def db_conn(stack: Stack):
     import psycopg
     from psycopg.rows import dict_row

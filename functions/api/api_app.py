@@ -289,6 +289,12 @@ async def create_upload(body: UploadIn, sub: Caller) -> UploadOut:
 
 # ---- the account: deletion and export
 
+def _accepted(response: Response, poll: str) -> None:
+    """202: the work goes on after the answer; ``poll`` is where to follow it."""
+    response.status_code = 202
+    response.headers["Location"] = poll
+
+
 def _deletion_state(sub: str) -> AccountDeletion | None:
     with db.connection() as conn:
         pending = accounts.pending_deletions(conn, sub)
@@ -326,8 +332,7 @@ async def delete_me(sub: Caller, response: Response) -> AccountDeletion:
         return _deletion_state(sub) or AccountDeletion(status="deleted")
     state = await _run(work)
     if state.status == "deleting":
-        response.status_code = 202
-        response.headers["Location"] = "/me/deletion"
+        _accepted(response, "/me/deletion")
     return state
 
 
@@ -376,8 +381,7 @@ async def start_export(sub: Caller, response: Response) -> AccountExport:
         return _export_out(row)
     out = await _run(work)
     if out.status == "building":
-        response.status_code = 202
-        response.headers["Location"] = "/me/export"
+        _accepted(response, "/me/export")
     return out
 
 

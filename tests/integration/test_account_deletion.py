@@ -15,28 +15,21 @@ import uuid
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
-import boto3
 import httpx
 import pytest
 from psycopg import sql
 
 from chatcore.money import report, rollup
 from chatcore.store import usage
-from chatcore.web import sse
-from tests.conftest import User
 from tests.images import b64, noise_png
 from tests.integration.test_faults import postgres_down, s3_behind_a_proxy  # noqa: F401 - fixtures
+from tests.integration.test_resume import TurnInThread
 from tests.integration.test_uploads import uploaded
 
 PROBLEM = "application/problem+json"
 # Every table that holds something of an account (what the scan must find before the deletion).
 HOLDERS = {"users", "sessions", "runs", "chat_events", "turn_events", "session_summaries", "uploads",
            "deleted_session_usage", "daily_costs", "exports"}
-
-
-@pytest.fixture()
-def s3(stack):
-    return boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
 
 
 def tables(db_conn) -> list[str]:
@@ -82,30 +75,6 @@ def rolled_up(db_conn) -> Decimal:
 
 def roll_up_everything(db_conn) -> None:
     rollup.rollup(db_conn, date(2020, 1, 1), datetime.now(timezone.utc).date())
-
-
-class RunningTurn:
-    """A turn streamed by a thread of its own, running until something stops it."""
-
-    def __init__(self, user: User, url: str, session_id: str):
-        self.run_id: str | None = None
-        self.events: list[dict] = []
-        started = threading.Event()
-
-        def run() -> None:
-            with httpx.Client(base_url=url, headers=user.headers, timeout=60) as c:
-                with c.stream("POST", f"/sessions/{session_id}/turns", json={"message": "tell a long story"}) as r:
-                    self.run_id = r.headers["x-run-id"]
-                    started.set()
-                    self.events = sse.parse("\n".join(r.iter_lines()) + "\n")
-
-        self.thread = threading.Thread(target=run)
-        self.thread.start()
-        assert started.wait(30), "the turn did not start"
-
-    def join(self) -> list[dict]:
-        self.thread.join(60)
-        return self.events
 
 
 def final_cost(events: list[dict]) -> Decimal:
@@ -172,7 +141,7 @@ def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
     # a turn still running when the account is deleted
     answer = " ".join(f"word{i}" for i in range(400))
     standin.script([{"text": answer, "delay_ms": 100}])
-    running = RunningTurn(user, server_url, agent_sid)
+    running = TurnInThread(user, server_url, agent_sid, "tell a long story")
     time.sleep(0.5)
 
     # before: the scan finds the account in every table that holds it, and in the bucket
@@ -258,7 +227,7 @@ def test_a_deletion_waiting_for_a_running_turn_answers_202_is_unreadable_at_once
     settings_env.setenv("ACCOUNT_WAIT_SECONDS", "0")  # answer after one pass, whatever is left
     sid = user.new_session()
     standin.script([{"text": " ".join(f"w{i}" for i in range(300)), "delay_ms": 100}])
-    running = RunningTurn(user, server_url, sid)
+    running = TurnInThread(user, server_url, sid, "tell a long story")
     time.sleep(0.3)
     user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
 

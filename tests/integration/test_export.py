@@ -21,27 +21,15 @@ import zipfile
 from datetime import timedelta
 from decimal import Decimal
 
-import boto3
 import httpx
 import psycopg
 import pytest
-from botocore.exceptions import ClientError
 from psycopg.rows import dict_row
 
 from tests.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
-from tests.integration.test_uploads import uploaded
+from tests.integration.test_uploads import exists, uploaded
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture()
-def s3(stack):
-    return boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
-
-
-@pytest.fixture()
-def bucket(stack) -> str:
-    return stack.env["MEDIA_BUCKET"]
 
 
 def exported(user, timeout: float = 30.0) -> dict:
@@ -75,15 +63,6 @@ def download(body: dict) -> zipfile.ZipFile:
 
 def read_json(zf: zipfile.ZipFile, name: str) -> dict:
     return json.loads(zf.read(name))
-
-
-def exists(s3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as e:
-        assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e.response
-        return False
 
 
 def s3_objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:

@@ -18,7 +18,6 @@ import io
 import json
 import uuid
 
-import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError
@@ -35,16 +34,6 @@ MAX_BYTES = 25 * 1024 * 1024
 def big_photo() -> bytes:
     """A 1900x1800 PNG of noise, ~10.3 MB: incompressible, and over what a base64 turn body can carry."""
     return noise_png(1900, 1800, seed=13)
-
-
-@pytest.fixture()
-def s3(stack):
-    return boto3.client("s3", endpoint_url=stack.env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
-
-
-@pytest.fixture()
-def bucket(stack) -> str:
-    return stack.env["MEDIA_BUCKET"]
 
 
 def new_upload(user, mime_type: str = "image/png", size: int = 1000) -> dict:
