@@ -99,7 +99,13 @@ val HttpUrl.encodedPathSegments: List<String> get() = encodedPathSegments()
 # the build fails. Their turn streams are read with an SSE reader (docs/api.md), not through the client.
 TS_USAGE = """\
 import { cancelTurn, createSession, getUsage, listMessages, streamTurnEvents } from "./client";
-import type { FieldError, Money, Problem } from "./client";
+import type { FieldError, Money, Problem, TurnIn } from "./client";
+
+// a turn's body with both kinds of photo: base64 and an upload (POST /uploads)
+export const twoPhotos: TurnIn = {
+  message: "two photos",
+  images: [{ data: "aGVsbG8=", mime_type: "image/png" }, { upload_id: "0190b3f4-7c1e-7a2b-8c3d-4e5f60718293" }],
+};
 
 export async function firstPage(sessionId: string): Promise<string[]> {
   const page = await listMessages({ path: { session_id: sessionId }, query: { limit: 50, order: "asc" } });
@@ -131,7 +137,15 @@ import {KOTLIN_PACKAGE}.apis.UsageApi
 import {KOTLIN_PACKAGE}.models.FieldError
 import {KOTLIN_PACKAGE}.models.Money
 import {KOTLIN_PACKAGE}.models.Problem
+import {KOTLIN_PACKAGE}.models.TurnImage
+import {KOTLIN_PACKAGE}.models.TurnIn
 import java.math.BigDecimal
+import java.util.UUID
+
+// a turn's body with both kinds of photo: base64 and an upload (POST /uploads)
+val twoPhotos = TurnIn(message = "two photos", images = listOf(
+    TurnImage(`data` = "aGVsbG8=", mimeType = TurnImage.MimeType.imageSlashPng),
+    TurnImage(uploadId = UUID.fromString("0190b3f4-7c1e-7a2b-8c3d-4e5f60718293"))))
 
 fun describe(problem: Problem): String =
     "${{problem.code}} (${{problem.status}}, retry after ${{problem.retryAfter}} s): " +

@@ -30,7 +30,7 @@ with imports_frozen():
     from chatcore.web.app import create_web_app, event_stream, path_uuid, resume_point
     from chatcore.web import snapstart
     from chatcore.web.identity import caller
-    from chatcore.web.schemas import TurnIn, UploadRef
+    from chatcore.web.schemas import TurnIn, UploadRef, turn_image_schema
     from chatcore.turns import events
     from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
 
@@ -113,6 +113,11 @@ def add_openapi(schema: dict) -> None:
     """Describe the turn route in an OpenAPI document (the combined app's, docs/openapi.json)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["TurnIn"] = openapi.model_schema(TurnIn, components)
+    # a turn's images as one object (see turn_image_schema), not the oneOf generated clients mangle
+    components["TurnIn"]["properties"]["images"]["items"] = {"$ref": "#/components/schemas/TurnImage"}
+    components["TurnImage"] = turn_image_schema()
+    for name in ("ImageIn", "UploadRef"):
+        components.pop(name, None)
     problem = openapi.problem_response
     schema.setdefault("paths", {})[TURN_PATH] = {"post": {
         "tags": ["turns"],

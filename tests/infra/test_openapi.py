@@ -210,3 +210,17 @@ def test_fuzz_the_served_api(operation, server_url, fuzz_user, standin):
 
     run()
     assert seen, "the fuzz run made no request"
+
+
+def test_a_turn_image_is_one_object_generated_clients_can_fill_with_either_kind_of_photo():
+    """Not a oneOf (generated clients merge it into one class with both data and upload_id required):
+    one object with the fields of both kinds, none required; the API takes exactly one of them."""
+    from chatcore.web.schemas import ImageIn, UploadRef
+
+    doc = json.loads(OPENAPI_PATH.read_text())
+    schemas = doc["components"]["schemas"]
+    assert schemas["TurnIn"]["properties"]["images"]["items"] == {"$ref": "#/components/schemas/TurnImage"}
+    image = schemas["TurnImage"]
+    assert set(image["properties"]) == set(ImageIn.model_fields) | set(UploadRef.model_fields)
+    assert "required" not in image and image["additionalProperties"] is False
+    assert "oneOf" not in json.dumps(schemas["TurnIn"])

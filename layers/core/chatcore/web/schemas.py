@@ -108,6 +108,19 @@ def _image_kind(item: object) -> str:
     return "upload" if isinstance(item, UploadRef) or (isinstance(item, dict) and "upload_id" in item) else "base64"
 
 
+def turn_image_schema() -> dict:
+    """How the OpenAPI document describes a turn's image: one object with the fields of a base64
+    photo (``ImageIn``) and of an upload (``UploadRef``), none required by the schema. The API takes
+    exactly one of ``data`` (``mime_type`` only with it) or ``upload_id`` and answers 422 naming the
+    field otherwise. A oneOf of the two (which the validation is) makes generated clients merge them
+    into one class with both ``data`` and ``upload_id`` required, which no photo can fill."""
+    base64, upload = ImageIn.model_json_schema(), UploadRef.model_json_schema()
+    return {"title": "TurnImage", "type": "object", "additionalProperties": False,
+            "description": ("a photo of the turn: either {\"data\": base64, \"mime_type\"?} or {\"upload_id\"} "
+                            "(POST /uploads); exactly one of data and upload_id, else 422"),
+            "properties": {**base64["properties"], **upload["properties"]}}
+
+
 class TurnIn(Strict):
     message: Text = Field(default="", max_length=Settings.max_message_chars)
     images: list[Annotated[Annotated[ImageIn, Tag("base64")] | Annotated[UploadRef, Tag("upload")],
