@@ -107,7 +107,7 @@ def run_deletion(deletion_id: UUID, *, wait_seconds: float = 0.0) -> DeletionPas
                         if accounts.get_deletion(conn, deletion_id, lock=True) is None:
                             result.done = True  # another pass finished it
                         else:
-                            result.done = accounts.delete_account(conn, user_id)
+                            result.done = accounts.delete_user(conn, user_id)
                 if result.done:
                     log.info("account deleted", extra={"deletion_id": str(deletion_id),
                                                        "sessions": result.sessions_deleted,

@@ -394,7 +394,7 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
 
     session_id = row["id"]
     prefix = s3.session_prefix(session_id)
-    stored = set(_list_keys(prefix))  # the session's objects: referenced ones and any other
+    stored = set(s3.list_keys(prefix))  # the session's objects: referenced ones and any other
     files: dict[str, str] = {}  # key -> its file in the zip, each object written once
 
     def file_of(image: messages.StoredImage) -> str | None:
@@ -480,13 +480,6 @@ def _pages(sql: str, user_id: UUID, *, page: int = ROWS_PAGE, **params: Any) -> 
 
 
 # ---- S3 and the zip
-
-def _list_keys(prefix: str) -> Iterator[str]:
-    paginator = s3.client().get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=get_settings().media_bucket, Prefix=prefix):
-        for obj in page.get("Contents", ()):
-            yield obj["Key"]
-
 
 def _copy_object(zf: zipfile.ZipFile, key: str, name: str) -> bool:
     """Stream an S3 object into the zip as ``name``, a chunk at a time (photos are compressed already:

@@ -6,6 +6,7 @@ Keys follow ``chatcore.media.keys``. Objects are private; clients get short-live
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
@@ -76,12 +77,15 @@ def put_image(key: str, content: bytes, mime_type: str) -> None:
 
 def delete_session_objects(session_id: UUID) -> int:
     """Delete every object of a session; returns how many were deleted. Raises if any failed."""
-    s = get_settings()
-    deleted = 0
+    return delete_keys(list(list_keys(session_prefix(session_id))))
+
+
+def list_keys(prefix: str) -> Iterator[str]:
+    """The keys of the objects under ``prefix``, a page (1,000) per request."""
     paginator = client().get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=s.media_bucket, Prefix=session_prefix(session_id)):
-        deleted += delete_keys([o["Key"] for o in page.get("Contents", [])])
-    return deleted
+    for page in paginator.paginate(Bucket=get_settings().media_bucket, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            yield obj["Key"]
 
 
 def delete_keys(keys_: list[str]) -> int:

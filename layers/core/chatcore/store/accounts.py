@@ -4,7 +4,7 @@ account leaves behind (its usage, with no user).
 An account's deletion (``chatcore.account.deletion``) first detaches the users row from its sub
 (``DETACH_USER``): from that statement on, every read scoped by the caller's sub finds nothing of
 the account, and the same sub starts a new, empty account. The rows are then deleted session by
-session; the last step (``anonymise_usage`` and ``DELETE_USER``) keeps the account's usage with no
+session; the last step (``delete_user``) keeps the account's usage with no
 user and deletes the users row, which deletes everything still referring to it.
 """
 
@@ -16,6 +16,7 @@ from uuid import UUID
 import psycopg
 from uuid6 import uuid7
 
+from chatcore.store.turns import running_turn
 from chatcore.store.usage import LOCK_COSTS
 
 # ---- deletions
@@ -151,8 +152,6 @@ def cancel_running(conn: psycopg.Connection, user_id: UUID) -> None:
 
 def account_sessions(conn: psycopg.Connection, user_id: UUID, stale_seconds: int) -> list[dict[str, Any]]:
     """The account's sessions: ``id``, ``running_id`` and ``running_stale`` (None without a running turn)."""
-    from chatcore.store.turns import running_turn
-
     sql = ACCOUNT_SESSIONS.format(running=running_turn("s.id") + " running")
     return conn.execute(sql, {"user_id": user_id, "stale_seconds": stale_seconds}).fetchall()
 
@@ -173,7 +172,7 @@ def delete_exports(conn: psycopg.Connection, user_id: UUID, ids: list[UUID]) -> 
     return conn.execute(DELETE_EXPORTS, {"user_id": user_id, "ids": ids}).rowcount
 
 
-def delete_account(conn: psycopg.Connection, user_id: UUID) -> bool:
+def delete_user(conn: psycopg.Connection, user_id: UUID) -> bool:
     """The last step, in the caller's transaction: keep the account's usage with no user, then delete
     the users row (and with it every row still referring to it). False (nothing changed) while the
     account still has sessions."""
