@@ -11,12 +11,13 @@ from local.ports import free_port
 from local.tcp import pump, shutdown
 
 
-class StallingProxy:
+class _Proxy:
+    """A listener on a free local port in front of ``host:port``; ``_accept`` handles its connections
+    (a thread of its own), and ``close`` closes it and every socket it opened."""
+
     def __init__(self, host: str, port: int):
         self.target = (host, port)
         self.port = free_port()
-        self.stalled = threading.Event()
-        self.closed = threading.Event()
         self._sockets: list[socket.socket] = []
         self._listener = socket.create_server(("127.0.0.1", self.port))
         threading.Thread(target=self._accept, daemon=True).start()
@@ -24,6 +25,24 @@ class StallingProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._listener.close()
+        for s in self._sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class StallingProxy(_Proxy):
+    def __init__(self, host: str, port: int):
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
+        super().__init__(host, port)
 
     def _accept(self) -> None:
         while not self.closed.is_set():
@@ -41,31 +60,18 @@ class StallingProxy:
 
     def close(self) -> None:
         self.closed.set()
-        self._listener.close()
-        for s in self._sockets:
-            try:
-                s.close()
-            except OSError:
-                pass
+        super().close()
 
 
-class CuttingProxy:
+class CuttingProxy(_Proxy):
     """Forwards every connection to ``host:port`` both ways, but cuts a connection (both directions
     closed, nothing more forwarded) as soon as the server's bytes on it contain ``trigger``, after
     passing on the read that held it. Connections whose responses never contain it are untouched."""
 
     def __init__(self, host: str, port: int, trigger: bytes):
-        self.target = (host, port)
         self.trigger = trigger
-        self.port = free_port()
         self.cuts = 0
-        self._sockets: list[socket.socket] = []
-        self._listener = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(host, port)
 
     def _accept(self) -> None:
         while True:
@@ -91,11 +97,3 @@ class CuttingProxy:
             pass
         finally:
             shutdown(src, dst)
-
-    def close(self) -> None:
-        self._listener.close()
-        for s in self._sockets:
-            try:
-                s.close()
-            except OSError:
-                pass

@@ -46,6 +46,14 @@ def sessions_of(db_conn, sub: str) -> list[str]:
         "SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.sub = %s", (sub,))]
 
 
+def assert_running_turn_stopped_and_session_deleted(out: str, db_conn, sub: str) -> None:
+    """The cleanup found the turn still running, asked it to stop, then deleted the session."""
+    session_id = printed_session(out)
+    assert "cleanup: a turn still runs in the session; asked it to stop" in out
+    assert f"cleanup: session {session_id} deleted" in out
+    assert_session_deleted(db_conn, sub, session_id)
+
+
 def assert_session_deleted(db_conn, sub: str, session_id: str) -> None:
     assert sessions_of(db_conn, sub) == []
     for table in ("sessions", "runs", "chat_events"):
@@ -130,10 +138,7 @@ def test_a_stream_cut_before_its_final_event_fails_and_the_running_turn_is_stopp
     assert proxy.cuts == 1
     assert re.search(r"FAIL  3 stream turn\s+\d+\.\d\d s  the stream broke after \d+ events .*before a final event: "
                      r"RemoteProtocolError", out), out
-    session_id = printed_session(out)
-    assert "cleanup: a turn still runs in the session; asked it to stop" in out
-    assert f"cleanup: session {session_id} deleted" in out
-    assert_session_deleted(db_conn, sub, session_id)
+    assert_running_turn_stopped_and_session_deleted(out, db_conn, sub)
 
 
 def test_a_stream_silent_past_the_timeout_fails_and_the_running_turn_is_stopped_and_deleted(
@@ -145,10 +150,7 @@ def test_a_stream_silent_past_the_timeout_fails_and_the_running_turn_is_stopped_
     out = result.stdout
     assert re.search(r"FAIL  3 stream turn\s+\d+\.\d\d s  the stream stalled \(nothing within --timeout seconds, "
                      r"not even a ping\) after \d+ events .*before a final event: ReadTimeout", out), out
-    session_id = printed_session(out)
-    assert "cleanup: a turn still runs in the session; asked it to stop" in out
-    assert f"cleanup: session {session_id} deleted" in out
-    assert_session_deleted(db_conn, sub, session_id)
+    assert_running_turn_stopped_and_session_deleted(out, db_conn, sub)
 
 
 def test_smoke_passes_against_bin_serve_with_the_token_it_prints(serve):
