@@ -79,7 +79,9 @@ async def create_turn(request: Request) -> StreamingResponse:
             raise
         return event_stream(events.follow(session_id, run_id, resume), run_id)
     upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
-    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=body.message, images=uploads,
+    # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
+    message = body.message if body.message.strip() else ""
+    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
                                  client_turn_id=body.client_turn_id)
 
     async def wait_for_disconnect() -> None:

@@ -22,6 +22,8 @@ from typing import Any
 
 from agno.exceptions import ModelProviderError
 from agno.models.anthropic import Claude
+from agno.models.message import Message
+from agno.utils.models.claude import _format_file_for_message, _format_image_for_message
 from anthropic import Timeout  # the SDK's own (it runs on httpx2: an httpx.Timeout is refused)
 
 from chatcore.config import anthropic_api_key, get_settings
@@ -83,16 +85,43 @@ cut_calls: ContextVar[CallLog | None] = ContextVar("cut_calls", default=None)
 _stream_seen: ContextVar[_StreamSeen | None] = ContextVar("stream_seen", default=None)
 
 
+def without_blank_text(messages: list[Message], *, citations: bool = True) -> list[Message]:
+    """The messages as the model must get them: a user message whose text is empty or only whitespace
+    (a photo sent without a caption, now or earlier in the session) becomes its media blocks alone.
+    agno formats every user message as a text block first, and the Messages API refuses an empty or
+    blank one ("text content blocks must be non-empty"). The stored message is not changed: this is
+    the request's copy."""
+    return [_media_only(m, citations) if _blank_with_media(m) else m for m in messages]
+
+
+def _blank_with_media(message: Message) -> bool:
+    return (message.role == "user" and (message.content is None or isinstance(message.content, str))
+            and not (message.content or "").strip() and bool(message.images or message.files))
+
+
+def _media_only(message: Message, citations: bool) -> Message:
+    blocks = [b for b in map(_format_image_for_message, message.images or []) if b]
+    blocks += [b for f in message.files or [] if (b := _format_file_for_message(f, enable_citations=citations))]
+    if not blocks:  # nothing could be formatted: agno's own message (and the API's answer) stand
+        return message
+    return message.model_copy(update={"content": blocks, "images": None, "files": None})
+
+
 class ChatClaude(Claude):
-    """agno's Claude, except that a stream ending without ``message_stop`` (a cut connection) fails
-    the model call instead of passing the partial answer off as complete. What the API billed before
-    the cut (``message_start``'s usage, and at least a token per 4 characters received) goes to
-    ``cut_calls``, so the failed turn still stores and prices it."""
+    """agno's Claude, except that:
+
+    - a stream ending without ``message_stop`` (a cut connection) fails the model call instead of
+      passing the partial answer off as complete. What the API billed before the cut
+      (``message_start``'s usage, and at least a token per 4 characters received) goes to
+      ``cut_calls``, so the failed turn still stores and prices it;
+    - a photo without a caption is sent as its image blocks alone (``without_blank_text``)."""
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any):
         run_response = kwargs.get("run_response")
         seen = _StreamSeen(log=cut_calls.get(), run_id=str(run_response.run_id) if run_response else None,
                            messages=kwargs.get("messages"))
+        if isinstance(kwargs.get("messages"), list):  # agno passes every argument by name
+            kwargs = {**kwargs, "messages": without_blank_text(kwargs["messages"], citations=bool(self.citations))}
         if seen.log is not None:
             seen.log.open.add(seen)
         token = _stream_seen.set(seen)

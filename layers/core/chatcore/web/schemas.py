@@ -122,7 +122,9 @@ def turn_image_schema() -> dict:
 
 
 class TurnIn(Strict):
-    message: Text = Field(default="", max_length=Settings.max_message_chars)
+    message: Text = Field(default="", max_length=Settings.max_message_chars, description=(
+        "the user's text; may be left out (or blank) when the turn has a photo: a photo without a caption "
+        "is sent to the model as the photo alone. Blank with no photo: 422"))
     images: list[Annotated[Annotated[ImageIn, Tag("base64")] | Annotated[UploadRef, Tag("upload")],
                            Discriminator(_image_kind)]] = Field(
         default_factory=list, max_length=Settings.max_images_per_turn, description=(
