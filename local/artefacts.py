@@ -15,6 +15,8 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +33,8 @@ PARTS = {
 CHAT = ("ChatFunction", "AgentsLayer/python", "CoreLayer/python")
 API = ("ApiFunction", "CoreLayer/python")
 ACCOUNT = ("AccountFunction", "CoreLayer/python")
+# A build of other inputs (another checkout, an older commit) unused for this long is removed.
+STALE_BUILD_SECONDS = 24 * 3600
 ELF_MACHINES = {183: "arm64", 62: "x86_64"}  # e_machine: EM_AARCH64, EM_X86_64
 
 
@@ -57,21 +61,43 @@ def build(arch: str | None = None, *, quiet: bool = True) -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "agent-chat-backend" / "artefacts"
     root = cache / f"{arch}-{_inputs_hash(arch)}"
     if (root / ".complete").exists():
+        (root / ".complete").touch()  # in use: kept
         return root
-    if cache.exists():  # older builds
-        for old in cache.glob(f"{arch}-*"):
+    # Built beside its final place and moved there whole, so a build that another checkout (or a
+    # test run at the same time) is reading is never half there; builds of other inputs are removed
+    # once nothing has used them for a day.
+    cache.mkdir(parents=True, exist_ok=True)
+    for old in cache.glob(f"{arch}-*"):
+        if old != root and time.time() - _last_used(old) > STALE_BUILD_SECONDS:
             shutil.rmtree(old, ignore_errors=True)
-    python = sam_cli.tool_python()
-    env = {**sam_cli.environment(python.parent.parent), "LAMBDA_ARCHITECTURE": arch}
-    for name, (kind, source) in PARTS.items():
-        if not quiet:
-            print(f"artefacts: building {name} for {arch}", file=sys.stderr, flush=True)
-        r = subprocess.run([str(python), str(ROOT / "local/lambda_build.py"), kind, str(ROOT / source),
-                            str(root / name)], env=env, capture_output=True, text=True)
-        if r.returncode != 0:
-            raise RuntimeError(f"building {name} failed:\n{r.stdout}{r.stderr}")
-    (root / ".complete").write_text(arch)
+    building = Path(tempfile.mkdtemp(prefix=f".{arch}-building-", dir=cache))
+    try:
+        python = sam_cli.tool_python()
+        env = {**sam_cli.environment(python.parent.parent), "LAMBDA_ARCHITECTURE": arch}
+        for name, (kind, source) in PARTS.items():
+            if not quiet:
+                print(f"artefacts: building {name} for {arch}", file=sys.stderr, flush=True)
+            r = subprocess.run([str(python), str(ROOT / "local/lambda_build.py"), kind, str(ROOT / source),
+                                str(building / name)], env=env, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise RuntimeError(f"building {name} failed:\n{r.stdout}{r.stderr}")
+        (building / ".complete").write_text(arch)
+        try:
+            building.rename(root)
+        except OSError:  # the same inputs were built at the same time elsewhere: theirs is used
+            if not (root / ".complete").exists():
+                raise
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    (root / ".complete").touch()
     return root
+
+
+def _last_used(build: Path) -> float:
+    try:
+        return (build / ".complete").stat().st_mtime
+    except OSError:
+        return build.stat().st_mtime if build.exists() else 0.0
 
 
 def size_bytes(path: Path) -> int:

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import httpx
 
+from chatcore.money.prices import TOKEN_COUNTS
 from local.sample_images import b64, sunset_png
 from local.stack import start_stack
 from local.ports import free_port
@@ -57,15 +58,11 @@ def stream_turn(client: httpx.Client, session_id: str, body: dict) -> dict:
 
 def print_stored(database_url: str, session_id: str) -> None:
     import psycopg
-    from psycopg.rows import dict_row
 
-    with psycopg.connect(database_url, row_factory=dict_row) as conn:
-        rows = conn.execute(
-            """SELECT ce.id, ce.role, ce.agent_name, ce.model_id, ce.input_tokens, ce.output_tokens,
-                      ce.cache_read_tokens, ce.cache_write_tokens, ce.cost_usd, ce.cost_in_rands, ce.fx_rate,
-                      length(ce.message_parts::text) AS bytes, ce.message_parts, r.status
-               FROM chat_events ce JOIN runs r ON r.id = ce.run_id
-               WHERE ce.session_id = %s ORDER BY ce.id""", (session_id,)).fetchall()
+    from chatcore.store import sessions
+
+    with psycopg.connect(database_url) as conn:
+        rows = sessions.stored_calls(conn, session_id)
     print(f"\n{BOLD}Stored chat_events of session {session_id}{RESET}")
     print(f"{'role':9} {'agent':10} {'in':>6} {'out':>5} {'c.read':>6} {'c.write':>7} {'cost USD':>14} {'cost ZAR':>14} {'bytes':>6}  run")
     keys = []
@@ -79,7 +76,7 @@ def print_stored(database_url: str, session_id: str) -> None:
                 keys.append(f"s3://{ref['bucket']}/{ref['storage_key']} ({ref['size']} bytes, sha256 {ref['content_hash'][:12]}…)")
             else:
                 keys.append(f"inline image {image.get('id')} ({image.get('mime_type')})")
-    total = {k: sum(r[k] for r in rows) for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
+    total = {k: sum(r[k] for r in rows) for k in TOKEN_COUNTS}
     usd = sum((r["cost_usd"] for r in rows), Decimal(0))
     zar = sum((r["cost_in_rands"] for r in rows), Decimal(0))
     rate = next((r["fx_rate"] for r in rows if r["fx_rate"] is not None), None)

@@ -19,25 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import psycopg
-
+from chatcore import db
 from chatcore.account import jobs
 from chatcore.observability import logger
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     kind, job_id = jobs.parse(event or {})  # ValueError naming what the event lacks
-    for attempt in (1, 2):
-        try:
-            summary = jobs.run(kind, job_id)
-            break
-        except psycopg.OperationalError:
-            # a connection lost mid-job (a database restart, a failover): the pool replaces it and
-            # the job, idempotent, starts over once; a second loss is the invoke's failure
-            if attempt == 2:
-                raise
-            logger.warning("database connection lost; running the job once more",
-                           extra={"job": kind, "id": str(job_id)})
+    # a connection lost mid-job (a database restart, a failover): the pool replaces it and the job,
+    # idempotent, starts over once; a second loss is the invoke's failure
+    summary = db.once_more_if_connection_lost(lambda: jobs.run(kind, job_id), what=f"the {kind} job {job_id}")
     logger.info("account job done", extra=summary)
     if kind == "deletion" and not summary.get("done"):
         raise RuntimeError(f"the deletion {job_id} is not finished: {len(summary.get('waiting_for') or [])} "

@@ -10,29 +10,25 @@ from chatcore.web.cold_start import imports_frozen
 
 with imports_frozen():
     import asyncio
-    import time
     import base64
     import binascii
     import json
-    import logging
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import date, datetime, timezone
     from decimal import Decimal
     from typing import Annotated, Any, Literal
     from uuid import UUID
 
     from fastapi import APIRouter, Depends, Query, Response
 
-    from chatcore import cli, db
+    from chatcore import db
     from chatcore.account import deletion, export, jobs
     from chatcore.catalog import sync_catalog
     from chatcore.config import get_settings
-    from chatcore.errors import (
-        InvalidInput, NoDeletion, NoExport, NotFound, StorageUnavailable, TurnFinished,
-    )
+    from chatcore.errors import InvalidInput, NoDeletion, NoExport, NotFound, TurnFinished
     from chatcore.media import s3
     from chatcore.media.uploads import presign
-    from chatcore.money.budgets import budget_status
-    from chatcore.store import accounts, catalog, sessions, turn_events, usage as user_usage
+    from chatcore.money import spending
+    from chatcore.store import catalog, sessions, turn_events
     from chatcore.web import messages
     from chatcore.web.fastapi_app import PROBLEM_RESPONSES, create_app
     from chatcore.web.openapi import problem_response
@@ -40,17 +36,16 @@ with imports_frozen():
     from chatcore.web.schemas import (
         MAX_PAGE_SIZE, AccountDeletion, AccountExport, AgentOut, CreateSession, MessagePage, Money, RenameSession,
         SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut,
-        TurnCancelRequested, UploadIn, UploadOut, UsageByAgent, UsageDay, UsageOut, UsageTotals,
+        TurnCancelRequested, UploadIn, UploadOut, UsageOut,
     )
 
-log = logging.getLogger(__name__)
 router = APIRouter()
 Caller = Annotated[str, Depends(caller)]
 MAX_USAGE_DAYS = 366
 
 
-def _run(fn, *args):
-    return asyncio.to_thread(fn, *args)
+def _run(fn, *args, **kwargs):
+    return asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _db(fn, *args, **kwargs):
@@ -228,12 +223,6 @@ async def list_messages(
 
 # ---- usage
 
-def _usage_row(r: dict) -> dict:
-    return {"input_tokens": int(r["input_tokens"] or 0), "output_tokens": int(r["output_tokens"] or 0),
-            "cache_read_tokens": int(r["cache_read_tokens"] or 0), "cache_write_tokens": int(r["cache_write_tokens"] or 0),
-            "cost": _money(r["cost_usd"] or Decimal(0), r["cost_in_rands"] or Decimal(0))}
-
-
 @router.get("/usage", response_model=UsageOut, response_model_by_alias=True, responses=PROBLEM_RESPONSES,
             tags=["usage"])
 async def get_usage(
@@ -251,27 +240,7 @@ async def get_usage(
         raise InvalidInput(f"'to' must be before {date.max.isoformat()}", field="to")
     if (end - start).days >= MAX_USAGE_DAYS:
         raise InvalidInput(f"at most {MAX_USAGE_DAYS} days per request", field="to")
-
-    def query():
-        with db.connection() as conn:
-            found = user_usage.user_usage(conn, sub, cli.day_start(start), cli.day_start(end + timedelta(days=1)))
-            user_id = user_usage.user_id(conn, sub)
-            return found, budget_status(conn, user_id) if user_id else None
-
-    found, budget = await _run(query)
-    by_day, by_agent, turns = found["by_day"], found["by_agent"], found["turns"]
-    totals = {k: sum(int(r[k] or 0) for r in by_day) for k in
-              ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")}
-    total_usd = sum((r["cost_usd"] for r in by_day), Decimal(0))
-    total_zar = sum((r["cost_in_rands"] for r in by_day), Decimal(0))
-    return UsageOut(
-        start=start.isoformat(), to=end.isoformat(),
-        totals=UsageTotals(**totals, cost=_money(total_usd, total_zar), turns=turns["turns"],
-                           failed_turns=turns["failed_turns"]),
-        by_day=[UsageDay(day=r["day"].isoformat(), **_usage_row(r)) for r in by_day],
-        by_agent=[UsageByAgent(kind=r["kind"], name=r["name"], **_usage_row(r)) for r in by_agent],
-        budget=budget,
-    )
+    return UsageOut.model_validate(await _db(spending.usage_statement, sub, start, end))
 
 
 # ---- uploads
@@ -295,16 +264,6 @@ def _accepted(response: Response, poll: str) -> None:
     response.headers["Location"] = poll
 
 
-def _deletion_state(sub: str) -> AccountDeletion | None:
-    with db.connection() as conn:
-        pending = accounts.pending_deletions(conn, sub)
-    if not pending:
-        return None
-    return AccountDeletion(status="deleting", requested_at=pending[0]["requested_at"],
-                           sessions_left=sum(p["sessions_left"] for p in pending),
-                           running_turns=sum(p["running_turns"] for p in pending))
-
-
 @router.delete("/me", response_model=AccountDeletion, tags=["account"], responses={
     **PROBLEM_RESPONSES, 202: {"model": AccountDeletion, "description": (
         "the account is unreadable and its deletion goes on (turns still stopping, a large account): "
@@ -318,19 +277,7 @@ async def delete_me(sub: Caller, response: Response) -> AccountDeletion:
 
     200 ``deleted`` when it is done within the request, else 202 ``deleting`` (it goes on by itself;
     calling again is harmless and resumes it). Then delete the Cognito user (docs/api.md)."""
-    def work() -> AccountDeletion:
-        try:
-            done, _ = deletion.delete_account(sub, wait_seconds=get_settings().account_wait_seconds)
-        except StorageUnavailable:  # accepted all the same: the account function goes on with it
-            log.warning("account deletion: S3 failed; handed to the account function", exc_info=True)
-            done = False
-        if not done:
-            with db.connection() as conn:
-                pending = [row["id"] for row in accounts.pending_deletions(conn, sub)]
-            for deletion_id in pending:  # no connection held while Lambda is called
-                jobs.start("deletion", deletion_id)
-        return _deletion_state(sub) or AccountDeletion(status="deleted")
-    state = await _run(work)
+    state = AccountDeletion(**await _run(jobs.request_deletion, sub, wait_seconds=get_settings().account_wait_seconds))
     if state.status == "deleting":
         _accepted(response, "/me/deletion")
     return state
@@ -341,10 +288,10 @@ async def delete_me(sub: Caller, response: Response) -> AccountDeletion:
         "no deletion of the caller's account is under way (no-deletion): a deleted account is gone")})
 async def get_deletion(sub: Caller) -> AccountDeletion:
     """The caller's account deletion while it goes on (``deleting``); 404 once nothing is left."""
-    state = await _run(_deletion_state, sub)
+    state = await _run(deletion.deletion_state, sub)
     if state is None:
         raise NoDeletion("no deletion of this account is under way; a deleted account is gone")
-    return state
+    return AccountDeletion(**state)
 
 
 def _export_out(row: dict) -> AccountExport:
@@ -367,19 +314,7 @@ async def start_export(sub: Caller, response: Response) -> AccountExport:
     them; the photos as files; a README.txt) behind a short-lived
     presigned URL, deleted a day after it is ready. 200 when it is ready within the request, else 202
     (an export already being built is the one answered)."""
-    def work() -> AccountExport:
-        with db.connection() as conn:
-            with conn.transaction():
-                row, new = export.start_export(conn, sub)
-        if new:
-            jobs.start("export", row["id"])
-        deadline = time.monotonic() + get_settings().account_wait_seconds
-        while row["status"] == "building" and time.monotonic() < deadline:
-            time.sleep(0.2)
-            with db.connection() as conn:
-                row = export.get_export(conn, sub, row["id"]) or row
-        return _export_out(row)
-    out = await _run(work)
+    out = _export_out(await _run(jobs.request_export, sub, wait_seconds=get_settings().account_wait_seconds))
     if out.status == "building":
         _accepted(response, "/me/export")
     return out
@@ -389,10 +324,7 @@ async def start_export(sub: Caller, response: Response) -> AccountExport:
     **PROBLEM_RESPONSES, 404: problem_response("no export, or it has expired (no-export): POST /me/export")})
 async def get_export(sub: Caller) -> AccountExport:
     """The caller's latest export: ``building``, ``ready`` (with a fresh presigned ``url``) or ``failed``."""
-    def read() -> dict | None:
-        with db.connection() as conn:
-            return export.latest_export(conn, sub)
-    row = await _run(read)
+    row = await _run(export.latest_export, sub)
     if row is None:
         raise NoExport("no export of this account (or it has expired); POST /me/export to make one")
     return _export_out(row)

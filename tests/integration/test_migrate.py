@@ -17,6 +17,7 @@ from psycopg.conninfo import make_conninfo
 from uuid6 import uuid7
 
 from chatcore import migrate
+from chatcore.store import ledger as migration_ledger
 from chatcore.migrate import MigrationError, apply, default_dir, discover, generate, status
 
 
@@ -221,8 +222,8 @@ def test_apply_waits_for_a_concurrent_runner_and_does_not_apply_twice(fresh_db, 
     with psycopg.connect(fresh_db, autocommit=True) as other, psycopg.connect(fresh_db, autocommit=True) as mine:
         # another runner holds the lock while it applies 0001
         other.execute("BEGIN")
-        other.execute("SELECT pg_advisory_xact_lock(%s)", (migrate.LOCK_ID,))
-        other.execute(migrate.CREATE_LEDGER)
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (migration_ledger.LOCK_ID,))
+        other.execute(migration_ledger.CREATE_LEDGER)
         other.execute(first.sql)
         other.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                       (first.version, first.name, first.checksum))

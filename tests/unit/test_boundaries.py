@@ -42,7 +42,10 @@ SSE_MAY_IMPORT = {"chatcore.money.amounts"}
 STORE_MAY_IMPORT = {"chatcore.db", "chatcore.config", "chatcore.errors"}
 DOMAIN = ("web", "turns", "media", "money", "catalog", "store")
 # The top-level modules that are not layers of their own; they serve every subpackage.
-TOP_LEVEL_SERVICES = ("observability", "cli", "migrate")
+TOP_LEVEL_SERVICES = ("observability", "cli", "days")
+# The top-level modules that are run on their own (a command, a function's job): they may use any
+# subpackage below the web, and nothing in the package imports them.
+ENTRY_POINTS = ("migrate", "scheduled")
 
 
 # --------------------------------------------------------------------------- the graph
@@ -226,6 +229,14 @@ def test_the_one_upward_edge_is_only_pure_sse_framing():
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
         (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
     assert not roots & {"starlette", "fastapi", "httpx", "uvicorn", "agno"}, roots
+
+
+def test_entry_points_are_imported_by_nothing_and_import_no_web():
+    bad = [f"{e.source}:{e.line} imports {e.target}" for e in package_edges()
+           if part(e.target) in ENTRY_POINTS and part(e.source) != part(e.target)]
+    bad += [f"{e.source}:{e.line} imports {e.target}" for e in package_edges()
+            if part(e.source) in ENTRY_POINTS and part(e.target) == "web"]
+    assert not bad, "\n".join(bad)
 
 
 def test_top_level_services_import_no_domain_subpackage():

@@ -6,9 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time
+from datetime import date
 
 import psycopg
+
+from chatcore import days
 
 
 def database_url(args: argparse.Namespace) -> str | None:
@@ -20,16 +22,11 @@ def database_url(args: argparse.Namespace) -> str | None:
 
 
 def day(text: str) -> date:
-    """An argparse type: a YYYY-MM-DD day."""
+    """An argparse type: a YYYY-MM-DD day (``chatcore.days``)."""
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def day_start(day: date) -> datetime:
-    """The first moment of a UTC day."""
-    return datetime.combine(day, time(0), tzinfo=UTC)
+        return days.parse_day(text)
+    except days.NotADay as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def argument_parser(prog: str, description: str) -> argparse.ArgumentParser:

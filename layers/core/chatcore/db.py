@@ -15,17 +15,21 @@ endpoint) and ``DB_NAME`` override the secret's own.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from chatcore.config import get_secret, get_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _pool: ConnectionPool | None = None
@@ -168,6 +172,28 @@ def pipelined_transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connecti
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.execute("ROLLBACK")
         raise
+
+
+# Postgres' connection errors (08xxx) and a server shutting down (57P0x): the connection is gone.
+_CONNECTION_LOST = ("08", "57P01", "57P02", "57P03")
+
+
+def connection_lost(error: psycopg.OperationalError) -> bool:
+    """Whether ``error`` means the connection itself was lost (a restart, a failover, a network cut)
+    rather than a statement that failed on a live connection."""
+    return error.sqlstate is None or error.sqlstate.startswith(_CONNECTION_LOST)
+
+
+def once_more_if_connection_lost(work: Callable[[], T], *, what: str) -> T:
+    """``work()``, run a second time when the first attempt lost its connection (the pool replaces
+    it). For idempotent jobs only: a second loss is raised."""
+    try:
+        return work()
+    except psycopg.OperationalError as e:
+        if not connection_lost(e):
+            raise
+        log.warning("database connection lost; running %s once more", what)
+    return work()
 
 
 def close_pool() -> None:

@@ -27,22 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg.rows import tuple_row
 
 from chatcore import cli
+from chatcore.store import ledger
 
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-# Serialises concurrent runners (two deploys at once) on one advisory lock.
-LOCK_ID = 7_240_001
-
-CREATE_LEDGER = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
-    version     integer PRIMARY KEY,
-    name        text NOT NULL,
-    checksum    text NOT NULL,
-    applied_at  timestamptz NOT NULL DEFAULT now()
-)
-"""
 
 
 class MigrationError(RuntimeError):
@@ -88,18 +77,10 @@ def discover(directory: Path) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def _applied(conn: psycopg.Connection) -> dict[int, tuple[str, str]]:
-    conn.execute(CREATE_LEDGER)
-    # tuple rows whatever the connection's row factory (chatcore.db connections return dicts)
-    with conn.cursor(row_factory=tuple_row) as cur:
-        rows = cur.execute("SELECT version, name, checksum FROM schema_migrations").fetchall()
-    return {v: (n, c) for v, n, c in rows}
-
-
 def status(conn: psycopg.Connection, directory: Path) -> list[tuple[Migration, str]]:
     """Each migration with its state: ``applied``, ``pending`` or ``CHANGED``."""
     with conn.transaction():
-        applied = _applied(conn)
+        applied = ledger.applied(conn)
     result = []
     for m in discover(directory):
         if m.version not in applied:
@@ -116,8 +97,8 @@ def apply(conn: psycopg.Connection, directory: Path) -> list[Migration]:
     done: list[Migration] = []
     migrations = discover(directory)
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-        applied = _applied(conn)
+        ledger.lock(conn)
+        applied = ledger.applied(conn)
         for m in migrations:
             if m.version in applied and applied[m.version][1] != m.checksum:
                 raise MigrationError(
@@ -130,16 +111,11 @@ def apply(conn: psycopg.Connection, directory: Path) -> list[Migration]:
             continue
         try:
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-                if conn.execute(
-                    "SELECT 1 FROM schema_migrations WHERE version = %s", (m.version,)
-                ).fetchone():
+                ledger.lock(conn)
+                if ledger.is_applied(conn, m.version):
                     continue  # a concurrent runner got there first
                 conn.execute(m.sql)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                    (m.version, m.name, m.checksum),
-                )
+                ledger.record(conn, m.version, m.name, m.checksum)
         except psycopg.Error as e:
             raise MigrationError(f"{m.path.name} failed and was rolled back: {e}") from e
         done.append(m)
@@ -148,23 +124,11 @@ def apply(conn: psycopg.Connection, directory: Path) -> list[Migration]:
 
 def grant_app_user(conn: psycopg.Connection, app_user: str) -> None:
     """Grant ``app_user`` the application's rights on the schema this connection's user owns."""
-    from psycopg import sql
-
-    user = sql.Identifier(app_user)
-    if conn.execute("SELECT current_user = %s", (app_user,)).fetchone()[0]:
+    if ledger.is_current_user(conn, app_user):
         raise MigrationError(f"the app user {app_user!r} is the migration user: use a user that owns no schema")
-    statements = [
-        "GRANT USAGE ON SCHEMA public TO {user}",
-        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {user}",
-        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {user}",
-        "REVOKE ALL ON schema_migrations FROM {user}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {user}",
-        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {user}",
-    ]
     with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-        for statement in statements:
-            conn.execute(sql.SQL(statement).format(user=user))
+        ledger.lock(conn)
+        ledger.grant_app_user(conn, app_user)
 
 
 def generate(directory: Path, name: str) -> Path:

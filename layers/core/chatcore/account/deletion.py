@@ -180,6 +180,18 @@ def delete_account(sub: str, *, wait_seconds: float) -> tuple[bool, int]:
     return done, deleted
 
 
+def deletion_state(sub: str) -> dict | None:
+    """The caller's account deletion while it goes on: ``{"status": "deleting", "requested_at",
+    "sessions_left", "running_turns"}``; None when none is under way."""
+    with db.connection() as conn:
+        pending = accounts.pending_deletions(conn, sub)
+    if not pending:
+        return None
+    return {"status": "deleting", "requested_at": pending[0]["requested_at"],
+            "sessions_left": sum(p["sessions_left"] for p in pending),
+            "running_turns": sum(p["running_turns"] for p in pending)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m chatcore.account.deletion SUB``: an operator deletes a user's account (a request
     that came by e-mail, a Cognito user deleted by an administrator), exactly as DELETE /me does."""

@@ -1,6 +1,7 @@
 """The account function's jobs: an account's deletion and an export, which can outlast an API request.
 
-``start`` hands a job over: on AWS (``ACCOUNT_FUNCTION_NAME`` set) as an asynchronous invoke of the
+``request_deletion`` and ``request_export`` are what DELETE /me and POST /me/export do: the work
+that fits the request is done in it, the rest handed over. ``start`` hands a job over: on AWS (``ACCOUNT_FUNCTION_NAME`` set) as an asynchronous invoke of the
 account function (Lambda retries a failed one twice; then it lands in the failures queue, and the
 scheduled function resumes what is unfinished); locally (bin/serve, tests) in a daemon thread of
 this process. ``run`` is what the account function calls. Every job is idempotent: running one
@@ -12,10 +13,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any, Literal
 from uuid import UUID
 
+from chatcore import db
+from chatcore.account import deletion, export
 from chatcore.config import get_settings
+from chatcore.errors import StorageUnavailable
+from chatcore.store import accounts
 
 log = logging.getLogger(__name__)
 
@@ -24,22 +30,50 @@ KINDS: tuple[Kind, ...] = ("deletion", "export")
 
 # How long one job may work: the account function's timeout is 15 minutes.
 JOB_SECONDS = 12 * 60
+# How often a request waiting for its export looks again.
+POLL_SECONDS = 0.2
 
 _lambda_lock = threading.Lock()
 _lambda: Any = None
 
 
+def request_deletion(sub: str, *, wait_seconds: float) -> dict[str, Any]:
+    """DELETE /me: the account is detached at once and deleted for up to ``wait_seconds``; what is
+    left is handed to the account function. ``{"status": "deleted"}``, or the deletion's state
+    (``deletion.deletion_state``) while it goes on."""
+    try:
+        done, _ = deletion.delete_account(sub, wait_seconds=wait_seconds)
+    except StorageUnavailable:  # accepted all the same: the account function goes on with it
+        log.warning("account deletion: S3 failed; handed to the account function", exc_info=True)
+        done = False
+    if not done:
+        with db.connection() as conn:
+            pending = [row["id"] for row in accounts.pending_deletions(conn, sub)]
+        for deletion_id in pending:  # no connection held while Lambda is called
+            start("deletion", deletion_id)
+    return deletion.deletion_state(sub) or {"status": "deleted"}
+
+
+def request_export(sub: str, *, wait_seconds: float) -> dict[str, Any]:
+    """POST /me/export: the caller's export being built, else a new one handed to the account
+    function; its row once ready, or as it stands after ``wait_seconds``."""
+    row, new = export.start_export(sub)
+    if new:  # no connection is held while the job is handed over
+        start("export", row["id"])
+    deadline = time.monotonic() + wait_seconds
+    while row["status"] == "building" and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+        row = export.get_export(sub, row["id"]) or row
+    return row
+
+
 def run(kind: Kind, job_id: UUID) -> dict[str, Any]:
     """Do the job; a summary for the log. Raises when it failed (to be retried)."""
     if kind == "deletion":
-        from chatcore.account import deletion
-
         result = deletion.run_deletion(job_id, wait_seconds=JOB_SECONDS)
         return {"job": kind, "id": str(job_id), "done": result.done, "sessions_deleted": result.sessions_deleted,
                 "waiting_for": [str(r) for r in result.waiting_for]}
     if kind == "export":
-        from chatcore.account import export
-
         return {"job": kind, "id": str(job_id), **export.build_export(job_id)}
     raise ValueError(f"no job of kind {kind!r}")
 

@@ -33,6 +33,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from chatcore import days
+
 MAX_DECIMALS = 10
 MAX_INTEGER_DIGITS = 10
 MAX_PREAMBLE_LINES = 20
@@ -96,13 +98,10 @@ def parse_rate(text: str, *, decimal_comma: bool = False) -> Decimal:
 
 
 def parse_iso_date(text: str) -> date:
-    raw = text.strip()
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-        raise FxError(f"date {text!r} is not YYYY-MM-DD")
     try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise FxError(f"date {text!r} does not exist") from None
+        return days.parse_day(text.strip())
+    except days.NotADay as e:
+        raise FxError(f"date {text!r} " + ("does not exist" if e.no_such_day else "is not YYYY-MM-DD")) from None
 
 
 def _parse_sarb_date(text: str) -> date:

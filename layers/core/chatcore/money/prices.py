@@ -37,6 +37,9 @@ __all__ = (
 )
 
 PRICES_PATH = Path(__file__).with_name("prices.json")
+# The four token counts stored with every model call and reported everywhere (cache_write_1h_tokens
+# is a part of cache_write_tokens, for pricing only).
+TOKEN_COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
 class UnknownModelPrice(LookupError):
@@ -59,8 +62,7 @@ class TokenUsage:
     cache_write_1h_tokens: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-                     "cache_write_1h_tokens"):
+        for name in (*TOKEN_COUNTS, "cache_write_1h_tokens"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"TokenUsage.{name} must be a non-negative int, got {value!r}")

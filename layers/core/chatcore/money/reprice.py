@@ -35,7 +35,7 @@ import psycopg
 from psycopg.rows import dict_row
 from uuid6 import uuid7
 
-from chatcore import cli
+from chatcore import cli, days
 from chatcore.money import rollup
 from chatcore.money.cost import stored_amounts
 from chatcore.money.prices import PriceBook, TokenUsage, UnknownModelPrice, default_price_book
@@ -89,8 +89,8 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
         conn.execute(LOCK_COSTS)
         price_ids = catalog.sync_prices(conn, book.price_rows(), book.version)
         with conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute(backfills.ROWS_TO_PRICE, {"start": cli.day_start(from_day),
-                                                         "end": cli.day_start(to_day + timedelta(days=1))}).fetchall()
+            rows = cur.execute(backfills.ROWS_TO_PRICE, {"start": days.day_start(from_day),
+                                                         "end": days.day_start(to_day + timedelta(days=1))}).fetchall()
         changes: list[tuple] = []
         changed_runs: set[UUID] = set()
         problems: list[str] = []

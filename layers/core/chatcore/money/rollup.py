@@ -39,7 +39,7 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
-from chatcore import cli
+from chatcore import cli, days
 from chatcore.store import usage
 
 STATE_NAME = "daily_costs"
@@ -91,8 +91,8 @@ def _one(conn: psycopg.Connection, query: str, params: dict | None = None) -> di
 
 def _recompute(conn: psycopg.Connection, from_day: date, to_day: date) -> int:
     conn.execute(usage.DELETE_DAYS, {"from_day": from_day, "to_day": to_day})
-    cur = conn.execute(usage.INSERT_DAYS, {"start": cli.day_start(from_day),
-                                           "end": cli.day_start(to_day + timedelta(days=1))})
+    cur = conn.execute(usage.INSERT_DAYS, {"start": days.day_start(from_day),
+                                           "end": days.day_start(to_day + timedelta(days=1))})
     return cur.rowcount
 
 
@@ -143,24 +143,17 @@ def last_watermark(conn: psycopg.Connection) -> datetime | None:
     return None if row is None else row["watermark"]
 
 
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except (TypeError, ValueError):
-        raise ValueError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = cli.argument_parser("python -m chatcore.money.rollup", "Recompute the daily cost rollup (daily_costs).")
-    parser.add_argument("--from", dest="from_day", help="first UTC day to recompute (YYYY-MM-DD)")
-    parser.add_argument("--to", dest="to_day", help="last UTC day to recompute (YYYY-MM-DD), inclusive")
+    parser.add_argument("--from", dest="from_day", type=cli.day, help="first UTC day to recompute (YYYY-MM-DD)")
+    parser.add_argument("--to", dest="to_day", type=cli.day, help="last UTC day to recompute (YYYY-MM-DD), inclusive")
     args = parser.parse_args(argv)
     if (args.from_day is None) != (args.to_day is None):
         parser.error("--from and --to go together (neither: incremental)")
 
     def work(conn: psycopg.Connection) -> None:
         if args.from_day is not None:
-            result = rollup(conn, parse_day(args.from_day), parse_day(args.to_day))
+            result = rollup(conn, args.from_day, args.to_day)
         else:
             result = incremental(conn)
         s = result.summary()

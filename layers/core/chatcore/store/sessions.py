@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import dict_row
 from uuid6 import uuid7
 
 from chatcore.errors import NotFound
@@ -111,6 +112,16 @@ LIST_MESSAGES_DESC = LIST_MESSAGES_ASC.replace("ce.id > %(after)s", "ce.id < %(a
     "ORDER BY ce.id ASC", "ORDER BY ce.id DESC")
 
 
+# Every stored message of a session with what its model call was billed (the demo's printout).
+STORED_CALLS = """
+SELECT ce.id, ce.role, ce.agent_name, ce.model_id, ce.input_tokens, ce.output_tokens,
+       ce.cache_read_tokens, ce.cache_write_tokens, ce.cost_usd, ce.cost_in_rands, ce.fx_rate,
+       length(ce.message_parts::text) AS bytes, ce.message_parts, r.status
+FROM chat_events ce JOIN runs r ON r.id = ce.run_id
+WHERE ce.session_id = %(session_id)s ORDER BY ce.id
+"""
+
+
 def ensure_user(conn: psycopg.Connection, sub: str) -> UUID:
     """The users row for ``sub``, created the first time it is seen."""
     return conn.execute(UPSERT_USER, {"id": uuid7(), "sub": sub}).fetchone()["id"]
@@ -194,3 +205,9 @@ def list_messages(conn: psycopg.Connection, session_id: UUID, *, after: UUID | N
     sql = LIST_MESSAGES_DESC if descending else LIST_MESSAGES_ASC
     return conn.execute(sql, {"session_id": session_id, "after": after, "members": members,
                               "limit": limit}).fetchall()
+
+
+def stored_calls(conn: psycopg.Connection, session_id: UUID) -> list[dict[str, Any]]:
+    """Every message of the session, oldest first, with its tokens, cost, rate, size and run status."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(STORED_CALLS, {"session_id": session_id}).fetchall()

@@ -1,0 +1,318 @@
+"""The export's zip (``FORMAT``; its README.txt says the same for the user):
+
+- ``account.json``: the account (sub, created_at, monthly budget), its usage and costs over all time
+  (the shape of GET /usage, ``chatcore.money.spending``: totals, by_day, by_agent, the month's budget;
+  the kept usage of deleted sessions included), the kept usage of each deleted session, the uploads,
+  and an index of the sessions;
+- ``sessions/<session_id>.json``: a session (agent or team, title, times, turns, cost, its summary),
+  every run of it (turns and team members' runs: status, error, tokens, cost) and every message as
+  the app renders it (``chatcore.web.messages``), an image naming its file in the zip;
+- ``photos/<session_id>/<name>``: the session's photos (its S3 objects, inline ones from their row);
+- ``uploads/<upload_id><ext>``: a photo sent to POST /uploads that no turn has used yet.
+
+Written to a file in a scratch directory, never in memory: the account's rows are read in pages over
+short pooled connections (``chatcore.store.exports``), each JSON document is written piece by piece
+to a scratch file, and photos are streamed from S3 one at a time. No S3 call is made while a
+connection is held.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import IO, Any
+from uuid import UUID
+
+from chatcore import db
+from chatcore.config import get_settings
+from chatcore.media import s3
+from chatcore.money.spending import cost, token_counts, usage_statement
+from chatcore.store import exports, sessions
+
+FORMAT = "agent-chat-export/1"
+
+# Rows read per round trip.
+SESSIONS_PAGE = 100
+RUNS_PAGE = 1000
+MESSAGES_PAGE = 500
+ROWS_PAGE = 1000
+# How photos are copied from S3 into the zip.
+CHUNK_BYTES = 1024 * 1024
+
+README = """\
+Your agent chat data
+====================
+
+This archive holds everything the agent chat app stores about your account.
+
+    exported    {exported_at}
+    export      {export_id}
+    format      {format}
+    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s)
+
+JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal strings
+("0.0050898000"): usd in US dollars, zar in South African rand.
+
+account.json
+    account                 your account: sub (your sign-in identity), created_at, monthly_budget_zar
+    usage                   tokens and cost over all time: totals, by_day (UTC days), by_agent (per
+                            agent or team), and budget (this month's spend against your monthly
+                            budget, if you set one). Sessions you deleted still count here.
+    deleted_sessions_usage  what each session you deleted cost, per day, agent or team and model
+                            (the only thing kept of a deleted session: no content)
+    uploads                 photos you sent to the upload route: type, size, when sent, when they
+                            expire and when a turn used them; "file" names the photo in uploads/ when
+                            no turn used it yet (a used photo is in the session's photos/)
+    sessions                one entry per session, with "file" naming its document in sessions/
+
+sessions/<session id>.json
+    session     agent or team, title, created_at, updated_at, turns, cost, and summary (the summary
+                of older turns the model reads instead of them, when the session has one)
+    runs        every run: each turn you sent, each run of a team member (parent_run_id is the
+                team's turn) and each run that wrote the summary (agent_name "compaction"), with
+                status, error, tokens and cost
+    messages    every message as the app shows it: role (user, assistant, tool), text, tool calls
+                and results, who spoke (agent_name; member is true for a team member), tokens and
+                cost of its model call, and images; an image's "file" is its path in this archive
+                (null if the photo could not be found)
+
+photos/<session id>/<name>
+    the photos of each session, as stored (normalised when they arrived: upright, no metadata)
+
+uploads/<upload id>.<ext>
+    photos sent to the upload route that no turn used (yet), as sent
+
+Not in it: the copy of each answer's stream that is kept for a day so that a dropped connection
+can resume it (it repeats the messages), and this archive's own record.
+"""
+
+
+class _Counts:
+    def __init__(self) -> None:
+        self.sessions = self.messages = self.photos = self.uploads = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads}
+
+
+def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
+    counts = _Counts()
+    exported_at = datetime.now(UTC)
+    user_id = job["user_id"]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        account_path = os.path.join(scratch, "account.json")
+        with open(account_path, "w", encoding="utf-8") as doc:
+            doc.write("{\n")
+            _member(doc, "format", FORMAT)
+            _member(doc, "export_id", job["id"])
+            _member(doc, "exported_at", exported_at)
+            _member(doc, "account", {"sub": job["sub"], "created_at": job["user_created_at"],
+                                     "monthly_budget_zar": job["monthly_budget_zar"]})
+            _member(doc, "usage", _usage(job, exported_at))
+            _array(doc, "deleted_sessions_usage", (_deleted_usage(r) for r in _pages("deleted_sessions_usage", user_id)))
+            counts.uploads = _array(doc, "uploads", (_upload_entry(zf, r) for r in _pages("uploads", user_id)))
+            counts.sessions = _array(doc, "sessions", (_write_session(zf, scratch, user_id, r, counts)
+                                                       for r in _pages("sessions", user_id, page=SESSIONS_PAGE)),
+                                     last=True)
+            doc.write("}\n")
+        zf.write(account_path, "account.json")
+        os.remove(account_path)
+        zf.writestr("README.txt", README.format(exported_at=exported_at.strftime("%Y-%m-%d %H:%M UTC"),
+                                                export_id=job["id"], format=FORMAT, **counts.as_dict()))
+    return counts
+
+
+# ---- the parts of the zip
+
+def _usage(job: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The account's usage over all time (``chatcore.money.spending``), from its first day."""
+    with db.connection() as conn:
+        statement = usage_statement(conn, job["sub"], date(1970, 1, 1), now.date(), user_id=job["user_id"])
+    days = [date.fromisoformat(r["day"]) for r in statement["by_day"]]
+    return {**statement, "from": min([job["user_created_at"].astimezone(UTC).date(), *days]).isoformat()}
+
+
+def _deleted_usage(r: dict[str, Any]) -> dict[str, Any]:
+    return {"session_id": r["session_id"], "deleted_at": r["deleted_at"], "day": r["day"], "kind": r["kind"],
+            "name": r["name"], "model_id": r["model_id"], **token_counts(r),
+            "cost": cost(r["cost_usd"], r["cost_in_rands"]), "turns": r["turns"], "failed_turns": r["failed_turns"]}
+
+
+def _upload_entry(zf: zipfile.ZipFile, r: dict[str, Any]) -> dict[str, Any]:
+    """An upload's row; its photo, when no turn used it (then the original is still in S3)."""
+    file = None
+    if r["consumed_at"] is None and s3.exists(r["key"]):
+        file = f"uploads/{r['id']}{_extension(r['mime_type'])}"
+        if not _copy_object(zf, r["key"], file):
+            file = None  # used and deleted meanwhile
+    return {"id": r["id"], "mime_type": r["mime_type"], "size": r["size"], "created_at": r["created_at"],
+            "expires_at": r["expires_at"], "consumed_at": r["consumed_at"], "consumed_run_id": r["consumed_run_id"],
+            "file": file}
+
+
+def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[str, Any],
+                   counts: _Counts) -> dict[str, Any]:
+    """Write a session's photos into the zip and its document (through a scratch file); its entry in
+    account.json."""
+    from chatcore.web import messages
+
+    session_id = row["id"]
+    prefix = s3.session_prefix(session_id)
+    stored = set(s3.list_keys(prefix))  # the session's objects: referenced ones and any other
+    files: dict[str, str] = {}  # key -> its file in the zip, each object written once
+
+    def file_of(image: messages.StoredImage) -> str | None:
+        if image.key in files:
+            return files[image.key]
+        name = _photo_name(session_id, image.key[len(prefix):])
+        if image.content is not None:  # kept in the row: no S3 call
+            zf.writestr(_info(name, compress=False), image.content)
+        elif image.key not in stored or not _copy_object(zf, image.key, name):
+            return None  # referenced, but not (or no longer) in S3
+        files[image.key] = name
+        return name
+
+    session = {
+        "id": session_id, "agent": row["agent"], "team": row["team"], "title": row["title"],
+        "created_at": row["created_at"], "updated_at": row["updated_at"], "turns": row["turns"],
+        "cost": cost(row["cost_usd"], row["cost_in_rands"]),
+        "summary": None if row["summary"] is None else {
+            "text": row["summary"], "turns": row["summary_turns"],
+            "through_message_id": row["summary_through_message_id"], "updated_at": row["summary_updated_at"]},
+    }
+    n_messages = 0
+
+    def rendered() -> Iterator[dict[str, Any]]:
+        nonlocal n_messages
+        for message in _messages(session_id):
+            n_messages += 1
+            yield messages.exported_message(message, session_id, file_of)
+
+    doc_path = os.path.join(scratch, "session.json")
+    with open(doc_path, "w", encoding="utf-8") as doc:
+        doc.write("{\n")
+        _member(doc, "format", FORMAT)
+        _member(doc, "session", session)
+        _array(doc, "runs", (_run(r) for r in _pages("runs", user_id, page=RUNS_PAGE, session_id=session_id)))
+        _array(doc, "messages", rendered(), last=True)
+        doc.write("}\n")
+    file = f"sessions/{session_id}.json"
+    zf.write(doc_path, file)
+    os.remove(doc_path)
+    for key in sorted(stored - set(files)):  # photos no message names (a turn cut before it was stored)
+        name = _photo_name(session_id, key[len(prefix):])
+        if _copy_object(zf, key, name):
+            files[key] = name
+    counts.messages += n_messages
+    counts.photos += len(files)
+    return {"id": session_id, "agent": row["agent"], "team": row["team"], "title": row["title"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"], "file": file,
+            "messages": n_messages, "photos": sorted(files.values())}
+
+
+def _run(r: dict[str, Any]) -> dict[str, Any]:
+    return {"id": r["id"], "parent_run_id": r["parent_run_id"], "agent_name": r["agent_name"], "status": r["status"],
+            "client_turn_id": r["client_turn_id"], "error_code": r["error_code"], "error_message": r["error_message"],
+            "client_disconnected": r["client_disconnected"], "cancel_requested_at": r["cancel_requested_at"],
+            "started_at": r["started_at"], "finished_at": r["finished_at"], "usage": token_counts(r),
+            "cost": cost(r["cost_usd"], r["cost_in_rands"])}
+
+
+def _messages(session_id: UUID) -> Iterator[dict[str, Any]]:
+    """The session's messages as the app lists them (members' included), oldest first, in pages;
+    no connection is held while the caller works on a page."""
+    after = None
+    while True:
+        with db.connection() as conn:
+            rows = sessions.list_messages(conn, session_id, after=after, members=True, limit=MESSAGES_PAGE)
+        yield from rows
+        if len(rows) < MESSAGES_PAGE:
+            return
+        after = rows[-1]["id"]
+
+
+def _pages(part: str, user_id: UUID, *, page: int = ROWS_PAGE, **params: Any) -> Iterator[dict[str, Any]]:
+    """The owner's rows of one part of the export (``store.exports.ACCOUNT_PARTS``), a page per connection."""
+    after = None
+    while True:
+        with db.connection() as conn:
+            rows = exports.account_rows(conn, part, user_id, after=after, limit=page, **params)
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1]["id"]
+
+
+# ---- S3 and the zip
+
+def _copy_object(zf: zipfile.ZipFile, key: str, name: str) -> bool:
+    """Stream an S3 object into the zip as ``name``, a chunk at a time (photos are compressed already:
+    stored as they are); False when the object is gone (deleted since it was listed)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        body = s3.client().get_object(Bucket=get_settings().media_bucket, Key=key)["Body"]
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return False
+        raise
+    try:
+        with zf.open(_info(name, compress=False), "w") as out:
+            for chunk in body.iter_chunks(CHUNK_BYTES):
+                out.write(chunk)
+    finally:
+        body.close()
+    return True
+
+
+def _info(name: str, *, compress: bool) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=datetime.now(UTC).timetuple()[:6])
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    return info
+
+
+def _photo_name(session_id: UUID, name: str) -> str:
+    safe = name.replace("/", "_").replace("\\", "_").lstrip(".") or "photo"
+    return f"photos/{session_id}/{safe}"
+
+
+def _extension(mime_type: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_extension(mime_type) or ""
+
+
+# ---- JSON, written piece by piece
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_default, ensure_ascii=False)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        from chatcore.money.amounts import decimal_string
+
+        return decimal_string(value)
+    from pydantic_core import to_jsonable_python  # datetimes, dates and UUIDs written as the API writes them
+
+    return to_jsonable_python(value)
+
+
+def _member(doc: IO[str], name: str, value: Any) -> None:
+    doc.write(f"{_json(name)}: {_json(value)},\n")
+
+
+def _array(doc: IO[str], name: str, items: Iterator[Any], *, last: bool = False) -> int:
+    """Write the member ``name`` as an array of ``items`` (one a line); how many there were."""
+    doc.write(f"{_json(name)}: [")
+    n = 0
+    for item in items:
+        doc.write(("," if n else "") + "\n" + _json(item))
+        n += 1
+    doc.write(("\n]" if n else "]") + ("\n" if last else ",\n"))
+    return n
