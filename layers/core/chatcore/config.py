@@ -11,7 +11,9 @@ declarations (``python -m local.settings_doc``).
 
 A frozen dataclass and a small reader rather than pydantic-settings: every function imports this
 module at cold start, and the events, rollup, account and migrate functions load no pydantic
-otherwise (pydantic alone would add about 0.4 s to their cold start, pydantic-settings about 0.7 s).
+otherwise. Measured on a 2-core machine, a model of these settings read from the environment costs
+about 30 ms with this module (mostly ``dataclasses``), 0.45 s with pydantic and 0.7 s with
+pydantic-settings (their imports).
 
 Postgres is named by ``DATABASE_URL`` (local, tests), or in AWS by ``DB_SECRET_ARN`` (an RDS-shaped
 JSON secret: host, port, username, password, dbname) or ``DB_IAM_AUTH=1`` with ``DB_HOST``,
