@@ -4,8 +4,11 @@ Photos are normalised on arrival (chatcore.media.photos), so what is stored, sen
 served back is ``normalised(original)``, never the original's bytes.
 """
 
-from chatcore.media.photos import normalise
+from chatcore.config import Settings
+from chatcore.media.photos import Limits, normalise
 from local.sample_images import b64, noise_png
+
+LIMITS = Limits.of(Settings())  # the declared defaults, which the test stack runs with
 
 SMALL_PNG = noise_png(8, 8, seed=1)        # ~270 bytes, few colours: stays a PNG, and inline
 LARGE_PNG = noise_png(400, 300, seed=2)    # ~360 KB of noise: a photo, stored as a ~85 KB JPEG in S3
@@ -13,7 +16,7 @@ LARGE_PNG = noise_png(400, 300, seed=2)    # ~360 KB of noise: a photo, stored a
 
 def normalised(data: bytes) -> bytes:
     """The bytes the app stores (and the model and the app get) for the photo ``data``."""
-    return normalise(data).upload.content
+    return normalise(data, limits=LIMITS).upload.content
 
 
 SMALL_STORED = normalised(SMALL_PNG)

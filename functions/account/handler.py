@@ -21,7 +21,11 @@ from typing import Any
 
 from chatcore import db
 from chatcore.account import jobs
+from chatcore.config import get_settings
 from chatcore.observability import logger
+
+# A bad setting fails the cold start, naming the variable, instead of every job.
+get_settings()
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:

@@ -34,14 +34,13 @@ with imports_frozen():
     from chatcore.web.openapi import problem_response
     from chatcore.web.identity import caller
     from chatcore.web.schemas import (
-        MAX_PAGE_SIZE, AccountDeletion, AccountExport, AgentOut, CreateSession, MessagePage, Money, RenameSession,
+        AccountDeletion, AccountExport, AgentOut, CreateSession, MessagePage, Money, PageSize, RenameSession,
         SessionDetail, SessionOut, SessionPage, SessionSummary, TeamOut,
         TurnCancelRequested, UploadIn, UploadOut, UsageOut,
     )
 
 router = APIRouter()
 Caller = Annotated[str, Depends(caller)]
-MAX_USAGE_DAYS = 366
 
 
 def _run(fn, *args, **kwargs):
@@ -105,7 +104,7 @@ async def create_session(body: CreateSession, sub: Caller) -> SessionOut:
 @router.get("/sessions", response_model=SessionPage, responses=PROBLEM_RESPONSES, tags=["sessions"])
 async def list_sessions(
     sub: Caller,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
+    limit: Annotated[PageSize, Query()] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> SessionPage:
     """The caller's sessions, most recently active first."""
@@ -197,7 +196,7 @@ async def cancel_turn(session_id: UUID, run_id: UUID, sub: Caller) -> TurnCancel
 async def list_messages(
     session_id: UUID,
     sub: Caller,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    limit: Annotated[PageSize, Query()] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first (default)")] = "asc",
     members: Annotated[bool, Query(description="include team members' messages")] = True,
@@ -238,8 +237,9 @@ async def get_usage(
         raise InvalidInput("'from' must not be after 'to'", field="from")
     if end >= date.max:  # the day after 'to' must exist
         raise InvalidInput(f"'to' must be before {date.max.isoformat()}", field="to")
-    if (end - start).days >= MAX_USAGE_DAYS:
-        raise InvalidInput(f"at most {MAX_USAGE_DAYS} days per request", field="to")
+    max_days = get_settings().max_usage_days
+    if (end - start).days >= max_days:
+        raise InvalidInput(f"at most {max_days} days per request", field="to")
     return UsageOut.model_validate(await _db(spending.usage_statement, sub, start, end))
 
 

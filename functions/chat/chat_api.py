@@ -59,18 +59,13 @@ async def create_turn(request: Request) -> StreamingResponse:
     """Send a message (and photos) and stream the agent's or team's answer."""
     sub = await caller(request)
     session_id, body = _parse(request, await request.body())
-    settings = get_settings()
-    if len(body.images) > settings.max_images_per_turn:
-        raise InvalidInput(f"at most {settings.max_images_per_turn} images per turn", field="images")
-    if len(body.message) > settings.max_message_chars:
-        raise InvalidInput(f"the message is longer than {settings.max_message_chars} characters", field="message")
     # photos are decoded (or read from S3) and normalised in a worker thread: CPU-bound, and the loop
     # serves other turns; an upload that cannot be used is refused here, before anything is stored
     resume = resume_point(request, query=False)
     try:
         uploads = [await asyncio.to_thread(read_upload, sub, img.upload_id, index=i) if isinstance(img, UploadRef)
                    else await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i,
-                                                max_bytes=settings.max_image_bytes)
+                                                max_bytes=get_settings().max_image_bytes)
                    for i, img in enumerate(body.images)]
     except UploadUsed as used:
         # a retry of a turn that already took its uploads (same client_turn_id): followed, not run again

@@ -16,18 +16,17 @@ The database is named as for every function (``DATABASE_URL``, ``DB_SECRET_ARN``
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import date
 from typing import Any
 
 from chatcore import days, scheduled
-from chatcore.account import retention
+from chatcore.config import get_settings
 from chatcore.observability import logger
 
-# A bad RETENTION_DAYS (not a whole number, or negative) fails the cold start, naming the variable,
-# instead of a run at midnight.
-retention.parse_days(os.environ.get("RETENTION_DAYS"))
+# A bad setting (a RETENTION_DAYS that is not a whole number of days...) fails the cold start,
+# naming the variable, instead of a run at midnight.
+get_settings()
 
 # Without a Lambda context (a script, a test): the function's timeout in template.yaml.
 DEFAULT_SECONDS = 300

@@ -83,16 +83,19 @@ def test_model_errors_tell_the_app_whether_a_retry_can_help(user, standin, error
 @pytest.fixture()
 def postgres_down(monkeypatch):
     """The process's database pool pointed at a port where nothing listens (Postgres down), then back."""
+    from chatcore.config import get_settings
     from local.ports import free_port
 
     real = db.connect_params
     dead = free_port()
     monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
     monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
+    get_settings.cache_clear()
     db.close_pool()
     yield
     monkeypatch.setattr(db, "connect_params", real)
     monkeypatch.undo()
+    get_settings.cache_clear()
     db.close_pool()
 
 
@@ -395,6 +398,7 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
                                                                                     db_conn):
     import time
 
+    from chatcore.config import get_settings
     from chatcore.turns import finish as outcome
     from local.ports import free_port
 
@@ -408,6 +412,7 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
     real, dead = db.connect_params, free_port()
     monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
     monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
+    get_settings.cache_clear()
     db.close_pool()  # Postgres is now unreachable for the process
     turn.join(60)
     final = result[0][1][-1]
@@ -415,6 +420,7 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
     assert len(outcome._pending) == 1  # what the provider billed is kept in the process
     monkeypatch.setattr(db, "connect_params", real)
     monkeypatch.delenv("DB_POOL_TIMEOUT")
+    get_settings.cache_clear()
     db.close_pool()  # the database is back
     _, after = user.turn(sid, message="and now?")
     assert after[-1]["event"] == "TurnCompleted" and outcome._pending == []

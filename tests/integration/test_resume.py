@@ -259,10 +259,11 @@ def test_a_turn_whose_process_died_ends_resumed_streams_and_can_be_stopped(user,
 
 
 def test_events_written_while_the_database_blinks_leave_no_gap(user, standin, db_conn, server_url, monkeypatch,
-                                                               caplog):
+                                                               settings_env, caplog):
     """Postgres unreachable for a while as the turn streams: the batches that fail stay queued and
     are written once it is back, so the stored stream equals the live one."""
     from chatcore import db
+    from chatcore.config import get_settings
     from local.ports import free_port
 
     standin.script([{"text": " ".join(f"b{i}" for i in range(120)), "delay_ms": 60}])  # about 2.4 s
@@ -274,7 +275,8 @@ def test_events_written_while_the_database_blinks_leave_no_gap(user, standin, db
             break
         time.sleep(0.05)
     real, dead = db.connect_params, free_port()
-    monkeypatch.setenv("DB_POOL_TIMEOUT", "0.3")
+    settings_env.setenv("DB_POOL_TIMEOUT", "0.3")
+    get_settings.cache_clear()
     monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
     db.close_pool()
     time.sleep(1.0)  # batches fail meanwhile

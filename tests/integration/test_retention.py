@@ -178,8 +178,8 @@ def test_without_a_retention_period_nothing_is_deleted(stack, user, standin, db_
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("-1", "RETENTION_DAYS must be 0 (off) or a positive number of days, got -1"),
-    ("thirty", "RETENTION_DAYS must be a whole number of days (0: off), got 'thirty'"),
+    ("-1", "RETENTION_DAYS must be a whole number from 0 to 36500, got '-1'"),
+    ("thirty", "RETENTION_DAYS must be a whole number from 0 to 36500, got 'thirty'"),
 ])
 def test_a_bad_retention_period_fails_the_cold_start(stack, setting, message):
     code, _, _, stderr = run_scheduled(stack.env["DATABASE_URL"], setting, import_only=True)

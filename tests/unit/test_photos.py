@@ -17,6 +17,8 @@ from chatcore.errors import InvalidImage
 from chatcore.media.photos import Limits, model_ready, normalise, target_size
 
 ROOT = Path(__file__).resolve().parents[2]
+# normalise() and model_ready() apply the configured limits: the declared defaults here
+pytestmark = pytest.mark.usefixtures("dummy_settings")
 
 
 def exif_with_gps(orientation: int = 6) -> bytes:
@@ -63,14 +65,14 @@ def test_every_phone_format_becomes_an_upright_photo_without_metadata(fmt):
 
 def test_a_12_megapixel_photo_is_downscaled_to_the_limits():
     photo = normalise(encode(gradient(4032, 3024), "JPEG", quality=90))
-    assert (photo.width, photo.height) == target_size(4032, 3024, Limits()) == (1238, 928)
+    assert (photo.width, photo.height) == target_size(4032, 3024, Limits.configured()) == (1238, 928)
     assert photo.width * photo.height <= 1_150_000 and max(photo.width, photo.height) <= 1568
     assert photo.upload.mime_type == "image/jpeg"
 
 
 def test_the_edge_limit_applies_to_a_long_narrow_photo():
-    assert target_size(6000, 500, Limits()) == (1568, 130)
-    assert target_size(1000, 800, Limits()) == (1000, 800)  # small photos are not enlarged
+    assert target_size(6000, 500, Limits.configured()) == (1568, 130)
+    assert target_size(1000, 800, Limits.configured()) == (1000, 800)  # small photos are not enlarged
 
 
 def test_transparency_and_flat_graphics_stay_lossless():

@@ -27,7 +27,7 @@ def test_sample_events_are_eventbridge_events():
     assert ranged["detail"] == {"from": "2026-10-01", "to": "2026-10-31"}
 
 
-def test_handler_refuses_half_a_range():
+def test_handler_refuses_half_a_range(dummy_settings):  # the handler reads the settings at import
     spec = importlib.util.spec_from_file_location("rollup_handler", HANDLER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

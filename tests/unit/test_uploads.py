@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from chatcore.config import Settings
+from chatcore.config import get_settings
 from chatcore.errors import PayloadTooLarge, UploadExpired, UploadNotFound, UploadNotReceived, UploadUsed
 from chatcore.media.keys import session_prefix, upload_key
 from chatcore.media.uploads import check_size
@@ -21,6 +21,8 @@ from chatcore.web.schemas import ImageIn, TurnIn, UploadIn, UploadRef
 ROOT = Path(__file__).resolve().parents[2]
 UPLOAD = uuid.UUID("0190b3f4-7c1e-7a2b-8c3d-4e5f60718293")
 PHOTO_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif", "image/avif")
+# the schemas' limits and the upload size are the settings' (the declared defaults here)
+pytestmark = pytest.mark.usefixtures("dummy_settings")
 
 
 # --------------------------------------------------------------------------- a turn's images
@@ -56,10 +58,10 @@ def test_a_base64_item_is_checked_as_before():
 
 
 def test_uploads_count_towards_the_images_per_turn():
-    TurnIn.model_validate({"images": [{"upload_id": str(uuid.uuid4())} for _ in range(Settings.max_images_per_turn)]})
+    most = get_settings().max_images_per_turn
+    TurnIn.model_validate({"images": [{"upload_id": str(uuid.uuid4())} for _ in range(most)]})
     with pytest.raises(ValidationError):
-        TurnIn.model_validate({"images": [{"upload_id": str(uuid.uuid4())}
-                                          for _ in range(Settings.max_images_per_turn + 1)]})
+        TurnIn.model_validate({"images": [{"upload_id": str(uuid.uuid4())} for _ in range(most + 1)]})
 
 
 # --------------------------------------------------------------------------- POST /uploads
@@ -86,7 +88,7 @@ def test_an_upload_request_that_is_not_a_photo_or_has_no_size_is_refused(body):
 
 
 def test_the_size_limit_is_checked_in_code_and_answered_413():
-    limit = Settings.upload_max_bytes
+    limit = get_settings().upload_max_bytes
     assert limit == 25 * 1024 * 1024
     UploadIn(mime_type="image/png", size=limit + 1)  # the schema takes it: the route answers 413, not 422
     check_size(limit, limit)

@@ -1,206 +1,287 @@
 """Settings read once from the environment at cold start, so a misconfigured function fails at init.
 
+Every setting is declared once, in ``Settings`` below: its type (the annotation), its default, its
+bounds or allowed values, its environment variable and what it does. Everything else reads the
+values ``get_settings()`` returns (the request schemas, the handlers, the media and turn code), so a
+limit set in the environment is the limit enforced everywhere. A value that is not of its type, is
+out of its bounds or is not one of its allowed values fails ``get_settings()`` with one message naming
+the variable and what it accepts (``HEARTBEAT_SECONDS must be a number from 0.1 to 240, got 'abc'``).
+An empty variable is an unset one. The "Settings" table of docs/operations.md is generated from these
+declarations (``python -m local.settings_doc``).
+
+A frozen dataclass and a small reader rather than pydantic-settings: every function imports this
+module at cold start, and the events, rollup, account and migrate functions load no pydantic
+otherwise. Measured on a 2-core machine, a model of these settings read from the environment costs
+about 30 ms with this module (mostly ``dataclasses``), 0.45 s with pydantic and 0.7 s with
+pydantic-settings (their imports).
+
 Postgres is named by ``DATABASE_URL`` (local, tests), or in AWS by ``DB_SECRET_ARN`` (an RDS-shaped
 JSON secret: host, port, username, password, dbname) or ``DB_IAM_AUTH=1`` with ``DB_HOST``,
 ``DB_USER``, ``DB_NAME`` (a fresh IAM token per connection); see ``chatcore.db``. The Anthropic key
 comes from ``ANTHROPIC_API_KEY`` or, in AWS, from the secret ``ANTHROPIC_API_KEY_SECRET_ARN``.
 """
 
-from __future__ import annotations
-
 import json
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
 # Secrets are fetched through Powertools Parameters and re-fetched after this many seconds.
 SECRET_MAX_AGE_SECONDS = 300
 
-
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as e:
-        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from e
+KIB = 1024
+MIB = 1024 * 1024
+TRUE_WORDS = ("1", "true", "yes")
 
 
-def _at_least_0(name: str, default: int) -> int:
-    value = _int(name, default)
-    if value < 0:
-        raise RuntimeError(f"{name} must be 0 or more, got {value}")
-    return value
-
-
-def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
-    raw = os.environ.get(name) or default
-    if raw not in allowed:
-        raise RuntimeError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-    return raw
+def setting(default: Any, env: str | tuple[str, ...], doc: str, *, ge: float | None = None,
+            le: float | None = None, choices: tuple[str, ...] | None = None, when_set: bool = False) -> Any:
+    """Declare a setting of ``Settings``: its default, its variable (or variables: the first one set
+    wins), what it does (one line), its bounds (``ge``/``le``, both given for a number) or allowed
+    values (``choices``). ``when_set``: a flag on when its variable is set to anything."""
+    names = (env,) if isinstance(env, str) else env
+    return field(default=default, metadata={"setting": {"env": names, "doc": doc, "ge": ge, "le": le,
+                                                        "choices": choices, "when_set": when_set}})
 
 
 @dataclass(frozen=True)
 class Settings:
-    database_url: str
-    media_bucket: str
-    media_prefix: str = "media/"
-    aws_region: str | None = None
-    s3_endpoint_url: str | None = None
-    # Seconds an S3 call may wait for an answer (3 attempts at most): a stalled S3 fails in seconds.
-    s3_timeout: int = 10
-    # Images up to this many decoded bytes stay inline (base64) in the message row.
-    inline_image_max_bytes: int = 32 * 1024
-    # Input limits. The request schemas (chatcore.web.schemas) read these defaults from here.
-    max_image_bytes: int = 5 * 1024 * 1024
-    # Photos are normalised on arrival (chatcore.media.photos): long edge and area after downscaling,
-    # and the largest image decoded at all (a decompression bomb is refused before it is decoded).
-    image_max_edge: int = 1568
-    image_max_pixels: int = 1_150_000
-    image_max_decode_pixels: int = 64_000_000
-    max_images_per_turn: int = 20
-    max_message_chars: int = 32_000
-    max_client_turn_id_chars: int = 128
-    max_title_chars: int = 200
-    max_page_size: int = 200
-    # Lambda refuses synchronous request payloads over 6 MB (API Gateway's own limit is 10 MB); the
-    # local server applies the same limit so what works locally works deployed.
-    max_body_bytes: int = 6 * 1024 * 1024
-    presigned_url_seconds: int = 900
-    anthropic_api_key: str | None = None
-    anthropic_base_url: str | None = None
-    # Dev only: accept unsigned bearer JWTs. Refused when running inside Lambda.
-    allow_unsigned_jwt: bool = False
-    running_in_lambda: bool = False
-    # A 'running' turn older than this is treated as abandoned (its sandbox died).
-    stale_turn_seconds: int = 16 * 60
-    # At most this many of the session's last completed turns are read for the model's input (all
-    # are stored); which of them the model sees is decided by the context budgets below.
-    history_max_turns: int = 100
-    # One model request's budgets (chatcore.turns.context): estimated tokens, images, encoded bytes.
-    context_max_tokens: int = 80_000
-    context_max_images: int = 20
-    context_max_bytes: int = 24 * 1024 * 1024
-    # Prompt caching on every model request (system prompt and tools, and the conversation through
-    # the Messages API's automatic caching): the cache entries' TTL, "5m" or "1h" (billed higher).
-    prompt_cache_ttl: str = "5m"
-    # A model call that sends nothing for this many seconds is ended (and retried, at most
-    # MODEL_MAX_RETRIES times), so a silent model cannot hold a turn past the function's 900 s.
-    model_idle_timeout: int = 120
-    model_max_retries: int = 2
-    # A turn's conversation (every model and tool call) is ended after this many seconds and stored
-    # as failed, so the client gets its terminal event before the function's 900 s limit cuts it.
-    turn_timeout: int = 780
-    # A streamed turn sends an SSE comment when it has sent nothing else for this many seconds.
-    heartbeat_seconds: float = 15.0
-    # A running turn's events are written to turn_events in batches, one round trip about every this
-    # many seconds, so another instance can resume its stream (GET .../events, Last-Event-ID); the
-    # same round trip reads whether the turn was asked to stop (POST .../cancel).
-    event_batch_seconds: float = 0.25
-    # A turn asked to stop ends its model call through agno's run cancellation; one that has not
-    # stopped this many seconds later (a silent model or tool) is ended anyway.
-    cancel_grace_seconds: float = 1.0
-    # A finished turn's events are kept at least this long for replays; the scheduled function
-    # prunes older ones (its messages stay).
-    event_retention_hours: int = 24
-    # Big photos go straight to S3 (POST /uploads, a presigned POST): the largest upload, how long
-    # the presigned POST is valid, and how long an unused upload can still be sent with a turn.
-    upload_max_bytes: int = 25 * 1024 * 1024
-    upload_url_seconds: int = 600
-    upload_ttl_seconds: int = 24 * 3600
-    # The most model calls one turn is assumed to make (tool rounds, a team's delegations): what a
-    # turn reserves against a budget is this many calls of its input and max_tokens of output.
-    max_model_calls_per_turn: int = 4
-    # Users' data (chatcore.account): how long DELETE /me and POST /me/export work within the request
-    # before answering 202 (the account function finishes the job); the account function's name
-    # (on AWS; unset, jobs run in a thread of this process); how long a ready export stays; and the
-    # retention period of inactive sessions (0: kept forever), applied by the scheduled function.
-    account_wait_seconds: float = 8.0
-    account_function_name: str | None = None
-    export_ttl_seconds: int = 24 * 3600
-    retention_days: int = 0
-    # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
-    db_secret_arn: str | None = None
-    db_iam_auth: bool = False
-    db_host: str | None = None
-    db_port: int = 5432
-    db_name: str | None = None
-    db_user: str | None = None
-    db_sslmode: str | None = None
-    anthropic_api_key_secret_arn: str | None = None
+    database_url: str = setting(
+        "", "DATABASE_URL", "Postgres (local, tests); required unless `DB_SECRET_ARN` or `DB_IAM_AUTH` names it")
+    media_bucket: str = setting("", "MEDIA_BUCKET", "the S3 bucket of photos, uploads and exports; required")
+    media_prefix: str = setting("media/", "MEDIA_PREFIX", "the key prefix of everything stored in the bucket")
+    aws_region: str | None = setting(None, ("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region (set by Lambda)")
+    s3_endpoint_url: str | None = setting(
+        None, ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"), "the S3 endpoint (moto locally); unset: AWS's")
+    s3_timeout: int = setting(
+        10, "S3_TIMEOUT", "seconds an S3 call waits for an answer (3 attempts at most, 3 s to connect): a stalled "
+        "S3 fails in seconds", ge=1, le=300)
+    inline_image_max_bytes: int = setting(
+        32 * KIB, "INLINE_IMAGE_MAX_BYTES", "a photo up to this many bytes stays inline (base64) in its message "
+        "row; larger ones go to S3 (0: every photo to S3)", ge=0, le=1 * MIB)
+    max_image_bytes: int = setting(
+        5 * MIB, "MAX_IMAGE_BYTES", "the largest base64 photo of a turn, decoded (larger: 413)", ge=1 * KIB, le=6 * MIB)
+    image_max_edge: int = setting(
+        1568, "IMAGE_MAX_EDGE", "a photo's long edge after normalisation, in pixels (Claude downscales larger "
+        "ones anyway)", ge=64, le=8000)
+    image_max_pixels: int = setting(
+        1_150_000, "IMAGE_MAX_PIXELS", "a photo's area after normalisation, in pixels", ge=4096, le=64_000_000)
+    image_max_decode_pixels: int = setting(
+        64_000_000, "IMAGE_MAX_DECODE_PIXELS", "the largest photo decoded at all, in pixels (larger: 422 "
+        "`invalid-image`, refused before it is decoded)", ge=1_000_000, le=200_000_000)
+    max_images_per_turn: int = setting(20, "MAX_IMAGES_PER_TURN", "photos a turn may send", ge=1, le=100)
+    max_message_chars: int = setting(32_000, "MAX_MESSAGE_CHARS", "characters of a turn's message", ge=1,
+                                     le=1_000_000)
+    max_client_turn_id_chars: int = setting(
+        128, "MAX_CLIENT_TURN_ID_CHARS", "characters of a turn's `client_turn_id` (at least a UUID's 36)", ge=36,
+        le=1024)
+    max_title_chars: int = setting(200, "MAX_TITLE_CHARS", "characters of a session's title", ge=1, le=1000)
+    max_page_size: int = setting(
+        200, "MAX_PAGE_SIZE", "the largest `limit` of a page of sessions or messages (at least the routes' "
+        "default of 50)", ge=50, le=500)
+    max_usage_days: int = setting(
+        366, "MAX_USAGE_DAYS", "days one `GET /usage` may span (at least a month: the default range)", ge=31,
+        le=3660)
+    max_body_bytes: int = setting(
+        6 * MIB, "MAX_BODY_BYTES", "the largest request body (larger: 413); Lambda refuses synchronous payloads "
+        "over 6 MB, and the local server applies the same limit", ge=64 * KIB, le=6 * MIB)
+    presigned_url_seconds: int = setting(
+        900, "PRESIGNED_URL_SECONDS", "lifetime of the presigned URLs of photos and exports", ge=60, le=604_800)
+    anthropic_api_key: str | None = setting(None, "ANTHROPIC_API_KEY", "the Anthropic API key")
+    anthropic_base_url: str | None = setting(
+        None, "ANTHROPIC_BASE_URL", "an Anthropic-compatible endpoint (the stand-in locally); unset: Anthropic's")
+    allow_unsigned_jwt: bool = setting(
+        False, "ALLOW_UNSIGNED_JWT", "dev only: read the claims of unsigned bearer JWTs; refused in Lambda")
+    running_in_lambda: bool = setting(
+        False, "AWS_LAMBDA_FUNCTION_NAME", "running inside Lambda (set by Lambda)", when_set=True)
+    stale_turn_seconds: int = setting(
+        16 * 60, "STALE_TURN_SECONDS", "a running turn older than this is taken for abandoned (its sandbox died); "
+        "more than `TURN_TIMEOUT`", ge=60, le=86_400)
+    history_max_turns: int = setting(
+        100, "HISTORY_MAX_TURNS", "at most this many of the session's last completed turns are read for the "
+        "model's input (the context budgets decide which it sees)", ge=1, le=10_000)
+    context_max_tokens: int = setting(
+        80_000, "CONTEXT_MAX_TOKENS", "one model request's budget of estimated tokens", ge=1000, le=1_000_000)
+    context_max_images: int = setting(
+        20, "CONTEXT_MAX_IMAGES", "one model request's budget of images (the Messages API takes 100)", ge=1, le=100)
+    context_max_bytes: int = setting(
+        24 * MIB, "CONTEXT_MAX_BYTES", "one model request's budget of encoded bytes (the Messages API takes 32 MB)",
+        ge=1 * MIB, le=32 * MIB)
+    prompt_cache_ttl: str = setting(
+        "5m", "PROMPT_CACHE_TTL", "the TTL of prompt cache entries (`1h` is billed higher)", choices=("5m", "1h"))
+    model_idle_timeout: int = setting(
+        120, "MODEL_IDLE_TIMEOUT", "a model call that sends nothing for this many seconds is ended (and retried)",
+        ge=1, le=900)
+    model_max_retries: int = setting(2, "MODEL_MAX_RETRIES", "retries of a failed or silent model call", ge=0, le=10)
+    turn_timeout: int = setting(
+        780, "TURN_TIMEOUT", "a turn's conversation running longer is ended and stored as failed (`turn-timeout`), "
+        "so the client gets its terminal event before the function's 900 s", ge=1, le=900)
+    heartbeat_seconds: float = setting(
+        15.0, "HEARTBEAT_SECONDS", "a streamed turn silent this long sends an SSE comment (`: ping`), so iOS "
+        "(60 s) and API Gateway (5 min idle) keep the connection", ge=0.1, le=240)
+    event_batch_seconds: float = setting(
+        0.25, "EVENT_BATCH_SECONDS", "a running turn writes its events (and reads a stop request) in one round "
+        "trip this often", ge=0.01, le=3600)
+    cancel_grace_seconds: float = setting(
+        1.0, "CANCEL_GRACE_SECONDS", "a stopped turn whose model or tool has not stopped this long after agno's "
+        "cancellation is ended anyway", ge=0, le=60)
+    event_retention_hours: int = setting(
+        24, "EVENT_RETENTION_HOURS", "a finished turn's events are kept at least this long for replays, then "
+        "pruned by the scheduled function (its messages stay)", ge=1, le=8760)
+    upload_max_bytes: int = setting(
+        25 * MIB, "UPLOAD_MAX_BYTES", "the largest photo sent straight to S3 (`POST /uploads`; larger: 413)",
+        ge=1 * KIB, le=100 * MIB)
+    upload_url_seconds: int = setting(
+        600, "UPLOAD_URL_SECONDS", "how long an upload's presigned POST accepts the file", ge=60, le=604_800)
+    upload_ttl_seconds: int = setting(
+        24 * 3600, "UPLOAD_TTL_SECONDS", "how long an upload can be sent with a turn (later: 410 `upload-expired`); "
+        "keep it within the template's `PendingUploadExpiryDays`", ge=60, le=604_800)
+    max_model_calls_per_turn: int = setting(
+        4, "MAX_MODEL_CALLS_PER_TURN", "the model calls a turn is assumed to make (tool rounds, a team's "
+        "delegations), for its budget reservation", ge=1, le=100)
+    account_wait_seconds: float = setting(
+        8.0, "ACCOUNT_WAIT_SECONDS", "how long `DELETE /me` and `POST /me/export` work within the request before "
+        "answering 202 (the API's limit is 29 s)", ge=0, le=25)
+    account_function_name: str | None = setting(
+        None, "ACCOUNT_FUNCTION_NAME", "the account function, which finishes what `DELETE /me` and `POST "
+        "/me/export` hand over; unset (locally): a thread of the API process runs the job")
+    export_ttl_seconds: int = setting(
+        24 * 3600, "EXPORT_TTL_SECONDS", "how long a ready export can be downloaded before the scheduled "
+        "function deletes it", ge=60, le=2_592_000)
+    retention_days: int = setting(
+        0, "RETENTION_DAYS", "sessions inactive (no turn, no rename) for more than this many days are deleted by "
+        "the scheduled function, photos included, their cost kept (0: kept until the user deletes them)",
+        ge=0, le=36_500)
+    db_secret_arn: str | None = setting(
+        None, "DB_SECRET_ARN", "in AWS: the Secrets Manager secret of the database (host, port, username, "
+        "password, dbname)")
+    db_iam_auth: bool = setting(
+        False, "DB_IAM_AUTH", "in AWS: connect with IAM auth tokens (needs `DB_HOST`, `DB_USER`, `DB_NAME`)")
+    db_host: str | None = setting(None, "DB_HOST", "in AWS: the database host (an RDS Proxy endpoint)")
+    db_port: int = setting(5432, "DB_PORT", "in AWS: the database port", ge=1, le=65_535)
+    db_name: str | None = setting(None, "DB_NAME", "in AWS: the database name")
+    db_user: str | None = setting(None, "DB_USER", "in AWS: the database user")
+    db_sslmode: str | None = setting(
+        None, "DB_SSLMODE", "in AWS: libpq's sslmode; unset: require",
+        choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full"))
+    db_pool_max: int = setting(
+        1, "DB_POOL_MAX", "database connections per process (1 in Lambda; more for a local server)", ge=1, le=100)
+    db_pool_timeout: float = setting(
+        5.0, "DB_POOL_TIMEOUT", "seconds a request waits for a database connection before it is answered 503 "
+        "`database-unavailable`", ge=0.1, le=60)
+    anthropic_api_key_secret_arn: str | None = setting(
+        None, "ANTHROPIC_API_KEY_SECRET_ARN", "in AWS: the secret holding the Anthropic API key (when "
+        "`ANTHROPIC_API_KEY` is not set)")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One setting as ``Settings`` declares it."""
+
+    name: str
+    type: Any  # int, float, bool, str or str | None
+    default: Any
+    env: tuple[str, ...]
+    doc: str
+    ge: float | None = None
+    le: float | None = None
+    choices: tuple[str, ...] | None = None
+    when_set: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in (int, float)
+
+    def accepts(self) -> str:
+        """What the variable accepts, as the error message and the docs say it."""
+        if self.when_set:
+            return "any value (set: on)"
+        if self.type is bool:
+            return f"{', '.join(TRUE_WORDS)} (any case): on; anything else: off"
+        if self.choices:
+            return f"one of {', '.join(self.choices)}"
+        if self.numeric:
+            kind = "a whole number" if self.type is int else "a number"
+            return f"{kind} from {_number(self.ge)} to {_number(self.le)}"
+        return "any text"
+
+    def parse(self, raw: str) -> Any:
+        """The value of ``raw`` (the variable's text); ValueError naming the variable when it is refused."""
+        if self.when_set:
+            return True
+        if self.type is bool:
+            return raw.lower() in TRUE_WORDS
+        if self.numeric:
+            try:
+                value = self.type(raw.strip())
+            except ValueError:
+                value = None
+            if value is None or not math.isfinite(value) or not self.ge <= value <= self.le:
+                raise ValueError(f"{self.env[0]} must be {self.accepts()}, got {raw!r}")
+            return value
+        if self.choices and raw not in self.choices:
+            raise ValueError(f"{self.env[0]} must be {self.accepts()}, got {raw!r}")
+        return raw
+
+
+def _number(value: float | None) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+DECLARED: dict[str, Declared] = {
+    f.name: Declared(name=f.name, type=f.type, default=f.default, **f.metadata["setting"]) for f in fields(Settings)}
+
+
+def check(name: str, value: Any) -> Any:
+    """``value`` of the setting ``name`` checked against its declaration (a value given in code, such
+    as a command's argument); RuntimeError naming the variable and what it accepts."""
+    try:
+        return DECLARED[name].parse(str(value))
+    except ValueError as e:
+        raise RuntimeError(str(e)) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The settings of this process (cached); ``get_settings.cache_clear()`` re-reads them."""
+    """The settings of this process (cached); ``get_settings.cache_clear()`` re-reads them.
+
+    RuntimeError when a value is refused (one message naming every variable at fault and what each
+    accepts) or the settings do not go together (no database, no bucket...)."""
     env = os.environ
-    database_url = env.get("DATABASE_URL", "")
-    db_secret_arn = env.get("DB_SECRET_ARN") or None
-    db_iam_auth = env.get("DB_IAM_AUTH", "").lower() in ("1", "true", "yes")
-    if not (database_url or db_secret_arn or db_iam_auth):
+    values: dict[str, Any] = {}
+    refused: list[str] = []
+    for declared in DECLARED.values():
+        raw = next((env[name] for name in declared.env if env.get(name)), None)
+        if raw is None:
+            continue  # unset or empty: the default
+        try:
+            values[declared.name] = declared.parse(raw)
+        except ValueError as e:
+            refused.append(str(e))
+    if refused:
+        raise RuntimeError("; ".join(refused))
+    settings = Settings(**values)
+    _check_together(settings)
+    return settings
+
+
+def _check_together(s: Settings) -> None:
+    """The rules between settings: where the database is, the bucket, no unsigned JWTs in Lambda."""
+    if not (s.database_url or s.db_secret_arn or s.db_iam_auth):
         raise RuntimeError("DATABASE_URL is not set (in AWS: DB_SECRET_ARN, or DB_IAM_AUTH=1 with DB_HOST)")
-    if db_iam_auth and not database_url:
-        missing = [n for n in ("DB_HOST", "DB_USER", "DB_NAME") if not env.get(n)]
+    if s.db_iam_auth and not s.database_url:
+        missing = [n for n, v in (("DB_HOST", s.db_host), ("DB_USER", s.db_user), ("DB_NAME", s.db_name)) if not v]
         if missing:
             raise RuntimeError(f"DB_IAM_AUTH=1 needs {', '.join(missing)}")
-    bucket = env.get("MEDIA_BUCKET", "")
-    if not bucket:
+    if not s.media_bucket:
         raise RuntimeError("MEDIA_BUCKET is not set")
-    in_lambda = bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
-    allow_unsigned = env.get("ALLOW_UNSIGNED_JWT", "").lower() in ("1", "true", "yes")
-    if in_lambda and allow_unsigned:
+    if s.running_in_lambda and s.allow_unsigned_jwt:
         raise RuntimeError("ALLOW_UNSIGNED_JWT is for local development and is refused in Lambda")
-    return Settings(
-        database_url=database_url,
-        media_bucket=bucket,
-        media_prefix=env.get("MEDIA_PREFIX", Settings.media_prefix),
-        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
-        s3_endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-        s3_timeout=_int("S3_TIMEOUT", Settings.s3_timeout),
-        inline_image_max_bytes=_int("INLINE_IMAGE_MAX_BYTES", Settings.inline_image_max_bytes),
-        max_image_bytes=_int("MAX_IMAGE_BYTES", Settings.max_image_bytes),
-        image_max_edge=_int("IMAGE_MAX_EDGE", Settings.image_max_edge),
-        image_max_pixels=_int("IMAGE_MAX_PIXELS", Settings.image_max_pixels),
-        image_max_decode_pixels=_int("IMAGE_MAX_DECODE_PIXELS", Settings.image_max_decode_pixels),
-        max_images_per_turn=_int("MAX_IMAGES_PER_TURN", Settings.max_images_per_turn),
-        max_message_chars=_int("MAX_MESSAGE_CHARS", Settings.max_message_chars),
-        presigned_url_seconds=_int("PRESIGNED_URL_SECONDS", Settings.presigned_url_seconds),
-        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
-        anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
-        allow_unsigned_jwt=allow_unsigned,
-        running_in_lambda=in_lambda,
-        stale_turn_seconds=_int("STALE_TURN_SECONDS", Settings.stale_turn_seconds),
-        history_max_turns=_int("HISTORY_MAX_TURNS", Settings.history_max_turns),
-        context_max_tokens=_int("CONTEXT_MAX_TOKENS", Settings.context_max_tokens),
-        context_max_images=_int("CONTEXT_MAX_IMAGES", Settings.context_max_images),
-        context_max_bytes=_int("CONTEXT_MAX_BYTES", Settings.context_max_bytes),
-        prompt_cache_ttl=_choice("PROMPT_CACHE_TTL", ("5m", "1h"), Settings.prompt_cache_ttl),
-        model_idle_timeout=_int("MODEL_IDLE_TIMEOUT", Settings.model_idle_timeout),
-        model_max_retries=_int("MODEL_MAX_RETRIES", Settings.model_max_retries),
-        turn_timeout=_int("TURN_TIMEOUT", Settings.turn_timeout),
-        heartbeat_seconds=float(env.get("HEARTBEAT_SECONDS") or Settings.heartbeat_seconds),
-        event_batch_seconds=float(env.get("EVENT_BATCH_SECONDS") or Settings.event_batch_seconds),
-        cancel_grace_seconds=float(env.get("CANCEL_GRACE_SECONDS") or Settings.cancel_grace_seconds),
-        event_retention_hours=_int("EVENT_RETENTION_HOURS", Settings.event_retention_hours),
-        upload_max_bytes=_int("UPLOAD_MAX_BYTES", Settings.upload_max_bytes),
-        upload_url_seconds=_int("UPLOAD_URL_SECONDS", Settings.upload_url_seconds),
-        upload_ttl_seconds=_int("UPLOAD_TTL_SECONDS", Settings.upload_ttl_seconds),
-        max_model_calls_per_turn=_int("MAX_MODEL_CALLS_PER_TURN", Settings.max_model_calls_per_turn),
-        account_wait_seconds=float(env.get("ACCOUNT_WAIT_SECONDS") or Settings.account_wait_seconds),
-        account_function_name=env.get("ACCOUNT_FUNCTION_NAME") or None,
-        export_ttl_seconds=_int("EXPORT_TTL_SECONDS", Settings.export_ttl_seconds),
-        retention_days=_at_least_0("RETENTION_DAYS", Settings.retention_days),
-        db_secret_arn=db_secret_arn,
-        db_iam_auth=db_iam_auth,
-        db_host=env.get("DB_HOST") or None,
-        db_port=_int("DB_PORT", Settings.db_port),
-        db_name=env.get("DB_NAME") or None,
-        db_user=env.get("DB_USER") or None,
-        db_sslmode=env.get("DB_SSLMODE") or None,
-        anthropic_api_key_secret_arn=env.get("ANTHROPIC_API_KEY_SECRET_ARN") or None,
-    )
+    if s.stale_turn_seconds <= s.turn_timeout:
+        raise RuntimeError(f"STALE_TURN_SECONDS ({s.stale_turn_seconds}) must be more than TURN_TIMEOUT "
+                           f"({s.turn_timeout}): a turn still running would be taken for abandoned")
 
 
 def get_secret(arn: str, *, as_json: bool = False) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -125,15 +124,15 @@ def pool() -> ConnectionPool:
     global _pool
     with _lock:
         if _pool is None:
-            size = int(os.environ.get("DB_POOL_MAX", "1"))
+            settings = get_settings()
             conninfo, kwargs = connect_params()
             _pool = ConnectionPool(
                 conninfo,
                 min_size=1,
-                max_size=max(1, size),
+                max_size=settings.db_pool_max,
                 # a request waits at most this long for a connection: Postgres down is then a 503
                 # (chatcore.web.app) in seconds, not a hung request
-                timeout=float(os.environ.get("DB_POOL_TIMEOUT", "5")),
+                timeout=settings.db_pool_timeout,
                 kwargs=kwargs,  # a callable is resolved for every new connection (IAM tokens expire)
                 check=_check_if_idle,
                 reset=_mark_returned,

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from chatcore import db
+from chatcore import config, db
 from chatcore.account import deletion
 from chatcore.config import get_settings
 from chatcore.errors import NotFound, TurnInProgress
@@ -31,27 +31,13 @@ PAGE_SIZE = 100
 # would fail the same way. They are counted as errors, and the next run tries again.
 MAX_ERRORS_IN_A_ROW = 5
 
-def parse_days(raw: str | int | None) -> int:
-    """``RETENTION_DAYS`` as a number of days: empty or unset is 0 (off); anything but a whole number
-    of days >= 0 is an error that names the variable."""
-    if raw is None or raw == "":
-        return 0
-    try:
-        days = int(raw)
-    except (TypeError, ValueError) as e:
-        raise RuntimeError(f"RETENTION_DAYS must be a whole number of days (0: off), got {raw!r}") from e
-    if days < 0:
-        raise RuntimeError(f"RETENTION_DAYS must be 0 (off) or a positive number of days, got {days}")
-    return days
-
-
 def apply_retention(days: int, *, budget_seconds: float = 180.0, page_size: int = PAGE_SIZE) -> dict[str, Any]:
     """Delete the sessions inactive for more than ``days`` days, for at most ``budget_seconds``.
 
     Returns the counts for the log: ``sessions_deleted``, ``sessions_skipped`` (a turn running in
     them), ``errors`` (deletions that failed; tried again next run) and ``unfinished`` (the budget
     or the errors ended the run with inactive sessions left)."""
-    days = parse_days(days)
+    days = config.check("retention_days", days)  # RuntimeError naming RETENTION_DAYS when out of range
     summary: dict[str, Any] = {"days": days, "sessions_deleted": 0, "sessions_skipped": 0, "errors": 0,
                                "unfinished": False}
     if days == 0:

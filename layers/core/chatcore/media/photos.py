@@ -38,14 +38,21 @@ MAX_ENCODED_BYTES = 5 * 1024 * 1024 * 3 // 4 - 1024
 
 @dataclass(frozen=True)
 class Limits:
-    max_edge: int = Settings.image_max_edge
-    max_pixels: int = Settings.image_max_pixels
-    max_decode_pixels: int = Settings.image_max_decode_pixels
+    """A photo's long edge and area after normalisation, and the largest photo decoded at all."""
+
+    max_edge: int
+    max_pixels: int
+    max_decode_pixels: int
+
+    @classmethod
+    def of(cls, s: Settings) -> Limits:
+        """The limits of the settings ``s`` (IMAGE_MAX_EDGE, IMAGE_MAX_PIXELS, IMAGE_MAX_DECODE_PIXELS)."""
+        return cls(s.image_max_edge, s.image_max_pixels, s.image_max_decode_pixels)
 
     @classmethod
     def configured(cls) -> Limits:
-        s = get_settings()
-        return cls(s.image_max_edge, s.image_max_pixels, s.image_max_decode_pixels)
+        """The limits of this process's settings."""
+        return cls.of(get_settings())
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,6 @@ def _pillow() -> Any:
     """Pillow with HEIF/HEIC registered (imported on first use)."""
     from PIL import Image
 
-    # Pillow refuses (DecompressionBombError) images over twice this before decoding anything; ours
-    # (Limits.max_decode_pixels) is checked right after the header is read
-    Image.MAX_IMAGE_PIXELS = Limits.max_decode_pixels
     try:
         import pillow_heif
 
@@ -83,14 +87,24 @@ def target_size(width: int, height: int, limits: Limits) -> tuple[int, int]:
     return max(1, math.floor(width * scale + 1e-6)), max(1, math.floor(height * scale + 1e-6))
 
 
+def _open(content: bytes, limits: Limits, **options: Any) -> Any:
+    """``content`` opened by Pillow (its header read, nothing decoded)."""
+    Image = _pillow()
+    # Pillow refuses (DecompressionBombError) images over twice this before decoding anything; ours
+    # (Limits.max_decode_pixels) is checked right after the header is read
+    Image.MAX_IMAGE_PIXELS = limits.max_decode_pixels
+    return Image.open(io.BytesIO(content), **options)
+
+
 def normalise(content: bytes, *, where: str = "image", limits: Limits | None = None) -> Photo:
-    """The normalised photo of ``content`` (see the module); InvalidImage when it cannot be read."""
-    limits = limits or Limits()
+    """The normalised photo of ``content`` (see the module) within ``limits`` (default: the configured
+    ones); InvalidImage when it cannot be read."""
+    limits = limits or Limits.configured()
     Image = _pillow()
     from PIL import ImageOps
 
     try:
-        img = Image.open(io.BytesIO(content), formats=READABLE_FORMATS)
+        img = _open(content, limits, formats=READABLE_FORMATS)
         width, height = img.size
         if width < 1 or height < 1 or width * height > limits.max_decode_pixels:
             raise InvalidImage(
@@ -184,10 +198,10 @@ def model_ready(content: bytes, limits: Limits | None = None) -> bytes:
     """``content`` as the model may be sent it: unchanged when it is already within the limits (every
     photo stored since normalisation existed), else normalised (a photo stored before: too large,
     too many pixels, or a format the API does not read). Only the header is read to decide."""
-    limits = limits or Limits()
+    limits = limits or Limits.configured()
     Image = _pillow()
     try:
-        with Image.open(io.BytesIO(content)) as img:
+        with _open(content, limits) as img:
             width, height = img.size
             fits = (img.format in MODEL_FORMATS and max(width, height) <= limits.max_edge
                     and width * height <= limits.max_pixels and len(content) <= MAX_ENCODED_BYTES)

@@ -24,13 +24,12 @@ from starlette.routing import BaseRoute, Route
 
 from uuid import UUID
 
-from chatcore.config import Settings, get_settings
+from chatcore.config import get_settings
 from chatcore.errors import DatabaseUnavailable, InternalError, InvalidInput, NotFound, PayloadTooLarge, ProblemError
 
 log = logging.getLogger(__name__)
 
 PROBLEM = "application/problem+json"
-MAX_BODY_BYTES = Settings.max_body_bytes
 
 
 def problem_response(err: ProblemError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -56,7 +55,7 @@ async def _http(_: Request, err: HTTPException) -> JSONResponse:
     if err.status_code == 404:
         return problem_response(NotFound("no such route"))
     if err.status_code == 413:
-        return problem_response(PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes"))
+        return problem_response(_too_large(get_settings().max_body_bytes))
     if err.status_code == 400:  # a body that cannot be parsed (invalid UTF-8, an integer too long...)
         return problem_response(InvalidInput(f"the body could not be read: {err.detail}"))
     # 405 keeps its Allow header (the methods the route has)
@@ -90,6 +89,10 @@ EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http, RecursionErr
                       Exception: _internal}
 
 
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is larger than {limit} bytes")
+
+
 class LimitBody:
     """Refuse bodies over MAX_BODY_BYTES: at once when Content-Length says so, else (a chunked
     body has none) as soon as the bytes received pass the limit."""
@@ -100,17 +103,17 @@ class LimitBody:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        too_large = PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+        limit = get_settings().max_body_bytes
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return await problem_response(too_large)(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return await problem_response(_too_large(limit))(scope, receive, send)
         received = 0
 
         async def counting_receive():
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > MAX_BODY_BYTES:
+            if received > limit:
                 # FastAPI's body reader re-raises HTTPException (any other error becomes a 400)
                 raise HTTPException(413)
             return message

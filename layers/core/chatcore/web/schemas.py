@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, StringConstraints, Tag,
-                      model_validator)
+from annotated_types import Ge
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
+                      GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints, Tag, model_validator)
+from pydantic_core import PydanticCustomError, core_schema
 
-from chatcore.config import Settings
+from chatcore.config import DECLARED, get_settings
 from chatcore.money.amounts import DECIMAL_PATTERN, decimal_string
 
-# The limits' defaults live in Settings; a function checks the configured values as well.
-MAX_PAGE_SIZE = Settings.max_page_size
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+@dataclass(frozen=True)
+class AtMost:
+    """The most a field takes (a string's characters, a list's items, an integer), read from the
+    settings (``chatcore.config``) each time a request is validated: the limit set in the environment
+    is the limit enforced, by the schema alone. The JSON schema (the OpenAPI document) states the
+    setting's default. The error is pydantic's own for that limit (its type and message), and a length
+    is checked first, as pydantic checks its own ``max_length``."""
+
+    setting: str
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        if source is int:
+            return core_schema.no_info_after_validator_function(self._check_number, handler(source))
+        return core_schema.no_info_before_validator_function(self._check_length, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        json_schema = handler(schema)
+        target = handler.resolve_ref_schema(json_schema)
+        key = {"string": "maxLength", "array": "maxItems", "integer": "maximum"}[target["type"]]
+        target[key] = DECLARED[self.setting].default
+        return json_schema
+
+    def _limit(self) -> int:
+        return getattr(get_settings(), self.setting)
+
+    def _check_length(self, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > (limit := self._limit()):
+            raise PydanticCustomError("string_too_long", "String should have at most {max_length} characters",
+                                      {"max_length": limit})
+        if isinstance(value, list) and len(value) > (limit := self._limit()):
+            raise PydanticCustomError(
+                "too_long", "List should have at most {max_length} items after validation, not {actual_length}",
+                {"field_type": "List", "max_length": limit, "actual_length": len(value)})
+        return value  # anything else is checked by the type
+
+    def _check_number(self, value: int) -> int:
+        if value > (limit := self._limit()):
+            raise PydanticCustomError("less_than_equal", "Input should be less than or equal to {le}", {"le": limit})
+        return value
+
+
+# A page's size (GET /sessions, GET /sessions/{id}/messages), a query parameter: 1 to MAX_PAGE_SIZE.
+PageSize = Annotated[int, Ge(1), AtMost("max_page_size")]
 
 
 def _no_nul(value: str | None) -> str | None:
@@ -61,7 +107,8 @@ class CreateSession(Strict):
 
     agent: str | None = Field(default=None, pattern=NAME_PATTERN, description="agent name (GET /agents)")
     team: str | None = Field(default=None, pattern=NAME_PATTERN, description="team name (GET /teams)")
-    title: Text | None = Field(default=None, min_length=1, max_length=Settings.max_title_chars)
+    title: Annotated[str, StringConstraints(min_length=1), AfterValidator(_no_nul),
+                     AtMost("max_title_chars")] | None = None
 
     @model_validator(mode="after")
     def one_of_agent_or_team(self) -> "CreateSession":
@@ -122,17 +169,17 @@ def turn_image_schema() -> dict:
 
 
 class TurnIn(Strict):
-    message: Text = Field(default="", max_length=Settings.max_message_chars, description=(
+    message: Annotated[Text, AtMost("max_message_chars")] = Field(default="", description=(
         "the user's text; may be left out (or blank) when the turn has a photo: a photo without a caption "
         "is sent to the model as the photo alone. Blank with no photo: 422"))
-    images: list[Annotated[Annotated[ImageIn, Tag("base64")] | Annotated[UploadRef, Tag("upload")],
-                           Discriminator(_image_kind)]] = Field(
-        default_factory=list, max_length=Settings.max_images_per_turn, description=(
+    images: Annotated[list[Annotated[Annotated[ImageIn, Tag("base64")] | Annotated[UploadRef, Tag("upload")],
+                                     Discriminator(_image_kind)]], AtMost("max_images_per_turn")] = Field(
+        default_factory=list, description=(
             "photos: base64 (at most 5 MB each, within the 6 MB body) or {\"upload_id\"} of a photo sent "
             "straight to S3 (POST /uploads, up to 25 MB)"))
-    client_turn_id: str | None = Field(
-        default=None, min_length=1, max_length=Settings.max_client_turn_id_chars, pattern=r"^[A-Za-z0-9._:-]+$",
-        description="the app's retry key: sending it again returns the stored outcome, never runs twice")
+    client_turn_id: Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9._:-]+$"),
+                              AtMost("max_client_turn_id_chars")] | None = Field(
+        default=None, description="the app's retry key: sending it again returns the stored outcome, never runs twice")
 
 
 class UploadIn(Strict):
@@ -211,7 +258,8 @@ class Problem(BaseModel):
 
 
 class RenameSession(Strict):
-    title: str = Field(min_length=1, max_length=Settings.max_title_chars, description="the new title")
+    title: Annotated[str, StringConstraints(min_length=1), AtMost("max_title_chars")] = Field(
+        description="the new title")
 
     @model_validator(mode="after")
     def no_nul(self) -> "RenameSession":
