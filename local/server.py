@@ -30,7 +30,7 @@ def combined_app():
     from chatcore.catalog import sync_catalog
     from chatcore.web.fastapi_app import create_app
 
-    app = create_app(title="Agent chat API", routers=[api_app.router], on_startup=[sync_catalog],
+    app = create_app(title="Agent chat API", routers=api_app.ROUTERS, on_startup=[sync_catalog],
                      extra_openapi=[chat_api.add_openapi, events_app.add_openapi])
     # the streaming functions' Starlette routes, as deployed
     app.router.routes.extend([*chat_api.routes, *events_app.routes])

@@ -251,7 +251,7 @@ def test_top_level_services_import_no_domain_subpackage():
 # Modules that never load agno: store, money, catalog, account, media (but its agno bridge), and the two turn
 # modules the events function follows a turn with
 LEAN = sorted([*(m for m in MODULES if part(m) in ("store", "money", "catalog", "media", "account")
-                 and m != "chatcore.media.agno_storage"), "chatcore.turns.events", "chatcore.turns.outcome"])
+                 and m != "chatcore.media.agno_storage"), "chatcore.turns.events", "chatcore.turns.outcome", "chatcore.turns.stop"])
 PROBE = """
 import importlib, json, sys
 importlib.import_module(sys.argv[1])

@@ -1,0 +1,73 @@
+"""GET /sessions/{session_id}/turns/{run_id}/events (the events function): a turn's stream
+resumed from any instance, the events after ``Last-Event-ID`` (or ``?after=N``), stored then live,
+to its final event. It reads what the running turn writes to Postgres (``chatcore.turns.events``),
+so it works while the turn runs in another sandbox, and never loads agno.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from chatcore.turns import events
+from chatcore.web import openapi
+from chatcore.web.app import event_stream, path_uuid, resume_point
+from chatcore.web.identity import caller
+
+EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
+
+
+async def turn_events(request: Request) -> StreamingResponse:
+    """A turn's events after ``Last-Event-ID`` (or ``after``), stored then live, to its final event."""
+    sub = await caller(request)
+    session_id, run_id = path_uuid(request, "session_id"), path_uuid(request, "run_id")
+    after = resume_point(request)
+    frames = await events.open_follow(sub, session_id, run_id, after)
+    return event_stream(frames, run_id)
+
+
+routes = [Route(EVENTS_PATH, turn_events, methods=["GET"])]
+
+RESUME_DESCRIPTION = """\
+Resumes (or replays) a turn's stream: the events after `Last-Event-ID` (the standard SSE header, the
+`id` of the last event the client received), or after `?after=N`, or from the first without either;
+the stored ones at once, then the new ones as the turn, running in any instance, writes them (about
+every 0.25 s), until its final event (`TurnCompleted`, `TurnFailed` or `TurnCancelled`). Ids and data
+are those of the live stream: no gap, no repeat. A heartbeat comment (`: ping`) is sent when nothing
+else was for 15 s. A finished turn replays from its first event for at least 24 hours; after that
+only its final event is sent (with `"replayed": true`). Someone else's turn, or an unknown one, is 404.
+"""
+
+
+def add_openapi(schema: dict) -> None:
+    """Describe the events route in an OpenAPI document (the combined app's, docs/openapi.json)."""
+    problem = openapi.problem_response
+    uuid = {"type": "string", "format": "uuid"}
+    schema.setdefault("paths", {})[EVENTS_PATH] = {"get": {
+        "tags": ["turns"],
+        "summary": "Stream Turn Events",
+        "operationId": openapi.operation_id("stream_turn_events"),
+        "description": RESUME_DESCRIPTION,
+        "parameters": [
+            {"name": "session_id", "in": "path", "required": True, "schema": {**uuid, "title": "Session Id"}},
+            {"name": "run_id", "in": "path", "required": True, "schema": {**uuid, "title": "Run Id"},
+             "description": "the turn's run id: the `X-Run-Id` header of the turn's response, or `run_id` of its first event"},
+            {"name": "Last-Event-ID", "in": "header", "required": False,
+             "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+             "description": "the id of the last event received; the stream resumes after it"},
+            {"name": "after", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "maximum": 999999999},
+             "description": "the same as Last-Event-ID, for clients that cannot set headers (the header wins)"},
+        ],
+        "responses": {
+            "200": {"description": "the turn's events (server-sent events), from after the given id; read "
+                                   "them with an SSE reader, not a generated client's string body (docs/api.md)",
+                    "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}},
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "404": problem("unknown, or someone else's (not-found)"),
+            "422": problem("invalid ids, Last-Event-ID or after (invalid-input); `field` names it"),
+            "503": problem("the database is unavailable (database-unavailable); try again after Retry-After "
+                           "seconds", retry_after=True),
+        },
+    }}

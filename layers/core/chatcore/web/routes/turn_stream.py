@@ -1,0 +1,154 @@
+"""POST /sessions/{session_id}/turns (the chat function): a message and its photos, the agent's or
+team's answer streamed back as server-sent events. The only route that loads agno.
+
+A plain Starlette route (FastAPI would add ~0.2 s to the chat function's cold start for this one
+route): the body is validated with the same pydantic model, errors are the same problem+json, and
+``add_openapi`` adds the route to the combined OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import partial
+from uuid import UUID
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from chatcore import turns
+from chatcore.config import get_settings
+from chatcore.errors import InvalidInput, NotFound, UploadUsed
+from chatcore.media.photos import receive_photo
+from chatcore.media.uploads import discard_originals, read_upload
+from chatcore.turns import events
+from chatcore.web import openapi
+from chatcore.web.app import event_stream, path_uuid, resume_point
+from chatcore.web.identity import caller
+from chatcore.web.schemas import TurnIn, UploadRef, turn_image_schema
+from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
+
+TURN_PATH = "/sessions/{session_id}/turns"
+
+
+def _parse(request: Request, body: bytes) -> tuple[UUID, TurnIn]:
+    session_id = path_uuid(request, "session_id")
+    try:
+        data = json.loads(body)
+    except ValueError as e:  # as FastAPI does: json.loads, so a field's own checks see odd strings
+        raise InvalidInput("the body is not valid JSON", errors=[{"loc": ["body"], "msg": str(e)}]) from e
+    try:
+        return session_id, TurnIn.model_validate(data)
+    except ValidationError as e:
+        errors = [{"loc": ["body", *map(str, d.get("loc", ()))], "msg": str(d.get("msg", ""))} for d in e.errors()]
+        raise InvalidInput("the request has invalid fields", errors=errors) from e
+
+
+async def _discard(upload_ids: list[UUID], run_id: UUID | None) -> None:
+    """Mark the turn's uploads used by ``run_id`` and delete their originals (best effort, never raises)."""
+    await asyncio.to_thread(discard_originals, upload_ids, run_id)
+
+
+async def create_turn(request: Request) -> StreamingResponse:
+    """Send a message (and photos) and stream the agent's or team's answer."""
+    sub = await caller(request)
+    session_id, body = _parse(request, await request.body())
+    resume = resume_point(request, query=False)
+    try:
+        uploads = await _photos(sub, body)
+    except UploadUsed as used:
+        # a retry of a turn that already took its uploads (same client_turn_id): followed, not run again
+        run_id = await _retried_run(sub, session_id, used, body.client_turn_id)
+        if run_id is None:
+            raise
+        return event_stream(events.follow(session_id, run_id, resume), run_id)
+    upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
+    # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
+    message = body.message if body.message.strip() else ""
+    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
+                                 client_turn_id=body.client_turn_id)
+    stream = await turns.open_turn(turn_input, partial(_disconnected, request), last_event_id=resume)
+    if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
+        await _discard(upload_ids, stream.run_id)
+    return event_stream(stream.frames, stream.run_id)
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (the turn goes on and is stored; the client may resume it)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _photos(sub: str, body: TurnIn) -> list:
+    """The turn's photos, decoded (or read from S3) and normalised in a worker thread: CPU-bound, and
+    the loop serves other turns. An upload that cannot be used is refused here, before anything is
+    stored."""
+    max_bytes = get_settings().max_image_bytes
+    return [await asyncio.to_thread(read_upload, sub, img.upload_id, index=i) if isinstance(img, UploadRef)
+            else await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i, max_bytes=max_bytes)
+            for i, img in enumerate(body.images)]
+
+
+async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn_id: str | None) -> UUID | None:
+    """The run of the turn that used an upload, when this request is that turn's retry."""
+    run_id = used.extra.get("run_id")
+    if client_turn_id is None or run_id is None:
+        return None
+    try:
+        row = await asyncio.to_thread(events.find_turn, sub, session_id, UUID(str(run_id)))
+    except NotFound:
+        return None
+    return row["id"] if row["client_turn_id"] == client_turn_id else None
+
+
+routes = [Route(TURN_PATH, create_turn, methods=["POST"])]
+
+
+def add_openapi(schema: dict) -> None:
+    """Describe the turn route in an OpenAPI document (the combined app's, docs/openapi.json)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["TurnIn"] = openapi.model_schema(TurnIn, components)
+    # a turn's images as one object (see turn_image_schema), not the oneOf generated clients mangle
+    components["TurnIn"]["properties"]["images"]["items"] = {"$ref": "#/components/schemas/TurnImage"}
+    components["TurnImage"] = turn_image_schema()
+    for name in ("ImageIn", "UploadRef"):
+        components.pop(name, None)
+    problem = openapi.problem_response
+    schema.setdefault("paths", {})[TURN_PATH] = {"post": {
+        "tags": ["turns"],
+        "summary": "Stream Turn",
+        "operationId": openapi.operation_id("stream_turn"),
+        "description": TURN_EVENTS_DESCRIPTION,
+        "parameters": [{"name": "session_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid", "title": "Session Id"}},
+                       {"name": "Last-Event-ID", "in": "header", "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,9}$"},
+                        "description": "on a retry with the same client_turn_id: the id of the last event "
+                                       "received; the stored stream resumes after it"}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnIn"}}}},
+        "responses": {
+            "200": {"description": "the turn's events (server-sent events; see the description). Generated "
+                                   "clients that buffer the body as a string see them only at the end: read "
+                                   "the stream with an SSE reader (docs/api.md)",
+                    "headers": {"X-Run-Id": {"schema": {"type": "string", "format": "uuid"},
+                                             "description": "the turn's run id (to resume or stop it)"}},
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "402": problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
+                           "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
+            "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
+            "409": problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
+                           "was sent with another message (client-turn-id-reused), or an upload was already "
+                           "used by another turn (upload-used); `run_id` names that turn"),
+            "410": problem("an upload expired (upload-expired): upload the photo again"),
+            "413": problem("body too large (payload-too-large), or the message does not fit one model request "
+                           "with the agent's instructions (context-too-large: `estimated_tokens`, `max_tokens`)"),
+            "422": problem("invalid fields (invalid-input: `errors`), an invalid image (invalid-image) or an "
+                           "upload whose file was never sent (upload-not-received); `field` names it"),
+            "503": problem("the database or storage is unavailable, or no exchange rate is configured; nothing "
+                           "was stored, try again after Retry-After seconds", retry_after=True),
+        },
+    }}
+

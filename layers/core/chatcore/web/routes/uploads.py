@@ -1,0 +1,24 @@
+"""POST /uploads: a presigned S3 POST for a photo too big for a turn's body (``chatcore.media.uploads``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from chatcore.media.uploads import presign
+from chatcore.web.dependencies import Caller
+from chatcore.web.fastapi_app import PROBLEM_RESPONSES
+from chatcore.web.openapi import problem_response
+from chatcore.web.schemas import UploadIn, UploadOut
+
+router = APIRouter(tags=["uploads"])
+
+
+@router.post("/uploads", status_code=201, response_model=UploadOut, responses={
+    **PROBLEM_RESPONSES, 413: problem_response("size over UPLOAD_MAX_BYTES (payload-too-large)"),
+    422: problem_response("invalid fields, or a mime_type that is not a photo type (invalid-input)"),
+    503: problem_response("storage unavailable (storage-unavailable); nothing was recorded", retry_after=True)})
+def create_upload(body: UploadIn, sub: Caller) -> UploadOut:
+    """Send a big photo straight to S3: POST the file to ``url`` (multipart/form-data: every one of
+    ``fields``, then the file as ``file``) within ``expires_in`` seconds, then send ``{"upload_id"}`` in
+    a turn's ``images``. Each upload is used by one turn, by its owner, within UPLOAD_TTL_SECONDS."""
+    return UploadOut(**presign(sub, body.mime_type, body.size))
