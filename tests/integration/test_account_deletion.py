@@ -16,15 +16,13 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import httpx
-import pytest
 from psycopg import sql
 
 from chatcore.money import report, rollup
 from chatcore.store import usage
-from tests.images import b64, noise_png
-from tests.integration.test_faults import postgres_down, s3_behind_a_proxy  # noqa: F401 - fixtures
-from tests.integration.test_resume import TurnInThread
-from tests.integration.test_uploads import uploaded
+from tests.support.images import b64, noise_png
+from tests.support.streams import TurnInThread
+from tests.support.uploads import uploaded
 
 PROBLEM = "application/problem+json"
 # Every table that holds something of an account (what the scan must find before the deletion).

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.images import LARGE_PNG, SMALL_PNG, b64
-from tests.integration.test_uploads import uploaded
+from tests.support.images import LARGE_PNG, SMALL_PNG, b64
+from tests.support.uploads import uploaded
 
 
 def _text_blocks(body: dict) -> list[str]:

@@ -26,8 +26,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
-from tests.integration.test_uploads import exists, uploaded
+from tests.support.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
+from tests.support.uploads import exists, uploaded
 
 PROBLEM = "application/problem+json"
 

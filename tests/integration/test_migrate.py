@@ -18,6 +18,7 @@ from uuid6 import uuid7
 
 from chatcore import migrate
 from chatcore.migrate import MigrationError, apply, default_dir, discover, generate, status
+from tests.support.migrations import write
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -43,9 +44,6 @@ def fresh_db(stack):
 def conn(fresh_db):
     with psycopg.connect(fresh_db, autocommit=True) as c:
         yield c
-
-
-from tests.unit.test_migrate import mig_dir, write  # noqa: E402,F401 - the shared fixture and helper
 
 
 def three_files(d: Path) -> None:

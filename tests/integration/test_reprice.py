@@ -11,8 +11,8 @@ from genai_prices import Usage, calc_price
 
 from chatcore.money import fx, reprice
 from chatcore.money.prices import PRICES_PATH, default_price_book
-from tests import costdata
-from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
+from tests.support import costdata
+from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 MONEY = Decimal("1e-10")
 PRICED = "role = 'assistant' AND model_id IS NOT NULL"

@@ -17,8 +17,8 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from tests import costdata
-from tests.images import LARGE_PNG, b64
+from tests.support import costdata
+from tests.support.images import LARGE_PNG, b64
 
 HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"
 SCHEDULED = costdata.ROOT / "events" / "rollup-scheduled.json"

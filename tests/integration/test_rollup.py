@@ -15,8 +15,8 @@ import pytest
 from uuid6 import uuid7
 
 from chatcore.money import rollup
-from tests import costdata
-from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
+from tests.support import costdata
+from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 EVENTS = costdata.ROOT / "events"
 HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"

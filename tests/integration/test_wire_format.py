@@ -20,7 +20,7 @@ import httpx
 from chatcore.money.amounts import DECIMAL_PATTERN
 from chatcore.web import sse
 from chatcore.web.schemas import Problem
-from tests.integration.test_resume import read_events
+from tests.support.streams import read_events
 
 # A number written with an exponent, as str(Decimal) writes numeric(20, 10) zero: "0E-10", "1.5E+3".
 EXPONENT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")

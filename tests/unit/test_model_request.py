@@ -12,7 +12,7 @@ from agno.models.message import Message
 from agno.utils.models.claude import format_messages
 
 from chatcore.turns.claude import without_blank_text
-from tests.images import SMALL_PNG
+from tests.support.images import SMALL_PNG
 
 
 def _photo(content: str | None) -> Message:

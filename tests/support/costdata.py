@@ -27,7 +27,7 @@ from uuid6 import uuid7
 from chatcore.store import catalog as catalog_rows, sessions as session_rows
 from chatcore.money.prices import TokenUsage, default_price_book
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MONEY = Decimal("1e-10")
 SEED_FX_ID = UUID("01800000-0000-7000-8000-000000000001")  # the 18.00 default of 0001_init.sql
 SONNET, HAIKU, OLD_SONNET = "claude-sonnet-5-5", "claude-haiku-5-5", "claude-sonnet-4-5"
