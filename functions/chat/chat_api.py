@@ -115,7 +115,7 @@ def add_openapi(schema: dict) -> None:
     """Describe the turn route in an OpenAPI document (the combined app's, docs/openapi.json)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["TurnIn"] = openapi.model_schema(TurnIn, components)
-    # a turn's images as one object (see turn_image_schema), not the oneOf generated clients mangle
+    # a turn's images as one object (see turn_image_schema): a shape generated clients can build
     components["TurnIn"]["properties"]["images"]["items"] = {"$ref": "#/components/schemas/TurnImage"}
     components["TurnImage"] = turn_image_schema()
     for name in ("ImageIn", "UploadRef"):

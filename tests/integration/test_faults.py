@@ -1,6 +1,7 @@
 """Faults answered properly: requests racing with the same client_turn_id, a retry key reused for a
 different message, model errors a phone can act on, Postgres unreachable (503 with Retry-After,
-never a 500), and the bad inputs that used to give a 500 or the wrong 4xx."""
+never a 500), and unusual inputs (a date at the end of the calendar, JSON nested 100,000 deep, bytes
+that are not UTF-8, a method the route does not have) answered with the right 4xx, never a 500."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def test_after_postgres_is_back_requests_answer_again(user, standin):
     assert events[-1]["event"] == "TurnCompleted"
 
 
-def test_inputs_that_used_to_500_or_give_the_wrong_status(user, standin):
+def test_unusual_inputs_get_the_right_4xx_problem_never_a_500(user, standin):
     sid = user.new_session()
     r = user.client.get("/usage", params={"from": "9999-12-31", "to": "9999-12-31"})
     assert r.status_code == 422 and r.json()["code"] == "invalid-input"
