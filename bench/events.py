@@ -1,4 +1,4 @@
-"""9. Events: what persisting a turn's events costs (issue 13). A running turn writes its events to
+"""9. Events: what persisting a turn's events costs. A running turn writes its events to
 ``turn_events`` in batches, one round trip about every ``EVENT_BATCH_SECONDS`` (0.25 s), so another
 instance can resume its stream; the last batch rides in the transaction that stores the turn.
 

@@ -1,4 +1,4 @@
-"""The targets of issue 7 and the final table: every figure against its target, PASS or MISS."""
+"""The target each figure is held to, and the final table: every figure against its target, PASS or MISS."""
 
 from __future__ import annotations
 
@@ -107,6 +107,6 @@ def report(results: dict, quick: bool = False) -> str:
             rows.append(["40-turn chat: input cost with caching / without", f"{share:.0%}",
                          f"Agno defaults R{chat['agno']['zar']:.2f}", "<= 40%", _verdict(share <= 0.4)])
 
-    out = ["TARGETS (issues 7, 11 and 12)" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
+    out = ["TARGETS" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
     return "\n".join(out)

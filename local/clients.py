@@ -21,7 +21,7 @@ cached under ``${XDG_CACHE_HOME:-~/.cache}/agent-chat-backend/clients/`` so a se
 * the generated client's libraries: ``okhttp``, ``okio`` and ``gson`` jars from Debian's packages
   (``apt-get download``, unpacked into the cache; no system change).
 
-Debian ships OkHttp 3.13 only, and openapi-generator 7 has no OkHttp 3 library for Kotlin any more
+Debian ships OkHttp 3.13 only, and openapi-generator 7 has no OkHttp 3 library for Kotlin
 (``jvm-okhttp4`` is the okhttp one). OkHttp 4 is OkHttp 3's API rewritten in Kotlin, so the client is
 compiled against 3.13 with ``OKHTTP4_COMPAT``: the few Kotlin extensions of OkHttp 4 it calls
 (``toMediaTypeOrNull()``, ``response.body``, ...), written over 3.13's methods, and the generated

@@ -4,7 +4,10 @@ served by uvicorn on a real port. Nothing of agno, psycopg or the anthropic SDK 
 Shared by every tier (tests/unit, tests/integration, tests/infra). The stack starts only when a test
 requests a fixture that needs it (``stack`` and everything built on it are lazy, session-scoped), and
 this module imports nothing heavy: the local stack, httpx and chatcore are imported by the fixtures
-that use them, so collecting or running tests/unit never touches Postgres, S3 or the model."""
+that use them, so collecting or running tests/unit never touches Postgres, S3 or the model.
+
+The fixtures of ``pytest_plugins`` (tests/support) are shared the same way; the helpers tests share
+are plain modules of tests/support."""
 
 from __future__ import annotations
 
@@ -16,9 +19,19 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-if TYPE_CHECKING:
-    import httpx
+# The helpers' asserts explain themselves as a test's do (imported below and by the test modules).
+pytest.register_assert_rewrite("tests.support")
 
+from tests.support.users import User  # noqa: E402
+
+pytest_plugins = [
+    "tests.support.faults",
+    "tests.support.migrations",
+    "tests.support.serve_process",
+    "tests.support.standin_client",
+]
+
+if TYPE_CHECKING:
     from local.stack import Stack
 
 
@@ -83,31 +96,6 @@ def db_conn(stack: Stack):
 
     with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
         yield conn
-
-
-class User:
-    """A caller with its own ``sub`` and an HTTP client carrying its (unsigned, dev) JWT."""
-
-    def __init__(self, base_url: str, sub: str | None = None):
-        import httpx
-
-        from chatcore.web.identity import unsigned_jwt
-
-        self.sub = sub or f"user-{uuid.uuid4()}"
-        self.headers = {"Authorization": f"Bearer {unsigned_jwt({'sub': self.sub})}"}
-        self.client = httpx.Client(base_url=base_url, headers=self.headers, timeout=60)
-
-    def new_session(self, agent: str = "assistant") -> str:
-        r = self.client.post("/sessions", json={"agent": agent})
-        assert r.status_code == 201, r.text
-        return r.json()["id"]
-
-    def turn(self, session_id: str, **body) -> tuple[httpx.Response, list[dict]]:
-        from chatcore.web import sse
-
-        r = self.client.post(f"/sessions/{session_id}/turns", json=body)
-        events = sse.parse(r.text) if r.headers.get("content-type", "").startswith("text/event-stream") else []
-        return r, events
 
 
 @pytest.fixture()

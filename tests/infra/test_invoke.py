@@ -68,7 +68,7 @@ def test_every_event_succeeds(invoker, standin, path):
         return
     if path.name == "api-get-account-deletion.json":
         # the caller's account (api-delete-account.json's) was deleted within its request: nothing is
-        # under way any more (a deletion waiting for turns to stop: tests/integration)
+        # under way (a deletion waiting for turns to stop: tests/integration)
         assert result.status == 404 and json.loads(result.body)["code"] == "no-deletion", result.body
         return
     assert result.ok, (result.status, result.error, result.body[:2000], result.payload)

@@ -183,7 +183,7 @@ OPERATIONS = [result.ok() for result in FUZZ_SCHEMA.get_all_operations()]
 
 @pytest.fixture(scope="module")
 def fuzz_user(server_url):
-    from tests.conftest import User
+    from tests.support.users import User
 
     user = User(server_url)
     user.new_session()

@@ -12,19 +12,18 @@ import hashlib
 import threading
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import httpx
-import pytest
 from psycopg import sql
 
 from chatcore.money import report, rollup
 from chatcore.store import usage
-from tests.images import b64, noise_png
-from tests.integration.test_faults import postgres_down, s3_behind_a_proxy  # noqa: F401 - fixtures
-from tests.integration.test_resume import TurnInThread
-from tests.integration.test_uploads import uploaded
+from tests.support.images import b64, noise_png
+from tests.support.streams import TurnInThread
+from tests.support.uploads import uploaded
 
 PROBLEM = "application/problem+json"
 # Every table that holds something of an account (what the scan must find before the deletion).
@@ -81,15 +80,38 @@ def final_cost(events: list[dict]) -> Decimal:
     return Decimal(events[-1]["data"]["cost"]["usd"])
 
 
-def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
-        user, other_user, standin, db_conn, server_url, stack, s3):
+@dataclass
+class Account:
+    """What the scenario stored of the account it deletes, and what finds it again: ``needles`` (its
+    ids, its sub, its words) and ``hashes`` (of its photos' bytes)."""
+
+    user_id: uuid.UUID
+    agent_sid: str
+    team_sid: str
+    gone_sid: str
+    upload: dict
+    unused: dict
+    export_id: uuid.UUID
+    export_key: str
+    marker: str
+    photos: list[bytes]
+    costs: list[Decimal]
+    needles: set[str] = field(default_factory=set)
+    hashes: set[str] = field(default_factory=set)
+    photo_keys: list[str] = field(default_factory=list)
+
+    @property
+    def session_ids(self) -> list[str]:
+        return [self.agent_sid, self.team_sid, self.gone_sid]
+
+
+def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
+    """An agent session with an inline photo and an uploaded one, a team session, a session deleted
+    before (its usage kept), a summary, an upload never used and an export."""
     bucket = stack.env["MEDIA_BUCKET"]
     marker = f"zebra{uuid.uuid4().hex[:12]}"
     photos = [noise_png(64, 48, seed=int(time.time() * 1000) % 100_000 + i) for i in range(3)]
     costs: list[Decimal] = []
-
-    # the account: an agent session with an inline photo and an uploaded one, a team session, a
-    # session deleted before (its usage kept), a summary, an upload never used, an export, a rollup
     agent_sid = user.new_session()
     _, events = user.turn(agent_sid, message=f"{marker} one", images=[{"data": b64(photos[0])}])
     costs.append(final_cost(events))
@@ -115,41 +137,45 @@ def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
     s3.put_object(Bucket=bucket, Key=export_key, Body=f"{marker} export".encode())
     db_conn.execute("INSERT INTO exports (id, user_id, status, key, size, finished_at, expires_at) "
                     "VALUES (%s, %s, 'ready', %s, 10, now(), now() + interval '1 day')", (export_id, user_id, export_key))
-    # another user, untouched by all this
+    return Account(user_id, agent_sid, team_sid, gone_sid, upload, unused, export_id, export_key, marker, photos, costs)
+
+
+def another_users_session(other_user, db_conn, s3, bucket: str) -> tuple[str, dict, list[str]]:
+    """A session of another user with a photo: its id, its message count and its photos' keys."""
     other_sid = other_user.new_session()
-    _, events = other_user.turn(other_sid, message="the other user's words", images=[{"data": b64(noise_png(32, 32, seed=7))}])
+    other_user.turn(other_sid, message="the other user's words", images=[{"data": b64(noise_png(32, 32, seed=7))}])
     other_before = db_conn.execute("SELECT (SELECT count(*) FROM chat_events WHERE session_id = %(s)s) AS messages",
                                    {"s": other_sid}).fetchone()
     other_keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{other_sid}-").get("Contents", [])]
     assert other_keys
-    roll_up_everything(db_conn)
+    return other_sid, other_before, other_keys
 
-    # the needles: every id of the account, its sub, its words; the photos' stored bytes
-    session_ids = [agent_sid, team_sid, gone_sid]
+
+def find_needles(account: Account, user, db_conn, s3, bucket: str) -> None:
+    """The needles: every id of the account, its sub, its words; the photos' stored bytes."""
+    session_ids = account.session_ids
     run_ids = [str(r["id"]) for r in db_conn.execute(
         "SELECT id FROM runs WHERE session_id = ANY(%s)", ([uuid.UUID(s) for s in session_ids],)).fetchall()]
     message_ids = [str(r["id"]) for r in db_conn.execute(
         "SELECT id FROM chat_events WHERE session_id = ANY(%s)", ([uuid.UUID(s) for s in session_ids],)).fetchall()]
-    needles = {str(user_id), user.sub, marker, upload["upload_id"], unused["upload_id"], str(export_id),
-               *session_ids, *run_ids, *message_ids}
-    photo_keys = [o["Key"] for sid in session_ids
-                  for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("Contents", [])]
-    assert len(photo_keys) >= 2
-    hashes = {hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest() for k in photo_keys}
-    hashes.add(hashlib.sha256(photos[2]).hexdigest())  # the unused upload's original
+    account.needles = {str(account.user_id), user.sub, account.marker, account.upload["upload_id"],
+                       account.unused["upload_id"], str(account.export_id), *session_ids, *run_ids, *message_ids}
+    account.photo_keys = [o["Key"] for sid in session_ids
+                          for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("Contents", [])]
+    assert len(account.photo_keys) >= 2
+    account.hashes = {hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest()
+                      for k in account.photo_keys}
+    account.hashes.add(hashlib.sha256(account.photos[2]).hexdigest())  # the unused upload's original
 
-    # a turn still running when the account is deleted
-    answer = " ".join(f"word{i}" for i in range(400))
-    standin.script([{"text": answer, "delay_ms": 100}])
-    running = TurnInThread(user, server_url, agent_sid, "tell a long story")
-    time.sleep(0.5)
 
-    # before: the scan finds the account in every table that holds it, and in the bucket
-    before = scan_tables(db_conn, needles)
+def assert_the_scan_finds_the_account_everywhere_it_is_stored(account: Account, db_conn, s3, bucket: str) -> None:
+    before = scan_tables(db_conn, account.needles)
     assert HOLDERS <= set(before), HOLDERS - set(before)
-    assert set(scan_bucket(s3, bucket, needles, hashes)) >= {*photo_keys, export_key}
-    spend_before, rolled_before = all_spend(db_conn), rolled_up(db_conn)
+    assert set(scan_bucket(s3, bucket, account.needles, account.hashes)) >= {*account.photo_keys, account.export_key}
 
+
+def delete_me_until_deleted(user) -> None:
+    """DELETE /me, then GET /me/deletion while a running turn is stopping, until it is done."""
     r = user.client.delete("/me")
     assert r.status_code in (200, 202), r.text
     while r.status_code == 202:  # the running turn is stopping
@@ -163,16 +189,15 @@ def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
     else:
         assert r.json() == {"status": "deleted", "requested_at": None, "sessions_left": 0, "running_turns": 0}
 
-    # the running turn was stopped, and what it cost is kept
-    events = running.join()
-    assert events[-1]["event"] == "TurnCancelled", events[-1]
-    cancelled = final_cost(events)
-    assert cancelled > 0
 
-    # after: nothing of the account in any table nor in the bucket
-    assert scan_tables(db_conn, needles) == {}
-    assert scan_bucket(s3, bucket, needles, hashes) == []
-    # ...but its usage, with no user: no money lost, and the rollup's days are unchanged
+def assert_nothing_of_the_account_is_left(account: Account, db_conn, s3, bucket: str) -> None:
+    assert scan_tables(db_conn, account.needles) == {}
+    assert scan_bucket(s3, bucket, account.needles, account.hashes) == []
+
+
+def assert_its_usage_is_kept_with_no_user(db_conn, costs: list[Decimal], spend_before: Decimal,
+                                          rolled_before: Decimal, cancelled: Decimal) -> None:
+    """No money lost, the rollup's days unchanged; the spend report names them as deleted accounts."""
     assert all_spend(db_conn) == spend_before + cancelled
     assert rolled_up(db_conn) == rolled_before
     roll_up_everything(db_conn)
@@ -185,15 +210,21 @@ def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
     by_user = report.build(db_conn, date(2020, 1, 1), today, by="user")
     assert usage.DELETED_ACCOUNTS in {r["user_sub"] for r in by_user.rows}
     assert by_user.total["cost_usd"] == spend_before + cancelled
-    # the other user is untouched
+
+
+def assert_the_other_user_is_untouched(other_user, db_conn, s3, bucket: str, other_sid: str, other_before: dict,
+                                       other_keys: list[str]) -> None:
     assert other_user.client.get(f"/sessions/{other_sid}").status_code == 200
     assert db_conn.execute("SELECT count(*) AS messages FROM chat_events WHERE session_id = %s",
                            (other_sid,)).fetchone() == other_before
     assert all(s3.head_object(Bucket=bucket, Key=k) for k in other_keys)
 
-    # the same sub starts empty, and its usage counts only new spend
+
+def assert_the_same_sub_starts_empty(user, standin, old_session: str) -> None:
+    """Nothing listed, its usage counting only new spend; deleting again is harmless, and deletes the
+    new account."""
     assert user.client.get("/sessions").json() == {"items": [], "next_cursor": None}
-    assert user.client.get(f"/sessions/{agent_sid}").status_code == 404
+    assert user.client.get(f"/sessions/{old_session}").status_code == 404
     assert user.client.get("/me/export").status_code == 404
     totals = user.client.get("/usage").json()["totals"]
     assert totals["turns"] == 0 and Decimal(totals["cost"]["usd"]) == 0
@@ -202,10 +233,39 @@ def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
     assert events[-1]["event"] == "TurnCompleted"
     totals = user.client.get("/usage").json()["totals"]
     assert totals["turns"] == 1 and Decimal(totals["cost"]["usd"]) == final_cost(events)
-    # deleting again is harmless, and deletes the new account
     r = user.client.delete("/me")
     assert r.status_code == 200 and r.json()["status"] == "deleted"
     assert user.client.get("/sessions").json()["items"] == []
+
+
+def test_delete_me_leaves_nothing_of_the_account_but_anonymous_usage(
+        user, other_user, standin, db_conn, server_url, stack, s3):
+    bucket = stack.env["MEDIA_BUCKET"]
+    account = an_account_in_every_table(user, db_conn, stack, s3)
+    other_sid, other_before, other_keys = another_users_session(other_user, db_conn, s3, bucket)
+    roll_up_everything(db_conn)
+    find_needles(account, user, db_conn, s3, bucket)
+
+    # a turn still running when the account is deleted
+    answer = " ".join(f"word{i}" for i in range(400))
+    standin.script([{"text": answer, "delay_ms": 100}])
+    running = TurnInThread(user, server_url, account.agent_sid, "tell a long story")
+    time.sleep(0.5)
+
+    assert_the_scan_finds_the_account_everywhere_it_is_stored(account, db_conn, s3, bucket)
+    spend_before, rolled_before = all_spend(db_conn), rolled_up(db_conn)
+    delete_me_until_deleted(user)
+
+    # the running turn was stopped, and what it cost is kept
+    events = running.join()
+    assert events[-1]["event"] == "TurnCancelled", events[-1]
+    cancelled = final_cost(events)
+    assert cancelled > 0
+
+    assert_nothing_of_the_account_is_left(account, db_conn, s3, bucket)
+    assert_its_usage_is_kept_with_no_user(db_conn, account.costs, spend_before, rolled_before, cancelled)
+    assert_the_other_user_is_untouched(other_user, db_conn, s3, bucket, other_sid, other_before, other_keys)
+    assert_the_same_sub_starts_empty(user, standin, account.agent_sid)
 
 
 def test_deleting_an_account_with_nothing_stored_is_done_and_idempotent(user, db_conn):

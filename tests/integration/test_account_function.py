@@ -26,8 +26,8 @@ import boto3
 import httpx
 import pytest
 
-from tests import costdata
-from tests.images import LARGE_PNG, b64
+from tests.support import costdata
+from tests.support.images import LARGE_PNG, b64
 
 HANDLER = costdata.ROOT / "functions" / "account" / "handler.py"
 FUNCTION_NAME = "agent-chat-AccountFunction-Ab12Cd34"

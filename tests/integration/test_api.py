@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlparse
 import boto3
 import httpx
 
-from tests.images import LARGE_PNG, LARGE_STORED, SMALL_PNG, SMALL_STORED, b64
+from tests.support.images import LARGE_PNG, LARGE_STORED, SMALL_PNG, SMALL_STORED, b64
 
 
 def test_agents_and_teams(user):

@@ -34,7 +34,7 @@ import httpx
 import pytest
 
 from chatcore.web.identity import unsigned_jwt
-from tests.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
+from tests.support.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
 
 PROBLEM = "application/problem+json"
 TABLES = ("users", "agents", "teams", "team_members", "sessions", "prices", "fx_rates", "runs",

@@ -13,8 +13,8 @@ from chatcore.money import budgets
 from chatcore.store import catalog as catalog_rows, usage
 from chatcore.errors import BudgetExceeded
 from chatcore.money.prices import default_price_book
-from tests import costdata
-from tests.costdata import SONNET, Call, TurnSpec
+from tests.support import costdata
+from tests.support.costdata import SONNET, Call, TurnSpec
 
 
 @pytest.fixture()

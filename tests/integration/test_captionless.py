@@ -1,4 +1,4 @@
-"""A photo sent without a caption is a normal turn (issue 30, item 1).
+"""A photo sent without a caption is a normal turn.
 
 The Messages API refuses a text block that is empty or only whitespace ("text content blocks must be
 non-empty"), and so does the stand-in. A photo alone, an upload alone, or a photo with a message of
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.images import LARGE_PNG, SMALL_PNG, b64
-from tests.integration.test_uploads import uploaded
+from tests.support.images import LARGE_PNG, SMALL_PNG, b64
+from tests.support.uploads import uploaded
 
 
 def _text_blocks(body: dict) -> list[str]:

@@ -17,21 +17,10 @@ import pytest
 from PIL import Image
 
 from chatcore.config import get_settings
-from tests.images import b64
+from tests.support.images import assert_clean, b64, exif_with_gps
+from tests.support.turns import image_blocks
 
-GPS_IFD = 0x8825
 MAX_EDGE = 1568
-
-
-def exif_with_gps() -> bytes:
-    exif = Image.Exif()
-    exif[0x0112] = 6  # orientation: rotate 90 degrees
-    exif[0x010F] = "Apple"
-    exif[0x0110] = "iPhone 17 Pro"
-    exif[0x0132] = "2026:11:30 09:15:00"
-    gps = exif.get_ifd(GPS_IFD)
-    gps[1], gps[2], gps[3], gps[4] = "S", (33.0, 55.0, 12.0), "E", (18.0, 25.0, 6.0)
-    return exif.tobytes()
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +39,6 @@ def phone_photos():
         Image.fromarray(pixels).save(out, "JPEG", quality=85, exif=exif)
         photos.append(out.getvalue())
     return photos
-
-
-def image_blocks(body: dict) -> list[dict]:
-    found = []
-    for message in body.get("messages") or []:
-        for block in message["content"] if isinstance(message["content"], list) else []:
-            if block.get("type") == "image":
-                found.append(block)
-            for inner in block.get("content") or [] if isinstance(block.get("content"), list) else []:
-                if isinstance(inner, dict) and inner.get("type") == "image":
-                    found.append(inner)
-    return found
-
-
-def assert_clean(data: bytes) -> Image.Image:
-    """No EXIF (no GPS, camera, time), no XMP, no ICC, no comment; returns the opened image."""
-    img = Image.open(io.BytesIO(data))
-    assert not dict(img.getexif()) and not img.getexif().get_ifd(GPS_IFD), dict(img.getexif())
-    assert not {"exif", "xmp", "XML:com.adobe.xmp", "icc_profile", "comment"} & set(img.info), img.info.keys()
-    assert b"Apple" not in data and b"iPhone" not in data
-    return img
 
 
 def test_twenty_phone_photos_complete_without_gps_anywhere(user, standin, stack, phone_photos):

@@ -14,8 +14,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from chatcore import migrate
-from tests.conftest import User
-from tests.integration.serve_process import another_instance
+from tests.support.users import User
+from tests.support.serve_process import another_instance
 
 ROOT = migrate.default_dir().parents[1]
 

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 import zipfile
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
@@ -26,8 +27,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from tests.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
-from tests.integration.test_uploads import exists, uploaded
+from tests.support.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
+from tests.support.uploads import exists, uploaded
 
 PROBLEM = "application/problem+json"
 
@@ -79,43 +80,53 @@ def completed(user, sid: str, **body) -> dict:
 # --------------------------------------------------------------------------- everything, and nothing else
 
 
-def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
-        user, other_user, standin, db_conn, s3, bucket):
-    mine, theirs = f"mine-{uuid.uuid4().hex[:12]}", f"theirs-{uuid.uuid4().hex[:12]}"
-    # the user: an agent session with an inline photo and a tool call, one with an uploaded photo, a
-    # team session, a session deleted since (only its usage stays), an upload no turn used, a budget
-    s1 = user.new_session()
-    completed(user, s1, message=f"{mine} small photo and 3 * 4", images=[{"data": b64(SMALL_PNG)}])
-    completed(user, s1, message=f"{mine} and again")
-    s2 = user.new_session()
-    upload = uploaded(user, LARGE_PNG)
-    completed(user, s2, message=f"{mine} a big photo", images=[{"upload_id": upload["upload_id"]}])
-    s3_team = user.client.post("/sessions", json={"team": "planner"}).json()["id"]
-    completed(user, s3_team, message=f"{mine} What is 6 * 7?")
-    gone = user.new_session()
-    completed(user, gone, message=f"{mine} soon deleted")
+@dataclass
+class Stored:
+    """What the scenario stored for one user: sessions, uploads, the photos sent."""
+
+    marker: str
+    sessions: dict[str, str] = field(default_factory=dict)
+    uploads: dict[str, dict] = field(default_factory=dict)
+    photos: dict[str, bytes] = field(default_factory=dict)
+
+
+def the_users_account(user, db_conn) -> Stored:
+    """An agent session with an inline photo and a tool call, one with an uploaded photo, a team
+    session, a session deleted since (only its usage stays), an upload no turn used, a budget."""
+    mine = Stored(f"mine-{uuid.uuid4().hex[:12]}")
+    s1 = mine.sessions["photo"] = user.new_session()
+    completed(user, s1, message=f"{mine.marker} small photo and 3 * 4", images=[{"data": b64(SMALL_PNG)}])
+    completed(user, s1, message=f"{mine.marker} and again")
+    s2 = mine.sessions["upload"] = user.new_session()
+    upload = mine.uploads["used"] = uploaded(user, LARGE_PNG)
+    completed(user, s2, message=f"{mine.marker} a big photo", images=[{"upload_id": upload["upload_id"]}])
+    team = mine.sessions["team"] = user.client.post("/sessions", json={"team": "planner"}).json()["id"]
+    completed(user, team, message=f"{mine.marker} What is 6 * 7?")
+    gone = mine.sessions["gone"] = user.new_session()
+    completed(user, gone, message=f"{mine.marker} soon deleted")
     assert user.client.delete(f"/sessions/{gone}").status_code == 204
-    waiting_photo = noise_png(20, 20, seed=5)
-    waiting = uploaded(user, waiting_photo)
+    mine.photos["waiting"] = noise_png(20, 20, seed=5)
+    mine.uploads["waiting"] = uploaded(user, mine.photos["waiting"])
     db_conn.execute("UPDATE users SET monthly_budget_zar = 100 WHERE sub = %s", (user.sub,))
+    return mine
 
-    # another user, with sessions, photos (not the user's: other bytes) and uploads of their own
-    their_small, their_large, their_waiting = noise_png(8, 8, seed=71), noise_png(400, 300, seed=72), noise_png(20, 20, seed=73)
-    o1 = other_user.new_session()
-    completed(other_user, o1, message=f"{theirs} photos", images=[{"data": b64(their_small)}, {"data": b64(their_large)}])
-    o2 = other_user.client.post("/sessions", json={"team": "planner"}).json()["id"]
-    completed(other_user, o2, message=f"{theirs} What is 5 * 9?")
-    their_upload = uploaded(other_user, their_waiting)
 
-    body = exported(user)
-    zf = download(body)
-    names = set(zf.namelist())
-    account = read_json(zf, "account.json")
-    assert account["format"] == "agent-chat-export/1" and account["export_id"] == body["id"]
-    assert "README.txt" in names and "sessions/" in zf.read("README.txt").decode()
+def another_users_account(other_user) -> Stored:
+    """Sessions, photos (not the user's: other bytes) and an upload of their own."""
+    theirs = Stored(f"theirs-{uuid.uuid4().hex[:12]}")
+    theirs.photos = {"small": noise_png(8, 8, seed=71), "large": noise_png(400, 300, seed=72),
+                     "waiting": noise_png(20, 20, seed=73)}
+    o1 = theirs.sessions["photos"] = other_user.new_session()
+    completed(other_user, o1, message=f"{theirs.marker} photos",
+              images=[{"data": b64(theirs.photos["small"])}, {"data": b64(theirs.photos["large"])}])
+    o2 = theirs.sessions["team"] = other_user.client.post("/sessions", json={"team": "planner"}).json()["id"]
+    completed(other_user, o2, message=f"{theirs.marker} What is 5 * 9?")
+    theirs.uploads["waiting"] = uploaded(other_user, theirs.photos["waiting"])
+    return theirs
 
-    # the account and its usage: what GET /usage says, over all time, deleted session included
-    user_row = db_conn.execute("SELECT * FROM users WHERE sub = %s", (user.sub,)).fetchone()
+
+def assert_the_account_and_its_usage(account: dict, user, gone: str) -> None:
+    """What GET /usage says, over all time, the deleted session included."""
     assert account["account"]["sub"] == user.sub and account["account"]["monthly_budget_zar"] == "100.00"
     usage = account["usage"]
     api_usage = user.client.get("/usage", params={"from": usage["from"], "to": usage["to"]}).json()
@@ -127,48 +138,66 @@ def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
     assert {k["session_id"] for k in kept} == {gone}
     assert sum(k["turns"] for k in kept) == 1 and sum(Decimal(k["cost"]["usd"]) for k in kept) > 0
 
-    # the uploads: both rows; the photo no turn used is in uploads/, as it was sent
-    uploads = {u["id"]: u for u in account["uploads"]}
-    assert set(uploads) == {upload["upload_id"], waiting["upload_id"]}
-    assert uploads[upload["upload_id"]]["consumed_at"] is not None and uploads[upload["upload_id"]]["file"] is None
-    assert uploads[waiting["upload_id"]]["consumed_at"] is None
-    assert zf.read(uploads[waiting["upload_id"]]["file"]) == waiting_photo
 
-    # every session, in its own document: the session, its runs, its messages as the app renders them
+def assert_the_uploads(account: dict, zf: zipfile.ZipFile, mine: Stored) -> None:
+    """Both rows; the photo no turn used is in uploads/, as it was sent."""
+    used, waiting = mine.uploads["used"]["upload_id"], mine.uploads["waiting"]["upload_id"]
+    uploads = {u["id"]: u for u in account["uploads"]}
+    assert set(uploads) == {used, waiting}
+    assert uploads[used]["consumed_at"] is not None and uploads[used]["file"] is None
+    assert uploads[waiting]["consumed_at"] is None
+    assert zf.read(uploads[waiting]["file"]) == mine.photos["waiting"]
+
+
+def assert_a_session_document(zf: zipfile.ZipFile, names: set[str], sid: str, entry: dict, user, db_conn, s3,
+                              bucket: str) -> set[str]:
+    """The session, its runs, its messages as the app renders them, and every object of the session,
+    byte for byte, with nothing else under its folder; returns the photo files its messages name."""
+    photo_files = set()
+    doc = read_json(zf, entry["file"])
+    assert entry["file"] == f"sessions/{sid}.json" and doc["session"]["id"] == sid
+    detail = user.client.get(f"/sessions/{sid}").json()
+    assert (doc["session"]["turns"], doc["session"]["cost"]) == (detail["turns"], detail["cost"])
+    runs = db_conn.execute("SELECT id, status, cost_usd, parent_run_id FROM runs WHERE session_id = %s ORDER BY id",
+                           (sid,)).fetchall()
+    assert [(r["id"], r["status"], r["cost"]["usd"]) for r in doc["runs"]] == [
+        (str(r["id"]), r["status"], format(r["cost_usd"], "f")) for r in runs]
+    api_messages = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200}).json()["items"]
+    assert len(doc["messages"]) == len(api_messages) == entry["messages"] > 0
+    for ours, app in zip(doc["messages"], api_messages, strict=True):
+        assert {k: v for k, v in ours.items() if k != "images"} == {k: v for k, v in app.items() if k != "images"}
+        assert len(ours["images"]) == len(app["images"])
+        for image, app_image in zip(ours["images"], app["images"], strict=True):
+            assert (image["id"], image["mime_type"], image["size"]) == (
+                app_image["id"], app_image["mime_type"], app_image["size"])
+            assert zf.read(image["file"]) == httpx.get(app_image["url"]).content  # what S3 holds
+            photo_files.add(image["file"])
+    # every object of the session is in the zip, byte for byte, and nothing else under its folder
+    objects = s3_objects(s3, bucket, f"media/{sid}-")
+    in_zip = {n for n in names if n.startswith(f"photos/{sid}/")}
+    assert in_zip == {f"photos/{sid}/{key.removeprefix(f'media/{sid}-')}" for key in objects}
+    for key, content in objects.items():
+        assert zf.read(f"photos/{sid}/{key.removeprefix(f'media/{sid}-')}") == content
+    assert sorted(entry["photos"]) == sorted(in_zip)
+    return photo_files
+
+
+def assert_the_sessions_hold_every_message_and_photo(zf: zipfile.ZipFile, names: set[str], account: dict,
+                                                     body: dict, mine: Stored, user, db_conn, s3, bucket: str):
+    """Every session, in its own document; the texts sent, the team's member messages and runs, the
+    photos as stored; the counts the export reports."""
+    s1, s2, team = mine.sessions["photo"], mine.sessions["upload"], mine.sessions["team"]
     index = {s["id"]: s for s in account["sessions"]}
-    assert set(index) == {s1, s2, s3_team}
-    assert index[s3_team]["team"] == "planner" and index[s1]["agent"] == "assistant"
+    assert set(index) == {s1, s2, team}
+    assert index[team]["team"] == "planner" and index[s1]["agent"] == "assistant"
     photo_files = set()
     for sid, entry in index.items():
-        doc = read_json(zf, entry["file"])
-        assert entry["file"] == f"sessions/{sid}.json" and doc["session"]["id"] == sid
-        detail = user.client.get(f"/sessions/{sid}").json()
-        assert (doc["session"]["turns"], doc["session"]["cost"]) == (detail["turns"], detail["cost"])
-        runs = db_conn.execute("SELECT id, status, cost_usd, parent_run_id FROM runs WHERE session_id = %s ORDER BY id",
-                               (sid,)).fetchall()
-        assert [(r["id"], r["status"], r["cost"]["usd"]) for r in doc["runs"]] == [
-            (str(r["id"]), r["status"], format(r["cost_usd"], "f")) for r in runs]
-        api_messages = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200}).json()["items"]
-        assert len(doc["messages"]) == len(api_messages) == entry["messages"] > 0
-        for ours, app in zip(doc["messages"], api_messages, strict=True):
-            assert {k: v for k, v in ours.items() if k != "images"} == {k: v for k, v in app.items() if k != "images"}
-            assert len(ours["images"]) == len(app["images"])
-            for image, app_image in zip(ours["images"], app["images"], strict=True):
-                assert (image["id"], image["mime_type"], image["size"]) == (
-                    app_image["id"], app_image["mime_type"], app_image["size"])
-                assert zf.read(image["file"]) == httpx.get(app_image["url"]).content  # what S3 holds
-                photo_files.add(image["file"])
-        # every object of the session is in the zip, byte for byte, and nothing else under its folder
-        objects = s3_objects(s3, bucket, f"media/{sid}-")
-        in_zip = {n for n in names if n.startswith(f"photos/{sid}/")}
-        assert in_zip == {f"photos/{sid}/{key.removeprefix(f'media/{sid}-')}" for key in objects}
-        for key, content in objects.items():
-            assert zf.read(f"photos/{sid}/{key.removeprefix(f'media/{sid}-')}") == content
-        assert sorted(entry["photos"]) == sorted(in_zip)
+        photo_files |= assert_a_session_document(zf, names, sid, entry, user, db_conn, s3, bucket)
     texts = json.dumps([read_json(zf, s["file"])["messages"] for s in account["sessions"]])
-    for text in (f"{mine} small photo and 3 * 4", f"{mine} and again", f"{mine} a big photo", f"{mine} What is 6 * 7?"):
+    for text in (f"{mine.marker} small photo and 3 * 4", f"{mine.marker} and again", f"{mine.marker} a big photo",
+                 f"{mine.marker} What is 6 * 7?"):
         assert text in texts
-    team_doc = read_json(zf, index[s3_team]["file"])
+    team_doc = read_json(zf, index[team]["file"])
     assert any(m["member"] and m["agent_name"] == "calculator" for m in team_doc["messages"])
     assert any(r["parent_run_id"] is not None for r in team_doc["runs"])
     small = [m for m in read_json(zf, index[s1]["file"])["messages"] if m["images"]][0]["images"][0]
@@ -178,15 +207,20 @@ def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
                                 "photos": len([n for n in names if n.startswith("photos/")]), "uploads": 2}
     assert body["contents"]["photos"] == 2
 
-    # nothing of the other user anywhere: no id, no text, no photo (bytes or base64), no upload
+
+def assert_nothing_of_the_other_user(zf: zipfile.ZipFile, names: set[str], theirs: Stored, other_user,
+                                     db_conn) -> None:
+    """No id, no text, no photo (bytes or base64), no upload, in any file's name or content."""
+    o1, o2 = theirs.sessions["photos"], theirs.sessions["team"]
     other_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (other_user.sub,)).fetchone()["id"]
     other_rows = db_conn.execute(
         "SELECT r.id AS run_id, ce.id AS message_id FROM runs r LEFT JOIN chat_events ce ON ce.run_id = r.id "
         "WHERE r.session_id = ANY(%s)", ([o1, o2],)).fetchall()
     assert other_rows
-    forbidden_text = {other_user.sub, str(other_id), o1, o2, theirs, their_upload["upload_id"],
-                      *(str(r["run_id"]) for r in other_rows), *(str(r["message_id"]) for r in other_rows if r["message_id"])}
-    their_photos = [normalised(their_small), normalised(their_large), their_waiting]
+    forbidden_text = {other_user.sub, str(other_id), o1, o2, theirs.marker, theirs.uploads["waiting"]["upload_id"],
+                      *(str(r["run_id"]) for r in other_rows),
+                      *(str(r["message_id"]) for r in other_rows if r["message_id"])}
+    their_photos = [normalised(theirs.photos["small"]), normalised(theirs.photos["large"]), theirs.photos["waiting"]]
     forbidden_bytes = [*their_photos, *(b64(p)[:60].encode() for p in their_photos)]
     for name in names:
         content = zf.read(name)
@@ -194,6 +228,25 @@ def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
             assert text not in name and text.encode() not in content, (name, text)
         for data in forbidden_bytes:
             assert data not in content, name
+
+
+def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
+        user, other_user, standin, db_conn, s3, bucket):
+    mine = the_users_account(user, db_conn)
+    theirs = another_users_account(other_user)
+
+    body = exported(user)
+    zf = download(body)
+    names = set(zf.namelist())
+    account = read_json(zf, "account.json")
+    assert account["format"] == "agent-chat-export/1" and account["export_id"] == body["id"]
+    assert "README.txt" in names and "sessions/" in zf.read("README.txt").decode()
+
+    user_row = db_conn.execute("SELECT * FROM users WHERE sub = %s", (user.sub,)).fetchone()
+    assert_the_account_and_its_usage(account, user, mine.sessions["gone"])
+    assert_the_uploads(account, zf, mine)
+    assert_the_sessions_hold_every_message_and_photo(zf, names, account, body, mine, user, db_conn, s3, bucket)
+    assert_nothing_of_the_other_user(zf, names, theirs, other_user, db_conn)
     assert str(user_row["id"]) not in json.dumps(account)  # internal ids stay inside
 
 

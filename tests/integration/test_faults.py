@@ -1,6 +1,7 @@
 """Faults answered properly: requests racing with the same client_turn_id, a retry key reused for a
 different message, model errors a phone can act on, Postgres unreachable (503 with Retry-After,
-never a 500), and the bad inputs that used to give a 500 or the wrong 4xx."""
+never a 500), and unusual inputs (a date at the end of the calendar, JSON nested 100,000 deep, bytes
+that are not UTF-8, a method the route does not have) answered with the right 4xx, never a 500."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from chatcore import db
 from chatcore.web import sse
-from tests.conftest import User
+from tests.support.users import User
 
 PROBLEM = "application/problem+json"
 
@@ -80,25 +81,6 @@ def test_model_errors_tell_the_app_whether_a_retry_can_help(user, standin, error
     assert final["data"]["error"]["code"] == code and final["data"]["error"]["retryable"] is retryable
 
 
-@pytest.fixture()
-def postgres_down(monkeypatch):
-    """The process's database pool pointed at a port where nothing listens (Postgres down), then back."""
-    from chatcore.config import get_settings
-    from local.ports import free_port
-
-    real = db.connect_params
-    dead = free_port()
-    monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
-    monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
-    get_settings.cache_clear()
-    db.close_pool()
-    yield
-    monkeypatch.setattr(db, "connect_params", real)
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    db.close_pool()
-
-
 def test_postgres_down_is_a_503_problem_with_retry_after_never_a_500(server_url, standin, postgres_down):
     user = User(server_url)  # a caller the process has not seen: its first request needs the database
     for method, path, body in (("GET", "/agents", None), ("GET", "/sessions", None),
@@ -116,7 +98,7 @@ def test_after_postgres_is_back_requests_answer_again(user, standin):
     assert events[-1]["event"] == "TurnCompleted"
 
 
-def test_inputs_that_used_to_500_or_give_the_wrong_status(user, standin):
+def test_unusual_inputs_get_the_right_4xx_problem_never_a_500(user, standin):
     sid = user.new_session()
     r = user.client.get("/usage", params={"from": "9999-12-31", "to": "9999-12-31"})
     assert r.status_code == 422 and r.json()["code"] == "invalid-input"
@@ -139,7 +121,7 @@ def test_photos_go_to_s3_with_no_database_connection_held_and_reads_never_write_
     import boto3
 
     from chatcore.media import s3
-    from tests.images import LARGE_PNG, SMALL_PNG, b64
+    from tests.support.images import LARGE_PNG, SMALL_PNG, b64
 
     from contextlib import contextmanager
 
@@ -250,7 +232,7 @@ def test_postgres_restarted_while_the_model_answers_loses_nothing(user, standin,
 
 def test_s3_failing_at_turn_start_is_a_503_and_the_run_is_closed(user, standin, db_conn, monkeypatch):
     from chatcore.media import agno_storage, s3
-    from tests.images import LARGE_PNG, b64
+    from tests.support.images import LARGE_PNG, b64
 
     sid = user.new_session()
     _, events = user.turn(sid, message="a photo", images=[{"data": b64(LARGE_PNG)}])
@@ -329,30 +311,8 @@ def test_a_turn_past_turn_timeout_ends_with_a_terminal_event_and_keeps_what_was_
     assert run["status"] == "failed" and run["cost_usd"] > 0  # the first, completed model call is charged
 
 
-@pytest.fixture()
-def s3_behind_a_proxy(stack, monkeypatch):
-    """The process's S3 client pointed at a proxy in front of moto (S3_TIMEOUT=2), restored after."""
-    from urllib.parse import urlsplit
-
-    from chatcore.config import get_settings
-    from chatcore.media import s3
-    from tests.integration.tcp_proxy import StallingProxy
-
-    moto = urlsplit(stack.env["AWS_ENDPOINT_URL_S3"])
-    proxy = StallingProxy(moto.hostname, moto.port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
-    monkeypatch.setenv("S3_TIMEOUT", "2")
-    get_settings.cache_clear()
-    monkeypatch.setattr(s3, "_client", None)
-    yield proxy
-    proxy.close()
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    s3._client = None
-
-
 def test_s3_stalled_during_an_image_turn_holds_up_nothing_else(server_url, standin, s3_behind_a_proxy, db_conn):
-    from tests.images import LARGE_PNG, b64
+    from tests.support.images import LARGE_PNG, b64
 
     photographer, other = User(server_url), User(server_url)
     sid, other_sid = photographer.new_session(), other.new_session()
@@ -376,8 +336,8 @@ def test_s3_stalled_during_an_image_turn_holds_up_nothing_else(server_url, stand
 
 def test_s3_stalled_while_a_turn_reads_its_upload_is_a_503_and_the_upload_stays_usable(
         user, standin, s3_behind_a_proxy, db_conn):
-    from tests.images import LARGE_PNG
-    from tests.integration.test_uploads import upload_row, uploaded
+    from tests.support.images import LARGE_PNG
+    from tests.support.uploads import upload_row, uploaded
 
     sid = user.new_session()
     upload = uploaded(user, LARGE_PNG)  # sent through the proxy while S3 answers
@@ -398,7 +358,6 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
                                                                                     db_conn):
     import time
 
-    from chatcore.config import get_settings
     from chatcore.turns import finish as outcome
     from local.ports import free_port
 
@@ -412,7 +371,6 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
     real, dead = db.connect_params, free_port()
     monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
     monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
-    get_settings.cache_clear()
     db.close_pool()  # Postgres is now unreachable for the process
     turn.join(60)
     final = result[0][1][-1]
@@ -420,7 +378,6 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
     assert len(outcome._pending) == 1  # what the provider billed is kept in the process
     monkeypatch.setattr(db, "connect_params", real)
     monkeypatch.delenv("DB_POOL_TIMEOUT")
-    get_settings.cache_clear()
     db.close_pool()  # the database is back
     _, after = user.turn(sid, message="and now?")
     assert after[-1]["event"] == "TurnCompleted" and outcome._pending == []
@@ -431,7 +388,7 @@ def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_b
 def test_sessions_deleted_while_their_messages_are_read_leave_no_object_in_s3(server_url, standin, stack):
     import boto3
 
-    from tests.images import LARGE_PNG, SMALL_PNG, b64
+    from tests.support.images import LARGE_PNG, SMALL_PNG, b64
 
     user = User(server_url)
     sessions = []

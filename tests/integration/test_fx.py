@@ -11,9 +11,9 @@ import pytest
 
 from chatcore.money import budgets, fx, fx_csv
 from chatcore.store import rates, turns as turn_rows
-from tests import costdata
-from tests.costdata import SONNET, Call, TurnSpec
-from tests.unit.test_fx_csv import SARB_EXPORT
+from tests.support import costdata
+from tests.support.costdata import SONNET, Call, TurnSpec
+from tests.support.fx_files import SARB_EXPORT
 
 
 @pytest.fixture()

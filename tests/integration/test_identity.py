@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from chatcore.config import get_settings
-from tests.unit.test_identity import http_api_context, rest_context
+from tests.support.gateway import http_api_context, rest_context
 
 
 def _user_row(db_conn, sub):

@@ -19,6 +19,7 @@ from uuid6 import uuid7
 from chatcore import migrate
 from chatcore.store import ledger as migration_ledger
 from chatcore.migrate import MigrationError, apply, default_dir, discover, generate, status
+from tests.support.migrations import write
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -44,9 +45,6 @@ def fresh_db(stack):
 def conn(fresh_db):
     with psycopg.connect(fresh_db, autocommit=True) as c:
         yield c
-
-
-from tests.unit.test_migrate import mig_dir, write  # noqa: E402,F401 - the shared fixture and helper
 
 
 def three_files(d: Path) -> None:

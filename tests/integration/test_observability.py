@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from chatcore import observability
-from tests.unit.test_observability import _emf_lines
+from tests.support.metrics import emf_lines
 
 
 def test_a_streamed_turn_records_its_metrics(user, standin, monkeypatch, capsys):
@@ -17,7 +17,7 @@ def test_a_streamed_turn_records_its_metrics(user, standin, monkeypatch, capsys)
     final = events[-1]
     assert final["event"] == "TurnCompleted"
     data = final["data"]
-    lines = [m for m in _emf_lines(capsys.readouterr().out) if m.get("run_id") == data["run_id"]]
+    lines = [m for m in emf_lines(capsys.readouterr().out) if m.get("run_id") == data["run_id"]]
     assert len(lines) == 1
     m = lines[0]
     assert m["InputTokens"] == [float(data["usage"]["input_tokens"])]

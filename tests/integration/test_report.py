@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests import costdata
+from tests.support import costdata
 
 FIRST, LAST = date(2026, 8, 3), date(2026, 8, 12)
 FIGURES = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_in_rands")

@@ -11,8 +11,8 @@ from genai_prices import Usage, calc_price
 
 from chatcore.money import fx, reprice
 from chatcore.money.prices import PRICES_PATH, default_price_book
-from tests import costdata
-from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
+from tests.support import costdata
+from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 MONEY = Decimal("1e-10")
 PRICED = "role = 'assistant' AND model_id IS NOT NULL"
@@ -68,45 +68,34 @@ def day_of(row) -> date:
     return row["created_at"].astimezone(UTC).date()
 
 
-def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
-    url, conn, price_ids = fresh
-    first = date(2026, 9, 1)
-    month = costdata.generate_month(conn, price_ids, first, days=6, users=2, seed=3)
-    # a turn with cache reads and writes, on a model priced by its own period
+RANGE = ("--from", "2026-09-02", "--to", "2026-09-05")
+
+
+def a_month_and_a_cache_turn(conn, price_ids):
+    """Six generated days from 2026-09-01, and a turn with cache reads and writes, on a model priced by
+    its own period; returns the cache turn's session."""
+    month = costdata.generate_month(conn, price_ids, date(2026, 9, 1), days=6, users=2, seed=3)
     cache_session = costdata.add_session(conn, month.users[0], agent="assistant")
     costdata.insert_turn(conn, price_ids, TurnSpec(
         cache_session, datetime(2026, 9, 4, 10, tzinfo=UTC),
         [Call(OLD_SONNET, costdata.TokenUsage(1200, 800, 30000, 5000))]))
-    start, end = date(2026, 9, 2), date(2026, 9, 5)
-    out = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
-                           database_url=url, check=True)
-    assert "0 would change" in out.stdout  # priced exactly as a turn prices
+    return cache_session
 
-    # a new rate from the 3rd, and one row priced wrongly (say, by an old price table)
+
+def a_new_rate_and_a_wrongly_priced_row(conn) -> dict:
+    """A new rate from the 3rd, and one row of the 2nd priced wrongly (say, by an old price table);
+    returns that row."""
     before = priced_rows(conn)
     assert fx.add_rate(conn, date(2026, 9, 3), Decimal("18.2345"), "SARB") == "added"
     assert priced_rows(conn) == before  # a new rate never rewrites rows by itself
     wrong = next(r for r in before.values() if day_of(r) == date(2026, 9, 2))
     conn.execute("UPDATE chat_events SET cost_usd = cost_usd * 2, price_id = NULL WHERE id = %s", (wrong["id"],))
-    before = priced_rows(conn)
-    runs_before = {r["id"]: r for r in conn.execute("SELECT * FROM runs")}
+    return wrong
 
-    refused = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", database_url=url)
-    assert refused.returncode == 2 and "without --yes" in refused.stderr and "dry run:" in refused.stdout
-    dry = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--dry-run",
-                           database_url=url, check=True)
-    in_range = [r for r in before.values() if start <= day_of(r) <= end]
-    expect_changed = [r for r in in_range if day_of(r) >= date(2026, 9, 3)] + [wrong]
-    assert f"{len(in_range)} priced row(s) examined, {len(expect_changed)} would change" in dry.stdout
-    assert priced_rows(conn) == before and not conn.execute("SELECT * FROM cost_backfills").fetchall()
 
-    done = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-02", "--to", "2026-09-05", "--yes",
-                            "--by", "finance@example.com", "--reason", "SARB rates imported", database_url=url,
-                            check=True)
-    assert f"{len(expect_changed)} changed" in done.stdout
-    after = priced_rows(conn)
-    changed = {i for i in after if after[i] != before[i]}
-    assert changed == {r["id"] for r in expect_changed}
+def assert_the_range_is_priced_exactly(conn, before: dict, after: dict, start: date, end: date) -> None:
+    """In the range: genai-prices' cost of the row's tokens, at the rate of its day, the current price
+    version, the tokens untouched. Outside it: untouched, even though the rate applies."""
     book = default_price_book()
     version_of = {r["id"]: r["version"] for r in conn.execute("SELECT id, version FROM prices")}
     for row in after.values():
@@ -120,14 +109,19 @@ def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
         assert version_of[row["price_id"]] == book.version
         for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "created_at"):
             assert row[k] == before[row["id"]][k]
-    # the cache turn: genai-prices x the stored rate
+
+
+def assert_the_cache_turn_is_genai_prices_times_the_stored_rate(conn, cache_session) -> None:
     cache_row = conn.execute(f"SELECT * FROM chat_events WHERE session_id = %s AND {PRICED}", (cache_session,)).fetchone()
     assert cache_row["cache_read_tokens"] == 30000 and cache_row["cache_write_tokens"] == 5000
     assert cache_row["cost_usd"] == genai_usd(cache_row) == Decimal("0.04335")
     assert cache_row["cost_in_rands"] == (genai_usd(cache_row) * cache_row["fx_rate"]).quantize(MONEY)
     assert cache_row["fx_rate"] == Decimal("18.2345")
 
-    # run totals follow their rows (a team turn's run includes its member runs)
+
+def assert_run_totals_follow_their_rows(conn, runs_before: dict) -> int:
+    """Each run's cost is the sum of its rows' (a team turn's run includes its member runs), its tokens
+    untouched; returns how many runs changed."""
     totals = {r["id"]: r for r in conn.execute("""
         SELECT r.id, (SELECT coalesce(sum(ce.cost_usd), 0) FROM chat_events ce JOIN runs x ON x.id = ce.run_id
                       WHERE x.id = r.id OR (r.parent_run_id IS NULL AND x.parent_run_id = r.id)) AS usd,
@@ -140,8 +134,12 @@ def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
         assert run["input_tokens"] == runs_before[run_id]["input_tokens"]
     runs_changed = sum(1 for i in runs_after if runs_after[i] != runs_before[i])
     assert runs_changed > 0
+    return runs_changed
 
-    # the log row
+
+def assert_the_backfill_is_logged(conn, before: dict, after: dict, in_range: list, expect_changed: list,
+                                  runs_changed: int, start: date, end: date) -> None:
+    """One row: who, why, the range, the price version, what was examined and changed, old and new totals."""
     log = conn.execute("SELECT * FROM cost_backfills").fetchall()
     assert len(log) == 1
     entry = log[0]
@@ -149,20 +147,54 @@ def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
         "finance@example.com", "SARB rates imported", start, end)
     assert (entry["rows_examined"], entry["rows_changed"], entry["runs_changed"]) == (
         len(in_range), len(expect_changed), runs_changed)
-    assert entry["price_version"] == book.version
+    assert entry["price_version"] == default_price_book().version
     assert entry["old_cost_usd"] == sum(before[r["id"]]["cost_usd"] for r in in_range)
     assert entry["new_cost_usd"] == sum(after[r["id"]]["cost_usd"] for r in in_range)
     assert entry["old_cost_in_rands"] == sum(before[r["id"]]["cost_in_rands"] for r in in_range)
     assert entry["new_cost_in_rands"] == sum(after[r["id"]]["cost_in_rands"] for r in in_range)
     assert entry["new_cost_in_rands"] != entry["old_cost_in_rands"]
 
-    # the rollup of the range follows
+
+def assert_the_rollup_of_the_range_follows(conn, start: date, end: date) -> None:
     rolled = conn.execute("SELECT day, sum(cost_in_rands) AS zar FROM daily_costs WHERE day BETWEEN %s AND %s "
                           "GROUP BY day ORDER BY day", (start, end)).fetchall()
     direct = conn.execute("SELECT (created_at AT TIME ZONE 'UTC')::date AS day, sum(cost_in_rands) AS zar "
                           "FROM chat_events WHERE created_at >= %s AND created_at < %s GROUP BY 1 ORDER BY 1",
                           (datetime(2026, 9, 2, tzinfo=UTC), datetime(2026, 9, 6, tzinfo=UTC))).fetchall()
     assert rolled == direct
+
+
+def test_reprice_backfill_is_explicit_logged_and_exact(fresh):
+    url, conn, price_ids = fresh
+    start, end = date(2026, 9, 2), date(2026, 9, 5)
+    cache_session = a_month_and_a_cache_turn(conn, price_ids)
+    out = costdata.run_cli("chatcore.money.reprice", *RANGE, "--dry-run", database_url=url, check=True)
+    assert "0 would change" in out.stdout  # priced exactly as a turn prices
+
+    wrong = a_new_rate_and_a_wrongly_priced_row(conn)
+    before = priced_rows(conn)
+    runs_before = {r["id"]: r for r in conn.execute("SELECT * FROM runs")}
+    in_range = [r for r in before.values() if start <= day_of(r) <= end]
+    expect_changed = [r for r in in_range if day_of(r) >= date(2026, 9, 3)] + [wrong]
+
+    # without --yes: refused; a dry run says what would change and writes nothing
+    refused = costdata.run_cli("chatcore.money.reprice", *RANGE, database_url=url)
+    assert refused.returncode == 2 and "without --yes" in refused.stderr and "dry run:" in refused.stdout
+    dry = costdata.run_cli("chatcore.money.reprice", *RANGE, "--dry-run", database_url=url, check=True)
+    assert f"{len(in_range)} priced row(s) examined, {len(expect_changed)} would change" in dry.stdout
+    assert priced_rows(conn) == before and not conn.execute("SELECT * FROM cost_backfills").fetchall()
+
+    done = costdata.run_cli("chatcore.money.reprice", *RANGE, "--yes", "--by", "finance@example.com",
+                            "--reason", "SARB rates imported", database_url=url, check=True)
+    assert f"{len(expect_changed)} changed" in done.stdout
+    after = priced_rows(conn)
+    changed = {i for i in after if after[i] != before[i]}
+    assert changed == {r["id"] for r in expect_changed}
+    assert_the_range_is_priced_exactly(conn, before, after, start, end)
+    assert_the_cache_turn_is_genai_prices_times_the_stored_rate(conn, cache_session)
+    runs_changed = assert_run_totals_follow_their_rows(conn, runs_before)
+    assert_the_backfill_is_logged(conn, before, after, in_range, expect_changed, runs_changed, start, end)
+    assert_the_rollup_of_the_range_follows(conn, start, end)
 
     # again: nothing left to change, still logged
     again = reprice.reprice(conn, start, end, dry_run=False, performed_by="ops")

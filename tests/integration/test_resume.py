@@ -9,76 +9,21 @@ this one but Postgres, S3 and the stand-in model, as two Lambda sandboxes share 
 from __future__ import annotations
 
 import os
-import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.serve_process import another_instance
-
 from chatcore.web import sse
-from tests.conftest import User
-
-ROOT = Path(__file__).resolve().parents[2]
-TERMINAL = {"TurnCompleted", "TurnFailed", "TurnCancelled"}
+from tests.support.serve_process import another_instance
+from tests.support.streams import TurnInThread, read_events
+from tests.support.users import User
 
 
 @pytest.fixture(scope="module")
 def second_url(stack, tmp_path_factory):
     """Another instance of the API: its own process, the same database, S3 and model."""
     yield from another_instance(dict(os.environ), tmp_path_factory.mktemp("instance2") / "server.log")
-
-
-def frames(lines) -> list[dict]:
-    """Parse SSE lines as they arrive (one event per blank-line-terminated block)."""
-    return sse.parse("\n".join(lines) + "\n\n")
-
-
-def read_events(source, *, stop_after=None, arrivals: list | None = None) -> list[dict]:
-    """Read the events of a streaming response (or of its ``iter_lines()``, to read on later); stop
-    once ``stop_after(events)`` (leaving the ``with`` block then drops the connection)."""
-    events, block = [], []
-    for line in (source.iter_lines() if isinstance(source, httpx.Response) else source):
-        if arrivals is not None:
-            arrivals.append(time.monotonic())
-        if line:
-            block.append(line)
-            continue
-        if block and not all(part.startswith(":") for part in block):
-            events.extend(frames(block))
-            if events[-1]["event"] in TERMINAL or (stop_after and stop_after(events)):
-                return events
-        block = []
-    return events
-
-
-class TurnInThread:
-    """A turn streamed to its end by a thread of its own (a phone that is still reading): ``run_id``
-    once the response has started, ``events`` and the lines' ``arrivals`` once it has ended."""
-
-    def __init__(self, user: User, url: str, session_id: str, message: str):
-        self.run_id: str | None = None
-        self.events: list[dict] = []
-        self.arrivals: list[float] = []
-        started = threading.Event()
-
-        def run() -> None:
-            with httpx.Client(base_url=url, headers=user.headers, timeout=60) as c:
-                with c.stream("POST", f"/sessions/{session_id}/turns", json={"message": message}) as r:
-                    self.run_id = r.headers["x-run-id"]
-                    self.arrivals.append(time.monotonic())
-                    started.set()
-                    self.events = read_events(r, arrivals=self.arrivals)
-
-        self.thread = threading.Thread(target=run)
-        self.thread.start()
-        assert started.wait(30), "the turn did not start"
-
-    def join(self) -> list[dict]:
-        self.thread.join(60)
-        return self.events
 
 
 def content_of(events: list[dict]) -> str:

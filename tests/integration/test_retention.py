@@ -17,8 +17,8 @@ from decimal import Decimal
 import boto3
 import pytest
 
-from tests import costdata
-from tests.images import LARGE_PNG, b64
+from tests.support import costdata
+from tests.support.images import LARGE_PNG, b64
 
 HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"
 SCHEDULED = costdata.ROOT / "events" / "rollup-scheduled.json"
@@ -82,10 +82,9 @@ def inactive_count(db_conn, days: int) -> int:
                            (days,)).fetchone()["n"]
 
 
-def test_retention_deletes_inactive_sessions_keeps_their_cost_and_skips_running_turns(
-        stack, user, other_user, standin, db_conn, s3):
-    from chatcore.money.rollup import rollup
-
+def two_sessions_with_a_photo_and_a_sum(user, db_conn) -> tuple[str, str, list]:
+    """Two sessions of a photo turn and a sum each; the first has a summary too (a row of each kind
+    to delete). Returns them, and the first one's runs."""
     old, recent = user.new_session(), user.new_session()
     for sid in (old, recent):
         r, events = user.turn(sid, message="my photo", images=[{"data": b64(LARGE_PNG)}])
@@ -98,14 +97,11 @@ def test_retention_deletes_inactive_sessions_keeps_their_cost_and_skips_running_
     db_conn.execute("INSERT INTO session_summaries (session_id, summary, through_message_id, turns, run_id) "
                     "VALUES (%s, 'The user shared a photo and asked a sum.', %s, 1, %s)",
                     (old, last_message, run_ids[0]))
-    before = rows_of(db_conn, old, run_ids)
-    assert all(before.values()) and before["turn_events"] > 4, before  # a row of each kind to delete
-    assert s3(old) == 1 and s3(recent) == 1
-    recent_messages = [m["id"] for m in user.client.get(f"/sessions/{recent}/messages").json()["items"]]
-    usage = user.client.get("/usage").json()
-    assert Decimal(usage["totals"]["cost"]["zar"]) > 0 and usage["totals"]["turns"] == 4
+    return old, recent, run_ids
 
-    # another user's session with a turn running now (a slow model), last active long ago before it
+
+def a_turn_running_in_another_users_session(other_user, standin, db_conn) -> tuple[str, threading.Thread, dict]:
+    """A slow model's turn, running in a session of its own: the session, the turn's thread and its run."""
     busy = other_user.new_session()
     standin.script({"text": "slow " * 600, "delay_ms": 100})
     turn = threading.Thread(target=other_user.turn, args=(busy,), kwargs={"message": "take your time"})
@@ -115,21 +111,56 @@ def test_retention_deletes_inactive_sessions_keeps_their_cost_and_skips_running_
                                       (busy,)).fetchone()) is None:
         assert time.monotonic() < deadline, "the slow turn never started"
         time.sleep(0.05)
+    return busy, turn, running
+
+
+def assert_the_scheduled_run_deletes_every_inactive_session_but_the_busy_one(stack, db_conn, expected: int,
+                                                                             running: dict) -> None:
+    code, summary, logs, stderr = run_scheduled(stack.env["DATABASE_URL"], "30")
+    assert code == 0, stderr[-3000:]
+    assert summary["retention"] == {"days": 30, "sessions_deleted": expected, "sessions_skipped": 1,
+                                    "errors": 0, "unfinished": False}, summary
+    # visible in the rollup's log, beside the rollup's own figures
+    (done,) = [line for line in logs if line["message"] == "rollup done"]
+    assert done["retention"] == summary["retention"] and done["mode"] == "incremental"
+    status = db_conn.execute("SELECT status FROM runs WHERE id = %s", (running["id"],)).fetchone()["status"]
+    assert status == "running"
+
+
+def assert_what_the_deleted_session_cost_stays_counted(user, db_conn, old: str, usage: dict) -> None:
+    """In GET /usage, and in the rollup of the day."""
+    from chatcore.money.rollup import rollup
+
+    assert user.client.get("/usage").json() == usage
+    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    today = datetime.now(UTC).date()
+    rollup(db_conn, today - timedelta(days=1), today)
+    rolled = db_conn.execute("SELECT sum(cost_in_rands) AS zar, sum(turns) AS turns FROM daily_costs "
+                             "WHERE user_id = %s", (uid,)).fetchone()
+    assert rolled["zar"] == Decimal(usage["totals"]["cost"]["zar"]) and rolled["turns"] == 4
+    kept = db_conn.execute("SELECT sum(cost_in_rands) AS zar FROM deleted_session_usage WHERE session_id = %s",
+                           (old,)).fetchone()["zar"]
+    assert 0 < kept < rolled["zar"]
+
+
+def test_retention_deletes_inactive_sessions_keeps_their_cost_and_skips_running_turns(
+        stack, user, other_user, standin, db_conn, s3):
+    old, recent, run_ids = two_sessions_with_a_photo_and_a_sum(user, db_conn)
+    before = rows_of(db_conn, old, run_ids)
+    assert all(before.values()) and before["turn_events"] > 4, before  # a row of each kind to delete
+    assert s3(old) == 1 and s3(recent) == 1
+    recent_messages = [m["id"] for m in user.client.get(f"/sessions/{recent}/messages").json()["items"]]
+    usage = user.client.get("/usage").json()
+    assert Decimal(usage["totals"]["cost"]["zar"]) > 0 and usage["totals"]["turns"] == 4
+
+    # another user's session with a turn running now (a slow model), last active long ago before it
+    busy, turn, running = a_turn_running_in_another_users_session(other_user, standin, db_conn)
     age(db_conn, old, 31)
     age(db_conn, recent, 29)
     age(db_conn, busy, 31)
     expected = inactive_count(db_conn, 30) - 1  # every inactive session but the busy one (any user's)
-
     try:
-        code, summary, logs, stderr = run_scheduled(stack.env["DATABASE_URL"], "30")
-        assert code == 0, stderr[-3000:]
-        assert summary["retention"] == {"days": 30, "sessions_deleted": expected, "sessions_skipped": 1,
-                                        "errors": 0, "unfinished": False}, summary
-        # visible in the rollup's log, beside the rollup's own figures
-        (done,) = [line for line in logs if line["message"] == "rollup done"]
-        assert done["retention"] == summary["retention"] and done["mode"] == "incremental"
-        status = db_conn.execute("SELECT status FROM runs WHERE id = %s", (running["id"],)).fetchone()["status"]
-        assert status == "running"
+        assert_the_scheduled_run_deletes_every_inactive_session_but_the_busy_one(stack, db_conn, expected, running)
     finally:
         assert other_user.client.post(f"/sessions/{busy}/turns/{running['id']}/cancel").status_code in (202, 409)
         turn.join(timeout=60)
@@ -142,17 +173,7 @@ def test_retention_deletes_inactive_sessions_keeps_their_cost_and_skips_running_
     assert user.client.get(f"/sessions/{recent}").status_code == 200 and s3(recent) == 1
     assert [m["id"] for m in user.client.get(f"/sessions/{recent}/messages").json()["items"]] == recent_messages
     assert other_user.client.get(f"/sessions/{busy}").status_code == 200
-    # what the deleted session cost stays counted: GET /usage, and the rollup of the day
-    assert user.client.get("/usage").json() == usage
-    uid = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
-    today = datetime.now(UTC).date()
-    rollup(db_conn, today - timedelta(days=1), today)
-    rolled = db_conn.execute("SELECT sum(cost_in_rands) AS zar, sum(turns) AS turns FROM daily_costs "
-                             "WHERE user_id = %s", (uid,)).fetchone()
-    assert rolled["zar"] == Decimal(usage["totals"]["cost"]["zar"]) and rolled["turns"] == 4
-    kept = db_conn.execute("SELECT sum(cost_in_rands) AS zar FROM deleted_session_usage WHERE session_id = %s",
-                           (old,)).fetchone()["zar"]
-    assert 0 < kept < rolled["zar"]
+    assert_what_the_deleted_session_cost_stays_counted(user, db_conn, old, usage)
 
     # the next run finds nothing more to delete (the recent session is not yet inactive)
     code, again, _, stderr = run_scheduled(stack.env["DATABASE_URL"], "30")

@@ -15,8 +15,8 @@ import pytest
 from uuid6 import uuid7
 
 from chatcore.money import rollup
-from tests import costdata
-from tests.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
+from tests.support import costdata
+from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 EVENTS = costdata.ROOT / "events"
 HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"
@@ -98,11 +98,10 @@ def assert_rollup_equals_direct_sums(conn, turns: list[tuple[TurnSpec, object]])
     assert (totals["n"], totals["failed"]) == (runs["n"], runs["failed"])
 
 
-def test_a_generated_month_rolls_up_to_direct_sums_idempotently_and_late_rows_land(fresh):
-    _, conn, price_ids = fresh
-    first_day, days = previous_month()
+def a_month_with_a_stuck_turn(conn, price_ids, first_day: date, days: int):
+    """A generated month, and a turn left running on day 10 (its sandbox died), to be closed as
+    abandoned much later; returns the month and the stuck turn's spec."""
     month = costdata.generate_month(conn, price_ids, first_day, days=days)
-    # a turn that was left running on day 10 (its sandbox died); it is closed as abandoned much later
     stuck_session = costdata.add_session(conn, month.users[0], agent="assistant",
                                          at=datetime.combine(first_day, datetime.min.time(), tzinfo=UTC))
     stuck_start = datetime.combine(first_day + timedelta(days=9), datetime.min.time(), tzinfo=UTC) + timedelta(hours=7)
@@ -112,30 +111,33 @@ def test_a_generated_month_rolls_up_to_direct_sums_idempotently_and_late_rows_la
     assert statuses["failed"] > 5 and statuses["completed"] > 100  # the data is varied enough to mean something
     models = {r["model_id"] for r in conn.execute("SELECT DISTINCT model_id FROM chat_events WHERE model_id IS NOT NULL")}
     assert models == {SONNET, HAIKU, OLD_SONNET}
+    return month, stuck
 
-    first = rollup.incremental(conn)
-    assert first.days[0] == first_day and first.days[-1] == datetime.now(UTC).date()
-    assert first.watermark is not None
-    assert_rollup_equals_direct_sums(conn, month.turns)
 
-    # a team's member rows belong to the team, under the member's model; members never appear alone
+def assert_a_teams_rows_belong_to_the_team(conn) -> None:
+    """Under the member's model; members never appear alone."""
     team_models = {r["model_id"] for r in conn.execute("SELECT DISTINCT model_id FROM daily_costs WHERE kind = 'team' "
                                                        "AND name = 'planner' AND cost_usd > 0")}
     assert team_models == {SONNET, HAIKU}
     assert not conn.execute("SELECT 1 FROM daily_costs WHERE name IN ('calculator', 'converter')").fetchall()
     assert {r["kind"] for r in conn.execute("SELECT DISTINCT kind FROM daily_costs")} == {"agent", "team"}
 
-    # running it again changes nothing, incrementally or over the whole range
+
+def assert_rolling_up_again_changes_nothing(conn, first_day: date, last_day: date) -> tuple[list[dict], date]:
+    """Incrementally or over the whole range; returns the rollup's rows, and today."""
     before = snapshot(conn)
     again = rollup.incremental(conn)
     today = datetime.now(UTC).date()
     assert again.days == [today - timedelta(days=1), today]  # nothing was created since the watermark
     assert snapshot(conn) == before
-    rollup.rollup(conn, first_day, month.last_day)
+    rollup.rollup(conn, first_day, last_day)
     assert snapshot(conn) == before
+    return before, today
 
-    # late rows: back-dated turns inserted now (ids of now) on days already rolled up, and the stuck
-    # turn closed as abandoned now
+
+def late_rows(conn, price_ids, month, first_day: date, stuck: TurnSpec) -> list[date]:
+    """Back-dated turns inserted now (ids of now) on days already rolled up, a late row of an old turn,
+    and the stuck turn closed as abandoned now; returns the days they land on."""
     late_days = [first_day + timedelta(days=2), first_day + timedelta(days=15), month.last_day]
     team_session = conn.execute("SELECT id FROM sessions WHERE user_id = %s AND team_id IS NOT NULL",
                                 (month.users[1],)).fetchone()["id"]
@@ -166,8 +168,24 @@ def test_a_generated_month_rolls_up_to_direct_sums_idempotently_and_late_rows_la
     conn.execute("UPDATE runs SET status = 'failed', error_code = 'abandoned', finished_at = now() WHERE id = %s",
                  (month.turns[-4][1].run_id,))
     stuck.status = "failed"
+    return late_days
+
+
+def test_a_generated_month_rolls_up_to_direct_sums_idempotently_and_late_rows_land(fresh):
+    _, conn, price_ids = fresh
+    first_day, days = previous_month()
+    month, stuck = a_month_with_a_stuck_turn(conn, price_ids, first_day, days)
+
+    first = rollup.incremental(conn)
+    assert first.days[0] == first_day and first.days[-1] == datetime.now(UTC).date()
+    assert first.watermark is not None
+    assert_rollup_equals_direct_sums(conn, month.turns)
+    assert_a_teams_rows_belong_to_the_team(conn)
+    before, today = assert_rolling_up_again_changes_nothing(conn, first_day, month.last_day)
+
+    late_days = late_rows(conn, price_ids, month, first_day, stuck)
     late_rolled = rollup.incremental(conn, overlap=timedelta(0))
-    expected_days = {*late_days, stuck_start.date(), today - timedelta(days=1), today}
+    expected_days = {*late_days, stuck.started_at.date(), today - timedelta(days=1), today}
     assert set(late_rolled.days) == expected_days  # only what changed, plus yesterday and today
     assert snapshot(conn) != before
     assert_rollup_equals_direct_sums(conn, month.turns)

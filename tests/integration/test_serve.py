@@ -3,7 +3,7 @@ exactly as Ctrl-C (SIGINT) does. It exits 0, promptly, and nothing it started ou
 throwaway Postgres cluster's postmaster has exited, its port is closed and its temp dir is removed;
 the API, moto and the stand-in (threads of the process) no longer answer. The same holds for a
 signal that arrives while the stack is still starting. bin/serve runs as a subprocess, as a user
-runs it (tests/integration/serve_process.py)."""
+runs it (tests/support/serve_process.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.integration.serve_process import accepts, process_gone, serve  # noqa: F401 - serve is a fixture
+from tests.support.serve_process import accepts, process_gone
 
 STOP_WITHIN_SECONDS = 20  # measured: about 3 s (most of it the interpreter's own exit); slack for a busy machine
 

@@ -18,8 +18,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from chatcore.web.identity import unsigned_jwt
-from tests.integration.serve_process import serve  # noqa: F401 - a fixture
-from tests.integration.tcp_proxy import CuttingProxy
+from tests.support.tcp_proxy import CuttingProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["list agents", "create session", "stream turn", "read messages", "usage", "delete session", "session gone"]

@@ -6,24 +6,15 @@ import ast
 import asyncio
 import json
 import operator
-import sys
 import urllib.request
-from pathlib import Path
 
 import anthropic
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from local.anthropic_standin import StandinServer  # noqa: E402
 
 MODEL = "claude-sonnet-4-5"
 
 # The SDK warns that this real model id is deprecated; irrelevant against the stand-in.
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
-
-
-from tests.integration.standin_client import _clean, client, server  # noqa: E402,F401 - fixtures
 
 
 def _http(server, method: str, path: str, body=None):
@@ -79,12 +70,12 @@ def _ask(client, text: str, **kw):
 # --------------------------------------------------------------------------- SDK
 
 
-def test_health(server):
-    assert _http(server, "GET", "/_standin/health") == {"ok": True, "server": "anthropic-standin"}
+def test_health(own_standin):
+    assert _http(own_standin, "GET", "/_standin/health") == {"ok": True, "server": "anthropic-standin"}
 
 
-def test_streaming_text_with_usage(server, client):
-    with client.messages.stream(
+def test_streaming_text_with_usage(own_standin, standin_sdk):
+    with standin_sdk.messages.stream(
         model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Hello there, stand-in"}]
     ) as stream:
         deltas = list(stream.text_stream)
@@ -102,17 +93,17 @@ def test_streaming_text_with_usage(server, client):
     # no cache_control in the request: nothing is cached, as with the real API
     assert u.cache_read_input_tokens == 0 and u.cache_creation_input_tokens == 0
 
-    [rec] = server.requests()
+    [rec] = own_standin.requests()
     assert rec["body"]["stream"] is True
     assert rec["response"]["usage"] == u.model_dump(include=set(rec["response"]["usage"]))
     assert rec["headers"].get("x-api-key", rec["headers"].get("authorization")) == "***"
 
 
-def test_non_streaming_counts_images(client):
-    from tests.images import SMALL_PNG, b64
+def test_non_streaming_counts_images(standin_sdk):
+    from tests.support.images import SMALL_PNG, b64
 
     png = b64(SMALL_PNG)  # a real 8x8 PNG (the real API refuses a bare signature)
-    msg = client.messages.create(
+    msg = standin_sdk.messages.create(
         model=MODEL,
         max_tokens=64,
         messages=[
@@ -129,9 +120,9 @@ def test_non_streaming_counts_images(client):
     assert f"total bytes {len(SMALL_PNG)}" in msg.content[0].text
 
 
-def test_usage_distinct_and_deterministic(client):
-    first = _ask(client, "one")
-    second = client.messages.create(
+def test_usage_distinct_and_deterministic(standin_sdk):
+    first = _ask(standin_sdk, "one")
+    second = standin_sdk.messages.create(
         model=MODEL,
         max_tokens=256,
         messages=[
@@ -140,15 +131,15 @@ def test_usage_distinct_and_deterministic(client):
             {"role": "user", "content": "two"},
         ],
     )
-    again = _ask(client, "one")
+    again = _ask(standin_sdk, "one")
     assert first.usage != second.usage
     assert first.usage.input_tokens != second.usage.input_tokens  # the longer prompt costs more
     assert first.usage == again.usage
 
 
-def test_default_calculator_tool_use(client):
+def test_default_calculator_tool_use(standin_sdk):
     tools = [{"name": "calculator", "input_schema": {"type": "object", "properties": {"expression": {"type": "string"}}}}]
-    with client.messages.stream(
+    with standin_sdk.messages.stream(
         model=MODEL, max_tokens=64, tools=tools, messages=[{"role": "user", "content": "What is 12 * (3 + 4)?"}]
     ) as stream:
         final = stream.get_final_message()
@@ -158,18 +149,18 @@ def test_default_calculator_tool_use(client):
     assert block.input == {"expression": "12 * (3 + 4)"}
 
 
-def test_script_queue_and_reset(server, client):
-    server.script(
+def test_script_queue_and_reset(own_standin, standin_sdk):
+    own_standin.script(
         [
             {"text": "scripted words one two three four", "usage": {"output_tokens": 99}},
             {"tool_use": {"name": "lookup", "input": {"q": 'a "quoted" query'}}},
         ]
     )
-    first = _ask(client, "hi")
+    first = _ask(standin_sdk, "hi")
     assert first.content[0].text == "scripted words one two three four"
     assert first.usage.output_tokens == 99
 
-    with client.messages.stream(
+    with standin_sdk.messages.stream(
         model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
     ) as stream:
         second = stream.get_final_message()
@@ -177,34 +168,34 @@ def test_script_queue_and_reset(server, client):
     assert second.content[0].input == {"q": 'a "quoted" query'}
 
     # queue empty again: default behaviour
-    assert _ask(client, "hi").content[0].text.startswith("Stand-in model reply to: hi.")
+    assert _ask(standin_sdk, "hi").content[0].text.startswith("Stand-in model reply to: hi.")
 
-    recorded = server.requests()
+    recorded = own_standin.requests()
     assert [r["response"]["stop_reason"] for r in recorded] == ["end_turn", "tool_use", "end_turn"]
-    assert _http(server, "GET", "/_standin/requests") == recorded
+    assert _http(own_standin, "GET", "/_standin/requests") == recorded
 
     # the HTTP control endpoints
-    assert _http(server, "POST", "/_standin/script", [{"text": "via http"}])["ok"] is True
-    assert _ask(client, "x").content[0].text == "via http"
-    assert _http(server, "POST", "/_standin/reset", {}) == {"ok": True}
-    assert server.requests() == []
+    assert _http(own_standin, "POST", "/_standin/script", [{"text": "via http"}])["ok"] is True
+    assert _ask(standin_sdk, "x").content[0].text == "via http"
+    assert _http(own_standin, "POST", "/_standin/reset", {}) == {"ok": True}
+    assert own_standin.requests() == []
 
 
-def test_scripted_http_error(server, client):
-    server.script([{"error": {"status": 400, "type": "invalid_request_error", "message": "bad thing"}}])
+def test_scripted_http_error(own_standin, standin_sdk):
+    own_standin.script([{"error": {"status": 400, "type": "invalid_request_error", "message": "bad thing"}}])
     with pytest.raises(anthropic.BadRequestError) as info:
-        _ask(client, "hi")
+        _ask(standin_sdk, "hi")
     assert "bad thing" in str(info.value)
     assert info.value.request_id and info.value.request_id.startswith("req_")
-    [rec] = server.requests()
+    [rec] = own_standin.requests()
     assert rec["response"]["error"]["type"] == "invalid_request_error"
 
 
-def test_scripted_stream_error_mid_stream(server, client):
-    server.script([{"stream_error_after_chars": 12, "text": "alpha beta gamma delta epsilon zeta"}])
+def test_scripted_stream_error_mid_stream(own_standin, standin_sdk):
+    own_standin.script([{"stream_error_after_chars": 12, "text": "alpha beta gamma delta epsilon zeta"}])
     received = []
     with pytest.raises(anthropic.APIStatusError) as info:
-        with client.messages.stream(
+        with standin_sdk.messages.stream(
             model=MODEL, max_tokens=64, messages=[{"role": "user", "content": "hi"}]
         ) as stream:
             for text in stream.text_stream:
@@ -212,31 +203,31 @@ def test_scripted_stream_error_mid_stream(server, client):
     assert "overloaded_error" in str(info.value)
     assert "".join(received) == "alpha beta g"
     # the server is still fine afterwards
-    assert _ask(client, "after").content[0].text.startswith("Stand-in model reply to: after.")
+    assert _ask(standin_sdk, "after").content[0].text.startswith("Stand-in model reply to: after.")
 
 
-def test_invalid_json_and_count_tokens(server, client):
+def test_invalid_json_and_count_tokens(own_standin, standin_sdk):
     req = urllib.request.Request(
-        server.url + "/v1/messages", data=b"{not json", method="POST", headers={"content-type": "application/json"}
+        own_standin.url + "/v1/messages", data=b"{not json", method="POST", headers={"content-type": "application/json"}
     )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(req, timeout=5)
     assert info.value.code == 400
     assert json.loads(info.value.read())["error"]["type"] == "invalid_request_error"
 
-    counted = client.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "hi"}])
+    counted = standin_sdk.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "hi"}])
     assert counted.input_tokens > 0
 
 
 # --------------------------------------------------------------------------- agno
 
 
-def test_agno_agent_tool_round_trip(server):
+def test_agno_agent_tool_round_trip(own_standin):
     from agno.agent import Agent
     from agno.models.anthropic import Claude
 
     agent = Agent(
-        model=Claude(id=MODEL, api_key="test", client_params={"base_url": server.url}),
+        model=Claude(id=MODEL, api_key="test", client_params={"base_url": own_standin.url}),
         tools=[calculator],
         telemetry=False,
     )
@@ -263,20 +254,20 @@ def test_agno_agent_tool_round_trip(server):
     assert final.metrics.input_tokens > 0
     assert final.metrics.cache_read_tokens == 0 and final.metrics.cache_write_tokens == 0
 
-    recorded = server.requests()
+    recorded = own_standin.requests()
     assert len(recorded) == 2
     assert recorded[0]["response"]["stop_reason"] == "tool_use"
     assert recorded[1]["body"]["messages"][-1]["content"][0]["type"] == "tool_result"
     assert recorded[0]["response"]["usage"] != recorded[1]["response"]["usage"]
 
 
-def test_agno_team_delegates_to_member(server):
+def test_agno_team_delegates_to_member(own_standin):
     from agno.agent import Agent
     from agno.models.anthropic import Claude
     from agno.team import Team
 
     def model():
-        return Claude(id=MODEL, api_key="test", client_params={"base_url": server.url})
+        return Claude(id=MODEL, api_key="test", client_params={"base_url": own_standin.url})
 
     team = Team(members=[Agent(name="Math Helper", model=model(), telemetry=False)], model=model(), telemetry=False)
 

@@ -1,8 +1,9 @@
 """The stand-in refuses what the real Messages API refuses and bills prompt caching as Anthropic does.
 
-Driven by the real ``anthropic`` SDK (``max_retries=0``) against a StandinServer of this module; the
-32 MB body goes through raw httpx. Images are real PNGs made here with zlib (one colour, 1 bit per
-pixel: an 8000 x 8000 one is a few KB), plus minimal JPEG / GIF / WebP headers for the size parsers.
+Driven by the real ``anthropic`` SDK (``max_retries=0``) against a stand-in of this module's own
+(``own_standin``); the 32 MB body goes through raw httpx. Images are real PNGs made here with zlib
+(one colour, 1 bit per pixel: an 8000 x 8000 one is a few KB), plus minimal JPEG / GIF / WebP headers
+for the size parsers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ import pytest
 from local.anthropic_standin import (
     MAX_REQUEST_BYTES,
     CacheEntry,
-    StandinServer,
     analyse_prompt,
     apply_cache_plan,
     compute_usage,
@@ -44,10 +44,7 @@ OVERHEAD = 4  # the stand-in's documented fixed request overhead
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 
-# --------------------------------------------------------------------------- fixtures and helpers
-
-
-from tests.integration.standin_client import _clean, client, server  # noqa: E402,F401 - fixtures
+# --------------------------------------------------------------------------- helpers
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -135,8 +132,8 @@ def tok(text: str) -> int:
 # --------------------------------------------------------------------------- request size (413)
 
 
-def test_body_over_32_mb_is_413_and_just_under_is_served(server):
-    url = server.url + "/v1/messages"
+def test_body_over_32_mb_is_413_and_just_under_is_served(own_standin):
+    url = own_standin.url + "/v1/messages"
     headers = {"content-type": "application/json", "x-api-key": "test", "anthropic-version": "2023-06-01"}
     with httpx.Client(timeout=120) as http:
         # 6 images of 5 MB of base64 each: a ~31.5 MB body, under the limit, is served
@@ -167,7 +164,7 @@ def test_body_over_32_mb_is_413_and_just_under_is_served(server):
             "type": "request_too_large", "message": "Request exceeds the maximum allowed number of bytes."}}
         assert r.headers["request-id"].startswith("req_")
 
-    last = server.requests()[-1]
+    last = own_standin.requests()[-1]
     assert last["body"] is None and last["size"] == MAX_REQUEST_BYTES + 1
     assert last["response"] == {"status": 413, "error": {
         "type": "request_too_large", "message": "Request exceeds the maximum allowed number of bytes."}}
@@ -176,12 +173,12 @@ def test_body_over_32_mb_is_413_and_just_under_is_served(server):
 # --------------------------------------------------------------------------- images
 
 
-def test_at_most_100_images_counting_those_in_tool_results(server, client):
+def test_at_most_100_images_counting_those_in_tool_results(own_standin, standin_sdk):
     tiny = image(png(1, 1))
-    ok = ask(client, [user(*[tiny] * 100)])
+    ok = ask(standin_sdk, [user(*[tiny] * 100)])
     assert "I can see 100 image(s)" in ok.content[0].text
 
-    assert refused(client, [user(*[tiny] * 101)]) == "messages: Too many images in request (max 100)"
+    assert refused(standin_sdk, [user(*[tiny] * 101)]) == "messages: Too many images in request (max 100)"
 
     # 99 in the question + 2 inside a tool_result = 101
     tool_turn = [
@@ -189,100 +186,100 @@ def test_at_most_100_images_counting_those_in_tool_results(server, client):
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "camera", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [tiny, tiny]}]},
     ]
-    assert refused(client, tool_turn) == "messages: Too many images in request (max 100)"
+    assert refused(standin_sdk, tool_turn) == "messages: Too many images in request (max 100)"
     tool_turn[0] = user(*[tiny] * 98, text="look")
-    assert ask(client, tool_turn).content[0].text.startswith("The tool returned")  # 100: served
+    assert ask(standin_sdk, tool_turn).content[0].text.startswith("The tool returned")  # 100: served
 
     # a url image cannot be measured offline but it counts
     url_image = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
-    assert refused(client, [user(*[tiny] * 100, url_image)]) == "messages: Too many images in request (max 100)"
+    assert refused(standin_sdk, [user(*[tiny] * 100, url_image)]) == "messages: Too many images in request (max 100)"
 
     # the maximum is configurable, for every model or per model (600 for some models)
-    server.configure(max_images={"claude-opus-4-1": 600})
-    assert "I can see 101 image(s)" in ask(client, [user(*[tiny] * 101)], model="claude-opus-4-1").content[0].text
-    assert refused(client, [user(*[tiny] * 101)]) == "messages: Too many images in request (max 100)"
-    server.configure(max_images=600)
-    assert "I can see 101 image(s)" in ask(client, [user(*[tiny] * 101)]).content[0].text
-    server.reset()
-    assert refused(client, [user(*[tiny] * 101)]) == "messages: Too many images in request (max 100)"
+    own_standin.configure(max_images={"claude-opus-4-1": 600})
+    assert "I can see 101 image(s)" in ask(standin_sdk, [user(*[tiny] * 101)], model="claude-opus-4-1").content[0].text
+    assert refused(standin_sdk, [user(*[tiny] * 101)]) == "messages: Too many images in request (max 100)"
+    own_standin.configure(max_images=600)
+    assert "I can see 101 image(s)" in ask(standin_sdk, [user(*[tiny] * 101)]).content[0].text
+    own_standin.reset()
+    assert refused(standin_sdk, [user(*[tiny] * 101)]) == "messages: Too many images in request (max 100)"
 
 
-def test_image_sides_at_most_8000_px(client):
-    big = ask(client, [user(image(png(8000, 8000)))])
+def test_image_sides_at_most_8000_px(standin_sdk):
+    big = ask(standin_sdk, [user(image(png(8000, 8000)))])
     assert "I can see 1 image(s)" in big.content[0].text
 
     message = ("messages.0.content.{j}.image.source.base64.data: "
                "At least one of the image dimensions exceed max allowed size: 8000 pixels")
-    assert refused(client, [user(image(png(8001, 1)))]) == message.format(j=0)
-    assert refused(client, [user(image(png(1, 1)), image(png(1, 8001)))]) == message.format(j=1)
+    assert refused(standin_sdk, [user(image(png(8001, 1)))]) == message.format(j=0)
+    assert refused(standin_sdk, [user(image(png(1, 1)), image(png(1, 8001)))]) == message.format(j=1)
     # every format's size is read: JPEG SOF, GIF screen, WebP VP8X / VP8L / VP8
     for data, media_type in [(jpeg(8001, 10), "image/jpeg"), (gif(10, 8001), "image/gif"),
                              (webp(8001, 1), "image/webp"), (webp(1, 8001, "VP8L"), "image/webp"),
                              (webp(8001, 1, "VP8 "), "image/webp")]:
-        assert refused(client, [user(image(data, media_type))]) == message.format(j=0), media_type
+        assert refused(standin_sdk, [user(image(data, media_type))]) == message.format(j=0), media_type
     for data, media_type in [(jpeg(8000, 10), "image/jpeg"), (gif(10, 8000), "image/gif"),
                              (webp(8000, 1), "image/webp")]:
-        assert "I can see 1 image(s)" in ask(client, [user(image(data, media_type))]).content[0].text
+        assert "I can see 1 image(s)" in ask(standin_sdk, [user(image(data, media_type))]).content[0].text
 
 
-def test_image_nested_in_a_tool_result_is_checked_with_its_path(client):
+def test_image_nested_in_a_tool_result_is_checked_with_its_path(standin_sdk):
     messages = [
         {"role": "user", "content": "take a photo"},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_cam", "name": "camera", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_cam",
                                       "content": [{"type": "text", "text": "here"}, image(png(8001, 2))]}]},
     ]
-    assert refused(client, messages) == (
+    assert refused(standin_sdk, messages) == (
         "messages.2.content.0.tool_result.content.1.image.source.base64.data: "
         "At least one of the image dimensions exceed max allowed size: 8000 pixels")
 
 
-def test_more_than_20_images_at_most_2000_px(client):
+def test_more_than_20_images_at_most_2000_px(standin_sdk):
     tiny = image(png(1, 1))
     # 21 images: 2000 px is fine, 2001 px is not
-    ok = ask(client, [user(*[tiny] * 20, image(png(2000, 2000)))])
+    ok = ask(standin_sdk, [user(*[tiny] * 20, image(png(2000, 2000)))])
     assert "I can see 21 image(s)" in ok.content[0].text
-    assert refused(client, [user(*[tiny] * 20, image(png(2001, 1)))]) == (
+    assert refused(standin_sdk, [user(*[tiny] * 20, image(png(2001, 1)))]) == (
         "messages.0.content.20.image.source.base64.data: "
         "At least one of the image dimensions exceed max allowed size for many-image requests: 2000 pixels")
-    assert refused(client, [user(image(png(1, 2001)), *[tiny] * 20)]).startswith("messages.0.content.0.image.")
+    assert refused(standin_sdk, [user(image(png(1, 2001)), *[tiny] * 20)]).startswith("messages.0.content.0.image.")
     # 20 images: 2001 px is fine
-    ok = ask(client, [user(*[tiny] * 19, image(png(2001, 2001)))])
+    ok = ask(standin_sdk, [user(*[tiny] * 19, image(png(2001, 2001)))])
     assert "I can see 20 image(s)" in ok.content[0].text
 
 
-def test_image_base64_at_most_5_mb_of_characters(client):
+def test_image_base64_at_most_5_mb_of_characters(standin_sdk):
     exactly = b64(png(1, 1, total_bytes=3_932_160))
     assert len(exactly) == 5_242_880
-    assert "I can see 1 image(s)" in ask(client, [user(raw_image(exactly))]).content[0].text
+    assert "I can see 1 image(s)" in ask(standin_sdk, [user(raw_image(exactly))]).content[0].text
 
     # measured on the base64 text, before decoding (this one is not even valid base64)
-    assert refused(client, [user(raw_image(exactly + "A"))]) == (
+    assert refused(standin_sdk, [user(raw_image(exactly + "A"))]) == (
         "messages.0.content.0.image.source.base64: image exceeds 5 MB maximum: 5242881 bytes > 5242880 bytes")
     # the next valid base64 length; 3,932,163 decoded bytes
     next_valid = b64(png(1, 1, total_bytes=3_932_163))
     assert len(next_valid) == 5_242_884
-    assert refused(client, [user(raw_image(next_valid))]) == (
+    assert refused(standin_sdk, [user(raw_image(next_valid))]) == (
         "messages.0.content.0.image.source.base64: image exceeds 5 MB maximum: 5242884 bytes > 5242880 bytes")
 
 
-def test_image_media_type_must_be_supported_and_match_the_data(client):
-    assert refused(client, [user(image(png(2, 2), "image/bmp"))]) == (
+def test_image_media_type_must_be_supported_and_match_the_data(standin_sdk):
+    assert refused(standin_sdk, [user(image(png(2, 2), "image/bmp"))]) == (
         "messages.0.content.0.image.source.base64.media_type: "
         "Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'")
-    assert refused(client, [user(image(png(2, 2), "image/jpeg"))]) == (
+    assert refused(standin_sdk, [user(image(png(2, 2), "image/jpeg"))]) == (
         "messages.0.content.0.image.source.base64.data: Image does not match the provided media type image/jpeg")
-    assert refused(client, [user(image(jpeg(2, 2), "image/png"))]) == (
+    assert refused(standin_sdk, [user(image(jpeg(2, 2), "image/png"))]) == (
         "messages.0.content.0.image.source.base64.data: Image does not match the provided media type image/png")
-    assert refused(client, [user(image(b"definitely not a picture", "image/gif"))]) == (
+    assert refused(standin_sdk, [user(image(b"definitely not a picture", "image/gif"))]) == (
         "messages.0.content.0.image.source.base64.data: Image does not match the provided media type image/gif")
-    assert refused(client, [user(raw_image("not base64!", "image/png"))]) == (
+    assert refused(standin_sdk, [user(raw_image("not base64!", "image/png"))]) == (
         "messages.0.content.0.image.source.base64.data: Image does not match the provided media type image/png")
     # the right signature but nothing after it: the API cannot read it
-    assert refused(client, [user(raw_image("iVBORw0KGgo=", "image/png"))]) == "Could not process image"
+    assert refused(standin_sdk, [user(raw_image("iVBORw0KGgo=", "image/png"))]) == "Could not process image"
     for data, media_type in [(png(3, 2), "image/png"), (jpeg(3, 2), "image/jpeg"), (gif(3, 2), "image/gif"),
                              (webp(3, 2), "image/webp")]:
-        assert "I can see 1 image(s)" in ask(client, [user(image(data, media_type))]).content[0].text
+        assert "I can see 1 image(s)" in ask(standin_sdk, [user(image(data, media_type))]).content[0].text
 
 
 def test_image_size_readers():
@@ -299,43 +296,43 @@ def test_image_size_readers():
 # --------------------------------------------------------------------------- context window
 
 
-def test_prompt_over_the_context_window_is_refused(server, client):
+def test_prompt_over_the_context_window_is_refused(own_standin, standin_sdk):
     def prompt(tokens: int) -> list[dict]:
         return [{"role": "user", "content": "x" * 4 * (tokens - OVERHEAD)}]
 
-    assert counted(client, prompt(200_000)) == 200_000
-    ok = ask(client, prompt(200_000))
+    assert counted(standin_sdk, prompt(200_000)) == 200_000
+    ok = ask(standin_sdk, prompt(200_000))
     assert total(ok.usage) == 200_000
-    assert refused(client, prompt(200_001)) == "prompt is too long: 200001 tokens > 200000 maximum"
+    assert refused(standin_sdk, prompt(200_001)) == "prompt is too long: 200001 tokens > 200000 maximum"
     # count_tokens still counts a prompt too long to send
-    assert counted(client, prompt(200_001)) == 200_001
+    assert counted(standin_sdk, prompt(200_001)) == 200_001
 
-    r = httpx.post(server.url + "/_standin/config", json={"context_window": 60_000})
+    r = httpx.post(own_standin.url + "/_standin/config", json={"context_window": 60_000})
     assert r.status_code == 200 and r.json()["config"]["context_window"] == 60_000
-    assert refused(client, prompt(60_001)) == "prompt is too long: 60001 tokens > 60000 maximum"
-    assert total(ask(client, prompt(60_000)).usage) == 60_000
+    assert refused(standin_sdk, prompt(60_001)) == "prompt is too long: 60001 tokens > 60000 maximum"
+    assert total(ask(standin_sdk, prompt(60_000)).usage) == 60_000
 
-    server.configure(context_window={HAIKU: 1000})
-    assert refused(client, prompt(1001), model=HAIKU) == "prompt is too long: 1001 tokens > 1000 maximum"
-    assert ask(client, prompt(1001)).usage.input_tokens == 1001
+    own_standin.configure(context_window={HAIKU: 1000})
+    assert refused(standin_sdk, prompt(1001), model=HAIKU) == "prompt is too long: 1001 tokens > 1000 maximum"
+    assert ask(standin_sdk, prompt(1001)).usage.input_tokens == 1001
 
-    httpx.post(server.url + "/_standin/reset")
-    assert httpx.get(server.url + "/_standin/config").json()["config"]["context_window"] is None
-    assert total(ask(client, prompt(60_001)).usage) == 60_001
+    httpx.post(own_standin.url + "/_standin/reset")
+    assert httpx.get(own_standin.url + "/_standin/config").json()["config"]["context_window"] is None
+    assert total(ask(standin_sdk, prompt(60_001)).usage) == 60_001
 
 
-def test_config_endpoint_refuses_unknown_keys_and_bad_values(server):
+def test_config_endpoint_refuses_unknown_keys_and_bad_values(own_standin):
     for bad in ({"context_windw": 5}, {"context_window": 0}, {"max_images": "many"}, {"max_images": {"m": -1}},
                 {"clock_offset_seconds": -1}, ["context_window"]):
-        r = httpx.post(server.url + "/_standin/config", json=bad)
+        r = httpx.post(own_standin.url + "/_standin/config", json=bad)
         assert r.status_code == 400, bad
         assert r.json()["error"]["type"] == "invalid_request_error"
-    assert httpx.get(server.url + "/_standin/config").json()["config"] == {
+    assert httpx.get(own_standin.url + "/_standin/config").json()["config"] == {
         "context_window": None, "max_images": None, "clock_offset_seconds": 0}
     with pytest.raises(ValueError, match="unknown config key"):
-        server.configure(window=5)
-    assert httpx.post(server.url + "/_standin/clock", json={"advance_seconds": -5}).status_code == 400
-    assert httpx.post(server.url + "/_standin/clock", json={"seconds": 5}).status_code == 400
+        own_standin.configure(window=5)
+    assert httpx.post(own_standin.url + "/_standin/clock", json={"advance_seconds": -5}).status_code == 400
+    assert httpx.post(own_standin.url + "/_standin/clock", json={"seconds": 5}).status_code == 400
 
 
 def test_command_line_context_window():
@@ -369,18 +366,18 @@ def test_command_line_context_window():
 # --------------------------------------------------------------------------- messages
 
 
-def test_tool_use_must_be_answered_in_the_next_message(client):
+def test_tool_use_must_be_answered_in_the_next_message(standin_sdk):
     use = {"role": "assistant", "content": [
         {"type": "text", "text": "Let me look."},
         {"type": "tool_use", "id": "toolu_A", "name": "lookup", "input": {"q": "a"}},
         {"type": "tool_use", "id": "toolu_B", "name": "lookup", "input": {"q": "b"}},
     ]}
     question = {"role": "user", "content": "look up a and b"}
-    assert refused(client, [question, use, {"role": "user", "content": "never mind"}]) == (
+    assert refused(standin_sdk, [question, use, {"role": "user", "content": "never mind"}]) == (
         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_A, toolu_B. "
         "Each `tool_use` block must have a corresponding `tool_result` block in the next message.")
     only_a = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": "a!"}]}
-    assert refused(client, [question, use, only_a]) == (
+    assert refused(standin_sdk, [question, use, only_a]) == (
         "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_B. "
         "Each `tool_use` block must have a corresponding `tool_result` block in the next message.")
     # both answered: fine; an unanswered tool_use in the final (prefilled) assistant message: fine
@@ -388,21 +385,21 @@ def test_tool_use_must_be_answered_in_the_next_message(client):
         {"type": "tool_result", "tool_use_id": "toolu_A", "content": "a!"},
         {"type": "tool_result", "tool_use_id": "toolu_B", "content": [{"type": "text", "text": "b!"}]},
     ]}
-    assert ask(client, [question, use, both]).content[0].text.startswith("The tool returned: a!")
-    assert ask(client, [question, use]).stop_reason == "end_turn"
+    assert ask(standin_sdk, [question, use, both]).content[0].text.startswith("The tool returned: a!")
+    assert ask(standin_sdk, [question, use]).stop_reason == "end_turn"
 
 
-def test_tool_result_must_answer_the_previous_message(client):
+def test_tool_result_must_answer_the_previous_message(standin_sdk):
     use = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_A", "name": "lookup", "input": {}}]}
     answer = {"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "toolu_A", "content": "a!"},
         {"type": "tool_result", "tool_use_id": "toolu_Z", "content": "z?"},
     ]}
-    assert refused(client, [{"role": "user", "content": "go"}, use, answer]) == (
+    assert refused(standin_sdk, [{"role": "user", "content": "go"}, use, answer]) == (
         "messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: toolu_Z. "
         "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
     # a tool_result with no assistant message before it
-    assert refused(client, [{"role": "user", "content": [
+    assert refused(standin_sdk, [{"role": "user", "content": [
         {"type": "tool_result", "tool_use_id": "toolu_A", "content": "a!"}]}]) == (
         "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_A. "
         "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.")
@@ -411,40 +408,40 @@ def test_tool_result_must_answer_the_previous_message(client):
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": "a!"}]},
             {"role": "assistant", "content": "done"},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_A", "content": "again"}]}]
-    assert refused(client, late).startswith("messages.4.content.0: unexpected `tool_use_id` found")
+    assert refused(standin_sdk, late).startswith("messages.4.content.0: unexpected `tool_use_id` found")
 
 
-def test_text_blocks_and_messages_must_not_be_empty(server, client):
+def test_text_blocks_and_messages_must_not_be_empty(own_standin, standin_sdk):
     def with_text(text: str) -> list[dict]:
         return [{"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": text}]}]
 
-    assert refused(client, with_text("")) == "messages: text content blocks must be non-empty"
-    assert refused(client, with_text(" \n\t")) == "messages: text content blocks must contain non-whitespace text"
-    assert refused(client, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
+    assert refused(standin_sdk, with_text("")) == "messages: text content blocks must be non-empty"
+    assert refused(standin_sdk, with_text(" \n\t")) == "messages: text content blocks must contain non-whitespace text"
+    assert refused(standin_sdk, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
         {"type": "text", "text": ""}, {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok"}]},
     ]) == "messages: text content blocks must be non-empty"
     # inside a tool_result too
-    assert refused(client, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
+    assert refused(standin_sdk, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [
         {"type": "tool_use", "id": "toolu_1", "name": "t", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
                                       "content": [{"type": "text", "text": ""}]}]},
     ]) == "messages: text content blocks must be non-empty"
 
     for empty in ("", []):
-        assert refused(client, [{"role": "user", "content": empty}, {"role": "assistant", "content": "x"},
+        assert refused(standin_sdk, [{"role": "user", "content": empty}, {"role": "assistant", "content": "x"},
                                 {"role": "user", "content": "y"}]) == (
             "messages.0: all messages must have non-empty content except for the optional final assistant message")
-        assert refused(client, [{"role": "user", "content": "a"}, {"role": "assistant", "content": empty},
+        assert refused(standin_sdk, [{"role": "user", "content": "a"}, {"role": "assistant", "content": empty},
                                 {"role": "user", "content": "y"}]).startswith("messages.1: all messages must have")
         # the final assistant message may be empty
-        assert ask(client, [{"role": "user", "content": "a"}, {"role": "assistant", "content": empty}])
+        assert ask(standin_sdk, [{"role": "user", "content": "a"}, {"role": "assistant", "content": empty}])
 
     # a refused request is recorded with its error and consumes no script step
-    server.script([{"text": "scripted"}])
-    refused(client, with_text(""))
-    assert ask(client, with_text("fine")).content[0].text == "scripted"
-    first, second = server.requests()[-2:]
+    own_standin.script([{"text": "scripted"}])
+    refused(standin_sdk, with_text(""))
+    assert ask(standin_sdk, with_text("fine")).content[0].text == "scripted"
+    first, second = own_standin.requests()[-2:]
     assert first["response"] == {"status": 400, "error": {
         "type": "invalid_request_error", "message": "messages: text content blocks must be non-empty"}}
     assert first["body"]["messages"][0]["content"][1] == {"type": "text", "text": ""}
@@ -462,31 +459,33 @@ def _blocks(n: int, cached: int) -> list[dict]:
             for i in range(n)]
 
 
-def test_at_most_4_cache_breakpoints(client):
+def test_at_most_4_cache_breakpoints(standin_sdk):
     tools = [{"name": "t", "description": "d", "input_schema": {"type": "object"}, "cache_control": CC}]
     system = [{"type": "text", "text": "sys", "cache_control": CC}]
-    assert ask(client, [{"role": "user", "content": _blocks(3, 2)}], tools=tools, system=system)
-    assert refused(client, [{"role": "user", "content": _blocks(4, 3)}], tools=tools, system=system) == (
+    assert ask(standin_sdk, [{"role": "user", "content": _blocks(3, 2)}], tools=tools, system=system)
+    assert refused(standin_sdk, [{"role": "user", "content": _blocks(4, 3)}], tools=tools, system=system) == (
         "A maximum of 4 blocks with cache_control may be provided. Found 5.")
-    assert ask(client, [{"role": "user", "content": _blocks(4, 4)}])
+    assert ask(standin_sdk, [{"role": "user", "content": _blocks(4, 4)}])
     # the top-level (automatic caching) breakpoint counts too
-    assert refused(client, [{"role": "user", "content": _blocks(4, 4)}], cache_control=CC) == (
+    assert refused(standin_sdk, [{"role": "user", "content": _blocks(4, 4)}], cache_control=CC) == (
         "A maximum of 4 blocks with cache_control may be provided. Found 5.")
-    assert ask(client, [{"role": "user", "content": _blocks(4, 3)}], cache_control=CC)
+    assert ask(standin_sdk, [{"role": "user", "content": _blocks(4, 3)}], cache_control=CC)
 
 
-def test_cache_ttl_must_be_valid_and_1h_before_5m(client):
+def test_cache_ttl_must_be_valid_and_1h_before_5m(standin_sdk):
     def system(first: str, second: str) -> list[dict]:
         return [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": first}},
                 {"type": "text", "text": "b", "cache_control": {"type": "ephemeral", "ttl": second}}]
 
     hi = [{"role": "user", "content": "hi"}]
-    assert ask(client, hi, system=system("1h", "5m"))
-    assert refused(client, hi, system=system("5m", "1h")) == (
+    assert ask(standin_sdk, hi, system=system("1h", "5m"))
+    assert refused(standin_sdk, hi, system=system("5m", "1h")) == (
         "system.1.cache_control.ttl: a ttl='1h' cache_control block must not come after a ttl='5m' "
         "cache_control block. Note that blocks are processed in the following order: `tools`, `system`, `messages`.")
-    assert refused(client, hi, system=system("1h", "10m")) == "system.1.cache_control.ttl: Input should be '5m' or '1h'"
-    assert refused(client, hi, system=system("5m", "5m"), cache_control={"type": "ephemeral", "ttl": "1h"}).startswith(
+    assert refused(standin_sdk, hi, system=system("1h", "10m")) == (
+        "system.1.cache_control.ttl: Input should be '5m' or '1h'")
+    assert refused(standin_sdk, hi, system=system("5m", "5m"),
+                   cache_control={"type": "ephemeral", "ttl": "1h"}).startswith(
         "cache_control.ttl: a ttl='1h' cache_control block must not come after")
 
 
@@ -501,26 +500,26 @@ def _cached_system(text: str = SYSTEM_1100, ttl: str | None = None) -> list[dict
     return [{"type": "text", "text": text, "cache_control": cc}]
 
 
-def test_prefix_under_the_minimum_is_not_cached(client):
+def test_prefix_under_the_minimum_is_not_cached(standin_sdk):
     hi = [{"role": "user", "content": "hi"}]
     for _ in range(2):
-        u = ask(client, hi, system=_cached_system("s" * 4092)).usage  # 1,023 tokens
+        u = ask(standin_sdk, hi, system=_cached_system("s" * 4092)).usage  # 1,023 tokens
         assert (u.cache_creation_input_tokens, u.cache_read_input_tokens) == (0, 0)
         assert u.input_tokens == OVERHEAD + 1023 + 1
-    u = ask(client, hi, system=_cached_system("s" * 4096)).usage  # 1,024 tokens: cached
+    u = ask(standin_sdk, hi, system=_cached_system("s" * 4096)).usage  # 1,024 tokens: cached
     assert (u.cache_creation_input_tokens, u.cache_read_input_tokens, u.input_tokens) == (1024, 0, OVERHEAD + 1)
 
     # haiku-class models need 2,048
-    u = ask(client, hi, model=HAIKU, system=_cached_system("h" * 8188)).usage  # 2,047
+    u = ask(standin_sdk, hi, model=HAIKU, system=_cached_system("h" * 8188)).usage  # 2,047
     assert (u.cache_creation_input_tokens, u.cache_read_input_tokens) == (0, 0)
-    first = ask(client, hi, model=HAIKU, system=_cached_system("h" * 8192)).usage  # 2,048
-    again = ask(client, hi, model=HAIKU, system=_cached_system("h" * 8192)).usage
+    first = ask(standin_sdk, hi, model=HAIKU, system=_cached_system("h" * 8192)).usage  # 2,048
+    again = ask(standin_sdk, hi, model=HAIKU, system=_cached_system("h" * 8192)).usage
     assert (first.cache_creation_input_tokens, again.cache_read_input_tokens) == (2048, 2048)
 
 
-def test_first_request_writes_and_the_next_reads_and_writes_only_the_tail(client):
+def test_first_request_writes_and_the_next_reads_and_writes_only_the_tail(standin_sdk):
     first_turn = [{"role": "user", "content": "first question"}]  # 4 tokens
-    with client.messages.stream(model=MODEL, max_tokens=64, system=_cached_system(), messages=first_turn,
+    with standin_sdk.messages.stream(model=MODEL, max_tokens=64, system=_cached_system(), messages=first_turn,
                                 cache_control=CC) as stream:
         first = stream.get_final_message().usage
     assert first.cache_read_input_tokens == 0
@@ -531,83 +530,84 @@ def test_first_request_writes_and_the_next_reads_and_writes_only_the_tail(client
 
     second_turn = [*first_turn, {"role": "assistant", "content": "an answer"},  # 3 tokens
                    {"role": "user", "content": "second question"}]  # 4 tokens
-    second = ask(client, second_turn, system=_cached_system(), cache_control=CC).usage
+    second = ask(standin_sdk, second_turn, system=_cached_system(), cache_control=CC).usage
     assert second.cache_read_input_tokens == first.cache_creation_input_tokens
     assert second.cache_creation_input_tokens == 3 + 4
     assert second.input_tokens == OVERHEAD
-    assert total(second) == counted(client, second_turn, system=_cached_system(), cache_control=CC) == 1115
+    assert total(second) == counted(standin_sdk, second_turn, system=_cached_system(), cache_control=CC) == 1115
 
     # the same prefix read without a marker on the system block: markers are not part of the key
-    plain = ask(client, second_turn, system=[{"type": "text", "text": SYSTEM_1100}], cache_control=CC).usage
+    plain = ask(standin_sdk, second_turn, system=[{"type": "text", "text": SYSTEM_1100}], cache_control=CC).usage
     assert (plain.cache_read_input_tokens, plain.cache_creation_input_tokens) == (1111, 0)
 
 
-def test_lookback_reaches_20_blocks_back(client):
+def test_lookback_reaches_20_blocks_back(standin_sdk):
     first_turn = [{"role": "user", "content": "question"}]
-    assert ask(client, first_turn, system=_cached_system(), cache_control=CC).usage.cache_creation_input_tokens == 1102
+    written = ask(standin_sdk, first_turn, system=_cached_system(), cache_control=CC).usage
+    assert written.cache_creation_input_tokens == 1102
     long_answer = {"role": "assistant", "content": [{"type": "text", "text": f"line {i:02}"} for i in range(25)]}
     later = [*first_turn, long_answer, {"role": "user", "content": "more"}]
-    u = ask(client, later, system=_cached_system(), cache_control=CC).usage
+    u = ask(standin_sdk, later, system=_cached_system(), cache_control=CC).usage
     # the conversation's previous entry is 26 blocks before the last one: out of reach; the system
     # breakpoint's entry is read instead
     assert u.cache_read_input_tokens == 1100
     assert u.cache_creation_input_tokens == 2 + 25 * 2 + 1
     near = [*first_turn, {"role": "assistant", "content": long_answer["content"][:18]}, {"role": "user", "content": "x"}]
-    u = ask(client, near, system=_cached_system(), cache_control=CC).usage
+    u = ask(standin_sdk, near, system=_cached_system(), cache_control=CC).usage
     assert u.cache_read_input_tokens == 1102  # 19 blocks back: found
 
 
-def test_5_minute_entries_expire_unless_read(server, client):
+def test_5_minute_entries_expire_unless_read(own_standin, standin_sdk):
     hi = [{"role": "user", "content": "hi"}]
-    written = ask(client, hi, system=_cached_system()).usage
+    written = ask(standin_sdk, hi, system=_cached_system()).usage
     assert written.cache_creation_input_tokens == 1100
 
-    server.advance_clock(240)
-    assert ask(client, hi, system=_cached_system()).usage.cache_read_input_tokens == 1100  # refreshes it
-    r = httpx.post(server.url + "/_standin/clock", json={"advance_seconds": 240})
+    own_standin.advance_clock(240)
+    assert ask(standin_sdk, hi, system=_cached_system()).usage.cache_read_input_tokens == 1100  # refreshes it
+    r = httpx.post(own_standin.url + "/_standin/clock", json={"advance_seconds": 240})
     assert r.json() == {"ok": True, "clock_offset_seconds": 480}
-    assert ask(client, hi, system=_cached_system()).usage.cache_read_input_tokens == 1100  # 4 min after the read
+    assert ask(standin_sdk, hi, system=_cached_system()).usage.cache_read_input_tokens == 1100  # 4 min after the read
 
-    server.advance_clock(360)  # 6 minutes later: gone, written again
-    missed = ask(client, hi, system=_cached_system()).usage
+    own_standin.advance_clock(360)  # 6 minutes later: gone, written again
+    missed = ask(standin_sdk, hi, system=_cached_system()).usage
     assert (missed.cache_read_input_tokens, missed.cache_creation_input_tokens) == (0, 1100)
 
     # the same through the config's absolute offset
-    r = httpx.post(server.url + "/_standin/config", json={"clock_offset_seconds": 840 + 301})
+    r = httpx.post(own_standin.url + "/_standin/config", json={"clock_offset_seconds": 840 + 301})
     assert r.json()["config"]["clock_offset_seconds"] == 1141
-    assert ask(client, hi, system=_cached_system()).usage.cache_creation_input_tokens == 1100
+    assert ask(standin_sdk, hi, system=_cached_system()).usage.cache_creation_input_tokens == 1100
 
 
-def test_1_hour_entries_survive_6_minutes(server, client):
+def test_1_hour_entries_survive_6_minutes(own_standin, standin_sdk):
     def turn(text: str) -> list[dict]:
         return [{"role": "user", "content": text}]
 
-    first = ask(client, turn("first question"), system=_cached_system(ttl="1h"), cache_control=CC).usage
+    first = ask(standin_sdk, turn("first question"), system=_cached_system(ttl="1h"), cache_control=CC).usage
     assert first.cache_creation.ephemeral_1h_input_tokens == 1100
     assert first.cache_creation.ephemeral_5m_input_tokens == 4  # the tail, under the 5m breakpoint
     assert first.cache_creation_input_tokens == 1104
 
-    server.advance_clock(360)
-    u = ask(client, turn("first question"), system=_cached_system(ttl="1h"), cache_control=CC).usage
+    own_standin.advance_clock(360)
+    u = ask(standin_sdk, turn("first question"), system=_cached_system(ttl="1h"), cache_control=CC).usage
     assert u.cache_read_input_tokens == 1100  # the 5m entry of the whole prompt is gone, the 1h one is not
     assert u.cache_creation.ephemeral_5m_input_tokens == 4 and u.cache_creation.ephemeral_1h_input_tokens == 0
 
-    server.advance_clock(3601)
-    u = ask(client, turn("first question"), system=_cached_system(ttl="1h"), cache_control=CC).usage
+    own_standin.advance_clock(3601)
+    u = ask(standin_sdk, turn("first question"), system=_cached_system(ttl="1h"), cache_control=CC).usage
     assert u.cache_read_input_tokens == 0 and u.cache_creation.ephemeral_1h_input_tokens == 1100
 
 
-def test_no_cache_control_no_cache_and_entries_are_per_model(client):
+def test_no_cache_control_no_cache_and_entries_are_per_model(standin_sdk):
     hi = [{"role": "user", "content": "hi"}]
-    assert ask(client, hi, system=_cached_system()).usage.cache_creation_input_tokens == 1100
-    plain = ask(client, hi, system=SYSTEM_1100).usage
+    assert ask(standin_sdk, hi, system=_cached_system()).usage.cache_creation_input_tokens == 1100
+    plain = ask(standin_sdk, hi, system=SYSTEM_1100).usage
     assert (plain.cache_read_input_tokens, plain.cache_creation_input_tokens) == (0, 0)
     assert plain.input_tokens == OVERHEAD + 1100 + 1
-    other = ask(client, hi, model="claude-opus-4-1", system=_cached_system()).usage
+    other = ask(standin_sdk, hi, model="claude-opus-4-1", system=_cached_system()).usage
     assert (other.cache_read_input_tokens, other.cache_creation_input_tokens) == (0, 1100)
 
 
-def test_usage_adds_up_to_the_documented_estimate(client):
+def test_usage_adds_up_to_the_documented_estimate(standin_sdk):
     tools = [{"name": "calculator", "description": "Evaluate arithmetic.",
               "input_schema": {"type": "object", "properties": {"expression": {"type": "string"}}}}]
     tool_json = json.dumps(tools[0], sort_keys=True, separators=(",", ":"))
@@ -625,8 +625,8 @@ def test_usage_adds_up_to_the_documented_estimate(client):
     assert image_tokens(3000, 2000) == 1532
     expected = (OVERHEAD + tok(tool_json) + tok(system) + 1532 + tok("What is 6 * 7 and what is this?")
                 + tok(tool_use_json) + tok("42"))
-    assert counted(client, messages, tools=tools, system=system) == expected
-    u = ask(client, messages, tools=tools, system=system).usage
+    assert counted(standin_sdk, messages, tools=tools, system=system) == expected
+    u = ask(standin_sdk, messages, tools=tools, system=system).usage
     assert (u.input_tokens, u.cache_read_input_tokens, u.cache_creation_input_tokens) == (expected, 0, 0)
 
     # the other documented image sizes
@@ -636,13 +636,13 @@ def test_usage_adds_up_to_the_documented_estimate(client):
     url_only = [{"role": "user", "content": [
         {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
         {"type": "text", "text": "hm"}]}]
-    assert counted(client, url_only) == OVERHEAD + 1534 + 1
+    assert counted(standin_sdk, url_only) == OVERHEAD + 1534 + 1
 
     # with caching, the three counts still add up to the estimate, turn after turn
     cached_messages = [{"role": "user", "content": [photo, {"type": "text", "text": "describe"}]}]
     for reply in ("first", "second", "third"):
-        u = ask(client, cached_messages, tools=tools, system=system, cache_control=CC).usage
-        assert total(u) == counted(client, cached_messages, tools=tools, system=system, cache_control=CC)
+        u = ask(standin_sdk, cached_messages, tools=tools, system=system, cache_control=CC).usage
+        assert total(u) == counted(standin_sdk, cached_messages, tools=tools, system=system, cache_control=CC)
         assert u.input_tokens >= OVERHEAD
         cached_messages += [{"role": "assistant", "content": f"the {reply} answer"},
                             {"role": "user", "content": f"and {reply}?"}]
@@ -668,7 +668,7 @@ def test_compute_usage_is_pure():
     assert compute_usage({**body, "model": HAIKU}, content, cache, now=1.0)["cache_read_input_tokens"] == 0
 
 
-def test_script_usage_still_overrides(server, client):
-    server.script([{"text": "hi", "usage": {"input_tokens": 7, "cache_read_input_tokens": 30000}}])
-    u = ask(client, [{"role": "user", "content": "hello"}]).usage
+def test_script_usage_still_overrides(own_standin, standin_sdk):
+    own_standin.script([{"text": "hi", "usage": {"input_tokens": 7, "cache_read_input_tokens": 30000}}])
+    u = ask(standin_sdk, [{"role": "user", "content": "hello"}]).usage
     assert (u.input_tokens, u.cache_read_input_tokens) == (7, 30000)

@@ -7,8 +7,8 @@ import base64
 import json
 from decimal import Decimal
 
-from tests.images import LARGE_PNG, LARGE_STORED, b64
-from tests.integration.test_turns import reported_usage, run_row
+from tests.support.images import LARGE_PNG, LARGE_STORED, b64
+from tests.support.turns import reported_usage, run_row
 
 LEADER_MODEL, MEMBER_MODEL = "claude-sonnet-5-5", "claude-haiku-5-5"
 DELEGATE = {"tool_use": {"name": "delegate_task_to_member",

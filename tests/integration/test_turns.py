@@ -11,33 +11,15 @@ from decimal import Decimal
 
 import boto3
 import httpx
-import pytest
 from genai_prices import Usage, calc_price
 
 from chatcore.web import sse
-from tests.images import LARGE_PNG, LARGE_STORED, SMALL_PNG, SMALL_STORED, b64
+from tests.support.images import LARGE_PNG, LARGE_STORED, SMALL_PNG, SMALL_STORED, b64
+from tests.support.turns import reported_usage, run_row
 
 
 def rows_of_run(db_conn, run_id):
     return db_conn.execute("SELECT * FROM chat_events WHERE run_id = %s ORDER BY id", (run_id,)).fetchall()
-
-
-def run_row(db_conn, run_id):
-    return db_conn.execute("SELECT * FROM runs WHERE id = %s", (run_id,)).fetchone()
-
-
-def reported_usage(standin):
-    """Sum of the usage the stand-in reported for every request it answered."""
-    total = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}
-    for r in standin.requests():
-        u = r["response"].get("usage")
-        if not u:
-            continue
-        total["input_tokens"] += u["input_tokens"]
-        total["output_tokens"] += u["output_tokens"]
-        total["cache_read_tokens"] += u["cache_read_input_tokens"]
-        total["cache_write_tokens"] += u["cache_creation_input_tokens"]
-    return total
 
 
 def test_turn_streams_agno_events_and_ends_with_turn_completed(user, standin, db_conn):

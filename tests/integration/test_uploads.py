@@ -20,11 +20,11 @@ import uuid
 
 import httpx
 import pytest
-from botocore.exceptions import ClientError
 from PIL import Image
 
-from tests.images import SMALL_PNG, b64, noise_png, normalised
-from tests.integration.test_conversation import assert_clean, exif_with_gps, image_blocks
+from tests.support.images import SMALL_PNG, assert_clean, b64, exif_with_gps, noise_png, normalised
+from tests.support.turns import image_blocks
+from tests.support.uploads import exists, new_upload, send_file, upload_row, uploaded
 
 PROBLEM = "application/problem+json"
 MAX_BYTES = 25 * 1024 * 1024
@@ -34,38 +34,6 @@ MAX_BYTES = 25 * 1024 * 1024
 def big_photo() -> bytes:
     """A 1900x1800 PNG of noise, ~10.3 MB: incompressible, and over what a base64 turn body can carry."""
     return noise_png(1900, 1800, seed=13)
-
-
-def new_upload(user, mime_type: str = "image/png", size: int = 1000) -> dict:
-    r = user.client.post("/uploads", json={"mime_type": mime_type, "size": size})
-    assert r.status_code == 201, r.text
-    return r.json()
-
-
-def send_file(upload: dict, content: bytes, content_type: str | None = None) -> None:
-    """The phone's side: a multipart POST of the presigned fields, then the file, to S3 itself."""
-    r = httpx.post(upload["url"], data=upload["fields"],
-                   files={"file": ("photo", content, content_type or upload["fields"]["Content-Type"])}, timeout=60)
-    assert r.status_code in (200, 201, 204), r.text
-
-
-def uploaded(user, content: bytes, mime_type: str = "image/png") -> dict:
-    upload = new_upload(user, mime_type, len(content))
-    send_file(upload, content)
-    return upload
-
-
-def exists(s3, bucket: str, key: str) -> bool:
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except ClientError as e:
-        assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e.response
-        return False
-
-
-def upload_row(db_conn, upload_id: str) -> dict:
-    return db_conn.execute("SELECT * FROM uploads WHERE id = %s", (upload_id,)).fetchone()
 
 
 def refused(user, standin, db_conn, images: list[dict], status: int, code: str) -> dict:

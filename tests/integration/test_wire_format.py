@@ -20,7 +20,7 @@ import httpx
 from chatcore.money.amounts import DECIMAL_PATTERN
 from chatcore.web import sse
 from chatcore.web.schemas import Problem
-from tests.integration.test_resume import read_events
+from tests.support.streams import read_events
 
 # A number written with an exponent, as str(Decimal) writes numeric(20, 10) zero: "0E-10", "1.5E+3".
 EXPONENT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")
@@ -64,22 +64,19 @@ def problem(seen: Seen, label: str, response: httpx.Response, status: int, code:
     return body
 
 
-def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, standin, db_conn, server_url):
-    from chatcore.store import turn_events
-
-    seen = Seen()
-    sid = user.new_session()
-
-    # a turn that costs nothing: zero tokens of every kind
+def a_turn_that_costs_nothing(user, standin, seen: Seen, sid: str) -> tuple[str, list[dict]]:
+    """Zero tokens of every kind: its cost is zeros written plainly. Returns its run id and events."""
     standin.script([{"text": "nothing to pay for", "usage": ZERO_USAGE}])
     r, free = user.turn(sid, message="hello", client_turn_id="free-1")
     assert r.status_code == 200, r.text
     final = seen.events("free turn", free)[-1]
     assert final["event"] == "TurnCompleted" and final["data"]["usage"]["cache_read_tokens"] == 0
     assert final["data"]["cost"] == {"usd": "0.0000000000", "zar": "0.0000000000"}  # not "0E-10"
-    free_run = r.headers["x-run-id"]
+    return r.headers["x-run-id"], free
 
-    # a priced turn, a team turn and a failed one
+
+def a_priced_a_team_and_a_failed_turn(user, standin, seen: Seen, sid: str) -> str:
+    """Returns the team's session."""
     _, priced = user.turn(sid, message="What is 12 * 7?")
     assert seen.events("priced turn", priced)[-1]["event"] == "TurnCompleted"
     assert Decimal(priced[-1]["data"]["cost"]["usd"]) > 0
@@ -90,8 +87,10 @@ def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, stan
     standin.script([{"error": {"status": 400, "type": "invalid_request_error", "message": "bad"}}])
     _, failed = user.turn(sid, message="fails")
     assert seen.events("failed turn", failed)[-1]["event"] == "TurnFailed"
+    return team
 
-    # a stopped turn
+
+def a_stopped_turn(user, standin, seen: Seen, sid: str, server_url: str) -> None:
     standin.script([{"text": " ".join(f"w{i}" for i in range(80)), "delay_ms": 40}])
     with httpx.Client(base_url=server_url, headers=user.headers, timeout=60) as c:
         with c.stream("POST", f"/sessions/{sid}/turns", json={"message": "a long story"}) as stream:
@@ -101,7 +100,14 @@ def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, stan
             stopped += read_events(lines)
     assert seen.events("stopped turn", stopped)[-1]["event"] == "TurnCancelled"
 
-    # the free turn's stream replayed, resumed after Last-Event-ID, and once pruned, rebuilt from its run
+
+def the_free_turn_replayed_resumed_and_rebuilt(user, db_conn, seen: Seen, sid: str, free_run: str,
+                                               free: list[dict]) -> None:
+    """Replayed, resumed after Last-Event-ID, and once pruned, rebuilt from its run; a retried POST of
+    it is answered from what is stored: the same final event."""
+    from chatcore.store import turn_events
+
+    final = free[-1]
     replay = sse.parse(user.client.get(f"/sessions/{sid}/turns/{free_run}/events").text)
     assert seen.events("replay", replay) == free
     resumed = sse.parse(user.client.get(f"/sessions/{sid}/turns/{free_run}/events",
@@ -111,11 +117,11 @@ def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, stan
     assert turn_events.prune_events(db_conn, 24) >= len(free)
     (rebuilt,) = seen.events("rebuilt", sse.parse(user.client.get(f"/sessions/{sid}/turns/{free_run}/events").text))
     assert rebuilt["data"]["replayed"] is True and rebuilt["data"]["cost"] == final["data"]["cost"]
-    # a retried POST of the free turn is answered from what is stored: the same final event
     again = user.turn(sid, message="hello", client_turn_id="free-1")[1]
     assert seen.events("retried", again)[-1]["data"]["cost"] == final["data"]["cost"]
 
-    # what a chat screen reads
+
+def what_a_chat_screen_reads(user, db_conn, seen: Seen, sid: str, team: str) -> None:
     db_conn.execute("UPDATE users SET monthly_budget_zar = 50 WHERE sub = %s", (user.sub,))
     for label, path in [("agents", "/agents"), ("teams", "/teams"), ("sessions", "/sessions"),
                         ("session", f"/sessions/{sid}"), ("messages", f"/sessions/{sid}/messages"),
@@ -128,7 +134,8 @@ def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, stan
     assert user_message["cost"] == {"usd": "0.0000000000", "zar": "0.0000000000"}  # a stored zero, not "0E-10"
     assert re.match(DECIMAL_PATTERN, dict(seen.bodies)["usage"]["budget"]["spent_zar"])
 
-    # problems
+
+def a_few_problems(user, db_conn, seen: Seen, sid: str, free_run: str) -> None:
     finished = problem(seen, "turn-finished", user.client.post(f"/sessions/{sid}/turns/{free_run}/cancel"),
                        409, "turn-finished")
     assert (finished["run_id"], finished["run_status"]) == (free_run, "completed")
@@ -140,7 +147,8 @@ def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, stan
                    402, "budget-exceeded")
     assert re.match(DECIMAL_PATTERN, over["spent_zar"]) and re.match(DECIMAL_PATTERN, over["reservation_zar"])
 
-    # the walk: no decimal written with an exponent anywhere, and every event names itself
+
+def assert_no_exponent_anywhere_and_every_event_names_itself(seen: Seen) -> None:
     assert exponent_strings({"cost": ["0.0000000000", "0E-10"]}) == ["$.cost[1] = '0E-10'"]  # the walker sees one
     hits = [f"{label}: {hit}" for label, body in seen.bodies for hit in exponent_strings(body)]
     hits += [f"{label} #{e['id']} {e['event']}: {hit}" for label, events in seen.streams for e in events
@@ -151,3 +159,15 @@ def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, stan
     assert not unnamed, "events whose data does not name them:\n" + "\n".join(unnamed)
     assert {e["event"] for _, events in seen.streams for e in events} >= {
         "RunStarted", "RunContent", "TeamRunStarted", "TurnCompleted", "TurnFailed", "TurnCancelled"}
+
+
+def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, standin, db_conn, server_url):
+    seen = Seen()
+    sid = user.new_session()
+    free_run, free = a_turn_that_costs_nothing(user, standin, seen, sid)
+    team = a_priced_a_team_and_a_failed_turn(user, standin, seen, sid)
+    a_stopped_turn(user, standin, seen, sid, server_url)
+    the_free_turn_replayed_resumed_and_rebuilt(user, db_conn, seen, sid, free_run, free)
+    what_a_chat_screen_reads(user, db_conn, seen, sid, team)
+    a_few_problems(user, db_conn, seen, sid, free_run)
+    assert_no_exponent_anywhere_and_every_event_names_itself(seen)

@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from chatcore.money import fx_csv
+from tests.support.fx_files import SARB_EXPORT
 
 
 def test_parse_rate_is_exact_and_strict():
@@ -58,19 +59,6 @@ def test_generic_csv_reports_every_bad_line_with_its_number():
         fx_csv.parse_generic("\n\n", "rates.csv")
     with pytest.raises(fx_csv.FxImportError, match="no rates"):
         fx_csv.parse_generic("date,rate\n", "rates.csv")
-
-
-SARB_EXPORT = (
-    "South African Reserve Bank\n"
-    "Selected historical rates\n"
-    "Rand per US Dollar (EXCX135)\n"
-    "\n"
-    "Date;Rand per US Dollar\n"
-    "20/11/2026;18,2345\n"
-    "21/11/2026;\n"              # Saturday: no rate
-    "22/11/2026;-\n"             # Sunday
-    "23/11/2026;18,3012\n"
-)
 
 
 def test_sarb_export_with_title_lines_semicolons_and_decimal_commas():

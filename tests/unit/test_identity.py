@@ -15,19 +15,7 @@ from starlette.datastructures import Headers
 from chatcore.config import get_settings
 from chatcore.errors import Unauthorized
 from chatcore.web.identity import subject_from_headers, unsigned_jwt
-
-
-def rest_context(sub, **extra_claims) -> str:
-    """``requestContext`` of a REST API event with a Cognito user pool authorizer."""
-    return json.dumps({
-        "resourcePath": "/sessions", "httpMethod": "POST", "stage": "prod", "requestId": str(uuid.uuid4()),
-        "authorizer": {"claims": {"sub": sub, "token_use": "id", "cognito:username": "someone", **extra_claims}},
-    })
-
-
-def http_api_context(sub) -> str:
-    """``requestContext`` of an HTTP API event with a JWT authorizer."""
-    return json.dumps({"routeKey": "POST /sessions", "authorizer": {"jwt": {"claims": {"sub": sub}, "scopes": None}}})
+from tests.support.gateway import http_api_context, rest_context
 
 
 def subject(headers: dict, allow: bool) -> str:

@@ -12,7 +12,7 @@ import pytest
 from chatcore.errors import InvalidImage, PayloadTooLarge
 from chatcore.media.images import ImageUpload, decode_image, sniff_image_type
 from chatcore.media.keys import content_hash, media_key, session_prefix
-from tests.images import LARGE_PNG, SMALL_PNG, b64
+from tests.support.images import LARGE_PNG, SMALL_PNG, b64
 
 FIVE_MB = 5 * 1024 * 1024
 # Minimal files whose magic bytes say what they are.

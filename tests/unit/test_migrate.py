@@ -5,24 +5,11 @@ tests/integration/test_migrate.py)."""
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 
 from chatcore.migrate import MigrationError, default_dir, discover, generate
-
-
-@pytest.fixture()
-def mig_dir(tmp_path) -> Path:
-    d = tmp_path / "migrations"
-    d.mkdir()
-    return d
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
+from tests.support.migrations import write
 
 
 @pytest.mark.parametrize("name", ["", "!!!", "   ", "__"])

@@ -12,7 +12,7 @@ from agno.models.message import Message
 from agno.utils.models.claude import format_messages
 
 from chatcore.turns.claude import without_blank_text
-from tests.images import SMALL_PNG
+from tests.support.images import SMALL_PNG
 
 
 def _photo(content: str | None) -> Message:
@@ -24,7 +24,8 @@ def _wire(messages: list[Message]) -> list[dict]:
 
 
 def test_agno_alone_sends_an_empty_text_block_for_a_photo_without_a_caption():
-    # why the fix exists: if agno stops doing this, the fix can go
+    # what without_blank_text is for: agno alone sends the empty text block the Messages API refuses
+    # (when this fails, agno has stopped and the guard can go)
     assert format_messages([_photo("")])[0][0]["content"][0] == {"type": "text", "text": ""}
 
 

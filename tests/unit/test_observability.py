@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 from chatcore import observability
-
-
-def _emf_lines(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.startswith('{"_aws"')]
+from tests.support.metrics import emf_lines
 
 
 OUTCOME = {"event": "TurnCompleted", "session_id": "s-1", "run_id": "r-1",
@@ -24,7 +20,7 @@ def test_record_turn_emits_emf_in_lambda(monkeypatch, capsys):
     observability.record_turn(OUTCOME)
     observability.record_turn({**OUTCOME, "event": "TurnFailed", "run_id": "r-2",
                                "error": {"code": "model-error:model_provider_error", "message": "x"}})
-    ok, failed = _emf_lines(capsys.readouterr().out)
+    ok, failed = emf_lines(capsys.readouterr().out)
     names = {m["Name"]: m["Unit"] for m in ok["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert names == {"Turns": "Count", "TurnsFailed": "Count", "InputTokens": "Count", "OutputTokens": "Count",
                      "CacheReadTokens": "Count", "CacheWriteTokens": "Count", "CostUSD": "None", "CostZAR": "None",
@@ -41,12 +37,12 @@ def test_record_turn_emits_emf_in_lambda(monkeypatch, capsys):
 def test_record_turn_is_silent_locally_and_never_raises(monkeypatch, capsys):
     monkeypatch.setattr(observability, "in_lambda", lambda: False)
     observability.record_turn(OUTCOME)
-    assert _emf_lines(capsys.readouterr().out) == []
+    assert emf_lines(capsys.readouterr().out) == []
     monkeypatch.setattr(observability, "in_lambda", lambda: True)
     observability.record_turn(None)  # type: ignore[arg-type]
     observability.record_turn({"event": "TurnCompleted", "usage": {"input_tokens": "not a number"}})
     observability.record_turn(OUTCOME)  # a bad call leaves nothing behind for the next turn
-    lines = _emf_lines(capsys.readouterr().out)
+    lines = emf_lines(capsys.readouterr().out)
     assert len(lines) == 1 and lines[0]["run_id"] == "r-1"
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chatcore.money import rollup
-from tests import costdata
+from tests.support import costdata
 
 EVENTS = costdata.ROOT / "events"
 HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"

@@ -27,7 +27,7 @@ from uuid6 import uuid7
 from chatcore.store import catalog as catalog_rows, sessions as session_rows
 from chatcore.money.prices import TokenUsage, default_price_book
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MONEY = Decimal("1e-10")
 SEED_FX_ID = UUID("01800000-0000-7000-8000-000000000001")  # the 18.00 default of 0001_init.sql
 SONNET, HAIKU, OLD_SONNET = "claude-sonnet-5-5", "claude-haiku-5-5", "claude-sonnet-4-5"
@@ -151,6 +151,25 @@ def _fx(conn: psycopg.Connection, day: date) -> dict:
         "AND effective_date <= %s ORDER BY effective_date DESC LIMIT 1", (day,)).fetchone()
 
 
+def _insert_events(conn: psycopg.Connection, session_id: UUID, rows: list[dict], fx: dict) -> None:
+    """The chat_events rows of a turn; those with a model carry the exchange rate ``fx``."""
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO chat_events (id, session_id, run_id, role, agent_name, model_provider_slug, model_id, "
+            "message_parts, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
+            "cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date, created_at) VALUES (%(id)s, "
+            "%(session_id)s, %(run_id)s, %(role)s, %(agent_name)s, %(slug)s, %(model_id)s, %(parts)s, "
+            "%(input_tokens)s, %(output_tokens)s, %(cache_read_tokens)s, %(cache_write_tokens)s, %(usd)s, "
+            "%(zar)s, %(price_id)s, %(fx_id)s, %(fx_rate)s, %(fx_date)s, %(created_at)s)",
+            [{**r, "session_id": session_id, "slug": "anthropic" if r["model_id"] else None,
+              "parts": Jsonb({"role": r["role"], "content": "generated"}),
+              "input_tokens": r["usage"].input_tokens, "output_tokens": r["usage"].output_tokens,
+              "cache_read_tokens": r["usage"].cache_read_tokens,
+              "cache_write_tokens": r["usage"].cache_write_tokens,
+              "fx_id": fx["id"] if r["model_id"] else None, "fx_rate": fx["rate"] if r["model_id"] else None,
+              "fx_date": fx["effective_date"] if r["model_id"] else None} for r in rows])
+
+
 def insert_turn(conn: psycopg.Connection, price_ids: dict[str, UUID], spec: TurnSpec) -> StoredTurn:
     """A turn as turns.py stores it: user row at the start, the rest when it ends, priced; run totals."""
     book = default_price_book()
@@ -190,21 +209,7 @@ def insert_turn(conn: psycopg.Connection, price_ids: dict[str, UUID], spec: Turn
                 "VALUES (%s, %s, %s, %s, 'completed', %s, %s, %s, %s, %s, %s, %s, %s)",
                 (member_run_id, spec.session_id, run_id, spec.member_name, stored_at, stored_at, u.input_tokens,
                  u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, usd, zar))
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO chat_events (id, session_id, run_id, role, agent_name, model_provider_slug, model_id, "
-                "message_parts, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, "
-                "cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date, created_at) VALUES (%(id)s, "
-                "%(session_id)s, %(run_id)s, %(role)s, %(agent_name)s, %(slug)s, %(model_id)s, %(parts)s, "
-                "%(input_tokens)s, %(output_tokens)s, %(cache_read_tokens)s, %(cache_write_tokens)s, %(usd)s, "
-                "%(zar)s, %(price_id)s, %(fx_id)s, %(fx_rate)s, %(fx_date)s, %(created_at)s)",
-                [{**r, "session_id": spec.session_id, "slug": "anthropic" if r["model_id"] else None,
-                  "parts": Jsonb({"role": r["role"], "content": "generated"}),
-                  "input_tokens": r["usage"].input_tokens, "output_tokens": r["usage"].output_tokens,
-                  "cache_read_tokens": r["usage"].cache_read_tokens,
-                  "cache_write_tokens": r["usage"].cache_write_tokens,
-                  "fx_id": fx["id"] if r["model_id"] else None, "fx_rate": fx["rate"] if r["model_id"] else None,
-                  "fx_date": fx["effective_date"] if r["model_id"] else None} for r in rows])
+        _insert_events(conn, spec.session_id, rows, fx)
         total = sum((t[0] for t in totals.values()), TokenUsage())
         usd = sum((t[1] for t in totals.values()), Decimal(0))
         zar = sum((t[2] for t in totals.values()), Decimal(0))

@@ -1,6 +1,7 @@
 """`bin/serve` run as the user runs it: a subprocess with a throwaway stack of its own (its own
 Postgres cluster, moto and stand-in, in a temp dir of its own), for the tests of `bin/smoke` and of
-stopping `bin/serve` (``from tests.integration.serve_process import serve``)."""
+stopping `bin/serve` (the ``serve`` fixture); and ``another_instance`` of the API, a process sharing
+the test stack's database, S3 and model."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from local.ports import free_port
@@ -94,6 +94,8 @@ class ServeProcess:
     def wait_ready(self, timeout: float = 90) -> "ServeProcess":
         """Until GET /healthz answers 200 (the stack is up, migrations applied, the API serving) and
         bin/serve has printed its banner (it does once the API listens: /healthz may answer first)."""
+        import httpx
+
         deadline = time.monotonic() + timeout
         while True:
             self._check_running("/healthz")
@@ -153,6 +155,7 @@ class ServeProcess:
 
 @pytest.fixture()
 def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A ``ServeProcess`` not yet started; whatever it left is cleaned up after the test."""
     process = ServeProcess(tmp_path / "serve.log")
     yield process
     process.close()
@@ -162,6 +165,8 @@ def another_instance(env: dict[str, str], log: Path) -> Iterator[str]:
     """Another instance of the API (``local.server.serve_forever``) in a process of its own, with
     ``env``; yields its URL once /healthz answers, and stops it afterwards."""
     import sys
+
+    import httpx
 
     port = free_port()
     env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core")])}
