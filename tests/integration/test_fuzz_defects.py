@@ -105,3 +105,46 @@ def test_a_content_length_of_other_digits_is_refused_before_the_app():
         assert called == [] and sent[0]["status"] == 413, (value, sent[:1])
 
 
+# --------------------------------------------------------------------------- 405 names every method of the path
+
+
+def function_apps() -> dict[str, object]:
+    for folder in ("functions/api", "functions/chat", "functions/events"):
+        if str(ROOT / folder) not in sys.path:
+            sys.path.insert(0, str(ROOT / folder))
+    import api_app
+    import chat_api
+    import events_app
+
+    return {"api": api_app.app, "chat": chat_api.app, "events": events_app.app}
+
+
+SID, RUN = str(uuid.uuid4()), str(uuid.uuid4())
+# (function, path, a method it does not have, every method it has)
+PATHS = [
+    ("api", "/sessions", "PUT", {"GET", "POST"}),
+    ("api", f"/sessions/{SID}", "PUT", {"GET", "PATCH", "DELETE"}),
+    ("api", f"/sessions/{SID}", "POST", {"GET", "PATCH", "DELETE"}),
+    ("api", "/me/export", "DELETE", {"GET", "POST"}),
+    ("api", "/me", "POST", {"DELETE"}),
+    ("chat", f"/sessions/{SID}/turns", "GET", {"POST"}),
+    ("events", f"/sessions/{SID}/turns/{RUN}/events", "POST", {"GET", "HEAD"}),
+]
+
+
+def allowed(r: httpx.Response) -> set[str]:
+    assert_problem(r, 405, "method-not-allowed")
+    return {m.strip() for m in r.headers["allow"].split(",")}
+
+
+@pytest.mark.parametrize(("function", "path", "method", "methods"), PATHS)
+def test_a_405_of_a_function_names_every_method_of_the_path(function, path, method, methods):
+    client = TestClient(function_apps()[function])  # no lifespan: a 405 needs no settings
+    assert allowed(client.request(method, path)) == methods
+
+
+@pytest.mark.parametrize(("function", "path", "method", "methods"), PATHS)
+def test_a_405_of_the_local_server_names_every_method_of_the_path(server_url, function, path, method, methods):
+    assert allowed(httpx.request(method, f"{server_url}{path}")) == methods
+
+
