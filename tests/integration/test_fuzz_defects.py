@@ -148,3 +148,27 @@ def test_a_405_of_the_local_server_names_every_method_of_the_path(server_url, fu
     assert allowed(httpx.request(method, f"{server_url}{path}")) == methods
 
 
+# --------------------------------------------------------------------------- nothing past the final event
+
+
+def stream(user, sid: str, run_id: str, last_event_id: str) -> tuple[httpx.Response, list[dict]]:
+    r = user.client.get(f"/sessions/{sid}/turns/{run_id}/events", headers={"Last-Event-ID": last_event_id})
+    return r, sse.parse(r.text) if r.status_code == 200 else []
+
+
+def test_nothing_is_sent_at_or_past_a_stored_final_event(user, finished_turn):
+    sid, run_id, events = finished_turn
+    final = int(events[-1]["id"])
+    for last in (str(final), str(final + 1), "999999999"):
+        started = time.monotonic()
+        r, sent = stream(user, sid, run_id, last)
+        assert r.status_code == 200 and sent == [], (last, sent)
+        assert time.monotonic() - started < 5  # answered from what is stored, not after a wait
+    r, sent = stream(user, sid, run_id, str(final - 1))
+    assert [(e["id"], e["event"]) for e in sent] == [(events[-1]["id"], "TurnCompleted")]
+    # a retried turn (same client_turn_id) that says it has every event gets none either
+    r = user.client.post(f"/sessions/{sid}/turns", json={"message": "hello", "client_turn_id": "fuzz-turn-1"},
+                         headers={"Last-Event-ID": "999999999"})
+    assert r.status_code == 200 and sse.parse(r.text) == []
+
+
