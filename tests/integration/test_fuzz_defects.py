@@ -105,6 +105,79 @@ def test_a_content_length_of_other_digits_is_refused_before_the_app():
         assert called == [] and sent[0]["status"] == 413, (value, sent[:1])
 
 
+# --------------------------------------------------------------------------- a refused turn's photos
+
+
+def session_objects(s3, bucket: str, sid: str) -> set[str]:
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("Contents", [])
+    return {o["Key"] for o in listed}
+
+
+def photo_key(sid: str, original: bytes) -> str:
+    from chatcore.media import keys
+    from chatcore.media.images import sniff_image_type
+
+    stored = normalised(original)
+    return keys.media_key("media/", sid, stored, sniff_image_type(stored))
+
+
+def running_turn(db_conn, sid: str) -> uuid.UUID:
+    """A turn of the session that is running (as another instance would have it)."""
+    run_id = uuid.uuid4()
+    db_conn.execute("INSERT INTO runs (id, session_id, agent_name, status) VALUES (%s, %s, 'assistant', 'running')",
+                    (run_id, sid))
+    return run_id
+
+
+def test_a_turn_refused_while_another_runs_leaves_no_photo_and_the_same_photo_later_is_stored(
+        user, standin, db_conn, s3, bucket):
+    sid = user.new_session()
+    running = running_turn(db_conn, sid)
+    photo = noise_png(120, 90, seed=71)
+    r, _ = user.turn(sid, message="look", images=[{"data": b64(photo)}, {"data": b64(SMALL_PNG)}])
+    assert_problem(r, 409, "turn-in-progress")
+    assert session_objects(s3, bucket, sid) == set()
+
+    # once the other turn is over, the same photos make a turn whose objects are there (this process
+    # does not take them for stored)
+    db_conn.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE id = %s", (running,))
+    standin.reset()
+    completed(user, sid, message="look again", images=[{"data": b64(photo)}, {"data": b64(SMALL_PNG)}])
+    assert session_objects(s3, bucket, sid) == {photo_key(sid, photo), photo_key(sid, SMALL_PNG)}
+
+
+def test_a_reused_client_turn_id_leaves_no_photo_of_its_own_and_keeps_those_stored_messages_name(
+        user, standin, db_conn, s3, bucket):
+    sid = user.new_session()
+    standin.reset()
+    completed(user, sid, message="two photos", client_turn_id="fuzz-reused",
+              images=[{"data": b64(LARGE_PNG)}, {"data": b64(SMALL_PNG)}])
+    kept = {photo_key(sid, LARGE_PNG), photo_key(sid, SMALL_PNG)}  # by reference, and kept inline in the row
+    assert session_objects(s3, bucket, sid) == kept
+    new_photo = noise_png(100, 80, seed=72)
+    r, _ = user.turn(sid, message="another message", client_turn_id="fuzz-reused",
+                     images=[{"data": b64(LARGE_PNG)}, {"data": b64(new_photo)}, {"data": b64(SMALL_PNG)}])
+    assert_problem(r, 409, "client-turn-id-reused")
+    assert session_objects(s3, bucket, sid) == kept
+    # the stored turn's photos are still served
+    page = user.client.get(f"/sessions/{sid}/messages").json()
+    urls = [image["url"] for message in page["items"] for image in message["images"]]
+    assert sorted(httpx.get(url).content for url in urls) == sorted(
+        [normalised(LARGE_PNG), normalised(SMALL_PNG)])
+
+
+def test_a_retry_answered_by_its_stored_turn_leaves_no_photo_of_its_own(user, standin, s3, bucket):
+    """Same client_turn_id, same message and number of photos: the stored turn answers; photos the
+    retry sent that the stored turn does not hold are not kept."""
+    sid = user.new_session()
+    standin.reset()
+    first = completed(user, sid, message="a photo", client_turn_id="fuzz-retry", images=[{"data": b64(LARGE_PNG)}])
+    r, replayed = user.turn(sid, message="a photo", client_turn_id="fuzz-retry",
+                            images=[{"data": b64(noise_png(90, 90, seed=73))}])
+    assert r.status_code == 200 and [e["id"] for e in replayed] == [e["id"] for e in first]
+    assert session_objects(s3, bucket, sid) == {photo_key(sid, LARGE_PNG)}
+
+
 # --------------------------------------------------------------------------- 405 names every method of the path
 
 
