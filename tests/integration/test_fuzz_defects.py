@@ -245,3 +245,39 @@ def test_nothing_is_sent_at_or_past_a_stored_final_event(user, finished_turn):
     assert r.status_code == 200 and sse.parse(r.text) == []
 
 
+# --------------------------------------------------------------------------- the export's cooldown
+
+
+def ready_export(user) -> dict:
+    r = user.client.post("/me/export")
+    assert r.status_code == 200 and r.json()["status"] == "ready", r.text
+    return r.json()
+
+
+def test_a_ready_export_within_the_cooldown_is_answered_as_it_is(user, settings_env, db_conn):
+    user.new_session()
+    first = ready_export(user)
+    again = ready_export(user)
+    assert again["id"] == first["id"] and again["finished_at"] == first["finished_at"]
+    assert httpx.get(again["url"]).status_code == 200
+    count = "SELECT count(*) AS n FROM exports e JOIN users u ON u.id = e.user_id WHERE u.sub = %s"
+    assert db_conn.execute(count, (user.sub,)).fetchone()["n"] == 1
+    # past the cooldown (here: none), a POST builds a new one
+    settings_env.setenv("EXPORT_COOLDOWN_SECONDS", "0")
+    from chatcore.config import get_settings
+
+    get_settings.cache_clear()
+    fresh = ready_export(user)
+    assert fresh["id"] != first["id"]
+    assert db_conn.execute(count, (user.sub,)).fetchone()["n"] == 2
+
+
+def test_a_negative_export_cooldown_fails_at_start_up(settings_env):
+    from chatcore.config import get_settings
+
+    settings_env.setenv("EXPORT_COOLDOWN_SECONDS", "-1")
+    get_settings.cache_clear()
+    with pytest.raises(RuntimeError, match="EXPORT_COOLDOWN_SECONDS"):
+        get_settings()
+
+

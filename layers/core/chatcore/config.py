@@ -120,6 +120,9 @@ class Settings:
     account_wait_seconds: float = 8.0
     account_function_name: str | None = None
     export_ttl_seconds: int = 24 * 3600
+    # POST /me/export answers a ready export made less than this many seconds ago as it is, instead
+    # of building another (0: every request builds a new one).
+    export_cooldown_seconds: int = 3600
     retention_days: int = 0
     # Postgres in AWS (when DATABASE_URL is not set): a Secrets Manager secret or IAM auth.
     db_secret_arn: str | None = None
@@ -191,6 +194,7 @@ def get_settings() -> Settings:
         account_wait_seconds=float(env.get("ACCOUNT_WAIT_SECONDS") or Settings.account_wait_seconds),
         account_function_name=env.get("ACCOUNT_FUNCTION_NAME") or None,
         export_ttl_seconds=_int("EXPORT_TTL_SECONDS", Settings.export_ttl_seconds),
+        export_cooldown_seconds=_at_least_0("EXPORT_COOLDOWN_SECONDS", Settings.export_cooldown_seconds),
         retention_days=_at_least_0("RETENTION_DAYS", Settings.retention_days),
         db_secret_arn=db_secret_arn,
         db_iam_auth=db_iam_auth,

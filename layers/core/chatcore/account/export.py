@@ -1,8 +1,8 @@
 """An export of everything stored about a user (POST and GET /me/export).
 
-``start_export`` records an export (reusing one still being built); the account function builds it
-(``build_export``); ``latest_export`` is what GET /me/export answers; the scheduled function calls
-``prune_exports``.
+``start_export`` records an export (reusing one still being built, or a ready one made within
+``EXPORT_COOLDOWN_SECONDS``); the account function builds it (``build_export``); ``latest_export`` is
+what GET /me/export answers; the scheduled function calls ``prune_exports``.
 
 The zip (``FORMAT``; README.txt in it says the same for the user):
 
@@ -50,11 +50,15 @@ BUILDING_SECONDS = 15 * 60
 
 EXPORT_COLUMNS = "e.id, e.status, e.key, e.size, e.contents, e.error, e.requested_at, e.finished_at, e.expires_at"
 
-BUILDING_EXPORT = f"""
+# The export a new request is answered with: one being built, else a ready one made within the
+# cooldown (and not expired).
+CURRENT_EXPORT = f"""
 SELECT {EXPORT_COLUMNS} FROM exports e
-WHERE e.user_id = %(user_id)s AND e.status = 'building'
-  AND e.requested_at > now() - make_interval(secs => %(building_seconds)s)
-ORDER BY e.requested_at DESC LIMIT 1
+WHERE e.user_id = %(user_id)s
+  AND ((e.status = 'building' AND e.requested_at > now() - make_interval(secs => %(building_seconds)s))
+       OR (e.status = 'ready' AND e.finished_at > now() - make_interval(secs => %(cooldown_seconds)s)
+           AND (e.expires_at IS NULL OR e.expires_at > now())))
+ORDER BY e.status = 'building' DESC, e.requested_at DESC LIMIT 1
 """
 
 INSERT_EXPORT = f"""
@@ -76,10 +80,11 @@ ORDER BY e.requested_at DESC LIMIT 1
 
 
 def start_export(conn: psycopg.Connection, sub: str) -> tuple[dict[str, Any], bool]:
-    """In the caller's transaction: the caller's export being built, else a new one; and whether
-    it is new (then its job must be started)."""
+    """In the caller's transaction: the caller's export being built, else a ready one made less than
+    EXPORT_COOLDOWN_SECONDS ago, else a new one; and whether it is new (then its job must be started)."""
     user_id = sessions.ensure_user(conn, sub)
-    row = conn.execute(BUILDING_EXPORT, {"user_id": user_id, "building_seconds": BUILDING_SECONDS}).fetchone()
+    row = conn.execute(CURRENT_EXPORT, {"user_id": user_id, "building_seconds": BUILDING_SECONDS,
+                                        "cooldown_seconds": get_settings().export_cooldown_seconds}).fetchone()
     if row is not None:
         return row, False
     return conn.execute(INSERT_EXPORT, {"id": uuid7(), "user_id": user_id}).fetchone(), True
