@@ -281,3 +281,28 @@ def test_a_negative_export_cooldown_fails_at_start_up(settings_env):
         get_settings()
 
 
+# --------------------------------------------------------------------------- an upload's declared type
+
+
+@pytest.mark.parametrize(("declared", "sent"), [("image/jpeg", LARGE_PNG), ("image/png", None)])
+def test_an_upload_whose_bytes_are_not_its_declared_type_is_refused_by_the_turn(user, standin, db_conn, declared,
+                                                                                sent):
+    from tests.images import LARGE_STORED
+
+    content = sent if sent is not None else LARGE_STORED  # a JPEG (the normalised photo) declared a PNG
+    upload = uploaded(user, content, declared)
+    sid = user.new_session()
+    standin.reset()
+    r, _ = user.turn(sid, message="look", images=[{"data": b64(SMALL_PNG)}, {"upload_id": upload["upload_id"]}])
+    problem = assert_problem(r, 422, "invalid-image", "images[1].upload_id")
+    assert declared in problem["detail"]
+    assert standin.requests() == []
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (sid,)).fetchone()["n"] == 0
+
+
+def test_a_declared_type_and_the_type_read_from_the_bytes_are_compared_as_kinds_of_file():
+    """An iPhone's HEIC says image/heif as often as image/heic: the same kind of file."""
+    from chatcore.media.images import same_type
+
+    assert same_type("image/heif", "image/heic") and same_type("image/jpg", "image/jpeg")
+    assert same_type("IMAGE/PNG", "image/png") and not same_type("image/png", "image/jpeg")

@@ -99,7 +99,7 @@ class UploadRef(Strict):
     upload_id: UUID = Field(description=(
         "an upload of the caller (POST /uploads) whose file was sent to S3; normalised on arrival like a "
         "base64 photo, then its original is deleted. 404 upload-not-found, 410 upload-expired, 409 upload-used, "
-        "422 upload-not-received"))
+        "422 upload-not-received, 422 invalid-image (not a photo, or not of the upload's mime_type)"))
 
 
 def _image_kind(item: object) -> str:
