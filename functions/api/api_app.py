@@ -65,6 +65,25 @@ def _money(usd: Decimal, zar: Decimal) -> Money:
     return Money(usd=usd, zar=zar)  # written as decimal strings by the model (schemas.DecimalString)
 
 
+# A cursor is what a page's next_cursor was: URL-safe base64 without padding, of at most 200 characters.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+Cursor = Annotated[str | None, Query(max_length=200, pattern=CURSOR_PATTERN, description=(
+    "the next_cursor of the previous page, as it was (URL-safe base64 without padding); another "
+    "value is 422 invalid-input (field: cursor)"))]
+# A day is YYYY-MM-DD and nothing else (not a Unix time, not an ISO week date).
+DAY_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _day(value: str | None, name: str) -> date | None:
+    """A query parameter's day (already YYYY-MM-DD by its pattern), or a 422 naming it."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as e:
+        raise InvalidInput(f"'{name}' is not a day of the calendar (YYYY-MM-DD)", field=name) from e
+
+
 def _encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps([str(p) for p in parts]).encode()).decode().rstrip("=")
 
@@ -111,7 +130,7 @@ async def create_session(body: CreateSession, sub: Caller) -> SessionOut:
 async def list_sessions(
     sub: Caller,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
 ) -> SessionPage:
     """The caller's sessions, most recently active first."""
     after = _decode_cursor(cursor, 2)
@@ -203,7 +222,7 @@ async def list_messages(
     session_id: UUID,
     sub: Caller,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Cursor = None,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first (default)")] = "asc",
     members: Annotated[bool, Query(description="include team members' messages")] = True,
 ) -> MessagePage:
@@ -238,13 +257,18 @@ def _usage_row(r: dict) -> dict:
             tags=["usage"])
 async def get_usage(
     sub: Caller,
-    start: Annotated[date | None, Query(alias="from", description="first day (UTC), default: first of this month")] = None,
-    end: Annotated[date | None, Query(alias="to", description="last day (UTC, inclusive), default: today")] = None,
+    start_day: Annotated[str | None, Query(alias="from", pattern=DAY_PATTERN, json_schema_extra={"format": "date"},
+                                           description="first day (UTC), YYYY-MM-DD; default: the first of "
+                                                       "'to''s month")] = None,
+    end_day: Annotated[str | None, Query(alias="to", pattern=DAY_PATTERN, json_schema_extra={"format": "date"},
+                                         description="last day (UTC, inclusive), YYYY-MM-DD, before 9999-12-31; "
+                                                     "default: today")] = None,
 ) -> UsageOut:
-    """The caller's tokens and cost in rands by day and by agent or team."""
+    """The caller's tokens and cost in rands by day and by agent or team, over at most 366 days
+    (``from`` at most 365 days before ``to``, and not after it; else 422)."""
     today = datetime.now(timezone.utc).date()
-    end = end or today
-    start = start or end.replace(day=1)
+    end = _day(end_day, "to") or today
+    start = _day(start_day, "from") or end.replace(day=1)
     if start > end:
         raise InvalidInput("'from' must not be after 'to'", field="from")
     if end >= date.max:  # the day after 'to' must exist
