@@ -13,9 +13,8 @@ next one, so the stored events are always a prefix of the stream: a reader never
 then new ones as they are written, until the final event (``TurnCompleted``, ``TurnFailed``,
 ``TurnCancelled``), with a heartbeat comment when nothing was sent for ``HEARTBEAT_SECONDS``; after
 a stored final event (``after`` at or past it) nothing is sent. A run that ended without its final
-event stored (the database was down at its end, or its events were
-pruned) is ended with the final event built from its run row; a run whose process died (stale)
-with ``TurnFailed`` ``abandoned``.
+event stored (the database was down at its end, or its events were pruned) is ended with the final
+event built from its run row; a run whose process died (stale) with ``TurnFailed`` ``abandoned``.
 """
 
 from __future__ import annotations
