@@ -57,7 +57,7 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
         # Postgres
         if os.environ.get("DATABASE_URL"):
             env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-            say(f"postgres: using DATABASE_URL")
+            say("postgres: using DATABASE_URL")
         else:
             # held before it starts: a failure or a stop signal halfway through still removes it
             stack.postgres = LocalPostgres()

@@ -16,7 +16,6 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from uuid6 import uuid7
 
-from chatcore import migrate
 from chatcore.store import ledger as migration_ledger
 from chatcore.migrate import MigrationError, apply, default_dir, discover, generate, status
 from tests.support.migrations import write

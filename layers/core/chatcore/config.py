@@ -150,6 +150,9 @@ class Settings:
     export_ttl_seconds: int = setting(
         24 * 3600, "EXPORT_TTL_SECONDS", "how long a ready export can be downloaded before the scheduled "
         "function deletes it", ge=60, le=2_592_000)
+    export_cooldown_seconds: int = setting(
+        3600, "EXPORT_COOLDOWN_SECONDS", "POST /me/export answers a ready export made less than this many seconds "
+        "ago as it is, instead of building another (0: every request builds a new one)", ge=0, le=2_592_000)
     retention_days: int = setting(
         0, "RETENTION_DAYS", "sessions inactive (no turn, no rename) for more than this many days are deleted by "
         "the scheduled function, photos included, their cost kept (0: kept until the user deletes them)",

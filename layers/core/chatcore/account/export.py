@@ -1,6 +1,7 @@
 """An export of everything stored about a user (POST and GET /me/export): its life as a job.
 
-``start_export`` records an export (reusing one still being built); the account function builds
+``start_export`` records an export (reusing one still being built, or a ready one made within
+``EXPORT_COOLDOWN_SECONDS``); the account function builds
 it (``build_export``: the zip of ``chatcore.account.archive``, uploaded to S3); ``latest_export`` is
 what GET /me/export answers; the scheduled function calls ``prune_exports``. Handing the job over
 and waiting for it is ``chatcore.account.jobs.request_export``.
@@ -30,11 +31,13 @@ PRUNE_BATCH = 500
 
 
 def start_export(sub: str) -> tuple[dict[str, Any], bool]:
-    """The caller's export being built, else a new one; and whether it is new (then its job must be
-    started: ``chatcore.account.jobs.request_export``)."""
+    """The caller's export being built, else a ready one made less than EXPORT_COOLDOWN_SECONDS ago,
+    else a new one; and whether it is new (then its job must be started:
+    ``chatcore.account.jobs.request_export``)."""
     with db.connection() as conn:
         with conn.transaction():
-            return exports.start_export(conn, sub, building_seconds=BUILDING_SECONDS)
+            return exports.start_export(conn, sub, building_seconds=BUILDING_SECONDS,
+                                        cooldown_seconds=get_settings().export_cooldown_seconds)
 
 
 def get_export(sub: str, export_id: UUID) -> dict[str, Any] | None:

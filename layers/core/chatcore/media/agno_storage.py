@@ -52,6 +52,15 @@ def store_photo(upload: ImageUpload, session_id: UUID) -> str:
     return storage_key
 
 
+def discard_photos(keys_: list[str]) -> None:
+    """Delete photo objects of a session that no stored message names (those of a refused turn).
+    This process forgets them first, so a later turn with the same photo puts it in S3 again.
+    Raises if S3 refused the deletion."""
+    for key in keys_:
+        _image_cache.forget(key)
+    s3.delete_keys(keys_)
+
+
 def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image:
     """An agno Image for ``upload`` (already in S3: ``store_photo``): inline in the row below the
     threshold, else a reference to its S3 object. No network call."""
@@ -118,6 +127,11 @@ class _ImageCache:
         if data is not None:
             self.items.move_to_end(key)
         return data
+
+    def forget(self, key: str) -> None:
+        data = self.items.pop(key, None)
+        if data is not None:
+            self.size -= len(data)
 
     def put(self, key: str, data: bytes) -> None:
         if key in self.items or len(data) > self.max_bytes:

@@ -68,11 +68,16 @@ def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_by
         raise InvalidImage(
             f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=f"{where}.data"
         )
-    if claimed_mime_type is not None and _same(claimed_mime_type) != _same(actual):
+    if claimed_mime_type is not None and not same_type(claimed_mime_type, actual):
         raise InvalidImage(
             f"{where} is {actual} but mime_type says {claimed_mime_type}", field=f"{where}.mime_type"
         )
     return ImageUpload(content=content, mime_type=actual)
+
+
+def same_type(claimed: str, actual: str) -> bool:
+    """Whether a declared type names the kind of file ``actual`` (read from the bytes) is."""
+    return _same(claimed) == _same(actual)
 
 
 def _same(mime_type: str) -> str:

@@ -5,6 +5,7 @@ Keys follow ``chatcore.media.keys``. Objects are private; clients get short-live
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from uuid import UUID
 
 from chatcore.config import get_settings
 from chatcore.media import keys
+from chatcore.media.images import sniff_image_type
 
 _lock = threading.Lock()
 _client: Any = None
@@ -56,6 +58,19 @@ def session_prefix(session_id: UUID) -> str:
 def media_key(session_id: UUID, content: bytes, mime_type: str) -> str:
     """The content-addressed key of an image of a session (``chatcore.media.keys``)."""
     return keys.media_key(get_settings().media_prefix, session_id, content, mime_type)
+
+
+def stored_image_key(image: dict, session_id: UUID) -> tuple[str | None, bytes | None]:
+    """The S3 key of an image as a message row stores it (agno's image dict), and its bytes when the
+    row keeps it inline: a large image names its object by reference; a small one is kept inline,
+    and the turn put it in S3 too, under its content key (its type read from its bytes). None when
+    the row names no object."""
+    key = (image.get("media_reference") or {}).get("storage_key")
+    if key is not None or not isinstance(image.get("content"), str):
+        return key, None
+    content = base64.b64decode(image["content"])
+    mime = sniff_image_type(content) or image.get("mime_type") or "application/octet-stream"
+    return media_key(session_id, content, mime), content
 
 
 def presigned_get(key: str) -> str:

@@ -6,7 +6,7 @@ normalised copy; the original is then marked used and deleted (``discard_origina
 The database row binds an upload to its user (the key does not), says when it expires and which turn
 used it. Refusals come before anything is stored and before any model call: someone else's or an
 unknown upload 404, expired 410, used 409 (with the run that used it), never sent 422, too big 413,
-not an image 422. Unused originals expire through the bucket's lifecycle rule on ``pending/``.
+not an image, or not of the type the upload declared, 422. Unused originals expire through the bucket's lifecycle rule on ``pending/``.
 No S3 call is made while a database transaction is open.
 """
 
@@ -25,7 +25,7 @@ from chatcore.errors import (
     UploadUsed,
 )
 from chatcore.media import keys, s3
-from chatcore.media.images import ImageUpload, sniff_image_type
+from chatcore.media.images import ImageUpload, same_type, sniff_image_type
 from chatcore.media.photos import Limits, normalise
 from chatcore.store import uploads as upload_rows
 
@@ -78,8 +78,11 @@ def read_upload(sub: str, upload_id: UUID, *, index: int) -> ImageUpload:
         raise UploadExpired(f"{where}: this upload expired at {row['expires_at'].isoformat()}; upload the photo again",
                             field=field)
     content = _read_original(row["key"], where=where, field=field, max_bytes=s.upload_max_bytes)
-    if sniff_image_type(content) is None:
+    actual = sniff_image_type(content)
+    if actual is None:
         raise InvalidImage(f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=field)
+    if not same_type(row["mime_type"], actual):  # as an inline photo's mime_type is checked
+        raise InvalidImage(f"{where} is {actual} but the upload's mime_type says {row['mime_type']}", field=field)
     try:
         return normalise(content, where=where, limits=Limits.configured()).upload
     except InvalidImage as e:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from decimal import Decimal
 from uuid import UUID

@@ -17,11 +17,15 @@ from chatcore.store.sessions import ensure_user
 
 EXPORT_COLUMNS = "e.id, e.status, e.key, e.size, e.contents, e.error, e.requested_at, e.finished_at, e.expires_at"
 
-BUILDING_EXPORT = f"""
+# The export a new request is answered with: one being built, else a ready one made within the
+# cooldown (and not expired).
+CURRENT_EXPORT = f"""
 SELECT {EXPORT_COLUMNS} FROM exports e
-WHERE e.user_id = %(user_id)s AND e.status = 'building'
-  AND e.requested_at > now() - make_interval(secs => %(building_seconds)s)
-ORDER BY e.requested_at DESC LIMIT 1
+WHERE e.user_id = %(user_id)s
+  AND ((e.status = 'building' AND e.requested_at > now() - make_interval(secs => %(building_seconds)s))
+       OR (e.status = 'ready' AND e.finished_at > now() - make_interval(secs => %(cooldown_seconds)s)
+           AND (e.expires_at IS NULL OR e.expires_at > now())))
+ORDER BY e.status = 'building' DESC, e.requested_at DESC LIMIT 1
 """
 
 INSERT_EXPORT = f"""
@@ -138,11 +142,14 @@ ACCOUNT_PARTS = {"sessions": ACCOUNT_SESSIONS, "runs": SESSION_RUNS, "uploads": 
                  "deleted_sessions_usage": DELETED_SESSIONS_USAGE}
 
 
-def start_export(conn: psycopg.Connection, sub: str, *, building_seconds: int) -> tuple[dict[str, Any], bool]:
+def start_export(conn: psycopg.Connection, sub: str, *, building_seconds: int,
+                 cooldown_seconds: int) -> tuple[dict[str, Any], bool]:
     """In the caller's transaction: the caller's export being built (for less than
-    ``building_seconds``), else a new one; and whether it is new (then its job must be started)."""
+    ``building_seconds``), else a ready one made less than ``cooldown_seconds`` ago, else a new one;
+    and whether it is new (then its job must be started)."""
     user_id = ensure_user(conn, sub)
-    row = conn.execute(BUILDING_EXPORT, {"user_id": user_id, "building_seconds": building_seconds}).fetchone()
+    row = conn.execute(CURRENT_EXPORT, {"user_id": user_id, "building_seconds": building_seconds,
+                                        "cooldown_seconds": cooldown_seconds}).fetchone()
     if row is not None:
         return row, False
     return conn.execute(INSERT_EXPORT, {"id": uuid7(), "user_id": user_id}).fetchone(), True

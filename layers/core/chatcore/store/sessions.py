@@ -108,6 +108,18 @@ ORDER BY ce.id ASC
 LIMIT %(limit)s
 """
 
+# The images of the session's stored messages that may be the S3 objects ``keys``: those naming one
+# by reference, and every one kept inline (its key is its content's: the caller computes it).
+SESSION_IMAGES = """
+SELECT img.value AS image
+FROM chat_events ce
+CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ce.message_parts->'images') = 'array'
+                                             THEN ce.message_parts->'images' ELSE '[]'::jsonb END) AS img
+WHERE ce.session_id = %(session_id)s
+  AND (img.value->'media_reference'->>'storage_key' = ANY(%(keys)s)
+       OR (img.value->'media_reference'->>'storage_key' IS NULL AND jsonb_typeof(img.value->'content') = 'string'))
+"""
+
 LIST_MESSAGES_DESC = LIST_MESSAGES_ASC.replace("ce.id > %(after)s", "ce.id < %(after)s").replace(
     "ORDER BY ce.id ASC", "ORDER BY ce.id DESC")
 
@@ -211,3 +223,10 @@ def stored_calls(conn: psycopg.Connection, session_id: UUID) -> list[dict[str, A
     """Every message of the session, oldest first, with its tokens, cost, rate, size and run status."""
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(STORED_CALLS, {"session_id": session_id}).fetchall()
+
+
+def session_images(conn: psycopg.Connection, session_id: UUID, keys: list[str]) -> list[dict[str, Any]]:
+    """The images (agno's dicts) of the session's stored messages that may be the objects ``keys``
+    (see SESSION_IMAGES); none when the session is gone."""
+    return [row["image"] for row in conn.execute(SESSION_IMAGES, {"session_id": session_id,
+                                                                  "keys": list(keys)}).fetchall()]

@@ -39,14 +39,19 @@ WHERE r.id = %(run_id)s AND r.session_id = %(session_id)s AND r.parent_run_id IS
 """
 
 # The events after a sequence number, with the run as it is in the same snapshot: how it ended
-# (for a final event when its own was never written or was pruned), and whether it is stale.
+# (for a final event when its own was never written or was pruned), whether it is stale, and its
+# last stored event (a final one stored at or before the sequence number: nothing follows it).
 READ_EVENTS = """
 SELECT r.status, r.error_code, r.error_message, r.input_tokens, r.output_tokens, r.cache_read_tokens,
        r.cache_write_tokens, r.cost_usd, r.cost_in_rands,
        r.started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale,
        extract(epoch FROM now() - r.finished_at) AS finished_seconds_ago,
+       last.seq AS last_seq, last.event AS last_event,
        e.seq, e.event, e.data
 FROM runs r
+LEFT JOIN LATERAL (
+    SELECT te.seq, te.event FROM turn_events te WHERE te.run_id = r.id ORDER BY te.seq DESC LIMIT 1
+) last ON true
 LEFT JOIN LATERAL (
     SELECT te.seq, te.event, te.data FROM turn_events te
     WHERE te.run_id = r.id AND te.seq > %(after)s ORDER BY te.seq LIMIT %(limit)s
@@ -100,7 +105,8 @@ def find_turn(conn: psycopg.Connection, sub: str, session_id: UUID, run_id: UUID
 
 def read_events(conn: psycopg.Connection, run_id: UUID, *, after: int, stale_seconds: int,
                 limit: int = 500) -> list[dict[str, Any]]:
-    """Rows of READ_EVENTS: at least one (the run's), ``seq`` None when no event follows ``after``."""
+    """Rows of READ_EVENTS: at least one (the run's), ``seq`` None when no event follows ``after``;
+    each with the run's last stored event (``last_seq``, ``last_event``)."""
     return conn.execute(READ_EVENTS, {"run_id": run_id, "after": after, "stale_seconds": stale_seconds,
                                       "limit": limit}).fetchall()
 

@@ -5,7 +5,8 @@
 2. the run and the user's message are inserted and the transaction commits.
 
 A turn with photos puts them in S3 first, before the transaction (content-addressed keys, so a
-retry overwrites nothing new): no network call while the session's lock is held.
+retry overwrites nothing new): no network call while the session's lock is held. A turn refused
+then deletes, after the transaction, the objects it put that no stored message names.
 
 The model's input is then built from the history read in step 1 under the context budgets
 (``turns.context``); a message that alone cannot fit one request is refused in step 1.
@@ -33,7 +34,7 @@ from chatcore.config import get_settings
 from chatcore.errors import (
     ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
 )
-from chatcore.media.agno_storage import inline_for_model, store_photo, to_agno_image
+from chatcore.media.agno_storage import discard_photos, inline_for_model, store_photo, to_agno_image
 from chatcore.media import s3
 from chatcore.media.images import ImageUpload
 from chatcore.money.budgets import month_bounds, refuse_if_over
@@ -91,30 +92,42 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     with timed("begin"):
         try:
             try:
-                return _begin_turn(turn)
+                begun = _begin_turn(turn)
             except psycopg.errors.UniqueViolation:
                 # The same client_turn_id (or a second turn of the session) at the same moment: this
                 # request waited for the session's lock while the other one committed its run, but read
                 # the runs as they were before. Read again: it now sees that run (replay, or 409).
                 log.info("turn of session %s raced another; reading again", turn.session_id)
-                return _begin_turn(turn)
-        except NotFound:
-            _discard_photos_of_deleted_session(turn)
+                begun = _begin_turn(turn)
+        except Exception:
+            _discard_unnamed_photos(turn)
             raise
+    if isinstance(begun, KnownTurn):  # a retry is answered by the stored turn: its own photos are those
+        _discard_unnamed_photos(turn)
+    return begun
 
 
-def _discard_photos_of_deleted_session(turn: TurnInput) -> None:
-    """The session was deleted (or its account) while this turn put its photos in S3: the deletion
-    may have swept the session's objects before they landed, so they are deleted here. Best effort."""
+def _discard_unnamed_photos(turn: TurnInput) -> None:
+    """A turn refused after it put its photos in S3 (409, 402, 413, 503, or its session deleted
+    meanwhile), or answered by the stored turn of its ``client_turn_id``, leaves no object of its
+    own: each object it put that no stored message of the session names is deleted (a key is its
+    content's, so the same photo of an earlier turn stays; a session that is gone names none).
+    Called with no transaction open. Best effort: the answer stands.
+
+    The one case this cannot see: another request of the same session with the same photo, which
+    put it before this check and stores its message after it (two turns of one session begun at the
+    same moment, the other one not refused)."""
     if not turn.stored_keys:
         return
     try:
         with db.connection() as conn:
-            if sessions.session_exists(conn, turn.session_id):
-                return
-        s3.delete_keys(turn.stored_keys)
-    except Exception:  # noqa: BLE001 - the answer is a 404 all the same
-        log.warning("could not delete the photos of deleted session %s", turn.session_id, exc_info=True)
+            images = sessions.session_images(conn, turn.session_id, turn.stored_keys)
+        named = {s3.stored_image_key(image, turn.session_id)[0] for image in images}
+        unnamed = [key for key in dict.fromkeys(turn.stored_keys) if key not in named]
+        if unnamed:
+            discard_photos(unnamed)
+    except Exception:  # noqa: BLE001 - the refusal is answered all the same
+        log.warning("could not delete the photos of a refused turn of session %s", turn.session_id, exc_info=True)
 
 
 def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
@@ -220,8 +233,8 @@ def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> Non
 
 def _store_photos(turn: TurnInput) -> None:
     """Put the turn's photos in S3 before its transaction (no network call while the session's lock
-    is held), once the session is known to be the caller's. Keys are content-addressed, so a turn
-    refused afterwards (409, 402) leaves an object a later turn or the session's deletion reuses."""
+    is held), once the session is known to be the caller's. A turn refused afterwards (409, 402)
+    deletes those no stored message names (``_discard_unnamed_photos``)."""
     with db.connection() as conn:
         if not sessions.owns_session(conn, turn.sub, turn.session_id):
             raise NotFound("no such session")

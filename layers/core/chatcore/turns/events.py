@@ -11,10 +11,10 @@ next one, so the stored events are always a prefix of the stream: a reader never
 
 **Reading.** ``follow`` sends the stored events after ``after`` (the client's ``Last-Event-ID``),
 then new ones as they are written, until the final event (``TurnCompleted``, ``TurnFailed``,
-``TurnCancelled``), with a heartbeat comment when nothing was sent for ``HEARTBEAT_SECONDS``. A run
-that ended without its final event stored (the database was down at its end, or its events were
-pruned) is ended with the final event built from its run row; a run whose process died (stale)
-with ``TurnFailed`` ``abandoned``.
+``TurnCancelled``), with a heartbeat comment when nothing was sent for ``HEARTBEAT_SECONDS``; after
+a stored final event (``after`` at or past it) nothing is sent. A run that ended without its final
+event stored (the database was down at its end, or its events were pruned) is ended with the final
+event built from its run row; a run whose process died (stale) with ``TurnFailed`` ``abandoned``.
 """
 
 from __future__ import annotations
@@ -178,6 +178,8 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
             continue  # there may be more already stored
         if rows:
             run = rows[0]
+            if run["last_event"] in TERMINAL_EVENTS:  # its final event is stored, at or before ``after``:
+                return  # nothing follows it (no event is ever made up past it)
             finished_long_ago = run["status"] != "running" and (
                 run["finished_seconds_ago"] is None or run["finished_seconds_ago"] > FINAL_EVENT_GRACE_SECONDS)
             if finished_long_ago or (run["status"] == "running" and run["stale"]):

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Match, Route
 
 from uuid import UUID
 
@@ -51,15 +51,30 @@ async def _problem(_: Request, err: ProblemError) -> JSONResponse:
     return problem_response(err)
 
 
-async def _http(_: Request, err: HTTPException) -> JSONResponse:
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the app serves at the request's path: the router hands a 405 to the first route
+    of the path, whose ``Allow`` names that route's methods alone. Each method is tried against the
+    app's routes as they match (FastAPI's included routers too)."""
+    routes = getattr(request.scope.get("router"), "routes", ())
+    allowed = [method for method in HTTP_METHODS
+               if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+    return ", ".join(allowed) or None
+
+
+async def _http(request: Request, err: HTTPException) -> JSONResponse:
     if err.status_code == 404:
         return problem_response(NotFound("no such route"))
     if err.status_code == 413:
         return problem_response(_too_large(get_settings().max_body_bytes))
     if err.status_code == 400:  # a body that cannot be parsed (invalid UTF-8, an integer too long...)
         return problem_response(InvalidInput(f"the body could not be read: {err.detail}"))
-    # 405 keeps its Allow header (the methods the route has)
-    return problem_response(_HttpProblem(err.status_code, str(err.detail)), headers=err.headers)
+    headers = dict(err.headers or {})
+    if err.status_code == 405:  # Allow: every method of the path (not only those of the route that answered)
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return problem_response(_HttpProblem(err.status_code, str(err.detail)), headers=headers)
 
 
 async def _too_deep(_: Request, err: RecursionError) -> JSONResponse:
@@ -93,6 +108,12 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"the body is larger than {limit} bytes")
 
 
+def _is_number(text: str) -> bool:
+    """Whether ``text`` is ASCII digits alone (``str.isdigit`` also takes superscripts, which ``int``
+    refuses, and other scripts' digits, which no HTTP header or event id holds)."""
+    return text.isascii() and text.isdigit()
+
+
 class LimitBody:
     """Refuse bodies over MAX_BODY_BYTES: at once when Content-Length says so, else (a chunked
     body has none) as soon as the bytes received pass the limit."""
@@ -105,7 +126,7 @@ class LimitBody:
             return await self.app(scope, receive, send)
         limit = get_settings().max_body_bytes
         length = Headers(scope=scope).get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
+        if length is not None and (not _is_number(length) or int(length) > limit):
             return await problem_response(_too_large(limit))(scope, receive, send)
         received = 0
 
@@ -185,7 +206,7 @@ def resume_point(request: Request, *, query: bool = True) -> int:
     if value in (None, ""):
         return 0
     text = value.strip()
-    if not text.isdigit() or len(text) > 9:
+    if not _is_number(text) or len(text) > 9:
         raise InvalidInput(f"{field} must be the id of an event of this turn (a number)", field=field)
     return int(text)
 

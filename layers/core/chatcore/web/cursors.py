@@ -1,5 +1,6 @@
 """Page cursors: what a page's ``next_cursor`` is made of (the last row's sort keys) as an opaque,
-URL-safe token, and reading it back. A cursor the API did not return is a 422 naming ``cursor``."""
+URL-safe token, and reading it back (``Cursor``: the query parameter). A cursor the API did not
+return is a 422 naming ``cursor``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
 
 from chatcore.errors import InvalidInput
 
-# A cursor is unpadded URL-safe base64 (what ``encode`` writes), at most this long.
-CURSOR_MAX_LENGTH = 200
+# A cursor is what a page's next_cursor was: URL-safe base64 without padding, of at most 200 characters.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+Cursor = Annotated[str | None, Query(max_length=200, pattern=CURSOR_PATTERN, description=(
+    "the next_cursor of the previous page, as it was (URL-safe base64 without padding); another "
+    "value is 422 invalid-input (field: cursor)"))]
 
 
 def encode(*keys: Any) -> str:

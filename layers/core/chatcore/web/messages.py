@@ -14,7 +14,6 @@ read never writes to S3). A key that is not under the session's prefix is never 
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -50,15 +49,12 @@ def stored_images(parts: dict, session_id: UUID) -> list[StoredImage]:
     out = []
     for image in parts.get("images") or []:
         ref = image.get("media_reference") or {}
-        key = ref.get("storage_key")
+        key, content = s3.stored_image_key(image, session_id)
         size = ref.get("size")
         mime = image.get("mime_type") or ref.get("mime_type")
-        content = None
-        if key is None and isinstance(image.get("content"), str):
-            # a small image kept inline in the row: the turn put it in S3 too, under its content key
-            content = base64.b64decode(image["content"])
+        if content is not None:  # a small image kept inline in the row (and in S3 under its content key)
             mime = sniff_image_type(content) or mime or "application/octet-stream"
-            key, size = s3.media_key(session_id, content, mime), len(content)
+            size = len(content)
         if key is None or not key.startswith(s3.session_prefix(session_id)):
             continue  # not an object of this session: never sign or export it
         out.append(StoredImage(id=image.get("id"), mime_type=mime, size=size, key=key, content=content))

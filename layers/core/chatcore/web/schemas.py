@@ -78,7 +78,18 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+# What _no_nul refuses, as the OpenAPI document states it: no NUL (a JSON string holds no lone
+# surrogate, which _no_nul refuses too: a generated string never has one).
+NO_NUL_PATTERN = "^[^\\x00]*$"
+# Some character that is not whitespace (a message of whitespace alone is no message).
+NOT_BLANK_PATTERN = "\\S"
+
+
+def _with_pattern(schema: dict) -> None:
+    schema["pattern"] = NO_NUL_PATTERN
+
+
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=_with_pattern)]
 
 
 def _decimal_text(value: object) -> object:
@@ -102,8 +113,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _given(name: str) -> dict:
+    """A JSON schema: ``name`` is present and a string (not null)."""
+    return {"required": [name], "properties": {name: {"type": "string"}}}
+
+
+def _exactly_one_of_agent_or_team(schema: dict) -> None:
+    # the rule the validator holds, stated so that generated requests keep it: agent given, and then
+    # no team; else team given
+    schema.update({"if": _given("agent"), "then": {"not": _given("team")}, "else": _given("team")})
+
+
 class CreateSession(Strict):
     """Start a session with exactly one agent or one team."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of_agent_or_team)
 
     agent: str | None = Field(default=None, pattern=NAME_PATTERN, description="agent name (GET /agents)")
     team: str | None = Field(default=None, pattern=NAME_PATTERN, description="team name (GET /teams)")
@@ -146,7 +170,7 @@ class UploadRef(Strict):
     upload_id: UUID = Field(description=(
         "an upload of the caller (POST /uploads) whose file was sent to S3; normalised on arrival like a "
         "base64 photo, then its original is deleted. 404 upload-not-found, 410 upload-expired, 409 upload-used, "
-        "422 upload-not-received"))
+        "422 upload-not-received, 422 invalid-image (not a photo, or not of the upload's mime_type)"))
 
 
 def _image_kind(item: object) -> str:
@@ -165,10 +189,22 @@ def turn_image_schema() -> dict:
     return {"title": "TurnImage", "type": "object", "additionalProperties": False,
             "description": ("a photo of the turn: either {\"data\": base64, \"mime_type\"?} or {\"upload_id\"} "
                             "(POST /uploads); exactly one of data and upload_id, else 422"),
-            "properties": {**base64["properties"], **upload["properties"]}}
+            "properties": {**base64["properties"], **upload["properties"]},
+            # exactly one kind, stated in words generators leave alone (they ignore if/then/else)
+            "if": {"required": ["upload_id"]},
+            "then": {"not": {"anyOf": [{"required": ["data"]}, {"required": ["mime_type"]}]}},
+            "else": {"required": ["data"]}}
+
+
+def _a_message_or_a_photo(schema: dict) -> None:
+    # without a photo (no images, or none), the message must hold something other than whitespace
+    schema.update({"if": {"properties": {"images": {"maxItems": 0}}},
+                   "then": {"required": ["message"], "properties": {"message": {"pattern": NOT_BLANK_PATTERN}}}})
 
 
 class TurnIn(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_a_message_or_a_photo)
+
     message: Annotated[Text, AtMost("max_message_chars")] = Field(default="", description=(
         "the user's text; may be left out (or blank) when the turn has a photo: a photo without a caption "
         "is sent to the model as the photo alone. Blank with no photo: 422"))
@@ -186,8 +222,10 @@ class UploadIn(Strict):
     """Ask for a presigned S3 POST to send one big photo straight to S3."""
 
     mime_type: ImageMimeType = Field(description="the photo's type; S3 requires it as the file's Content-Type")
-    # the most is checked by the route (413 payload-too-large, UPLOAD_MAX_BYTES), not here (422)
-    size: int = Field(ge=1, description="the file's size in bytes, at most UPLOAD_MAX_BYTES (default 25 MB)")
+    # the most is checked by the route (413 payload-too-large, UPLOAD_MAX_BYTES), not here (422); the
+    # document states the default limit
+    size: int = Field(ge=1, json_schema_extra={"maximum": DECLARED["upload_max_bytes"].default},
+                      description="the file's size in bytes, at most UPLOAD_MAX_BYTES (default 25 MB; more: 413)")
 
 
 class UploadOut(BaseModel):
@@ -259,7 +297,7 @@ class Problem(BaseModel):
 
 class RenameSession(Strict):
     title: Annotated[str, StringConstraints(min_length=1), AtMost("max_title_chars")] = Field(
-        description="the new title")
+        description="the new title", json_schema_extra=_with_pattern)
 
     @model_validator(mode="after")
     def no_nul(self) -> "RenameSession":

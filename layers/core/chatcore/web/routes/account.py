@@ -73,7 +73,9 @@ def start_export(sub: Caller, response: Response) -> AccountExport:
     costs and uploads; ``sessions/<id>.json`` with each session's runs and messages as the app renders
     them; the photos as files; a README.txt) behind a short-lived
     presigned URL, deleted a day after it is ready. 200 when it is ready within the request, else 202
-    (an export already being built is the one answered)."""
+    (an export already being built is the one answered). A ready export made less than
+    EXPORT_COOLDOWN_SECONDS (default an hour) ago is answered as it is (200, a fresh ``url``) instead
+    of building another."""
     out = _export_out(jobs.request_export(sub, wait_seconds=get_settings().account_wait_seconds))
     if out.status == "building":
         _accepted(response, "/me/export")

@@ -24,7 +24,7 @@ def list_messages(
     sub: Caller,
     conn: Db,
     limit: Annotated[PageSize, Query()] = 50,
-    cursor: Annotated[str | None, Query(max_length=cursors.CURSOR_MAX_LENGTH)] = None,
+    cursor: cursors.Cursor = None,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first (default)")] = "asc",
     members: Annotated[bool, Query(description="include team members' messages")] = True,
 ) -> MessagePage:

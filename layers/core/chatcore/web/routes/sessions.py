@@ -35,7 +35,7 @@ def list_sessions(
     sub: Caller,
     conn: Db,
     limit: Annotated[PageSize, Query()] = 20,
-    cursor: Annotated[str | None, Query(max_length=cursors.CURSOR_MAX_LENGTH)] = None,
+    cursor: cursors.Cursor = None,
 ) -> SessionPage:
     """The caller's sessions, most recently active first."""
     after_updated, after_id = cursors.decode(cursor, datetime.fromisoformat, UUID) or (None, None)
