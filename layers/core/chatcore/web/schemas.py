@@ -131,8 +131,7 @@ class CreateSession(Strict):
 
     agent: str | None = Field(default=None, pattern=NAME_PATTERN, description="agent name (GET /agents)")
     team: str | None = Field(default=None, pattern=NAME_PATTERN, description="team name (GET /teams)")
-    title: Annotated[str, StringConstraints(min_length=1), AfterValidator(_no_nul),
-                     AtMost("max_title_chars")] | None = None
+    title: Annotated[Text, StringConstraints(min_length=1), AtMost("max_title_chars")] | None = None
 
     @model_validator(mode="after")
     def one_of_agent_or_team(self) -> "CreateSession":
