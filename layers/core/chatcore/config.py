@@ -129,6 +129,11 @@ class Settings:
     db_name: str | None = None
     db_user: str | None = None
     db_sslmode: str | None = None
+    # The CAs a verify-full (the default in AWS) connection trusts: the bundle the core layer ships
+    # (chatcore/certs/postgres-ca.pem: RDS and RDS Proxy) when unset.
+    db_sslrootcert: str | None = None
+    # A pooled connection unused this many seconds is closed (the pool keeps none open for nothing).
+    db_pool_max_idle: float = 60.0
     anthropic_api_key_secret_arn: str | None = None
 
 
@@ -199,6 +204,8 @@ def get_settings() -> Settings:
         db_name=env.get("DB_NAME") or None,
         db_user=env.get("DB_USER") or None,
         db_sslmode=env.get("DB_SSLMODE") or None,
+        db_sslrootcert=env.get("DB_SSLROOTCERT") or None,
+        db_pool_max_idle=float(env.get("DB_POOL_MAX_IDLE") or Settings.db_pool_max_idle),
         anthropic_api_key_secret_arn=env.get("ANTHROPIC_API_KEY_SECRET_ARN") or None,
     )
 
