@@ -177,6 +177,10 @@ def with_deploy_id(args: list[str], root: Path) -> list[str]:
     kept, given = _without_overrides(args)
     overrides = parse_overrides(" ".join(given)) if given is not None else config_overrides(args, root)
     overrides.pop("DeployId", None)
+    built, wanted = built_architecture(build_dir), overrides.get("Architecture")
+    if built and wanted and built != wanted:
+        raise SystemExit(f"sam: the build in {build_dir} is for {built} but this deploy says Architecture={wanted}: "
+                         f"run bin/sam build --parameter-overrides Architecture={wanted}")
     digest = deploy_id(build_dir, overrides)
     if "--guided" in args or "-g" in args:
         # the answers are not known yet: a fresh id, so the versions follow whatever they are
@@ -195,16 +199,46 @@ def quote_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+# ---------------------------------------------------------------- build: one cache per architecture
+
+def build_architecture(args: list[str], root: Path) -> str:
+    """The architecture a build is for: ``--parameter-overrides Architecture=...``, else samconfig's
+    (what the deploy will say), else the template's default, arm64."""
+    return architecture(args) or config_overrides(args, root).get("Architecture") or "arm64"
+
+
+def with_cache_per_architecture(args: list[str], arch: str) -> list[str]:
+    """``sam build`` arguments whose cache is the architecture's own: SAM keys a cached Makefile build
+    on its source folder only, so an x86_64 build would reuse the arm64 layers of the same sources."""
+    given = _option(args, "--cache-dir")
+    kept = [a for i, a in enumerate(args)
+            if not (a == "--cache-dir" or a.startswith("--cache-dir=") or (i and args[i - 1] == "--cache-dir"))]
+    return [*kept, "--cache-dir", str(Path(given or ".aws-sam/cache") / arch)]
+
+
+def built_architecture(build_dir: Path) -> str | None:
+    """The architecture the built core layer's native libraries are for (None: nothing built)."""
+    from local.artefacts import elf_architectures
+
+    found = elf_architectures(build_dir / "CoreLayer") if (build_dir / "CoreLayer").is_dir() else {}
+    return next(iter(found)) if len(found) == 1 else ("mixed" if found else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     home = ensure()
     args = sys.argv[1:] if argv is None else argv
     env = environment(home)
-    # the Makefile builds for LAMBDA_ARCHITECTURE: the same as the template's Architecture parameter
-    arch = architecture(args)
-    if arch:
+    root = Path.cwd()
+    if args and args[0] == "build":
+        # the Makefile builds for LAMBDA_ARCHITECTURE: the same as the template's Architecture parameter
+        arch = build_architecture(args, root)
         env["LAMBDA_ARCHITECTURE"] = arch
+        args = with_cache_per_architecture(args, arch)
+        print(f"sam: building for {arch} (cache {_option(args, '--cache-dir')})", file=sys.stderr)
+    elif architecture(args):
+        env["LAMBDA_ARCHITECTURE"] = architecture(args) or ""
     if args and args[0] == "deploy":
-        args = with_deploy_id(args, Path.cwd())
+        args = with_deploy_id(args, root)
     os.execve(str(home / "bin" / "sam"), [str(home / "bin" / "sam"), *args], env)
     return 0  # not reached
 

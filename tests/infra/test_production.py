@@ -315,3 +315,15 @@ def test_the_proxy_variant_passes_cfn_lint(variants, tmp_path):
     r = subprocess.run([str(home / "bin" / "cfn-lint"), str(path)], capture_output=True, text=True, timeout=300,
                        env=sam_cli.environment(home))
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_bin_sam_deploy_refuses_a_build_of_another_architecture(tmp_path):
+    build = _build(tmp_path)
+    elf = bytearray(64)
+    elf[:4], elf[18:20] = b"\x7fELF", (62).to_bytes(2, "little")  # EM_X86_64
+    (build / "CoreLayer" / "python" / "_native.cpython-313-x86_64-linux-gnu.so").write_bytes(bytes(elf))
+    assert sam_cli.built_architecture(build) == "x86_64"
+    with pytest.raises(SystemExit, match="for x86_64 but this deploy says Architecture=arm64"):
+        sam_cli.with_deploy_id(["deploy", "--parameter-overrides", "Architecture=arm64"], tmp_path)
+    args = sam_cli.with_deploy_id(["deploy", "--parameter-overrides", "Architecture=x86_64"], tmp_path)
+    assert "Architecture=x86_64" in args
