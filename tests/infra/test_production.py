@@ -327,3 +327,22 @@ def test_bin_sam_deploy_refuses_a_build_of_another_architecture(tmp_path):
         sam_cli.with_deploy_id(["deploy", "--parameter-overrides", "Architecture=arm64"], tmp_path)
     args = sam_cli.with_deploy_id(["deploy", "--parameter-overrides", "Architecture=x86_64"], tmp_path)
     assert "Architecture=x86_64" in args
+
+
+def test_the_chat_role_s_photo_pattern_matches_a_session_s_photos_and_nothing_else(variants):
+    """The chat role writes under a pattern of IAM wildcards: it must match every key the key rule
+    makes for a session's photo, and neither an export nor an upload's original."""
+    import fnmatch
+    import uuid
+
+    from chatcore.media import keys
+
+    statements = [s for p in variants["default"]["Resources"]["ChatFunctionRole"]["Properties"]["Policies"]
+                  for s in p["PolicyDocument"]["Statement"]]
+    (photos,) = [s for s in statements if "s3:PutObject" in s["Action"]]
+    pattern = photos["Resource"]["Fn::Sub"].removeprefix("${MediaBucket.Arn}/").replace("${MediaPrefix}", "media/")
+    for mime in ("image/jpeg", "image/png", "image/webp"):
+        key = keys.media_key("media/", uuid.uuid4(), b"photo bytes", mime)
+        assert fnmatch.fnmatchcase(key, pattern), key  # IAM's * and ? are fnmatch's (no [...] in the pattern)
+    assert not fnmatch.fnmatchcase(keys.export_key("media/", uuid.uuid4()), pattern)
+    assert not fnmatch.fnmatchcase(keys.upload_key("media/", uuid.uuid4()), pattern)
