@@ -124,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=("arm64", "x86_64"), default=None)
     parser.add_argument("--check", metavar="BUILD_DIR", type=Path,
                         help="only check that the built layers' native libraries are all for --arch")
+    parser.add_argument("--layers", nargs="+", default=["CoreLayer", "AgentsLayer"], help="with --check: which")
     args = parser.parse_args(argv)
     if args.check:
-        wrong = check_architecture(args.check, args.arch or "arm64", ["CoreLayer", "AgentsLayer"])
+        wrong = check_architecture(args.check, args.arch or "arm64", args.layers)
         for line in wrong[:10]:
             print(f"artefacts: {line}", file=sys.stderr)
         print(f"artefacts: {args.check}: {'NOT ' if wrong else ''}all {args.arch or 'arm64'}", file=sys.stderr)

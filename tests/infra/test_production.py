@@ -247,7 +247,7 @@ def _rule_refuses(cfn: dict, rule: str, overrides: dict[str, str]) -> bool:
 def test_the_proxy_s_needs_are_checked_before_anything_is_made(variants):
     cfn = variants["default"]
     assert not _rule_refuses(cfn, "RdsProxyNeeds", PROXY)
-    for missing in ("VpcId", "DbSecretArn", "DbMigrationSecretArn", "SubnetIds", "DbInstanceIdentifier"):
+    for missing in ("VpcId", "DbSecretArn", "DbMigrationSecretArn", "SubnetIds", "SecurityGroupIds", "DbInstanceIdentifier"):
         assert _rule_refuses(cfn, "RdsProxyNeeds", {**PROXY, missing: ""}), missing
     assert not _rule_refuses(cfn, "RdsProxyNeeds", {**PROXY, "DbInstanceIdentifier": "", "DbClusterIdentifier": "aurora"})
     assert _rule_refuses(cfn, "RdsProxyNeeds", {**PROXY, "DbAuthMode": "secret"})
