@@ -134,10 +134,30 @@ def import_env() -> dict[str, str]:
     return env
 
 
+def check_architecture(build_dir: Path, arch: str, names: list[str]) -> list[str]:
+    """The native libraries of the built ``names`` (folders of ``build_dir``) that are not for ``arch``."""
+    wrong = []
+    for name in names:
+        found = elf_architectures(build_dir / name)
+        if not found:
+            wrong.append(f"{name}: no native library (not built?)")
+        wrong += [f"{name}/{lib} is {machine}" for machine, libs in found.items() if machine != arch for lib in sorted(libs)]
+    return wrong
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.artefacts", description=__doc__.split("\n")[0])
     parser.add_argument("--arch", choices=("arm64", "x86_64"), default=None)
+    parser.add_argument("--check", metavar="BUILD_DIR", type=Path,
+                        help="only check that the built layers' native libraries are all for --arch")
+    parser.add_argument("--layers", nargs="+", default=["CoreLayer", "AgentsLayer"], help="with --check: which")
     args = parser.parse_args(argv)
+    if args.check:
+        wrong = check_architecture(args.check, args.arch or "arm64", args.layers)
+        for line in wrong[:10]:
+            print(f"artefacts: {line}", file=sys.stderr)
+        print(f"artefacts: {args.check}: {'NOT ' if wrong else ''}all {args.arch or 'arm64'}", file=sys.stderr)
+        return 1 if wrong else 0
     root = build(args.arch, quiet=False)
     for name in PARTS:
         print(f"{name:16} {size_bytes(root / name) / 1e6:7.1f} MB")

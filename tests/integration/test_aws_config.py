@@ -91,7 +91,7 @@ def test_database_from_an_rds_secret(aws, pg, monkeypatch):
                             SecretString=json.dumps(secret))["ARN"]
     monkeypatch.delenv("DATABASE_URL")
     monkeypatch.setenv("DB_SECRET_ARN", arn)
-    monkeypatch.setenv("DB_SSLMODE", "disable")  # the local server has no TLS; AWS default is require
+    monkeypatch.setenv("DB_SSLMODE", "disable")  # the local server has no TLS; AWS default is verify-full
     config.get_settings.cache_clear()
     conninfo, kwargs = db.connect_params()
     assert conninfo == "" and callable(kwargs)
@@ -143,15 +143,22 @@ def test_iam_auth_signs_a_fresh_token_per_connection(aws, pg, monkeypatch):
         db.close_pool()
 
 
-def test_iam_auth_defaults_to_tls(aws, monkeypatch):
+def test_iam_auth_defaults_to_tls_that_verifies_the_server(aws, monkeypatch):
     monkeypatch.delenv("DATABASE_URL")
     for k, v in {"DB_IAM_AUTH": "1", "DB_HOST": "proxy.example.internal", "DB_USER": "chat_app",
                  "DB_NAME": "chat"}.items():
         monkeypatch.setenv(k, v)
     monkeypatch.delenv("DB_SSLMODE", raising=False)
+    monkeypatch.delenv("DB_SSLROOTCERT", raising=False)
     config.get_settings.cache_clear()
     params = db.connect_params()[1]()
-    assert params["sslmode"] == "require" and params["port"] == 5432
+    # the token is a bearer credential: it only goes to a server whose certificate and name check out
+    assert params["sslmode"] == "verify-full" and params["port"] == 5432
+    assert params["sslrootcert"] == str(db.CA_BUNDLE) and db.CA_BUNDLE.is_file()
+    # "require" is left as it is: a root file would make libpq verify the CA anyway
+    monkeypatch.setenv("DB_SSLMODE", "require")
+    config.get_settings.cache_clear()
+    assert "sslrootcert" not in db.connect_params()[1]() and db.connect_params()[1]()["sslmode"] == "require"
 
 
 def test_database_url_still_wins(stack):

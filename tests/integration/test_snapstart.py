@@ -91,3 +91,43 @@ def test_the_hooks_answer_only_post(path, monkeypatch):
         monkeypatch.setenv(name, p)
     with TestClient(create_web_app(routes=snapstart.hook_routes())) as client:
         assert client.get(path).status_code == 405
+
+
+def test_the_hooks_forget_powertools_providers_boto3_s_session_and_every_aws_client(stack, monkeypatch):
+    """A secret read through Powertools leaves a provider holding a boto3 client (a connection pool and
+    the credentials it was made with): neither may be in the snapshot or shared by restored sandboxes."""
+    import socket
+    import uuid
+
+    import boto3
+    from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+    from moto.server import ThreadedMotoServer
+
+    from chatcore import config
+    from chatcore.account import jobs
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        DEFAULT_PROVIDERS.clear()
+        secrets = boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=endpoint)
+        arn = secrets.create_secret(Name=f"snap-{uuid.uuid4().hex[:8]}", SecretString="sk-ant-snap")["ARN"]
+        assert config.get_secret(arn) == "sk-ant-snap"
+        provider = DEFAULT_PROVIDERS["secrets"]
+        assert boto3.DEFAULT_SESSION is not None  # boto3.client above made the default session
+        jobs._lambda_client()
+        assert jobs._lambda is not None
+
+        snapstart.forget_connections()
+        assert DEFAULT_PROVIDERS == {} and boto3.DEFAULT_SESSION is None and jobs._lambda is None
+        # the next read makes a provider of its own
+        assert config.get_secret(arn) == "sk-ant-snap" and DEFAULT_PROVIDERS["secrets"] is not provider
+    finally:
+        DEFAULT_PROVIDERS.clear()
+        server.stop()

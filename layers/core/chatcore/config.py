@@ -167,13 +167,20 @@ class Settings:
     db_name: str | None = setting(None, "DB_NAME", "in AWS: the database name")
     db_user: str | None = setting(None, "DB_USER", "in AWS: the database user")
     db_sslmode: str | None = setting(
-        None, "DB_SSLMODE", "in AWS: libpq's sslmode; unset: require",
+        None, "DB_SSLMODE", "in AWS: libpq's sslmode; unset: verify-full against the shipped CA bundle "
+        "(`disable` only for a local Postgres without TLS)",
         choices=("disable", "allow", "prefer", "require", "verify-ca", "verify-full"))
+    db_sslrootcert: str | None = setting(
+        None, "DB_SSLROOTCERT", "the CAs a verifying connection trusts; unset: the bundle the core layer ships "
+        "(chatcore/certs/postgres-ca.pem: RDS and RDS Proxy)")
     db_pool_max: int = setting(
         1, "DB_POOL_MAX", "database connections per process (1 in Lambda; more for a local server)", ge=1, le=100)
     db_pool_timeout: float = setting(
         5.0, "DB_POOL_TIMEOUT", "seconds a request waits for a database connection before it is answered 503 "
         "`database-unavailable`", ge=0.1, le=60)
+    db_pool_max_idle: float = setting(
+        60.0, "DB_POOL_MAX_IDLE", "a pooled connection unused this many seconds is closed (the pool keeps none "
+        "open for nothing)", ge=1, le=3600)
     anthropic_api_key_secret_arn: str | None = setting(
         None, "ANTHROPIC_API_KEY_SECRET_ARN", "in AWS: the secret holding the Anthropic API key (when "
         "`ANTHROPIC_API_KEY` is not set)")

@@ -1,9 +1,19 @@
-"""Postgres connections: a tiny pool (one connection per Lambda sandbox by default), reopened when broken.
+"""Postgres connections: a tiny pool (at most one connection per Lambda sandbox by default), reopened
+when broken, and holding none it does not use.
 
 ``DB_POOL_MAX`` raises the pool size for a local server that handles requests concurrently;
 ``DB_POOL_TIMEOUT`` (seconds, default 5) is how long a request waits for a connection before it is
-answered 503 ``database-unavailable``.
+answered 503 ``database-unavailable``. The pool opens a connection when a request needs one (none at
+start) and closes one left unused for ``DB_POOL_MAX_IDLE`` seconds (60): a sandbox between bursts
+holds no database backend for long (a frozen sandbox's is closed by RDS Proxy's idle client timeout
+or the server's ``idle_session_timeout``, and the pool notices before reuse).
 Connections use ``prepare_threshold=None`` so RDS Proxy does not pin sessions.
+
+TLS in AWS: ``sslmode=verify-full`` against the CA bundle the core layer ships
+(``chatcore/certs/postgres-ca.pem``: Amazon RDS's CAs and the Amazon roots of RDS Proxy's certificate,
+``python -m local.certs``), or ``DB_SSLROOTCERT``: the server's certificate and name are checked, so
+an IAM token or a password (bearer credentials) only ever goes to the database. ``DB_SSLMODE`` changes
+the mode (``disable`` for a local Postgres without TLS).
 
 Credentials: ``DATABASE_URL`` (local, tests); else ``DB_IAM_AUTH=1``: a fresh IAM auth token (valid
 15 minutes) for every new connection, signed locally by boto3; else ``DB_SECRET_ARN``: the RDS secret
@@ -19,6 +29,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -34,8 +45,10 @@ _lock = threading.Lock()
 _pool: ConnectionPool | None = None
 
 CONNECT_KWARGS = {"autocommit": True, "prepare_threshold": None, "row_factory": dict_row}
-# In AWS: TLS, and a connect that fails fast instead of hanging until the function's timeout.
-AWS_CONNECT_KWARGS = {"sslmode": "require", "connect_timeout": 10}
+# In AWS: a connect that fails fast instead of hanging until the function's timeout (TLS: _tls_kwargs).
+AWS_CONNECT_KWARGS = {"connect_timeout": 10}
+DEFAULT_SSLMODE = "verify-full"
+CA_BUNDLE = Path(__file__).resolve().parent / "certs" / "postgres-ca.pem"
 
 _rds: Any = None
 
@@ -49,21 +62,38 @@ def _rds_client() -> Any:
     return _rds
 
 
+def tls_kwargs() -> dict[str, Any]:
+    """The TLS of a connection in AWS: ``verify-full`` against the shipped CA bundle unless
+    ``DB_SSLMODE`` says otherwise. Raises when a verifying mode has no CA file to verify with."""
+    s = get_settings()
+    mode = s.db_sslmode or DEFAULT_SSLMODE
+    if mode not in ("verify-full", "verify-ca"):
+        # (a root file would turn "require" into verify-ca in libpq: none is given)
+        return {"sslmode": mode}
+    rootcert = Path(s.db_sslrootcert) if s.db_sslrootcert else CA_BUNDLE
+    if not rootcert.is_file():
+        raise RuntimeError(
+            f"Postgres TLS: sslmode={mode} needs a CA bundle and {rootcert} does not exist "
+            f"({'DB_SSLROOTCERT' if s.db_sslrootcert else 'the core layer ships chatcore/certs/postgres-ca.pem: python -m local.certs'}); "
+            "DB_SSLMODE=disable only for a local Postgres without TLS")
+    return {"sslmode": mode, "sslrootcert": str(rootcert)}
+
+
 def _iam_kwargs() -> dict[str, Any]:
     s = get_settings()
     token = _rds_client().generate_db_auth_token(DBHostname=s.db_host, Port=s.db_port, DBUsername=s.db_user,
                                                  Region=s.aws_region)
-    return {**CONNECT_KWARGS, **AWS_CONNECT_KWARGS, "host": s.db_host, "port": s.db_port, "dbname": s.db_name,
-            "user": s.db_user, "password": token, **({"sslmode": s.db_sslmode} if s.db_sslmode else {})}
+    return {**CONNECT_KWARGS, **AWS_CONNECT_KWARGS, **tls_kwargs(), "host": s.db_host, "port": s.db_port,
+            "dbname": s.db_name, "user": s.db_user, "password": token}
 
 
 def _secret_kwargs() -> dict[str, Any]:
     s = get_settings()
     secret = get_secret(s.db_secret_arn, as_json=True)
     host, port = (s.db_host, s.db_port) if s.db_host else (secret["host"], int(secret.get("port") or 5432))
-    return {**CONNECT_KWARGS, **AWS_CONNECT_KWARGS, "host": host, "port": port,
+    return {**CONNECT_KWARGS, **AWS_CONNECT_KWARGS, **tls_kwargs(), "host": host, "port": port,
             "dbname": s.db_name or secret.get("dbname") or "postgres", "user": secret["username"],
-            "password": secret["password"], **({"sslmode": s.db_sslmode} if s.db_sslmode else {})}
+            "password": secret["password"]}
 
 
 def connect_params() -> tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]]:
@@ -71,6 +101,7 @@ def connect_params() -> tuple[str, dict[str, Any] | Callable[[], dict[str, Any]]
     s = get_settings()
     if s.database_url:
         return s.database_url, CONNECT_KWARGS
+    tls_kwargs()  # a missing CA bundle fails here, at start-up, not in the pool's connecting thread
     return "", (_iam_kwargs if s.db_iam_auth else _secret_kwargs)
 
 
@@ -128,8 +159,10 @@ def pool() -> ConnectionPool:
             conninfo, kwargs = connect_params()
             _pool = ConnectionPool(
                 conninfo,
-                min_size=1,
+                # no connection until a request needs one; one unused for max_idle is closed
+                min_size=0,
                 max_size=settings.db_pool_max,
+                max_idle=settings.db_pool_max_idle,
                 # a request waits at most this long for a connection: Postgres down is then a 503
                 # (chatcore.web.app) in seconds, not a hung request
                 timeout=settings.db_pool_timeout,

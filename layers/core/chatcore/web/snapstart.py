@@ -20,7 +20,9 @@ Dropped before the checkpoint and again after each restore (must not be shared),
 - the S3 client and agno's S3 media storage (connection pools, credentials);
 - the Claude models, their HTTP clients and the agents and teams built on them (connection pools,
   and the Anthropic API key they were made with);
-- cached secrets (Powertools' parameter cache): a rotated key is read again.
+- cached secrets (Powertools' parameter cache) and Powertools' parameter providers (each holds a boto3
+  client: a connection pool and the credentials it was made with): a rotated key is read again;
+- boto3's default session (its credentials) and the Lambda client that starts account jobs.
 
 After each restore: ``random`` is reseeded from the OS (its state is in the snapshot: every sandbox
 would draw the same numbers, and so the same retry jitter), and uuid6's last-timestamp state is
@@ -84,8 +86,15 @@ def forget_connections() -> None:
         compaction._summariser.cache_clear()
     if (storage := sys.modules.get("chatcore.media.agno_storage")) is not None:
         storage.media_storage.cache_clear()
+    if (jobs := sys.modules.get("chatcore.account.jobs")) is not None:
+        jobs.forget_client()
     if (parameters := sys.modules.get("aws_lambda_powertools.utilities.parameters")) is not None:
         parameters.clear_caches()
+        from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
+
+        DEFAULT_PROVIDERS.clear()  # the providers and their boto3 clients, made anew on next use
+    if (boto3 := sys.modules.get("boto3")) is not None:
+        boto3.DEFAULT_SESSION = None
 
 
 def reseed() -> None:
