@@ -180,7 +180,7 @@ class Settings:
         "`database-unavailable`", ge=0.1, le=60)
     db_pool_max_idle: float = setting(
         60.0, "DB_POOL_MAX_IDLE", "a pooled connection unused this many seconds is closed (the pool keeps none "
-        "open for nothing)", ge=1, le=3600)
+        "open for nothing)", ge=0.1, le=3600)
     anthropic_api_key_secret_arn: str | None = setting(
         None, "ANTHROPIC_API_KEY_SECRET_ARN", "in AWS: the secret holding the Anthropic API key (when "
         "`ANTHROPIC_API_KEY` is not set)")
