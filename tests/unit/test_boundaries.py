@@ -3,7 +3,7 @@
 Dependencies point one way: ``web -> turns -> media, money, catalog -> store -> db, config, errors``.
 A lower layer never imports a higher one; modules of one layer may use each other (``catalog`` reads
 ``money.prices`` to record the pinned prices). One edge goes against the direction and is allowed by
-name: ``turns.run`` frames its events with ``chatcore.web.sse``, which is pure SSE framing (no HTTP, no
+name: ``turns.run`` frames its events with ``chatcore.wire.sse``, which is pure SSE framing (no HTTP, no
 Starlette), so the turn path does not pull in the web layer.
 
 The import graph is read from the source files with ``ast``: module-level and function-level imports
@@ -34,11 +34,11 @@ CORE = ROOT / "layers" / "core"
 PACKAGE = CORE / "chatcore"
 
 # Layer of each domain subpackage and of the base modules; higher imports lower, never the reverse.
-LAYERS = {"web": 4, "turns": 3, "media": 2, "money": 2, "catalog": 2, "store": 1, "db": 0, "config": 0, "errors": 0}
+LAYERS = {"web": 4, "turns": 3, "media": 2, "money": 2, "catalog": 2, "wire": 2, "account": 3, "store": 1, "db": 0, "config": 0, "errors": 0}
 # The one edge against the direction (see the module docstring): pure SSE framing, used by turns.run.
-ALLOWED_UPWARD = {("turns", "chatcore.web.sse")}
+ALLOWED_UPWARD = {("turns", "chatcore.wire.sse")}
 # What that framing may import itself: the money rule for writing a decimal (no chatcore import of its own).
-SSE_MAY_IMPORT = {"chatcore.money.amounts"}
+SSE_MAY_IMPORT = {"chatcore.wire.amounts"}
 STORE_MAY_IMPORT = {"chatcore.db", "chatcore.config", "chatcore.errors"}
 DOMAIN = ("web", "turns", "media", "money", "catalog", "store")
 # The top-level modules that are not layers of their own; they serve every subpackage.
@@ -183,10 +183,10 @@ def test_the_cycle_finder_finds_a_cycle_and_reports_it():
 
 
 def test_the_graph_covers_the_package():
-    assert {"chatcore.store.sessions", "chatcore.turns.run", "chatcore.web.sse", "chatcore.media.keys",
+    assert {"chatcore.store.sessions", "chatcore.turns.run", "chatcore.wire.sse", "chatcore.media.keys",
             "chatcore.money.prices", "chatcore.catalog.agents.assistant", "chatcore.db"} <= set(MODULES)
     targets = {e.target for e in package_edges()}
-    assert "chatcore.web.sse" in targets and "chatcore.store.turns" in targets
+    assert "chatcore.wire.sse" in targets and "chatcore.store.turns" in targets
 
 
 # --------------------------------------------------------------------------- the rules
@@ -219,13 +219,13 @@ def test_imports_point_down_the_layers():
 def test_the_one_upward_edge_is_only_pure_sse_framing():
     upward = {(e.source, e.target) for e in package_edges()
               if part(e.source) == "turns" and part(e.target) == "web"}
-    assert {t for _, t in upward} <= {"chatcore.web.sse"}, upward
-    sse = [e.target for e in imports_of("chatcore.web.sse", MODULES["chatcore.web.sse"].read_text(), MODULES)]
+    assert {t for _, t in upward} <= {"chatcore.wire.sse"}, upward
+    sse = [e.target for e in imports_of("chatcore.wire.sse", MODULES["chatcore.wire.sse"].read_text(), MODULES)]
     # only the one decimal-to-text rule, a leaf of a lower layer (an event's amounts are written as the API's)
-    assert set(sse) <= SSE_MAY_IMPORT, f"chatcore.web.sse must stay free of chatcore imports to be allowed from turns: {sse}"
+    assert set(sse) <= SSE_MAY_IMPORT, f"chatcore.wire.sse must stay free of chatcore imports to be allowed from turns: {sse}"
     for leaf in SSE_MAY_IMPORT:
         assert [e.target for e in imports_of(leaf, MODULES[leaf].read_text(), MODULES)] == [], leaf
-    tree = ast.parse(MODULES["chatcore.web.sse"].read_text())
+    tree = ast.parse(MODULES["chatcore.wire.sse"].read_text())
     roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | {
         (n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and not n.level}
     assert not roots & {"starlette", "fastapi", "httpx", "uvicorn", "agno"}, roots

@@ -33,7 +33,7 @@ from chatcore.config import get_settings
 from chatcore.errors import NotFound
 from chatcore.store import turn_events
 from chatcore.turns.outcome import FINAL_EVENTS, RunError, TurnOutcome
-from chatcore.web import sse
+from chatcore.wire import sse
 
 log = logging.getLogger(__name__)
 TERMINAL_EVENTS = frozenset(FINAL_EVENTS.values())

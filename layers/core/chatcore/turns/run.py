@@ -27,7 +27,7 @@ from chatcore.turns.events import EventLog, follow
 from chatcore.turns.finish import store_outcome
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import EventTracker
-from chatcore.web import sse
+from chatcore.wire import sse
 
 log = logging.getLogger(__name__)
 

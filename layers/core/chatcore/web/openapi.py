@@ -80,7 +80,7 @@ def complete(schema: dict) -> None:
     """Add to an OpenAPI document what every operation shares: the servers, the Problem schema (and
     its parts), and the problem responses of ``EVERY_OPERATION`` (an operation's own description
     of a status stays; a 503 always names Retry-After)."""
-    from chatcore.web.schemas import Problem
+    from chatcore.wire.schemas import Problem
 
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = model_schema(Problem, components)

@@ -13,7 +13,7 @@ from chatcore.media import s3
 from chatcore.web.dependencies import Caller
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
 from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import AccountDeletion, AccountExport
+from chatcore.wire.schemas import AccountDeletion, AccountExport
 
 router = APIRouter(tags=["account"])
 

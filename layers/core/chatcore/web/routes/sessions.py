@@ -16,7 +16,7 @@ from chatcore.web import cursors
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
 from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import (
+from chatcore.wire.schemas import (
     CreateSession, Money, PageSize, RenameSession, SessionDetail, SessionOut, SessionPage, SessionSummary,
 )
 

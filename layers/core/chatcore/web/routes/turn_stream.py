@@ -27,8 +27,8 @@ from chatcore.turns import events
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
-from chatcore.web.schemas import TurnIn, UploadRef, turn_image_schema
-from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
+from chatcore.wire.schemas import TurnIn, UploadRef, turn_image_schema
+from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
 

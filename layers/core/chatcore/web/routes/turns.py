@@ -10,7 +10,7 @@ from chatcore.turns import stop
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
 from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import TurnCancelRequested
+from chatcore.wire.schemas import TurnCancelRequested
 
 router = APIRouter(tags=["turns"])
 

@@ -8,7 +8,7 @@ from chatcore.media.uploads import presign
 from chatcore.web.dependencies import Caller
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
 from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import UploadIn, UploadOut
+from chatcore.wire.schemas import UploadIn, UploadOut
 
 router = APIRouter(tags=["uploads"])
 

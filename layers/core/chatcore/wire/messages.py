@@ -22,7 +22,7 @@ from uuid import UUID
 
 from chatcore.media import s3
 from chatcore.media.images import sniff_image_type
-from chatcore.web.schemas import ImageOut, MessageOut, Money, TokenCounts, ToolCallOut, ToolResultOut
+from chatcore.wire.schemas import ImageOut, MessageOut, Money, TokenCounts, ToolCallOut, ToolResultOut
 
 
 @dataclass(frozen=True)
