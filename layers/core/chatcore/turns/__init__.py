@@ -14,6 +14,9 @@ order is what keeps nothing lost:
 3. ``finish``: one transaction stores the turn's new messages, each priced, and the runs' outcome;
    the final event, the run row and the metrics all come from one ``TurnOutcome`` (``outcome``).
 
+The steps hand each other the turn as plain data (``turn``: ``TurnInput``, ``PreparedTurn``,
+``KnownTurn``), so none of them imports another to name it.
+
 The package loads lazily: ``turns.events`` and ``turns.outcome`` never import agno (the events
 function follows a turn without it); ``open_turn`` and the rest load agno when first used.
 """
@@ -27,9 +30,9 @@ __all__ = ("TurnInput", "PreparedTurn", "TurnOutcome", "TurnStream", "open_turn"
 
 def __getattr__(name: str) -> Any:
     if name in ("TurnInput", "PreparedTurn"):
-        from chatcore.turns import begin
+        from chatcore.turns import turn
 
-        return getattr(begin, name)
+        return getattr(turn, name)
     if name in ("TurnStream", "open_turn"):
         from chatcore.turns import run
 

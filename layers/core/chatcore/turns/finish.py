@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -23,9 +23,7 @@ from chatcore.money.prices import TokenUsage
 from chatcore.store import turn_events, turns as turn_rows
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import EventTracker, RunRecord
-
-if TYPE_CHECKING:
-    from chatcore.turns.begin import PreparedTurn
+from chatcore.turns.turn import PreparedTurn
 
 # Pauses (seconds) between attempts to store a finished turn while the database is unreachable.
 STORE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)

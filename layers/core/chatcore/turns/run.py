@@ -21,12 +21,13 @@ from chatcore import db, observability
 from chatcore.config import get_settings
 from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
-from chatcore.turns.begin import KnownTurn, PreparedTurn, TurnInput, begin_turn
+from chatcore.turns.begin import begin_turn
 from chatcore.turns.claude import CallLog, cut_calls
 from chatcore.turns.events import EventLog, follow
 from chatcore.turns.finish import store_outcome
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import EventTracker
+from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
 from chatcore.wire import sse
 
 log = logging.getLogger(__name__)
