@@ -298,7 +298,7 @@ def test_the_wire_format_imports_no_http_and_no_agno():
 # agno's media storage; and of the turn path, what the events function follows a turn with and the API
 # function stops one with (and the turn's plain data).
 AGNO_BRIDGE = "chatcore.media.agno_storage"
-LEAN_TURN_MODULES = ("chatcore.turns.events", "chatcore.turns.outcome", "chatcore.turns.stop", "chatcore.turns.turn")
+LEAN_TURN_MODULES = ("chatcore.turns.turn_events", "chatcore.turns.outcome", "chatcore.turns.stop", "chatcore.turns.turn")
 LEAN = sorted([*(m for m in MODULES if part(m) not in ("", "web", "turns") and m != AGNO_BRIDGE), *LEAN_TURN_MODULES])
 PROBE = """
 import importlib, json, sys

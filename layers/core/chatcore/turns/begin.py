@@ -144,7 +144,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
                              client_turn_id=turn.client_turn_id, reserved_zar=reservation)
-        turn_rows.insert_chat_events(conn, [{
+        turn_rows.insert_messages(conn, [{
             "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
             "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
         }])

@@ -1,5 +1,5 @@
 """How a turn ended, as one ``TurnOutcome``: its final event, its run row and its metrics all come
-from it (``turns.finish`` stores it). Pure, without agno: the events function (``turns.events``)
+from it (``turns.finish`` stores it). Pure, without agno: the events function (``turns.turn_events``)
 builds the final event of a stored run from it too.
 """
 

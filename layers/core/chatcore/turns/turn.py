@@ -50,7 +50,7 @@ class PreparedTurn:
 @dataclass
 class KnownTurn:
     """A retried ``client_turn_id``: the turn is stored (running or finished), and its stream is
-    followed from its stored events (``turns.events``) instead of running it again."""
+    followed from its stored events (``turns.turn_events``) instead of running it again."""
 
     session_id: UUID
     run_id: UUID

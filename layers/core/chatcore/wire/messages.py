@@ -1,7 +1,7 @@
 """A message as the app renders it: the one home of that shape.
 
-A stored ``chat_events`` row (``chatcore.store.sessions.list_messages``: the message with its run's
-status and parent) becomes a ``MessageOut``: its text, tool calls, tool result, who spoke, its own
+A stored message (a row of the messages table, ``chat_events``, as
+``chatcore.store.sessions.list_messages`` reads it: with its run's status and parent) becomes a ``MessageOut``: its text, tool calls, tool result, who spoke, its own
 model call's tokens and cost, and its images. ``GET /sessions/{id}/messages`` sends it with each
 image as a short-lived presigned URL (``app_message``); an account's export
 (``chatcore.account.export``) writes the same message with each image naming its file in the zip
