@@ -426,7 +426,7 @@ class Harness:
     # ---- copies of real turns (to reach a long session without running every turn)
 
     def ours_copy_turns(self, session_id: str, count: int) -> None:
-        """Append ``count`` copies of the session's last turn (its runs row and chat_events rows,
+        """Append ``count`` copies of the session's last turn (its run row and its messages,
         fresh ids), through our own storage functions, in one transaction."""
         import copy
 
@@ -452,7 +452,7 @@ class Harness:
                     parts = copy.deepcopy(r["message_parts"])
                     parts["id"] = str(uuid7())
                     new_rows.append({**r, "id": uuid7(), "session_id": sid, "run_id": run_id, "message_parts": parts})
-            turn_rows.insert_chat_events(conn, new_rows)
+            turn_rows.insert_messages(conn, new_rows)
 
     def agno_copy_runs(self, db, session_id: str, count: int) -> None:
         """Append ``count`` copies of the session's last run through Agno's own ``PostgresDb.upsert_run``."""
@@ -480,7 +480,7 @@ class Harness:
         return int(row["n"])
 
     def our_row_bytes(self, session_id: str, first: int, last: int) -> int:
-        """pg_column_size of every chat_events and runs row of turns first..last (1-based) of a session."""
+        """pg_column_size of every message and run row of turns first..last (1-based) of a session."""
         row = self.conn().execute("""
             WITH t AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM runs
                        WHERE session_id = %(s)s AND parent_run_id IS NULL)

@@ -4,7 +4,7 @@ The same conversation on each side: 250 turns of four messages (user, assistant 
 result, assistant), every fifth turn (turns 2, 7, 12, ...) with the ~200 KB PNG. The first turns
 of each side are real turns (our API; ``Agent(db=PostgresDb)``) and serve as templates; the 250
 turns are copies of them with fresh ids, written through each side's own write path (our
-``store.turns.insert_run``/``insert_chat_events``; Agno's ``PostgresDb.upsert_run``), so the stored
+``store.turns.insert_run``/``insert_messages``; Agno's ``PostgresDb.upsert_run``), so the stored
 shapes are exactly what real turns store.
 
 - ours: the turn's own read of the history (``store.turns.read_turn_start``, the BEGIN_TURN_READ
@@ -68,7 +68,7 @@ def build_ours(h: Harness, png: bytes) -> str:
                 parts["id"] = str(uuid7())
                 new_rows.append({**r, "id": uuid7(), "session_id": uuid.UUID(sid), "run_id": run_id,
                                  "message_parts": parts})
-            turn_rows.insert_chat_events(conn, new_rows)
+            turn_rows.insert_messages(conn, new_rows)
     return sid
 
 

@@ -1,8 +1,9 @@
-"""5. Rollup: ``chatcore.money.rollup`` over generated chat_events (1,000,000; 100,000 with --quick).
+"""5. Rollup: ``chatcore.money.rollup`` over generated messages (the messages table,
+chat_events: 1,000,000; 100,000 with --quick).
 
 A fresh database (``create_database`` + the migrations) is filled with ``INSERT ... SELECT
 generate_series``: 2,000 users, 20,000 sessions (one in ten with the team), one turn (a runs row)
-per four chat_events spread over the last 30 UTC days (user, priced assistant, tool, priced
+per four messages spread over the last 30 UTC days (user, priced assistant, tool, priced
 assistant; 3% of turns failed), ids UUIDv7 of their creation time as the application makes them.
 Foreign-key triggers are off during the load only (``session_replication_role = replica``); then
 VACUUM ANALYZE.
@@ -72,7 +73,7 @@ JOIN bench_sessions s ON s.n = 1 + (hashint4(t.g + %(salt)s)::bigint & 214748364
 RETURNING id
 """
 
-EVENTS = """
+MESSAGES = """
 INSERT INTO chat_events (id, session_id, run_id, role, agent_name, model_provider_slug, model_id, message_parts,
                          input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd,
                          cost_in_rands, fx_rate, fx_rate_date, created_at)
@@ -95,10 +96,10 @@ WHERE r.id = ANY(%(run_ids)s)
 
 
 def _add_turns(conn, turns: int, start: datetime, span_s: float, salt: int) -> int:
-    """Insert ``turns`` runs and their 4 chat_events each; returns the chat_events written."""
+    """Insert ``turns`` runs and their 4 messages each; returns the messages written."""
     run_ids = [r["id"] for r in conn.execute(TURNS, {"start": start, "span": span_s, "turns": turns,
                                                       "sessions": SESSIONS, "salt": salt}).fetchall()]
-    return conn.execute(EVENTS, {"run_ids": run_ids}).rowcount
+    return conn.execute(MESSAGES, {"run_ids": run_ids}).rowcount
 
 
 def run(h: Harness, rows: int, full_reps: int, incremental_reps: int) -> dict:
@@ -115,7 +116,7 @@ def run(h: Harness, rows: int, full_reps: int, incremental_reps: int) -> dict:
         migrate.apply(c, migrate.default_dir())
     conn = db.connect(url)
     try:
-        say(f"bench: rollup, generating {rows:,} chat_events over {DAYS} days")
+        say(f"bench: rollup, generating {rows:,} messages over {DAYS} days")
         t = time.time()
         conn.execute(UUID7)
         for statement in CATALOG.split(";\n"):
@@ -172,7 +173,7 @@ def run(h: Harness, rows: int, full_reps: int, incremental_reps: int) -> dict:
 
 
 def report(res: dict) -> str:
-    lines = ["", f"5. ROLLUP ({res['rows']:,} chat_events over {res['days']} days, generated in "
+    lines = ["", f"5. ROLLUP ({res['rows']:,} messages over {res['days']} days, generated in "
              f"{res['generate_s']:.0f} s; seconds)"]
     rows = [
         [f"full: rollup(first day, last day), {res['full_rows']:,} daily_costs rows", f"{median(res['full_s']):.2f}",
@@ -180,7 +181,7 @@ def report(res: dict) -> str:
         [f"first incremental (no watermark: {res['first_incremental_days']} days)",
          f"{res['first_incremental_s']:.2f}", "", "1"],
         [f"incremental after {res['batch_rows']:,} new rows today ({res['incremental_days']} days, "
-         f"{res['incremental_rows']:,} chat_events, recomputed)",
+         f"{res['incremental_rows']:,} messages, recomputed)",
          f"{median(res['incremental_s']):.2f}", f"{p90(res['incremental_s']):.2f}", str(len(res["incremental_s"]))],
     ]
     lines.append(table(["", "median", "max/p90", "runs"], rows))

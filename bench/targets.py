@@ -67,7 +67,7 @@ def report(results: dict, quick: bool = False) -> str:
     if r:
         scale = "" if r["rows"] >= 1_000_000 else " (quick: not the target's scale)"
         full = median(r["full_s"])
-        rows.append([f"full rollup, {r['rows']:,} chat_events{scale}", f"{full:.2f} s", "n/a", "< 10 s",
+        rows.append([f"full rollup, {r['rows']:,} messages{scale}", f"{full:.2f} s", "n/a", "< 10 s",
                      _verdict(full < 10) if not scale else "-"])
         inc = median(r["incremental_s"])
         rows.append([f"incremental rollup ({r['incremental_days']} days recomputed){scale}", f"{inc:.2f} s", "n/a",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from chatcore.web import sse
+from chatcore.wire import sse
 from local.invoke import ROOT, Invoker, api_event, function_for_route, is_api_event, load_template
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))

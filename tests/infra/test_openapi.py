@@ -152,7 +152,7 @@ EXPONENT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d+$")
 
 
 def test_amounts_are_documented_as_plain_decimal_strings_and_no_example_has_an_exponent():
-    from chatcore.money.amounts import DECIMAL_PATTERN
+    from chatcore.wire.amounts import DECIMAL_PATTERN
 
     doc = json.loads(OPENAPI_PATH.read_text())
     schemas = doc["components"]["schemas"]
@@ -218,7 +218,7 @@ def test_fuzz_the_served_api(operation, server_url, fuzz_user, standin):
 def test_a_turn_image_is_one_object_generated_clients_can_fill_with_either_kind_of_photo():
     """Not a oneOf (generated clients merge it into one class with both data and upload_id required):
     one object with the fields of both kinds, none required; the API takes exactly one of them."""
-    from chatcore.web.schemas import ImageIn, UploadRef
+    from chatcore.wire.schemas import ImageIn, UploadRef
 
     doc = json.loads(OPENAPI_PATH.read_text())
     schemas = doc["components"]["schemas"]

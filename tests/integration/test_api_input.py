@@ -85,7 +85,7 @@ def session_snapshot(db_conn, sid: str) -> dict:
     return {
         "session": db_conn.execute("SELECT * FROM sessions WHERE id = %s", (sid,)).fetchone(),
         "runs": db_conn.execute("SELECT * FROM runs WHERE session_id = %s ORDER BY id", (sid,)).fetchall(),
-        "events": db_conn.execute(
+        "messages": db_conn.execute(
             "SELECT id, run_id, role, message_parts::text AS parts, cost_usd FROM chat_events "
             "WHERE session_id = %s ORDER BY id", (sid,)).fetchall(),
     }
@@ -100,7 +100,7 @@ class Seeded:
         _, events = user.turn(self.sid, message="What is 6 * 7?")
         assert events[-1]["event"] == "TurnCompleted", events[-1]
         self.snapshot = session_snapshot(db_conn, self.sid)
-        assert [e["role"] for e in self.snapshot["events"]] == ["user", "assistant", "tool", "assistant"]
+        assert [e["role"] for e in self.snapshot["messages"]] == ["user", "assistant", "tool", "assistant"]
         self.counts = table_counts(db_conn)
         standin.reset()
 
@@ -122,7 +122,7 @@ class Seeded:
         _, events = self.user.turn(self.sid, message="And 7 * 8?")
         assert events[-1]["event"] == "TurnCompleted", events[-1]
         after = session_snapshot(self.db, self.sid)
-        assert after["events"][:4] == self.snapshot["events"] and len(after["events"]) == 8
+        assert after["messages"][:4] == self.snapshot["messages"] and len(after["messages"]) == 8
         # the good turn replayed the stored first turn to the model
         assert "What is 6 * 7?" in json.dumps(self.standin.requests()[0]["body"]["messages"])
 
@@ -478,7 +478,7 @@ def test_sql_injection_and_paths_in_turn_text_are_stored_as_data(seeded, db_conn
     assert after["runs"] == counts["runs"] + len(texts)
     assert after["sessions"] == counts["sessions"] and after["users"] == counts["users"]
     assert after["chat_events"] > counts["chat_events"]
-    assert session_snapshot(db_conn, seeded.sid)["events"][:4] == seeded.snapshot["events"]
+    assert session_snapshot(db_conn, seeded.sid)["messages"][:4] == seeded.snapshot["messages"]
 
 
 # --------------------------------------------------------------------------- body size

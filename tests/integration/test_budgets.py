@@ -138,7 +138,7 @@ def test_the_check_at_the_boundaries(db_conn, price_ids):
 
 def test_the_month_spend_is_one_indexed_query(stack):
     """With realistic statistics (users with many sessions, a year of rows), the spend is read per session
-    of the user from the partial covering index over priced rows, never by scanning chat_events."""
+    of the user from the partial covering index over priced rows, never by scanning the messages table (chat_events)."""
     url = costdata.create_fresh_database(stack, "budget_plan")
     try:
         with costdata.connect(url) as conn:

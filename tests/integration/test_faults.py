@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from chatcore import db
-from chatcore.web import sse
+from chatcore.wire import sse
 from tests.support.users import User
 
 PROBLEM = "application/problem+json"

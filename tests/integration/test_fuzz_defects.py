@@ -22,7 +22,7 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from chatcore.web import sse
+from chatcore.wire import sse
 from tests.support.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
 from tests.support.uploads import uploaded
 

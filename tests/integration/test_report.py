@@ -1,4 +1,4 @@
-"""The spend report: CSV figures equal direct SQL sums over chat_events for each grouping; the PNG chart."""
+"""The spend report: CSV figures equal direct SQL sums over the messages for each grouping; the PNG chart."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.support import costdata
 FIRST, LAST = date(2026, 8, 3), date(2026, 8, 12)
 FIGURES = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_in_rands")
 
-# The same groupings computed straight from chat_events (costs) and runs (turns), not from daily_costs.
+# The same groupings computed straight from the messages (costs) and runs (turns), not from daily_costs.
 GROUPS = {
     "day": ("(ce.created_at AT TIME ZONE 'UTC')::date::text", "(r.started_at AT TIME ZONE 'UTC')::date::text"),
     "agent": ("(CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END) || '|' || coalesce(t.name, a.name)",
@@ -73,7 +73,7 @@ def csv_key(by: str, row: dict) -> str:
 
 
 @pytest.mark.parametrize("by", ["day", "agent", "model", "user"])
-def test_csv_figures_equal_sql_sums_over_chat_events(month, tmp_path, by):
+def test_csv_figures_equal_sql_sums_over_the_messages(month, tmp_path, by):
     url, conn = month
     out_csv = tmp_path / f"spend-{by}.csv"
     out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", LAST.isoformat(), "--by", by,

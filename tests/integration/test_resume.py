@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from chatcore.web import sse
+from chatcore.wire import sse
 from tests.support.serve_process import another_instance
 from tests.support.streams import TurnInThread, read_events
 from tests.support.users import User

@@ -1,5 +1,5 @@
 """The daily cost rollup: a generated month of data in a fresh database, checked against direct sums
-over chat_events; idempotence; late rows; the scheduled Lambda handler with the sample events, and
+over the messages; idempotence; late rows; the scheduled Lambda handler with the sample events, and
 its housekeeping steps (one failing does not stop the others, and fails the run)."""
 
 from __future__ import annotations

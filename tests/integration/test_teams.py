@@ -200,7 +200,7 @@ def test_stopping_a_team_turn_stops_the_member_and_stores_both_runs_cancelled(us
 
     import httpx
 
-    from chatcore.web import sse
+    from chatcore.wire import sse
 
     sid = team_session(user)
     standin.script([DELEGATE, {"text": " ".join(f"n{i}" for i in range(300)), "delay_ms": 100}])

@@ -13,7 +13,7 @@ import boto3
 import httpx
 from genai_prices import Usage, calc_price
 
-from chatcore.web import sse
+from chatcore.wire import sse
 from tests.support.images import LARGE_PNG, LARGE_STORED, SMALL_PNG, SMALL_STORED, b64
 from tests.support.turns import reported_usage, run_row
 

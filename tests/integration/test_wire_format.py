@@ -17,9 +17,9 @@ from typing import Any
 
 import httpx
 
-from chatcore.money.amounts import DECIMAL_PATTERN
-from chatcore.web import sse
-from chatcore.web.schemas import Problem
+from chatcore.wire import sse
+from chatcore.wire.amounts import DECIMAL_PATTERN
+from chatcore.wire.schemas import Problem
 from tests.support.streams import read_events
 
 # A number written with an exponent, as str(Decimal) writes numeric(20, 10) zero: "0E-10", "1.5E+3".

@@ -151,8 +151,8 @@ def _fx(conn: psycopg.Connection, day: date) -> dict:
         "AND effective_date <= %s ORDER BY effective_date DESC LIMIT 1", (day,)).fetchone()
 
 
-def _insert_events(conn: psycopg.Connection, session_id: UUID, rows: list[dict], fx: dict) -> None:
-    """The chat_events rows of a turn; those with a model carry the exchange rate ``fx``."""
+def _insert_messages(conn: psycopg.Connection, session_id: UUID, rows: list[dict], fx: dict) -> None:
+    """The messages of a turn; those with a model carry the exchange rate ``fx``."""
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO chat_events (id, session_id, run_id, role, agent_name, model_provider_slug, model_id, "
@@ -209,7 +209,7 @@ def insert_turn(conn: psycopg.Connection, price_ids: dict[str, UUID], spec: Turn
                 "VALUES (%s, %s, %s, %s, 'completed', %s, %s, %s, %s, %s, %s, %s, %s)",
                 (member_run_id, spec.session_id, run_id, spec.member_name, stored_at, stored_at, u.input_tokens,
                  u.output_tokens, u.cache_read_tokens, u.cache_write_tokens, usd, zar))
-        _insert_events(conn, spec.session_id, rows, fx)
+        _insert_messages(conn, spec.session_id, rows, fx)
         total = sum((t[0] for t in totals.values()), TokenUsage())
         usd = sum((t[1] for t in totals.values()), Decimal(0))
         zar = sum((t[2] for t in totals.values()), Decimal(0))

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from chatcore.web import sse
+from chatcore.wire import sse
 
 if TYPE_CHECKING:
     from tests.support.users import User

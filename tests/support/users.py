@@ -27,7 +27,7 @@ class User:
         return r.json()["id"]
 
     def turn(self, session_id: str, **body) -> tuple[httpx.Response, list[dict]]:
-        from chatcore.web import sse
+        from chatcore.wire import sse
 
         r = self.client.post(f"/sessions/{session_id}/turns", json=body)
         events = sse.parse(r.text) if r.headers.get("content-type", "").startswith("text/event-stream") else []

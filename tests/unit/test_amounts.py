@@ -1,5 +1,5 @@
-"""How amounts are written for clients (``chatcore.money.amounts``): plain decimal strings, never an
-exponent, in response bodies (``schemas.DecimalString``), the turn's events (``web.sse``, the final
+"""How amounts are written for clients (``chatcore.wire.amounts``): plain decimal strings, never an
+exponent, in response bodies (``schemas.DecimalString``), the turn's events (``wire.sse``, the final
 event of ``turns.outcome``) and the spend report. Pure: no database."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from chatcore.money.amounts import DECIMAL_PATTERN, decimal_string
 from chatcore.money.prices import TokenUsage
 from chatcore.turns.outcome import TurnOutcome
-from chatcore.web import sse
-from chatcore.web.schemas import BudgetOut, Money, Problem
+from chatcore.wire import sse
+from chatcore.wire.amounts import DECIMAL_PATTERN, decimal_string
+from chatcore.wire.schemas import BudgetOut, Money, Problem
 
 ZERO = Decimal("0E-10")  # numeric(20, 10) zero, as psycopg reads it; str() of it is "0E-10"
 

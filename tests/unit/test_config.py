@@ -169,7 +169,7 @@ def test_a_stale_turn_must_be_older_than_the_longest_turn(env):
 
 
 def test_the_request_schemas_apply_the_configured_limits(env):
-    from chatcore.web.schemas import CreateSession, RenameSession, TurnIn
+    from chatcore.wire.schemas import CreateSession, RenameSession, TurnIn
 
     read(env, MAX_MESSAGE_CHARS="10", MAX_TITLE_CHARS="3", MAX_IMAGES_PER_TURN="1", MAX_CLIENT_TURN_ID_CHARS="40")
     TurnIn.model_validate({"message": "x" * 10, "client_turn_id": "a" * 40,
@@ -191,7 +191,7 @@ def test_the_request_schemas_apply_the_configured_limits(env):
 
 
 def test_the_schemas_document_the_defaults():
-    from chatcore.web.schemas import CreateSession, TurnIn
+    from chatcore.wire.schemas import CreateSession, TurnIn
 
     turn = TurnIn.model_json_schema()["properties"]
     assert turn["message"]["maxLength"] == DECLARED["max_message_chars"].default

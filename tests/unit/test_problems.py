@@ -13,7 +13,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from chatcore import errors
-from chatcore.web.schemas import Problem
+from chatcore.wire.schemas import Problem
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = [*sorted((ROOT / "layers" / "core" / "chatcore").rglob("*.py")), *sorted((ROOT / "functions").rglob("*.py"))]
@@ -49,7 +49,7 @@ def test_every_member_a_problem_is_raised_with_is_declared_in_the_problem_schema
     # the reader sees the members it should (it would pass vacuously otherwise)
     assert {"field", "errors", "run_id", "run_status", "monthly_budget_zar", "estimated_tokens"} <= set(raised)
     undeclared = {name: sorted(where) for name, where in raised.items() if name not in Problem.model_fields}
-    assert not undeclared, f"declare these in chatcore.web.schemas.Problem: {undeclared}"
+    assert not undeclared, f"declare these in chatcore.wire.schemas.Problem: {undeclared}"
     # a member must not replace one every problem has (a run's "status" is not the HTTP status)
     replaced = {name: sorted(raised[name]) for name in raised.keys() & {"type", "title", "status", "code", "detail"}}
     assert not replaced, f"these replace a problem's own members: {replaced}"

@@ -1,5 +1,5 @@
 """bin/smoke's reading of a turn's stream (local/smoke.py): the incremental SSE parser, fed the bytes
-the API's own framing makes (chatcore.web.sse), split anywhere; and the checks of a turn's stream:
+the API's own framing makes (chatcore.wire.sse), split anywhere; and the checks of a turn's stream:
 ids in order, the run id of X-Run-Id, exactly one final event and nothing after it, a clear failure
 for TurnFailed, TurnCancelled and a stream that ends (or is cut) without a final event.
 The whole command runs against the served API in tests/integration/test_smoke.py."""
@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from chatcore.web import sse
+from chatcore.wire import sse
 from local.smoke import SSEDecoder, SSEEvent, StepFailed, read_turn
 
 RUN = "01a2323f-95a2-7948-986c-1eeb2856b71d"

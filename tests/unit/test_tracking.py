@@ -1,4 +1,4 @@
-"""What a turn's event stream says about each of its runs (``chatcore.turns.tracking``), and the records a
+"""What agno's events say about each run of a turn (``chatcore.turns.tracking``), and the records a
 team or an agent turn leaves to be stored (``TeamConversation.records``, ``AgentConversation.records``).
 
 Driven by synthetic events and outputs: plain objects with the attributes agno's carry (``event``,
@@ -25,10 +25,10 @@ from chatcore.turns.tracking import (
     LEADER_ERROR_EVENTS,
     MODEL_CALL_EVENTS,
     TOOL_ERROR_EVENTS,
-    EventTracker,
     RecordedMessage,
     RunError,
     RunRecord,
+    RunTracker,
     billed_calls,
     new_messages,
     usage_of,
@@ -59,8 +59,8 @@ def assistant(content: str | None = "answer", **usage) -> Message:
     return message
 
 
-def tracker_of(*events, root: str = ROOT) -> EventTracker:
-    tracker = EventTracker(root_run_id=root)
+def tracker_of(*events, root: str = ROOT) -> RunTracker:
+    tracker = RunTracker(root_run_id=root)
     for e in events:
         tracker.see(e)
     return tracker
@@ -212,7 +212,7 @@ def test_new_messages_of_an_output_without_messages_is_empty():
 
 def test_output_of_finds_the_output_of_a_run():
     root_output, member_output = SimpleNamespace(run_id=ROOT), SimpleNamespace(run_id=MEMBER)
-    tracker = EventTracker(root_run_id=ROOT, outputs=[member_output, root_output])
+    tracker = RunTracker(root_run_id=ROOT, outputs=[member_output, root_output])
     assert tracker.output_of(ROOT) is root_output and tracker.output_of(MEMBER) is member_output
     assert tracker.output_of(OTHER_MEMBER) is None
 
@@ -281,7 +281,7 @@ def summary(records: list[RunRecord]) -> list[tuple]:
 def test_a_completed_team_turn_records_the_leader_then_each_member(team):
     specs = agent_specs()
     ours, history = Message(role="user", content="What is 6 * 7?"), [Message(role="user", content="hi")]
-    tracker = EventTracker(root_run_id=ROOT, outputs=[leader_output([member_output()], ours=ours, history=history)])
+    tracker = RunTracker(root_run_id=ROOT, outputs=[leader_output([member_output()], ours=ours, history=history)])
     records = team.records(tracker, {ours.id, history[0].id})
     assert summary(records) == [
         (ROOT, "planner", team.spec.model_id, ["assistant", "tool", "assistant"],  # agno's user copy skipped
@@ -353,7 +353,7 @@ def test_a_leader_without_output_is_stored_from_its_billed_calls(team):
 def test_a_member_the_catalog_does_not_know_has_no_model(team):
     ours = Message(role="user", content="hi")
     stranger = member_output(agent_name="stranger")
-    tracker = EventTracker(root_run_id=ROOT, outputs=[leader_output([stranger], ours=ours)])
+    tracker = RunTracker(root_run_id=ROOT, outputs=[leader_output([stranger], ours=ours)])
     _, member = team.records(tracker, {ours.id})
     assert (member.agent_name, member.model_id) == ("stranger", None)
 
@@ -367,7 +367,7 @@ def test_an_agent_turn_records_one_run():
     ours = Message(role="user", content="What is 6 * 7?")
     output = SimpleNamespace(run_id=ROOT, messages=[Message(role="system", content="..."), ours,
                                                      assistant("42", input_tokens=3, output_tokens=4)])
-    (record,) = conversation.records(EventTracker(root_run_id=ROOT, outputs=[output]), {ours.id})
+    (record,) = conversation.records(RunTracker(root_run_id=ROOT, outputs=[output]), {ours.id})
     assert (str(record.run_uuid), record.agent_name, record.model_id, record.error) == (
         ROOT, "assistant", conversation.spec.model_id, None)
     assert [(m.message.role, m.usage) for m in record.messages] == [("assistant", TokenUsage(3, 4))]

@@ -16,7 +16,7 @@ from chatcore.config import get_settings
 from chatcore.errors import PayloadTooLarge, UploadExpired, UploadNotFound, UploadNotReceived, UploadUsed
 from chatcore.media.keys import session_prefix, upload_key
 from chatcore.media.uploads import check_size
-from chatcore.web.schemas import ImageIn, TurnIn, UploadIn, UploadRef
+from chatcore.wire.schemas import ImageIn, TurnIn, UploadIn, UploadRef
 
 ROOT = Path(__file__).resolve().parents[2]
 UPLOAD = uuid.UUID("0190b3f4-7c1e-7a2b-8c3d-4e5f60718293")

@@ -18,7 +18,7 @@ class ProblemError(Exception):
         self.extra = extra
 
     def to_problem(self) -> dict:
-        """The problem document; its members are those of ``chatcore.web.schemas.Problem``."""
+        """The problem document; its members are those of ``chatcore.wire.schemas.Problem``."""
         retry = {"retry_after": self.retry_after} if self.retry_after is not None else {}
         return {
             "type": f"https://errors.agent-chat.dev/{self.code}",

@@ -6,7 +6,7 @@
   and an index of the sessions;
 - ``sessions/<session_id>.json``: a session (agent or team, title, times, turns, cost, its summary),
   every run of it (turns and team members' runs: status, error, tokens, cost) and every message as
-  the app renders it (``chatcore.web.messages``), an image naming its file in the zip;
+  the app renders it (``chatcore.wire.messages``), an image naming its file in the zip;
 - ``photos/<session_id>/<name>``: the session's photos (its S3 objects, inline ones from their row);
 - ``uploads/<upload_id><ext>``: a photo sent to POST /uploads that no turn has used yet.
 
@@ -158,7 +158,7 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
                    counts: _Counts) -> dict[str, Any]:
     """Write a session's photos into the zip and its document (through a scratch file); its entry in
     account.json."""
-    from chatcore.web import messages
+    from chatcore.wire import messages
 
     session_id = row["id"]
     prefix = s3.session_prefix(session_id)
@@ -295,7 +295,7 @@ def _json(value: Any) -> str:
 
 def _default(value: Any) -> Any:
     if isinstance(value, Decimal):
-        from chatcore.money.amounts import decimal_string
+        from chatcore.wire.amounts import decimal_string
 
         return decimal_string(value)
     from pydantic_core import to_jsonable_python  # datetimes, dates and UUIDs written as the API writes them

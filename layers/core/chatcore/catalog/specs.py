@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-# Every model here is Anthropic's; chat_events, agents and teams record the provider by this slug.
+# Every model here is Anthropic's; messages, agents and teams record the provider by this slug.
 MODEL_PROVIDER_SLUG = "anthropic"
 
 

@@ -27,8 +27,8 @@ import psycopg
 
 from chatcore import cli
 from chatcore.errors import BudgetExceeded
-from chatcore.money.amounts import decimal_string
 from chatcore.store import usage
+from chatcore.wire.amounts import decimal_string
 
 CENTS = Decimal("0.01")
 

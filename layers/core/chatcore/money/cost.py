@@ -59,7 +59,8 @@ class CostCalculator:
         return Cost(usage=usage, usd=usd, zar=zar, price_key=key, price_id=self.price_ids.get(key))
 
     def row_fields(self, cost: Cost) -> dict[str, Any]:
-        """The chat_events columns that record tokens, cost, price and rate."""
+        """The columns of a message (the messages table, chat_events) that record tokens, cost, price
+        and rate."""
         return {
             "input_tokens": cost.usage.input_tokens, "output_tokens": cost.usage.output_tokens,
             "cache_read_tokens": cost.usage.cache_read_tokens,

@@ -27,8 +27,8 @@ from psycopg.rows import dict_row
 
 from chatcore import cli
 from chatcore.money import rollup
-from chatcore.money.amounts import decimal_string
 from chatcore.store import usage
+from chatcore.wire.amounts import decimal_string
 
 DIMENSIONS = tuple(usage.REPORT_KEYS)
 METRICS = usage.REPORT_METRICS

@@ -1,4 +1,5 @@
-"""The daily cost rollup: ``daily_costs`` recomputed from chat_events, runs and sessions.
+"""The daily cost rollup: ``daily_costs`` recomputed from the messages (the messages table,
+chat_events), runs and sessions.
 
     python -m chatcore.money.rollup                          # incremental (the scheduled mode)
     python -m chatcore.money.rollup --from 2026-11-01 --to 2026-11-20   # recompute a range of days
@@ -9,7 +10,7 @@ What a ``daily_costs`` row holds, per UTC day, user, agent-or-team and model:
   A row is attributed to what the session talks to: an agent session's rows to the agent, a team
   session's rows to the TEAM, the leader's and every member's alike, each under the model that
   made the call (so a team shows its leader's model and its members' models). The per-member
-  split stays available on chat_events.agent_name.
+  split stays available on each message's agent_name.
 - turns / failed_turns: top-level runs (a turn; never a member run) STARTED that day (UTC), and of
   those the ones with status ``failed``. A turn is counted once, under the model of its own first
   priced row (the agent's or the team leader's call); a turn that made no model call at all is
@@ -17,9 +18,9 @@ What a ``daily_costs`` row holds, per UTC day, user, agent-or-team and model:
   errors are not failed; a turn still ``running`` counts as a turn, not failed.
 
 Days are recomputed whole (delete + insert in one transaction), so a run is idempotent and a
-recomputed day always equals a direct sum over chat_events. The incremental mode recomputes
+recomputed day always equals a direct sum over the messages. The incremental mode recomputes
 today and yesterday (UTC) plus every day touched by rows created since the last watermark:
-chat_events and turns whose UUIDv7 id (the time the application created them) is later than the
+messages and turns whose UUIDv7 id (the time the application created them) is later than the
 watermark less ``OVERLAP``, and turns that finished since then (a turn closed as abandoned days
 later changes that day's failed_turns). Late-arriving rows, even back-dated ones, so still land.
 The first incremental run recomputes everything. A deleted session's usage moves to

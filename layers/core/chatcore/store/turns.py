@@ -93,7 +93,7 @@ INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, sta
 VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s, %(reserved_zar)s)
 """
 
-INSERT_CHAT_EVENT = """
+INSERT_MESSAGE = """
 INSERT INTO chat_events (
     id, session_id, run_id, role, agent_name, model_provider_slug, model_id, message_parts,
     input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
@@ -158,8 +158,8 @@ def insert_run(conn: psycopg.Connection, *, run_id: UUID, session_id: UUID, agen
     })
 
 
-def chat_event_params(**row: Any) -> dict[str, Any]:
-    """Parameters of INSERT_CHAT_EVENT with defaults for the fields a row may not have."""
+def message_params(**row: Any) -> dict[str, Any]:
+    """Parameters of INSERT_MESSAGE with defaults for the fields a row may not have."""
     params = {
         "id": uuid7(), "agent_name": None, "model_provider_slug": None, "model_id": None,
         "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
@@ -171,10 +171,10 @@ def chat_event_params(**row: Any) -> dict[str, Any]:
     return params
 
 
-def insert_chat_events(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+def insert_messages(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         with conn.cursor() as cur:
-            cur.executemany(INSERT_CHAT_EVENT, [chat_event_params(**r) for r in rows])
+            cur.executemany(INSERT_MESSAGE, [message_params(**r) for r in rows])
 
 
 def finish_run(conn: psycopg.Connection, **values: Any) -> None:

@@ -1,6 +1,6 @@
 """A user's usage: the one definition of what counts, and every query built on it.
 
-``usage_rows`` is that definition. A usage row is one priced ``chat_events`` row (tokens and cost,
+``usage_rows`` is that definition. A usage row is one priced message (tokens and cost,
 by its UTC creation day), one top-level run (a turn, by its UTC start day, failed or not), or the
 kept usage of a deleted session (``deleted_session_usage``, already per day). A row counts for what
 its session talks to: an agent session's rows for the agent, a team session's rows (leader and
@@ -28,13 +28,13 @@ _PRICED = """(ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.cost_in_rands <>
            OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0)"""
 
 
-def usage_rows(chat_events_filter: str, runs_filter: str = "false", deleted_filter: str | None = None) -> str:
+def usage_rows(messages_filter: str, runs_filter: str = "false", deleted_filter: str | None = None) -> str:
     """The SELECT of usage rows (day, user_id, kind, name, model_id, the four token counts, cost_usd,
     cost_in_rands, turns, failed_turns).
 
-    The filters are SQL conditions (fixed text, values bound as parameters) on the chat_events
-    ``ce``, the top-level runs ``r`` (both joined to their session ``s``) and, unless None, the kept
-    usage of deleted sessions ``d``.
+    The filters are SQL conditions (fixed text, values bound as parameters) on the messages ``ce``
+    (the messages table, chat_events), the top-level runs ``r`` (both joined to their session
+    ``s``) and, unless None, the kept usage of deleted sessions ``d``.
     """
     sql = f"""
     SELECT (ce.created_at AT TIME ZONE 'UTC')::date AS day, s.user_id,
@@ -46,7 +46,7 @@ def usage_rows(chat_events_filter: str, runs_filter: str = "false", deleted_filt
     JOIN sessions s ON s.id = ce.session_id
     LEFT JOIN agents a ON a.id = s.agent_id
     LEFT JOIN teams t ON t.id = s.team_id
-    WHERE {chat_events_filter} AND {_PRICED}
+    WHERE {messages_filter} AND {_PRICED}
     UNION ALL
     SELECT (r.started_at AT TIME ZONE 'UTC')::date, s.user_id,
            CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END,

@@ -9,12 +9,16 @@ order is what keeps nothing lost:
    stored, refuses a second concurrent turn, uploads large images, and stores the run (``running``)
    and the user's message; the history is loaded in the same statement;
 2. ``run``: the conversation (``agent``/``team``, from the ``registry``) runs in its own task, so a
-   client that disconnects does not stop it; ``tracking`` follows its events, ``events`` writes
-   them in batches (any instance can resume the stream) and reads a stop request;
+   client that disconnects does not stop it; ``tracking`` follows each run through agno's events,
+   ``turn_events`` writes the turn's events in batches (any instance can resume the stream) and
+   reads a stop request;
 3. ``finish``: one transaction stores the turn's new messages, each priced, and the runs' outcome;
    the final event, the run row and the metrics all come from one ``TurnOutcome`` (``outcome``).
 
-The package loads lazily: ``turns.events`` and ``turns.outcome`` never import agno (the events
+The steps hand each other the turn as plain data (``turn``: ``TurnInput``, ``PreparedTurn``,
+``KnownTurn``), so none of them imports another to name it.
+
+The package loads lazily: ``turns.turn_events`` and ``turns.outcome`` never import agno (the events
 function follows a turn without it); ``open_turn`` and the rest load agno when first used.
 """
 
@@ -27,9 +31,9 @@ __all__ = ("TurnInput", "PreparedTurn", "TurnOutcome", "TurnStream", "open_turn"
 
 def __getattr__(name: str) -> Any:
     if name in ("TurnInput", "PreparedTurn"):
-        from chatcore.turns import begin
+        from chatcore.turns import turn
 
-        return getattr(begin, name)
+        return getattr(turn, name)
     if name in ("TurnStream", "open_turn"):
         from chatcore.turns import run
 

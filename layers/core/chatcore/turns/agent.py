@@ -1,5 +1,5 @@
-"""A session with one agent: the agno ``Agent`` built from its spec once per process, its event
-stream for a turn, and the messages its run produced."""
+"""A session with one agent: the agno ``Agent`` built from its spec once per process, agno's events
+of its run for a turn, and the messages its run produced."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from chatcore.catalog.specs import AgentSpec
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
-from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, run_messages
+from chatcore.turns.tracking import RunRecord, RunTracker, billed_calls, run_messages
 
 
 class Conversation(Protocol):
@@ -25,7 +25,7 @@ class Conversation(Protocol):
     def stream(self, *, history: list[Message], message: Message, run_id: str, session_id: str,
                user_id: str) -> Any: ...
 
-    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]: ...
+    def records(self, tracker: RunTracker, input_ids: set[str]) -> list[RunRecord]: ...
 
     async def cancel(self, run_id: str) -> None: ...
 
@@ -65,7 +65,7 @@ class AgentConversation:
             run_id=run_id, session_id=session_id, user_id=user_id,
         )
 
-    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]:
+    def records(self, tracker: RunTracker, input_ids: set[str]) -> list[RunRecord]:
         root = tracker.root_run_id
         record = RunRecord(run_uuid=UUID(root), agent_name=self.name, model_id=self.spec.model_id,
                            error=tracker.error, cancelled=root in tracker.cancelled_runs())

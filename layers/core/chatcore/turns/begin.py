@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import Decimal
 from uuid import UUID
@@ -36,7 +35,6 @@ from chatcore.errors import (
 )
 from chatcore.media.agno_storage import discard_photos, inline_for_model, store_photo, to_agno_image
 from chatcore.media import s3
-from chatcore.media.images import ImageUpload
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage, default_price_book
@@ -48,42 +46,9 @@ from chatcore.turns.context import IMAGE_TOKENS, Budgets, build_context, check_f
 from chatcore.turns.finish import flush_pending
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.registry import conversation_for
+from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TurnInput:
-    sub: str
-    session_id: UUID
-    message: str
-    images: list[ImageUpload] = field(default_factory=list)
-    client_turn_id: str | None = None
-    stored_keys: list[str] = field(default_factory=list)  # the photos this request put in S3
-
-
-@dataclass
-class PreparedTurn:
-    """A turn whose run and user message are stored, ready to run."""
-
-    input: TurnInput
-    run_id: UUID
-    conversation: Conversation
-    history: list[Message]
-    user_message: Message
-    costs: CostCalculator
-    compaction: Compaction | None = None  # older turns this turn folded into the session's summary
-    client_disconnected: bool = False
-    outcome: TurnOutcome | None = None
-
-
-@dataclass
-class KnownTurn:
-    """A retried ``client_turn_id``: the turn is stored (running or finished), and its stream is
-    followed from its stored events (``turns.events``) instead of running it again."""
-
-    session_id: UUID
-    run_id: UUID
 
 
 def begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
@@ -179,7 +144,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
                              client_turn_id=turn.client_turn_id, reserved_zar=reservation)
-        turn_rows.insert_chat_events(conn, [{
+        turn_rows.insert_messages(conn, [{
             "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
             "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
         }])

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -22,10 +22,8 @@ from chatcore.media.agno_storage import storable_message
 from chatcore.money.prices import TokenUsage
 from chatcore.store import turn_events, turns as turn_rows
 from chatcore.turns.outcome import RunError, TurnOutcome
-from chatcore.turns.tracking import EventTracker, RunRecord
-
-if TYPE_CHECKING:
-    from chatcore.turns.begin import PreparedTurn
+from chatcore.turns.tracking import RunRecord, RunTracker
+from chatcore.turns.turn import PreparedTurn
 
 # Pauses (seconds) between attempts to store a finished turn while the database is unreachable.
 STORE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -61,7 +59,7 @@ def flush_pending() -> int:
     return written
 
 
-def store_outcome(turn: PreparedTurn, tracker: EventTracker,
+def store_outcome(turn: PreparedTurn, tracker: RunTracker,
                   seal: Callable[[TurnOutcome], list[tuple[int, str, str]]] | None = None) -> TurnOutcome:
     """One transaction (one round trip, pipelined): every new message of the turn with its cost, the
     member runs, and the turn's run with its status, tokens and cost; and, when ``seal`` gives them
@@ -125,7 +123,7 @@ def store_outcome(turn: PreparedTurn, tracker: EventTracker,
                 turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id,
                                      agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
                 turn_rows.finish_run(conn, **member.run_row())
-            turn_rows.insert_chat_events(conn, rows)
+            turn_rows.insert_messages(conn, rows)
             turn_rows.finish_run(conn, **total.run_row())
             turn_rows.touch_session(conn, session_id)
             if turn.compaction is not None and turn.compaction.summary:

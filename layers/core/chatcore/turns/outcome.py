@@ -1,5 +1,5 @@
 """How a turn ended, as one ``TurnOutcome``: its final event, its run row and its metrics all come
-from it (``turns.finish`` stores it). Pure, without agno: the events function (``turns.events``)
+from it (``turns.finish`` stores it). Pure, without agno: the events function (``turns.turn_events``)
 builds the final event of a stored run from it too.
 """
 
@@ -10,8 +10,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from chatcore.money.amounts import decimal_string
 from chatcore.money.prices import TokenUsage
+from chatcore.wire.amounts import decimal_string
 
 MAX_ERROR_MESSAGE = 2000
 # The final events of a turn's stream: exactly one ends every turn.
@@ -60,7 +60,7 @@ class TurnOutcome:
         return FINAL_EVENTS[self.status]
 
     def final_event(self) -> tuple[str, dict[str, Any]]:
-        """The last event of the turn's stream (see ``chatcore.web.sse``)."""
+        """The last event of the turn's stream (see ``chatcore.wire.sse``)."""
         data: dict[str, Any] = {"session_id": str(self.session_id), "run_id": str(self.run_id)}
         if self.error is not None:
             data["error"] = {"code": self.error.code, "message": self.error.message,

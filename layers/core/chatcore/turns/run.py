@@ -1,7 +1,8 @@
-"""A prepared turn run: the conversation's events forwarded as SSE frames as they come, in a task
-of its own so a client that disconnects does not stop it, written in batches for any instance to
-resume (``turns.events``), then stored (``finish.store_outcome``). A stop request, read with those
-batches, ends the model call through agno's run cancellation, and the turn is stored ``cancelled``.
+"""A prepared turn run: agno's events forwarded as the turn's events (SSE frames) as they come,
+in a task of its own so a client that disconnects does not stop it, written in batches for any
+instance to resume (``turns.turn_events``), then stored (``finish.store_outcome``). A stop request,
+read with those batches, ends the model call through agno's run cancellation, and the turn is
+stored ``cancelled``.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from chatcore import db, observability
 from chatcore.config import get_settings
 from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
-from chatcore.turns.begin import KnownTurn, PreparedTurn, TurnInput, begin_turn
+from chatcore.turns.begin import begin_turn
 from chatcore.turns.claude import CallLog, cut_calls
-from chatcore.turns.events import EventLog, follow
 from chatcore.turns.finish import store_outcome
 from chatcore.turns.outcome import RunError, TurnOutcome
-from chatcore.turns.tracking import EventTracker
-from chatcore.web import sse
+from chatcore.turns.tracking import RunTracker
+from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
+from chatcore.turns.turn_events import TurnEventLog, follow
+from chatcore.wire import sse
 
 log = logging.getLogger(__name__)
 
 
-def _store(turn: PreparedTurn, tracker: EventTracker, seal=None) -> TurnOutcome:
+def _store(turn: PreparedTurn, tracker: RunTracker, seal=None) -> TurnOutcome:
     with timed("store"):
         return store_outcome(turn, tracker, seal)
 
@@ -53,7 +55,7 @@ class _Stop:
     """How a turn is stopped: agno's run cancellation first; the conversation's task is ended
     ``CANCEL_GRACE_SECONDS`` later if it has not stopped by then (a silent model or tool)."""
 
-    def __init__(self, turn: PreparedTurn, tracker: EventTracker):
+    def __init__(self, turn: PreparedTurn, tracker: RunTracker):
         self.turn, self.tracker = turn, tracker
         self.deadline: asyncio.Timeout | None = None
         self.cancelling: asyncio.Task | None = None  # held: the loop keeps only a weak reference
@@ -74,12 +76,12 @@ class _Stop:
 
 class _Stream:
     """A live turn's events: numbered (the SSE ``id``), queued for the client and written to the
-    turn's event log (``turns.events``)."""
+    turn's event log (``turns.turn_events``)."""
 
     def __init__(self, turn: PreparedTurn, stop: _Stop):
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.seq = 0
-        self.log = EventLog(turn.run_id, on_cancel=stop)
+        self.log = TurnEventLog(turn.run_id, on_cancel=stop)
 
     def next_id(self) -> int:
         self.seq += 1
@@ -95,7 +97,7 @@ class _Stream:
 
 
 async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> TurnOutcome:
-    """Run the conversation, forward its events, store the outcome and send the final event."""
+    """Run the conversation, forward agno's events as the turn's, store the outcome and send the final event."""
     tracker = stop.tracker
     started = time.perf_counter()
     calls = CallLog()  # model calls whose stream is cut short or aborted: billed, so stored (turns.claude)
@@ -165,12 +167,12 @@ async def stream_turn(turn: PreparedTurn,
                       wait_for_disconnect: Callable[[], Awaitable[None]] | None = None) -> AsyncIterator[bytes]:
     """SSE frames of a prepared turn. If the client goes away, the run still completes and is stored.
 
-    Every event is also written to the turn's event log (``turns.events``), whose batches read a
+    Every event is also written to the turn's event log (``turns.turn_events``), whose batches read a
     stop request. ``wait_for_disconnect`` returns when the client has gone (servers do not always
     raise on a write to a closed connection, so the turn listens for the disconnect itself).
     """
     heartbeat = get_settings().heartbeat_seconds
-    stop = _Stop(turn, EventTracker(root_run_id=str(turn.run_id)))
+    stop = _Stop(turn, RunTracker(root_run_id=str(turn.run_id)))
     stream = _Stream(turn, stop)
     queue = stream.queue
 

@@ -1,6 +1,6 @@
 """Stopping a turn (POST .../cancel, the app's stop button), from any instance: the request is
 recorded on the run; the turn, wherever it runs, reads it with its next batch of events
-(``turns.events``) and ends. Without agno: the API function stops turns with this module alone."""
+(``turns.turn_events``) and ends. Without agno: the API function stops turns with this module alone."""
 
 from __future__ import annotations
 

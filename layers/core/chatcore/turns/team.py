@@ -20,7 +20,7 @@ from chatcore.turns.agent import build_agent
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
 from chatcore.turns.outcome import RunError
-from chatcore.turns.tracking import EventTracker, RunRecord, billed_calls, run_messages
+from chatcore.turns.tracking import RunRecord, RunTracker, billed_calls, run_messages
 
 
 class TeamConversation:
@@ -68,7 +68,7 @@ class TeamConversation:
         spec = self.member_specs.get(name or "")
         return spec.model_id if spec else None
 
-    def records(self, tracker: EventTracker, input_ids: set[str]) -> list[RunRecord]:
+    def records(self, tracker: RunTracker, input_ids: set[str]) -> list[RunRecord]:
         root = tracker.root_run_id
         stopped = tracker.cancelled_runs()
         leader = RunRecord(run_uuid=UUID(root), agent_name=self.name, model_id=self.spec.model_id,

@@ -1,5 +1,6 @@
-"""What a turn's event stream says about each of its runs (the turn's own run and member runs),
-and the messages each run leaves to be stored, every model call with its ``TokenUsage``.
+"""Each run of a turn (the turn's own run and member runs) followed through agno's events
+(``RunTracker``), and the messages each run leaves to be stored, every model call with its
+``TokenUsage``.
 
 ``usage_of`` is the one place that reads agno's metrics as tokens; from here to the database a
 model call's usage is a ``TokenUsage``. Works on agno's event objects by their ``event`` name
@@ -70,8 +71,9 @@ def model_error_code(error_type: str | None, message: str) -> str:
 
 
 @dataclass
-class EventTracker:
-    """What the event stream says about each run of a turn (the turn's own run and member runs)."""
+class RunTracker:
+    """Each run of a turn (the turn's own run and member runs) as agno's events tell it: its errors,
+    model calls, cut calls and partial text, whether it was cancelled; ``see`` reads one event."""
 
     root_run_id: str
     outputs: list[Any] = field(default_factory=list)
@@ -149,7 +151,7 @@ class RunRecord:
     cancelled: bool = False  # stopped by the user: stored as ``cancelled``, its partial answer kept
 
 
-def billed_calls(tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
+def billed_calls(tracker: RunTracker, run_id: str) -> list[RecordedMessage]:
     """Assistant rows for the model calls of a run that ended without its output (a failed run, or
     one stopped before agno could end it).
 
@@ -165,7 +167,7 @@ def billed_calls(tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
     return rows
 
 
-def with_cut_calls(messages: list[RecordedMessage], tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
+def with_cut_calls(messages: list[RecordedMessage], tracker: RunTracker, run_id: str) -> list[RecordedMessage]:
     """A stopped run's messages (agno's output) with what its aborted model call was billed: our
     estimate goes on the partial answer agno kept (an assistant message without usage), else on a
     row of its own."""
@@ -186,7 +188,7 @@ def new_messages(output: Any, input_ids: set[str], *, skip_user: bool = False) -
             if m.role != "system" and m.id not in input_ids and not (skip_user and m.role == "user")]
 
 
-def stopped_messages(messages: list[RecordedMessage], tracker: EventTracker, run_id: str) -> list[RecordedMessage]:
+def stopped_messages(messages: list[RecordedMessage], tracker: RunTracker, run_id: str) -> list[RecordedMessage]:
     """A stopped run's messages, fit to be history: its aborted call's billed estimate added
     (``with_cut_calls``), and tool calls stopped before their result dropped from the assistant
     message that made them (the Messages API refuses a ``tool_use`` without its ``tool_result``)."""
@@ -204,7 +206,7 @@ def stopped_messages(messages: list[RecordedMessage], tracker: EventTracker, run
     return with_cut_calls(messages, tracker, run_id)
 
 
-def run_messages(output: Any, tracker: EventTracker, run_id: str, input_ids: set[str], *,
+def run_messages(output: Any, tracker: RunTracker, run_id: str, input_ids: set[str], *,
                  skip_user: bool = False) -> list[RecordedMessage]:
     """The messages a run (agent, leader or member) leaves to store, from its output."""
     messages = new_messages(output, input_ids, skip_user=skip_user)

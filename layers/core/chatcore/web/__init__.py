@@ -1,3 +1,4 @@
-"""What the HTTP functions share: the Starlette app (``app``), the FastAPI factory of the API
-function (``fastapi_app``), the caller's identity, the request and response schemas, and SSE
-framing with the documentation of a turn's events (``sse``). No agno import."""
+"""The HTTP functions' plumbing: the Starlette app (``app``), the FastAPI factory of the API
+function (``fastapi_app``), one router per resource (``routes``), the caller's identity, page
+cursors and the OpenAPI document's parts. What goes over the wire is ``chatcore.wire``. No agno
+import."""

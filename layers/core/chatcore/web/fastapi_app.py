@@ -18,8 +18,8 @@ from chatcore.web.app import EXCEPTION_HANDLERS, HEALTHZ, MIDDLEWARE, lifespan_r
 
 # The problems of every route of the API function, besides those of every operation (openapi.EVERY_OPERATION).
 PROBLEM_RESPONSES = {
-    404: openapi.problem_response("unknown, or someone else's (not-found)"),
-    422: openapi.problem_response("invalid fields (invalid-input): `errors` lists each, `field` names one"),
+    404: openapi.documented_problem("unknown, or someone else's (not-found)"),
+    422: openapi.documented_problem("invalid fields (invalid-input): `errors` lists each, `field` names one"),
 }
 
 

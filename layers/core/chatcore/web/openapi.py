@@ -32,8 +32,9 @@ SERVERS = [
 ]
 
 
-def problem_response(description: str, *, retry_after: bool = False) -> dict:
-    """A response of ``application/problem+json`` (the Problem schema), with ``Retry-After`` when asked."""
+def documented_problem(description: str, *, retry_after: bool = False) -> dict:
+    """How the OpenAPI document states a problem response: ``application/problem+json`` (the Problem
+    schema), with ``Retry-After`` when asked. (``chatcore.web.app.problem_response`` sends one.)"""
     response: dict = {"description": description, "content": copy.deepcopy(PROBLEM_CONTENT)}
     if retry_after:
         response["headers"] = copy.deepcopy(RETRY_AFTER)
@@ -42,18 +43,18 @@ def problem_response(description: str, *, retry_after: bool = False) -> dict:
 
 # What any operation can answer, besides its own: the API's and API Gateway's problems alike.
 EVERY_OPERATION = {
-    "401": problem_response("no identity, or a token that is missing, expired or invalid (unauthorized); "
-                            "API Gateway's authorizer answers it before the function runs"),
-    "403": problem_response("API Gateway refused the request (forbidden): a token for another app client, "
-                            "or a route or method that does not exist in the deployed API"),
-    "413": problem_response("the body is larger than 6 MB (payload-too-large); API Gateway answers it "
-                            "for bodies over its own limit"),
-    "429": problem_response("too many requests (throttled): API Gateway's throttling for the stage or "
-                            "for turns; try again later, with backoff"),
-    "500": problem_response("an error of ours (internal-error); the request may or may not have been done"),
-    "503": problem_response("a dependency is down (database-unavailable, storage-unavailable) or the "
-                            "service is not configured (service-misconfigured); nothing was done, try "
-                            "again after Retry-After seconds", retry_after=True),
+    "401": documented_problem("no identity, or a token that is missing, expired or invalid (unauthorized); "
+                             "API Gateway's authorizer answers it before the function runs"),
+    "403": documented_problem("API Gateway refused the request (forbidden): a token for another app client, "
+                             "or a route or method that does not exist in the deployed API"),
+    "413": documented_problem("the body is larger than 6 MB (payload-too-large); API Gateway answers it "
+                             "for bodies over its own limit"),
+    "429": documented_problem("too many requests (throttled): API Gateway's throttling for the stage or "
+                             "for turns; try again later, with backoff"),
+    "500": documented_problem("an error of ours (internal-error); the request may or may not have been done"),
+    "503": documented_problem("a dependency is down (database-unavailable, storage-unavailable) or the "
+                             "service is not configured (service-misconfigured); nothing was done, try "
+                             "again after Retry-After seconds", retry_after=True),
 }
 
 
@@ -80,7 +81,7 @@ def complete(schema: dict) -> None:
     """Add to an OpenAPI document what every operation shares: the servers, the Problem schema (and
     its parts), and the problem responses of ``EVERY_OPERATION`` (an operation's own description
     of a status stays; a 503 always names Retry-After)."""
-    from chatcore.web.schemas import Problem
+    from chatcore.wire.schemas import Problem
 
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components["Problem"] = model_schema(Problem, components)

@@ -12,8 +12,8 @@ from chatcore.errors import NoDeletion, NoExport
 from chatcore.media import s3
 from chatcore.web.dependencies import Caller
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import AccountDeletion, AccountExport
+from chatcore.web.openapi import documented_problem
+from chatcore.wire.schemas import AccountDeletion, AccountExport
 
 router = APIRouter(tags=["account"])
 
@@ -28,7 +28,7 @@ def _accepted(response: Response, poll: str) -> None:
     **PROBLEM_RESPONSES, 202: {"model": AccountDeletion, "description": (
         "the account is unreadable and its deletion goes on (turns still stopping, a large account): "
         "poll GET /me/deletion (the Location) until it answers 404")},
-    503: problem_response("the database is unavailable (database-unavailable); nothing was done", retry_after=True)})
+    503: documented_problem("the database is unavailable (database-unavailable); nothing was done", retry_after=True)})
 def delete_me(sub: Caller, response: Response) -> AccountDeletion:
     """Delete the caller's account: every session, message, run, summary, stored event, photo, upload
     and export, and the user. Running turns are stopped first (what they cost is kept). Only usage
@@ -44,7 +44,7 @@ def delete_me(sub: Caller, response: Response) -> AccountDeletion:
 
 
 @router.get("/me/deletion", response_model=AccountDeletion, responses={
-    **PROBLEM_RESPONSES, 404: problem_response(
+    **PROBLEM_RESPONSES, 404: documented_problem(
         "no deletion of the caller's account is under way (no-deletion): a deleted account is gone")})
 def get_deletion(sub: Caller) -> AccountDeletion:
     """The caller's account deletion while it goes on (``deleting``); 404 once nothing is left."""
@@ -83,7 +83,7 @@ def start_export(sub: Caller, response: Response) -> AccountExport:
 
 
 @router.get("/me/export", response_model=AccountExport, responses={
-    **PROBLEM_RESPONSES, 404: problem_response("no export, or it has expired (no-export): POST /me/export")})
+    **PROBLEM_RESPONSES, 404: documented_problem("no export, or it has expired (no-export): POST /me/export")})
 def get_export(sub: Caller) -> AccountExport:
     """The caller's latest export: ``building``, ``ready`` (with a fresh presigned ``url``) or ``failed``."""
     row = export.latest_export(sub)

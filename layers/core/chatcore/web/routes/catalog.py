@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from chatcore.store import catalog
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.schemas import AgentOut, TeamOut
+from chatcore.wire.schemas import AgentOut, TeamOut
 
 router = APIRouter(tags=["catalog"])
 

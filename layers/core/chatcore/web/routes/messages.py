@@ -1,4 +1,4 @@
-"""GET /sessions/{id}/messages: a session's history as the app renders it (``chatcore.web.messages``)."""
+"""GET /sessions/{id}/messages: a session's history as the app renders it (``chatcore.wire.messages``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query
 from chatcore.config import get_settings
 from chatcore.errors import NotFound
 from chatcore.store import sessions
-from chatcore.web import cursors, messages
+from chatcore.web import cursors
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.schemas import MessagePage, PageSize
+from chatcore.wire import messages
+from chatcore.wire.schemas import MessagePage, PageSize
 
 router = APIRouter(tags=["sessions"])
 

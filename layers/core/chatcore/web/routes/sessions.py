@@ -15,8 +15,8 @@ from chatcore.store import sessions
 from chatcore.web import cursors
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import (
+from chatcore.web.openapi import documented_problem
+from chatcore.wire.schemas import (
     CreateSession, Money, PageSize, RenameSession, SessionDetail, SessionOut, SessionPage, SessionSummary,
 )
 
@@ -71,9 +71,9 @@ def rename_session(session_id: UUID, body: RenameSession, sub: Caller, conn: Db)
 
 
 @router.delete("/sessions/{session_id}", status_code=204, responses={
-    **PROBLEM_RESPONSES, 409: problem_response("a turn is running in the session (turn-in-progress)"),
-    503: problem_response("S3 could not delete the session's images (storage-unavailable); the session is "
-                          "kept, try again", retry_after=True)})
+    **PROBLEM_RESPONSES, 409: documented_problem("a turn is running in the session (turn-in-progress)"),
+    503: documented_problem("S3 could not delete the session's images (storage-unavailable); the session is "
+                            "kept, try again", retry_after=True)})
 def delete_session(session_id: UUID, sub: Caller) -> Response:
     """Delete a session: its messages, runs and images. Nothing of it remains reachable; what it cost
     is kept, with no content (usage and budgets still count it)."""

@@ -1,6 +1,6 @@
 """GET /sessions/{session_id}/turns/{run_id}/events (the events function): a turn's stream
 resumed from any instance, the events after ``Last-Event-ID`` (or ``?after=N``), stored then live,
-to its final event. It reads what the running turn writes to Postgres (``chatcore.turns.events``),
+to its final event. It reads what the running turn writes to Postgres (``chatcore.turns.turn_events``),
 so it works while the turn runs in another sandbox, and never loads agno.
 """
 
@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
-from chatcore.turns import events
+from chatcore.turns.turn_events import open_follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
@@ -23,7 +23,7 @@ async def turn_events(request: Request) -> StreamingResponse:
     sub = await caller(request)
     session_id, run_id = path_uuid(request, "session_id"), path_uuid(request, "run_id")
     after = resume_point(request)
-    frames = await events.open_follow(sub, session_id, run_id, after)
+    frames = await open_follow(sub, session_id, run_id, after)
     return event_stream(frames, run_id)
 
 
@@ -42,7 +42,7 @@ only its final event is sent (with `"replayed": true`). Someone else's turn, or 
 
 def add_openapi(schema: dict) -> None:
     """Describe the events route in an OpenAPI document (the combined app's, docs/openapi.json)."""
-    problem = openapi.problem_response
+    problem = openapi.documented_problem
     uuid = {"type": "string", "format": "uuid"}
     schema.setdefault("paths", {})[EVENTS_PATH] = {"get": {
         "tags": ["turns"],

@@ -23,12 +23,12 @@ from chatcore.config import get_settings
 from chatcore.errors import InvalidInput, NotFound, UploadUsed
 from chatcore.media.photos import receive_photo
 from chatcore.media.uploads import discard_originals, read_upload
-from chatcore.turns import events
+from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
-from chatcore.web.schemas import TurnIn, UploadRef, turn_image_schema
-from chatcore.web.sse import TURN_EVENTS_DESCRIPTION
+from chatcore.wire.schemas import TurnIn, UploadRef, turn_image_schema
+from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
 
@@ -63,7 +63,7 @@ async def create_turn(request: Request) -> StreamingResponse:
         run_id = await _retried_run(sub, session_id, used, body.client_turn_id)
         if run_id is None:
             raise
-        return event_stream(events.follow(session_id, run_id, resume), run_id)
+        return event_stream(follow(session_id, run_id, resume), run_id)
     upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
     # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
     message = body.message if body.message.strip() else ""
@@ -97,7 +97,7 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     if client_turn_id is None or run_id is None:
         return None
     try:
-        row = await asyncio.to_thread(events.find_turn, sub, session_id, UUID(str(run_id)))
+        row = await asyncio.to_thread(callers_turn, sub, session_id, UUID(str(run_id)))
     except NotFound:
         return None
     return row["id"] if row["client_turn_id"] == client_turn_id else None
@@ -115,7 +115,7 @@ def add_openapi(schema: dict) -> None:
     components["TurnImage"] = turn_image_schema()
     for name in ("ImageIn", "UploadRef"):
         components.pop(name, None)
-    problem = openapi.problem_response
+    problem = openapi.documented_problem
     schema.setdefault("paths", {})[TURN_PATH] = {"post": {
         "tags": ["turns"],
         "summary": "Stream Turn",

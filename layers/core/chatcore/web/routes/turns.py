@@ -9,14 +9,14 @@ from fastapi import APIRouter
 from chatcore.turns import stop
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import TurnCancelRequested
+from chatcore.web.openapi import documented_problem
+from chatcore.wire.schemas import TurnCancelRequested
 
 router = APIRouter(tags=["turns"])
 
 
 @router.post("/sessions/{session_id}/turns/{run_id}/cancel", status_code=202, response_model=TurnCancelRequested,
-             responses={**PROBLEM_RESPONSES, 409: problem_response(
+             responses={**PROBLEM_RESPONSES, 409: documented_problem(
                  "the turn has already finished (turn-finished): `run_id`, `run_status`")})
 def cancel_turn(session_id: UUID, run_id: UUID, sub: Caller, conn: Db) -> TurnCancelRequested:
     """Stop a running turn (the app's stop button), from any instance. The turn notices within about

@@ -7,16 +7,16 @@ from fastapi import APIRouter
 from chatcore.media.uploads import presign
 from chatcore.web.dependencies import Caller
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.openapi import problem_response
-from chatcore.web.schemas import UploadIn, UploadOut
+from chatcore.web.openapi import documented_problem
+from chatcore.wire.schemas import UploadIn, UploadOut
 
 router = APIRouter(tags=["uploads"])
 
 
 @router.post("/uploads", status_code=201, response_model=UploadOut, responses={
-    **PROBLEM_RESPONSES, 413: problem_response("size over UPLOAD_MAX_BYTES (payload-too-large)"),
-    422: problem_response("invalid fields, or a mime_type that is not a photo type (invalid-input)"),
-    503: problem_response("storage unavailable (storage-unavailable); nothing was recorded", retry_after=True)})
+    **PROBLEM_RESPONSES, 413: documented_problem("size over UPLOAD_MAX_BYTES (payload-too-large)"),
+    422: documented_problem("invalid fields, or a mime_type that is not a photo type (invalid-input)"),
+    503: documented_problem("storage unavailable (storage-unavailable); nothing was recorded", retry_after=True)})
 def create_upload(body: UploadIn, sub: Caller) -> UploadOut:
     """Send a big photo straight to S3: POST the file to ``url`` (multipart/form-data: every one of
     ``fields``, then the file as ``file``) within ``expires_in`` seconds, then send ``{"upload_id"}`` in

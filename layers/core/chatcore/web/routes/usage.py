@@ -13,7 +13,7 @@ from chatcore.errors import InvalidInput
 from chatcore.money import spending
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
-from chatcore.web.schemas import UsageOut
+from chatcore.wire.schemas import UsageOut
 
 router = APIRouter(tags=["usage"])
 

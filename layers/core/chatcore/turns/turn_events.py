@@ -1,5 +1,6 @@
-"""A turn's events, durable: written in batches while it runs (``EventLog``), read back by any
-instance to resume or replay its stream (``follow``). Without agno: the events function serves
+"""A turn's events (the events of its stream, stored in ``turn_events``), durable: written in
+batches while it runs (``TurnEventLog``), read back by any instance to resume or replay its stream
+(``follow``). Without agno: the events function serves
 ``GET /sessions/{session_id}/turns/{run_id}/events`` with this module alone.
 
 **Writing.** Every event gets the next sequence number (the SSE ``id``) and is sent to the live
@@ -31,9 +32,9 @@ from psycopg_pool import PoolTimeout
 from chatcore import db
 from chatcore.config import get_settings
 from chatcore.errors import NotFound
-from chatcore.store import turn_events
+from chatcore.store import turn_events as turn_event_rows
 from chatcore.turns.outcome import FINAL_EVENTS, RunError, TurnOutcome
-from chatcore.web import sse
+from chatcore.wire import sse
 
 log = logging.getLogger(__name__)
 TERMINAL_EVENTS = frozenset(FINAL_EVENTS.values())
@@ -46,7 +47,7 @@ READ_OUTAGE_SECONDS = 30.0
 _DB_DOWN = (psycopg.OperationalError, PoolTimeout)
 
 
-class EventLog:
+class TurnEventLog:
     """Writes a running turn's events in batches; calls ``on_cancel`` once when a stop is requested."""
 
     def __init__(self, run_id: UUID, on_cancel: Callable[[], None], *, interval: float | None = None):
@@ -101,7 +102,7 @@ class EventLog:
 
     def _write(self, batch: list[tuple[int, str, str]]) -> bool:
         with db.connection() as conn:
-            return turn_events.append_events(conn, self.run_id, batch)
+            return turn_event_rows.append_events(conn, self.run_id, batch)
 
     async def pause(self) -> None:
         """Stop the batching (the turn is storing its outcome, with the events still pending)."""
@@ -122,16 +123,16 @@ class EventLog:
                   self.run_id, len(self.pending))
 
 
-def find_turn(sub: str, session_id: UUID, run_id: UUID) -> dict:
+def callers_turn(sub: str, session_id: UUID, run_id: UUID) -> dict:
     """The caller's turn, or ``NotFound`` (someone else's turn is not found either)."""
     with db.connection() as conn:
-        row = turn_events.find_turn(conn, sub, session_id, run_id)
+        row = turn_event_rows.find_turn(conn, sub, session_id, run_id)
     if row is None:
         raise NotFound("no such turn")
     return row
 
 
-def final_of(session_id: UUID, run_id: UUID, row: dict) -> tuple[str, dict]:
+def final_event_of(session_id: UUID, run_id: UUID, row: dict) -> tuple[str, dict]:
     """The final event of a run from its row, when its own was never stored or was pruned."""
     if row["status"] == "running":  # stale: its process ended without finishing it
         outcome = TurnOutcome(session_id=session_id, run_id=run_id, status="failed", error=RunError(
@@ -144,7 +145,7 @@ def final_of(session_id: UUID, run_id: UUID, row: dict) -> tuple[str, dict]:
 
 def _read(run_id: UUID, after: int, stale_seconds: int) -> list[dict]:
     with db.connection() as conn:
-        return turn_events.read_events(conn, run_id, after=after, stale_seconds=stale_seconds)
+        return turn_event_rows.read_events(conn, run_id, after=after, stale_seconds=stale_seconds)
 
 
 async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float | None = None) -> AsyncIterator[bytes]:
@@ -183,7 +184,7 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
             finished_long_ago = run["status"] != "running" and (
                 run["finished_seconds_ago"] is None or run["finished_seconds_ago"] > FINAL_EVENT_GRACE_SECONDS)
             if finished_long_ago or (run["status"] == "running" and run["stale"]):
-                yield sse.frame(after + 1, *final_of(session_id, run_id, run))
+                yield sse.frame(after + 1, *final_event_of(session_id, run_id, run))
                 return
         if time.monotonic() - last_sent >= heartbeat:
             yield sse.HEARTBEAT
@@ -193,5 +194,5 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
 
 async def open_follow(sub: str, session_id: UUID, run_id: UUID, after: int = 0) -> AsyncIterator[bytes]:
     """Check the turn is the caller's (``NotFound`` before any byte is sent) and follow it."""
-    await asyncio.to_thread(find_turn, sub, session_id, run_id)
+    await asyncio.to_thread(callers_turn, sub, session_id, run_id)
     return follow(session_id, run_id, after)

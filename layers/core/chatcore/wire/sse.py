@@ -3,7 +3,7 @@ documentation of a turn's events (the OpenAPI document and docs/api.md show it).
 
 Every event's ``data`` is made here (``payload``): one line of JSON whose ``event`` key is the
 event's name (a client that reads only the data, or a generated model, still knows what it is),
-decimals as plain strings (``chatcore.money.amounts``)."""
+decimals as plain strings (``chatcore.wire.amounts``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from chatcore.money.amounts import decimal_string
+from chatcore.wire.amounts import decimal_string
 
 MEDIA_KEYS = {"content", "url", "filepath"}
 

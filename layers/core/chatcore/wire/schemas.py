@@ -14,7 +14,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from pydantic_core import PydanticCustomError, core_schema
 
 from chatcore.config import DECLARED, get_settings
-from chatcore.money.amounts import DECIMAL_PATTERN, decimal_string
+from chatcore.wire.amounts import DECIMAL_PATTERN, decimal_string
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -102,7 +102,7 @@ def _decimal_text(value: object) -> object:
 
 
 # An amount as every response sends it: a decimal string, plain digits, never an exponent
-# ("0.0000000000", not "0E-10"); a Decimal given to a model is written by chatcore.money.amounts.
+# ("0.0000000000", not "0E-10"); a Decimal given to a model is written by chatcore.wire.amounts.
 DecimalString = Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN), BeforeValidator(_decimal_text), Field(
     examples=["0.0050898000"],
     description="a decimal string: plain digits, never an exponent (parse it as a decimal, not a float)")]

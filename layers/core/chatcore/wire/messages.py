@@ -1,7 +1,7 @@
 """A message as the app renders it: the one home of that shape.
 
-A stored ``chat_events`` row (``chatcore.store.sessions.list_messages``: the message with its run's
-status and parent) becomes a ``MessageOut``: its text, tool calls, tool result, who spoke, its own
+A stored message (a row of the messages table, ``chat_events``, as
+``chatcore.store.sessions.list_messages`` reads it: with its run's status and parent) becomes a ``MessageOut``: its text, tool calls, tool result, who spoke, its own
 model call's tokens and cost, and its images. ``GET /sessions/{id}/messages`` sends it with each
 image as a short-lived presigned URL (``app_message``); an account's export
 (``chatcore.account.export``) writes the same message with each image naming its file in the zip
@@ -22,7 +22,7 @@ from uuid import UUID
 
 from chatcore.media import s3
 from chatcore.media.images import sniff_image_type
-from chatcore.web.schemas import ImageOut, MessageOut, Money, TokenCounts, ToolCallOut, ToolResultOut
+from chatcore.wire.schemas import ImageOut, MessageOut, Money, TokenCounts, ToolCallOut, ToolResultOut
 
 
 @dataclass(frozen=True)
