@@ -27,7 +27,7 @@ LAYER = ROOT / "layers" / "core"
 FUNCTIONS = {
     "chat": ("functions/chat/chat_api.py", "functions/chat", "chat_api", True),
     "api": ("functions/api/api_app.py", "functions/api", "api_app", False),
-    "rollup": ("functions/rollup/handler.py", "functions/rollup", "handler", False),
+    "scheduled": ("functions/scheduled/handler.py", "functions/scheduled", "handler", False),
     "account": ("functions/account/handler.py", "functions/account", "handler", False),
     "migrate": ("functions/migrate/handler.py", "functions/migrate", "handler", False),
 }

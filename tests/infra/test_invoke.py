@@ -19,7 +19,7 @@ TEMPLATE = load_template()
 
 
 def function_for(path: Path, event: dict) -> str:
-    """API events by their route in template.yaml; others by the file name: rollup-* -> RollupFunction,
+    """API events by their route in template.yaml; others by the file name: rollup-* -> ScheduledFunction,
     account-* -> AccountFunction."""
     if is_api_event(event):
         function = function_for_route(TEMPLATE, event["httpMethod"], event["resource"])

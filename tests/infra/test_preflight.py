@@ -133,7 +133,7 @@ def test_what_would_fail_is_named_with_what_to_change(lambda_endpoint, tmp_path)
 def test_a_production_profile_on_a_raised_quota_passes(lambda_endpoint, tmp_path):
     lambda_endpoint.quota = 1000
     r = _preflight("eu-west-1", "--parameter-overrides", "ChatReservedConcurrency=40", "EventsReservedConcurrency=20",
-                   "ApiReservedConcurrency=15", "AccountReservedConcurrency=2", "RollupReservedConcurrency=1",
+                   "ApiReservedConcurrency=15", "AccountReservedConcurrency=2", "ScheduledReservedConcurrency=1",
                    "MigrateReservedConcurrency=1", endpoint=lambda_endpoint.url, tmp_path=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "quota 1000, unreserved now 1000; this stack reserves 79" in r.stdout

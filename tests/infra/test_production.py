@@ -19,9 +19,9 @@ PROXY = {"UseRdsProxy": "true", "DbAuthMode": "iam", "VpcId": "vpc-0123456789abc
          "DbInstanceIdentifier": "chat-db", "DbSecurityGroupId": "sg-0aaaaaaaaaaaaaaaa"}
 # A production stack's reservations on a raised quota (docs/operations.md, "Connection budget").
 PRODUCTION = {"ChatReservedConcurrency": "40", "EventsReservedConcurrency": "20", "ApiReservedConcurrency": "15",
-              "AccountReservedConcurrency": "2", "RollupReservedConcurrency": "1", "MigrateReservedConcurrency": "1",
+              "AccountReservedConcurrency": "2", "ScheduledReservedConcurrency": "1", "MigrateReservedConcurrency": "1",
               "DbMaxConnections": "80"}
-FUNCTIONS = ("ChatFunction", "EventsFunction", "ApiFunction", "AccountFunction", "RollupFunction", "MigrateFunction")
+FUNCTIONS = ("ChatFunction", "EventsFunction", "ApiFunction", "AccountFunction", "ScheduledFunction", "MigrateFunction")
 
 
 def _build(root: Path, core: str = "chatcore v1") -> Path:
@@ -122,12 +122,12 @@ def test_bin_sam_deploy_adds_the_deploy_id_to_samconfig_s_or_the_command_line_s_
     build = _build(tmp_path)
     (tmp_path / "samconfig.toml").write_text(
         'version = 0.1\n[default.deploy.parameters]\n'
-        'parameter_overrides = "Architecture=arm64 DbEndpoint=db.example RollupSchedule=\\"cron(15 0 * * ? *)\\" DeployId=00000000000000000000000000000000"\n')
+        'parameter_overrides = "Architecture=arm64 DbEndpoint=db.example ScheduleExpression=\\"cron(15 0 * * ? *)\\" DeployId=00000000000000000000000000000000"\n')
     args = sam_cli.with_deploy_id(["deploy", "--no-confirm-changeset"], tmp_path)
     expected = sam_cli.deploy_id(build, {"Architecture": "arm64", "DbEndpoint": "db.example",
-                                         "RollupSchedule": "cron(15 0 * * ? *)"})
+                                         "ScheduleExpression": "cron(15 0 * * ? *)"})
     assert args == ["deploy", "--no-confirm-changeset", "--parameter-overrides", "Architecture=arm64",
-                    "DbEndpoint=db.example", 'RollupSchedule="cron(15 0 * * ? *)"', f"DeployId={expected}"]
+                    "DbEndpoint=db.example", 'ScheduleExpression="cron(15 0 * * ? *)"', f"DeployId={expected}"]
     # the command line's overrides replace samconfig's (as in sam deploy)
     args = sam_cli.with_deploy_id(["deploy", "--parameter-overrides", "DbEndpoint=other.example"], tmp_path)
     assert args[-2:] == ["DbEndpoint=other.example", f"DeployId={sam_cli.deploy_id(build, {'DbEndpoint': 'other.example'})}"]
@@ -289,7 +289,7 @@ def test_every_function_has_an_errors_alarm_and_every_failure_destination_a_deli
     with_destinations = {c["Properties"]["FunctionName"]["Ref"] for c in resources.values()
                          if c["Type"] == "AWS::Lambda::EventInvokeConfig"
                          and "OnFailure" in c["Properties"].get("DestinationConfig", {})}
-    assert with_destinations == {"RollupFunction", "AccountFunction", "MigrateFunction"}
+    assert with_destinations == {"ScheduledFunction", "AccountFunction", "MigrateFunction"}
     assert watched("DestinationDeliveryFailures") == with_destinations
     # the deploy's migration invoke: never retried, its failure kept and alarmed
     (config,) = [c["Properties"] for c in resources.values() if c["Type"] == "AWS::Lambda::EventInvokeConfig"

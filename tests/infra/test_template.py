@@ -264,7 +264,7 @@ def test_the_chat_function_runs_with_snapstart_behind_its_alias(resources):
 def test_the_asynchronous_functions_failures_land_in_queues_and_everything_that_matters_is_alarmed(cfn, resources):
     configs = {c["Properties"]["FunctionName"]["Ref"]: c["Properties"]
                for c in _of_type(resources, "AWS::Lambda::EventInvokeConfig").values()}
-    queues = {"RollupFunction": "RollupFailures", "AccountFunction": "AccountJobFailures",
+    queues = {"ScheduledFunction": "ScheduledRunFailures", "AccountFunction": "AccountJobFailures",
               "MigrateFunction": "MigrateFailures"}
     assert set(configs) == set(queues)
     # CloudFormation invokes the custom resource's unqualified function, asynchronously: never retried
@@ -289,7 +289,7 @@ def test_the_asynchronous_functions_failures_land_in_queues_and_everything_that_
                                                           "Value": {"Fn::GetAtt": [queue_name, "QueueName"]}}]
                    for a in _of_type(resources, "AWS::CloudWatch::Alarm").values()), queue_name
     (rule,) = _of_type(resources, "AWS::Events::Rule").values()
-    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["RollupFailures", "Arn"]}
+    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ScheduledRunFailures", "Arn"]}
     alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
     watched = set()
     for name, alarm in alarms.items():
@@ -339,30 +339,30 @@ def test_least_privilege_s3_and_secrets(resources):
     # the scheduled function deletes (the retention period, resumed account deletions, expired
     # exports) and lists a session's photos; it never reads or writes one
     bucket = {"Fn::GetAtt": ["MediaBucket", "Arn"]}
-    assert s3("RollupFunction") == {"s3:DeleteObject": [objects], "s3:ListBucket": [bucket]}
+    assert s3("ScheduledFunction") == {"s3:DeleteObject": [objects], "s3:ListBucket": [bucket]}
     # the account function reads photos (exports), deletes an account's objects, writes only exports
     exports = {"Fn::Sub": "${MediaBucket.Arn}/${MediaPrefix}exports/*"}
     assert s3("AccountFunction") == {"s3:GetObject": [objects], "s3:DeleteObject": [objects],
                                      "s3:PutObject": [exports], "s3:AbortMultipartUpload": [exports],
                                      "s3:ListBucket": [bucket]}
-    for function in ("ChatFunction", "ApiFunction", "RollupFunction", "AccountFunction"):
+    for function in ("ChatFunction", "ApiFunction", "ScheduledFunction", "AccountFunction"):
         (listing,) = [s for s in _statements(resources, function) if "s3:ListBucket" in _actions(s)]
         # never IfExists: a list without a prefix (the whole bucket) must not match
         assert listing["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${MediaPrefix}*"}}}, function
-    for function in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction",
+    for function in ("ChatFunction", "ApiFunction", "EventsFunction", "ScheduledFunction", "MigrateFunction",
                      "AccountFunction"):
         for s in _statements(resources, function):
             assert "*" not in json.dumps(_actions(s)), (function, s)
     # only the API function starts the account function's jobs, and it may invoke nothing else
     invokes = {f: [s["Resource"] for s in _statements(resources, f) if "lambda:InvokeFunction" in _actions(s)]
-               for f in ("ChatFunction", "ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction",
+               for f in ("ChatFunction", "ApiFunction", "EventsFunction", "ScheduledFunction", "MigrateFunction",
                          "AccountFunction")}
     assert invokes.pop("ApiFunction") == [{"Fn::GetAtt": ["AccountFunction", "Arn"]}]
     assert not any(invokes.values()), invokes
     assert not [a for f in invokes for s in _statements(resources, f) for a in _actions(s) if a.startswith("lambda:")]
     secret = [s for s in _statements(resources, "ChatFunction") if "secretsmanager:GetSecretValue" in _actions(s)]
     assert len(secret) == 1 and "AnthropicApiKeySecret" in json.dumps(secret[0]["Resource"])
-    assert not [s for f in ("ApiFunction", "EventsFunction", "RollupFunction", "MigrateFunction", "AccountFunction")
+    assert not [s for f in ("ApiFunction", "EventsFunction", "ScheduledFunction", "MigrateFunction", "AccountFunction")
                 for s in _statements(resources, f)
                 if "secretsmanager:GetSecretValue" in _actions(s)]
     chat_env = _function(resources, "ChatFunction")["Environment"]["Variables"]
@@ -408,25 +408,25 @@ def test_migrations_run_on_deploy_before_the_functions_change(resources):
     assert custom["Properties"]["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
     assert "Ref" in custom["Properties"]["MigrationsVersion"]  # a new version on any code or SQL change
     assert int(custom["Properties"]["ServiceTimeout"]) <= 900
-    for name in ("ChatFunction", "ApiFunction", "RollupFunction", "EventsFunction", "AccountFunction"):
+    for name in ("ChatFunction", "ApiFunction", "ScheduledFunction", "EventsFunction", "AccountFunction"):
         assert "DatabaseMigrations" in resources[name].get("DependsOn", []), name
     assert (ROOT / "functions/migrate/migrations").resolve() == (ROOT / "sql/migrations").resolve()
 
 
 def test_the_rollup_runs_on_an_eventbridge_schedule_with_the_retention_period(cfn, resources):
     (rule,) = _of_type(resources, "AWS::Events::Rule").values()
-    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "RollupSchedule"}
-    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["RollupFunction", "Arn"]}
+    assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ScheduledFunction", "Arn"]}
     # RetentionDays: off (0) by default, never negative; the scheduled function applies it
     param = cfn["Parameters"]["RetentionDays"]
     assert param["Type"] == "Number" and int(param["Default"]) == 0 and int(param["MinValue"]) == 0
-    rollup = _function(resources, "RollupFunction")
+    rollup = _function(resources, "ScheduledFunction")
     env = rollup["Environment"]["Variables"]
     assert env["RETENTION_DAYS"] == {"Ref": "RetentionDays"}
     assert env["MEDIA_BUCKET"] == {"Ref": "MediaBucket"} and env["MEDIA_PREFIX"] == {"Ref": "MediaPrefix"}
-    assert rollup["Timeout"] == 300  # the housekeeping's time budget (functions/rollup/handler.py) fits it
+    assert rollup["Timeout"] == 300  # the housekeeping's time budget (functions/scheduled/handler.py) fits it
     assert not [n for n, f in _of_type(resources, "AWS::Lambda::Function").items()
-                if n != "RollupFunction" and "RETENTION_DAYS" in f["Properties"]["Environment"]["Variables"]]
+                if n != "ScheduledFunction" and "RETENTION_DAYS" in f["Properties"]["Environment"]["Variables"]]
 
 
 def test_the_account_function_runs_the_api_s_long_jobs_without_agno(resources):

@@ -20,8 +20,8 @@ import pytest
 from tests.support import costdata
 from tests.support.images import LARGE_PNG, b64
 
-HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"
-SCHEDULED = costdata.ROOT / "events" / "rollup-scheduled.json"
+HANDLER = costdata.ROOT / "functions" / "scheduled" / "handler.py"
+SCHEDULED = costdata.ROOT / "events" / "scheduled-run.json"
 
 
 def run_scheduled(database_url: str, retention_days: str | None, *, import_only: bool = False):
@@ -121,7 +121,7 @@ def assert_the_scheduled_run_deletes_every_inactive_session_but_the_busy_one(sta
     assert summary["retention"] == {"days": 30, "sessions_deleted": expected, "sessions_skipped": 1,
                                     "errors": 0, "unfinished": False}, summary
     # visible in the rollup's log, beside the rollup's own figures
-    (done,) = [line for line in logs if line["message"] == "rollup done"]
+    (done,) = [line for line in logs if line["message"] == "scheduled run done"]
     assert done["retention"] == summary["retention"] and done["mode"] == "incremental"
     status = db_conn.execute("SELECT status FROM runs WHERE id = %s", (running["id"],)).fetchone()["status"]
     assert status == "running"

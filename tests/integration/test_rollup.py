@@ -19,7 +19,7 @@ from tests.support import costdata
 from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 EVENTS = costdata.ROOT / "events"
-HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"
+HANDLER = costdata.ROOT / "functions" / "scheduled" / "handler.py"
 CENT = Decimal("0.01")
 TOKENS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 FIGURES = (*TOKENS, "cost_usd", "cost_in_rands")
@@ -215,7 +215,7 @@ def test_a_range_recompute_repairs_the_days_it_covers_only(fresh):
 
 
 def _small_october(conn, price_ids) -> list:
-    """A few turns on fixed days of October 2026, the range of events/rollup-range.json."""
+    """A few turns on fixed days of October 2026, the range of events/scheduled-range.json."""
     user = costdata.add_user(conn)
     at = datetime(2026, 10, 1, tzinfo=UTC)
     agent, team = (costdata.add_session(conn, user, agent="assistant", at=at),
@@ -265,7 +265,7 @@ def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
     conn.execute("INSERT INTO uploads (id, user_id, key, mime_type, size, expires_at) "
                  "SELECT gen_random_uuid(), id, 'media/pending/uploads/x', 'image/jpeg', 1, now() - make_interval(days => d) "
                  "FROM users, unnest(ARRAY[8, 0]) AS d ORDER BY users.id LIMIT 2")
-    scheduled = _run_handler(url, "rollup-scheduled.json")
+    scheduled = _run_handler(url, "scheduled-run.json")
     assert (scheduled["events_pruned"], scheduled["uploads_pruned"]) == (2, 1)
     # the rest of the housekeeping: nothing to do here, and the retention period is off by default
     assert scheduled["exports"] == {"exports_expired": 0, "exports_lost": 0, "exports_failed_deleted": 0}
@@ -281,7 +281,7 @@ def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
     before = snapshot(conn)
     assert {r["day"] for r in before} == {date(2026, 10, 3), date(2026, 10, 17), date(2026, 10, 18), date(2026, 10, 31)}
     conn.execute("DELETE FROM daily_costs")
-    ranged = _run_handler(url, "rollup-range.json", RETENTION_DAYS="1")
+    ranged = _run_handler(url, "scheduled-range.json", RETENTION_DAYS="1")
     assert ranged["mode"] == "range" and (ranged["from"], ranged["to"], ranged["days"]) == ("2026-10-01", "2026-10-31", 31)
     # a range recomputed by hand does nothing else: no pruning, no deletion (October's sessions stay)
     assert not {"events_pruned", "exports", "deletions", "retention"} & set(ranged)
@@ -323,12 +323,12 @@ def test_a_failing_housekeeping_step_stops_neither_the_others_nor_the_rollup_and
     conn.execute("INSERT INTO exports (id, user_id, status, key, size, finished_at, expires_at) "
                  "SELECT gen_random_uuid(), id, 'ready', 'media/exports/x.zip', 1, now() - interval '2 days', "
                  "now() - interval '1 day' FROM users")
-    result = _handler_process(url, "rollup-scheduled.json", RETENTION_DAYS="30",
+    result = _handler_process(url, "scheduled-run.json", RETENTION_DAYS="30",
                               AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{free_port()}", S3_TIMEOUT="2")
     assert result.returncode != 0
     assert "the scheduled run's exports, retention failed" in result.stderr, result.stderr[-3000:]
     logs = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    (done,) = [line for line in logs if line.get("message") == "rollup done, with failures"]
+    (done,) = [line for line in logs if line.get("message") == "scheduled run done, with failures"]
     assert done["mode"] == "incremental" and done["events_pruned"] == 1 and done["uploads_pruned"] == 0
     assert "exports" not in done and done["deletions"] == {"resumed": 0, "done": 0, "unfinished": 0, "errors": 0}
     assert done["retention"]["errors"] >= 1 and done["retention"]["sessions_deleted"] == 0
@@ -337,7 +337,7 @@ def test_a_failing_housekeeping_step_stops_neither_the_others_nor_the_rollup_and
     assert conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 2  # kept: S3 first, then rows
     assert conn.execute("SELECT count(*) AS n FROM exports").fetchone()["n"] == 1
     # S3 back: the next run finishes what was left
-    again = _run_handler(url, "rollup-scheduled.json", RETENTION_DAYS="30")
+    again = _run_handler(url, "scheduled-run.json", RETENTION_DAYS="30")
     assert again["retention"]["sessions_deleted"] == 2 and again["exports"]["exports_expired"] == 1
     assert conn.execute("SELECT count(*) AS n FROM sessions").fetchone()["n"] == 0
     # what the deleted sessions cost is still rolled up

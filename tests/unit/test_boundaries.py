@@ -337,7 +337,7 @@ def test_lean_modules_do_not_load_agno(imported, module):
 
 
 @pytest.mark.parametrize("function, module", [("api", "api_app"), ("events", "events_app"), ("account", "handler"),
-                                              ("rollup", "handler")])
+                                              ("scheduled", "handler")])
 def test_functions_but_chat_do_not_import_agno(function, module):
     code = (f"import sys; sys.path[:0] = ['functions/{function}', 'layers/core', '.']; import {module}; "
             "bad = sorted(m for m in sys.modules if m == 'agno' or m.startswith(('agno.', 'anthropic')));"

@@ -13,12 +13,12 @@ from chatcore.money import rollup
 from tests.support import costdata
 
 EVENTS = costdata.ROOT / "events"
-HANDLER = costdata.ROOT / "functions" / "rollup" / "handler.py"
+HANDLER = costdata.ROOT / "functions" / "scheduled" / "handler.py"
 
 
 def test_sample_events_are_eventbridge_events():
-    scheduled = json.loads((EVENTS / "rollup-scheduled.json").read_text())
-    ranged = json.loads((EVENTS / "rollup-range.json").read_text())
+    scheduled = json.loads((EVENTS / "scheduled-run.json").read_text())
+    ranged = json.loads((EVENTS / "scheduled-range.json").read_text())
     for event in (scheduled, ranged):
         assert {"version", "id", "detail-type", "source", "account", "time", "region", "resources",
                 "detail"} <= set(event)

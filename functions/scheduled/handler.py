@@ -5,7 +5,7 @@ A scheduled event (``"detail-type": "Scheduled Event"``, empty ``detail``) runs 
 (``scheduled.run``). An event whose ``detail`` is ``{"from": "YYYY-MM-DD", "to": "YYYY-MM-DD"}``
 recomputes that range of UTC days instead, and does nothing else. Every job is idempotent.
 
-The summary is returned and logged ("rollup done"); the housekeeping stops ``MARGIN_SECONDS``
+The summary is returned and logged ("scheduled run done"); the housekeeping stops ``MARGIN_SECONDS``
 before the function's timeout (what is left waits for the next run). When any job failed, or a
 session or account could not be deleted, the handler raises after logging it, so Lambda retries the
 run and the failures queue and the alarms see it.
@@ -53,13 +53,13 @@ def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     range_ = _range(event.get("detail") or {})
     if range_:  # a range recomputed by hand: the rollup alone, and its failure is the run's
         summary = scheduled.recompute(range_)
-        logger.info("rollup done", extra=summary)
+        logger.info("scheduled run done", extra=summary)
         return summary
     summary, failed = scheduled.run(deadline)
     if failed:
         summary["failed"] = failed
-        logger.error("rollup done, with failures", extra=summary)
+        logger.error("scheduled run done, with failures", extra=summary)
         raise RuntimeError(f"the scheduled run's {', '.join(failed)} failed (see the log); "
                            "every job is idempotent, so a retry is safe")
-    logger.info("rollup done", extra=summary)
+    logger.info("scheduled run done", extra=summary)
     return summary
