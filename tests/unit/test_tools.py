@@ -219,12 +219,7 @@ def test_calculator_error_is_a_value_error():
     (1, "g", "t", "0.000001 t"),
     (1, "mm", "mi", "0.0000006214 mi"),
     (1, "ml", "gal", "0.0002642 gal"),
-])
-def test_convert_units_length_mass_volume(value, from_unit, to_unit, expected):
-    assert convert_units(value, from_unit, to_unit) == expected
-
-
-@pytest.mark.parametrize("value, from_unit, to_unit, expected", [
+    # temperatures: an offset as well as a factor, two decimals
     (100, "C", "F", "212.00 F"),
     (212, "F", "C", "100.00 C"),
     (32, "F", "C", "0.00 C"),
@@ -235,7 +230,7 @@ def test_convert_units_length_mass_volume(value, from_unit, to_unit, expected):
     (300, "K", "F", "80.33 F"),
     (20, "C", "C", "20.00 C"),
 ])
-def test_convert_units_temperature(value, from_unit, to_unit, expected):
+def test_convert_units(value, from_unit, to_unit, expected):
     assert convert_units(value, from_unit, to_unit) == expected
 
 
