@@ -24,7 +24,8 @@ import sys
 from importlib import metadata, resources
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from local.generated import ROOT, write_or_check
+
 BUNDLE = ROOT / "layers/core/chatcore/certs/postgres-ca.pem"
 PEM = re.compile(r"-----BEGIN CERTIFICATE-----\n.*?\n-----END CERTIFICATE-----", re.S)
 # certifi's entries for the CAs ACM certificates chain to (its "# Subject:" lines).
@@ -74,15 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rds-bundle", type=Path, help="a global-bundle.pem downloaded from AWS, instead of the package's")
     args = parser.parse_args(argv)
     text = bundle(args.rds_bundle.read_text() if args.rds_bundle else None)
-    if args.check:
-        if not BUNDLE.exists() or BUNDLE.read_text() != text:
-            print(f"stale: {BUNDLE.relative_to(ROOT)}; run: python -m local.certs", file=sys.stderr)
-            return 1
-        return 0
-    BUNDLE.parent.mkdir(parents=True, exist_ok=True)
-    BUNDLE.write_text(text)
-    print(f"wrote {BUNDLE.relative_to(ROOT)} ({len(certificates(text))} certificates)")
-    return 0
+    return write_or_check(BUNDLE, text, check=args.check, command="python -m local.certs")
 
 
 if __name__ == "__main__":

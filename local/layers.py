@@ -27,7 +27,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from local.generated import ROOT, write_or_check
 
 # Direct dependencies (pyproject) pruned from each layer's export, with everything only they need.
 LAYERS: dict[str, tuple[str, ...]] = {
@@ -105,20 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.layers", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file is stale")
     args = parser.parse_args(argv)
-    stale = []
-    for layer in LAYERS:
-        path = ROOT / layer / "requirements.txt"
-        text = exported(layer)
-        if path.exists() and path.read_text() == text:
-            continue
-        stale.append(layer)
-        if not args.check:
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
-    if args.check and stale:
-        print(f"stale: {', '.join(stale)}; run: python -m local.layers", file=sys.stderr)
-        return 1
-    return 0
+    statuses = [write_or_check(ROOT / layer / "requirements.txt", exported(layer), check=args.check,
+                               command="python -m local.layers") for layer in LAYERS]
+    return max(statuses)
 
 
 if __name__ == "__main__":
