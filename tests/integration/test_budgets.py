@@ -13,7 +13,7 @@ from chatcore.money import budgets
 from chatcore.store import catalog as catalog_rows, usage
 from chatcore.errors import BudgetExceeded
 from chatcore.money.prices import default_price_book
-from tests.support import costdata
+from tests.support import costdata, databases
 from tests.support.costdata import SONNET, Call, TurnSpec
 
 
@@ -139,35 +139,31 @@ def test_the_check_at_the_boundaries(db_conn, price_ids):
 def test_the_month_spend_is_one_indexed_query(stack):
     """With realistic statistics (users with many sessions, a year of rows), the spend is read per session
     of the user from the partial covering index over priced rows, never by scanning the messages table (chat_events)."""
-    url = costdata.create_fresh_database(stack, "budget_plan")
-    try:
-        with costdata.connect(url) as conn:
-            conn.execute("""
-                INSERT INTO agents (id, name, model_provider_slug, model_id)
-                VALUES (gen_random_uuid(), 'assistant', 'anthropic', 'claude-sonnet-5-5');
-                INSERT INTO users (id, sub, monthly_budget_zar)
-                SELECT gen_random_uuid(), 'plan-' || g, 500 FROM generate_series(1, 200) g;
-                INSERT INTO sessions (id, user_id, agent_id)
-                SELECT gen_random_uuid(), u.id, (SELECT id FROM agents) FROM users u, generate_series(1, 10);
-                INSERT INTO runs (id, session_id, status) SELECT gen_random_uuid(), s.id, 'completed' FROM sessions s;
-                INSERT INTO chat_events (id, session_id, run_id, role, message_parts, cost_in_rands, created_at)
-                SELECT gen_random_uuid(), r.session_id, r.id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
-                       '{}', CASE WHEN g % 2 = 0 THEN 0.5 ELSE 0 END, now() - random() * interval '365 days'
-                FROM runs r, generate_series(1, 30) g;
-                ANALYZE;
-            """)
-            start, end = budgets.month_bounds()
-            uid = conn.execute("SELECT id FROM users WHERE sub = 'plan-7'").fetchone()["id"]
-            plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
-                "EXPLAIN " + usage.BUDGET_AND_SPEND,
-                {"user_id": uid, "month_start": start, "month_end": end, "always": False,
-                 "stale_seconds": 960}))
-            assert "Index Only Scan using chat_events_session_spend" in plan, plan
-            assert "session_id = s.id" in plan, plan
-            assert "Seq Scan on chat_events" not in plan, plan
-            check_turn_allowed(conn, uid)
-    finally:
-        costdata.drop_database(stack, url)
+    with databases.fresh(stack, "budget_plan") as (url, conn):
+        conn.execute("""
+            INSERT INTO agents (id, name, model_provider_slug, model_id)
+            VALUES (gen_random_uuid(), 'assistant', 'anthropic', 'claude-sonnet-5-5');
+            INSERT INTO users (id, sub, monthly_budget_zar)
+            SELECT gen_random_uuid(), 'plan-' || g, 500 FROM generate_series(1, 200) g;
+            INSERT INTO sessions (id, user_id, agent_id)
+            SELECT gen_random_uuid(), u.id, (SELECT id FROM agents) FROM users u, generate_series(1, 10);
+            INSERT INTO runs (id, session_id, status) SELECT gen_random_uuid(), s.id, 'completed' FROM sessions s;
+            INSERT INTO chat_events (id, session_id, run_id, role, message_parts, cost_in_rands, created_at)
+            SELECT gen_random_uuid(), r.session_id, r.id, CASE WHEN g % 2 = 0 THEN 'assistant' ELSE 'user' END,
+                   '{}', CASE WHEN g % 2 = 0 THEN 0.5 ELSE 0 END, now() - random() * interval '365 days'
+            FROM runs r, generate_series(1, 30) g;
+            ANALYZE;
+        """)
+        start, end = budgets.month_bounds()
+        uid = conn.execute("SELECT id FROM users WHERE sub = 'plan-7'").fetchone()["id"]
+        plan = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+            "EXPLAIN " + usage.BUDGET_AND_SPEND,
+            {"user_id": uid, "month_start": start, "month_end": end, "always": False,
+             "stale_seconds": 960}))
+        assert "Index Only Scan using chat_events_session_spend" in plan, plan
+        assert "session_id = s.id" in plan, plan
+        assert "Seq Scan on chat_events" not in plan, plan
+        check_turn_allowed(conn, uid)
 
 
 def test_budgets_cli(stack, db_conn):

@@ -11,17 +11,15 @@ import pytest
 
 from chatcore.money import budgets, fx, fx_csv
 from chatcore.store import rates, turns as turn_rows
-from tests.support import costdata
+from tests.support import costdata, databases
 from tests.support.costdata import SONNET, Call, TurnSpec
 from tests.support.fx_files import SARB_EXPORT
 
 
 @pytest.fixture()
 def fresh(stack):
-    url = costdata.create_fresh_database(stack, "fx")
-    with costdata.connect(url) as conn:
+    with databases.fresh(stack, "fx") as (url, conn):
         yield url, conn
-    costdata.drop_database(stack, url)
 
 
 def usd_zar(conn) -> dict[date, Decimal]:

@@ -7,17 +7,15 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 from uuid6 import uuid7
 
 from chatcore.store import ledger as migration_ledger
 from chatcore.migrate import MigrationError, apply, default_dir, discover, generate, status
+from tests.support import databases
 from tests.support.migrations import write
 
 
@@ -27,17 +25,9 @@ from tests.support.migrations import write
 @pytest.fixture()
 def fresh_db(stack):
     """The URL of a new, empty database on the test server, dropped afterwards."""
-    name = f"migrate_test_{uuid.uuid4().hex[:10]}"
-    if stack.postgres is not None:
-        url, admin = stack.postgres.create_database(name), stack.postgres.admin_url
-    else:
-        admin = stack.env["DATABASE_URL"]
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = make_conninfo(admin, dbname=name)
+    url = databases.create(stack, "migrate_test", migrated=False)
     yield url
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    databases.drop(stack, url)
 
 
 @pytest.fixture()

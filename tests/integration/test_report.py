@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from tests.support import costdata
+from tests.support import costdata, databases
 
 FIRST, LAST = date(2026, 8, 3), date(2026, 8, 12)
 FIGURES = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd", "cost_in_rands")
@@ -29,12 +29,10 @@ JOINS = ("JOIN sessions s ON s.id = {t}.session_id JOIN users u ON u.id = s.user
 
 @pytest.fixture(scope="module")
 def month(stack):
-    url = costdata.create_fresh_database(stack, "report")
-    with costdata.connect(url) as conn:
+    with databases.fresh(stack, "report") as (url, conn):
         price_ids = costdata.seed_catalog(conn)
         costdata.generate_month(conn, price_ids, FIRST - timedelta(days=2), days=14, users=3, seed=21)
         yield url, conn
-    costdata.drop_database(stack, url)
 
 
 def direct_costs(conn, by: str) -> dict[str, dict]:
@@ -118,29 +116,25 @@ def test_png_chart_is_a_png(month, tmp_path):
 
 
 def test_no_rollup_reports_as_of_the_last_rollup_and_matplotlib_only_for_png(stack, tmp_path):
-    url = costdata.create_fresh_database(stack, "report_norollup")
-    try:
-        with costdata.connect(url) as conn:
-            price_ids = costdata.seed_catalog(conn)
-            user = costdata.add_user(conn)
-            session = costdata.add_session(conn, user, agent="assistant")
-            costdata.insert_turn(conn, price_ids, costdata.TurnSpec(
-                session, datetime.combine(FIRST, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9),
-                [costdata.Call(costdata.SONNET, costdata.TokenUsage(5000, 3000, 20000, 1000))]))
-            out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
-                                   "--no-rollup", database_url=url, check=True)
-            assert "never rolled up" in out.stdout and out.stdout.splitlines()[-1].split()[-1] == "0.00"
-            code = (
-                "import sys\nfrom chatcore.money import report\n"
-                f"assert report.main(['--from', '{FIRST}', '--to', '{FIRST}', '--csv', sys.argv[1]]) == 0\n"
-                "assert 'matplotlib' not in sys.modules\n"
-            )
-            subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.csv")], cwd=costdata.ROOT, check=True,
-                           env={**costdata.os.environ, "DATABASE_URL": url}, capture_output=True)
-            out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
-                                   "--no-rollup", database_url=url, check=True)
-            assert "rollup as of" in out.stdout and out.stdout.splitlines()[-1].split()[-1] != "0.00"
-            bad = costdata.run_cli("chatcore.money.report", "--from", "2026-08-02", "--to", "2026-08-01", database_url=url)
-            assert bad.returncode == 2
-    finally:
-        costdata.drop_database(stack, url)
+    with databases.fresh(stack, "report_norollup") as (url, conn):
+        price_ids = costdata.seed_catalog(conn)
+        user = costdata.add_user(conn)
+        session = costdata.add_session(conn, user, agent="assistant")
+        costdata.insert_turn(conn, price_ids, costdata.TurnSpec(
+            session, datetime.combine(FIRST, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9),
+            [costdata.Call(costdata.SONNET, costdata.TokenUsage(5000, 3000, 20000, 1000))]))
+        out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
+                               "--no-rollup", database_url=url, check=True)
+        assert "never rolled up" in out.stdout and out.stdout.splitlines()[-1].split()[-1] == "0.00"
+        code = (
+            "import sys\nfrom chatcore.money import report\n"
+            f"assert report.main(['--from', '{FIRST}', '--to', '{FIRST}', '--csv', sys.argv[1]]) == 0\n"
+            "assert 'matplotlib' not in sys.modules\n"
+        )
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "x.csv")], cwd=costdata.ROOT, check=True,
+                       env={**costdata.os.environ, "DATABASE_URL": url}, capture_output=True)
+        out = costdata.run_cli("chatcore.money.report", "--from", FIRST.isoformat(), "--to", FIRST.isoformat(),
+                               "--no-rollup", database_url=url, check=True)
+        assert "rollup as of" in out.stdout and out.stdout.splitlines()[-1].split()[-1] != "0.00"
+        bad = costdata.run_cli("chatcore.money.report", "--from", "2026-08-02", "--to", "2026-08-01", database_url=url)
+        assert bad.returncode == 2

@@ -11,7 +11,7 @@ from genai_prices import Usage, calc_price
 
 from chatcore.money import fx, reprice
 from chatcore.money.prices import PRICES_PATH, default_price_book
-from tests.support import costdata
+from tests.support import costdata, databases
 from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 MONEY = Decimal("1e-10")
@@ -46,10 +46,8 @@ def test_every_priced_row_records_the_price_version_it_used(user, standin, db_co
 
 @pytest.fixture()
 def fresh(stack):
-    url = costdata.create_fresh_database(stack, "reprice")
-    with costdata.connect(url) as conn:
+    with databases.fresh(stack, "reprice") as (url, conn):
         yield url, conn, costdata.seed_catalog(conn)
-    costdata.drop_database(stack, url)
 
 
 def priced_rows(conn) -> dict:

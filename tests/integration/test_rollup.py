@@ -15,7 +15,7 @@ import pytest
 from uuid6 import uuid7
 
 from chatcore.money import rollup
-from tests.support import costdata
+from tests.support import costdata, databases
 from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
 
 EVENTS = costdata.ROOT / "events"
@@ -42,10 +42,8 @@ HAVING {" OR ".join(f"sum({f}) <> 0" for f in FIGURES)}
 
 @pytest.fixture()
 def fresh(stack):
-    url = costdata.create_fresh_database(stack, "rollup")
-    with costdata.connect(url) as conn:
+    with databases.fresh(stack, "rollup") as (url, conn):
         yield url, conn, costdata.seed_catalog(conn)
-    costdata.drop_database(stack, url)
 
 
 def previous_month() -> tuple[date, int]:

@@ -1,4 +1,4 @@
-"""Cost test data written straight to Postgres: fresh databases, users, sessions, turns and priced rows.
+"""Cost test data written straight to Postgres: users, sessions, turns and priced rows.
 
 Rows look like the ones the turn path stores: UUIDv7 ids (of the time the row was created),
 assistant rows priced with the pinned price table and the USD/ZAR rate in effect, run totals as
@@ -20,7 +20,6 @@ from pathlib import Path
 from uuid import UUID
 
 import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
@@ -40,41 +39,6 @@ def uuid7_at(at: datetime) -> UUID:
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0xC << 60)) | (0x8 << 60)  # RFC 9562 variant
     return UUID(int=value)
-
-
-def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
-
-
-def create_fresh_database(stack, prefix: str) -> str:
-    """A new database on the test server with every migration applied; returns its URL."""
-    from chatcore.migrate import apply, default_dir
-
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    if stack.postgres is not None:
-        url = stack.postgres.create_database(name)
-    else:  # DATABASE_URL given: a sibling database on the same server
-        from psycopg import sql
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        base = stack.env["DATABASE_URL"]
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = make_conninfo(base, dbname=name)
-        assert conninfo_to_dict(url)["dbname"] == name
-    with psycopg.connect(url, autocommit=True) as conn:
-        apply(conn, default_dir())
-    return url
-
-
-def drop_database(stack, url: str) -> None:
-    from psycopg import sql
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    name = conninfo_to_dict(url)["dbname"]
-    admin = stack.postgres.admin_url if stack.postgres is not None else make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def run_cli(module: str, *args: str, database_url: str, check: bool = False) -> subprocess.CompletedProcess:
