@@ -192,7 +192,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
@@ -1153,6 +1153,13 @@ class _BodyTooLarge(Exception):
         self.size = size
 
 
+def _advance_seconds(body: dict) -> Any:
+    """The seconds of a ``POST /_standin/clock`` body, which holds that and nothing else."""
+    if set(body) != {"advance_seconds"}:
+        raise ValueError('the body is {"advance_seconds": <number >= 0>}')
+    return body["advance_seconds"]
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "AnthropicStandin/1.0"
@@ -1273,43 +1280,29 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._send_json(200, {"input_tokens": prompt.tokens})
         elif path == "/_standin/script":
-            body = self._parse(raw, require_object=False)
-            if body is None:
-                return
-            try:
-                queued = self.state.script(body)
-            except ValueError as exc:
-                self._send_error(400, "invalid_request_error", str(exc))
-                return
-            self._send_json(200, {"ok": True, "queued": queued})
+            self._control(raw, lambda body: {"queued": self.state.script(body)}, require_object=False)
         elif path == "/_standin/config":
-            body = self._parse(raw)
-            if body is None:
-                return
-            try:
-                config = self.state.configure(body)
-            except ValueError as exc:
-                self._send_error(400, "invalid_request_error", str(exc))
-                return
-            self._send_json(200, {"ok": True, "config": config})
+            self._control(raw, lambda body: {"config": self.state.configure(body)})
         elif path == "/_standin/clock":
-            body = self._parse(raw)
-            if body is None:
-                return
-            unknown = sorted(set(body) - {"advance_seconds"})
-            try:
-                if unknown or "advance_seconds" not in body:
-                    raise ValueError('the body is {"advance_seconds": <number >= 0>}')
-                offset = self.state.advance_clock(body["advance_seconds"])
-            except ValueError as exc:
-                self._send_error(400, "invalid_request_error", str(exc))
-                return
-            self._send_json(200, {"ok": True, "clock_offset_seconds": offset})
+            self._control(raw, lambda body: {"clock_offset_seconds": self.state.advance_clock(_advance_seconds(body))})
         elif path == "/_standin/reset":
             self.state.reset()
             self._send_json(200, {"ok": True})
         else:
             self._send_error(404, "not_found_error", f"Not found: {path}")
+
+    def _control(self, raw: bytes, change: Callable[[Any], dict], require_object: bool = True) -> None:
+        """A control request: ``change`` the stand-in as the JSON body says and answer ``{"ok": true}``
+        with what it returns; a body it refuses (ValueError) is a 400."""
+        body = self._parse(raw, require_object)
+        if body is None:
+            return
+        try:
+            answer = change(body)
+        except ValueError as exc:
+            self._send_error(400, "invalid_request_error", str(exc))
+            return
+        self._send_json(200, {"ok": True, **answer})
 
     def _parse(self, raw: bytes, require_object: bool = True) -> Any:
         try:
