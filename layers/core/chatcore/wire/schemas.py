@@ -304,12 +304,7 @@ class RenameSession(Strict):
         return self
 
 
-class SessionSummary(BaseModel):
-    id: UUID
-    agent: str | None = None
-    team: str | None = None
-    title: str | None = None
-    created_at: datetime
+class SessionSummary(SessionOut):
     updated_at: datetime
 
 
