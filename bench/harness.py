@@ -19,6 +19,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +100,21 @@ class Harness:
 
     def run(self, coro):
         return self.loop.run_until_complete(coro)
+
+    def _timed_run(self, what: str, start: Callable[[], AsyncIterator[Any]]) -> float:
+        """Wall time (ms) of the streamed agno run ``start()`` begins, read to its last event, which must be
+        RunCompleted (else a RuntimeError naming ``what``)."""
+        async def go() -> float:
+            t = time.perf_counter()
+            last = None
+            async for ev in start():
+                last = ev
+            elapsed = (time.perf_counter() - t) * 1000
+            if getattr(last, "event", None) != "RunCompleted":
+                raise RuntimeError(f"{what} did not complete: {getattr(last, 'event', last)}")
+            return elapsed
+
+        return self.run(go())
 
     def conn(self):
         """A psycopg connection of the benchmark itself (dict rows, autocommit), as db.connect() makes."""
@@ -257,18 +273,7 @@ class Harness:
         agent = self.bare_agent
         images = [Image(content=png, mime_type="image/png")] if png is not None else None
         user = Message(role="user", content=message, images=images)
-
-        async def go() -> float:
-            t = time.perf_counter()
-            last = None
-            async for ev in agent.arun(input=[*history, user], stream=True, stream_events=True):
-                last = ev
-            elapsed = (time.perf_counter() - t) * 1000
-            if getattr(last, "event", None) != "RunCompleted":
-                raise RuntimeError(f"bare run did not complete: {getattr(last, 'event', last)}")
-            return elapsed
-
-        return self.run(go())
+        return self._timed_run("bare run", lambda: agent.arun(input=[*history, user], stream=True, stream_events=True))
 
     # ---- Agno's own persistence: PostgresDb, in-process and behind AgentOS
 
@@ -404,19 +409,8 @@ class Harness:
 
         agent = agent or self.agno["agent"]
         kwargs = {"images": [Image(content=png, mime_type="image/png")]} if png is not None else {}
-
-        async def go() -> float:
-            t = time.perf_counter()
-            last = None
-            async for ev in agent.arun(message, session_id=session_id, user_id="bench-user", stream=True,
-                                       stream_events=True, **kwargs):
-                last = ev
-            elapsed = (time.perf_counter() - t) * 1000
-            if getattr(last, "event", None) != "RunCompleted":
-                raise RuntimeError(f"Agno PostgresDb run did not complete: {getattr(last, 'event', last)}")
-            return elapsed
-
-        return self.run(go())
+        return self._timed_run("Agno PostgresDb run", lambda: agent.arun(
+            message, session_id=session_id, user_id="bench-user", stream=True, stream_events=True, **kwargs))
 
     def agno_round_trips(self, session_id: str, message: str, png: bytes | None = None) -> RoundTrips:
         with RoundTrips(lambda: list(self.agno["conns"]["db"])) as rt:
