@@ -238,17 +238,6 @@ def _tool_results(content: Any) -> list[dict]:
     return [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
-def _tool_result_text(block: dict) -> str:
-    inner = block.get("content")
-    if isinstance(inner, str):
-        return inner
-    if isinstance(inner, list):
-        return "\n".join(
-            b.get("text", "") for b in inner if isinstance(b, dict) and b.get("type") == "text"
-        )
-    return ""
-
-
 def _iter_blocks(content: Any):
     """All blocks of a content, tool_result contents included."""
     if not isinstance(content, list):
@@ -1012,7 +1001,7 @@ def default_content(body: dict) -> list[dict]:
     results = _tool_results(last_content) if last.get("role") == "user" else []
 
     if results:
-        text = "\n".join(_tool_result_text(r) for r in results)
+        text = "\n".join(_text_of(r.get("content")) for r in results)
         return [{"type": "text", "text": f"The tool returned: {text[:200]}"}]
 
     user_text = _text_of(last_content) if last.get("role") == "user" else ""
