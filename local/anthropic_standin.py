@@ -591,6 +591,22 @@ def _text_block(text: str) -> dict:
     return {"type": "text", "text": text}
 
 
+def _add_content(prompt: Prompt, content: Any, where: list, path: str) -> None:
+    """Add the units of one content, the system prompt's or a message's, keyed from ``where``: a non-empty
+    string is one text block; each block of a list is a unit of its own, its cache marker read at
+    ``path``.j."""
+    if isinstance(content, str):
+        if content:
+            prompt.units.append(_Unit([*where, _text_block(content)], _text_tokens(content)))
+    elif isinstance(content, list):
+        for j, block in enumerate(content):
+            index = len(prompt.units)
+            block_path = f"{path}.{j}"
+            _cache_marker(prompt, block, index, block_path)
+            tokens = _block_tokens(prompt, block, block_path, index)
+            prompt.units.append(_Unit([*where, _without_cache_control(block)], tokens))
+
+
 def analyse_prompt(body: dict) -> Prompt:
     """The prompt of a request body (tools, then system, then messages), with no side effects."""
     prompt = Prompt()
@@ -602,34 +618,13 @@ def analyse_prompt(body: dict) -> Prompt:
             clean = _without_cache_control(tool)
             prompt.units.append(_Unit(["tools", clean], _text_tokens(_canonical(clean))))
 
-    system = body.get("system")
-    if isinstance(system, str):
-        if system:
-            prompt.units.append(_Unit(["system", _text_block(system)], _text_tokens(system)))
-    elif isinstance(system, list):
-        for j, block in enumerate(system):
-            index = len(prompt.units)
-            path = f"system.{j}"
-            _cache_marker(prompt, block, index, path)
-            tokens = _block_tokens(prompt, block, path, index)
-            prompt.units.append(_Unit(["system", _without_cache_control(block)], tokens))
+    _add_content(prompt, body.get("system"), ["system"], "system")
 
     messages = body.get("messages")
     for i, message in enumerate(messages if isinstance(messages, list) else []):
         if not isinstance(message, dict):
             continue
-        role = message.get("role")
-        content = message.get("content")
-        if isinstance(content, str):
-            if content:
-                prompt.units.append(_Unit(["messages", i, role, _text_block(content)], _text_tokens(content)))
-        elif isinstance(content, list):
-            for j, block in enumerate(content):
-                index = len(prompt.units)
-                path = f"messages.{i}.content.{j}"
-                _cache_marker(prompt, block, index, path)
-                tokens = _block_tokens(prompt, block, path, index)
-                prompt.units.append(_Unit(["messages", i, role, _without_cache_control(block)], tokens))
+        _add_content(prompt, message.get("content"), ["messages", i, message.get("role")], f"messages.{i}.content")
 
     top = body.get("cache_control")
     if top is not None and prompt.units:
