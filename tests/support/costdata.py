@@ -26,6 +26,7 @@ from uuid6 import uuid7
 
 from chatcore.store import catalog as catalog_rows, sessions as session_rows
 from chatcore.money.prices import TokenUsage, default_price_book
+from tests.support import pg
 
 ROOT = Path(__file__).resolve().parents[2]
 MONEY = Decimal("1e-10")
@@ -43,7 +44,7 @@ def uuid7_at(at: datetime) -> UUID:
 
 
 def connect(url: str) -> psycopg.Connection:
-    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+    return pg.connect(url, autocommit=True, row_factory=dict_row)
 
 
 def create_fresh_database(stack, prefix: str) -> str:
@@ -58,11 +59,11 @@ def create_fresh_database(stack, prefix: str) -> str:
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
         base = stack.env["DATABASE_URL"]
-        with psycopg.connect(base, autocommit=True) as conn:
+        with pg.connect(base, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         url = make_conninfo(base, dbname=name)
         assert conninfo_to_dict(url)["dbname"] == name
-    with psycopg.connect(url, autocommit=True) as conn:
+    with pg.connect(url, autocommit=True) as conn:
         apply(conn, default_dir())
     return url
 
@@ -73,7 +74,7 @@ def drop_database(stack, url: str) -> None:
 
     name = conninfo_to_dict(url)["dbname"]
     admin = stack.postgres.admin_url if stack.postgres is not None else make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with pg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
