@@ -76,6 +76,49 @@ def _streamed_turn(h: Harness, batch_seconds: str) -> dict:
         get_settings.cache_clear()
 
 
+def _follower_of_a_quiet_turn(h: Harness, seconds: float) -> dict:
+    """A resumed stream of a running turn that writes nothing for ``seconds`` (a long tool call, a
+    model thinking): how often it reads, and what a read costs the database."""
+    import asyncio
+
+    from uuid6 import uuid7
+
+    from chatcore import db
+    from chatcore.turns import turn_events
+
+    sid = h.new_session()
+    run_id = uuid7()
+    with db.connection() as conn:
+        conn.execute("INSERT INTO runs (id, session_id, status) VALUES (%s, %s, 'running')", (run_id, sid))
+    reads: list[float] = []
+    real_read = turn_events._read
+
+    def timed(*args):
+        t = time.perf_counter()
+        try:
+            return real_read(*args)
+        finally:
+            reads.append((time.perf_counter() - t) * 1000)
+
+    async def follow_for() -> None:
+        async def consume():
+            async for _ in turn_events.follow(sid, run_id):
+                pass
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(seconds)
+        task.cancel()
+
+    turn_events._read = timed
+    try:
+        asyncio.run(follow_for())
+    finally:
+        turn_events._read = real_read
+        with db.connection() as conn:
+            conn.execute("UPDATE runs SET status = 'failed', finished_at = now() WHERE id = %s", (run_id,))
+    return {"seconds": seconds, "reads": len(reads), "read_ms": reads}
+
+
 def run(h: Harness, repeat: int) -> dict:
     say("bench: events, batch round trips")
     h.api
@@ -87,7 +130,9 @@ def run(h: Harness, repeat: int) -> dict:
         batched.append(_streamed_turn(h, "0.25"))
         at_end.append(_streamed_turn(h, "3600"))
     h.reset_standin()
-    return {"sizes": sizes, "batched": batched, "at_end": at_end}
+    say("bench: events, a follower of a quiet turn")
+    follower = _follower_of_a_quiet_turn(h, 20.0)
+    return {"sizes": sizes, "batched": batched, "at_end": at_end, "follower": follower}
 
 
 def report(res: dict) -> str:
@@ -104,4 +149,13 @@ def report(res: dict) -> str:
     lines += ["", f"  a streamed turn of {CHUNKS} chunks, {CHUNK_DELAY_MS} ms apart (wall ms; events stored; "
                   "their write round trips; replaying it whole)",
               table(["", "turn", "events", "round trips", "replay"], turn_rows)]
+    f = res.get("follower")
+    if f:
+        per_second = f["reads"] / f["seconds"]
+        read_ms = median(f["read_ms"])
+        lines += ["", f"  a resumed stream of a turn quiet for {f['seconds']:.0f} s (reads 0.25 s apart, growing to "
+                      "FOLLOW_MAX_POLL_SECONDS=1 s; a pooled connection per read, none held between)",
+                  table(["", "reads", "reads/s", "read ms (median)", "read ms (p90)", "followers per DB core (at most)"],
+                        [["follower", str(f["reads"]), f"{per_second:.2f}", ms(read_ms), ms(p90(f["read_ms"])),
+                          f"{1000 / (per_second * read_ms):,.0f}"]])]
     return "\n".join(lines)

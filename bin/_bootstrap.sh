@@ -51,6 +51,20 @@ ensure_postgres() {
     fi
 }
 
+ensure_pgbouncer() {
+    # Only with LOCAL_PGBOUNCER=1: the throwaway cluster is put behind PgBouncer (local/pgbouncer.py).
+    if [ "${LOCAL_PGBOUNCER:-}" != 1 ] || command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
+        return
+    fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "bootstrap: installing PgBouncer (apt-get)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer) >&2
+    else
+        say "bootstrap: pgbouncer not found; install it (apt-get install pgbouncer) or unset LOCAL_PGBOUNCER"
+        exit 1
+    fi
+}
+
 UV="$(find_uv)"
 PY313="$(find_python313)" || {
     say "bootstrap: Python 3.13 not found; asking uv to provide one"
@@ -60,5 +74,6 @@ PY313="$(find_python313)" || {
 unset PYENV_VERSION
 $UV sync --frozen --quiet --python "$PY313" >&2
 ensure_postgres
+ensure_pgbouncer
 export PATH="$ROOT/.venv/bin:$PATH"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

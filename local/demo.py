@@ -61,7 +61,7 @@ def print_stored(database_url: str, session_id: str) -> None:
 
     from chatcore.store import sessions
 
-    with psycopg.connect(database_url) as conn:
+    with psycopg.connect(database_url, prepare_threshold=None) as conn:
         rows = sessions.stored_calls(conn, session_id)
     print(f"\n{BOLD}Stored messages of session {session_id}{RESET}")
     print(f"{'role':9} {'agent':10} {'in':>6} {'out':>5} {'c.read':>6} {'c.write':>7} {'cost USD':>14} {'cost ZAR':>14} {'bytes':>6}  run")

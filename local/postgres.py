@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from local.pgbouncer import LocalPgBouncer
 from local.ports import free_port
 
 APP_USER = "chat_app"
@@ -39,13 +40,26 @@ class LocalPostgres:
     port: int = field(default_factory=free_port)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="chat-pg-")))
     _as_user: list[str] = field(default_factory=list)
+    # PgBouncer in transaction pooling mode in front of it (``LOCAL_PGBOUNCER=1``): every database
+    # URL handed out goes through it; ``admin_url`` and ``direct_url`` do not.
+    bouncer: LocalPgBouncer | None = None
 
     @property
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def url(self, dbname: str = "postgres") -> str:
+        """A database's URL for the application and the tests: through PgBouncer when it runs."""
+        return self.bouncer.url(dbname) if self.bouncer is not None else self.direct_url(dbname)
+
+    def direct_url(self, dbname: str = "postgres") -> str:
+        """A database's URL on the server itself (what a test of one server connection needs)."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def start_bouncer(self) -> "LocalPostgres":
+        """Put PgBouncer (transaction pooling) in front of the server."""
+        self.bouncer = LocalPgBouncer(self.port).start()
+        return self
 
     def start(self) -> "LocalPostgres":
         initdb, pg_ctl = _find_binary("initdb"), _find_binary("pg_ctl")
@@ -94,6 +108,8 @@ class LocalPostgres:
         return self.url(name)
 
     def stop(self) -> None:
+        if self.bouncer is not None:
+            self.bouncer.stop()
         data = self.root / "data"
         if data.exists():
             subprocess.run(

@@ -1,7 +1,8 @@
 """The local stack: Postgres, S3 (moto server) and the model, started for the demo, the local
 server and the tests. Each piece honours what the environment already provides:
 
-- ``DATABASE_URL``: use that database; otherwise start a throwaway cluster.
+- ``DATABASE_URL``: use that database; otherwise start a throwaway cluster (with
+  ``LOCAL_PGBOUNCER=1``, behind PgBouncer in transaction pooling mode, as RDS Proxy would be).
 - ``AWS_ENDPOINT_URL_S3``: use that S3; otherwise start a moto server.
 - ``ANTHROPIC_API_KEY``: real Claude (or ``ANTHROPIC_BASE_URL`` if also set); otherwise
   ``ANTHROPIC_BASE_URL`` if set; otherwise the local stand-in server, announced as such.
@@ -62,12 +63,16 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
             # held before it starts: a failure or a stop signal halfway through still removes it
             stack.postgres = LocalPostgres()
             stack.postgres.start()
+            if os.environ.get("LOCAL_PGBOUNCER", "").lower() in ("1", "true", "yes"):
+                stack.postgres.start_bouncer()
+                say(f"postgres: PgBouncer (transaction pooling) on port {stack.postgres.bouncer.port}, "
+                    "in front of the throwaway cluster")
             env["DATABASE_URL"] = stack.postgres.create_database(database_name)
             say(f"postgres: started a throwaway cluster on port {stack.postgres.port}")
         from chatcore.migrate import apply, default_dir
         import psycopg
 
-        with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        with psycopg.connect(env["DATABASE_URL"], autocommit=True, prepare_threshold=None) as conn:
             applied = apply(conn, default_dir())
         say(f"postgres: {len(applied)} migration(s) applied")
 

@@ -91,10 +91,11 @@ def bucket(stack: Stack) -> str:
 
 @pytest.fixture()
 def db_conn(stack: Stack):
-    import psycopg
     from psycopg.rows import dict_row
 
-    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
+    from tests.support import pg
+
+    with pg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
         yield conn
 
 

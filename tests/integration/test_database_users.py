@@ -16,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from chatcore import migrate
 from tests.support.users import User
 from tests.support.serve_process import another_instance
+from tests.support import pg
 
 ROOT = migrate.default_dir().parents[1]
 
@@ -26,7 +27,7 @@ def two_users(stack):
     suffix = uuid.uuid4().hex[:8]
     owner, app, name = f"owner_{suffix}", f"app_{suffix}", f"chat_users_{suffix}"
     admin_url = stack.env["DATABASE_URL"]
-    with psycopg.connect(admin_url, autocommit=True) as admin:
+    with pg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE ROLE "{owner}" LOGIN')
         admin.execute(f'CREATE ROLE "{app}" LOGIN')
         admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
@@ -40,7 +41,7 @@ def two_users(stack):
     assert done.returncode == 0, done.stderr
     assert f"granted {app} the application's rights" in done.stdout
     yield owner_url, app_url
-    with psycopg.connect(admin_url, autocommit=True) as admin:
+    with pg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.execute(f'DROP ROLE IF EXISTS "{app}"')
         admin.execute(f'DROP ROLE IF EXISTS "{owner}"')
@@ -79,23 +80,23 @@ def test_the_app_user_serves_every_route(app_url_server, standin):
 ])
 def test_the_app_user_cannot_change_the_schema(two_users, statement):
     _, app_url = two_users
-    with psycopg.connect(app_url, autocommit=True) as conn:
+    with pg.connect(app_url, autocommit=True) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute(statement)
 
 
 def test_a_later_migration_is_granted_too_and_the_grants_are_idempotent(two_users):
     owner_url, app_url = two_users
-    with psycopg.connect(owner_url, autocommit=True) as owner:
+    with pg.connect(owner_url, autocommit=True) as owner:
         owner.execute("CREATE TABLE later_feature (id bigserial PRIMARY KEY, note text)")
         migrate.grant_app_user(owner, conninfo_to_dict(app_url)["user"])  # again: nothing changes
-    with psycopg.connect(app_url, autocommit=True) as conn:
+    with pg.connect(app_url, autocommit=True) as conn:
         conn.execute("INSERT INTO later_feature (note) VALUES ('x')")
         assert conn.execute("SELECT count(*) FROM later_feature").fetchone()[0] == 1
 
 
 def test_the_migration_user_is_refused_as_the_app_user(two_users):
     owner_url, _ = two_users
-    with psycopg.connect(owner_url, autocommit=True) as owner:
+    with pg.connect(owner_url, autocommit=True) as owner:
         with pytest.raises(migrate.MigrationError, match="owns no schema"):
             migrate.grant_app_user(owner, conninfo_to_dict(owner_url)["user"])

@@ -6,22 +6,25 @@ from __future__ import annotations
 import time
 import uuid
 
-import psycopg
 import pytest
 
 from chatcore import config, db
+from tests.support import pg
 
 
 def _backends(url: str, name: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
+    with pg.connect(url, autocommit=True) as conn:
         return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)).fetchone()[0]
 
 
 @pytest.fixture()
 def named_pool(stack, monkeypatch):
-    """The process pool, its connections named so the server can count them."""
+    """The process pool, its connections named so the server can count them; straight to the server
+    (behind a transaction pooler the server's connections are the pooler's, not the process's)."""
     name = f"pool-{uuid.uuid4().hex[:8]}"
     base = stack.env["DATABASE_URL"]
+    if stack.postgres is not None:
+        base = stack.postgres.direct_url(base.rsplit("/", 1)[1])
     monkeypatch.setenv("DATABASE_URL", f"{base}{'&' if '?' in base else '?'}application_name={name}")
     monkeypatch.setenv("DB_POOL_MAX", "1")  # Lambda's
     monkeypatch.setenv("DB_POOL_MAX_IDLE", "0.5")

@@ -23,12 +23,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import httpx
-import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from tests.support.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
 from tests.support.uploads import exists, uploaded
+from tests.support import pg
 
 PROBLEM = "application/problem+json"
 
@@ -296,7 +296,7 @@ def test_an_account_with_nothing_stored_exports(user):
 def uploads_locked(stack):
     """Hold an exclusive lock on the uploads table (an export's job waits on it when it reads the
     account's uploads) until ``release()``; released after the test in any case."""
-    conn = psycopg.connect(stack.env["DATABASE_URL"], row_factory=dict_row)
+    conn = pg.connect(stack.env["DATABASE_URL"], row_factory=dict_row)
     conn.execute("LOCK TABLE uploads IN ACCESS EXCLUSIVE MODE")
 
     class Lock:

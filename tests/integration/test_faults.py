@@ -15,6 +15,7 @@ import pytest
 from chatcore import db
 from chatcore.wire import sse
 from tests.support.users import User
+from tests.support import pg
 
 PROBLEM = "application/problem+json"
 
@@ -200,7 +201,6 @@ def test_a_stream_cut_without_message_stop_fails_the_turn_and_keeps_what_was_bil
 
 
 def test_postgres_restarted_while_the_model_answers_loses_nothing(user, standin, stack):
-    import psycopg
     from psycopg.rows import dict_row
 
     if stack.postgres is None:
@@ -218,7 +218,7 @@ def test_postgres_restarted_while_the_model_answers_loses_nothing(user, standin,
     turn.join(60)
     _, events = result[0]
     assert events[-1]["event"] == "TurnCompleted", events[-1]  # stored once Postgres was back
-    with psycopg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
+    with pg.connect(stack.env["DATABASE_URL"], autocommit=True, row_factory=dict_row) as conn:
         run = conn.execute("SELECT status, cost_usd FROM runs WHERE id = %s",
                            (events[-1]["data"]["run_id"],)).fetchone()
         assert run["status"] == "completed" and run["cost_usd"] > 0

@@ -15,7 +15,7 @@ from uuid6 import uuid7
 
 from chatcore.store import ledger as migration_ledger
 from chatcore.migrate import MigrationError, apply, default_dir, discover, generate, status
-from tests.support import databases
+from tests.support import databases, pg
 from tests.support.migrations import write
 
 
@@ -32,7 +32,7 @@ def fresh_db(stack):
 
 @pytest.fixture()
 def conn(fresh_db):
-    with psycopg.connect(fresh_db, autocommit=True) as c:
+    with pg.connect(fresh_db, autocommit=True) as c:
         yield c
 
 
@@ -206,7 +206,7 @@ def test_a_missing_migrations_folder_is_an_error_not_zero_migrations(conn, tmp_p
 def test_apply_waits_for_a_concurrent_runner_and_does_not_apply_twice(fresh_db, mig_dir):
     three_files(mig_dir)
     first = discover(mig_dir)[0]
-    with psycopg.connect(fresh_db, autocommit=True) as other, psycopg.connect(fresh_db, autocommit=True) as mine:
+    with pg.connect(fresh_db, autocommit=True) as other, pg.connect(fresh_db, autocommit=True) as mine:
         # another runner holds the lock while it applies 0001
         other.execute("BEGIN")
         other.execute("SELECT pg_advisory_xact_lock(%s)", (migration_ledger.LOCK_ID,))
@@ -215,18 +215,19 @@ def test_apply_waits_for_a_concurrent_runner_and_does_not_apply_twice(fresh_db, 
         other.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                       (first.version, first.name, first.checksum))
         result: dict = {}
-        pid = mine.info.backend_pid
         runner = threading.Thread(target=lambda: result.update(done=apply(mine, mig_dir)))
         runner.start()
-        with psycopg.connect(fresh_db, autocommit=True) as watch:
-            # wait (no time limit of ours) until our runner is blocked on the advisory lock
-            while not watch.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND locktype = 'advisory' "
-                                    "AND NOT granted)", (pid,)).fetchone()[0]:
+        with pg.connect(fresh_db, autocommit=True) as watch:
+            # wait (no time limit of ours) until our runner is blocked on the advisory lock: the one
+            # backend waiting for it (by the lock, not by a pid: behind a pooler the client's pid is not
+            # the server's)
+            while not watch.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                    "AND objid = %s AND NOT granted)", (migration_ledger.LOCK_ID,)).fetchone()[0]:
                 assert runner.is_alive(), result
         other.execute("COMMIT")
         runner.join()
     assert [m.version for m in result["done"]] == [2, 3]
-    with psycopg.connect(fresh_db) as check:
+    with pg.connect(fresh_db) as check:
         assert check.execute("SELECT version, seen FROM log ORDER BY version").fetchall() == [(1, 0), (2, 1), (3, 2)]
 
 
@@ -281,7 +282,7 @@ def test_cli_status_apply_generate(fresh_db, mig_dir):
     # --database-url instead of the environment; MIGRATIONS_DIR instead of --dir
     r = run_cli("--database-url", fresh_db, "apply", MIGRATIONS_DIR=d)
     assert r.returncode == 0 and r.stdout.splitlines() == ["applied 0004_add_orders.sql", "1 migration(s) applied"]
-    with psycopg.connect(fresh_db) as check:
+    with pg.connect(fresh_db) as check:
         assert table_exists(check, "orders")
 
 

@@ -13,12 +13,12 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg.rows import dict_row
 
 from chatcore.web.identity import unsigned_jwt
 from tests.support.tcp_proxy import CuttingProxy
+from tests.support import pg
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = ["list agents", "create session", "stream turn", "read messages", "usage", "delete session", "session gone"]
@@ -161,7 +161,7 @@ def test_smoke_passes_against_bin_serve_with_the_token_it_prints(serve):
     session_id = printed_session(result.stdout)
     # bin/serve's own database (its throwaway cluster): the user is there, its session is not
     port = serve.printed_port(r"postgres: started a throwaway cluster on port (\d+)")
-    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/chat", row_factory=dict_row) as conn:
+    with pg.connect(f"postgresql://postgres@127.0.0.1:{port}/chat", row_factory=dict_row) as conn:
         assert conn.execute("SELECT count(*) AS n FROM users WHERE sub = %s", (serve.sub,)).fetchone()["n"] == 1
         assert_session_deleted(conn, serve.sub, session_id)
     serve.send(signal.SIGTERM)

@@ -1,5 +1,5 @@
 """Databases of a test's own on the test Postgres server: created (with every migration applied, or
-empty), and dropped when the test is done."""
+empty), and dropped when the test is done. Connections are the tests' own (``tests.support.pg``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from tests.support import pg
+
 
 def create(stack, prefix: str, *, migrated: bool = True) -> str:
     """A new database named from ``prefix`` on the test server, with every migration applied unless
@@ -23,12 +25,12 @@ def create(stack, prefix: str, *, migrated: bool = True) -> str:
         url = stack.postgres.create_database(name)
     else:  # DATABASE_URL given: a sibling database on the same server
         base = stack.env["DATABASE_URL"]
-        with psycopg.connect(base, autocommit=True) as conn:
+        with pg.connect(base, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         url = make_conninfo(base, dbname=name)
         assert conninfo_to_dict(url)["dbname"] == name
     if migrated:
-        with psycopg.connect(url, autocommit=True) as conn:
+        with pg.connect(url, autocommit=True) as conn:
             apply(conn, default_dir())
     return url
 
@@ -37,7 +39,7 @@ def drop(stack, url: str) -> None:
     """Drop the database of ``url`` (made by ``create``), whoever is still connected to it."""
     name = conninfo_to_dict(url)["dbname"]
     admin = stack.postgres.admin_url if stack.postgres is not None else make_conninfo(url, dbname="postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
+    with pg.connect(admin, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -47,7 +49,7 @@ def fresh(stack, prefix: str) -> Iterator[tuple[str, psycopg.Connection]]:
     reads rows as dicts; the database is dropped afterwards."""
     url = create(stack, prefix)
     try:
-        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        with pg.connect(url, autocommit=True, row_factory=dict_row) as conn:
             yield url, conn
     finally:
         drop(stack, url)

@@ -58,3 +58,38 @@ def test_no_sql_statement_outside_the_store():
 def test_the_store_holds_statements():
     # the scan reads the store as it reads the rest: it would find a statement moved out of it
     assert len([s for p in STORE.glob("*.py") for s in sql_strings(p)]) > 50
+
+
+# What would pin a connection to one server session behind a transaction pooler (RDS Proxy, PgBouncer
+# in transaction mode), or break there: session settings, session advisory locks, LISTEN, server-side
+# prepared statements, temporary tables that outlive their transaction.
+SESSION_STATE = re.compile(
+    r"(?:^|;)\s*SET\s+(?!LOCAL\b)(?!TRANSACTION\b)\w|pg_(?:try_)?advisory_lock(?:_shared)?\s*\(|\bLISTEN\s+\w"
+    r"|\bPREPARE\s+\w+\s+(?:AS|\()|\bCREATE\s+TEMP(?:ORARY)?\s+TABLE\b(?![^;]*ON\s+COMMIT\s+DROP)")
+# (statements are written in capitals here, as every statement of the store is: prose is not SQL)
+
+
+def test_the_pattern_finds_session_state():
+    for pinning in ("SET statement_timeout = 5", "SELECT pg_advisory_lock(1)", "LISTEN turns",
+                    "PREPARE q AS SELECT 1", "CREATE TEMPORARY TABLE t (id int)", "SELECT 1; SET search_path = x"):
+        assert SESSION_STATE.search(pinning), pinning
+    for fine in ("SET LOCAL statement_timeout = 5", "SELECT pg_advisory_xact_lock(1)",
+                 "CREATE TEMPORARY TABLE t (id int) ON COMMIT DROP", "UPDATE runs SET status = 'failed'"):
+        assert not SESSION_STATE.search(fine), fine
+
+
+def test_no_statement_keeps_session_state():
+    found = [(str(p.relative_to(ROOT)), line, text) for root in SHIPPED for p in sorted(root.rglob("*.py"))
+             for line, text in _all_strings(p) if SESSION_STATE.search(text)]
+    assert found == []
+
+
+def test_connections_never_prepare_statements_on_the_server():
+    from chatcore import db
+
+    assert db.CONNECT_KWARGS["prepare_threshold"] is None
+
+
+def _all_strings(path: Path) -> list[tuple[int, str]]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [(n.lineno, n.value) for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]

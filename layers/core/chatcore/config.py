@@ -124,6 +124,10 @@ class Settings:
     event_batch_seconds: float = setting(
         0.25, "EVENT_BATCH_SECONDS", "a running turn writes its events (and reads a stop request) in one round "
         "trip this often", ge=0.01, le=3600)
+    follow_max_poll_seconds: float = setting(
+        1.0, "FOLLOW_MAX_POLL_SECONDS", "a resumed stream reads the turn's new events every EVENT_BATCH_SECONDS, "
+        "and less often (up to this) while nothing new comes: one query per read, no connection held between",
+        ge=0.01, le=60)
     cancel_grace_seconds: float = setting(
         1.0, "CANCEL_GRACE_SECONDS", "a stopped turn whose model or tool has not stopped this long after agno's "
         "cancellation is ended anyway", ge=0, le=60)

@@ -148,10 +148,23 @@ def _read(run_id: UUID, after: int, stale_seconds: int) -> list[dict]:
         return turn_event_rows.read_events(conn, run_id, after=after, stale_seconds=stale_seconds)
 
 
+def next_poll(interval: float, *, base: float, most: float) -> float:
+    """The wait before the next read of a followed turn that had nothing new: half as long again as
+    the last, from ``base`` (the turn's batch interval) up to ``most``."""
+    return min(max(interval, base) * 1.5, most)
+
+
 async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float | None = None) -> AsyncIterator[bytes]:
-    """The turn's SSE frames after sequence number ``after``, stored then live, to its final event."""
+    """The turn's SSE frames after sequence number ``after``, stored then live, to its final event.
+
+    Each read is one query on a pooled connection, returned before the wait: a follower holds no
+    connection while it waits. The wait is the turn's batch interval while events come, and grows
+    to ``FOLLOW_MAX_POLL_SECONDS`` while none does (a long tool call, a model thinking), so an idle
+    follower costs about one query a second."""
     settings = get_settings()
     poll = settings.event_batch_seconds if poll is None else poll
+    most = max(poll, settings.follow_max_poll_seconds)
+    interval = poll
     heartbeat = settings.heartbeat_seconds
     last_sent = time.monotonic()
     down_since: float | None = None
@@ -176,6 +189,7 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
             if r["event"] in TERMINAL_EVENTS:
                 return
         if events:
+            interval = poll
             continue  # there may be more already stored
         if rows:
             run = rows[0]
@@ -189,7 +203,8 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
         if time.monotonic() - last_sent >= heartbeat:
             yield sse.HEARTBEAT
             last_sent = time.monotonic()
-        await asyncio.sleep(poll)
+        await asyncio.sleep(interval)
+        interval = next_poll(interval, base=poll, most=most)
 
 
 async def open_follow(sub: str, session_id: UUID, run_id: UUID, after: int = 0) -> AsyncIterator[bytes]:

@@ -32,8 +32,8 @@ routes = [Route(EVENTS_PATH, turn_events, methods=["GET"])]
 RESUME_DESCRIPTION = """\
 Resumes (or replays) a turn's stream: the events after `Last-Event-ID` (the standard SSE header, the
 `id` of the last event the client received), or after `?after=N`, or from the first without either;
-the stored ones at once, then the new ones as the turn, running in any instance, writes them (about
-every 0.25 s), until its final event (`TurnCompleted`, `TurnFailed` or `TurnCancelled`). Ids and data
+the stored ones at once, then the new ones as the turn, running in any instance, writes them (read
+about every 0.25 s while they come, up to every second while the turn is quiet), until its final event (`TurnCompleted`, `TurnFailed` or `TurnCancelled`). Ids and data
 are those of the live stream: no gap, no repeat. A heartbeat comment (`: ping`) is sent when nothing
 else was for 15 s. A finished turn replays from its first event for at least 24 hours; after that
 only its final event is sent (with `"replayed": true`). Someone else's turn, or an unknown one, is 404.
