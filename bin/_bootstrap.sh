@@ -37,18 +37,24 @@ find_python313() {
     return 1
 }
 
+install_with_apt() {
+    # $1: the Debian package, $2: what it is; $3: what to do instead where apt-get cannot (not root, no apt).
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "bootstrap: installing $2 (apt-get)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1") >&2
+    else
+        say "bootstrap: $3"
+        exit 1
+    fi
+}
+
 ensure_postgres() {
     # Only needed when no DATABASE_URL is given: a throwaway cluster is started from these binaries.
     if [ -n "${DATABASE_URL:-}" ] || command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
         return
     fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "bootstrap: installing PostgreSQL server binaries (apt-get)"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
-    else
-        say "bootstrap: PostgreSQL server binaries not found; install PostgreSQL or set DATABASE_URL"
-        exit 1
-    fi
+    install_with_apt postgresql "PostgreSQL server binaries" \
+        "PostgreSQL server binaries not found; install PostgreSQL or set DATABASE_URL"
 }
 
 ensure_pgbouncer() {
@@ -56,13 +62,7 @@ ensure_pgbouncer() {
     if [ "${LOCAL_PGBOUNCER:-}" != 1 ] || command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ]; then
         return
     fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "bootstrap: installing PgBouncer (apt-get)"
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer) >&2
-    else
-        say "bootstrap: pgbouncer not found; install it (apt-get install pgbouncer) or unset LOCAL_PGBOUNCER"
-        exit 1
-    fi
+    install_with_apt pgbouncer PgBouncer "pgbouncer not found; install it (apt-get install pgbouncer) or unset LOCAL_PGBOUNCER"
 }
 
 UV="$(find_uv)"

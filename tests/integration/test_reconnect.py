@@ -5,6 +5,9 @@ raised."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -22,43 +25,45 @@ def _lose_the_connection(conn: psycopg.Connection) -> None:
         conn.execute("SELECT 1")
 
 
-def test_a_lost_connection_runs_the_job_once_more(stack):
-    calls = []
+class _Job:
+    """A job for ``db.once_more_if_connection_lost``: each attempt runs ``body(conn, attempt)`` on a
+    connection of the pool, attempt 1 first; ``attempts`` counts them."""
 
-    def work() -> int:
+    def __init__(self, body: Callable[[psycopg.Connection, int], Any]) -> None:
+        self.body = body
+        self.attempts = 0
+
+    def __call__(self) -> Any:
         with db.connection() as conn:
-            calls.append(1)
-            if len(calls) == 1:
-                _lose_the_connection(conn)
-            return conn.execute("SELECT 41 + 1 AS n").fetchone()["n"]
+            self.attempts += 1
+            return self.body(conn, self.attempts)
 
-    assert db.once_more_if_connection_lost(work, what="a test job") == 42
-    assert len(calls) == 2
+
+def test_a_lost_connection_runs_the_job_once_more(stack):
+    def body(conn: psycopg.Connection, attempt: int) -> int:
+        if attempt == 1:
+            _lose_the_connection(conn)
+        return conn.execute("SELECT 41 + 1 AS n").fetchone()["n"]
+
+    job = _Job(body)
+    assert db.once_more_if_connection_lost(job, what="a test job") == 42
+    assert job.attempts == 2
 
 
 def test_a_second_loss_is_raised(stack):
-    calls = []
-
-    def work() -> None:
-        with db.connection() as conn:
-            calls.append(1)
-            _lose_the_connection(conn)
-
+    job = _Job(lambda conn, attempt: _lose_the_connection(conn))
     with pytest.raises(psycopg.OperationalError):
-        db.once_more_if_connection_lost(work, what="a test job")
-    assert len(calls) == 2
+        db.once_more_if_connection_lost(job, what="a test job")
+    assert job.attempts == 2
 
 
 def test_a_statement_that_fails_on_a_live_connection_is_not_retried(stack):
-    calls = []
+    def body(conn: psycopg.Connection, attempt: int) -> None:
+        with conn.transaction():
+            conn.execute("SET LOCAL statement_timeout = 10")
+            conn.execute("SELECT pg_sleep(1)")
 
-    def work() -> None:
-        with db.connection() as conn:
-            calls.append(1)
-            with conn.transaction():
-                conn.execute("SET LOCAL statement_timeout = 10")
-                conn.execute("SELECT pg_sleep(1)")
-
+    job = _Job(body)
     with pytest.raises(psycopg.errors.QueryCanceled):
-        db.once_more_if_connection_lost(work, what="a test job")
-    assert calls == [1]
+        db.once_more_if_connection_lost(job, what="a test job")
+    assert job.attempts == 1
