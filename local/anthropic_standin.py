@@ -1131,6 +1131,10 @@ class _State:
 # --------------------------------------------------------------------------- HTTP
 
 
+# What _Handler._parse returns for a body it has answered with a 400 (a JSON ``null`` is a body).
+_REFUSED = object()
+
+
 class _BodyTooLarge(Exception):
     def __init__(self, size: int) -> None:
         super().__init__(size)
@@ -1255,7 +1259,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._messages(raw)
         elif path == "/v1/messages/count_tokens":
             body = self._parse(raw)
-            if body is None:
+            if body is _REFUSED:
                 return
             try:
                 prompt = validate_request(body, self.state.current_config(), check_context_window=False)
@@ -1279,7 +1283,7 @@ class _Handler(BaseHTTPRequestHandler):
         """A control request: ``change`` the stand-in as the JSON body says and answer ``{"ok": true}``
         with what it returns; a body it refuses (ValueError) is a 400."""
         body = self._parse(raw, require_object)
-        if body is None:
+        if body is _REFUSED:
             return
         try:
             answer = change(body)
@@ -1289,14 +1293,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"ok": True, **answer})
 
     def _parse(self, raw: bytes, require_object: bool = True) -> Any:
+        """The JSON body, or ``_REFUSED`` once a 400 has been sent for it."""
         try:
             body = json.loads(raw.decode("utf-8") or "null")
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self._send_error(400, "invalid_request_error", f"Invalid JSON body: {exc}")
-            return None
+            return _REFUSED
         if require_object and not isinstance(body, dict):
             self._send_error(400, "invalid_request_error", "The request body must be a JSON object.")
-            return None
+            return _REFUSED
         return body
 
     # ---- the Messages API

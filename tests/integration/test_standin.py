@@ -6,6 +6,7 @@ import ast
 import asyncio
 import json
 import operator
+import urllib.error
 import urllib.request
 
 import anthropic
@@ -281,3 +282,13 @@ def test_agno_team_delegates_to_member(own_standin):
     assert any(e.event == "RunCompleted" for e in events)  # the member's run
     assert events[-1].event == "TeamRunCompleted"
     assert events[-1].content.startswith("The tool returned: Stand-in model reply to: please help with sums.")
+
+
+@pytest.mark.parametrize("raw", [b"", b"null", b"42", b"[1]", b"{not json"])
+def test_a_control_body_the_standin_refuses_is_answered_400_at_once(own_standin, raw):
+    req = urllib.request.Request(own_standin.url + "/_standin/script", data=raw, method="POST",
+                                 headers={"content-type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=5)
+    assert info.value.code == 400
+    assert json.loads(info.value.read())["error"]["type"] == "invalid_request_error"
