@@ -219,6 +219,11 @@ def test_stopping_a_team_turn_stops_the_member_and_stores_both_runs_cancelled(us
             took = time.monotonic() - asked
     events = sse.parse(text)
     assert events[-1]["event"] == "TurnCancelled" and took < 3, (events[-1]["event"], took)
+    # every stopped run (the leader's, the member's) ends with its RunCancelled, never a RunCompleted
+    cancelled = {e["data"]["run_id"] for e in events if e["event"] in ("RunCancelled", "TeamRunCancelled")}
+    assert run_id in cancelled and events[-2]["event"] == "TeamRunCancelled", [e["event"] for e in events[-5:]]
+    assert not [e for e in events if e["event"] in ("RunCompleted", "TeamRunCompleted")
+                and e["data"]["run_id"] in cancelled]
     leader = run_row(db_conn, run_id)
     members = db_conn.execute("SELECT * FROM runs WHERE parent_run_id = %s", (run_id,)).fetchall()
     assert leader["status"] == "cancelled"

@@ -114,7 +114,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
                     tracker.outputs.append(item)
                     continue
                 tracker.see(item)
-                stream.emit(item.event, item.to_dict())
+                if tracker.forwarded(item):
+                    stream.emit(item.event, item.to_dict())
     except TimeoutError:
         if tracker.stopped:
             log.info("turn %s did not stop within the grace period: ended", turn.run_id)

@@ -21,6 +21,7 @@ from chatcore.turns.outcome import RunError
 
 LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
 CANCELLED_EVENTS = {"RunCancelled", "TeamRunCancelled"}
+COMPLETED_EVENTS = {"RunCompleted", "TeamRunCompleted"}
 CONTENT_EVENTS = {"RunContent", "TeamRunContent"}
 TOOL_ERROR_EVENTS = {"ToolCallError", "TeamToolCallError"}
 MODEL_CALL_EVENTS = {"ModelRequestCompleted", "TeamModelRequestCompleted"}
@@ -116,6 +117,13 @@ class RunTracker:
             self.partial_text[run_id] = self.partial_text.get(run_id, "") + event.content
         elif name in CANCELLED_EVENTS:
             self.cancelled.add(run_id)
+
+    def forwarded(self, event: Any) -> bool:
+        """Whether agno's ``event`` goes on the turn's stream: all do but a run's ``RunCompleted``
+        after its own ``RunCancelled`` (agno sends both). A stopped run ends with ``RunCancelled``,
+        so a client that takes ``RunCompleted`` for a finished answer never shows a stopped one so."""
+        return not (event.event in COMPLETED_EVENTS
+                    and (getattr(event, "run_id", None) or self.root_run_id) in self.cancelled)
 
     def cancelled_runs(self) -> set[str]:
         """Runs stopped: reported cancelled by agno, or the whole turn when it was stopped (``stopped``)."""

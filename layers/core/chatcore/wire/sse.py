@@ -134,7 +134,11 @@ bytes and presigned URLs are never sent.
   "cost", "duration_ms"}`. What the model generated until then is stored (the answer so far, as
   streamed) and is history for the next turn; what the provider billed for the aborted call is
   charged, with `"usage": {..., "estimated": true}` when part of it is our estimate (the API reports
-  no usage for a stream it did not finish). agno's own `RunCancelled` comes before it.
+  no usage for a stream it did not finish). Every stopped run ends with agno's `RunCancelled`
+  (`TeamRunCancelled` for a team's leader; a member stopped with it sends its own `RunCancelled`)
+  and never with `RunCompleted`, so a stopped turn's stream ends `RunCancelled` (or
+  `TeamRunCancelled`), then `TurnCancelled`: a client that takes `RunCompleted` for a finished
+  answer never shows a stopped one as complete.
 * `TurnFailed`: `{"session_id", "run_id", "error": {"code", "message", "retryable"}, "usage", "cost"}`.
   Codes: `model-error:rate_limited`, `model-error:overloaded`, `model-error:unavailable` (the model
   API was busy or unreachable after retries: `retryable` is true, send the turn again later),
