@@ -16,7 +16,7 @@ import pytest
 
 from chatcore.wire import sse
 from tests.support.serve_process import another_instance
-from tests.support.streams import TurnInThread, read_events
+from tests.support.streams import TurnInThread, raw_frames, read_events
 from tests.support.users import User
 
 
@@ -172,20 +172,72 @@ def test_a_silent_model_keeps_both_streams_alive_with_heartbeats(user, standin, 
     assert max(b - a for a, b in zip(live, live[1:])) > 10  # the silence was real
 
 
-def test_finished_turns_events_are_pruned_after_the_retention_and_the_outcome_still_answers(user, standin, db_conn):
+def test_a_resume_at_or_past_the_final_event_is_a_204_and_before_it_the_final_event_byte_for_byte(user, standin):
+    """Last-Event-ID = the final event's id (a client that has it all, or an EventSource reconnecting
+    after the stream ended): 204 at once, which stops an EventSource; one id before it: the final
+    event exactly as it was first sent. No event is ever sent with an id above the final one."""
+    sid = user.new_session()
+    r, events = user.turn(sid, message="hello", client_turn_id="end-1")
+    run_id, final_id = r.headers["x-run-id"], int(events[-1]["id"])
+    live_final = raw_frames(r.text)[-1]
+    path = f"/sessions/{sid}/turns/{run_id}/events"
+    for last in (final_id, final_id + 1, 999_999_999):
+        started = time.monotonic()
+        ended = user.client.get(path, headers={"Last-Event-ID": str(last)})
+        assert ended.status_code == 204 and ended.content == b"" and time.monotonic() - started < 2, last
+        assert ended.headers["x-run-id"] == run_id
+    assert user.client.get(f"{path}?after={final_id}").status_code == 204
+    one_before = user.client.get(path, headers={"Last-Event-ID": str(final_id - 1)})
+    assert one_before.status_code == 200 and one_before.text == live_final
+    # a retried POST at the final event gets an empty 200 instead (hey-api's stream function takes a
+    # body-less answer for a failure and sends the request again)
+    retried = user.client.post(f"/sessions/{sid}/turns", json={"message": "hello", "client_turn_id": "end-1"},
+                               headers={"Last-Event-ID": str(final_id)})
+    assert retried.status_code == 200 and retried.headers["x-run-id"] == run_id and retried.text == ""
+
+
+def test_finished_turns_events_are_pruned_after_the_retention_but_the_final_event_stays(user, standin, db_conn):
     from chatcore.store import turn_events
+    from chatcore.turns.outcome import FINAL_EVENTS
 
     sid = user.new_session()
     r, events = user.turn(sid, message="hello")
     run_id = r.headers["x-run-id"]
-    assert turn_events.prune_events(db_conn, 24) == 0  # just finished: kept
+    assert turn_events.prune_events(db_conn, 24, keep=FINAL_EVENTS.values()) == 0  # just finished: kept
     db_conn.execute("UPDATE runs SET finished_at = now() - interval '25 hours' WHERE id = %s", (run_id,))
-    assert turn_events.prune_events(db_conn, 24) == len(events)
+    assert turn_events.prune_events(db_conn, 24, keep=FINAL_EVENTS.values()) == len(events) - 1
     replay = user.client.get(f"/sessions/{sid}/turns/{run_id}/events")
-    (final,) = sse.parse(replay.text)
-    assert final["event"] == "TurnCompleted" and final["data"]["replayed"] is True
-    assert final["data"]["usage"] == events[-1]["data"]["usage"] and final["data"]["cost"] == events[-1]["data"]["cost"]
+    assert replay.text == raw_frames(r.text)[-1]  # the final event as it was sent: same id, same bytes
+    assert "replayed" not in sse.parse(replay.text)[0]["data"]
+    assert user.client.get(f"/sessions/{sid}/turns/{run_id}/events",
+                           headers={"Last-Event-ID": events[-1]["id"]}).status_code == 204
     assert assistant_text(db_conn, run_id) == content_of(events)  # the messages stay
+
+
+def test_a_turn_that_stored_no_final_event_gets_one_rebuilt_once_and_replayed_the_same(user, standin, db_conn):
+    """Its events stored but not its final one (the database was down as it ended): the first resume
+    rebuilds the final event from the run and stores it after the last id it knows; every later
+    replay sends it again, byte for byte, and a resume at it is a 204."""
+    sid = user.new_session()
+    r, events = user.turn(sid, message="hello")
+    run_id = r.headers["x-run-id"]
+    final_id = int(events[-1]["id"])
+    db_conn.execute("DELETE FROM turn_events WHERE run_id = %s AND seq >= %s", (run_id, final_id - 1))
+    db_conn.execute("UPDATE runs SET finished_at = now() - interval '1 minute' WHERE id = %s", (run_id,))
+    path = f"/sessions/{sid}/turns/{run_id}/events"
+    # this client had one event more than is stored (sent live, never written)
+    first = user.client.get(path, headers={"Last-Event-ID": str(final_id - 1)})
+    (rebuilt,) = sse.parse(first.text)
+    assert rebuilt["event"] == "TurnCompleted" and rebuilt["id"] == str(final_id) and rebuilt["data"]["replayed"]
+    assert rebuilt["data"]["cost"] == events[-1]["data"]["cost"]
+    replay = user.client.get(path)
+    assert raw_frames(replay.text)[-1] == first.text and len(raw_frames(replay.text)) == final_id - 1
+    assert user.client.get(path, headers={"Last-Event-ID": str(final_id - 2)}).text == first.text
+    assert user.client.get(path, headers={"Last-Event-ID": str(final_id)}).status_code == 204
+    # one final event per turn: another one is never stored beside it
+    finals = db_conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s AND event LIKE 'Turn%%'",
+                             (run_id,)).fetchone()
+    assert finals["n"] == 1
 
 
 def test_a_turn_whose_process_died_ends_resumed_streams_and_can_be_stopped(user, db_conn, settings_env):
@@ -200,7 +252,10 @@ def test_a_turn_whose_process_died_ends_resumed_streams_and_can_be_stopped(user,
     r = user.client.get(f"/sessions/{sid}/turns/{run_id}/events")
     (final,) = sse.parse(r.text)
     assert final["event"] == "TurnFailed" and final["data"]["error"]["code"] == "abandoned"
-    assert final["data"]["error"]["retryable"] is True
+    assert final["data"]["error"]["retryable"] is True and final["id"] == "1"
+    # stored once: the same event again, then nothing after it
+    assert user.client.get(f"/sessions/{sid}/turns/{run_id}/events").text == r.text
+    assert user.client.get(f"/sessions/{sid}/turns/{run_id}/events", headers={"Last-Event-ID": "1"}).status_code == 204
     r = user.client.post(f"/sessions/{sid}/turns/{run_id}/cancel")
     assert r.status_code == 202
     assert db_conn.execute("SELECT status FROM runs WHERE id = %s", (run_id,)).fetchone()["status"] == "cancelled"

@@ -254,8 +254,8 @@ def _run_handler(url: str, event_file: str, **env: str) -> dict:
 def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
     url, conn, price_ids = fresh
     turns = _small_october(conn, price_ids)
-    # what the schedule also prunes: an October turn's stored events (finished long ago), an upload
-    # expired over a week ago; a fresh upload stays
+    # what the schedule also prunes: an October turn's stored events (finished long ago) but its final
+    # event, an upload expired over a week ago; a fresh upload stays
     run_id = conn.execute("SELECT id FROM runs WHERE status <> 'running' AND finished_at < now() - interval '2 days' "
                           "ORDER BY id LIMIT 1").fetchone()["id"]
     conn.execute("INSERT INTO turn_events (run_id, seq, event, data) VALUES (%s, 1, 'RunStarted', '{}'), "
@@ -264,14 +264,15 @@ def test_the_handler_runs_both_sample_events_without_importing_agno(fresh):
                  "SELECT gen_random_uuid(), id, 'media/pending/uploads/x', 'image/jpeg', 1, now() - make_interval(days => d) "
                  "FROM users, unnest(ARRAY[8, 0]) AS d ORDER BY users.id LIMIT 2")
     scheduled = _run_handler(url, "scheduled-run.json")
-    assert (scheduled["events_pruned"], scheduled["uploads_pruned"]) == (2, 1)
+    assert (scheduled["events_pruned"], scheduled["uploads_pruned"]) == (1, 1)
+    kept = conn.execute("SELECT seq, event FROM turn_events WHERE run_id = %s", (run_id,)).fetchall()
+    assert [(r["seq"], r["event"]) for r in kept] == [(2, "TurnCompleted")]
     # the rest of the housekeeping: nothing to do here, and the retention period is off by default
     assert scheduled["exports"] == {"exports_expired": 0, "exports_lost": 0, "exports_failed_deleted": 0}
     assert scheduled["deletions"] == {"resumed": 0, "done": 0, "unfinished": 0, "errors": 0}
     assert scheduled["retention"] == {"days": 0, "sessions_deleted": 0, "sessions_skipped": 0, "errors": 0,
                                       "unfinished": False}
     assert "failed" not in scheduled
-    assert conn.execute("SELECT count(*) AS n FROM turn_events WHERE run_id = %s", (run_id,)).fetchone()["n"] == 0
     assert conn.execute("SELECT count(*) AS n FROM uploads").fetchone()["n"] == 1
     assert scheduled["mode"] == "incremental" and scheduled["from"] == "2026-10-03"
     assert scheduled["to"] == datetime.now(UTC).date().isoformat() and scheduled["watermark"]
@@ -317,7 +318,8 @@ def test_a_failing_housekeeping_step_stops_neither_the_others_nor_the_rollup_and
     url, conn, price_ids = fresh
     turns = _small_october(conn, price_ids)  # sessions last active in October: inactive for RETENTION_DAYS=30
     run_id = turns[0][1].run_id
-    conn.execute("INSERT INTO turn_events (run_id, seq, event, data) VALUES (%s, 1, 'TurnCompleted', '{}')", (run_id,))
+    conn.execute("INSERT INTO turn_events (run_id, seq, event, data) VALUES (%s, 1, 'RunStarted', '{}'), "
+                 "(%s, 2, 'TurnCompleted', '{}')", (run_id, run_id))
     conn.execute("INSERT INTO exports (id, user_id, status, key, size, finished_at, expires_at) "
                  "SELECT gen_random_uuid(), id, 'ready', 'media/exports/x.zip', 1, now() - interval '2 days', "
                  "now() - interval '1 day' FROM users")

@@ -103,9 +103,10 @@ def a_stopped_turn(user, standin, seen: Seen, sid: str, server_url: str) -> None
 
 def the_free_turn_replayed_resumed_and_rebuilt(user, db_conn, seen: Seen, sid: str, free_run: str,
                                                free: list[dict]) -> None:
-    """Replayed, resumed after Last-Event-ID, and once pruned, rebuilt from its run; a retried POST of
-    it is answered from what is stored: the same final event."""
+    """Replayed, resumed after Last-Event-ID, pruned to its final event, and with no event stored,
+    rebuilt from its run; a retried POST of it is answered from what is stored: the same final event."""
     from chatcore.store import turn_events
+    from chatcore.turns.outcome import FINAL_EVENTS
 
     final = free[-1]
     replay = sse.parse(user.client.get(f"/sessions/{sid}/turns/{free_run}/events").text)
@@ -114,7 +115,10 @@ def the_free_turn_replayed_resumed_and_rebuilt(user, db_conn, seen: Seen, sid: s
                                         headers={"Last-Event-ID": "2"}).text)
     assert seen.events("resumed", resumed) == free[2:]
     db_conn.execute("UPDATE runs SET finished_at = now() - interval '25 hours' WHERE id = %s", (free_run,))
-    assert turn_events.prune_events(db_conn, 24) >= len(free)
+    assert turn_events.prune_events(db_conn, 24, keep=FINAL_EVENTS.values()) >= len(free) - 1
+    (kept,) = seen.events("pruned", sse.parse(user.client.get(f"/sessions/{sid}/turns/{free_run}/events").text))
+    assert kept == final  # the final event stays, as it was sent
+    db_conn.execute("DELETE FROM turn_events WHERE run_id = %s", (free_run,))  # as if it had never been stored
     (rebuilt,) = seen.events("rebuilt", sse.parse(user.client.get(f"/sessions/{sid}/turns/{free_run}/events").text))
     assert rebuilt["data"]["replayed"] is True and rebuilt["data"]["cost"] == final["data"]["cost"]
     again = user.turn(sid, message="hello", client_turn_id="free-1")[1]

@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 TERMINAL = {"TurnCompleted", "TurnFailed", "TurnCancelled"}
 
 
+def raw_frames(text: str) -> list[str]:
+    """The SSE frames of a stream's text as sent, heartbeats left out (to compare bytes)."""
+    return [block + "\n\n" for block in text.split("\n\n") if block and not block.startswith(":")]
+
+
 def frames(lines) -> list[dict]:
     """Parse SSE lines as they arrive (one event per blank-line-terminated block)."""
     return sse.parse("\n".join(lines) + "\n\n")

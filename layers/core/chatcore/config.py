@@ -133,7 +133,7 @@ class Settings:
         "cancellation is ended anyway", ge=0, le=60)
     event_retention_hours: int = setting(
         24, "EVENT_RETENTION_HOURS", "a finished turn's events are kept at least this long for replays, then "
-        "pruned by the scheduled function (its messages stay)", ge=1, le=8760)
+        "pruned by the scheduled function, but its final event (its messages stay)", ge=1, le=8760)
     upload_max_bytes: int = setting(
         25 * MIB, "UPLOAD_MAX_BYTES", "the largest photo sent straight to S3 (`POST /uploads`; larger: 413)",
         ge=1 * KIB, le=100 * MIB)

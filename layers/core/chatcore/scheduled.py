@@ -7,7 +7,7 @@ The jobs, by the name of their entry in the summary:
 - ``rollup`` (its summary's fields at the top level): the incremental cost rollup (today and
   yesterday, UTC, plus every day touched by rows created since the last watermark);
 - ``events_pruned``: the stored events of turns finished more than ``EVENT_RETENTION_HOURS`` ago
-  (their messages stay);
+  but their final event (their messages stay, and a replay still ends with the same final event);
 - ``uploads_pruned``: the rows of uploads expired more than a week ago (the bucket's lifecycle
   deleted their files);
 - ``exports``: expired exports deleted, lost ones failed (``chatcore.account.export.prune_exports``);
@@ -34,6 +34,7 @@ from chatcore.account import deletion, export, retention
 from chatcore.config import get_settings
 from chatcore.money import rollup
 from chatcore.store import accounts, turn_events, uploads
+from chatcore.turns.outcome import FINAL_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def rollup_costs(days: tuple[date, date] | None = None) -> dict[str, Any]:
 
 def prune_events(deadline: float) -> int:
     with db.connection() as conn:
-        return turn_events.prune_events(conn, get_settings().event_retention_hours)
+        return turn_events.prune_events(conn, get_settings().event_retention_hours, keep=FINAL_EVENTS.values())
 
 
 def prune_uploads(deadline: float) -> int:

@@ -6,35 +6,43 @@ asked to stop; any instance reads them back after a sequence number to resume th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
 import psycopg
 
-# One round trip per batch: the events (a retried batch inserts nothing twice) and the stop request.
+# One round trip per batch: the events (a retried batch inserts nothing twice, and a final event
+# nothing once the turn has one: turn_events_one_final) and the stop request.
 APPEND_EVENTS = """
 WITH appended AS (
     INSERT INTO turn_events (run_id, seq, event, data)
     SELECT %(run_id)s, e.seq, e.event, e.data
     FROM unnest(%(seqs)s::integer[], %(events)s::text[], %(datas)s::text[]) AS e(seq, event, data)
-    ON CONFLICT (run_id, seq) DO NOTHING
+    ON CONFLICT DO NOTHING
 )
 SELECT cancel_requested_at IS NOT NULL AS cancel_requested FROM runs WHERE id = %(run_id)s
 """
 
-# A turn's last events, in the transaction that stores the turn (no round trip of their own).
+# A turn's last events, in the transaction that stores the turn (no round trip of their own); also
+# the final event a resume rebuilt for a turn that stored none (the first one stored stays).
 INSERT_EVENTS = """
 INSERT INTO turn_events (run_id, seq, event, data)
 SELECT %(run_id)s, e.seq, e.event, e.data
 FROM unnest(%(seqs)s::integer[], %(events)s::text[], %(datas)s::text[]) AS e(seq, event, data)
-ON CONFLICT (run_id, seq) DO NOTHING
+ON CONFLICT DO NOTHING
 """
 
-# The caller's turn (a top-level run of their session): None for someone else's or an unknown one.
+# The caller's turn (a top-level run of their session), with its last stored event: None for
+# someone else's or an unknown one.
 FIND_TURN = """
-SELECT r.id, r.status, r.session_id, r.client_turn_id FROM runs r
+SELECT r.id, r.status, r.session_id, r.client_turn_id, last.seq AS last_seq, last.event AS last_event
+FROM runs r
 JOIN sessions s ON s.id = r.session_id
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
+LEFT JOIN LATERAL (
+    SELECT te.seq, te.event FROM turn_events te WHERE te.run_id = r.id ORDER BY te.seq DESC LIMIT 1
+) last ON true
 WHERE r.id = %(run_id)s AND r.session_id = %(session_id)s AND r.parent_run_id IS NULL
 """
 
@@ -76,11 +84,13 @@ UPDATE runs SET status = 'cancelled', error_code = 'cancelled',
 WHERE id = %(run_id)s AND status = 'running'
 """
 
-# Finished turns' events older than the retention (their messages stay).
+# Finished turns' events older than the retention, but their final event (their messages stay):
+# a replay then sends that final event as it was first sent.
 PRUNE_EVENTS = """
 DELETE FROM turn_events te USING runs r
 WHERE te.run_id = r.id AND r.status <> 'running'
   AND r.finished_at < now() - make_interval(hours => %(hours)s)
+  AND te.event <> ALL(%(keep)s::text[])
 """
 
 
@@ -124,6 +134,7 @@ def close_stale_cancelled(conn: psycopg.Connection, run_id: UUID) -> None:
     conn.execute(CLOSE_STALE_CANCELLED, {"run_id": run_id})
 
 
-def prune_events(conn: psycopg.Connection, hours: int) -> int:
-    """Delete the events of turns finished more than ``hours`` ago; how many were deleted."""
-    return conn.execute(PRUNE_EVENTS, {"hours": hours}).rowcount
+def prune_events(conn: psycopg.Connection, hours: int, keep: Collection[str]) -> int:
+    """Delete the events of turns finished more than ``hours`` ago but those named in ``keep``
+    (their final events); how many were deleted."""
+    return conn.execute(PRUNE_EVENTS, {"hours": hours, "keep": list(keep)}).rowcount

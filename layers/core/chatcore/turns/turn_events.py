@@ -12,10 +12,14 @@ next one, so the stored events are always a prefix of the stream: a reader never
 
 **Reading.** ``follow`` sends the stored events after ``after`` (the client's ``Last-Event-ID``),
 then new ones as they are written, until the final event (``TurnCompleted``, ``TurnFailed``,
-``TurnCancelled``), with a heartbeat comment when nothing was sent for ``HEARTBEAT_SECONDS``; after
-a stored final event (``after`` at or past it) nothing is sent. A run that ended without its final
-event stored (the database was down at its end, or its events were pruned) is ended with the final
-event built from its run row; a run whose process died (stale) with ``TurnFailed`` ``abandoned``.
+``TurnCancelled``), with a heartbeat comment when nothing was sent for ``HEARTBEAT_SECONDS``.
+After a stored final event nothing is ever sent: ``open_follow`` answers None for ``after`` at or
+past it (the route's 204, which tells an ``EventSource`` to stop). Pruning keeps a turn's final
+event, so a replay sends it as it was first sent. A run that ended without storing its final event
+(the database was down at its end) gets the final event built from its run row; a run whose process
+died (stale), ``TurnFailed`` ``abandoned``. That event is stored by the first reader that builds it
+(one final event per turn: migration 0012), with the id after the last one the reader knows, so
+every later replay sends it again, byte for byte, and a resume at or past it gets the 204.
 """
 
 from __future__ import annotations
@@ -148,6 +152,17 @@ def _read(run_id: UUID, after: int, stale_seconds: int) -> list[dict]:
         return turn_event_rows.read_events(conn, run_id, after=after, stale_seconds=stale_seconds)
 
 
+def _store_final(run_id: UUID, seq: int, event: str, payload_text: str) -> None:
+    """Store a rebuilt final event (nothing when the turn has one by now: the first one stays)."""
+    with db.connection() as conn:
+        turn_event_rows.insert_events(conn, run_id, [(seq, event, payload_text)])
+
+
+def _ended_before(row: dict, after: int) -> bool:
+    """Whether the turn's stored final event is at or before ``after``: nothing follows it."""
+    return row["last_event"] in TERMINAL_EVENTS and row["last_seq"] <= after
+
+
 def next_poll(interval: float, *, base: float, most: float) -> float:
     """The wait before the next read of a followed turn that had nothing new: half as long again as
     the last, from ``base`` (the turn's batch interval) up to ``most``."""
@@ -198,8 +213,17 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
             finished_long_ago = run["status"] != "running" and (
                 run["finished_seconds_ago"] is None or run["finished_seconds_ago"] > FINAL_EVENT_GRACE_SECONDS)
             if finished_long_ago or (run["status"] == "running" and run["stale"]):
-                yield sse.frame(after + 1, *final_event_of(session_id, run_id, run))
-                return
+                # it stored no final event and never will: the one rebuilt from its run is stored, then
+                # read back and sent like any stored event (another reader's, if it stored one first)
+                seq = max(run["last_seq"] or 0, after) + 1
+                name, data = final_event_of(session_id, run_id, run)
+                payload_text = sse.payload(name, data)
+                try:
+                    await asyncio.to_thread(_store_final, run_id, seq, name, payload_text)
+                except _DB_DOWN:
+                    yield sse.frame_of(seq, name, payload_text)
+                    return
+                continue
         if time.monotonic() - last_sent >= heartbeat:
             yield sse.HEARTBEAT
             last_sent = time.monotonic()
@@ -207,7 +231,10 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
         interval = next_poll(interval, base=poll, most=most)
 
 
-async def open_follow(sub: str, session_id: UUID, run_id: UUID, after: int = 0) -> AsyncIterator[bytes]:
-    """Check the turn is the caller's (``NotFound`` before any byte is sent) and follow it."""
-    await asyncio.to_thread(callers_turn, sub, session_id, run_id)
+async def open_follow(sub: str, session_id: UUID, run_id: UUID, after: int = 0) -> AsyncIterator[bytes] | None:
+    """Check the turn is the caller's (``NotFound`` before any byte is sent) and follow it; None when
+    nothing follows ``after`` (the turn's stored final event is at or before it)."""
+    row = await asyncio.to_thread(callers_turn, sub, session_id, run_id)
+    if _ended_before(row, after):
+        return None
     return follow(session_id, run_id, after)

@@ -128,8 +128,9 @@ bytes and presigned URLs are never sent.
   "cache_read_tokens", "cache_write_tokens"}, "cost": {"usd": "<decimal>", "zar": "<decimal>"},
   "tool_errors": <int>, "member_errors": [{"run_id", "agent_name", "code", "message"}],
   "duration_ms": <int>}`. Usage and cost add up every model call of the turn, a team's members
-  included; amounts are decimal strings, never with an exponent (`"0.0000000000"`, not `"0E-10"`). `"replayed": true` when the final event is rebuilt from the stored run (a turn whose events
-  were pruned, after 24 hours).
+  included; amounts are decimal strings, never with an exponent (`"0.0000000000"`, not `"0E-10"`). `"replayed": true` when the final event was rebuilt from the stored run (a turn that
+  stored none: its instance ended, or the database was down as it ended); rebuilt once, then stored and
+  replayed like any other.
 * `TurnCancelled`: the user stopped the turn (`POST .../cancel`): `{"session_id", "run_id", "usage",
   "cost", "duration_ms"}`. What the model generated until then is stored (the answer so far, as
   streamed) and is history for the next turn; what the provider billed for the aborted call is

@@ -7,23 +7,26 @@ so it works while the turn runs in another sandbox, and never loads agno.
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from chatcore.turns.turn_events import open_follow
 from chatcore.web import openapi
-from chatcore.web.app import event_stream, path_uuid, resume_point
+from chatcore.web.app import SSE_HEADERS, event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
 
 EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
 
 
-async def turn_events(request: Request) -> StreamingResponse:
-    """A turn's events after ``Last-Event-ID`` (or ``after``), stored then live, to its final event."""
+async def turn_events(request: Request) -> Response:
+    """A turn's events after ``Last-Event-ID`` (or ``after``), stored then live, to its final event;
+    204 when the client has the final event already (an ``EventSource`` then stops reconnecting)."""
     sub = await caller(request)
     session_id, run_id = path_uuid(request, "session_id"), path_uuid(request, "run_id")
     after = resume_point(request)
     frames = await open_follow(sub, session_id, run_id, after)
+    if frames is None:
+        return Response(status_code=204, headers={**SSE_HEADERS, "X-Run-Id": str(run_id)})
     return event_stream(frames, run_id)
 
 
@@ -36,7 +39,9 @@ the stored ones at once, then the new ones as the turn, running in any instance,
 about every 0.25 s while they come, up to every second while the turn is quiet), until its final event (`TurnCompleted`, `TurnFailed` or `TurnCancelled`). Ids and data
 are those of the live stream: no gap, no repeat. A heartbeat comment (`: ping`) is sent when nothing
 else was for 15 s. A finished turn replays from its first event for at least 24 hours; after that
-only its final event is sent (with `"replayed": true`). Someone else's turn, or an unknown one, is 404.
+only its final event, as it was first sent. `Last-Event-ID` (or `after`) at or past the final
+event: `204 No Content` (the client has every event; a browser's `EventSource` stops reconnecting).
+No event is ever sent after the final one. Someone else's turn, or an unknown one, is 404.
 """
 
 
@@ -65,6 +70,9 @@ def add_openapi(schema: dict) -> None:
                                    "them with an SSE reader, not a generated client's string body (docs/api.md)",
                     "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}},
                     "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "204": {"description": "nothing follows the given id: it is the turn's final event's, or past it (an "
+                                   "EventSource stops reconnecting on a 204)",
+                    "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}}},
             "404": problem("unknown, or someone else's (not-found)"),
             "422": problem("invalid ids, Last-Event-ID or after (invalid-input); `field` names it"),
             "503": problem("the database is unavailable (database-unavailable); try again after Retry-After "
