@@ -4,7 +4,8 @@ What CI checks (it runs before the tests): the committed OpenAPI document makes 
 
 1. ``openapi-generator validate --recommend`` on the document: any issue fails.
 2. TypeScript: ``@hey-api/openapi-ts`` (``@hey-api/client-fetch``), then ``tsc --noEmit --strict`` over the
-   client and a short program that uses it as docs/api.md says (operation names, Problem, Money).
+   client, a short program that uses it as docs/api.md says (operation names, Problem, Money, one type
+   per event) and the TypeScript blocks of docs/api.md.
 3. Kotlin: ``openapi-generator generate -g kotlin --library jvm-okhttp4`` (gson) with ``--strict-spec``,
    then ``kotlinc -Werror`` over the client, a short program that uses it, and the SSE reader of
    docs/api.md (its Kotlin blocks), so the docs' code keeps compiling.
@@ -99,7 +100,7 @@ val HttpUrl.encodedPathSegments: List<String> get() = encodedPathSegments()
 # the build fails. Their turn streams are read with an SSE reader (docs/api.md), not through the client.
 TS_USAGE = """\
 import { cancelTurn, createSession, getUsage, listMessages, streamTurnEvents } from "./client";
-import type { FieldError, Money, Problem, TurnIn } from "./client";
+import type { FieldError, Money, Problem, TurnCompleted, TurnEvent, TurnIn } from "./client";
 
 // a turn's body with both kinds of photo: base64 and an upload (POST /uploads)
 export const twoPhotos: TurnIn = {
@@ -125,6 +126,23 @@ export async function spend(): Promise<Money | undefined> {
   return usage.data?.totals.cost;
 }
 
+// one type per event of a turn's stream, told apart by `event` (TurnEvent in the document)
+export function shown(data: TurnEvent): string {
+  switch (data.event) {
+    case "RunContent":
+    case "TeamRunContent":
+      return data.content ?? "";
+    case "TurnCompleted": {
+      const done: TurnCompleted = data;
+      return `done: ${done.cost?.usd ?? "-"} USD, ${done.usage?.output_tokens ?? 0} tokens out`;
+    }
+    case "TurnFailed":
+      return `failed: ${data.error.code}${data.error.retryable ? " (retry later)" : ""}`;
+    default:
+      return "";
+  }
+}
+
 export const operations = [cancelTurn, streamTurnEvents];
 """
 
@@ -137,8 +155,10 @@ import {KOTLIN_PACKAGE}.apis.UsageApi
 import {KOTLIN_PACKAGE}.models.FieldError
 import {KOTLIN_PACKAGE}.models.Money
 import {KOTLIN_PACKAGE}.models.Problem
+import {KOTLIN_PACKAGE}.models.TurnCompleted
 import {KOTLIN_PACKAGE}.models.TurnImage
 import {KOTLIN_PACKAGE}.models.TurnIn
+import com.google.gson.Gson
 import java.math.BigDecimal
 import java.util.UUID
 
@@ -152,6 +172,9 @@ fun describe(problem: Problem): String =
         problem.errors.orEmpty().joinToString("; ") {{ e: FieldError -> e.loc.joinToString(".") + ": " + e.msg }}
 
 fun dollars(cost: Money): BigDecimal = BigDecimal(cost.usd)
+
+// one class per event of a turn's stream: the `data:` of a TurnCompleted event, read as one
+fun finalCost(data: String): BigDecimal? = Gson().fromJson(data, TurnCompleted::class.java).cost?.let {{ dollars(it) }}
 
 val operations = listOf(SessionsApi::listSessions, SessionsApi::deleteSession, TurnsApi::streamTurn,
                         TurnsApi::streamTurnEvents, TurnsApi::cancelTurn, UsageApi::getUsage)
@@ -299,20 +322,23 @@ def typescript(cache: Path, spec: Path, out: Path) -> None:
     if bad := unexpected_warnings(log):
         raise Failed("@hey-api/openapi-ts warned:\n" + "\n".join(bad))
     (out / "usage.ts").write_text(TS_USAGE)
+    for i, block in enumerate(doc_blocks("typescript")):
+        (out / f"api-doc-{i}.ts").write_text(block)
     (out / "tsconfig.json").write_text(json.dumps({
         "compilerOptions": {"target": "ES2022", "module": "ESNext", "moduleResolution": "Bundler",
                             "lib": ["ES2022", "DOM", "DOM.Iterable"], "strict": True, "noEmit": True,
                             "skipLibCheck": False, "types": []},
-        "include": ["client/**/*.ts", "usage.ts"]}, indent=2))
+        "include": ["client/**/*.ts", "usage.ts", "api-doc-*.ts"]}, indent=2))
     run([str(bin_dir / "tsc"), "-p", str(out / "tsconfig.json"), "--noEmit", "--strict"], cwd=out,
         what="tsc --noEmit --strict (TypeScript client)")
 
 
-def doc_kotlin() -> list[str]:
-    """The Kotlin code blocks of docs/api.md (its SSE reader)."""
-    blocks = re.findall(r"^```kotlin\n(.*?)^```$", API_DOC.read_text(), flags=re.M | re.S)
+def doc_blocks(language: str) -> list[str]:
+    """The code blocks of docs/api.md in ``language`` (``kotlin``: its SSE reader; ``typescript``: the
+    generated client's stream with a retry cap), compiled against the generated clients."""
+    blocks = re.findall(rf"^```{language}\n(.*?)^```$", API_DOC.read_text(), flags=re.M | re.S)
     if not blocks:
-        raise Failed("docs/api.md has no Kotlin block to compile (its SSE reader)")
+        raise Failed(f"docs/api.md has no {language} block to compile")
     return blocks
 
 
@@ -344,7 +370,7 @@ def kotlin(cache: Path, jar: Path, spec: Path, out: Path) -> None:
         raise Failed("openapi-generator warned (Kotlin):\n" + "\n".join(bad))
     source = project / "src" / "main" / "kotlin"
     (source / "Usage.kt").write_text(KOTLIN_USAGE)
-    readers = doc_kotlin()
+    readers = doc_blocks("kotlin")
     for i, block in enumerate(readers):
         (source / f"ApiDocReader{i}.kt").write_text(block)
     _okhttp4_on_okhttp3(source)

@@ -45,11 +45,36 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
     cancel = doc["paths"]["/sessions/{session_id}/turns/{run_id}/cancel"]["post"]
     assert {"202", "404", "409"} <= set(cancel["responses"])
     assert "text/event-stream" in turn["responses"]["200"]["content"]
+    assert "204" in resume["responses"] and "content" not in resume["responses"]["204"]  # a resume that ends
     turn_in = doc["components"]["schemas"]["TurnIn"]["properties"]
     assert turn_in["message"]["maxLength"] == 32000 and turn_in["images"]["maxItems"] == 20
     for path in doc["paths"].values():
         for op in path.values():
             assert "application/problem+json" in op["responses"]["422"]["content"]
+
+
+def test_both_stream_routes_carry_one_schema_per_event_told_apart_by_its_name():
+    """What generators type a stream with (docs/api.md: OpenAPI 3.1 has no itemSchema, and neither
+    generator reads 3.2's): the data of one event, TurnEvent, a oneOf of every event of the registry."""
+    from chatcore.wire.events import EVENTS, name_of
+
+    doc = json.loads(OPENAPI_PATH.read_text())
+    schemas = doc["components"]["schemas"]
+    for path, method in (("/sessions/{session_id}/turns", "post"), ("/sessions/{session_id}/turns/{run_id}/events", "get")):
+        ok = doc["paths"][path][method]["responses"]["200"]
+        assert ok["content"] == {"text/event-stream": {"schema": {"$ref": "#/components/schemas/TurnEvent"}}}, path
+        assert ok["headers"]["X-Run-Id"]["schema"] == {"type": "string", "format": "uuid"}, path
+    union = schemas["TurnEvent"]
+    mapping = union["discriminator"]["mapping"]
+    assert union["discriminator"]["propertyName"] == "event"
+    names = [name_of(m) for m in EVENTS]
+    assert set(mapping) == set(names) and len(mapping) >= 25
+    assert union["oneOf"] == [{"$ref": mapping[name]} for name in names]
+    for name, ref in mapping.items():
+        event = schemas[ref.rsplit("/", 1)[1]]
+        assert event["properties"]["event"]["const"] == name and "event" in event["required"], name
+    assert schemas["TurnCompleted"]["additionalProperties"] is False  # ours, exactly
+    assert schemas["RunContent"]["additionalProperties"] is True  # agno's: it may add members
 
 
 def operations(doc: dict) -> list[tuple[str, str, dict]]:

@@ -10,6 +10,7 @@ JSON route a chat screen reads and a few problems. Every body and every event's 
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from decimal import Decimal
@@ -161,8 +162,14 @@ def assert_no_exponent_anywhere_and_every_event_names_itself(seen: Seen) -> None
     unnamed = [f"{label} #{e['id']} {e['event']}: {e['data'].get('event')!r}" for label, events in seen.streams
                for e in events if e["data"].get("event") != e["event"]]
     assert not unnamed, "events whose data does not name them:\n" + "\n".join(unnamed)
+    # every event is what the registry (and so docs/openapi.json's TurnEvent) documents
+    off = [f"{label} #{e['id']} {e['event']}: {problem}" for label, events in seen.streams for e in events
+           if (problem := sse.check(e["event"], json.dumps(e["data"])))]
+    assert not off, "events off their documented schema:\n" + "\n".join(off)
     assert {e["event"] for _, events in seen.streams for e in events} >= {
-        "RunStarted", "RunContent", "TeamRunStarted", "TurnCompleted", "TurnFailed", "TurnCancelled"}
+        "RunStarted", "RunContent", "ToolCallStarted", "ToolCallCompleted", "RunCompleted", "RunError",
+        "RunCancelled", "TeamRunStarted", "TeamToolCallStarted", "TeamRunCompleted", "TurnCompleted", "TurnFailed",
+        "TurnCancelled"}
 
 
 def test_every_decimal_is_a_plain_string_and_every_event_names_itself(user, standin, db_conn, server_url):

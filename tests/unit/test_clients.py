@@ -53,4 +53,5 @@ def test_the_programs_built_against_the_clients_use_the_documents_operation_name
     used_ts = set(re.search(r"import \{([^}]*)\} from \"\./client\";", clients.TS_USAGE).group(1).replace(" ", "").split(","))
     used_kotlin = set(re.findall(r"Api::(\w+)", clients.KOTLIN_USAGE))
     assert used_ts <= ids and used_kotlin <= ids and {"streamTurn", "streamTurnEvents"} <= used_kotlin
-    assert "fun sendTurn(" in "".join(clients.doc_kotlin())  # the docs' SSE reader is compiled too
+    assert "fun sendTurn(" in "".join(clients.doc_blocks("kotlin"))  # the docs' SSE reader is compiled too
+    assert "sseMaxRetryAttempts" in "".join(clients.doc_blocks("typescript"))  # and the retry cap example

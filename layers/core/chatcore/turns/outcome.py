@@ -14,7 +14,8 @@ from chatcore.money.prices import TokenUsage
 from chatcore.wire.amounts import decimal_string
 
 MAX_ERROR_MESSAGE = 2000
-# The final events of a turn's stream: exactly one ends every turn.
+# The final events of a turn's stream, by the run's status: exactly one ends every turn (their models
+# are in chatcore.wire.events; tests/unit/test_events.py holds the two together).
 FINAL_EVENTS = {"completed": "TurnCompleted", "failed": "TurnFailed", "cancelled": "TurnCancelled"}
 
 
@@ -60,8 +61,13 @@ class TurnOutcome:
         return FINAL_EVENTS[self.status]
 
     def final_event(self) -> tuple[str, dict[str, Any]]:
-        """The last event of the turn's stream (see ``chatcore.wire.sse``)."""
-        data: dict[str, Any] = {"session_id": str(self.session_id), "run_id": str(self.run_id)}
+        """The last event of the turn's stream: its name and data, made by its model in the registry
+        of events (``chatcore.wire.events``; loaded here, so the events function loads pydantic only
+        for a final event it rebuilds)."""
+        from chatcore.wire import events
+
+        data: dict[str, Any] = {"event": self.event_name, "session_id": str(self.session_id),
+                                "run_id": str(self.run_id)}
         if self.error is not None:
             data["error"] = {"code": self.error.code, "message": self.error.message,
                              "retryable": is_retryable(self.error.code)}
@@ -78,7 +84,8 @@ class TurnOutcome:
             data["replayed"] = True
         if self.duration_ms is not None:
             data["duration_ms"] = self.duration_ms
-        return self.event_name, data
+        final = events.model_of(self.event_name).model_validate(data)
+        return self.event_name, final.model_dump(mode="json", exclude_none=True, exclude={"event"})
 
     def run_row(self) -> dict[str, Any]:
         """The parameters of the run's final update (``store.turns.finish_run``)."""

@@ -77,6 +77,29 @@ def model_schema(model: type, components: dict) -> dict:
     return _hoist_defs(model.model_json_schema(ref_template="#/components/schemas/{model}"), components)
 
 
+TURN_EVENT_REF = "#/components/schemas/TurnEvent"
+
+
+def turn_event_stream(components: dict) -> dict:
+    """The content of a turn's stream (``text/event-stream``) for the document: every event's data a
+    named schema (``chatcore.wire.events``, added to ``components``), and ``TurnEvent``, one of them,
+    told apart by ``event``. The schema of the content is the data of one event: what
+    ``@hey-api/openapi-ts`` types its stream's items with (OpenAPI 3.1 has no ``itemSchema``; docs/api.md
+    says what the generators make of either)."""
+    from chatcore.wire.events import EVENTS, name_of
+
+    refs = {name_of(model): f"#/components/schemas/{model.__name__}" for model in EVENTS}
+    for model in EVENTS:
+        components[model.__name__] = model_schema(model, components)
+    components["TurnEvent"] = {
+        "title": "TurnEvent",
+        "description": ("the data of one event of a turn's stream (its `data:` line); `event` says which, as the "
+                        "SSE `event:` field does. The last event is TurnCompleted, TurnFailed or TurnCancelled"),
+        "oneOf": [{"$ref": ref} for ref in refs.values()],
+        "discriminator": {"propertyName": "event", "mapping": refs}}
+    return {"text/event-stream": {"schema": {"$ref": TURN_EVENT_REF}}}
+
+
 def complete(schema: dict) -> None:
     """Add to an OpenAPI document what every operation shares: the servers, the Problem schema (and
     its parts), and the problem responses of ``EVERY_OPERATION`` (an operation's own description

@@ -242,7 +242,7 @@ class FieldError(BaseModel):
     msg: str = Field(description="what is wrong with it")
 
 
-def _absent_when_unset(schema: dict) -> None:
+def absent_when_unset(schema: dict) -> None:
     # A problem leaves out the members it does not set (it never sends null): each optional member is
     # its own type, not "T or null" (generated models then keep each member's own description).
     for name, member in schema.get("properties", {}).items():
@@ -259,7 +259,7 @@ class Problem(BaseModel):
     (401 unauthorized, 403 forbidden, 413 payload-too-large, 429 throttled). ``code`` is the stable
     name to switch on; the optional members are set by the problems named in their descriptions."""
 
-    model_config = ConfigDict(json_schema_extra=_absent_when_unset)
+    model_config = ConfigDict(json_schema_extra=absent_when_unset)
 
     type: str = Field(description="a URI naming the problem type: https://errors.agent-chat.dev/<code>")
     title: str

@@ -3,15 +3,22 @@ documentation of a turn's events (the OpenAPI document and docs/api.md show it).
 
 Every event's ``data`` is made here (``payload``): one line of JSON whose ``event`` key is the
 event's name (a client that reads only the data, or a generated model, still knows what it is),
-decimals as plain strings (``chatcore.wire.amounts``)."""
+decimals as plain strings (``chatcore.wire.amounts``), checked against the event's model in the
+registry (``chatcore.wire.events``): an event the registry does not know, or data its model refuses,
+is logged (once per event name and process) and still sent, so a new agno version never breaks a
+turn, and the tests fail on it."""
 
 from __future__ import annotations
 
 import json
+import logging
 from decimal import Decimal
 from typing import Any
 
 from chatcore.wire.amounts import decimal_string
+
+log = logging.getLogger(__name__)
+_reported: set[str] = set()  # events already logged as unknown or off their model
 
 MEDIA_KEYS = {"content", "url", "filepath"}
 
@@ -46,9 +53,30 @@ def _default(value: Any) -> Any:
 
 def payload(event: str, data: dict[str, Any]) -> str:
     """The ``data`` of the event named ``event`` as sent: one line of JSON that starts with
-    ``"event": <its name>``, media bytes and URLs left out."""
-    fields = {"event": event, **{k: v for k, v in data.items() if k != "event"}}
-    return json.dumps(_strip_media(fields), default=_default, separators=(",", ":"))
+    ``"event": <its name>``, media bytes and URLs left out, checked against its model (``check``)."""
+    text = json.dumps(_strip_media({"event": event, **{k: v for k, v in data.items() if k != "event"}}),
+                      default=_default, separators=(",", ":"))
+    if problem := check(event, text):
+        if event not in _reported:
+            _reported.add(event)
+            log.warning("the %s event is not what the API documents (sent anyway): %s", event, problem)
+    return text
+
+
+def check(event: str, payload_text: str) -> str | None:
+    """What is wrong with an event's data as the registry of events documents it (None: nothing)."""
+    from pydantic import ValidationError
+
+    from chatcore.wire.events import model_of
+
+    model = model_of(event)
+    if model is None:
+        return "no such event in chatcore.wire.events"
+    try:
+        model.model_validate_json(payload_text)
+    except ValidationError as e:
+        return str(e)
+    return None
 
 
 def frame_of(seq: int, event: str, payload_text: str) -> bytes:
@@ -97,6 +125,9 @@ Streams the turn as server-sent events (`text/event-stream`). Every event has th
     id: <sequence number of the event in the turn: 1, 2, 3, ...>
     event: <name>
     data: <one line of JSON; its "event" member is the name again>
+
+Each event's data has its own schema, named after the event (`RunContent`, `TurnCompleted`, ...);
+`TurnEvent` is one of them, told apart by `event`: the schema this response's content declares.
 
 The response's `X-Run-Id` header, and `run_id` of the first event, name the turn's run. The events
 are stored as the turn runs (about every 0.25 s): a client that lost the stream resumes it with

@@ -48,6 +48,7 @@ No event is ever sent after the final one. Someone else's turn, or an unknown on
 def add_openapi(schema: dict) -> None:
     """Describe the events route in an OpenAPI document (the combined app's, docs/openapi.json)."""
     problem = openapi.documented_problem
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
     uuid = {"type": "string", "format": "uuid"}
     schema.setdefault("paths", {})[EVENTS_PATH] = {"get": {
         "tags": ["turns"],
@@ -69,7 +70,7 @@ def add_openapi(schema: dict) -> None:
             "200": {"description": "the turn's events (server-sent events), from after the given id; read "
                                    "them with an SSE reader, not a generated client's string body (docs/api.md)",
                     "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}},
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "content": openapi.turn_event_stream(components)},
             "204": {"description": "nothing follows the given id: it is the turn's final event's, or past it (an "
                                    "EventSource stops reconnecting on a 204)",
                     "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}}},

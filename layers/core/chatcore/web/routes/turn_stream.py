@@ -135,7 +135,7 @@ def add_openapi(schema: dict) -> None:
                                    "the stream with an SSE reader (docs/api.md)",
                     "headers": {"X-Run-Id": {"schema": {"type": "string", "format": "uuid"},
                                              "description": "the turn's run id (to resume or stop it)"}},
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "content": openapi.turn_event_stream(components)},
             "402": problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
                            "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
             "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),

@@ -1,0 +1,71 @@
+"""The registry of a turn's events (``chatcore.wire.events``): one model per event, joined by being
+declared; the final events the turn's outcome makes are its own; an event that is not what the API
+documents is logged and still sent. (test_wire_format checks every event a real turn sends.)"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Literal
+
+import pytest
+
+from chatcore.turns.outcome import FINAL_EVENTS
+from chatcore.wire import events, sse
+
+
+def test_every_event_has_one_model_named_by_its_event_member():
+    names = events.event_names()
+    assert len(names) == len(set(names)) == len(events.EVENTS) >= 25
+    assert all(events.model_of(name).model_fields["event"].annotation == Literal[name] for name in names)
+    assert set(FINAL_EVENTS.values()) <= set(names)  # the outcome's final events are the registry's
+    for name in FINAL_EVENTS.values():
+        assert events.model_of(name).model_config["extra"] == "forbid"  # ours: exactly what is documented
+
+
+def test_the_registry_follows_agnos_own_event_names():
+    from agno.run.agent import RunEvent
+    from agno.run.team import TeamRunEvent
+
+    agno_names = {e.value for e in RunEvent} | {e.value for e in TeamRunEvent}
+    ours = set(events.event_names()) - set(FINAL_EVENTS.values())
+    assert ours <= agno_names, ours - agno_names
+
+
+def test_an_event_joins_the_registry_by_being_declared():
+    class Pondered(events.TurnEventData):
+        event: Literal["Pondered"]
+        thought: str
+
+    try:
+        assert events.EVENTS[-1] is Pondered and events.model_of("Pondered") is Pondered
+        assert sse.check("Pondered", json.dumps({"event": "Pondered", "thought": "hm"})) is None
+        with pytest.raises(TypeError, match="two events are called Pondered"):
+            class Again(events.TurnEventData):
+                event: Literal["Pondered"]
+    finally:
+        events.EVENTS.remove(Pondered)
+        events._BY_NAME.pop("Pondered")
+    assert events.model_of("Pondered") is None
+
+
+def test_an_event_off_its_model_is_logged_once_and_still_sent(caplog):
+    caplog.set_level(logging.WARNING, logger="chatcore.wire.sse")
+    sse._reported.discard("RunContent")
+    odd = {"created_at": "yesterday", "run_id": "r", "session_id": "s", "agent_id": "a", "agent_name": "a"}
+    for _ in range(2):
+        text = sse.payload("RunContent", odd)
+        assert json.loads(text) == {"event": "RunContent", **odd}
+    assert [r.getMessage()[:60] for r in caplog.records] == [
+        "the RunContent event is not what the API documents (sent any"]
+    assert sse.check("NoSuchEvent", "{}") == "no such event in chatcore.wire.events"
+    good = {**odd, "created_at": 1, "content": "hi", "something_agno_adds": [1]}
+    assert sse.check("RunContent", sse.payload("RunContent", good)) is None  # agno may add members
+
+
+def test_a_final_event_is_exactly_its_model():
+    assert sse.check("TurnCompleted", json.dumps({"event": "TurnCompleted", "session_id": "s", "run_id": "r"})) is None
+    refused = sse.check("TurnCompleted", json.dumps({"event": "TurnCompleted", "session_id": "s", "run_id": "r",
+                                                     "surprise": 1}))
+    assert refused and "surprise" in refused
+    assert "error" in sse.check("TurnFailed", json.dumps({"event": "TurnFailed", "session_id": "s", "run_id": "r"}))
