@@ -347,6 +347,19 @@ def test_functions_but_chat_do_not_import_agno(function, module):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_the_events_function_loads_no_pydantic_until_it_rebuilds_a_final_event():
+    """A phone reconnecting waits for the events function's cold start: pydantic (the registry of
+    events) is loaded only to build a final event a turn never stored."""
+    code = ("import sys; sys.path[:0] = ['functions/events', 'layers/core', '.']; import events_app; "
+            "assert 'pydantic' not in sys.modules, 'pydantic at start-up'; "
+            "from uuid import uuid4; from chatcore.turns.turn_events import final_event_of; "
+            "name, data = final_event_of(uuid4(), uuid4(), {'status': 'running'}); "
+            "assert name == 'TurnFailed' and 'pydantic' in sys.modules")
+    env = {"DATABASE_URL": "postgresql://unused/x", "MEDIA_BUCKET": "b", "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
 def test_no_function_imports_the_report_module():
     for path in (ROOT / "functions").rglob("*.py"):
         text = path.read_text()
