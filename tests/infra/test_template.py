@@ -135,9 +135,36 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
     assert "ThrottlingRateLimit" in throttles["/*"] and "ThrottlingBurstLimit" in throttles["/*"]
     assert "ThrottlingRateLimit" in throttles["/~1sessions~1{id}~1turns"]
     assert props["TracingEnabled"] is True
-    # CORS preflight answered without the authorizer
+    # CORS preflight answered without the authorizer (test_browsers_... below)
     paths = body["paths"]
-    assert all("options" in ops and "security" not in ops["options"] for ops in paths.values())
+    assert all(ops["options"].get("security", [{"NONE": []}]) == [{"NONE": []}] for ops in paths.values())
+
+
+def test_browsers_preflights_and_every_answer_follow_the_cors_origins_parameter(cfn, resources):
+    """CorsAllowOrigin (none by default) is each HTTP function's CORS_ALLOWED_ORIGINS; every path's
+    preflight goes to the api function without the authorizer (chatcore.web.cors answers it for each
+    allowed origin: SAM's own preflight answers could name one fixed origin only); API Gateway's own
+    answers name the request's Origin when CORS is on, and let a page read X-Run-Id."""
+    param = cfn["Parameters"]["CorsAllowOrigin"]
+    assert param["Default"] == ""
+    assert re.fullmatch(param["AllowedPattern"], "https://app.example,http://localhost:5173")
+    assert re.fullmatch(param["AllowedPattern"], "*") and not re.fullmatch(param["AllowedPattern"], "https://a.example/x")
+    for name in ("ChatFunction", "EventsFunction", "ApiFunction"):
+        env = _function(resources, name)["Environment"]["Variables"]
+        assert env["CORS_ALLOWED_ORIGINS"] == {"Ref": "CorsAllowOrigin"}, name
+    (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
+    body = api["Properties"]["Body"]
+    for path, ops in body["paths"].items():
+        preflight = ops["options"]["x-amazon-apigateway-integration"]
+        assert preflight["type"] == "aws_proxy" and "${ApiFunction.Arn}" in _sub(preflight["uri"]), path
+    echo = {"Fn::If": ["CorsOn", "method.request.header.Origin", {"Ref": "AWS::NoValue"}]}
+    for kind, response in body["x-amazon-apigateway-gateway-responses"].items():
+        params = response["responseParameters"]
+        assert params["gatewayresponse.header.Access-Control-Allow-Origin"] == echo, kind
+        exposed = params["gatewayresponse.header.Access-Control-Expose-Headers"]["Fn::If"][1]
+        assert "X-Run-Id" in exposed and "Retry-After" in exposed, kind
+        assert not any("Credentials" in header for header in params), kind
+    assert cfn["Conditions"]["CorsOn"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CorsAllowOrigin"}, ""]}]}
 
 
 def test_the_bucket_is_private_encrypted_and_tls_only(resources):

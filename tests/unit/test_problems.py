@@ -20,10 +20,13 @@ SOURCES = [*sorted((ROOT / "layers" / "core" / "chatcore").rglob("*.py")), *sort
 
 
 def problem_types() -> list[type[errors.ProblemError]]:
+    """The problem types of ``chatcore.errors`` (whatever else is imported: web.app's ``_HttpProblem``,
+    a status Starlette chose, is not one of them)."""
     found, todo = [], [errors.ProblemError]
     while todo:
         cls = todo.pop()
-        found.append(cls)
+        if cls.__module__ == errors.__name__:
+            found.append(cls)
         todo.extend(cls.__subclasses__())
     return found
 

@@ -24,6 +24,7 @@ comes from ``ANTHROPIC_API_KEY`` or, in AWS, from the secret ``ANTHROPIC_API_KEY
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
@@ -185,6 +186,9 @@ class Settings:
     db_pool_max_idle: float = setting(
         60.0, "DB_POOL_MAX_IDLE", "a pooled connection unused this many seconds is closed (the pool keeps none "
         "open for nothing)", ge=0.1, le=3600)
+    cors_allowed_origins: str = setting(
+        "", "CORS_ALLOWED_ORIGINS", "the origins of browser apps that may call the API, comma-separated "
+        "(`https://app.example,http://localhost:5173`; `*`: any); empty: none (mobile apps need none)")
     anthropic_api_key_secret_arn: str | None = setting(
         None, "ANTHROPIC_API_KEY_SECRET_ARN", "in AWS: the secret holding the Anthropic API key (when "
         "`ANTHROPIC_API_KEY` is not set)")
@@ -293,6 +297,10 @@ def _check_together(s: Settings) -> None:
         raise RuntimeError("MEDIA_BUCKET is not set")
     if s.running_in_lambda and s.allow_unsigned_jwt:
         raise RuntimeError("ALLOW_UNSIGNED_JWT is for local development and is refused in Lambda")
+    for origin in (o.strip() for o in s.cors_allowed_origins.split(",") if o.strip()):
+        if origin != "*" and not re.fullmatch(r"https?://[^/\s?#*]+/?", origin):
+            raise RuntimeError(f"CORS_ALLOWED_ORIGINS must be origins (scheme://host[:port]) or *, comma-separated, "
+                               f"got {origin!r}")
     if s.stale_turn_seconds <= s.turn_timeout:
         raise RuntimeError(f"STALE_TURN_SECONDS ({s.stale_turn_seconds}) must be more than TURN_TIMEOUT "
                            f"({s.turn_timeout}): a turn still running would be taken for abandoned")

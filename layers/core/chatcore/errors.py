@@ -41,6 +41,12 @@ class Unauthorized(ProblemError):
     status, code, title = 401, "unauthorized", "Missing or invalid identity"
 
 
+class OriginNotAllowed(ProblemError):
+    """A browser's preflight from an origin ``CORS_ALLOWED_ORIGINS`` does not name."""
+
+    status, code, title = 403, "origin-not-allowed", "Origin not allowed"
+
+
 class NotFound(ProblemError):
     status, code, title = 404, "not-found", "Not found"
 

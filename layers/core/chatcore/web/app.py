@@ -1,5 +1,5 @@
-"""What every HTTP function shares, on Starlette alone: problem+json errors, the body limit, the
-caller's identity, the readiness route and the app factory.
+"""What every HTTP function shares, on Starlette alone: problem+json errors, the body limit, CORS
+(``chatcore.web.cors``), the caller's identity, the readiness route and the app factory.
 
 The streaming chat function is a plain Starlette app built here (FastAPI would add ~0.2 s to its
 cold start for one route); the API function adds FastAPI on top (``chatcore.web.fastapi_app``).
@@ -26,6 +26,7 @@ from uuid import UUID
 
 from chatcore.config import get_settings
 from chatcore.errors import DatabaseUnavailable, InternalError, InvalidInput, NotFound, PayloadTooLarge, ProblemError
+from chatcore.web.cors import Cors
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,8 @@ class XRayTraceId:
         await self.app(scope, receive, send)
 
 
-MIDDLEWARE = [Middleware(LimitBody), Middleware(XRayTraceId)]
+# Cors first: every answer of the others and of the app (problems, streams, 500s) carries its headers.
+MIDDLEWARE = [Middleware(Cors, problem=problem_response), Middleware(LimitBody), Middleware(XRayTraceId)]
 
 async def healthz(_: Request) -> JSONResponse:
     """Readiness for the Lambda Web Adapter (AWS_LWA_READINESS_CHECK_PATH); no identity needed."""
