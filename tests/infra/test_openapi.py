@@ -30,7 +30,8 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
                    ("DELETE", "/sessions/{session_id}"), ("GET", "/sessions/{session_id}/messages"),
                    ("POST", "/sessions/{session_id}/turns"), ("GET", "/usage"),
                    ("GET", "/sessions/{session_id}/turns/{run_id}/events"),
-                   ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"), ("POST", "/uploads"),
+                   ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"),
+                   ("POST", "/sessions/{session_id}/turns/{run_id}/resume-token"), ("POST", "/uploads"),
                    ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"), ("GET", "/me/export")}
     for method, path in (("DELETE", "/me"), ("POST", "/me/export")):  # done at once, or 202 and poll
         assert {"200", "202"} <= set(doc["paths"][path][method.lower()]["responses"])
@@ -40,7 +41,7 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
         assert word in turn["description"]
     assert "X-Run-Id" in turn["responses"]["200"]["headers"]
     resume = doc["paths"]["/sessions/{session_id}/turns/{run_id}/events"]["get"]
-    assert {p["name"] for p in resume["parameters"]} == {"session_id", "run_id", "Last-Event-ID", "after"}
+    assert {p["name"] for p in resume["parameters"]} == {"session_id", "run_id", "Last-Event-ID", "after", "token"}
     assert "text/event-stream" in resume["responses"]["200"]["content"] and "404" in resume["responses"]
     cancel = doc["paths"]["/sessions/{session_id}/turns/{run_id}/cancel"]["post"]
     assert {"202", "404", "409"} <= set(cancel["responses"])
@@ -91,6 +92,7 @@ OPERATION_IDS = {
     ("POST", "/sessions/{session_id}/turns"): "streamTurn",
     ("GET", "/sessions/{session_id}/turns/{run_id}/events"): "streamTurnEvents",
     ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"): "cancelTurn",
+    ("POST", "/sessions/{session_id}/turns/{run_id}/resume-token"): "createResumeToken",
     ("POST", "/uploads"): "createUpload", ("GET", "/usage"): "getUsage",
     ("DELETE", "/me"): "deleteMe", ("GET", "/me/deletion"): "getDeletion",
     ("POST", "/me/export"): "startExport", ("GET", "/me/export"): "getExport",

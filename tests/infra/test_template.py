@@ -105,7 +105,7 @@ def test_only_the_turn_and_its_events_stream(resources):
         assert turn["responseTransferMode"] == "STREAM", route
         assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
     others = {k: v for k, v in routes.items() if k not in STREAMED}
-    assert len(others) == 15
+    assert len(others) == 16
     for route, op in others.items():
         integration = op["x-amazon-apigateway-integration"]
         assert _sub(integration["uri"]).endswith("/invocations"), route
@@ -114,18 +114,22 @@ def test_only_the_turn_and_its_events_stream(resources):
         assert "${ApiFunction.Arn}" in _sub(integration["uri"]), route
 
 
+EVENTS_ROUTE = ("GET", "/sessions/{id}/turns/{run_id}/events")
+
+
 def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_throttled(resources):
     (api,) = _of_type(resources, "AWS::ApiGateway::RestApi").values()
     body = api["Properties"]["Body"]
     assert api["Properties"]["EndpointConfiguration"]["Types"] == ["REGIONAL"]
     scheme = body["components"]["securitySchemes"]["CognitoAuthorizer"]
     assert scheme["x-amazon-apigateway-authtype"] == "cognito_user_pools"
-    for route, op in _routes(resources).items():
-        assert op["security"] == [{"CognitoAuthorizer": []}], route
+    for route, op in _routes(resources).items():  # the events route checks its tokens itself (below)
+        assert op["security"] == ([{"NONE": []}] if route == EVENTS_ROUTE else [{"CognitoAuthorizer": []}]), route
     assert {("GET", "/agents"), ("GET", "/teams"), ("POST", "/sessions"), ("GET", "/sessions"),
             ("GET", "/sessions/{id}"), ("PATCH", "/sessions/{id}"), ("DELETE", "/sessions/{id}"),
             ("GET", "/sessions/{id}/messages"), ("GET", "/usage"), ("POST", "/sessions/{id}/turns"),
-            ("GET", "/sessions/{id}/turns/{run_id}/events"), ("POST", "/sessions/{id}/turns/{run_id}/cancel"),
+            EVENTS_ROUTE, ("POST", "/sessions/{id}/turns/{run_id}/cancel"),
+            ("POST", "/sessions/{id}/turns/{run_id}/resume-token"),
             ("POST", "/uploads"), ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"),
             ("GET", "/me/export")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
@@ -138,6 +142,32 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
     # CORS preflight answered without the authorizer (test_browsers_... below)
     paths = body["paths"]
     assert all(ops["options"].get("security", [{"NONE": []}]) == [{"NONE": []}] for ops in paths.values())
+
+
+def test_the_events_route_takes_a_bearer_token_checked_by_its_function_or_a_resume_token_never_logged(cfn, resources):
+    """A browser's EventSource cannot send Authorization: the events route has no authorizer, its
+    function checks a bearer token against the stack's user pool itself (COGNITO_ISSUER) or takes a
+    resume token from the query. No log or trace keeps a query string: the access log format names
+    none, the stage has no execution logs, and resumes are never sampled by X-Ray."""
+    issuer = _function(resources, "EventsFunction")["Environment"]["Variables"]["COGNITO_ISSUER"]
+    condition, created, existing = issuer["Fn::If"]
+    assert condition == "CreateUserPool"
+    assert created == {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"}
+    assert existing["Fn::Sub"][0] == "https://cognito-idp.${PoolRegion}.amazonaws.com/${PoolId}"
+    for name in ("ChatFunction", "ApiFunction"):  # behind the authorizer: its claims, never a token of their own
+        assert "COGNITO_ISSUER" not in _function(resources, name)["Environment"]["Variables"], name
+    (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
+    access_log = stage["Properties"]["AccessLogSetting"]["Format"]
+    assert "$context.resourcePath" in access_log
+    assert not re.search(r"\$context\.(path|requestOverride|querystring)|\$input|\$method\.request", access_log)
+    for settings in stage["Properties"]["MethodSettings"]:
+        assert settings.get("LoggingLevel", "OFF") == "OFF" and not settings.get("DataTraceEnabled"), settings
+    (rule,) = _of_type(resources, "AWS::XRay::SamplingRule").values()
+    sampling = rule["Properties"]["SamplingRule"]
+    assert (sampling["FixedRate"], sampling["ReservoirSize"], sampling["HTTPMethod"]) == (0, 0, "GET")
+    assert sampling["URLPath"] == "*/events*" and sampling["ServiceType"] == "AWS::ApiGateway::Stage"
+    assert sampling["ServiceName"] == {"Fn::Sub": "${AWS::StackName}-api/${StageName}"}
+    assert sampling["Priority"] < 10000  # before the Default rule
 
 
 def test_browsers_preflights_and_every_answer_follow_the_cors_origins_parameter(cfn, resources):

@@ -28,7 +28,7 @@ from tests.support.uploads import uploaded
 PROBLEM = "application/problem+json"
 # Every table that holds something of an account (what the scan must find before the deletion).
 HOLDERS = {"users", "sessions", "runs", "chat_events", "turn_events", "session_summaries", "uploads",
-           "deleted_session_usage", "daily_costs", "exports"}
+           "deleted_session_usage", "daily_costs", "exports", "resume_tokens"}
 
 
 def tables(db_conn) -> list[str]:
@@ -107,7 +107,7 @@ class Account:
 
 def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
     """An agent session with an inline photo and an uploaded one, a team session, a session deleted
-    before (its usage kept), a summary, an upload never used and an export."""
+    before (its usage kept), a summary, an upload never used, a resume token and an export."""
     bucket = stack.env["MEDIA_BUCKET"]
     marker = f"zebra{uuid.uuid4().hex[:12]}"
     photos = [noise_png(64, 48, seed=int(time.time() * 1000) % 100_000 + i) for i in range(3)]
@@ -131,6 +131,8 @@ def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
     db_conn.execute("INSERT INTO session_summaries (session_id, summary, through_message_id, turns, run_id) "
                     "VALUES (%s, %s, %s, 1, %s)", (agent_sid, f"{marker} summary", uuid.uuid4(), run_of_agent))
     unused = uploaded(user, photos[2])
+    # a browser's resume token for one of its turns
+    assert user.client.post(f"/sessions/{agent_sid}/turns/{run_of_agent}/resume-token").status_code == 201
     user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
     export_id = uuid.uuid4()
     export_key = f"{stack.env.get('MEDIA_PREFIX', 'media/')}exports/{export_id}.zip"

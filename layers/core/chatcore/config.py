@@ -186,6 +186,13 @@ class Settings:
     db_pool_max_idle: float = setting(
         60.0, "DB_POOL_MAX_IDLE", "a pooled connection unused this many seconds is closed (the pool keeps none "
         "open for nothing)", ge=0.1, le=3600)
+    resume_token_seconds: int = setting(
+        300, "RESUME_TOKEN_SECONDS", "how long a resume token (a browser's EventSource resuming one turn's stream) "
+        "opens the stream", ge=30, le=3600)
+    cognito_issuer: str | None = setting(
+        None, "COGNITO_ISSUER", "in AWS, the events function: the user pool's issuer "
+        "(`https://cognito-idp.<region>.amazonaws.com/<pool id>`); its route has no API Gateway authorizer (a "
+        "browser resumes with a resume token), so it checks a bearer token's signature, expiry and issuer itself")
     cors_allowed_origins: str = setting(
         "", "CORS_ALLOWED_ORIGINS", "the origins of browser apps that may call the API, comma-separated "
         "(`https://app.example,http://localhost:5173`; `*`: any); empty: none (mobile apps need none)")

@@ -97,6 +97,13 @@ class DatabaseUnavailable(ProblemError):
     retry_after = 5
 
 
+class IdentityUnavailable(ProblemError):
+    """The user pool's signing keys could not be fetched to check a token: nothing was done; retry."""
+
+    status, code, title = 503, "identity-unavailable", "Tokens cannot be checked right now; try again"
+    retry_after = 5
+
+
 class ClientTurnIdReused(ProblemError):
     """A ``client_turn_id`` sent again with a different message: not a retry of the same turn."""
 

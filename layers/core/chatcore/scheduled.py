@@ -8,6 +8,7 @@ The jobs, by the name of their entry in the summary:
   yesterday, UTC, plus every day touched by rows created since the last watermark);
 - ``events_pruned``: the stored events of turns finished more than ``EVENT_RETENTION_HOURS`` ago
   but their final event (their messages stay, and a replay still ends with the same final event);
+- ``resume_tokens_pruned``: expired resume tokens (a browser's resume of a turn's stream);
 - ``uploads_pruned``: the rows of uploads expired more than a week ago (the bucket's lifecycle
   deleted their files);
 - ``exports``: expired exports deleted, lost ones failed (``chatcore.account.export.prune_exports``);
@@ -33,7 +34,7 @@ from chatcore import db
 from chatcore.account import deletion, export, retention
 from chatcore.config import get_settings
 from chatcore.money import rollup
-from chatcore.store import accounts, turn_events, uploads
+from chatcore.store import accounts, resume_tokens, turn_events, uploads
 from chatcore.turns.outcome import FINAL_EVENTS
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,11 @@ def rollup_costs(days: tuple[date, date] | None = None) -> dict[str, Any]:
 def prune_events(deadline: float) -> int:
     with db.connection() as conn:
         return turn_events.prune_events(conn, get_settings().event_retention_hours, keep=FINAL_EVENTS.values())
+
+
+def prune_resume_tokens(deadline: float) -> int:
+    with db.connection() as conn:
+        return resume_tokens.prune(conn)
 
 
 def prune_uploads(deadline: float) -> int:
@@ -97,6 +103,7 @@ def apply_retention(deadline: float) -> dict[str, Any]:
 # The housekeeping jobs, in the order they run, by their name in the summary.
 HOUSEKEEPING: dict[str, Callable[[float], Any]] = {
     "events_pruned": prune_events,
+    "resume_tokens_pruned": prune_resume_tokens,
     "uploads_pruned": prune_uploads,
     "exports": prune_exports,
     "deletions": resume_deletions,

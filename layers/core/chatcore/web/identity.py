@@ -1,7 +1,9 @@
 """Who is calling: the ``sub`` claim of the Cognito-authorized request.
 
 In Lambda, API Gateway's Cognito authorizer has verified the token and the Lambda Web Adapter
-forwards the request context (claims included) in the ``x-amzn-request-context`` header.
+forwards the request context (claims included) in the ``x-amzn-request-context`` header. A route
+without the authorizer (the events route: a browser resumes it with a resume token instead) checks
+the bearer token itself against the user pool of ``COGNITO_ISSUER`` (``chatcore.web.cognito``).
 Locally, the claims of the bearer JWT are read WITHOUT checking its signature; that is only
 allowed with ALLOW_UNSIGNED_JWT=1 and refused inside Lambda.
 """
@@ -48,13 +50,19 @@ def _claims_from_unsigned_jwt(authorization: str) -> dict:
     return claims if isinstance(claims, dict) else {}
 
 
-def subject_from_headers(headers: Mapping[str, str], *, allow_unsigned_jwt: bool) -> str:
-    """The caller's ``sub``; raises Unauthorized when there is none."""
+def subject_from_headers(headers: Mapping[str, str], *, allow_unsigned_jwt: bool, issuer: str | None = None) -> str:
+    """The caller's ``sub``: of the authorizer's claims, else of the bearer token checked against the
+    user pool of ``issuer``, else (locally) of an unsigned bearer token; raises Unauthorized when
+    there is none. With ``issuer`` it may fetch the pool's keys (blocking)."""
     context = headers.get("x-amzn-request-context")
     claims: dict = {}
     if context:
         claims = _claims_from_request_context(context)
-    elif allow_unsigned_jwt and headers.get("authorization"):
+    if not claims and issuer and headers.get("authorization"):
+        from chatcore.web import cognito
+
+        claims = cognito.claims_of(headers["authorization"], issuer)
+    elif not context and allow_unsigned_jwt and headers.get("authorization"):
         claims = _claims_from_unsigned_jwt(headers["authorization"])
     sub = claims.get("sub")
     # isprintable() also refuses NUL and lone surrogates, which Postgres cannot store.
@@ -86,7 +94,12 @@ async def caller(request: Request) -> str:
 
     The users row is created the first time a ``sub`` is seen (remembered per process).
     """
-    sub = subject_from_headers(request.headers, allow_unsigned_jwt=get_settings().allow_unsigned_jwt)
+    settings = get_settings()
+    if settings.cognito_issuer:  # the token is checked here, and the pool's keys may be fetched first
+        sub = await asyncio.to_thread(subject_from_headers, request.headers, allow_unsigned_jwt=settings.allow_unsigned_jwt,
+                                      issuer=settings.cognito_issuer)
+    else:
+        sub = subject_from_headers(request.headers, allow_unsigned_jwt=settings.allow_unsigned_jwt)
     if sub not in _known_subs:
         await asyncio.to_thread(_ensure_user, sub)
     return sub

@@ -319,6 +319,16 @@ class TurnCancelRequested(BaseModel):
         "the stop is recorded; the turn's stream ends with TurnCancelled within about a second"))
 
 
+class ResumeTokenOut(BaseModel):
+    """A browser's resume of one turn's stream (docs/api.md, Browsers)."""
+
+    token: str = Field(description=(
+        "open GET /sessions/{session_id}/turns/{run_id}/events?token=<it> (an EventSource: no Authorization "
+        "header); for this turn only; never logged"))
+    expires_in: int = Field(description="seconds it opens the stream for (a stream opened in time runs to its end)")
+    expires_at: datetime
+
+
 class SessionDetail(SessionSummary):
     turns: int
     turn_running: bool

@@ -11,9 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from chatcore.turns.turn_events import open_follow
-from chatcore.web import openapi
+from chatcore.web import openapi, resume
 from chatcore.web.app import SSE_HEADERS, event_stream, path_uuid, resume_point
-from chatcore.web.identity import caller
 
 EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
 
@@ -21,7 +20,7 @@ EVENTS_PATH = "/sessions/{session_id}/turns/{run_id}/events"
 async def turn_events(request: Request) -> Response:
     """A turn's events after ``Last-Event-ID`` (or ``after``), stored then live, to its final event;
     204 when the client has the final event already (an ``EventSource`` then stops reconnecting)."""
-    sub = await caller(request)
+    sub = await resume.events_caller(request)
     session_id, run_id = path_uuid(request, "session_id"), path_uuid(request, "run_id")
     after = resume_point(request)
     frames = await open_follow(sub, session_id, run_id, after)
@@ -42,6 +41,10 @@ else was for 15 s. A finished turn replays from its first event for at least 24 
 only its final event, as it was first sent. `Last-Event-ID` (or `after`) at or past the final
 event: `204 No Content` (the client has every event; a browser's `EventSource` stops reconnecting).
 No event is ever sent after the final one. Someone else's turn, or an unknown one, is 404.
+
+A browser's `EventSource`, which cannot send an `Authorization` header, passes a resume token
+instead: `?token=` (`POST .../resume-token` gives one, for this turn, for a few minutes), and resumes
+with `?after=N` when it opens a new `EventSource` (its own reconnects send `Last-Event-ID`).
 """
 
 
@@ -65,6 +68,11 @@ def add_openapi(schema: dict) -> None:
             {"name": "after", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 0, "maximum": 999999999},
              "description": "the same as Last-Event-ID, for clients that cannot set headers (the header wins)"},
+            {"name": "token", "in": "query", "required": False,
+             "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+             "description": "a resume token (POST .../resume-token) instead of the Authorization header, for a "
+                            "browser's EventSource, which cannot send one: this turn only, for a few minutes; it "
+                            "is the identity when given. Read by this route only, and never logged"},
         ],
         "responses": {
             "200": {"description": "the turn's events (server-sent events), from after the given id; read "
@@ -74,6 +82,8 @@ def add_openapi(schema: dict) -> None:
             "204": {"description": "nothing follows the given id: it is the turn's final event's, or past it (an "
                                    "EventSource stops reconnecting on a 204)",
                     "headers": {"X-Run-Id": {"schema": uuid, "description": "the turn's run id"}}},
+            "401": problem("no identity (unauthorized): no or a bad token, or a resume token that is unknown, has "
+                           "expired or is for another turn (ask for a new one)"),
             "404": problem("unknown, or someone else's (not-found)"),
             "422": problem("invalid ids, Last-Event-ID or after (invalid-input); `field` names it"),
             "503": problem("the database is unavailable (database-unavailable); try again after Retry-After "
