@@ -1,11 +1,17 @@
-"""Generate the mobile clients from docs/openapi.json and build them: `bin/clients [--keep DIR] [--only ts|kotlin]`.
+"""Generate the mobile clients from docs/openapi.json, build them, and run a web client against the
+local API: `bin/clients [--keep DIR] [--only ts|kotlin] [--no-run]`.
 
-What CI checks (it runs before the tests): the committed OpenAPI document makes clients that build.
+What CI checks (it runs before the tests): the committed OpenAPI document makes clients that build,
+and a real client of the generated one works against the served API.
 
 1. ``openapi-generator validate --recommend`` on the document: any issue fails.
 2. TypeScript: ``@hey-api/openapi-ts`` (``@hey-api/client-fetch``), then ``tsc --noEmit --strict`` over the
    client, a short program that uses it as docs/api.md says (operation names, Problem, Money, one type
    per event) and the TypeScript blocks of docs/api.md.
+   Then the web client of ``clients/typescript/`` (``check.ts``: the generated client, ``eventsource-parser``
+   and ``eventsource``, pinned in its ``package.json``) is compiled with it (``tsc --strict``) and run with
+   Node against a ``bin/serve`` started for it, with its own stand-in model and CORS for the page's
+   origin (``run_web_client``; ``--no-run`` skips it).
 3. Kotlin: ``openapi-generator generate -g kotlin --library jvm-okhttp4`` (gson) with ``--strict-spec``,
    then ``kotlinc -Werror`` over the client, a short program that uses it, and the SSE reader of
    docs/api.md (its Kotlin blocks), so the docs' code keeps compiling.
@@ -16,7 +22,8 @@ Tools come only from PyPI, the npm registry and Debian's archive (nothing else i
 cached under ``${XDG_CACHE_HOME:-~/.cache}/agent-chat-backend/clients/`` so a second run is quick:
 
 * openapi-generator: the jar inside the PyPI package ``openapi-generator-cli`` (Java 17 runs it);
-* Node tools: ``@hey-api/openapi-ts`` and ``typescript`` from npm, pinned below;
+* Node tools: ``@hey-api/openapi-ts`` and ``typescript`` from npm, pinned below, and the web client's own
+  dependencies (its ``package.json``), in one cached folder;
 * the Kotlin compiler: the npm package ``kotlin-compiler`` (the JetBrains distribution: ``kotlinc``,
   the stdlib); Maven Central and Gradle are not reachable, so there is no Gradle build;
 * the generated client's libraries: ``okhttp``, ``okio`` and ``gson`` jars from Debian's packages
@@ -35,20 +42,26 @@ Generated code goes to a temporary directory (removed unless ``--keep DIR``), ne
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
+import uuid
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENAPI = ROOT / "docs" / "openapi.json"
+WEB_CLIENT = ROOT / "clients" / "typescript"  # check.ts and the package.json of its dependencies
+WEB_ORIGIN = "https://app.example"  # the origin of the web client's page (CORS_ALLOWED_ORIGINS of its bin/serve)
 API_DOC = ROOT / "docs" / "api.md"  # its Kotlin SSE reader is compiled with the Kotlin client
 
 OPENAPI_GENERATOR_VERSION = "7.26.0"
@@ -231,19 +244,30 @@ def openapi_generator(cache: Path) -> Path:
     return jar
 
 
+def node_packages() -> dict[str, str]:
+    """What the Node tools folder holds: the generator and the compiler, and the web client's
+    dependencies (``clients/typescript/package.json``), each pinned to one version."""
+    dependencies = json.loads((WEB_CLIENT / "package.json").read_text())["dependencies"]
+    if unpinned := [f"{k}@{v}" for k, v in dependencies.items() if not re.fullmatch(r"\d+\.\d+\.\d+", v)]:
+        raise Failed(f"clients/typescript/package.json: pin exact versions, not {', '.join(unpinned)}")
+    return {**NODE_TOOLS, **dependencies}
+
+
 def node_tools(cache: Path) -> Path:
-    """A folder with @hey-api/openapi-ts and typescript installed from npm (pinned)."""
+    """A folder with @hey-api/openapi-ts, typescript and the web client's dependencies installed from
+    npm (pinned)."""
+    packages = node_packages()
     home = cache / "node-tools"
     marker = home / ".installed"
-    version = json.dumps(NODE_TOOLS, sort_keys=True)
+    version = json.dumps(packages, sort_keys=True)
     if _installed(marker, version) and (home / "node_modules" / ".bin" / "tsc").exists():
         return home
-    say(f"installing {', '.join(f'{k}@{v}' for k, v in NODE_TOOLS.items())} from npm (once)")
+    say(f"installing {', '.join(f'{k}@{v}' for k, v in packages.items())} from npm (once)")
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     (home / "package.json").write_text(json.dumps({"private": True, "name": "agent-chat-client-tools"}))
     run(["npm", "install", "--no-audit", "--no-fund", "--save-exact", "--loglevel=error",
-         *(f"{k}@{v}" for k, v in NODE_TOOLS.items())], cwd=home, what="npm install")
+         *(f"{k}@{v}" for k, v in packages.items())], cwd=home, what="npm install")
     marker.write_text(version)
     return home
 
@@ -324,13 +348,78 @@ def typescript(cache: Path, spec: Path, out: Path) -> None:
     (out / "usage.ts").write_text(TS_USAGE)
     for i, block in enumerate(doc_blocks("typescript")):
         (out / f"api-doc-{i}.ts").write_text(block)
+    shutil.copy(WEB_CLIENT / "check.ts", out / "check.ts")
+    (out / "node_modules").symlink_to(tools / "node_modules", target_is_directory=True)
     (out / "tsconfig.json").write_text(json.dumps({
         "compilerOptions": {"target": "ES2022", "module": "ESNext", "moduleResolution": "Bundler",
                             "lib": ["ES2022", "DOM", "DOM.Iterable"], "strict": True, "noEmit": True,
                             "skipLibCheck": False, "types": []},
-        "include": ["client/**/*.ts", "usage.ts", "api-doc-*.ts"]}, indent=2))
+        "include": ["client/**/*.ts", "usage.ts", "api-doc-*.ts", "check.ts"]}, indent=2))
     run([str(bin_dir / "tsc"), "-p", str(out / "tsconfig.json"), "--noEmit", "--strict"], cwd=out,
-        what="tsc --noEmit --strict (TypeScript client)")
+        what="tsc --noEmit --strict (TypeScript client, its uses and the web client)")
+    # the web client as Node runs it: CommonJS (the generated client's imports name no file extension)
+    (out / "tsconfig.run.json").write_text(json.dumps({
+        "extends": "./tsconfig.json",
+        "compilerOptions": {"module": "CommonJS", "moduleResolution": "Node10", "noEmit": False,
+                            "outDir": "dist"},
+        "include": ["client/**/*.ts", "check.ts"]}, indent=2))
+    run([str(bin_dir / "tsc"), "-p", str(out / "tsconfig.run.json")], cwd=out, what="tsc (the web client, for Node)")
+
+
+def run_web_client(out: Path) -> str:
+    """Run the compiled web client (``clients/typescript/check.ts``) against a ``bin/serve`` started
+    for it (``local_api``); its report."""
+    with local_api() as api:
+        env = {**os.environ, "API_URL": api["url"], "API_TOKEN": api["token"], "STANDIN_URL": api["standin"],
+               "APP_ORIGIN": WEB_ORIGIN}
+        return run(["node", str(out / "dist" / "check.js")], cwd=out, env=env,
+                   what=f"the web client against bin/serve (its log: {api['log']})")
+
+
+@contextlib.contextmanager
+def local_api(timeout: float = 180) -> Iterator[dict[str, str]]:
+    """``bin/serve`` on a free port, in a process of its own, with a stand-in model of this process
+    (the web client scripts it: a slow answer to cut, resume or stop) and CORS for ``WEB_ORIGIN``:
+    its ``url``, a ``token`` of a new user, the ``standin`` URL and its ``log``. SIGTERM stops it (and
+    its throwaway Postgres) on the way out."""
+    import urllib.request
+
+    from chatcore.web.identity import unsigned_jwt
+    from local.anthropic_standin import StandinServer
+    from local.ports import free_port
+
+    standin = StandinServer()
+    standin.start()
+    port = free_port()
+    log = Path(tempfile.mkstemp(prefix="bin-serve-", suffix=".log")[1])
+    env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "DATABASE_URL", "AWS_ENDPOINT_URL_S3")}
+    env.update(ANTHROPIC_BASE_URL=standin.url, CORS_ALLOWED_ORIGINS=WEB_ORIGIN)
+    with log.open("w") as sink:
+        serve = subprocess.Popen([str(ROOT / "bin" / "serve"), "--port", str(port)], cwd=ROOT, env=env,
+                                 stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if serve.poll() is not None:
+                raise Failed(f"bin/serve exited ({serve.returncode}):\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise Failed(f"bin/serve did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield {"url": url, "token": unsigned_jwt({"sub": f"web-client-{uuid.uuid4()}"}), "standin": standin.url,
+               "log": str(log)}
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        try:
+            serve.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            serve.kill()
+            serve.wait()
+        standin.stop()
 
 
 def doc_blocks(language: str) -> list[str]:
@@ -386,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it (default: a temp dir, removed)")
     parser.add_argument("--only", choices=("ts", "kotlin"), help="one client only")
     parser.add_argument("--spec", type=Path, default=OPENAPI, help="another OpenAPI document (default: docs/openapi.json)")
+    parser.add_argument("--no-run", action="store_true", help="build the clients only: do not run the web client "
+                                                              "against bin/serve")
     args = parser.parse_args(argv)
     spec = args.spec.resolve()
     cache = cache_dir()
@@ -404,6 +495,11 @@ def main(argv: list[str] | None = None) -> int:
             step = time.monotonic()
             typescript(cache, spec, out)
             say(f"TypeScript client generated and type-checked ({time.monotonic() - step:.0f} s)")
+            if not args.no_run:
+                step = time.monotonic()
+                report = run_web_client(out)
+                print(report.rstrip(), file=sys.stderr, flush=True)
+                say(f"the web client passed against bin/serve ({time.monotonic() - step:.0f} s)")
         if args.only in (None, "kotlin"):
             step = time.monotonic()
             kotlin(cache, jar, spec, out)

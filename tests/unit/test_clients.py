@@ -55,3 +55,16 @@ def test_the_programs_built_against_the_clients_use_the_documents_operation_name
     assert used_ts <= ids and used_kotlin <= ids and {"streamTurn", "streamTurnEvents"} <= used_kotlin
     assert "fun sendTurn(" in "".join(clients.doc_blocks("kotlin"))  # the docs' SSE reader is compiled too
     assert "sseMaxRetryAttempts" in "".join(clients.doc_blocks("typescript"))  # and the retry cap example
+
+
+def test_the_web_client_uses_the_documents_operations_and_pins_its_dependencies():
+    """clients/typescript/check.ts (run against bin/serve by bin/clients): what it calls of the generated
+    client is in the document, and its npm dependencies have one exact version each."""
+    doc = json.loads(clients.OPENAPI.read_text())
+    ids = {op["operationId"] for item in doc["paths"].values() for op in item.values()}
+    program = (clients.WEB_CLIENT / "check.ts").read_text()
+    imported = re.search(r"import \{([^}]*)\} from \"\./client\";", program).group(1)
+    used = {name.strip() for name in imported.split(",") if name.strip()}
+    assert used <= ids and {"createResumeToken", "streamTurnEvents", "cancelTurn", "createUpload"} <= used
+    assert {"eventsource", "eventsource-parser"} <= set(clients.node_packages())
+    assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in clients.node_packages().values())
