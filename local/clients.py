@@ -9,12 +9,12 @@ and a real client of the generated one works against the served API.
    client, a short program that uses it as docs/api.md says (operation names, Problem, Money, one type
    per event) and the TypeScript blocks of docs/api.md.
    Then the web client of ``clients/typescript/`` (``check.ts``: the generated client, ``eventsource-parser``
-   and ``eventsource``, pinned in its ``package.json``) is compiled with it (``tsc --strict``) and run with
-   Node against a ``bin/serve`` started for it, with its own stand-in model and CORS for the page's
-   origin (``run_web_client``; ``--no-run`` skips it).
+   and ``eventsource``, pinned in its ``package.json``) is compiled with it (``tsc --strict``).
 3. Kotlin: ``openapi-generator generate -g kotlin --library jvm-okhttp4`` (gson) with ``--strict-spec``,
-   then ``kotlinc -Werror`` over the client, a short program that uses it, and the SSE reader of
-   docs/api.md (its Kotlin blocks), so the docs' code keeps compiling.
+   then ``kotlinc -Werror`` over the client, a short program that uses it, the SSE reader of
+   docs/api.md (its Kotlin blocks), so the docs' code keeps compiling, and ``clients/kotlin/Check.kt``.
+4. Both clients run against a ``bin/serve`` started for them (``local_api``: its own stand-in model, CORS for
+   the web page's origin): the web client with Node, the Kotlin one with Debian's JVM (``--no-run`` skips it).
 
 A warning of either generator fails the run, except those listed in ``KNOWN_WARNINGS`` (each says why).
 
@@ -61,6 +61,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 OPENAPI = ROOT / "docs" / "openapi.json"
 WEB_CLIENT = ROOT / "clients" / "typescript"  # check.ts and the package.json of its dependencies
+KOTLIN_CLIENT = ROOT / "clients" / "kotlin" / "Check.kt"  # the Kotlin client run beside the web one
 WEB_ORIGIN = "https://app.example"  # the origin of the web client's page (CORS_ALLOWED_ORIGINS of its bin/serve)
 API_DOC = ROOT / "docs" / "api.md"  # its Kotlin SSE reader is compiled with the Kotlin client
 
@@ -366,14 +367,13 @@ def typescript(cache: Path, spec: Path, out: Path) -> None:
     run([str(bin_dir / "tsc"), "-p", str(out / "tsconfig.run.json")], cwd=out, what="tsc (the web client, for Node)")
 
 
-def run_web_client(out: Path) -> str:
-    """Run the compiled web client (``clients/typescript/check.ts``) against a ``bin/serve`` started
-    for it (``local_api``); its report."""
-    with local_api() as api:
-        env = {**os.environ, "API_URL": api["url"], "API_TOKEN": api["token"], "STANDIN_URL": api["standin"],
-               "APP_ORIGIN": WEB_ORIGIN}
-        return run(["node", str(out / "dist" / "check.js")], cwd=out, env=env,
-                   what=f"the web client against bin/serve (its log: {api['log']})")
+def run_web_client(out: Path, api: dict[str, str]) -> str:
+    """Run the compiled web client (``clients/typescript/check.ts``) against ``api`` (``local_api``);
+    its report."""
+    env = {**os.environ, "API_URL": api["url"], "API_TOKEN": api["token"], "STANDIN_URL": api["standin"],
+           "APP_ORIGIN": WEB_ORIGIN}
+    return run(["node", str(out / "dist" / "check.js")], cwd=out, env=env,
+               what=f"the web client against bin/serve (its log: {api['log']})")
 
 
 @contextlib.contextmanager
@@ -448,7 +448,6 @@ def _okhttp4_on_okhttp3(source: Path) -> None:
 
 def kotlin(cache: Path, jar: Path, spec: Path, out: Path) -> None:
     kotlinc = kotlin_compiler(cache)
-    jars = debian_jars(cache)
     project = out / "kotlin"
     log = run(["java", *JAVA_FLAGS, "-jar", str(jar), "generate", "-i", str(spec), "-g", "kotlin", "-o", str(project),
                "--library", "jvm-okhttp4", "--strict-spec", "true",
@@ -462,12 +461,27 @@ def kotlin(cache: Path, jar: Path, spec: Path, out: Path) -> None:
     readers = doc_blocks("kotlin")
     for i, block in enumerate(readers):
         (source / f"ApiDocReader{i}.kt").write_text(block)
+    shutil.copy(KOTLIN_CLIENT, source / "Check.kt")
     _okhttp4_on_okhttp3(source)
-    coroutines = kotlinc.parent.parent / "lib" / "kotlinx-coroutines-core-jvm.jar"  # for the docs' reader
     env = {**os.environ, "JAVA_OPTS": os.environ.get("JAVA_OPTS", " ".join(JAVA_FLAGS))}
     run([str(kotlinc), "-Werror", "-jvm-target", "17",
-         "-cp", os.pathsep.join(map(str, [*jars, coroutines])), "-d", str(out / "kotlin-classes"), str(source)],
-        env=env, what="kotlinc -Werror (Kotlin client and the Kotlin of docs/api.md)")
+         "-cp", os.pathsep.join(map(str, kotlin_classpath(cache)[1:])), "-d", str(out / "kotlin-classes"), str(source)],
+        env=env, what="kotlinc -Werror (Kotlin client, the Kotlin of docs/api.md and clients/kotlin/Check.kt)")
+
+
+def kotlin_classpath(cache: Path) -> list[Path]:
+    """The Kotlin stdlib, then what the generated client and the docs' reader need: Debian's okhttp,
+    okio and gson, and kotlinx-coroutines (kotlinc's own)."""
+    lib = kotlin_compiler(cache).parent.parent / "lib"
+    return [lib / "kotlin-stdlib.jar", *debian_jars(cache), lib / "kotlinx-coroutines-core-jvm.jar"]
+
+
+def run_kotlin_client(cache: Path, out: Path, api: dict[str, str]) -> str:
+    """Run the compiled Kotlin client (``clients/kotlin/Check.kt``) with Debian's JVM; its report."""
+    classpath = os.pathsep.join(map(str, [out / "kotlin-classes", *kotlin_classpath(cache)]))
+    env = {**os.environ, "API_URL": api["url"], "API_TOKEN": api["token"]}
+    return run(["java", *JAVA_FLAGS, "-cp", classpath, "CheckKt"], cwd=out, env=env,
+               what=f"the Kotlin client against bin/serve (its log: {api['log']})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -475,8 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="generate into DIR and keep it (default: a temp dir, removed)")
     parser.add_argument("--only", choices=("ts", "kotlin"), help="one client only")
     parser.add_argument("--spec", type=Path, default=OPENAPI, help="another OpenAPI document (default: docs/openapi.json)")
-    parser.add_argument("--no-run", action="store_true", help="build the clients only: do not run the web client "
-                                                              "against bin/serve")
+    parser.add_argument("--no-run", action="store_true", help="build the clients only: do not run them against "
+                                                              "bin/serve")
     args = parser.parse_args(argv)
     spec = args.spec.resolve()
     cache = cache_dir()
@@ -495,15 +509,18 @@ def main(argv: list[str] | None = None) -> int:
             step = time.monotonic()
             typescript(cache, spec, out)
             say(f"TypeScript client generated and type-checked ({time.monotonic() - step:.0f} s)")
-            if not args.no_run:
-                step = time.monotonic()
-                report = run_web_client(out)
-                print(report.rstrip(), file=sys.stderr, flush=True)
-                say(f"the web client passed against bin/serve ({time.monotonic() - step:.0f} s)")
         if args.only in (None, "kotlin"):
             step = time.monotonic()
             kotlin(cache, jar, spec, out)
             say(f"Kotlin client generated and compiled ({time.monotonic() - step:.0f} s)")
+        if not args.no_run:
+            step = time.monotonic()
+            with local_api() as api:
+                for name, runner in (("ts", lambda: run_web_client(out, api)),
+                                     ("kotlin", lambda: run_kotlin_client(cache, out, api))):
+                    if args.only in (None, name):
+                        print(runner().rstrip(), file=sys.stderr, flush=True)
+            say(f"the clients passed against bin/serve ({time.monotonic() - step:.0f} s)")
     except Failed as e:
         say(str(e))
         return 1

@@ -250,9 +250,9 @@ async function main(): Promise<void> {
     completed(events, "photo turn");
   });
 
-  await step("a turn with a photo and no text", async () => {
-    const { events } = await turn(sessionId, { images: [{ data: PNG }] });
-    completed(events, "photo alone");
+  await step("a turn with a photo and no text, and one whose text is blank", async () => {
+    completed((await turn(sessionId, { images: [{ data: PNG }] })).events, "photo alone");
+    completed((await turn(sessionId, { message: "   ", images: [{ data: PNG }] })).events, "photo and blank text");
   });
 
   await step("an upload: POST /uploads, the file to S3, then a turn naming it (and no text)", async () => {

@@ -67,4 +67,6 @@ def test_the_web_client_uses_the_documents_operations_and_pins_its_dependencies(
     used = {name.strip() for name in imported.split(",") if name.strip()}
     assert used <= ids and {"createResumeToken", "streamTurnEvents", "cancelTurn", "createUpload"} <= used
     assert {"eventsource", "eventsource-parser"} <= set(clients.node_packages())
+    kotlin = clients.KOTLIN_CLIENT.read_text()
+    assert "sendTurn(" in kotlin and "fun sendTurn(" in "".join(clients.doc_blocks("kotlin"))  # the docs' reader, run
     assert all(re.fullmatch(r"\d+\.\d+\.\d+", v) for v in clients.node_packages().values())
