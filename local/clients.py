@@ -377,11 +377,11 @@ def run_web_client(out: Path, api: dict[str, str]) -> str:
 
 
 @contextlib.contextmanager
-def local_api(timeout: float = 180) -> Iterator[dict[str, str]]:
+def local_api(log: Path, timeout: float = 180) -> Iterator[dict[str, str]]:
     """``bin/serve`` on a free port, in a process of its own, with a stand-in model of this process
     (the web client scripts it: a slow answer to cut, resume or stop) and CORS for ``WEB_ORIGIN``:
-    its ``url``, a ``token`` of a new user, the ``standin`` URL and its ``log``. SIGTERM stops it (and
-    its throwaway Postgres) on the way out."""
+    its ``url``, a ``token`` of a new user, the ``standin`` URL and its ``log`` (the file ``log``, its
+    output). SIGTERM stops it (and its throwaway Postgres) on the way out."""
     import urllib.request
 
     from chatcore.web.identity import unsigned_jwt
@@ -391,7 +391,6 @@ def local_api(timeout: float = 180) -> Iterator[dict[str, str]]:
     standin = StandinServer()
     standin.start()
     port = free_port()
-    log = Path(tempfile.mkstemp(prefix="bin-serve-", suffix=".log")[1])
     env = {k: v for k, v in os.environ.items() if k not in ("ANTHROPIC_API_KEY", "DATABASE_URL", "AWS_ENDPOINT_URL_S3")}
     env.update(ANTHROPIC_BASE_URL=standin.url, CORS_ALLOWED_ORIGINS=WEB_ORIGIN)
     with log.open("w") as sink:
@@ -515,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"Kotlin client generated and compiled ({time.monotonic() - step:.0f} s)")
         if not args.no_run:
             step = time.monotonic()
-            with local_api() as api:
+            with local_api(out / "bin-serve.log") as api:
                 for name, runner in (("ts", lambda: run_web_client(out, api)),
                                      ("kotlin", lambda: run_kotlin_client(cache, out, api))):
                     if args.only in (None, name):
