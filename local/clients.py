@@ -372,8 +372,7 @@ def run_web_client(out: Path, api: dict[str, str]) -> str:
     its report."""
     env = {**os.environ, "API_URL": api["url"], "API_TOKEN": api["token"], "STANDIN_URL": api["standin"],
            "APP_ORIGIN": WEB_ORIGIN}
-    return run(["node", str(out / "dist" / "check.js")], cwd=out, env=env,
-               what=f"the web client against bin/serve (its log: {api['log']})")
+    return _against(api, ["node", str(out / "dist" / "check.js")], out, env, "the web client")
 
 
 @contextlib.contextmanager
@@ -479,8 +478,15 @@ def run_kotlin_client(cache: Path, out: Path, api: dict[str, str]) -> str:
     """Run the compiled Kotlin client (``clients/kotlin/Check.kt``) with Debian's JVM; its report."""
     classpath = os.pathsep.join(map(str, [out / "kotlin-classes", *kotlin_classpath(cache)]))
     env = {**os.environ, "API_URL": api["url"], "API_TOKEN": api["token"]}
-    return run(["java", *JAVA_FLAGS, "-cp", classpath, "CheckKt"], cwd=out, env=env,
-               what=f"the Kotlin client against bin/serve (its log: {api['log']})")
+    return _against(api, ["java", *JAVA_FLAGS, "-cp", classpath, "CheckKt"], out, env, "the Kotlin client")
+
+
+def _against(api: dict[str, str], cmd: list[str], out: Path, env: dict[str, str], what: str) -> str:
+    """Run a client against ``api``; when it fails, the end of bin/serve's log with its output."""
+    try:
+        return run(cmd, cwd=out, env=env, what=f"{what} against bin/serve")
+    except Failed as e:
+        raise Failed(f"{e}\n--- the end of bin/serve's log:\n{Path(api['log']).read_text()[-4000:]}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
