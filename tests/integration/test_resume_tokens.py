@@ -138,7 +138,8 @@ def test_without_an_authorizer_the_function_checks_the_bearer_token_itself(pool,
         assert replay.status_code == 200 and sse.parse(replay.text)[-1]["event"] == "TurnCompleted"
     for token in (User(server_url, sub="pool-user-1").headers["Authorization"].split()[1],
                   pool.token("pool-user-1", expires_in=-60)):
-        r = httpx.get(f"{server_url}/sessions/{sid}/turns/{run_id}/events", headers={"Authorization": f"Bearer {token}"})
+        r = httpx.get(f"{server_url}/sessions/{sid}/turns/{run_id}/events",
+                      headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401 and r.json()["code"] == "unauthorized"
     assert httpx.get(f"{server_url}/agents", headers=signed).status_code == 200
     assert pool.fetches == 1  # the keys were fetched once

@@ -205,3 +205,14 @@ def test_a_missing_upload_is_told_from_a_denied_one_by_a_list_of_its_exact_key(s
     assert not s3.exists(key)  # another object's key starting with it is not it
     s3.put_image(key, b"x", "image/png")
     assert s3.exists(key)
+
+
+def test_an_image_with_both_kinds_names_its_own_field_in_the_422(user, standin):
+    """{"data": null, "upload_id": ...}: the error is at images.0.data, as the client wrote the body
+    (the validation's tag for the kind of image, "upload", is not a field)."""
+    sid = user.new_session()
+    r, _ = user.turn(sid, message="look", images=[{"data": None, "upload_id": "0190b3f4-7c1e-7a2b-8c3d-4e5f60718293"}])
+    assert r.status_code == 422 and r.json()["code"] == "invalid-input"
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "images", "0", "data"]]
+    r, _ = user.turn(sid, message="look", images=[{"data": 5}])
+    assert [e["loc"] for e in r.json()["errors"]] == [["body", "images", "0", "data"]]

@@ -96,8 +96,8 @@ async def caller(request: Request) -> str:
     """
     settings = get_settings()
     if settings.cognito_issuer:  # the token is checked here, and the pool's keys may be fetched first
-        sub = await asyncio.to_thread(subject_from_headers, request.headers, allow_unsigned_jwt=settings.allow_unsigned_jwt,
-                                      issuer=settings.cognito_issuer)
+        sub = await asyncio.to_thread(subject_from_headers, request.headers,
+                                      allow_unsigned_jwt=settings.allow_unsigned_jwt, issuer=settings.cognito_issuer)
     else:
         sub = subject_from_headers(request.headers, allow_unsigned_jwt=settings.allow_unsigned_jwt)
     if sub not in _known_subs:

@@ -172,10 +172,16 @@ class UploadRef(Strict):
         "422 upload-not-received, 422 invalid-image (not a photo, or not of the upload's mime_type)"))
 
 
+# The two kinds of a turn's image, as the validation tells them apart: tags of ours, not fields (an
+# error names the image's own field, ``images.0.data``, never ``images.0.upload.data``).
+IMAGE_KINDS = ("base64", "upload")
+
+
 def _image_kind(item: object) -> str:
     # the item's own fields say which it is, so an error names the fields of that kind only, and an
     # item with both upload_id and data is refused (data is not a field of an upload)
-    return "upload" if isinstance(item, UploadRef) or (isinstance(item, dict) and "upload_id" in item) else "base64"
+    upload = isinstance(item, UploadRef) or (isinstance(item, dict) and "upload_id" in item)
+    return IMAGE_KINDS[1] if upload else IMAGE_KINDS[0]
 
 
 def turn_image_schema() -> dict:
@@ -195,6 +201,11 @@ def turn_image_schema() -> dict:
             "else": {"required": ["data"]}}
 
 
+# A turn's image as the validation reads it: a base64 photo or an upload, of the kind _image_kind says.
+TurnImageIn = Annotated[Annotated[ImageIn, Tag(IMAGE_KINDS[0])] | Annotated[UploadRef, Tag(IMAGE_KINDS[1])],
+                        Discriminator(_image_kind)]
+
+
 def _a_message_or_a_photo(schema: dict) -> None:
     # without a photo (no images, or none), the message must hold something other than whitespace
     schema.update({"if": {"properties": {"images": {"maxItems": 0}}},
@@ -207,8 +218,7 @@ class TurnIn(Strict):
     message: Annotated[Text, AtMost("max_message_chars")] = Field(default="", description=(
         "the user's text; may be left out (or blank) when the turn has a photo: a photo without a caption "
         "is sent to the model as the photo alone. Blank with no photo: 422"))
-    images: Annotated[list[Annotated[Annotated[ImageIn, Tag("base64")] | Annotated[UploadRef, Tag("upload")],
-                                     Discriminator(_image_kind)]], AtMost("max_images_per_turn")] = Field(
+    images: Annotated[list[TurnImageIn], AtMost("max_images_per_turn")] = Field(
         default_factory=list, description=(
             "photos: base64 (at most 5 MB each, within the 6 MB body) or {\"upload_id\"} of a photo sent "
             "straight to S3 (POST /uploads, up to 25 MB)"))

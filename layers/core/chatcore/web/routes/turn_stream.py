@@ -27,7 +27,7 @@ from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
-from chatcore.wire.schemas import TurnIn, UploadRef, turn_image_schema
+from chatcore.wire.schemas import IMAGE_KINDS, TurnIn, UploadRef, turn_image_schema
 from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
@@ -42,8 +42,17 @@ def _parse(request: Request, body: bytes) -> tuple[UUID, TurnIn]:
     try:
         return session_id, TurnIn.model_validate(data)
     except ValidationError as e:
-        errors = [{"loc": ["body", *map(str, d.get("loc", ()))], "msg": str(d.get("msg", ""))} for d in e.errors()]
+        errors = [{"loc": ["body", *map(str, _field_path(d.get("loc", ())))], "msg": str(d.get("msg", ""))}
+                  for d in e.errors()]
         raise InvalidInput("the request has invalid fields", errors=errors) from e
+
+
+def _field_path(loc: tuple) -> list:
+    """Where an error is, as the client wrote the body: an image's kind (a tag of the validation) left out."""
+    parts = list(loc)
+    if len(parts) >= 3 and parts[0] == "images" and isinstance(parts[1], int) and parts[2] in IMAGE_KINDS:
+        del parts[2]
+    return parts
 
 
 async def _discard(upload_ids: list[UUID], run_id: UUID | None) -> None:
