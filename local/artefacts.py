@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = {
     "CoreLayer": ("layer", "layers/core"),
     "AgentsLayer": ("layer", "layers/agents"),
+    "IdentityLayer": ("layer", "layers/identity"),
     "ChatFunction": ("function", "functions/chat"),
     "ApiFunction": ("function", "functions/api"),
     "EventsFunction": ("function", "functions/events"),
@@ -32,6 +33,7 @@ PARTS = {
 # where Lambda puts each part: layers' python/ under /opt, the function's code in /var/task
 CHAT = ("ChatFunction", "AgentsLayer/python", "CoreLayer/python")
 API = ("ApiFunction", "CoreLayer/python")
+EVENTS = ("EventsFunction", "IdentityLayer/python", "CoreLayer/python")
 ACCOUNT = ("AccountFunction", "CoreLayer/python")
 # A build of other inputs (another checkout, an older commit) unused for this long is removed.
 STALE_BUILD_SECONDS = 24 * 3600
@@ -150,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", choices=("arm64", "x86_64"), default=None)
     parser.add_argument("--check", metavar="BUILD_DIR", type=Path,
                         help="only check that the built layers' native libraries are all for --arch")
-    parser.add_argument("--layers", nargs="+", default=["CoreLayer", "AgentsLayer"], help="with --check: which")
+    parser.add_argument("--layers", nargs="+", default=["CoreLayer", "AgentsLayer", "IdentityLayer"],
+                        help="with --check: which")
     args = parser.parse_args(argv)
     if args.check:
         wrong = check_architecture(args.check, args.arch or "arm64", args.layers)

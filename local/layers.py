@@ -8,7 +8,9 @@ package both layers carry has the same version in both:
   fastapi, uvicorn, boto3): the project's dependencies with agno and the model SDK pruned;
 - ``layers/agents``: agno, the anthropic SDK and Pillow (with pillow-heif), for the chat function only (the api, events,
   rollup, account and migrate functions never carry them). The chat function carries both layers, so whatever the core layer
-  already ships (pydantic, anyio, typing-extensions...) is left out of this one: nothing ships twice.
+  already ships (pydantic, anyio, typing-extensions...) is left out of this one: nothing ships twice;
+- ``layers/identity``: PyJWT with cryptography, for the events function only (it checks bearer tokens
+  against the user pool itself, ``chatcore.web.cognito``), beside the core layer likewise.
 
 Neither ships what no function imports: agno's command-line companion ``agnoctl`` (and with it typer,
 questionary, prompt-toolkit, wcwidth, shellingham) is pruned (``CLI_ONLY``).
@@ -31,16 +33,21 @@ from local.generated import ROOT, write_or_check
 
 # Direct dependencies (pyproject) pruned from each layer's export, with everything only they need.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pillow-heif"),
+    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pillow-heif", "pyjwt"),
     "layers/agents": ("aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
-                      "genai-prices"),
+                      "genai-prices", "pyjwt"),
+    # PyJWT and cryptography (~15 MB), for the events function alone: it checks bearer tokens itself
+    "layers/identity": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pillow-heif",
+                        "aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
+                        "pydantic"),
 }
 # Direct dependencies no function needs at run time (prices are pinned into chatcore/money/prices.json).
 LOCAL_ONLY = ("genai-prices",)
 # Packages in the lock that no function imports: agno's CLI companion and what only it needs.
 CLI_ONLY = ("agnoctl",)
-# The chat function carries both: the agents layer leaves out what the core layer ships.
-BENEATH = {"layers/agents": "layers/core"}
+# The chat function carries core and agents, the events function core and identity: each leaves out
+# what the core layer ships.
+BENEATH = {"layers/agents": "layers/core", "layers/identity": "layers/core"}
 
 
 def find_uv() -> list[str]:

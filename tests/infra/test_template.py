@@ -253,9 +253,11 @@ def test_the_api_function_is_buffered_and_no_function_but_chat_carries_agno(reso
     assert api["Environment"]["Variables"]["AWS_LWA_INVOKE_MODE"] == "buffered"
     assert _web_adapter(api["Layers"])
     (agents_layer,) = [n for n in _of_type(resources, "AWS::Lambda::LayerVersion") if n.startswith("AgentsLayer")]
+    (identity_layer,) = [n for n in _of_type(resources, "AWS::Lambda::LayerVersion") if n.startswith("IdentityLayer")]
     for name, fn in _of_type(resources, "AWS::Lambda::Function").items():
         refs = [layer.get("Ref") for layer in fn["Properties"].get("Layers", []) if isinstance(layer, dict)]
         assert (agents_layer in refs) == (name == "ChatFunction"), name
+        assert (identity_layer in refs) == (name == "EventsFunction"), name  # PyJWT where a token is checked
         assert fn["Properties"]["Runtime"] == "python3.13", name
         assert fn["Properties"]["TracingConfig"] == {"Mode": "Active"}, name
         env = fn["Properties"]["Environment"]["Variables"]
@@ -267,7 +269,8 @@ def test_every_function_and_layer_is_built_with_bytecode_by_the_makefile():
     source = load_template()
     built = {n: r for n, r in source["Resources"].items()
              if r["Type"] in ("AWS::Serverless::LayerVersion", "AWS::Serverless::Function")}
-    assert {n for n, r in built.items() if r["Type"] == "AWS::Serverless::LayerVersion"} == {"CoreLayer", "AgentsLayer"}
+    assert {n for n, r in built.items() if r["Type"] == "AWS::Serverless::LayerVersion"} == {
+        "CoreLayer", "AgentsLayer", "IdentityLayer"}
     makefile = (ROOT / "Makefile").read_text()
     assert "build-%Layer:" in makefile and "build-%Function:" in makefile and "local/lambda_build.py" in makefile
     for name, resource in built.items():
@@ -512,14 +515,17 @@ def test_layers_split_agno_from_the_lean_functions():
         text = (ROOT / layer / "requirements.txt").read_text()
         return dict(m.groups() for m in re.finditer(r"^([a-z0-9_.-]+)==([^\s;\\]+)", text, re.M))
 
-    core, agents = names("layers/core"), names("layers/agents")
+    core, agents, identity = names("layers/core"), names("layers/agents"), names("layers/identity")
     assert "agno" not in core and "anthropic" not in core
+    # PyJWT and cryptography (~15 MB) for the events function only, which checks bearer tokens itself
+    assert {"pyjwt", "cryptography"} <= set(identity) and not {"pyjwt", "cryptography"} & (set(core) | set(agents))
+    assert not set(identity) & set(core)
     assert {"agno", "anthropic", "filetype"} <= set(agents)
     lean = {"psycopg", "psycopg-pool", "aws-lambda-powertools", "aws-xray-sdk", "fastapi", "uvicorn", "boto3"}
     assert lean <= set(core)
     # both layers go into the chat function: nothing ships twice, and no CLI-only package ships at all
     assert not set(core) & set(agents)
     assert not {"agnoctl", "typer", "questionary", "prompt-toolkit", "wcwidth", "shellingham"} & (set(core) | set(agents))
-    shipped = set(core) | set(agents)
+    shipped = set(core) | set(agents) | set(identity)
     for dep in layers.direct_dependencies():
         assert dep in shipped or dep in layers.LOCAL_ONLY, f"{dep} is in no layer: add it to one in local/layers.py"
