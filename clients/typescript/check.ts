@@ -37,17 +37,18 @@ const ORIGIN = need("APP_ORIGIN");
 // A 2x2 PNG: a photo small enough to send inline, a real image the API decodes and normalises.
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDK+mmyAAAAABJRU5ErkJggg==";
 
-// Every event of a turn's stream, by name: a Record over TurnEvent's names, so tsc fails here when the
-// document gains an event this program does not list (an EventSource needs a listener per name).
-const EVENT_NAMES: Record<TurnEvent["event"], true> = {
-  RunStarted: true, ModelRequestStarted: true, RunContent: true, ModelRequestCompleted: true,
-  ToolCallStarted: true, ToolCallCompleted: true, ToolCallError: true, RunContentCompleted: true,
-  RunCompleted: true, RunError: true, RunCancelled: true, TeamRunStarted: true, TeamModelRequestStarted: true,
-  TeamRunContent: true, TeamModelRequestCompleted: true, TeamToolCallStarted: true, TeamToolCallCompleted: true,
-  TeamToolCallError: true, TeamRunContentCompleted: true, TeamRunCompleted: true, TeamRunError: true,
-  TeamRunCancelled: true, TurnCompleted: true, TurnFailed: true, TurnCancelled: true,
-};
-const FINAL = new Set<string>(["TurnCompleted", "TurnFailed", "TurnCancelled"]);
+const FINAL = new Set<TurnEvent["event"]>(["TurnCompleted", "TurnFailed", "TurnCancelled"]);
+
+/** Every event of a turn's stream, by name, as the served document's TurnEvent lists them (an
+ * EventSource needs a listener per name; an event added to the API is listened to without a change). */
+async function eventNames(): Promise<TurnEvent["event"][]> {
+  const document = (await (await fetch(`${API}/openapi.json`)).json()) as {
+    components: { schemas: { TurnEvent: { discriminator: { mapping: Record<string, string> } } } };
+  };
+  const names = Object.keys(document.components.schemas.TurnEvent.discriminator.mapping) as TurnEvent["event"][];
+  check([...FINAL].every((name) => names.includes(name)), `the document's TurnEvent: ${names}`);
+  return names;
+}
 
 function check(ok: boolean, what: string): void {
   if (!ok) throw new Error(what);
@@ -312,9 +313,10 @@ async function main(): Promise<void> {
     const query = new URLSearchParams({ token: issued.data!.token, after: before[before.length - 1]!.id });
     // an EventSource sends no Authorization header: the token is its identity (and the browser adds Origin)
     const source = new EventSource(`${API}/sessions/${sessionId}/turns/${runId}/events?${query}`, { fetch: fromPage });
+    const names = await eventNames();
     const resumed = await new Promise<Received[]>((resolve, reject) => {
       const events: Received[] = [];
-      for (const name of Object.keys(EVENT_NAMES)) {
+      for (const name of names) {
         source.addEventListener(name, (message) => {
           events.push({ id: message.lastEventId, data: JSON.parse(message.data) as TurnEvent });
         });
