@@ -465,3 +465,50 @@ class AccountExport(BaseModel):
     size: int | None = Field(default=None, description="the zip's bytes")
     contents: ExportContents | None = None
     error: str | None = Field(default=None, description="why it failed (POST /me/export again)")
+
+
+# ---- memories (GET, PATCH, DELETE /me/memories) and the user's settings (/me/settings)
+
+# A memory's text: no NUL, and some character that is not whitespace.
+MEMORY_TEXT_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+
+
+class MemoryOut(BaseModel):
+    """Something the assistant remembers about the caller, recalled at the start of every new session."""
+
+    id: UUID
+    text: str = Field(description="one line, as recalled")
+    session_id: UUID | None = Field(description=(
+        "the session whose turn wrote it; null once that session is deleted (the memory stays)"))
+    run_id: UUID | None = Field(description=(
+        "the turn that wrote it, or the consolidation run of a turn that merged memories; null once its "
+        "session is deleted"))
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryPage(BaseModel):
+    items: list[MemoryOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+def _memory_text(schema: dict) -> None:
+    schema["pattern"] = MEMORY_TEXT_PATTERN
+
+
+class EditMemory(Strict):
+    text: Annotated[str, AfterValidator(_no_nul), StringConstraints(min_length=1, pattern=r"\S"),
+                    AtMost("memory_max_chars")] = Field(json_schema_extra=_memory_text, description=(
+        "the memory's new text, at most MEMORY_MAX_CHARS (default 500) characters; line breaks become "
+        "spaces. 422 when it looks like data rather than words (a photo is never stored in a memory), or "
+        "when the memories would then exceed MEMORY_MAX_TOKENS; 409 memory-exists when another memory "
+        "already says it"))
+
+
+class UserSettings(Strict):
+    """The caller's settings."""
+
+    memory: bool = Field(description=(
+        "whether the assistant remembers you across sessions (default true). false: nothing is written to "
+        "memory and nothing is recalled; what is stored stays (GET, PATCH, DELETE /me/memories) and is "
+        "recalled again once it is true"))
