@@ -74,9 +74,10 @@ Default behaviour (deterministic, from the request)
           ``{"text": <fact>}`` (trailing punctuation dropped);
         - ``forget_memory`` offered and the text says "forget (that) <fact>" -> calls it with the id
           of the recalled memory (below) sharing the most words with the fact, if any;
-    * the last user text asks a question ("?") and the request holds a recall of the user's memories
-      (a text starting "[What you remember about this user", then lines ``[id] memory``) with a
-      memory sharing a word of 4+ letters with the question -> ``From what I remember: <memory>.``
+    * the last user text asks a question ("?", no arithmetic) and the request holds a recall of the
+      user's memories (a text starting "[What you remember about this user", then lines ``[id]
+      memory``) with a memory sharing a word of 4+ letters with the question -> ``From what I
+      remember: <memory>.``
       (the memories sharing most words, at most three); before any delegation or calculator call;
     * tools offered and the last message is plain user text, otherwise:
         - ``delegate_task_to_member`` offered -> calls it with ``member_id`` = the first member
@@ -1093,7 +1094,7 @@ def default_content(body: dict) -> list[dict]:
             best = _best_memories(recalled_memories(messages), match.group("fact"), 1)
             if best:
                 return [_tool_use_block("forget_memory", {"memory_id": best[0][0]})]
-    if "?" in user_text:
+    if "?" in user_text and _find_expression(user_text) is None:
         best = _best_memories(recalled_memories(messages), user_text, 3)
         if best:
             return [{"type": "text", "text": "From what I remember: " + "; ".join(m for _, m in best) + "."}]

@@ -450,6 +450,7 @@ class ExportContents(BaseModel):
     messages: int
     photos: int
     uploads: int
+    memories: int = Field(default=0, description="memories in memories.json (0 in an export made before they existed)")
 
 
 class AccountExport(BaseModel):
