@@ -93,7 +93,8 @@ Default behaviour (deterministic, from the request)
       opening with the same three words merged into one (``I have visited Paris, Rome``), then,
       while a line is longer than the prompt's "at most N characters each" or all of them longer
       than its "N characters in all", the longest merged line keeps its first and newest items
-      and says how many more it had (``..., and 12 more, ...``); answered as ``- `` lines;
+      and says how many more it had (``..., and 12 more, ...``; merged again, a line's items and
+      its count are taken apart first); answered as ``- `` lines;
     * text reply: ``Stand-in model reply to: <first 60 chars of the last user text>. I can see
       N image(s) in this conversation (total bytes B).``; when the last message carries tool
       results: ``The tool returned: <first 200 chars of the results>``.
@@ -1048,8 +1049,18 @@ def consolidation_reply(prompt: str) -> str:
         words = text.split()
         prefix, rest = (" ".join(words[:3]), " ".join(words[3:])) if len(words) >= 4 else (text, "")
         groups.setdefault(prefix.casefold(), (prefix, []))[1].append(rest)
-    # each line: its opening words, its items (the first, then the newest ones) and how many were folded
-    merged = [[prefix, [r for r in rests if r], 0] for prefix, rests in groups.values()]
+    # each line: its opening words, its items (the first, then the newest ones) and how many were
+    # folded (a line merged before counts its own items and its "and N more")
+    merged = []
+    for prefix, rests in groups.values():
+        items, more = [], 0
+        for part in (p for rest in rests for p in rest.split(", ") if p):
+            folded = re.fullmatch(r"and (\d+) more", part)
+            if folded:
+                more += int(folded.group(1))
+            else:
+                items.append(part)
+        merged.append([prefix, items, more])
 
     def line(prefix: str, items: list[str], more: int) -> str:
         shown = items[:1] + ([f"and {more} more"] if more else []) + items[1:]
