@@ -67,8 +67,7 @@ def test_an_edit_changes_the_text_within_the_limits(user, standin, settings_env)
     assert edited["created_at"] == durban["created_at"] and edited["updated_at"] > durban["updated_at"]
     assert edited["session_id"] == durban["session_id"] and edited["run_id"] == durban["run_id"]
     too_long = "x" * (get_settings().memory_max_chars + 1)
-    photo = "data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk" * 3
-    for text in (too_long, "", "   \n ", "bad\u0000text", photo):
+    for text in (too_long, "", "   \n ", "bad\u0000text"):
         body = problem(user.client.patch(f"/me/memories/{durban['id']}", json={"text": text}), 422, "invalid-input")
         assert body.get("field") == "text" or any(e["loc"][-1] == "text" for e in body.get("errors", [])), body
     problem(user.client.patch(f"/me/memories/{durban['id']}", json={"text": "I am ALLERGIC to peanuts."}), 409,

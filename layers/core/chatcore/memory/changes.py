@@ -87,7 +87,7 @@ def _find(conn: psycopg.Connection, user_id: UUID, ref: str | UUID) -> dict[str,
 
 def remember(user_id: UUID, text: str, *, session_id: UUID, run_id: UUID) -> MemoryChange:
     """The model saves ``text`` as a memory of the turn's user (see the module)."""
-    text = clean_text(text, get_settings().memory_max_chars)
+    text = clean_text(text, get_settings().memory_max_chars, words_only=True)
     key = fact_key(text)
     with db.connection() as conn, conn.transaction():
         _lock(conn, user_id=user_id, sub=None, by_model=True)
@@ -143,7 +143,7 @@ def update(ref: str | UUID, text: str, *, user_id: UUID | None = None, sub: str 
     with db.connection() as conn, conn.transaction():
         owner = _lock(conn, user_id=user_id, sub=sub, by_model=by_model)
         target = _find(conn, owner, ref)  # someone else's memory is 404 whatever the text
-        text = clean_text(text, get_settings().memory_max_chars)
+        text = clean_text(text, get_settings().memory_max_chars, words_only=by_model)
         key = fact_key(text)
         if target["text"] == text:
             return MemoryChange("unchanged", target)

@@ -1,11 +1,12 @@
 """What a memory may hold, the same fact told from a new one, and the recall: the user's memories as
 the model reads them at the start of a session.
 
-A memory is one line of words, at most ``MEMORY_MAX_CHARS``: whitespace (line breaks included) is
-folded to single spaces, so a memory can never pose as another line of the recall, and data (a
-``data:`` URL, a long run of base64) is refused: a photo is never stored in a memory, its
-description may be. Two texts are the same fact when their ``fact_key`` is (case, spacing and
-punctuation aside).
+A memory is one line of at most ``MEMORY_MAX_CHARS``: whitespace (line breaks included) is folded
+to single spaces, so a memory can never pose as another line of the recall. What the model writes
+must be words (``words_only``): data (a ``data:`` URL, a long run of base64) is refused, so a photo
+is never stored in a memory, its description may be (the user's own edits are bounded by the length
+alone, which no photo fits). Two texts are the same fact when their ``fact_key`` is (case, spacing
+and punctuation aside).
 
 The recall is a block of text: an opening line, then one line per memory, ``[id] text``, oldest
 first, where ``id`` is the last 8 characters of the memory's id (what the model passes to
@@ -37,9 +38,10 @@ _DATA = re.compile(r"data:[\w.+-]+/[\w.+-]+;base64|[A-Za-z0-9+/=_-]{120,}", re.I
 _SHORT_ID = re.compile(r"[0-9a-f]{8}")
 
 
-def clean_text(text: str, max_chars: int) -> str:
+def clean_text(text: str, max_chars: int, *, words_only: bool = False) -> str:
     """``text`` as a memory: one line, its whitespace folded; InvalidInput (422, field ``text``) when
-    it is blank, longer than ``max_chars`` (MEMORY_MAX_CHARS), holds a NUL or looks like data."""
+    it is blank, longer than ``max_chars`` (MEMORY_MAX_CHARS) or holds a NUL, and with
+    ``words_only`` (what the model writes) when it looks like data."""
     if "\x00" in text:
         raise InvalidInput("a memory must not contain NUL (U+0000) characters", field="text")
     one_line = " ".join(text.split())
@@ -48,7 +50,7 @@ def clean_text(text: str, max_chars: int) -> str:
     if len(one_line) > max_chars:
         raise InvalidInput(f"a memory holds at most {max_chars} characters (MEMORY_MAX_CHARS); this one has "
                            f"{len(one_line)}", field="text")
-    if _DATA.search(one_line):
+    if words_only and _DATA.search(one_line):
         raise InvalidInput("a memory holds words, not data: photos are never stored in memories (their "
                            "description may be)", field="text")
     return one_line

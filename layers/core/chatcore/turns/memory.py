@@ -248,7 +248,7 @@ def parse_consolidation(answer: str) -> list[str] | None:
         if match is None:
             continue
         try:
-            text = clean_text(match.group(1), s.memory_max_chars)
+            text = clean_text(match.group(1), s.memory_max_chars, words_only=True)
         except ProblemError:
             return None
         texts.setdefault(fact_key(text), text)

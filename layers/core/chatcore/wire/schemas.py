@@ -10,7 +10,7 @@ from uuid import UUID
 
 from annotated_types import Ge
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
-                      GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints, Tag, model_validator)
+                      GetCoreSchemaHandler, GetJsonSchemaHandler, StrictBool, StringConstraints, Tag, model_validator)
 from pydantic_core import PydanticCustomError, core_schema
 
 from chatcore.config import DECLARED, get_settings
@@ -501,15 +501,14 @@ class EditMemory(Strict):
     text: Annotated[str, AfterValidator(_no_nul), StringConstraints(min_length=1, pattern=r"\S"),
                     AtMost("memory_max_chars")] = Field(json_schema_extra=_memory_text, description=(
         "the memory's new text, at most MEMORY_MAX_CHARS (default 500) characters; line breaks become "
-        "spaces. 422 when it looks like data rather than words (a photo is never stored in a memory), or "
-        "when the memories would then exceed MEMORY_MAX_TOKENS; 409 memory-exists when another memory "
-        "already says it"))
+        "spaces. 422 when the memories would then exceed MEMORY_MAX_TOKENS; 409 memory-exists when another "
+        "memory already says it"))
 
 
 class UserSettings(Strict):
     """The caller's settings."""
 
-    memory: bool = Field(description=(
+    memory: StrictBool = Field(description=(
         "whether the assistant remembers you across sessions (default true). false: nothing is written to "
         "memory and nothing is recalled; what is stored stays (GET, PATCH, DELETE /me/memories) and is "
         "recalled again once it is true"))
