@@ -321,3 +321,45 @@ def test_a_consolidation_that_fails_or_does_not_fit_changes_nothing_and_the_turn
     # the same fact stated twice is one memory, even when the memory is full
     _, events = user.turn(sid, message="Remember that My locker number 0 is 100!")
     assert memory_events(events) == [] and len(user.client.get("/me/memories").json()["items"]) == 5
+
+
+def test_a_team_member_that_remembers_reads_the_recall_first_in_its_own_input(stack, standin, models_env):
+    """Our members (a calculator, a converter) need no facts about the user; a member whose spec
+    remembers (here the assistant, in a team of its own) gets the recall and the memory tools."""
+    import asyncio
+
+    from agno.models.message import Message
+    from uuid6 import uuid7
+
+    from chatcore.catalog.specs import TeamSpec
+    from chatcore.memory.facts import render
+    from chatcore.turns.memory import recall_messages
+    from chatcore.turns.team import TeamConversation
+
+    spec = TeamSpec(name="helpers", description="Helps with meals.", model_id="claude-sonnet-5-5",
+                    instructions=("Delegate every task to the assistant.",), members=("assistant", "calculator"),
+                    remembers=True)
+    recall = recall_messages(render([(uuid7(), "I am vegetarian")], get_settings().memory_max_tokens))
+
+    models_env()  # models of this test's own event loop (the served API's are bound to its loop)
+
+    async def run() -> list[list[dict]]:
+        bodies = []
+        for recalled in (recall, None):  # memory on, then off
+            before = len(standin.requests())
+            async for _ in TeamConversation(spec).stream(
+                    history=list(recalled or []), message=Message(role="user", content="Plan my dinner"),
+                    run_id=str(uuid7()), session_id=str(uuid7()), user_id="someone", recall=recalled):
+                pass
+            bodies.append([r["body"] for r in standin.requests()[before:]])
+        return bodies
+
+    for recalled, bodies in zip((recall, None), asyncio.run(run())):
+        leader, member, *_ = bodies
+        assert "delegate_task_to_member" in tool_names(leader) and "convert_units" in tool_names(member)
+        if recalled:
+            assert "I am vegetarian" in recall_of(leader) and "I am vegetarian" in recall_of(member)
+            assert MEMORY_TOOLS <= tool_names(leader) and MEMORY_TOOLS <= tool_names(member)
+        else:
+            assert recall_of(leader) is None and recall_of(member) is None
+            assert not MEMORY_TOOLS & (tool_names(leader) | tool_names(member))
