@@ -1015,14 +1015,19 @@ def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"\w+", text.casefold()) if len(w) >= 4}
 
 
-def recalled_memories(messages: list) -> list[tuple[str, str]]:
-    """The (id, text) lines of the recall of the user's memories in a request's messages."""
-    found = []
+def recall_text(messages: list) -> str | None:
+    """The recall of the user's memories a request's messages hold (its text), or None."""
     for m in messages:
         text = _text_of(m.get("content")) if isinstance(m, dict) else ""
         if text.startswith(RECALL_MARKER):
-            found += [match.groups() for line in text.splitlines() if (match := _RECALL_LINE.match(line))]
-    return found
+            return text
+    return None
+
+
+def recalled_memories(messages: list) -> list[tuple[str, str]]:
+    """The (id, text) lines of the recall of the user's memories in a request's messages."""
+    text = recall_text(messages) or ""
+    return [match.groups() for line in text.splitlines() if (match := _RECALL_LINE.match(line))]
 
 
 def _best_memories(memories: list[tuple[str, str]], text: str, most: int) -> list[tuple[str, str]]:

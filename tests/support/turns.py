@@ -35,15 +35,9 @@ def image_blocks(body: dict) -> list[dict]:
     return found
 
 
-RECALL_OPENING = "[What you remember about this user"
-
 
 def recall_of(body: dict) -> str | None:
     """The recall of the user's memories a Messages API request holds (its text), or None."""
-    for message in body.get("messages") or []:
-        content = message["content"]
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        for block in blocks:
-            if block.get("type") == "text" and block["text"].startswith(RECALL_OPENING):
-                return block["text"]
-    return None
+    from local.anthropic_standin import recall_text
+
+    return recall_text(body.get("messages") or [])
