@@ -31,8 +31,11 @@ FACTS = ("I am allergic to peanuts", "My daughter is called Lerato", "I live in 
 QUESTIONS = ("What am I allergic to?", "What is my daughter called?", "Where do I live?")
 # what each answer must name, and what the recall must hold
 ANSWERS = ("peanuts", "Lerato", "Makhanda")
-CHAT = ("Tell me one more thing about the history of rooibos tea, in particular how it was grown and traded "
-        "around the year {year}, who picked it and how it reached the towns. ") * 3
+# a chat turn: long enough (about 600 tokens) that every later request's prefix is over the 1,024
+# tokens a prompt needs to be cached, with memory on or off
+CHAT = "Tell me one more thing about the history of rooibos tea around the year {year}. " + (
+    "In particular how it was grown on the slopes of the Cederberg, who picked and fermented it, how it "
+    "was dried in the sun and carried to the coast, and how it reached the towns and the markets. ") * 10
 
 
 def script() -> list[list[str]]:
@@ -80,59 +83,68 @@ def _recall(body: dict) -> str:
     return recall_text(body.get("messages") or []) or ""
 
 
-def _side(h: Harness, memory: bool) -> dict[str, Any]:
-    standin = h.stack.standin
-    standin.reset()
-    client = _client(h, memory)
-    times: dict[str, list[float]] = {"write": [], "recall": [], "chat": []}
-    later: list[dict] = []  # the requests of turns 2 and on of each session
-    recall_tokens: list[int] = []
-    answers: list[str] = []
-    first_of_last: dict = {}
-    for n, messages in enumerate(script()):
-        sid = client.post("/sessions", json={"agent": AGENT}).json()["id"]
-        for t, message in enumerate(messages):
-            before = len(standin.requests())
-            elapsed, text = _turn(client, sid, message)
-            requests = standin.requests()[before:]
-            kind = "write" if message.startswith("Remember") else "recall" if message in QUESTIONS else "chat"
-            times[kind].append(elapsed)
-            if t == 0:
-                recall_tokens.append(math.ceil(len(_recall(requests[0]["body"])) / 4))
-                if n == SESSIONS - 1:
-                    first_of_last = requests[0]["body"]
-            else:
-                later += requests
-            if message in QUESTIONS:
-                answers.append(text)
-    stored = client.get("/me/memories").json()["items"]
-    everything = standin.requests()
-    client.close()
-    read = sum(r["response"]["usage"]["cache_read_input_tokens"] for r in later if "usage" in r["response"])
-    total = sum(sum(r["response"]["usage"][k] for k in ("input_tokens", "cache_read_input_tokens",
-                                                       "cache_creation_input_tokens"))
-                for r in later if "usage" in r["response"])
-    recall = _recall(first_of_last)
-    output = sum(r["response"]["usage"]["output_tokens"] for r in everything if "usage" in r["response"])
-    return {
-        "times": times, "billing": billing(everything, with_output=True), "output_tokens": output,
-        "requests": len(everything), "cache_read_share": read / total if total else 0.0,
-        "recall_tokens": recall_tokens, "memories": len(stored),
-        "facts_in_input": sum(f in recall for f in FACTS),
-        "facts_answered": sum(a in answer for a, answer in zip(ANSWERS, answers)),
-        "consolidations": sum("You consolidate the memories" in json.dumps(r["body"].get("system"))
-                              for r in everything),
-    }
+class _Side:
+    """One user's play of the script (memory on or off): what it measured."""
+
+    def __init__(self, h: Harness, memory: bool):
+        self.client = _client(h, memory)
+        self.times: dict[str, list[float]] = {"write": [], "recall": [], "chat": []}
+        self.requests: list[dict] = []  # every request the model answered for this user
+        self.later: list[dict] = []  # those of turns 2 and on of each session
+        self.recall_tokens: list[int] = []
+        self.answers: list[str] = []
+        self.first_of_last: dict = {}
+        self.sid = ""
+
+    def turn(self, standin, n: int, t: int, message: str) -> None:
+        if t == 0:
+            self.sid = self.client.post("/sessions", json={"agent": AGENT}).json()["id"]
+        before = len(standin.requests())
+        elapsed, text = _turn(self.client, self.sid, message)
+        requests = standin.requests()[before:]
+        self.requests += requests
+        kind = "write" if message.startswith("Remember") else "recall" if message in QUESTIONS else "chat"
+        self.times[kind].append(elapsed)
+        if t == 0:
+            self.recall_tokens.append(math.ceil(len(_recall(requests[0]["body"])) / 4))
+            if n == SESSIONS - 1:
+                self.first_of_last = requests[0]["body"]
+        else:
+            self.later += requests
+        if message in QUESTIONS:
+            self.answers.append(text)
+
+    def result(self) -> dict[str, Any]:
+        stored = self.client.get("/me/memories").json()["items"]
+        self.client.close()
+        usages = [r["response"]["usage"] for r in self.later if "usage" in r["response"]]
+        read = sum(u["cache_read_input_tokens"] for u in usages)
+        total = sum(u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"] for u in usages)
+        recall = _recall(self.first_of_last)
+        return {
+            "times": self.times, "billing": billing(self.requests, with_output=True), "requests": len(self.requests),
+            "output_tokens": sum(r["response"]["usage"]["output_tokens"] for r in self.requests
+                                 if "usage" in r["response"]),
+            "cache_read_share": read / total if total else 0.0, "recall_tokens": self.recall_tokens,
+            "memories": len(stored), "facts_in_input": sum(f in recall for f in FACTS),
+            "facts_answered": sum(a in answer for a, answer in zip(ANSWERS, self.answers)),
+            "consolidations": sum("You consolidate the memories" in json.dumps(r["body"].get("system"))
+                                  for r in self.requests),
+        }
 
 
 def run(h: Harness) -> dict[str, Any]:
-    results = {}
-    for memory in (True, False):
-        say(f"bench: memory, {SESSIONS} sessions of {TURNS} turns, memory {'on' if memory else 'off'}")
-        results["on" if memory else "off"] = _side(h, memory)
-    h.reset_standin()
-    results["turns"] = SESSIONS * TURNS
-    return results
+    """Both users play the script turn by turn, one after the other, so both see the same machine."""
+    standin = h.stack.standin
+    standin.reset()
+    say(f"bench: memory, {SESSIONS} sessions of {TURNS} turns, one user with memory on and one with it off")
+    sides = {"on": _Side(h, True), "off": _Side(h, False)}
+    for n, messages in enumerate(script()):
+        for t, message in enumerate(messages):
+            for side in sides.values():
+                side.turn(standin, n, t, message)
+        h.reset_standin()  # what each side needs of the requests is kept by the side
+    return {**{name: side.result() for name, side in sides.items()}, "turns": SESSIONS * TURNS}
 
 
 def report(res: dict[str, Any]) -> str:
