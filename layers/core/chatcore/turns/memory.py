@@ -42,8 +42,9 @@ from chatcore.config import get_settings
 from chatcore.errors import ProblemError
 from chatcore.memory import changes
 from chatcore.memory.changes import MemoryChange
-from chatcore.memory.facts import CHARS_PER_TOKEN, RECALL_OPENING, SHORT_ID_CHARS, clean_text, fact_key, short_id
-from chatcore.memory.facts import within_limits
+from chatcore.memory.facts import (
+    CHARS_PER_TOKEN, RECALL_OPENING, SHORT_ID_CHARS, clean_text, fact_key, short_id, within_limits,
+)
 from chatcore.store import turns as turn_rows
 from chatcore.turns.claude import claude
 from chatcore.turns.outcome import RunError, TurnOutcome
