@@ -130,7 +130,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                                      run_id=str(row["running_id"]))
             turn_rows.abandon_turn(conn, row["running_id"])
         conversation = conversation_for(row["agent_name"], row["team_name"])
-        recall = _recall(conn, turn, row, conversation) if row["memory_enabled"] and conversation.remembers else None
+        recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
         if recall is not None:
             overhead += MEMORY_OVERHEAD_TOKENS + sum(message_tokens(m) for m in recall)
@@ -184,7 +184,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                         user_message=user_message, costs=costs, compaction=compaction, memory=scope)
 
 
-def _recall(conn, turn: TurnInput, row: dict, conversation: Conversation) -> list[Message]:
+def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Message]:
     """The session's recall of the user's memories (``turns.memory``): its snapshot, else (its first
     turn, or the user changed or deleted a memory since) the memories rendered now and saved as the
     snapshot, in the turn's first transaction (pipelined: no round trip of its own)."""
