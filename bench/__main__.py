@@ -11,8 +11,8 @@ from bench.harness import say
 from bench.stats import table
 
 SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "built", "conversation", "messages",
-            "events")
-NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events"}
+            "events", "memory")
+NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events", "memory"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = conversation.run(harness)
                 reports.append(conversation.report(results[name]))
+            elif name == "memory":
+                from bench import memory
+
+                results[name] = memory.run(harness)
+                reports.append(memory.report(results[name]))
             cpu = meter.stop()
             cpu_rows.append([name, f"{time.time() - t:.0f}", section_load, f"{cpu['ours_pct']:.0f}%",
                              f"{cpu['other_pct']:.0f}%"])

@@ -136,8 +136,9 @@ def _agno(h: Harness, turns: list[tuple[str, list[bytes]]]) -> dict[str, Any]:
     return {"failed": failed}
 
 
-def _billing(requests: list[dict]) -> dict[str, Any]:
-    """What the answered requests cost as input: tokens by kind, and rands with and without caching."""
+def billing(requests: list[dict], *, with_output: bool = False) -> dict[str, Any]:
+    """What the answered requests cost as input (and, ``with_output``, as output too): tokens by
+    kind, and rands with and without caching."""
     from chatcore.money.prices import TokenUsage, default_price_book
 
     book = default_price_book()
@@ -150,10 +151,11 @@ def _billing(requests: list[dict]) -> dict[str, Any]:
             continue
         u_in, u_read = usage["input_tokens"], usage["cache_read_input_tokens"]
         u_write = usage["cache_creation_input_tokens"]
+        u_out = usage["output_tokens"] if with_output else 0
         one_hour = (usage.get("cache_creation") or {}).get("ephemeral_1h_input_tokens", 0)
         full, write, read = full + u_in, write + u_write, read + u_read
-        usd += book.cost_usd(MODEL, TokenUsage(u_in, 0, u_read, u_write, one_hour), now).usd
-        usd_uncached += book.cost_usd(MODEL, TokenUsage(u_in + u_read + u_write, 0, 0, 0), now).usd
+        usd += book.cost_usd(MODEL, TokenUsage(u_in, u_out, u_read, u_write, one_hour), now).usd
+        usd_uncached += book.cost_usd(MODEL, TokenUsage(u_in + u_read + u_write, u_out, 0, 0), now).usd
     return {"full": full, "write": write, "read": read, "zar": usd * RATE, "zar_uncached": usd_uncached * RATE,
             "requests": len(requests), "refused": sum(1 for r in requests if "error" in (r.get("response") or {}))}
 
@@ -173,7 +175,7 @@ def run(h: Harness) -> dict[str, Any]:
             standin.reset()
             outcome = play(h, turns)
             requests = standin.requests()
-            row[side] = {**outcome, **_billing(requests), "fact": _fact_in_last_input(requests)}
+            row[side] = {**outcome, **billing(requests), "fact": _fact_in_last_input(requests)}
         standin.reset()
         results[name] = row
     return results

@@ -107,6 +107,22 @@ def report(results: dict, quick: bool = False) -> str:
             rows.append(["40-turn chat: input cost with caching / without", f"{share:.0%}",
                          f"Agno defaults R{chat['agno']['zar']:.2f}", "<= 40%", _verdict(share <= 0.4)])
 
+    mem = results.get("memory")
+    if mem:
+        from chatcore.config import get_settings
+
+        on, off = mem["on"], mem["off"]
+        rows.append(["memory: facts of sessions 1-3 in session 10's input", f"{on['facts_in_input']}/3",
+                     f"memory off {off['facts_in_input']}/3", "3/3", _verdict(on["facts_in_input"] == 3)])
+        budget = get_settings().memory_max_tokens
+        most = max(on["recall_tokens"])
+        rows.append(["memory: recall tokens in a session's input (most)", str(most), "", f"<= {budget}",
+                     _verdict(most <= budget)])
+        drop = (off["cache_read_share"] - on["cache_read_share"]) * 100
+        rows.append(["memory: cache-read share of later turns, on vs off",
+                     f"{on['cache_read_share']:.0%}", f"off {off['cache_read_share']:.0%}", "at most 10 points lower",
+                     _verdict(drop <= 10)])
+
     out = ["TARGETS" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
     return "\n".join(out)

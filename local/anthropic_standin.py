@@ -70,6 +70,16 @@ client with ``max_retries=0``.
 
 Default behaviour (deterministic, from the request)
     * tools offered and the last message is plain user text (not a tool_result):
+        - ``remember`` offered and the text says "remember (that) <fact>" -> calls it with
+          ``{"text": <fact>}`` (trailing punctuation dropped);
+        - ``forget_memory`` offered and the text says "forget (that) <fact>" -> calls it with the id
+          of the recalled memory (below) sharing the most words with the fact, if any;
+    * the last user text asks a question ("?", no arithmetic) and the request holds a recall of the
+      user's memories (a text starting "[What you remember about this user", then lines ``[id]
+      memory``) with a memory sharing a word of 4+ letters with the question -> ``From what I
+      remember: <memory>.``
+      (the memories sharing most words, at most three); before any delegation or calculator call;
+    * tools offered and the last message is plain user text, otherwise:
         - ``delegate_task_to_member`` offered -> calls it with ``member_id`` = the first member
           id found in the system prompt (agno's ``<member id="...">`` listing, or a line like
           ``ID: xxx``; else ``"unknown"``) and ``task`` = the user text;
@@ -78,6 +88,13 @@ Default behaviour (deterministic, from the request)
         - else a text reply.
     * a summariser (its system prompt says "You summarise conversations"): the summary so far from
       the prompt, then each ``User:`` line of the new part cut to 120 characters;
+    * a memory consolidation (its system prompt says "You consolidate the memories"): the prompt's
+      ``- `` lines once each (the same words, case and punctuation aside: the newest wording), those
+      opening with the same three words merged into one (``I have visited Paris, Rome``), then,
+      while a line is longer than the prompt's "at most N characters each" or all of them longer
+      than its "N characters in all", the longest merged line keeps its first and newest items
+      and says how many more it had (``..., and 12 more, ...``; merged again, a line's items and
+      its count are taken apart first); answered as ``- `` lines;
     * text reply: ``Stand-in model reply to: <first 60 chars of the last user text>. I can see
       N image(s) in this conversation (total bytes B).``; when the last message carries tool
       results: ``The tool returned: <first 200 chars of the results>``.
@@ -986,6 +1003,90 @@ def summary_reply(prompt: str) -> str:
     return "\n".join(([summary] if summary else []) + lines) or "Nothing to summarise."
 
 
+_REMEMBER = re.compile(r"\bremember\b[\s,:]*(?:that\s+)?(?P<fact>\S.*)", re.IGNORECASE | re.DOTALL)
+_FORGET = re.compile(r"\bforget\b[\s,:]*(?:that\s+)?(?P<fact>\S.*)", re.IGNORECASE | re.DOTALL)
+RECALL_MARKER = "[What you remember about this user"
+_RECALL_LINE = re.compile(r"^\[([0-9a-f]{8})\] (.+)$")
+_CONSOLIDATION_LIMITS = re.compile(
+    r"at most (\d+) memories of at most (\d+) characters each, (\d+) characters in all")
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"\w+", text.casefold()) if len(w) >= 4}
+
+
+def recall_text(messages: list) -> str | None:
+    """The recall of the user's memories a request's messages hold (its text), or None."""
+    for m in messages:
+        text = _text_of(m.get("content")) if isinstance(m, dict) else ""
+        if text.startswith(RECALL_MARKER):
+            return text
+    return None
+
+
+def recalled_memories(messages: list) -> list[tuple[str, str]]:
+    """The (id, text) lines of the recall of the user's memories in a request's messages."""
+    text = recall_text(messages) or ""
+    return [match.groups() for line in text.splitlines() if (match := _RECALL_LINE.match(line))]
+
+
+def _best_memories(memories: list[tuple[str, str]], text: str, most: int) -> list[tuple[str, str]]:
+    """The memories sharing most words (of 4+ letters) with ``text``, best first, ties oldest first."""
+    wanted = _words(text)
+    scored = [(len(wanted & _words(m)), i) for i, (_, m) in enumerate(memories)]
+    return [memories[i] for score, i in sorted(scored, key=lambda x: (-x[0], x[1])) if score][:most]
+
+
+def consolidation_reply(prompt: str) -> str:
+    """A memory consolidation's reply (see "Default behaviour"): deterministic, and within the
+    prompt's limits whenever the distinct memories alone fit them."""
+    limits = _CONSOLIDATION_LIMITS.search(prompt)
+    each, total = (int(limits.group(2)), int(limits.group(3))) if limits else (500, 4000)
+    unique: dict[str, str] = {}
+    for line in prompt.splitlines():
+        if line.startswith("- ") and line[2:].strip():
+            text = line[2:].strip()
+            key = " ".join(re.findall(r"\w+", text.casefold()))
+            unique.pop(key, None)  # the newest wording, at its newest place
+            unique[key] = text
+    groups: dict[str, tuple[str, list[str]]] = {}
+    for text in unique.values():
+        words = text.split()
+        prefix, rest = (" ".join(words[:3]), " ".join(words[3:])) if len(words) >= 4 else (text, "")
+        groups.setdefault(prefix.casefold(), (prefix, []))[1].append(rest)
+    # each line: its opening words, its items (the first, then the newest ones) and how many were
+    # folded (a line merged before counts its own items and its "and N more")
+    merged = []
+    for prefix, rests in groups.values():
+        items, more = [], 0
+        for part in (p for rest in rests for p in rest.split(", ") if p):
+            folded = re.fullmatch(r"and (\d+) more", part)
+            if folded:
+                more += int(folded.group(1))
+            else:
+                items.append(part)
+        merged.append([prefix, items, more])
+
+    def line(prefix: str, items: list[str], more: int) -> str:
+        shown = items[:1] + ([f"and {more} more"] if more else []) + items[1:]
+        return f"{prefix} {', '.join(shown)}" if shown else prefix
+
+    def lines() -> list[str]:
+        return [line(*m) for m in merged]
+
+    while True:
+        current = lines()
+        if all(len(x) <= each for x in current) and sum(map(len, current)) <= total:
+            break
+        foldable = [i for i, m in enumerate(merged) if len(m[1]) >= 3]
+        if not foldable:
+            break  # nothing more to fold: the answer is what it is
+        longest = max(foldable, key=lambda i: len(current[i]))
+        del merged[longest][1][1]  # the oldest item after the first
+        merged[longest][2] += 1
+    return "\n".join(f"- {line}" for line in lines()) or "- (nothing to remember)"
+
+
 def default_content(body: dict) -> list[dict]:
     """The default (unscripted) reply content for a request."""
     messages = body.get("messages") or []
@@ -1001,6 +1102,19 @@ def default_content(body: dict) -> list[dict]:
 
     user_text = _text_of(last_content) if last.get("role") == "user" else ""
     if tool_names and last.get("role") == "user":
+        if "remember" in tool_names and (match := _REMEMBER.search(user_text)):
+            fact = match.group("fact").strip().rstrip(".!?").strip()
+            if fact:
+                return [_tool_use_block("remember", {"text": fact})]
+        if "forget_memory" in tool_names and (match := _FORGET.search(user_text)):
+            best = _best_memories(recalled_memories(messages), match.group("fact"), 1)
+            if best:
+                return [_tool_use_block("forget_memory", {"memory_id": best[0][0]})]
+    if "?" in user_text and _find_expression(user_text) is None:
+        best = _best_memories(recalled_memories(messages), user_text, 3)
+        if best:
+            return [{"type": "text", "text": "From what I remember: " + "; ".join(m for _, m in best) + "."}]
+    if tool_names and last.get("role") == "user":
         if "delegate_task_to_member" in tool_names:
             member_id = _find_member_id(_system_text(body.get("system")))
             return [
@@ -1013,6 +1127,8 @@ def default_content(body: dict) -> list[dict]:
 
     if "you summarise conversations" in _system_text(body.get("system")).lower():
         return [{"type": "text", "text": summary_reply(user_text)}]
+    if "you consolidate the memories" in _system_text(body.get("system")).lower():
+        return [{"type": "text", "text": consolidation_reply(user_text)}]
 
     n_images, n_bytes = _count_images(messages)
     snippet = user_text[:60]

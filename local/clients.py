@@ -113,8 +113,8 @@ val HttpUrl.encodedPathSegments: List<String> get() = encodedPathSegments()
 # Programs that use each client as docs/api.md says: if a name or a member they use is not generated,
 # the build fails. Their turn streams are read with an SSE reader (docs/api.md), not through the client.
 TS_USAGE = """\
-import { cancelTurn, createSession, getUsage, listMessages, streamTurnEvents } from "./client";
-import type { FieldError, Money, Problem, TurnCompleted, TurnEvent, TurnIn } from "./client";
+import { cancelTurn, createSession, deleteMemory, getUsage, listMemories, listMessages, streamTurnEvents, updateSettings } from "./client";
+import type { FieldError, MemoryOut, Money, Problem, TurnCompleted, TurnEvent, TurnIn } from "./client";
 
 // a turn's body with both kinds of photo: base64 and an upload (POST /uploads)
 export const twoPhotos: TurnIn = {
@@ -157,16 +157,35 @@ export function shown(data: TurnEvent): string {
   }
 }
 
+// what the assistant remembers, newest first; "Undo" of a MemoryUpdated event that saved one; memory off
+export async function remembered(): Promise<string[]> {
+  const page = await listMemories({ query: { limit: 50 } });
+  return (page.data?.items ?? []).map((m: MemoryOut) => `${m.id}: ${m.text}`);
+}
+
+export async function undoSaved(memoryId: string): Promise<void> {
+  await deleteMemory({ path: { memory_id: memoryId } });
+}
+
+export async function forgetNothingMore(): Promise<boolean | undefined> {
+  const settings = await updateSettings({ body: { memory: false } });
+  return settings.data?.memory;
+}
+
 export const operations = [cancelTurn, streamTurnEvents];
 """
 
 KOTLIN_USAGE = f"""\
 package {KOTLIN_PACKAGE}.usage
 
+import {KOTLIN_PACKAGE}.apis.MemoriesApi
 import {KOTLIN_PACKAGE}.apis.SessionsApi
+import {KOTLIN_PACKAGE}.apis.SettingsApi
 import {KOTLIN_PACKAGE}.apis.TurnsApi
 import {KOTLIN_PACKAGE}.apis.UsageApi
+import {KOTLIN_PACKAGE}.models.EditMemory
 import {KOTLIN_PACKAGE}.models.FieldError
+import {KOTLIN_PACKAGE}.models.MemoryOut
 import {KOTLIN_PACKAGE}.models.Money
 import {KOTLIN_PACKAGE}.models.Problem
 import {KOTLIN_PACKAGE}.models.TurnCompleted
@@ -190,8 +209,14 @@ fun dollars(cost: Money): BigDecimal = BigDecimal(cost.usd)
 // one class per event of a turn's stream: the `data:` of a TurnCompleted event, read as one
 fun finalCost(data: String): BigDecimal? = Gson().fromJson(data, TurnCompleted::class.java).cost?.let {{ dollars(it) }}
 
+// "Undo" of a MemoryUpdated event that updated a memory: its previous text back
+fun undoUpdate(memories: MemoriesApi, memoryId: UUID, previousText: String): MemoryOut =
+    memories.editMemory(memoryId, EditMemory(text = previousText))
+
 val operations = listOf(SessionsApi::listSessions, SessionsApi::deleteSession, TurnsApi::streamTurn,
-                        TurnsApi::streamTurnEvents, TurnsApi::cancelTurn, UsageApi::getUsage)
+                        TurnsApi::streamTurnEvents, TurnsApi::cancelTurn, UsageApi::getUsage,
+                        MemoriesApi::listMemories, MemoriesApi::deleteMemory, MemoriesApi::deleteMemories,
+                        SettingsApi::getSettings, SettingsApi::updateSettings)
 """
 
 

@@ -2,8 +2,9 @@
 
 Starts Postgres, S3 (moto) and the model (real Claude with ANTHROPIC_API_KEY, else
 ANTHROPIC_BASE_URL, else the local stand-in), serves the chat API over HTTP, streams a turn with a
-photo through it, then a follow-up turn that relies on the stored history, and prints what was
-stored: rows, S3 keys, tokens and cost in rands.
+photo through it, then a follow-up turn that relies on the stored history, then a turn that asks
+the assistant to remember something, and a second session that knows it; prints what was stored:
+rows, S3 keys, tokens and cost in rands, and what the assistant remembers.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def stream_turn(client: httpx.Client, session_id: str, body: dict) -> dict:
                 elif event in ("ToolCallCompleted", "TeamToolCallCompleted"):
                     tool = data.get("tool") or {}
                     print(f"{DIM}[{tool.get('tool_name')} -> {str(tool.get('result'))[:120]}]{RESET}", flush=True)
+                elif event == "MemoryUpdated":
+                    print(f"\n{BOLD}[memory {data.get('action')}: {data.get('text')}]{RESET}", flush=True)
                 elif event in ("TurnCompleted", "TurnFailed"):
                     final = {"event": event, **data}
                 elif event in ("RunStarted", "TeamRunStarted", "RunCompleted", "TeamRunCompleted", "RunError"):
@@ -118,9 +121,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{BOLD}Turn 2{RESET} (continues from the stored history, photo included): ", flush=True)
             second = stream_turn(client, session_id, {"message": "What colours were in the photo I sent?"})
             print(f"{DIM}{second.get('event')}: {json.dumps({k: second.get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+            print(f"\n{BOLD}Turn 3{RESET} (the assistant writes to the user's memory): ", flush=True)
+            third = stream_turn(client, session_id, {"message": "Remember that I am allergic to peanuts."})
+            later = client.post("/sessions", json=target).json()["id"]
+            print(f"\n{BOLD}A second session{RESET} ({later}) recalls what the first was told: ", flush=True)
+            fourth = stream_turn(client, later, {"message": "What am I allergic to?"})
+            memories = client.get("/me/memories").json()["items"]
         print_stored(stack.env["DATABASE_URL"], session_id)
+        print(f"\n{BOLD}What the assistant remembers{RESET} (GET /me/memories)")
+        for memory in memories:
+            print(f"  {memory['text']}  {DIM}(id {memory['id']}, session {memory['session_id']}){RESET}")
         server.stop()
-        ok = first.get("event") == "TurnCompleted" and second.get("event") == "TurnCompleted"
+        ok = all(t.get("event") == "TurnCompleted" for t in (first, second, third, fourth)) and memories
         return 0 if ok else 1
     finally:
         from chatcore import db

@@ -2,7 +2,7 @@
 Lambda Web Adapter. One router per resource (``chatcore.web.routes``).
 
 It must not import agno (cold start): sessions, history, usage, uploads, the catalog and the
-account only need Postgres and S3.
+account, memories and settings only need Postgres and S3.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from chatcore.web.cold_start import imports_frozen
 with imports_frozen():
     from chatcore.catalog import sync_catalog
     from chatcore.web.fastapi_app import create_app
-    from chatcore.web.routes import account, catalog, messages, sessions, turns, uploads, usage
+    from chatcore.web.routes import account, catalog, memories, messages, sessions, settings, turns, uploads, usage
 
 ROUTERS = [catalog.router, sessions.router, turns.router, messages.router, usage.router, uploads.router,
-           account.router]
+           account.router, memories.router, settings.router]
 
 app = create_app(title="Agent chat API", routers=ROUTERS, on_startup=[sync_catalog])

@@ -24,3 +24,13 @@ def test_bench_refuses_unknown_sections():
     p = subprocess.run([sys.executable, "-m", "bench", "--only", "nonsense"], cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "unknown section" in p.stderr
+
+
+def test_bench_memory_prints_its_table():
+    """The memory section (issue 23) plays its 80 turns against the local stack and prints its table."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "bench", "--only", "memory"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "8. MEMORY" in p.stdout and "cache-read share, later turns" in p.stdout
+    assert "memory: facts of sessions 1-3 in session 10's input   3/3" in p.stdout

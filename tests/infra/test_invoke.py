@@ -70,6 +70,11 @@ def test_every_event_succeeds(invoker, standin, path):
         # turn's 202 is tested against two instances in tests/integration/test_resume.py)
         assert result.status == 409 and json.loads(result.body)["code"] == "turn-finished", result.body
         return
+    if path.name in ("api-edit-memory.json", "api-delete-memory.json"):
+        # a memory id that exists nowhere (a memory is written by a turn's tool call: the routes'
+        # own tests in tests/integration/test_memory.py): answered 404, as someone else's would be
+        assert result.status == 404 and json.loads(result.body)["code"] == "not-found", result.body
+        return
     if path.name == "api-get-account-deletion.json":
         # the caller's account (api-delete-account.json's) was deleted within its request: nothing is
         # under way (a deletion waiting for turns to stop: tests/integration)

@@ -32,11 +32,14 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
                    ("GET", "/sessions/{session_id}/turns/{run_id}/events"),
                    ("POST", "/sessions/{session_id}/turns/{run_id}/cancel"),
                    ("POST", "/sessions/{session_id}/turns/{run_id}/resume-token"), ("POST", "/uploads"),
-                   ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"), ("GET", "/me/export")}
+                   ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"), ("GET", "/me/export"),
+                   ("GET", "/me/memories"), ("DELETE", "/me/memories"), ("PATCH", "/me/memories/{memory_id}"),
+                   ("DELETE", "/me/memories/{memory_id}"), ("GET", "/me/settings"), ("PUT", "/me/settings")}
     for method, path in (("DELETE", "/me"), ("POST", "/me/export")):  # done at once, or 202 and poll
         assert {"200", "202"} <= set(doc["paths"][path][method.lower()]["responses"])
     turn = doc["paths"]["/sessions/{session_id}/turns"]["post"]
     for word in ("TurnCompleted", "TurnFailed", "TurnCancelled", "RunContent", "TeamRunStarted", "parent_run_id",
+                 "MemoryUpdated",
                  "id:", "event:", "X-Run-Id", "Last-Event-ID", ": ping"):
         assert word in turn["description"]
     assert "X-Run-Id" in turn["responses"]["200"]["headers"]
@@ -96,6 +99,9 @@ OPERATION_IDS = {
     ("POST", "/uploads"): "createUpload", ("GET", "/usage"): "getUsage",
     ("DELETE", "/me"): "deleteMe", ("GET", "/me/deletion"): "getDeletion",
     ("POST", "/me/export"): "startExport", ("GET", "/me/export"): "getExport",
+    ("GET", "/me/memories"): "listMemories", ("DELETE", "/me/memories"): "deleteMemories",
+    ("PATCH", "/me/memories/{memory_id}"): "editMemory", ("DELETE", "/me/memories/{memory_id}"): "deleteMemory",
+    ("GET", "/me/settings"): "getSettings", ("PUT", "/me/settings"): "updateSettings",
 }
 
 

@@ -105,7 +105,7 @@ def test_only_the_turn_and_its_events_stream(resources):
         assert turn["responseTransferMode"] == "STREAM", route
         assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
     others = {k: v for k, v in routes.items() if k not in STREAMED}
-    assert len(others) == 16
+    assert len(others) == 22
     for route, op in others.items():
         integration = op["x-amazon-apigateway-integration"]
         assert _sub(integration["uri"]).endswith("/invocations"), route
@@ -131,7 +131,9 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
             EVENTS_ROUTE, ("POST", "/sessions/{id}/turns/{run_id}/cancel"),
             ("POST", "/sessions/{id}/turns/{run_id}/resume-token"),
             ("POST", "/uploads"), ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"),
-            ("GET", "/me/export")} == set(_routes(resources))
+            ("GET", "/me/export"), ("GET", "/me/memories"), ("DELETE", "/me/memories"),
+            ("PATCH", "/me/memories/{id}"), ("DELETE", "/me/memories/{id}"), ("GET", "/me/settings"),
+            ("PUT", "/me/settings")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}

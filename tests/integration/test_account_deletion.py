@@ -28,7 +28,7 @@ from tests.support.uploads import uploaded
 PROBLEM = "application/problem+json"
 # Every table that holds something of an account (what the scan must find before the deletion).
 HOLDERS = {"users", "sessions", "runs", "chat_events", "turn_events", "session_summaries", "uploads",
-           "deleted_session_usage", "daily_costs", "exports", "resume_tokens"}
+           "deleted_session_usage", "daily_costs", "exports", "resume_tokens", "memories"}
 
 
 def tables(db_conn) -> list[str]:
@@ -106,8 +106,8 @@ class Account:
 
 
 def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
-    """An agent session with an inline photo and an uploaded one, a team session, a session deleted
-    before (its usage kept), a summary, an upload never used, a resume token and an export."""
+    """An agent session with an inline photo and an uploaded one, a memory, a team session, a session
+    deleted before (its usage kept), a summary, an upload never used, a resume token and an export."""
     bucket = stack.env["MEDIA_BUCKET"]
     marker = f"zebra{uuid.uuid4().hex[:12]}"
     photos = [noise_png(64, 48, seed=int(time.time() * 1000) % 100_000 + i) for i in range(3)]
@@ -118,6 +118,9 @@ def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
     upload = uploaded(user, photos[1])
     _, events = user.turn(agent_sid, message=f"{marker} two", images=[{"upload_id": upload["upload_id"]}])
     assert events[-1]["event"] == "TurnCompleted", events[-1]
+    costs.append(final_cost(events))
+    _, events = user.turn(agent_sid, message=f"Remember that my locker code is {marker}")
+    assert [e["data"]["action"] for e in events if e["event"] == "MemoryUpdated"] == ["saved"], events[-1]
     costs.append(final_cost(events))
     team_sid = user.client.post("/sessions", json={"team": "planner", "title": f"{marker} team"}).json()["id"]
     _, events = user.turn(team_sid, message=f"{marker} What is 6 * 7?")

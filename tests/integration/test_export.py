@@ -91,12 +91,13 @@ class Stored:
 
 
 def the_users_account(user, db_conn) -> Stored:
-    """An agent session with an inline photo and a tool call, one with an uploaded photo, a team
-    session, a session deleted since (only its usage stays), an upload no turn used, a budget."""
+    """An agent session with an inline photo, a tool call and a memory, one with an uploaded photo, a
+    team session, a session deleted since (only its usage stays), an upload no turn used, a budget."""
     mine = Stored(f"mine-{uuid.uuid4().hex[:12]}")
     s1 = mine.sessions["photo"] = user.new_session()
     completed(user, s1, message=f"{mine.marker} small photo and 3 * 4", images=[{"data": b64(SMALL_PNG)}])
     completed(user, s1, message=f"{mine.marker} and again")
+    completed(user, s1, message=f"Remember that my locker code is {mine.marker}")
     s2 = mine.sessions["upload"] = user.new_session()
     upload = mine.uploads["used"] = uploaded(user, LARGE_PNG)
     completed(user, s2, message=f"{mine.marker} a big photo", images=[{"upload_id": upload["upload_id"]}])
@@ -121,6 +122,7 @@ def another_users_account(other_user) -> Stored:
               images=[{"data": b64(theirs.photos["small"])}, {"data": b64(theirs.photos["large"])}])
     o2 = theirs.sessions["team"] = other_user.client.post("/sessions", json={"team": "planner"}).json()["id"]
     completed(other_user, o2, message=f"{theirs.marker} What is 5 * 9?")
+    completed(other_user, o1, message=f"Remember that my locker code is {theirs.marker}")
     theirs.uploads["waiting"] = uploaded(other_user, theirs.photos["waiting"])
     return theirs
 
@@ -132,7 +134,7 @@ def assert_the_account_and_its_usage(account: dict, user, gone: str) -> None:
     api_usage = user.client.get("/usage", params={"from": usage["from"], "to": usage["to"]}).json()
     for part in ("totals", "by_day", "by_agent", "budget"):
         assert usage[part] == api_usage[part], part
-    assert usage["totals"]["turns"] == 5 and Decimal(usage["totals"]["cost"]["zar"]) > 0
+    assert usage["totals"]["turns"] == 6 and Decimal(usage["totals"]["cost"]["zar"]) > 0
     assert usage["budget"]["monthly_budget_zar"] == "100.00"
     kept = account["deleted_sessions_usage"]
     assert {k["session_id"] for k in kept} == {gone}
@@ -204,8 +206,23 @@ def assert_the_sessions_hold_every_message_and_photo(zf: zipfile.ZipFile, names:
     assert zf.read(small["file"]) == normalised(SMALL_PNG)  # the inline photo, from its row
     assert zf.read([f for f in photo_files if f.startswith(f"photos/{s2}/")][0]) == normalised(LARGE_PNG)
     assert body["contents"] == {"sessions": 3, "messages": sum(s["messages"] for s in account["sessions"]),
-                                "photos": len([n for n in names if n.startswith("photos/")]), "uploads": 2}
+                                "photos": len([n for n in names if n.startswith("photos/")]), "uploads": 2,
+                                "memories": 1}
     assert body["contents"]["photos"] == 2
+
+
+def assert_the_memories(zf: zipfile.ZipFile, mine: Stored, user, db_conn) -> None:
+    """memories.json: the memory switch and every memory as GET /me/memories lists it, with the
+    session and run that wrote it."""
+    doc = read_json(zf, "memories.json")
+    assert doc["format"] == "agent-chat-export/1" and doc["memory"] is True
+    (memory,) = doc["memories"]
+    assert memory["text"] == f"my locker code is {mine.marker}" and memory["session_id"] == mine.sessions["photo"]
+    (listed,) = user.client.get("/me/memories").json()["items"]
+    assert memory == {k: listed[k] for k in ("id", "text", "session_id", "run_id", "created_at", "updated_at")}
+    run = db_conn.execute("SELECT session_id, parent_run_id FROM runs WHERE id = %s", (memory["run_id"],)).fetchone()
+    assert str(run["session_id"]) == mine.sessions["photo"] and run["parent_run_id"] is None  # the turn
+    assert "memories.json" in zf.read("README.txt").decode()
 
 
 def assert_nothing_of_the_other_user(zf: zipfile.ZipFile, names: set[str], theirs: Stored, other_user,
@@ -246,6 +263,7 @@ def test_the_export_holds_everything_of_the_user_and_nothing_of_another(
     assert_the_account_and_its_usage(account, user, mine.sessions["gone"])
     assert_the_uploads(account, zf, mine)
     assert_the_sessions_hold_every_message_and_photo(zf, names, account, body, mine, user, db_conn, s3, bucket)
+    assert_the_memories(zf, mine, user, db_conn)
     assert_nothing_of_the_other_user(zf, names, theirs, other_user, db_conn)
     assert str(user_row["id"]) not in json.dumps(account)  # internal ids stay inside
 
@@ -262,7 +280,7 @@ def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user,
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ready" and body["url_expires_in"] == 900 and body["error"] is None
-    assert body["contents"] == {"sessions": 1, "messages": 2, "photos": 0, "uploads": 0}
+    assert body["contents"] == {"sessions": 1, "messages": 2, "photos": 0, "uploads": 0, "memories": 0}
     row = db_conn.execute("SELECT * FROM exports WHERE id = %s", (body["id"],)).fetchone()
     assert row["expires_at"] - row["finished_at"] == timedelta(days=1) and row["key"] == f"media/exports/{body['id']}.zip"
     zf = download(body)
@@ -281,9 +299,10 @@ def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user,
 
 def test_an_account_with_nothing_stored_exports(user):
     body = exported(user)
-    assert body["contents"] == {"sessions": 0, "messages": 0, "photos": 0, "uploads": 0}
+    assert body["contents"] == {"sessions": 0, "messages": 0, "photos": 0, "uploads": 0, "memories": 0}
     zf = download(body)
-    assert sorted(zf.namelist()) == ["README.txt", "account.json"]
+    assert sorted(zf.namelist()) == ["README.txt", "account.json", "memories.json"]
+    assert read_json(zf, "memories.json") == {"format": "agent-chat-export/1", "memory": True, "memories": []}
     account = read_json(zf, "account.json")
     assert account["sessions"] == [] and account["uploads"] == [] and account["deleted_sessions_usage"] == []
     assert account["usage"]["totals"]["turns"] == 0 and account["usage"]["by_day"] == []

@@ -122,6 +122,27 @@ def test_a_cursor_is_unpadded_url_safe_base64(user, cursor, valid):
         e for e in problem["errors"] if e["loc"] == ["query", "cursor"]])
 
 
+MEMORY_TEXTS = [("I live in Cape Town", True), ("two\nlines", True), ("x" * 500, True), ("", False),
+                (" \n\t ", False), ("a\x00b", False), ("x" * 501, False)]
+
+
+@pytest.mark.parametrize(("text", "valid"), MEMORY_TEXTS, ids=[repr(t[:12]) for t, _ in MEMORY_TEXTS])
+def test_a_memory_s_text_is_valid_for_the_document_exactly_when_the_api_takes_it(user, standin, text, valid):
+    user.turn(user.new_session(), message="Remember that I live in Durban")
+    (memory,) = user.client.get("/me/memories").json()["items"]
+    assert valid_body("/me/memories/{memory_id}", "patch", {"text": text}) is valid
+    r = user.client.patch(f"/me/memories/{memory['id']}", json={"text": text})
+    assert refused_as_invalid(r.status_code) is not valid, (r.status_code, r.text)
+
+
+@pytest.mark.parametrize(("body", "valid"), [({"memory": False}, True), ({"memory": True}, True), ({}, False),
+                                             ({"memory": "no"}, False), ({"memory": None}, False)])
+def test_the_settings_are_valid_for_the_document_exactly_when_the_api_takes_them(user, body, valid):
+    assert valid_body("/me/settings", "put", body) is valid
+    r = user.client.put("/me/settings", json=body)
+    assert refused_as_invalid(r.status_code) is not valid, (r.status_code, r.text)
+
+
 def test_a_bounded_fuzz_run_of_the_served_api_passes_every_check(server_url, standin, tmp_path):
     """``bin/fuzz`` at a small size (about half a minute): every operation but DELETE /me, every
     phase and every check of schemathesis; any failure fails the test, with schemathesis' report."""
@@ -134,4 +155,4 @@ def test_a_bounded_fuzz_run_of_the_served_api_passes_every_check(server_url, sta
                           output=output)
     report = log.read_text()
     assert status == 0, report[-6000:]
-    assert "No issues found" in report and "17 selected / 18 total" in report, report[-3000:]
+    assert "No issues found" in report and "23 selected / 24 total" in report, report[-3000:]

@@ -6,6 +6,7 @@ import ast
 import asyncio
 import json
 import operator
+import re
 import urllib.error
 import urllib.request
 
@@ -292,3 +293,52 @@ def test_a_control_body_the_standin_refuses_is_answered_400_at_once(own_standin,
         urllib.request.urlopen(req, timeout=5)
     assert info.value.code == 400
     assert json.loads(info.value.read())["error"]["type"] == "invalid_request_error"
+
+
+MEMORY_TOOLS = [{"name": name, "description": name, "input_schema": {"type": "object", "properties": {}}}
+                for name in ("remember", "update_memory", "forget_memory")]
+RECALL = ("[What you remember about this user from earlier conversations, one memory a line: [id] memory.]\n"
+          "[0a1b2c3d] I like rooibos tea\n[4e5f6a7b] My daughter is called Lerato")
+
+
+def _reply(sdk, text: str, *, system: str = "", tools=None, recall: bool = False):
+    messages = [{"role": "user", "content": RECALL}, {"role": "assistant", "content": "Noted."}] if recall else []
+    return sdk.messages.create(model=MODEL, max_tokens=500, system=system or anthropic.NOT_GIVEN,
+                               tools=tools or anthropic.NOT_GIVEN,
+                               messages=[*messages, {"role": "user", "content": text}]).content[0]
+
+
+def test_the_default_writes_and_reads_memories_by_rule(standin_sdk):
+    call = _reply(standin_sdk, "Please remember that I like rooibos tea.", tools=MEMORY_TOOLS)
+    assert (call.type, call.name, call.input) == ("tool_use", "remember", {"text": "I like rooibos tea"})
+    call = _reply(standin_sdk, "Forget that I like tea", tools=MEMORY_TOOLS, recall=True)
+    assert (call.name, call.input) == ("forget_memory", {"memory_id": "0a1b2c3d"})
+    answer = _reply(standin_sdk, "What is my daughter called?", tools=MEMORY_TOOLS, recall=True)
+    assert answer.text == "From what I remember: My daughter is called Lerato."
+    # without the recall, or with arithmetic, it answers as it otherwise would
+    assert _reply(standin_sdk, "What is my daughter called?").text.startswith("Stand-in model reply to")
+    assert _reply(standin_sdk, "What is 2 * 3 for Lerato?", recall=True).text.startswith("Stand-in model reply")
+
+
+def test_a_consolidation_merges_by_rule_within_the_limits_it_is_given(standin_sdk):
+    from local.anthropic_standin import consolidation_reply
+
+    memories = ["I am allergic to peanuts", "My daughter is called Lerato", "i am allergic to peanuts!"] + [
+        f"I have visited the town of Place{i} on my trip number {i}" for i in range(60)]
+    prompt = ("Consolidate these memories into at most 10 memories of at most 300 characters each, 700 "
+              "characters in all.\n\nThe memories, oldest first (the last one is new):\n"
+              + "\n".join(f"- {m}" for m in memories))
+    text = _reply(standin_sdk, prompt, system="You consolidate the memories an assistant keeps.").text
+    lines = [line[2:] for line in text.splitlines()]
+    assert lines[:2] == ["My daughter is called Lerato", "i am allergic to peanuts!"]  # once, the newest wording
+    visited = lines[2]
+    assert visited.startswith("I have visited the town of Place0 on my trip number 0, and ")
+    assert visited.endswith("the town of Place59 on my trip number 59") and len(visited) <= 300
+    assert sum(map(len, lines)) <= 700 and len(lines) == 3
+    # consolidated again with a new fact: the folded count carries on, within the limits
+    again = consolidation_reply(prompt.split("\n\n")[0] + "\n\nThe memories:\n" + "\n".join(
+        f"- {line}" for line in [*lines, "I have visited the town of Place60 on my trip number 60"]))
+    folded = [int(n) for n in re.findall(r"and (\d+) more", again)]
+    assert len(folded) == 1 and folded[0] > int(re.search(r"and (\d+) more", visited).group(1))
+    assert again.rstrip().endswith("Place60 on my trip number 60") and all(
+        len(line) <= 302 for line in again.splitlines())

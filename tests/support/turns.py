@@ -33,3 +33,11 @@ def image_blocks(body: dict) -> list[dict]:
                 if isinstance(inner, dict) and inner.get("type") == "image":
                     found.append(inner)
     return found
+
+
+
+def recall_of(body: dict) -> str | None:
+    """The recall of the user's memories a Messages API request holds (its text), or None."""
+    from local.anthropic_standin import recall_text
+
+    return recall_text(body.get("messages") or [])

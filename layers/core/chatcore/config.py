@@ -110,6 +110,14 @@ class Settings:
     context_max_bytes: int = setting(
         24 * MIB, "CONTEXT_MAX_BYTES", "one model request's budget of encoded bytes (the Messages API takes 32 MB)",
         ge=1 * MIB, le=32 * MIB)
+    memory_max_tokens: int = setting(
+        2000, "MEMORY_MAX_TOKENS", "estimated tokens of the user's memories recalled at the start of a session; "
+        "past it they are consolidated (a priced model call), never dropped", ge=200, le=50_000)
+    memory_max_count: int = setting(
+        100, "MEMORY_MAX_COUNT", "memories a user keeps; past it they are consolidated", ge=5, le=10_000)
+    memory_max_chars: int = setting(
+        500, "MEMORY_MAX_CHARS", "characters of one memory (a longer one: 422 on the routes, refused to the "
+        "model)", ge=50, le=4000)
     prompt_cache_ttl: str = setting(
         "5m", "PROMPT_CACHE_TTL", "the TTL of prompt cache entries (`1h` is billed higher)", choices=("5m", "1h"))
     model_idle_timeout: int = setting(

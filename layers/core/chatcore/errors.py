@@ -153,3 +153,9 @@ class NoDeletion(ProblemError):
 
 class NoExport(ProblemError):
     status, code, title = 404, "no-export", "No export"
+
+
+class MemoryExists(ProblemError):
+    """An edit that would make a memory say what another one of the user's already says."""
+
+    status, code, title = 409, "memory-exists", "Another memory already says this"

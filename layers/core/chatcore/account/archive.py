@@ -7,6 +7,8 @@
 - ``sessions/<session_id>.json``: a session (agent or team, title, times, turns, cost, its summary),
   every run of it (turns and team members' runs: status, error, tokens, cost) and every message as
   the app renders it (``chatcore.wire.messages``), an image naming its file in the zip;
+- ``memories.json``: what the assistant remembers about the user (every memory, oldest first, with
+  the session and run that wrote it) and the user's memory switch;
 - ``photos/<session_id>/<name>``: the session's photos (its S3 objects, inline ones from their row);
 - ``uploads/<upload_id><ext>``: a photo sent to POST /uploads that no turn has used yet.
 
@@ -52,7 +54,8 @@ This archive holds everything the agent chat app stores about your account.
     exported    {exported_at}
     export      {export_id}
     format      {format}
-    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s)
+    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s),
+                {memories} memory(ies)
 
 JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal strings
 ("0.0050898000"): usd in US dollars, zar in South African rand.
@@ -69,12 +72,19 @@ account.json
                             no turn used it yet (a used photo is in the session's photos/)
     sessions                one entry per session, with "file" naming its document in sessions/
 
+memories.json
+    memory      whether the assistant remembers you across sessions (your memory setting)
+    memories    what it remembers about you, oldest first: text, created_at, updated_at, and the
+                session and run that wrote it (null once that session was deleted; a run whose
+                agent_name is "memory" merged older memories into this one)
+
 sessions/<session id>.json
     session     agent or team, title, created_at, updated_at, turns, cost, and summary (the summary
                 of older turns the model reads instead of them, when the session has one)
     runs        every run: each turn you sent, each run of a team member (parent_run_id is the
-                team's turn) and each run that wrote the summary (agent_name "compaction"), with
-                status, error, tokens and cost
+                team's turn), each run that wrote the summary (agent_name "compaction") and each
+                that consolidated your memories (agent_name "memory"), with status, error, tokens
+                and cost
     messages    every message as the app shows it: role (user, assistant, tool), text, tool calls
                 and results, who spoke (agent_name; member is true for a team member), tokens and
                 cost of its model call, and images; an image's "file" is its path in this archive
@@ -93,10 +103,11 @@ can resume it (it repeats the messages), and this archive's own record.
 
 class _Counts:
     def __init__(self) -> None:
-        self.sessions = self.messages = self.photos = self.uploads = 0
+        self.sessions = self.messages = self.photos = self.uploads = self.memories = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads}
+        return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads,
+                "memories": self.memories}
 
 
 def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
@@ -121,6 +132,7 @@ def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
             doc.write("}\n")
         zf.write(account_path, "account.json")
         os.remove(account_path)
+        counts.memories = _write_memories(zf, scratch, job)
         zf.writestr("README.txt", README.format(exported_at=exported_at.strftime("%Y-%m-%d %H:%M UTC"),
                                                 export_id=job["id"], format=FORMAT, **counts.as_dict()))
     return counts
@@ -140,6 +152,23 @@ def _deleted_usage(r: dict[str, Any]) -> dict[str, Any]:
     return {"session_id": r["session_id"], "deleted_at": r["deleted_at"], "day": r["day"], "kind": r["kind"],
             "name": r["name"], "model_id": r["model_id"], **token_counts(r),
             "cost": cost(r["cost_usd"], r["cost_in_rands"]), "turns": r["turns"], "failed_turns": r["failed_turns"]}
+
+
+def _write_memories(zf: zipfile.ZipFile, scratch: str, job: dict[str, Any]) -> int:
+    """memories.json: the user's memory switch and every memory; how many there are."""
+    path = os.path.join(scratch, "memories.json")
+    with open(path, "w", encoding="utf-8") as doc:
+        doc.write("{\n")
+        _member(doc, "format", FORMAT)
+        _member(doc, "memory", job["memory_enabled"])
+        n = _array(doc, "memories", ({"id": r["id"], "text": r["text"], "session_id": r["session_id"],
+                                      "run_id": r["run_id"], "created_at": r["created_at"],
+                                      "updated_at": r["updated_at"]} for r in _pages("memories", job["user_id"])),
+                   last=True)
+        doc.write("}\n")
+    zf.write(path, "memories.json")
+    os.remove(path)
+    return n
 
 
 def _upload_entry(zf: zipfile.ZipFile, r: dict[str, Any]) -> dict[str, Any]:

@@ -30,6 +30,9 @@ class AgentSpec(Spec):
     """An agent: name, model, instructions and tools."""
 
     tools: tuple[Callable[..., Any], ...] = field(default_factory=tuple)
+    # remembers the user across sessions (while the user has memory on): the memory tools, and the
+    # recall at the start of its input (chatcore.turns.memory); as a team member too
+    remembers: bool = False
 
     def definition(self) -> dict[str, Any]:
         return {**super().definition(), "tools": [t.__name__ for t in self.tools]}
@@ -40,6 +43,7 @@ class TeamSpec(Spec):
     """A team: a leader model that delegates to member agents."""
 
     members: tuple[str, ...] = ()  # agent names, in the order the leader sees them
+    remembers: bool = False  # the leader remembers the user (see AgentSpec.remembers)
 
     def definition(self) -> dict[str, Any]:
         return {**super().definition(), "members": list(self.members)}

@@ -20,6 +20,7 @@ PLANNER = TeamSpec(
         "When the user sends a photo, use what it shows; members see the photo too.",
     ),
     members=("calculator", "converter"),
+    remembers=True,  # its recipes and plans need the user's diet, allergies, family; its members do not
 )
 
 

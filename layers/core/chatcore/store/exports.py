@@ -47,7 +47,7 @@ ORDER BY e.requested_at DESC LIMIT 1
 
 # The export (by id: this is the job, acting for no caller) and its owner.
 EXPORT_JOB = """
-SELECT e.id, e.user_id, e.status, u.sub, u.created_at AS user_created_at, u.monthly_budget_zar,
+SELECT e.id, e.user_id, e.status, u.sub, u.created_at AS user_created_at, u.monthly_budget_zar, u.memory_enabled,
        EXISTS (SELECT 1 FROM account_deletions d WHERE d.user_id = e.user_id) AS deleting
 FROM exports e JOIN users u ON u.id = e.user_id
 WHERE e.id = %(id)s
@@ -137,9 +137,17 @@ ORDER BY id
 LIMIT %(limit)s
 """
 
+ACCOUNT_MEMORIES = """
+SELECT id, text, session_id, run_id, created_at, updated_at
+FROM memories
+WHERE user_id = %(user_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
 # What an export holds of an account, by part: each a keyset-paged statement of the owner's rows.
 ACCOUNT_PARTS = {"sessions": ACCOUNT_SESSIONS, "runs": SESSION_RUNS, "uploads": ACCOUNT_UPLOADS,
-                 "deleted_sessions_usage": DELETED_SESSIONS_USAGE}
+                 "deleted_sessions_usage": DELETED_SESSIONS_USAGE, "memories": ACCOUNT_MEMORIES}
 
 
 def start_export(conn: psycopg.Connection, sub: str, *, building_seconds: int,
@@ -164,7 +172,8 @@ def latest_export(conn: psycopg.Connection, sub: str) -> dict[str, Any] | None:
 
 
 def export_job(conn: psycopg.Connection, export_id: UUID) -> dict[str, Any] | None:
-    """The export by id and what the job needs of its owner (sub, created_at, budget, deleting)."""
+    """The export by id and what the job needs of its owner (sub, created_at, budget, memory switch,
+    deleting)."""
     return conn.execute(EXPORT_JOB, {"id": export_id}).fetchone()
 
 

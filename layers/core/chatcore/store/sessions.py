@@ -103,7 +103,8 @@ SELECT ce.id, ce.run_id, r.parent_run_id, r.status AS run_status, ce.role, ce.ag
 FROM chat_events ce JOIN runs r ON r.id = ce.run_id
 WHERE ce.session_id = %(session_id)s AND (%(after)s::uuid IS NULL OR ce.id > %(after)s)
   AND (%(members)s OR r.parent_run_id IS NULL)
-  AND r.agent_name IS DISTINCT FROM 'compaction'  -- summaries of older turns are not the conversation
+  -- the calls that summarise older turns or consolidate the user's memories are not the conversation
+  AND coalesce(r.agent_name, '') NOT IN ('compaction', 'memory')
 ORDER BY ce.id ASC
 LIMIT %(limit)s
 """

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
+from chatcore.store.memories import MEMORIES_TO_RECALL
 from chatcore.store.rates import rate_in_effect
 from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
 
@@ -26,7 +27,8 @@ def running_turn(session_sql: str) -> str:
 # The first round trip of a turn, one statement: lock the user's session (FOR UPDATE OF s
 # serialises turns of a session) and read everything the turn decides on: its agent or team, the
 # USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
-# budget and the month's spend, and the history: the messages of the last completed turns.
+# budget and the month's spend, the history: the messages of the last completed turns, and what
+# the session recalls of the user (its snapshot, or the user's memories when it must be rendered).
 BEGIN_TURN_READ = f"""
 SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_date,
@@ -42,7 +44,9 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {RESERVED_OF_U} END AS month_reserved,
        history.messages AS history, recent.outcomes AS recent_outcomes,
-       ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns
+       ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns,
+       u.memory_enabled, u.memory_version, s.memory_snapshot, s.memory_version AS snapshot_version,
+       recall.memories AS memories_to_recall
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 LEFT JOIN agents a ON a.id = s.agent_id
@@ -54,6 +58,7 @@ LEFT JOIN LATERAL (
     WHERE r.session_id = s.id AND r.client_turn_id = %(client_turn_id)s AND r.parent_run_id IS NULL
 ) prior ON true
 LEFT JOIN {running_turn("s.id")} running ON true
+LEFT JOIN {MEMORIES_TO_RECALL} recall ON true
 LEFT JOIN LATERAL (
     -- completed and stopped (cancelled: the user saw the partial answer) top-level turns only: a
     -- failed turn's user message would otherwise be merged into the next request by Claude's

@@ -13,7 +13,11 @@ from chatcore.catalog.specs import AgentSpec
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
+from chatcore.turns import memory
 from chatcore.turns.tracking import RunRecord, RunTracker, billed_calls, run_messages
+
+# What the memory tools and instructions add to every request when the user has memory on.
+MEMORY_OVERHEAD_TOKENS = instructions_tokens(list(memory.INSTRUCTIONS), len(memory.TOOLS)) - instructions_tokens([], 0)
 
 
 class Conversation(Protocol):
@@ -21,17 +25,23 @@ class Conversation(Protocol):
 
     name: str
     overhead_tokens: int  # the estimate of its instructions and tools in every request (turns.context)
+    remembers: bool  # offers the memory tools (and reads the recall) when the user has memory on
 
     def stream(self, *, history: list[Message], message: Message, run_id: str, session_id: str,
-               user_id: str) -> Any: ...
+               user_id: str, recall: list[Message] | None = None) -> Any:
+        """agno's events of the turn's run. ``recall``: None when the user's memory is off (no memory
+        tools); else the memory tools are offered, and ``recall`` (the session's recall, already at the
+        start of ``history``) is what a team member that remembers reads too."""
 
     def records(self, tracker: RunTracker, input_ids: set[str]) -> list[RunRecord]: ...
 
     async def cancel(self, run_id: str) -> None: ...
 
 
-def build_agent(spec: AgentSpec) -> Agent:
-    """An Agno agent for ``spec``. No agno db: we store every message ourselves.
+def build_agent(spec: AgentSpec, *, with_memory: bool = False, additional_input: list[Message] | None = None) -> Agent:
+    """An Agno agent for ``spec``. No agno db: we store every message ourselves. With ``with_memory``, the
+    memory tools and their instructions (``turns.memory``); ``additional_input`` goes first in its
+    input (a team member's recall).
 
     ``store_media=False`` stops agno re-uploading images at the end of each run; the images are
     already in S3 and ``media_storage`` is still used to refresh references before model calls.
@@ -41,8 +51,9 @@ def build_agent(spec: AgentSpec) -> Agent:
         name=spec.name,
         description=spec.description,
         model=claude(spec.model_id),
-        instructions=list(spec.instructions),
-        tools=list(spec.tools),
+        instructions=[*spec.instructions, *(memory.INSTRUCTIONS if with_memory else ())],
+        tools=[*spec.tools, *(memory.TOOLS if with_memory else ())],
+        additional_input=additional_input or None,
         media_storage=media_storage(),
         store_media=False,
         telemetry=False,
@@ -56,11 +67,15 @@ class AgentConversation:
     def __init__(self, spec: AgentSpec):
         self.spec = spec
         self.name = spec.name
+        self.remembers = spec.remembers
         self.agent = build_agent(spec)
+        # the same agent with the memory tools, for users who have memory on
+        self.remembering_agent = build_agent(spec, with_memory=True) if spec.remembers else self.agent
         self.overhead_tokens = instructions_tokens([spec.description, *spec.instructions], len(spec.tools))
 
-    def stream(self, *, history, message, run_id, session_id, user_id):
-        return self.agent.arun(
+    def stream(self, *, history, message, run_id, session_id, user_id, recall=None):
+        agent = self.agent if recall is None else self.remembering_agent
+        return agent.arun(
             input=[*history, message], stream=True, stream_events=True, yield_run_output=True,
             run_id=run_id, session_id=session_id, user_id=user_id,
         )

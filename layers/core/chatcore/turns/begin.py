@@ -38,11 +38,15 @@ from chatcore.media import s3
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage, default_price_book
-from chatcore.store import sessions, turns as turn_rows
-from chatcore.turns.agent import Conversation
+from chatcore.memory.facts import render
+from chatcore.store import memories, sessions, turns as turn_rows
+from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import MAX_OUTPUT_TOKENS
-from chatcore.turns.context import IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal
+from chatcore.turns.context import (
+    IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
+)
+from chatcore.turns.memory import MemoryScope, recall_messages
 from chatcore.turns.finish import flush_pending
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.registry import conversation_for
@@ -126,9 +130,13 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                                      run_id=str(row["running_id"]))
             turn_rows.abandon_turn(conn, row["running_id"])
         conversation = conversation_for(row["agent_name"], row["team_name"])
+        recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
+        overhead = conversation.overhead_tokens
+        if recall is not None:
+            overhead += MEMORY_OVERHEAD_TOKENS + sum(message_tokens(m) for m in recall)
         reservation = Decimal(0)
         if row["monthly_budget_zar"] is not None and row["fx_rate"] is not None:
-            reservation = _reservation(turn, row, conversation, settings)
+            reservation = _reservation(turn, row, conversation, overhead, settings)
         # 402 before anything is stored or any model call: the most this turn can cost must fit
         refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start, reserved=row["month_reserved"],
                        reservation=reservation)
@@ -139,7 +147,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         # 413 before anything is stored when the message alone cannot fit one request
         check_fits(Message(role="user", content=turn.message, images=[
             Image(content=upload.content, mime_type=upload.mime_type) for upload in turn.images] or None),
-            budgets, overhead_tokens=conversation.overhead_tokens)
+            budgets, overhead_tokens=overhead)
         images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
         stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
@@ -167,19 +175,34 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         _close_failed(turn, run_id, "storage-error", f"could not read the conversation's photos ({e.__class__.__name__})")
         raise StorageUnavailable(f"could not read the conversation's photos ({e.__class__.__name__}); "
                                  "the turn was not run, try again") from e
-    history, compaction = _model_history(turn, row, history, user_message, budgets, conversation)
+    history, compaction = _model_history(turn, row, history, user_message, budgets, overhead, recall or [])
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
+    costs = CostCalculator(fx, price_ids())
+    scope = None if recall is None else MemoryScope(user_id=row["user_id"], session_id=turn.session_id,
+                                                    run_id=run_id, costs=costs, recall=recall)
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
-                        user_message=user_message, costs=CostCalculator(fx, price_ids()), compaction=compaction)
+                        user_message=user_message, costs=costs, compaction=compaction, memory=scope)
 
 
-def _reservation(turn: TurnInput, row: dict, conversation: Conversation, settings) -> Decimal:
+def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Message]:
+    """The session's recall of the user's memories (``turns.memory``): its snapshot, else (its first
+    turn, or the user changed or deleted a memory since) the memories rendered now and saved as the
+    snapshot, in the turn's first transaction (pipelined: no round trip of its own)."""
+    snapshot = row["memory_snapshot"]
+    if snapshot is None or row["snapshot_version"] != row["memory_version"]:
+        snapshot = render(row["memories_to_recall"] or [], get_settings().memory_max_tokens)
+        memories.save_snapshot(conn, turn.session_id, snapshot, row["memory_version"])
+    return recall_messages(snapshot)
+
+
+def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> Decimal:
     """The most this turn can cost, in rands: for each model call it may make (MAX_MODEL_CALLS_PER_TURN),
-    its whole input (the history as read, the message, its photos, the instructions; at most
-    CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output, at the leader's model price."""
+    its whole input (the history as read, the message, its photos, the instructions and the recall,
+    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output, at the
+    leader's model price."""
     history_chars = len(json.dumps(row["history"] or [], default=str))
     input_tokens = min(settings.context_max_tokens,
-                       conversation.overhead_tokens + math.ceil((history_chars + len(turn.message)) / 4)
+                       overhead + math.ceil((history_chars + len(turn.message)) / 4)
                        + IMAGE_TOKENS * len(turn.images))
     usage = TokenUsage(input_tokens=input_tokens, output_tokens=MAX_OUTPUT_TOKENS)
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
@@ -213,11 +236,12 @@ def _store_photos(turn: TurnInput) -> None:
 
 
 def _model_history(turn: TurnInput, row: dict, history: list[Message], user_message: Message, budgets: Budgets,
-                   conversation: Conversation) -> tuple[list[Message], Compaction | None]:
-    """The model's copy of the history: the session's summary, then the recent turns that fit the
-    budgets; turns that no longer fit are folded into the summary first (``turns.compaction``)."""
+                   base_overhead: int, recall: list[Message]) -> tuple[list[Message], Compaction | None]:
+    """The model's copy of the history: the recall of the user's memories, the session's summary, then
+    the recent turns that fit the budgets; turns that no longer fit are folded into the summary first
+    (``turns.compaction``). ``base_overhead``: the instructions, tools and recall."""
     summary, covered = row["summary"], row["summary_turns"] or 0
-    overhead = conversation.overhead_tokens + summary_tokens(summary)
+    overhead = base_overhead + summary_tokens(summary)
     context = build_context(history, user_message, budgets, overhead_tokens=overhead, apply=False)
     compaction = None
     fold = turns_to_fold(history, context, budgets)
@@ -228,12 +252,12 @@ def _model_history(turn: TurnInput, row: dict, history: list[Message], user_mess
         if compaction is not None and compaction.summary:
             summary = compaction.summary
             history = [m for t in turns[fold:] for m in t]
-            overhead = conversation.overhead_tokens + summary_tokens(summary)
+            overhead = base_overhead + summary_tokens(summary)
     context = build_context(history, user_message, budgets, overhead_tokens=overhead)
     if context.turns_left_out or context.images_left_out:
         log.info("%d stored turn(s) and %d photo(s) left out of the model's input (%d tokens, calibration %.2f)",
                  context.turns_left_out, context.images_left_out, context.tokens, context.calibration)
-    return (summary_messages(summary) if summary else []) + context.history, compaction
+    return recall + (summary_messages(summary) if summary else []) + context.history, compaction
 
 
 def _recent_refusals(outcomes: list | None) -> int:

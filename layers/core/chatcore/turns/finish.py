@@ -14,15 +14,12 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from uuid6 import uuid7
 
 from chatcore import db
-from chatcore.catalog.specs import MODEL_PROVIDER_SLUG
-from chatcore.media.agno_storage import storable_message
 from chatcore.money.prices import TokenUsage
 from chatcore.store import turn_events, turns as turn_rows
 from chatcore.turns.outcome import RunError, TurnOutcome
-from chatcore.turns.tracking import RunRecord, RunTracker
+from chatcore.turns.tracking import RunRecord, RunTracker, priced_rows
 from chatcore.turns.turn import PreparedTurn
 
 # Pauses (seconds) between attempts to store a finished turn while the database is unreachable.
@@ -73,39 +70,19 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
     if turn.compaction is not None:  # the call that summarised older turns, billed with this turn
         records.append(turn.compaction.record)
     for record in records:
-        status = "failed" if record.error else "cancelled" if record.cancelled else "completed"
-        run = TurnOutcome(session_id=session_id, run_id=record.run_uuid, status=status, error=record.error,
-                          client_disconnected=turn.client_disconnected)
-        usage = TokenUsage()
-        for recorded in record.messages:
-            message = recorded.message
-            if message.role == "system":
-                continue
-            fields: dict[str, Any] = {}
-            if message.role == "assistant" and record.model_id:
-                cost = turn.costs.cost(record.model_id, recorded.usage or TokenUsage(), now)
-                fields = turn.costs.row_fields(cost)
-                usage += cost.usage
-                run.usage_estimated |= recorded.estimated
-                fields["usage_estimated"] = recorded.estimated
-                run.cost_usd += cost.usd
-                run.cost_zar += cost.zar
-            rows.append({
-                "id": uuid7(), "session_id": session_id, "run_id": record.run_uuid,
-                "role": message.role, "agent_name": record.agent_name,
-                "model_provider_slug": MODEL_PROVIDER_SLUG if message.role == "assistant" else None,
-                "model_id": record.model_id if message.role == "assistant" else None,
-                "message_parts": storable_message(message, session_id), **fields,
-            })
-        run.usage = usage
+        run, record_rows = priced_rows(record, session_id=session_id, costs=turn.costs, now=now,
+                                       client_disconnected=turn.client_disconnected)
+        rows.extend(record_rows)
         runs.append((record, run))
+    # and the memory consolidations its tool calls made, stored as they were made (turns.memory)
+    billed = [r for _, r in runs] + (turn.memory.stored_runs if turn.memory is not None else [])
     total = TurnOutcome(
         session_id=session_id, run_id=turn.run_id, status="completed", tool_errors=tracker.tool_errors,
-        usage=sum((r.usage for _, r in runs), TokenUsage()),
-        cost_usd=sum((r.cost_usd for _, r in runs), Decimal(0)), cost_zar=sum((r.cost_zar for _, r in runs), Decimal(0)),
+        usage=sum((r.usage for r in billed), TokenUsage()),
+        cost_usd=sum((r.cost_usd for r in billed), Decimal(0)), cost_zar=sum((r.cost_zar for r in billed), Decimal(0)),
         member_errors=[{"run_id": str(r.run_id), "agent_name": record.agent_name, "code": r.error.code,
                         "message": r.error.message} for record, r in runs[1:] if r.error is not None],
-        client_disconnected=turn.client_disconnected, usage_estimated=any(r.usage_estimated for _, r in runs))
+        client_disconnected=turn.client_disconnected, usage_estimated=any(r.usage_estimated for r in billed))
     if tracker.stopped or tracker.root_run_id in tracker.cancelled:
         total.status = "cancelled"  # stopped by the user: what it generated is kept and charged
     elif tracker.error:

@@ -25,6 +25,7 @@ from chatcore.store import turns as turn_rows
 from chatcore.turns.begin import begin_turn
 from chatcore.turns.claude import CallLog, cut_calls
 from chatcore.turns.finish import store_outcome
+from chatcore.turns.memory import MEMORY_EVENT, memory_scope
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import RunTracker
 from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
@@ -102,6 +103,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     started = time.perf_counter()
     calls = CallLog()  # model calls whose stream is cut short or aborted: billed, so stored (turns.claude)
     cut = cut_calls.set(calls)
+    memory = turn.memory
+    scoped = memory_scope.set(memory)  # what the memory tools act for (turns.memory)
     limit = get_settings().turn_timeout
     try:
         async with asyncio.timeout(limit) as deadline:
@@ -109,6 +112,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
             async for item in turn.conversation.stream(
                 history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
                 session_id=str(turn.input.session_id), user_id=turn.input.sub,
+                recall=None if memory is None else memory.recall,
             ):
                 if isinstance(item, (RunOutput, TeamRunOutput)):
                     tracker.outputs.append(item)
@@ -116,6 +120,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
                 tracker.see(item)
                 if tracker.forwarded(item):
                     stream.emit(item.event, item.to_dict())
+                for change in memory.take_events() if memory is not None else ():
+                    stream.emit(MEMORY_EVENT, change)  # right after the tool call that made it
     except TimeoutError:
         if tracker.stopped:
             log.info("turn %s did not stop within the grace period: ended", turn.run_id)
@@ -129,6 +135,9 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     finally:
         tracker.cut_calls.extend(calls.close_open())  # streams aborted but not yet closed are recorded now
         cut_calls.reset(cut)
+        memory_scope.reset(scoped)
+    for change in memory.take_events() if memory is not None else ():  # a change the stream's end cut off
+        stream.emit(MEMORY_EVENT, change)
     if tracker.stopped:
         tracker.errors.pop(tracker.root_run_id, None)  # a stopped turn is cancelled, not failed
     elapsed_ms = int((time.perf_counter() - started) * 1000)

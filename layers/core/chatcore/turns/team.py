@@ -17,6 +17,7 @@ from chatcore.catalog.agents import agent_specs
 from chatcore.catalog.specs import TeamSpec
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.agent import build_agent
+from chatcore.turns import memory
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
 from chatcore.turns.outcome import RunError
@@ -29,20 +30,26 @@ class TeamConversation:
     def __init__(self, spec: TeamSpec):
         self.spec = spec
         self.name = spec.name
+        self.remembers = spec.remembers
         specs = agent_specs()
         self.member_specs = {name: specs[name] for name in spec.members}
         self.overhead_tokens = instructions_tokens(
             [spec.description, *spec.instructions, *(m.description for m in self.member_specs.values())], tools=1)
 
-    def build_team(self, history) -> Team:
-        members = [build_agent(self.member_specs[name]) for name in self.spec.members]
+    def build_team(self, history, recall=None) -> Team:
+        """The team for one turn. With ``recall`` (the user has memory on), a leader that remembers
+        gets the memory tools, and so does each member that remembers, with the recall first in its
+        input; the leader's recall is at the start of ``history``."""
+        leader_memory = recall is not None and self.remembers
+        members = [self._member(self.member_specs[name], recall) for name in self.spec.members]
         return Team(
             id=self.spec.name,
             name=self.spec.name,
             description=self.spec.description,
             model=claude(self.spec.model_id),
             members=members,
-            instructions=list(self.spec.instructions),
+            instructions=[*self.spec.instructions, *(memory.INSTRUCTIONS if leader_memory else ())],
+            tools=list(memory.TOOLS) if leader_memory else None,
             additional_input=list(history) or None,
             media_storage=media_storage(),
             store_media=False,
@@ -50,9 +57,16 @@ class TeamConversation:
             markdown=False,
         )
 
-    async def stream(self, *, history, message, run_id, session_id, user_id):
+    @staticmethod
+    def _member(spec, recall):
+        if recall is None or not spec.remembers:
+            return build_agent(spec)
+        # its own copies (the same ids: never stored as the member's messages)
+        return build_agent(spec, with_memory=True, additional_input=[m.model_copy() for m in recall])
+
+    async def stream(self, *, history, message, run_id, session_id, user_id, recall=None):
         await arefresh_messages_media([*history, message], media_storage())
-        team = self.build_team(history)
+        team = self.build_team(history, recall)
         async for item in team.arun(
             input=message.content or "", images=list(message.images or []) or None,
             stream=True, stream_events=True, yield_run_output=True,

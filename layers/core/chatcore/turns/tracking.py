@@ -10,14 +10,21 @@ model call's usage is a ``TokenUsage``. Works on agno's event objects by their `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from agno.models.message import Message
+from uuid6 import uuid7
 
+from chatcore.catalog.specs import MODEL_PROVIDER_SLUG
 from chatcore.config import get_settings
+from chatcore.media.agno_storage import storable_message
 from chatcore.money.prices import TokenUsage
-from chatcore.turns.outcome import RunError
+from chatcore.turns.outcome import RunError, TurnOutcome
+
+if TYPE_CHECKING:
+    from chatcore.money.cost import CostCalculator
 
 LEADER_ERROR_EVENTS = {"RunError", "TeamRunError"}
 CANCELLED_EVENTS = {"RunCancelled", "TeamRunCancelled"}
@@ -221,3 +228,36 @@ def run_messages(output: Any, tracker: RunTracker, run_id: str, input_ids: set[s
     if run_id in tracker.cancelled_runs():
         return stopped_messages(messages, tracker, run_id)
     return with_cut_calls(messages, tracker, run_id)
+
+
+def priced_rows(record: RunRecord, *, session_id: UUID, costs: CostCalculator, now: datetime,
+                client_disconnected: bool = False) -> tuple[TurnOutcome, list[dict[str, Any]]]:
+    """A run's outcome (its status, tokens and cost) and the rows of its messages to store, each
+    assistant message priced (``costs``) at ``now``; never the system prompt."""
+    status = "failed" if record.error else "cancelled" if record.cancelled else "completed"
+    run = TurnOutcome(session_id=session_id, run_id=record.run_uuid, status=status, error=record.error,
+                      client_disconnected=client_disconnected)
+    usage = TokenUsage()
+    rows: list[dict[str, Any]] = []
+    for recorded in record.messages:
+        message = recorded.message
+        if message.role == "system":
+            continue
+        fields: dict[str, Any] = {}
+        if message.role == "assistant" and record.model_id:
+            cost = costs.cost(record.model_id, recorded.usage or TokenUsage(), now)
+            fields = costs.row_fields(cost)
+            usage += cost.usage
+            run.usage_estimated |= recorded.estimated
+            fields["usage_estimated"] = recorded.estimated
+            run.cost_usd += cost.usd
+            run.cost_zar += cost.zar
+        rows.append({
+            "id": uuid7(), "session_id": session_id, "run_id": record.run_uuid,
+            "role": message.role, "agent_name": record.agent_name,
+            "model_provider_slug": MODEL_PROVIDER_SLUG if message.role == "assistant" else None,
+            "model_id": record.model_id if message.role == "assistant" else None,
+            "message_parts": storable_message(message, session_id), **fields,
+        })
+    run.usage = usage
+    return run, rows

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from chatcore.money.cost import CostCalculator
     from chatcore.turns.agent import Conversation
     from chatcore.turns.compaction import Compaction
+    from chatcore.turns.memory import MemoryScope
     from chatcore.turns.outcome import TurnOutcome
 
 
@@ -43,6 +44,7 @@ class PreparedTurn:
     user_message: Message
     costs: CostCalculator
     compaction: Compaction | None = None  # older turns this turn folded into the session's summary
+    memory: MemoryScope | None = None  # the user's memory, when on: its tools act for this turn
     client_disconnected: bool = False
     outcome: TurnOutcome | None = None
 

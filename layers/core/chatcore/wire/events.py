@@ -240,6 +240,30 @@ class TeamRunCancelled(_Cancelled, _Team):
     event: Literal["TeamRunCancelled"]
 
 
+# ---- ours, during the turn
+
+
+class MemoryUpdated(TurnEventData):
+    """The assistant saved, changed or forgot what it remembers of the user (its memory tools), right
+    after that tool call's ToolCallCompleted (TeamToolCallCompleted): for "Saved to memory · Undo"."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
+
+    event: Literal["MemoryUpdated"]
+    action: Literal["saved", "updated", "forgotten", "consolidated"]
+    session_id: str
+    run_id: str = Field(description="the turn's run (X-Run-Id)")
+    memory_id: str | None = Field(default=None, description=(
+        "the memory saved, updated or forgotten (DELETE /me/memories/{memory_id} undoes a save)"))
+    text: str | None = Field(default=None, description=(
+        "the memory's text; for consolidated, the fact that was added"))
+    previous_text: str | None = Field(default=None, description=(
+        "updated: the text before (PATCH /me/memories/{memory_id} with it undoes the update)"))
+    memory_ids: list[str] | None = Field(default=None, description=(
+        "consolidated: the memories that replaced the earlier ones"))
+    replaced: int | None = Field(default=None, description="consolidated: how many memories were merged")
+
+
 # ---- the turn's final event: exactly one ends every stream
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from annotated_types import Ge
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field,
-                      GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints, Tag, model_validator)
+                      GetCoreSchemaHandler, GetJsonSchemaHandler, StrictBool, StringConstraints, Tag, model_validator)
 from pydantic_core import PydanticCustomError, core_schema
 
 from chatcore.config import DECLARED, get_settings
@@ -470,6 +470,7 @@ class ExportContents(BaseModel):
     messages: int
     photos: int
     uploads: int
+    memories: int = Field(default=0, description="memories in memories.json (0 in an export made before they existed)")
 
 
 class AccountExport(BaseModel):
@@ -485,3 +486,49 @@ class AccountExport(BaseModel):
     size: int | None = Field(default=None, description="the zip's bytes")
     contents: ExportContents | None = None
     error: str | None = Field(default=None, description="why it failed (POST /me/export again)")
+
+
+# ---- memories (GET, PATCH, DELETE /me/memories) and the user's settings (/me/settings)
+
+# A memory's text: no NUL, and some character that is not whitespace.
+MEMORY_TEXT_PATTERN = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+
+
+class MemoryOut(BaseModel):
+    """Something the assistant remembers about the caller, recalled at the start of every new session."""
+
+    id: UUID
+    text: str = Field(description="one line, as recalled")
+    session_id: UUID | None = Field(description=(
+        "the session whose turn wrote it; null once that session is deleted (the memory stays)"))
+    run_id: UUID | None = Field(description=(
+        "the turn that wrote it, or the consolidation run of a turn that merged memories; null once its "
+        "session is deleted"))
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemoryPage(BaseModel):
+    items: list[MemoryOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+def _memory_text(schema: dict) -> None:
+    schema["pattern"] = MEMORY_TEXT_PATTERN
+
+
+class EditMemory(Strict):
+    text: Annotated[str, AfterValidator(_no_nul), StringConstraints(min_length=1, pattern=r"\S"),
+                    AtMost("memory_max_chars")] = Field(json_schema_extra=_memory_text, description=(
+        "the memory's new text, at most MEMORY_MAX_CHARS (default 500) characters; line breaks become "
+        "spaces. 422 when the memories would then exceed MEMORY_MAX_TOKENS; 409 memory-exists when another "
+        "memory already says it"))
+
+
+class UserSettings(Strict):
+    """The caller's settings."""
+
+    memory: StrictBool = Field(description=(
+        "whether the assistant remembers you across sessions (default true). false: nothing is written to "
+        "memory and nothing is recalled; what is stored stays (GET, PATCH, DELETE /me/memories) and is "
+        "recalled again once it is true"))

@@ -153,6 +153,15 @@ its own `run_id` and `parent_run_id` = the team run's id.
 Every Agno event carries `created_at`, `run_id`, `session_id` and `agent_name`/`team_name`. Image
 bytes and presigned URLs are never sent.
 
+**Memory.** While the user has memory on (`PUT /me/settings`), the agent or the team's leader may
+save, change or forget what it remembers about the user (its `remember`, `update_memory` and
+`forget_memory` tool calls). Each change is a `MemoryUpdated` event, right after that tool call's
+`ToolCallCompleted` (`TeamToolCallCompleted`): `{"action": "saved" | "updated" | "forgotten" |
+"consolidated", "memory_id", "text", "previous_text" (updated), "memory_ids", "replaced"
+(consolidated: the memories were merged to stay within their budget, `text` being the fact added),
+"session_id", "run_id"}`. For "Saved to memory · Undo": `DELETE /me/memories/{memory_id}` undoes a
+saved one, `PATCH /me/memories/{memory_id}` with `previous_text` an updated one.
+
 **The final event** is exactly one of:
 
 * `TurnCompleted`: `{"session_id", "run_id", "usage": {"input_tokens", "output_tokens",

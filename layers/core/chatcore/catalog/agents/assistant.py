@@ -14,4 +14,5 @@ SPEC = AgentSpec(
         "When the user sends a photo, describe what is relevant to their question.",
     ),
     tools=(calculator, convert_units),
+    remembers=True,
 )
