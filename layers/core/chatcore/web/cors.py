@@ -30,7 +30,7 @@ from chatcore.errors import InternalError, OriginNotAllowed, ProblemError
 
 ANY = "*"
 # What a page may send and read (a preflight is cached by the browser for MAX_AGE seconds).
-ALLOW_METHODS = "GET, POST, PATCH, DELETE"
+ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE"
 ALLOW_HEADERS = "Authorization, Content-Type, Accept, Last-Event-ID"
 EXPOSE_HEADERS = "X-Run-Id, Retry-After, RateLimit, RateLimit-Policy"
 MAX_AGE = "600"
