@@ -12,7 +12,10 @@ from bench.stats import table
 
 SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "built", "conversation", "messages",
             "events", "memory")
-NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events", "memory"}
+# run only when named (--only scale): it generates 10 million messages (200,000 with --quick)
+ON_REQUEST = ("scale",)
+NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events", "memory",
+               "scale"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -22,15 +25,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="smaller numbers for a fast run (growth 1-10/40-50/90-100, 100k rollup rows, fewer repeats)")
     p.add_argument("--only", default=",".join(SECTIONS),
-                   help=f"comma-separated sections to run: {', '.join(SECTIONS)} (default: all)")
+                   help=f"comma-separated sections to run: {', '.join(SECTIONS)} (default: all of these), "
+                        f"and {', '.join(ON_REQUEST)} (only when named: 10 million messages, 200,000 with --quick)")
     p.add_argument("--repeat", type=int, default=None,
                    help="samples per figure (default: 20 for turns, 30 for history loads, 5 for cold starts; "
                         "fewer with --quick); full rollups run min(N, 3) times, incremental ones min(N, 5)")
     args = p.parse_args(argv)
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.only if s not in SECTIONS]
+    unknown = [s for s in args.only if s not in SECTIONS + ON_REQUEST]
     if unknown:
-        p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+        p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS + ON_REQUEST)}")
     if args.repeat is not None and args.repeat < 1:
         p.error("--repeat must be at least 1")
     return args
@@ -76,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             harness.rt_pairs = 2 if args.quick else 4
             pg_version = harness.postgres_version()
         meter = machine.CpuMeter(_our_roots(harness))
-        for name in SECTIONS:
+        for name in SECTIONS + ON_REQUEST:
             if name not in args.only:
                 continue
             t = time.time()
@@ -141,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = memory.run(harness)
                 reports.append(memory.report(results[name]))
+            elif name == "scale":
+                from bench import scale
+
+                results[name] = scale.run(harness, quick=args.quick)
+                reports.append(scale.report(results[name]))
             cpu = meter.stop()
             cpu_rows.append([name, f"{time.time() - t:.0f}", section_load, f"{cpu['ours_pct']:.0f}%",
                              f"{cpu['other_pct']:.0f}%"])
@@ -167,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         print(r)
     print()
     print(targets.report(results, quick=args.quick))
+    if "scale" in results:
+        from bench import scale
+
+        try:
+            scale.check(results["scale"])
+        except scale.RatioExceeded as over:
+            say(f"bench: scale: over {scale.LIMIT}x at the larger size: {', '.join(over.names)}")
+            return 3
     return 0
 
 

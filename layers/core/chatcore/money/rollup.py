@@ -106,6 +106,7 @@ def rollup(conn: psycopg.Connection, from_day: date, to_day: date) -> RollupResu
         raise ValueError(f"from {from_day} is after to {to_day}")
     with conn.transaction():
         conn.execute(usage.LOCK_COSTS)
+        conn.execute(usage.NO_JIT)
         rows = _recompute(conn, from_day, to_day)
     days = [from_day + timedelta(days=i) for i in range((to_day - from_day).days + 1)]
     return RollupResult(mode="range", days=days, rows=rows)
@@ -118,6 +119,7 @@ def incremental(conn: psycopg.Connection, *, overlap: timedelta = OVERLAP) -> Ro
     """
     with conn.transaction():
         conn.execute(usage.LOCK_COSTS)
+        conn.execute(usage.NO_JIT)
         new_watermark = _one(conn, usage.CLOCK)["now"]
         today = new_watermark.astimezone(UTC).date()
         days = {today, today - timedelta(days=1)}

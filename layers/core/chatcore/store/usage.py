@@ -150,6 +150,13 @@ GROUP BY user_id, day, kind, name, model_id
 # Serialises rollups (the schedule and a manual run) and re-pricing backfills (in their transaction).
 LOCK_COSTS = "SELECT pg_advisory_xact_lock(7240003)"
 
+# The rollup's statements without JIT compilation, for its transaction only (SET LOCAL: nothing stays
+# on the connection, so it is safe through RDS Proxy / PgBouncer's transaction pooling). Once
+# chat_events holds millions of rows the planner's cost estimates pass jit_above_cost and Postgres
+# compiles the recompute's plans with LLVM at every run, which costs more than the day or two of rows
+# an incremental run reads (measured: docs/benchmarks.md, "Scale: 10 million messages").
+NO_JIT = "SET LOCAL jit = off"
+
 DELETE_DAYS = "DELETE FROM daily_costs WHERE day >= %(from_day)s AND day <= %(to_day)s"
 
 INSERT_DAYS = f"""
