@@ -34,3 +34,31 @@ def test_bench_memory_prints_its_table():
     assert p.returncode == 0, p.stderr[-3000:]
     assert "8. MEMORY" in p.stdout and "cache-read share, later turns" in p.stdout
     assert "memory: facts of sessions 1-3 in session 10's input   3/3" in p.stdout
+
+
+def test_bench_scale_quick_prints_every_figure_at_both_sizes():
+    """``bin/bench --quick --only scale`` (200,000 messages) on the bench's own throwaway Postgres: it
+    generates the rows, measures, and prints each figure at both sizes with its ratio. The ratios are
+    timings, which a test does not judge (a shared machine makes them move): exit 0 when all are
+    within 1.5x, 3 (naming the figures) when one is not; anything else is a failure."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)  # the bench's own cluster
+    p = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "scale"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode in (0, 3), p.stderr[-3000:]
+    out = p.stdout
+    assert "12. SCALE (today's size vs 200,000 messages" in out, out[-3000:]
+    from bench import scale
+
+    for _name, label in scale.FIGURES:
+        line = next((ln for ln in out.splitlines() if ln.strip().startswith(label)), None)
+        assert line is not None, (label, out[-3000:])
+        cells = line[line.index(label) + len(label):].split()
+        # today median, p90, larger median, p90, ratio, runs
+        assert len(cells) >= 6 and all(float(c) > 0 for c in cells[:4]), line
+        assert cells[4].startswith("x") and float(cells[4][1:]) > 0, line
+    assert "chat_events" in out and "WITHOUT the index runs_parent_run" in out and "WITH JIT" in out
+    if p.returncode == 3:
+        assert "OVER 1.5x" in out and "over 1.5x at the larger size" in p.stderr
+    else:
+        assert "all within" in out

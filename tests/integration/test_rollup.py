@@ -193,6 +193,34 @@ def test_a_generated_month_rolls_up_to_direct_sums_idempotently_and_late_rows_la
     assert snapshot(conn) == after
 
 
+def test_the_rollup_turns_jit_off_for_its_transaction_only_and_its_figures_match_jit_compiled_sums(fresh):
+    """At millions of messages the rollup's plans pass jit_above_cost and LLVM compilation cost more than
+    the rows an incremental run reads (docs/benchmarks.md, "Scale: 10 million messages"): the rollup
+    sets ``jit = off`` for its own transaction (SET LOCAL: nothing stays on a pooled connection), and
+    its figures are those of the direct sums compiled with JIT."""
+    _, conn, price_ids = fresh
+    first_day, _ = previous_month()
+    month = costdata.generate_month(conn, price_ids, first_day, days=6, users=2, seed=5)
+    assert conn.execute("SELECT pg_jit_available() AS ok").fetchone()["ok"]
+
+    def jit() -> str:
+        return conn.execute("SHOW jit").fetchone()["jit"]
+
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = on")
+        conn.execute("SET LOCAL jit_above_cost = 0")  # every other plan of this transaction is compiled
+        rollup.rollup(conn, first_day, month.last_day)  # inside the caller's transaction
+        assert jit() == "off"
+    assert jit() == "on"  # only for that transaction: the session is as it was
+    rollup.incremental(conn)
+    assert jit() == "on"
+    with conn.transaction():
+        conn.execute("SET LOCAL jit_above_cost = 0")
+        plan = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + DIRECT_SUMS).fetchone()["QUERY PLAN"][0]
+        assert plan["JIT"]["Functions"] > 0  # the direct sums below are JIT-compiled
+        assert_rollup_equals_direct_sums(conn, month.turns)
+
+
 def test_a_range_recompute_repairs_the_days_it_covers_only(fresh):
     _, conn, price_ids = fresh
     first_day, _ = previous_month()
