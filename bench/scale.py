@@ -170,6 +170,15 @@ def measure(h: Harness, probe: dict, shape: synthetic.Shape, *, quick: bool, nex
     res["delete"] = _timed(delete, 5 if quick else 10)
     if without_index and _has_parent_index(conn):
         res["delete_without_index"] = _timed(lambda: delete(True), 2)
+    # information, not judged: the scheduled pruning's DELETE of every finished turn's events but the
+    # final one (hours=0: the last day's turns, whose events are all still kept), rolled back
+    from chatcore.turns.outcome import FINAL_EVENTS
+    from chatcore.store import turn_events
+
+    with conn.transaction(force_rollback=True):
+        t = time.perf_counter()
+        pruned = turn_events.prune_events(conn, 0, keep=FINAL_EVENTS.values())
+        res["prune"] = {"ms": (time.perf_counter() - t) * 1000, "rows": pruned}
     res["next_turn"] = next_turn
     return res
 
@@ -259,6 +268,12 @@ def report(res: dict) -> str:
     lines.append(table(["", "today median", "p90", "larger median", "p90", "ratio", "runs"], rows))
     lines.append(f"  rollup: {res['small']['rollup_days']} days recomputed, {res['small']['rollup_rows']:,} / "
                  f"{res['big']['rollup_rows']:,} messages in them (today's size / larger)")
+    for size in ("small", "big"):
+        pr = res[size].get("prune")
+        if pr:
+            lines.append(f"  pruning ({'today' if size == 'small' else 'larger'}; not judged): {pr['rows']:,} events "
+                         f"deleted in {pr['ms'] / 1000:.1f} s ({pr['rows'] / max(pr['ms'], 1) * 1000:,.0f} rows/s), "
+                         "rolled back")
     if "delete_without_index" in res["big"]:
         wi = res["big"]["delete_without_index"]
         lines.append(f"  delete a 10-turn session at the larger size WITHOUT the index {PARENT_INDEX} (before "
