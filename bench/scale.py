@@ -46,6 +46,20 @@ DAYS = 90
 QUICK_DAYS = 20
 LIMIT = 1.5
 TEXT = "What is 12 * 7?"
+# Every real turn of this benchmark is scripted like a real one: a calculator call, then an answer of
+# 150 words (about 200 tokens, streamed in 50 chunks of three words as Claude streams them), so the
+# rows and events copied into the synthetic turns have a real turn's sizes and counts (the stand-in's
+# default answer is one short sentence).
+ANSWER = " ".join(
+    ["12 multiplied by 7 is 84, as the calculator confirms. To check it by hand, take 10 times 7,",
+     "which is 70, and add 2 times 7, which is 14: 70 plus 14 gives 84. The same answer comes from",
+     "adding 12 seven times in a row, or 7 twelve times. If this is for a receipt or a budget, note",
+     "that 84 is the total before any tax or discount; with 15 percent value added tax on top, the",
+     "total would be 96.60, and a 10 percent discount first would bring it to 75.60 before tax.",
+     "A quick way to remember it: 12 times 7 is the same as 6 times 14, and both are 84. For",
+     "larger sums, the calculator keeps every step exact, so feel free to send the whole list of",
+     "items and I will add them up, show each line, and give you the total in rands and in dollars",
+     "at today's rate, so the budget for the month stays easy to follow and to check later on."])
 PARENT_INDEX = "runs_parent_run"
 
 FIGURES = (
@@ -70,9 +84,15 @@ def _latest_run(conn, session_id: str):
                            ORDER BY id DESC LIMIT 1""", (session_id,)).fetchone()["id"]
 
 
+def _turn(h: Harness, session_id: str) -> None:
+    h.stack.standin.script([{"tool_use": {"name": "calculator", "input": {"expression": "12 * 7"}}},
+                            {"text": ANSWER}])
+    h.ours_turn(session_id, TEXT)
+
+
 def _session_with_turns(h: Harness, turns: int) -> str:
     sid = h.new_session()
-    h.ours_turn(sid, TEXT)
+    _turn(h, sid)
     if turns > 1:
         h.ours_copy_turns(sid, turns - 1)
     return sid
@@ -155,7 +175,7 @@ def measure(h: Harness, probe: dict, shape: synthetic.Shape, *, quick: bool, nex
     bd = h.breakdown
     b0, s0 = len(bd.begin_ms), len(bd.store_ms)
     for _ in range(8 if quick else 20):
-        h.ours_turn(sid, TEXT)
+        _turn(h, sid)
     res["begin"], res["store"] = bd.begin_ms[b0:], bd.store_ms[s0:]
 
     doomed = uuid.UUID(_session_with_turns(h, 10))
@@ -190,7 +210,7 @@ def run(h: Harness, quick: bool) -> dict:
     days = QUICK_DAYS if quick else DAYS
     conn = h.conn()
     template_sid = h.new_session()
-    h.ours_turn(template_sid, TEXT)
+    _turn(h, template_sid)
     template_run = _latest_run(conn, template_sid)
     now = conn.execute("SELECT now() AS n").fetchone()["n"]
     per_turn = conn.execute("SELECT count(*) AS n FROM chat_events WHERE run_id = %s",
