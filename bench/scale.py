@@ -107,6 +107,58 @@ def _timed(fn, repeat: int) -> list[float]:
     return out
 
 
+def _postgres_cpu_ns(h: Harness) -> int:
+    """CPU time (ns, /proc/PID/schedstat) of the cluster's client backends and WAL writer so far (not
+    autovacuum, the checkpointer or the background writer, whose work is not a request's)."""
+    import os
+
+    root = int((h.stack.postgres.root / "data" / "postmaster.pid").read_text().split()[0])
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rfind(")") + 2:].split()[1]) != root:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                title = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if any(w in title for w in ("autovacuum", "checkpointer", "background writer", "logical replication",
+                                        "archiver", "stats")):
+                continue
+            with open(f"/proc/{entry}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _counts(conn) -> dict:
+    return conn.execute("""SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn AS wal,
+        (SELECT count(*) FROM chat_events) AS messages, (SELECT count(*) FROM runs) AS runs,
+        (SELECT count(*) FROM turn_events) AS events""").fetchone()
+
+
+def turn_cost(h: Harness, *, turns: int, streamed: int) -> dict:
+    """What a turn costs the database: CPU of its backends, WAL, rows, for ``turns`` instant turns and
+    ``streamed`` turns whose answer streams for 8 s (50 chunks 160 ms apart: the events are written
+    in batches every EVENT_BATCH_SECONDS while it streams, as with a real model)."""
+    conn = h.conn()
+    out = {}
+    for kind, n, step in (("instant", turns, {"text": ANSWER}),
+                          ("streamed 8 s", streamed, {"text": ANSWER, "delay_ms": 160})):
+        sid = _session_with_turns(h, 10)
+        before, cpu0, t = _counts(conn), _postgres_cpu_ns(h), time.perf_counter()
+        for _ in range(n):
+            h.stack.standin.script([{"tool_use": {"name": "calculator", "input": {"expression": "12 * 7"}}}, step])
+            h.ours_turn(sid, TEXT)
+        cpu1, wall, after = _postgres_cpu_ns(h), time.perf_counter() - t, _counts(conn)
+        out[kind] = {"turns": n, "cpu_ms": (cpu1 - cpu0) / 1e6 / n, "wall_s": wall / n,
+                     **{k: (after[k] - before[k]) / n for k in ("wal", "messages", "runs", "events")}}
+    return out
+
+
 def _has_parent_index(conn) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL AS ok", (PARENT_INDEX,)).fetchone()["ok"]
 
@@ -253,10 +305,12 @@ def run(h: Harness, quick: bool) -> dict:
     big_sizes = synthetic.table_sizes(conn)
     say("bench: scale, measuring at the larger size")
     big = measure(h, probe, shape, quick=quick, next_turn=small["next_turn"], without_index=True)
+    say("bench: scale, what a turn costs the database")
+    cost = turn_cost(h, turns=5 if quick else 20, streamed=2 if quick else 5)
     return {"total": total, "days": days, "turns": turns, "shape": shape, "template": template,
             "per_turn": per_turn, "small": small, "big": big, "small_sizes": small_sizes,
             "big_sizes": big_sizes, "small_generate_s": small_gen, "generate_s": gen_s,
-            "full_rollup_s": full_rollup_s, "parent_index": _has_parent_index(conn)}
+            "full_rollup_s": full_rollup_s, "parent_index": _has_parent_index(conn), "cost": cost}
 
 
 def ratios(res: dict) -> dict[str, float]:
@@ -305,6 +359,13 @@ def report(res: dict) -> str:
                      f"{ms(median(wj))} ms, x{median(wj) / median(res['big']['rollup']):.2f} the figure without")
     if not res["parent_index"]:
         lines.append(f"  no index {PARENT_INDEX}: deleting a session scans runs once per deleted run")
+    if res.get("cost"):
+        rows = [[kind, str(c["turns"]), f"{c['wall_s']:.2f}", f"{c['cpu_ms']:.1f}", f"{c['wal'] / 1024:.1f}",
+                 f"{c['messages']:.1f}", f"{c['runs']:.1f}", f"{c['events']:.1f}"] for kind, c in res["cost"].items()]
+        lines.append("  what a turn costs the database at the larger size (per turn; CPU of the client backends and "
+                     "the WAL writer; not judged)")
+        lines.append(table(["turn", "turns", "wall s", "DB CPU ms", "WAL KB", "messages", "runs", "events"], rows,
+                           indent="    "))
     lines.append(f"  limit: every ratio at most {LIMIT}x; " + (f"OVER: {', '.join(over)}" if over else "all within"))
     return "\n".join(lines)
 
