@@ -19,12 +19,16 @@ function or route:
 - history load: ``store.turns.read_turn_start`` (the turn's first statement, its history window);
 - a messages page: ``GET /sessions/{id}/messages?limit=200``;
 - usage: ``GET /usage`` (the current month);
-- the incremental rollup: ``money.rollup.incremental`` after a batch of new turns today;
+- the incremental rollup: ``money.rollup.incremental`` after a batch of new turns today, per
+  100,000 messages in the two days it recomputes (each batch adds to them);
 - a turn's begin and store: the two transactions of a real turn through the API
   (``chatcore.observability.observe_steps``);
 - deleting a session of 10 turns: ``store.sessions.delete_session`` inside a transaction that is
   rolled back (so the same session is deleted each time); at the larger size also without the index
   on ``runs.parent_run_id`` (dropped inside that transaction), the figure before migration 0013.
+
+Printed, not judged: the pruning's DELETE (rolled back) at both sizes, the rollup with JIT on (before
+``store.usage.NO_JIT``), and what a turn costs the database (``turn_cost``).
 
 Exit status 3 (``RatioExceeded``) when a figure's fastest run at the larger size takes more than
 ``LIMIT`` times its fastest at today's size (``ratios``: other work on a shared machine only adds
@@ -39,7 +43,7 @@ from datetime import UTC, timedelta
 
 from bench import synthetic
 from bench.harness import Harness, say
-from bench.stats import median, ms, p90, table
+from bench.stats import median, ms, table
 
 FULL_MESSAGES = 10_000_000
 QUICK_MESSAGES = 200_000
