@@ -81,7 +81,8 @@ class _Stream:
 
     def __init__(self, turn: PreparedTurn, stop: _Stop):
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.seq = 0
+        # a continued run's events follow those of its stretch before the pause
+        self.seq = turn.continuation.last_seq if turn.continuation is not None else 0
         self.log = TurnEventLog(turn.run_id, on_cancel=stop)
 
     def next_id(self) -> int:
@@ -109,11 +110,16 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     try:
         async with asyncio.timeout(limit) as deadline:
             stop.deadline = deadline
-            async for item in turn.conversation.stream(
-                history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
-                session_id=str(turn.input.session_id), user_id=turn.input.sub,
-                recall=None if memory is None else memory.recall,
-            ):
+            if turn.continuation is not None:  # a paused run, after the user's decision (turns.approvals)
+                items = turn.conversation.resume(
+                    history=turn.history, run_id=str(turn.run_id), session_id=str(turn.input.session_id),
+                    user_id=turn.input.sub, member=turn.continuation.member)
+            else:
+                items = turn.conversation.stream(
+                    history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
+                    session_id=str(turn.input.session_id), user_id=turn.input.sub,
+                    recall=None if memory is None else memory.recall)
+            async for item in items:
                 if isinstance(item, (RunOutput, TeamRunOutput)):
                     tracker.outputs.append(item)
                     continue
