@@ -372,3 +372,38 @@ def test_the_scheduled_run_expires_old_pauses_before_the_retention_period(user, 
     assert run_row(db_conn, fresh["run_id"])["status"] == "paused"
     assert user.client.get(f"/sessions/{session_id}").json().get("turn_paused") is None
     assert user.client.get(f"/sessions/{other}").json()["turn_paused"]["run_id"] == fresh["run_id"]
+
+
+def test_the_continuation_reserves_the_budget_again_before_any_model_call(user, standin, db_conn):
+    session_id = user.new_session()
+    paused, _ = paused_turn(user, session_id)
+    [call] = paused["pending"]
+    body = [{"tool_call_id": call["tool_call_id"], "approved": True}]
+    # what the pause spent fits the budget; the most the continuation may cost does not
+    db_conn.execute("UPDATE users SET monthly_budget_zar = 0.10 WHERE sub = %s", (user.sub,))
+    standin.reset()
+    r, _ = decide(user, session_id, paused["run_id"], body)
+    assert r.status_code == 402 and r.json()["code"] == "budget-exceeded", r.text
+    assert standin.requests() == [] and run_row(db_conn, paused["run_id"])["status"] == "paused"
+    assert not db_conn.execute("SELECT 1 FROM reminders WHERE run_id = %s", (paused["run_id"],)).fetchall()
+    db_conn.execute("UPDATE users SET monthly_budget_zar = 1000 WHERE sub = %s", (user.sub,))
+    r, more = decide(user, session_id, paused["run_id"], body)
+    assert r.status_code == 200 and more[-1]["event"] == "TurnCompleted", r.text
+    assert run_row(db_conn, paused["run_id"])["reserved_zar"] == 0  # released when the run is stored
+
+
+def test_the_turn_metrics_count_a_paused_turn_once_and_each_stretch_of_its_cost(user, standin, monkeypatch, capsys):
+    from chatcore import observability
+    from tests.support.metrics import emf_lines
+
+    monkeypatch.setattr(observability, "in_lambda", lambda: True)
+    session_id = user.new_session()
+    paused, _ = paused_turn(user, session_id)
+    [call] = paused["pending"]
+    r, more = decide(user, session_id, paused["run_id"], [{"tool_call_id": call["tool_call_id"], "approved": True}])
+    final = more[-1]["data"]
+    lines = [m for m in emf_lines(capsys.readouterr().out) if m.get("run_id") == paused["run_id"]]
+    assert [(m["Turns"], m["TurnsPaused"]) for m in lines] == [([0.0], [1.0]), ([1.0], [0.0])]
+    cost = sum(Decimal(str(m["CostUSD"][0])) for m in lines)
+    assert cost == Decimal(final["cost"]["usd"]).normalize()  # the stretches add up to the run, once
+    assert sum(m["OutputTokens"][0] for m in lines) == final["usage"]["output_tokens"]
