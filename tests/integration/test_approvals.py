@@ -407,3 +407,28 @@ def test_the_turn_metrics_count_a_paused_turn_once_and_each_stretch_of_its_cost(
     cost = sum(Decimal(str(m["CostUSD"][0])) for m in lines)
     assert cost == Decimal(final["cost"]["usd"]).normalize()  # the stretches add up to the run, once
     assert sum(m["OutputTokens"][0] for m in lines) == final["usage"]["output_tokens"]
+
+
+def test_the_model_may_call_another_acting_tool_and_the_run_pauses_again(user, standin, db_conn):
+    session_id = user.new_session()
+    paused, events = paused_turn(user, session_id)
+    [first] = paused["pending"]
+    standin.reset()
+    standin.script({"tool_use": {"name": "set_reminder", "input": {"text": "call dad", "time": "19:00"}}})
+    r, again = decide(user, session_id, paused["run_id"], [{"tool_call_id": first["tool_call_id"], "approved": True}])
+    assert again[-1]["event"] == "TurnPaused" and again[-1]["data"]["run_id"] == paused["run_id"], r.text
+    [second] = again[-1]["data"]["pending"]
+    assert second["summary"] == "Remind you to call dad at 19:00 (Africa/Johannesburg)"
+    assert run_row(db_conn, paused["run_id"])["status"] == "paused"
+    r, done = decide(user, session_id, paused["run_id"], [{"tool_call_id": second["tool_call_id"], "approved": True}])
+    assert done[-1]["event"] == "TurnCompleted", r.text
+    assert [int(e["id"]) for e in [*events, *again, *done]] == list(range(1, len(events) + len(again) + len(done) + 1))
+    assert sorted(x["text"] for x in user.client.get("/me/reminders").json()["items"]) == ["call dad", "call mom"]
+    rows = db_conn.execute("SELECT cost_usd FROM chat_events WHERE run_id = %s AND model_id IS NOT NULL",
+                           (paused["run_id"],)).fetchall()
+    assert len(rows) == 3 and run_row(db_conn, paused["run_id"])["cost_usd"] == sum(x["cost_usd"] for x in rows)
+    assert Decimal(done[-1]["data"]["cost"]["usd"]) == sum(x["cost_usd"] for x in rows)
+    statuses = db_conn.execute("SELECT tool_call_id, status FROM approvals WHERE run_id = %s",
+                               (paused["run_id"],)).fetchall()
+    assert {s["tool_call_id"]: s["status"] for s in statuses} == {first["tool_call_id"]: "approved",
+                                                                  second["tool_call_id"]: "approved"}
