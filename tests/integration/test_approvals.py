@@ -67,17 +67,23 @@ def test_paused_on_a_stopped_instance_an_hour_ago_approved_on_another_completes_
     from datetime import datetime, timezone
 
     from chatcore.money import rollup
-    from tests.support.serve_process import another_instance
+    import signal
+
+    from tests.support.serve_process import instance_process
     from tests.support.users import User
 
     session_id = user.new_session()
-    # the instance that pauses the turn: a process of its own, stopped once the turn is paused
-    instance = another_instance(dict(os.environ), tmp_path / "pausing.log")
-    pausing = User(next(instance), sub=user.sub)
+    # the instance that pauses the turn: a process of its own, killed once the turn is paused (as a
+    # Lambda sandbox is recycled: no shutdown of any kind)
+    instance = instance_process(dict(os.environ), tmp_path / "pausing.log")
+    url, process = next(instance)
+    pausing = User(url, sub=user.sub)
     paused, events = paused_turn(pausing, session_id)
     run_id = paused["run_id"]
     assert [e["event"] for e in events].count("TurnPaused") == 1
-    assert next(instance, None) is None  # the pausing process is stopped (terminated and reaped)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(10) == -signal.SIGKILL
+    assert next(instance, None) is None
     with pytest.raises(httpx.TransportError):
         pausing.client.get("/healthz")
 
