@@ -1,5 +1,7 @@
 """POST /sessions/{session_id}/turns (the chat function): a message and its photos, the agent's or
-team's answer streamed back as server-sent events. The only route that loads agno.
+team's answer streamed back as server-sent events; and POST .../turns/{run_id}/approvals, the user's
+decision on a turn paused for approval, the rest of the same run streamed back the same way
+(``chatcore.turns.approvals``). The only routes that load agno.
 
 A plain Starlette route (FastAPI would add ~0.2 s to the chat function's cold start for this one
 route): the body is validated with the same pydantic model, errors are the same problem+json, and
