@@ -112,8 +112,16 @@ def test_paused_on_a_stopped_instance_an_hour_ago_approved_on_another_completes_
     assert r.status_code == 200 and r.headers["x-run-id"] == run_id, r.text
     names = [e["event"] for e in more]
     assert names[-1] == "TurnCompleted" and "RunCompleted" in names, names
+    # the decided call first, in agno's shape: approved, and what it returned
+    assert names[0] == "ToolCallCompleted" and more[0]["data"]["run_id"] == run_id
+    tool = more[0]["data"]["tool"]
+    assert (tool["tool_call_id"], tool["confirmed"]) == (call["tool_call_id"], True)
+    assert tool["result"].startswith("Reminder set: call mom, due ")
     ids = [int(e["id"]) for e in more]
     assert ids == list(range(int(events[-1]["id"]) + 1, int(events[-1]["id"]) + 1 + len(ids)))
+    # every event of both stretches is what the registry of events documents (the spec's TurnEvent)
+    assert [(e["event"], sse.check(e["event"], json.dumps(e["data"]))) for e in [*events, *more]
+            if sse.check(e["event"], json.dumps(e["data"])) is not None] == []
     reminders = user.client.get("/me/reminders").json()["items"]
     assert [(x["text"], x["time_zone"], x["run_id"]) for x in reminders] == [("call mom", "Africa/Johannesburg", run_id)]
     due = datetime.fromisoformat(reminders[0]["due_at"])
@@ -147,6 +155,9 @@ def test_declined_writes_no_reminder_and_the_model_reads_that_the_user_declined(
     r, more = decide(user, session_id, paused["run_id"],
                      [{"tool_call_id": call["tool_call_id"], "approved": False, "note": "I already called her"}])
     assert r.status_code == 200 and more[-1]["event"] == "TurnCompleted", r.text
+    declined = more[0]["data"]["tool"]
+    assert more[0]["event"] == "ToolCallCompleted" and declined["confirmed"] is False
+    assert declined["confirmation_note"] == "I already called her" and "declined" in declined["result"]
     assert not db_conn.execute("SELECT 1 FROM reminders WHERE run_id = %s", (paused["run_id"],)).fetchall()
     assert user.client.get("/me/reminders").json()["items"] == []
     [request] = standin.requests()
@@ -232,6 +243,8 @@ def test_a_team_members_acting_tool_pauses_and_continues_the_team_run(user, stan
     # the member first (its tool's result), then the leader (the member's answer as its delegation's result)
     member_request, leader_request = standin.requests()
     assert member_request["body"]["messages"][-1]["content"][0]["tool_use_id"] == call["tool_call_id"]
+    assert more[0]["event"] == "ToolCallCompleted" and more[0]["data"]["agent_name"] == "organiser"
+    assert more[0]["data"]["run_id"] == str(member["id"]) and more[0]["data"]["parent_run_id"] == run_id
     leader_result = leader_request["body"]["messages"][-1]["content"][0]
     assert leader_result["type"] == "tool_result" and "Reminder set" in json.dumps(leader_result["content"])
     assert db_conn.execute("SELECT status FROM runs WHERE id = %s", (member["id"],)).fetchone()["status"] == "completed"

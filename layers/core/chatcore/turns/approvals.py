@@ -151,21 +151,34 @@ def _claim(sub: str, session_id: UUID, run_id: UUID, row: dict[str, Any], decisi
 
 
 def _run_tool(call: dict[str, Any], conversation: Any, user_id: UUID, session_id: UUID, run_id: UUID,
-              now: datetime) -> str:
-    """Run one approved call (its spec's tool, for this user and turn); a failure is its result."""
+              now: datetime) -> tuple[str, bool]:
+    """Run one approved call (its spec's tool, for this user and turn): its result, and whether it
+    failed (a failure is its result: the model reads it, as with any tool)."""
     spec = agent_specs().get(call.get("agent_name") or "") or conversation.spec
     tool = spec.tool(call["tool"]) if hasattr(spec, "tool") else None
     if tool is None:
-        return f"The tool {call['tool']} is no longer available; it was not run."
+        return f"The tool {call['tool']} is no longer available; it was not run.", True
     token = acting_call.set(ActingCall(user_id=user_id, session_id=session_id, run_id=run_id,
                                        tool_call_id=call["tool_call_id"], now=now))
     try:
-        return str(tool(**(call["arguments"] or {})))
+        return str(tool(**(call["arguments"] or {}))), False
     except Exception as e:  # noqa: BLE001 - the model reads the failure, as with any tool
         log.warning("approved call %s (%s) of turn %s failed: %s", call["tool_call_id"], call["tool"], run_id, e)
-        return f"The tool failed: {e}"
+        return f"The tool failed: {e}", True
     finally:
         acting_call.reset(token)
+
+
+def decided_event(call: dict[str, Any], decision: Decision, result: str, failed: bool, *, session_id: UUID,
+                  run_id: UUID, agent_name: str, at: datetime) -> dict[str, Any]:
+    """The ToolCallCompleted event of a decided call (agno's shape; ``tool.confirmed`` is the
+    decision, ``result`` what the model was told), first in the continuation's stream."""
+    member = call["call_run_id"] != str(run_id)
+    return {"created_at": int(at.timestamp()), "run_id": call["call_run_id"], "session_id": str(session_id),
+            "agent_id": agent_name, "agent_name": agent_name, **({"parent_run_id": str(run_id)} if member else {}),
+            "tool": {"tool_call_id": call["tool_call_id"], "tool_name": call["tool"], "tool_args": call["arguments"],
+                     "result": result, "tool_call_error": failed, "requires_confirmation": True,
+                     "confirmed": decision.approved, "confirmation_note": decision.note}}
 
 
 def _from_history(parts: dict[str, Any]) -> Message:
@@ -217,12 +230,15 @@ def _prepare(sub: str, session_id: UUID, run_id: UUID, row: dict, pending: list[
     by_id = {d.tool_call_id: d for d in decisions}
     # step 3: the decided calls, run (approved) or answered as declined, stored before any model call
     results: list[tuple[dict, Message]] = []
+    decided: list[dict[str, Any]] = []
     for call in pending:
         decision = by_id[call["tool_call_id"]]
-        content = (_run_tool(call, conversation, row["user_id"], session_id, run_id, now) if decision.approved
-                   else declined_result(decision.note))
+        content, failed = (_run_tool(call, conversation, row["user_id"], session_id, run_id, now)
+                           if decision.approved else (declined_result(decision.note), False))
         results.append((call, Message(id=str(uuid7()), role="tool", tool_call_id=call["tool_call_id"],
                                       tool_name=call["tool"], tool_args=call["arguments"], content=content)))
+        decided.append(decided_event(call, decision, content, failed, session_id=session_id, run_id=run_id,
+                                     agent_name=call.get("agent_name") or conversation.name, at=now))
     with db.connection() as conn:
         turn_rows.insert_messages(conn, [{
             "id": UUID(message.id), "session_id": session_id, "run_id": UUID(call["call_run_id"]), "role": "tool",
@@ -271,7 +287,8 @@ def _prepare(sub: str, session_id: UUID, run_id: UUID, row: dict, pending: list[
     return PreparedTurn(
         input=TurnInput(sub=sub, session_id=session_id, message=""), run_id=run_id, conversation=conversation,
         history=model_history, user_message=user_message, costs=CostCalculator(fx, price_ids()),
-        continuation=Continuation(prior=prior, member=member, input_ids=known, last_seq=data["last_seq"] or 0))
+        continuation=Continuation(prior=prior, member=member, input_ids=known, last_seq=data["last_seq"] or 0,
+                                  decided=decided))
 
 
 async def open_continuation(sub: str, session_id: UUID, run_id: UUID, decisions: list[Decision],

@@ -107,6 +107,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     memory = turn.memory
     scoped = memory_scope.set(memory)  # what the memory tools act for (turns.memory)
     limit = get_settings().turn_timeout
+    for data in turn.continuation.decided if turn.continuation is not None else ():
+        stream.emit("ToolCallCompleted", data)  # the decided calls (turns.approvals), before the model's answer
     try:
         async with asyncio.timeout(limit) as deadline:
             stop.deadline = deadline

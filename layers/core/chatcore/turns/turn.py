@@ -86,6 +86,7 @@ class Continuation:
     member: MemberResume | None = None
     input_ids: set[str] = field(default_factory=set)
     last_seq: int = 0  # the last event id of the run's stream so far (its TurnPaused)
+    decided: list = field(default_factory=list)  # the decided calls' ToolCallCompleted events, sent first
 
 
 @dataclass
