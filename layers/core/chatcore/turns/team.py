@@ -113,10 +113,12 @@ class TeamConversation:
                     output = item
                 yield item
             status = str(getattr(output, "status", "")).lower()
-            if output is None or "paused" in status or "error" in status:
-                return  # paused again (the team waits), or failed: the leader is not called
-            # the delegation's result: a new message of the leader's run, stored with the turn
-            answer = member.leader_result(output.content)
+            if output is None or "paused" in status:
+                return  # paused again: the team waits (the leader is not called)
+            # the delegation's result (the member's answer, or its failure: the leader's call is always
+            # answered, so the run stays valid history): a new message of the leader's run, stored with the turn
+            answer = member.leader_result(output.content if "error" not in status
+                                          else f"The member failed: {output.content or 'no answer'}")
         await arefresh_messages_media(list(history), media_storage())
         team = self.build_team(history)
         async for item in team.arun(
