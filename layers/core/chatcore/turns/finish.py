@@ -57,7 +57,7 @@ def flush_pending() -> int:
     return written
 
 
-def _add_prior(run: TurnOutcome, prior: tuple | None) -> None:
+def add_prior(run: TurnOutcome, prior: tuple | None) -> None:
     """A continued run's outcome: add what it cost before its pause (``Continuation.prior``)."""
     if prior is not None:
         usage, usd, zar = prior
@@ -111,9 +111,9 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
         client_disconnected=turn.client_disconnected, usage_estimated=any(r.usage_estimated for r in billed))
     if turn.continuation is not None:  # the run's totals: what it cost before its pause, and now
         total.segment = (total.usage, total.cost_usd, total.cost_zar)
-        _add_prior(total, prior.get(str(turn.run_id)))
+        add_prior(total, prior.get(str(turn.run_id)))
         for record, run in runs[1:]:  # a member run resumed by a continuation: its row adds both stretches
-            _add_prior(run, prior.get(str(record.run_uuid)))
+            add_prior(run, prior.get(str(record.run_uuid)))
     if tracker.paused:
         total.status = "paused"
         total.pending = pending_calls(turn, tracker)

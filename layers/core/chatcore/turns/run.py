@@ -24,7 +24,7 @@ from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
 from chatcore.turns.begin import begin_turn
 from chatcore.turns.claude import CallLog, cut_calls
-from chatcore.turns.finish import store_outcome
+from chatcore.turns.finish import add_prior, store_outcome
 from chatcore.turns.memory import MEMORY_EVENT, memory_scope
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import RunTracker
@@ -43,6 +43,8 @@ def _store(turn: PreparedTurn, tracker: RunTracker, seal=None) -> TurnOutcome:
 def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
     """The fallback when the outcome could not be stored: mark the run failed (best effort)."""
     outcome = TurnOutcome(session_id=turn.input.session_id, run_id=turn.run_id, status="failed", error=error)
+    if turn.continuation is not None:  # a continued run keeps what its stretch before the pause cost
+        add_prior(outcome, turn.continuation.prior.get(str(turn.run_id)))
     try:
         with db.connection() as conn, conn.transaction():
             turn_rows.finish_run(conn, **outcome.run_row())
