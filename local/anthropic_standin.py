@@ -74,6 +74,8 @@ Default behaviour (deterministic, from the request)
           ``{"text": <fact>}`` (trailing punctuation dropped);
         - ``forget_memory`` offered and the text says "forget (that) <fact>" -> calls it with the id
           of the recalled memory (below) sharing the most words with the fact, if any;
+        - ``set_reminder`` offered and the text says "remind me to <what> at <H[:MM][am|pm]>" -> calls it
+          with ``{"text": <what>, "time": "HH:MM"}`` (24-hour);
     * the last user text asks a question ("?", no arithmetic) and the request holds a recall of the
       user's memories (a text starting "[What you remember about this user", then lines ``[id]
       memory``) with a memory sharing a word of 4+ letters with the question -> ``From what I
@@ -1003,6 +1005,19 @@ def summary_reply(prompt: str) -> str:
     return "\n".join(([summary] if summary else []) + lines) or "Nothing to summarise."
 
 
+_REMIND = re.compile(r"\bremind me to (?P<what>.+?)\s+at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:[ap]\.?m\.?)?)",
+                     re.IGNORECASE)
+
+
+def _clock(text: str) -> str:
+    """A time of day as 24-hour HH:MM ("6pm" -> "18:00", "18:00" -> "18:00")."""
+    match = re.match(r"(\d{1,2})(?::(\d{2}))?\s*([ap])?", text.strip(), re.IGNORECASE)
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if match.group(3):
+        hour = hour % 12 + (12 if match.group(3).lower() == "p" else 0)
+    return f"{hour:02d}:{minute:02d}"
+
+
 _REMEMBER = re.compile(r"\bremember\b[\s,:]*(?:that\s+)?(?P<fact>\S.*)", re.IGNORECASE | re.DOTALL)
 _FORGET = re.compile(r"\bforget\b[\s,:]*(?:that\s+)?(?P<fact>\S.*)", re.IGNORECASE | re.DOTALL)
 RECALL_MARKER = "[What you remember about this user"
@@ -1106,6 +1121,9 @@ def default_content(body: dict) -> list[dict]:
             fact = match.group("fact").strip().rstrip(".!?").strip()
             if fact:
                 return [_tool_use_block("remember", {"text": fact})]
+        if "set_reminder" in tool_names and (match := _REMIND.search(user_text)):
+            return [_tool_use_block("set_reminder", {"text": match.group("what").strip(),
+                                                     "time": _clock(match.group("time"))})]
         if "forget_memory" in tool_names and (match := _FORGET.search(user_text)):
             best = _best_memories(recalled_memories(messages), match.group("fact"), 1)
             if best:

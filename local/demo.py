@@ -5,6 +5,10 @@ ANTHROPIC_BASE_URL, else the local stand-in), serves the chat API over HTTP, str
 photo through it, then a follow-up turn that relies on the stored history, then a turn that asks
 the assistant to remember something, and a second session that knows it; prints what was stored:
 rows, S3 keys, tokens and cost in rands, and what the assistant remembers.
+
+`bin/demo --approve` shows an acting tool instead: "Remind me to call mom at 18:00" pauses the turn
+(TurnPaused, with the approval card's one-line summary), the approval (POST .../approvals) streams
+the rest of the same run, and GET /me/reminders lists the reminder; its cost adds both stretches.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ DIM, BOLD, RESET = ("\033[2m", "\033[1m", "\033[0m") if sys.stdout.isatty() else
 
 
 
-def stream_turn(client: httpx.Client, session_id: str, body: dict) -> dict:
-    """POST a turn and print its events as they arrive; returns the final event."""
+def stream_turn(client: httpx.Client, session_id: str, body: dict, *, path: str | None = None) -> dict:
+    """POST a turn (or, with ``path``, a decision on a paused one) and print its events as they
+    arrive; returns the final event (or the TurnPaused that ends a paused turn's stream)."""
     final: dict = {}
-    with client.stream("POST", f"/sessions/{session_id}/turns", json=body) as r:
+    with client.stream("POST", path or f"/sessions/{session_id}/turns", json=body) as r:
         if r.status_code != 200:
             r.read()
             raise SystemExit(f"turn refused: HTTP {r.status_code} {r.text}")
@@ -52,6 +57,12 @@ def stream_turn(client: httpx.Client, session_id: str, body: dict) -> dict:
                     print(f"\n{BOLD}[memory {data.get('action')}: {data.get('text')}]{RESET}", flush=True)
                 elif event in ("TurnCompleted", "TurnFailed"):
                     final = {"event": event, **data}
+                elif event == "TurnPaused":
+                    final = {"event": event, **data}
+                    for call in data["pending"]:
+                        print(f"\n{BOLD}[approval needed: {call['summary']}]{RESET} "
+                              f"{DIM}({call['tool']} {json.dumps(call['arguments'])}, id {call['tool_call_id']}){RESET}",
+                              flush=True)
                 elif event in ("RunStarted", "TeamRunStarted", "RunCompleted", "TeamRunCompleted", "RunError"):
                     print(f"\n{DIM}[{event} {data.get('agent_name') or data.get('team_name') or ''}]{RESET}",
                           flush=True)
@@ -95,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/demo", description=__doc__.split("\n")[0])
     parser.add_argument("--team", help="run the turns with this team instead of the agent")
     parser.add_argument("--agent", default="assistant")
+    parser.add_argument("--approve", action="store_true",
+                        help="show a turn that pauses for the user's approval (set_reminder) and its approval")
     args = parser.parse_args(argv)
     stack = start_stack().apply()
     try:
@@ -110,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             if r.status_code != 201:
                 raise SystemExit(f"could not create a session: HTTP {r.status_code} {r.text}")
             session_id = r.json()["id"]
+            if args.approve:
+                return _approve(client, session_id, stack.env["DATABASE_URL"], server)
             photo = sunset_png()
             print(f"{BOLD}Turn 1{RESET} (with a {len(photo)} byte PNG): ", flush=True)
             first = stream_turn(client, session_id, {
@@ -139,6 +154,33 @@ def main(argv: list[str] | None = None) -> int:
 
         db.close_pool()
         stack.stop()
+
+
+def _approve(client: httpx.Client, session_id: str, database_url: str, server) -> int:
+    """--approve: a turn that pauses on set_reminder, the card an app shows, the approval, the reminder."""
+    print(f"{BOLD}A turn that needs the user's approval{RESET}: ", flush=True)
+    paused = stream_turn(client, session_id, {"message": "Remind me to call mom at 18:00"})
+    if paused.get("event") != "TurnPaused":
+        print(f"the turn did not pause: {paused.get('event')}")
+        return 1
+    print(f"{DIM}TurnPaused: run {paused['run_id']}, billed so far {json.dumps(paused.get('cost'))}, "
+          f"expires {paused['expires_at']}{RESET}")
+    card = client.get(f"/sessions/{session_id}").json()["turn_paused"]
+    print(f"\n{BOLD}GET /sessions/{{id}}{RESET} shows the card to an app opened later: "
+          f"{[c['summary'] for c in card['pending']]}")
+    decisions = [{"tool_call_id": c["tool_call_id"], "approved": True} for c in paused["pending"]]
+    print(f"\n{BOLD}The user taps Allow{RESET} (POST /sessions/{{id}}/turns/{{run_id}}/approvals "
+          f"{json.dumps({'decisions': decisions})}): ", flush=True)
+    done = stream_turn(client, session_id, {"decisions": decisions},
+                       path=f"/sessions/{session_id}/turns/{paused['run_id']}/approvals")
+    print(f"{DIM}{done.get('event')}: {json.dumps({k: done.get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+    reminders = client.get("/me/reminders").json()["items"]
+    print(f"\n{BOLD}GET /me/reminders{RESET}")
+    for reminder in reminders:
+        print(f"  {reminder['text']} at {reminder['due_at']} ({reminder['time_zone']})  {DIM}(run {reminder['run_id']}){RESET}")
+    print_stored(database_url, session_id)
+    server.stop()
+    return 0 if done.get("event") == "TurnCompleted" and reminders else 1
 
 
 if __name__ == "__main__":

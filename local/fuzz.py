@@ -17,13 +17,16 @@ What the run leaves out or pins, and why (the rest is the document as it is):
   deleteMe``); tests/integration/test_account_deletion.py covers it.
 - A ``cursor`` is opaque: its pattern (URL-safe base64) is in the document, but a well-formed value
   the API never issued is 422. Schema-valid cursors are drawn from cursors the API issues
-  (``query.cursor`` dictionaries, for sessions, messages and memories); invalid ones are still
+  (``query.cursor`` dictionaries, for sessions, messages, memories and reminders); invalid ones are still
   generated and must be refused.
 - ``GET /usage`` takes at most 366 days, ``from`` not after ``to`` (its description says so; no JSON
   schema relates two parameters, nor a day to today): valid ``from``/``to`` are drawn from days
   around today.
 - The coverage phase draws its values from the schema alone (not from those dictionaries): for the
   cursor and usage routes it may also be answered 422 there.
+- ``POST .../turns/{run_id}/approvals`` with a generated run id finds no paused turn of the fuzzing
+  user: 404, before its decisions are matched with the pending calls (422 otherwise; a turn that pauses
+  is tests/integration/test_approvals.py's).
 - ``PATCH /me/memories/{memory_id}`` with a generated id finds no memory of the fuzzing user: 404,
   before its body's state-dependent rules (past ``MEMORY_MAX_TOKENS``, already said) are read.
 - A turn's photo must be a real image whose bytes are of its ``mime_type``: no JSON schema says that,
@@ -90,6 +93,9 @@ def config(today: date | None = None) -> str:
         f"phases.coverage.checks.positive_data_acceptance.expected-statuses = {_toml(ACCEPTED + [422])}",
         "[[operations]]", 'include-operation-id = "listMemories"',
         'parameters = { "query.cursor" = { dictionary = "memory_cursors" } }',
+        f"phases.coverage.checks.positive_data_acceptance.expected-statuses = {_toml(ACCEPTED + [422])}",
+        "[[operations]]", 'include-operation-id = "listReminders"',
+        'parameters = { "query.cursor" = { dictionary = "memory_cursors" } }',  # a reminder's id, as a memory's
         f"phases.coverage.checks.positive_data_acceptance.expected-statuses = {_toml(ACCEPTED + [422])}",
         "[[operations]]", 'include-operation-id = "getUsage"',
         'parameters = { "query.from" = { dictionary = "usage_from" }, "query.to" = { dictionary = "usage_to" } }',

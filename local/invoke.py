@@ -23,7 +23,9 @@ authorizer's claims, never from a dev token.
 Placeholders ``${NAME}`` in the event's strings are replaced before the call: by the environment
 variable NAME when set, else ``${SESSION_ID}`` / ``${TEAM_SESSION_ID}`` by a new agent / team session
 created for the event's caller (``POST /sessions`` through the function that serves it),
-``${RUN_ID}`` by a turn run to its end in that session (``POST /sessions/{id}/turns``), and
+``${RUN_ID}`` by a turn run to its end in that session (``POST /sessions/{id}/turns``),
+``${PAUSED_RUN_ID}`` / ``${TOOL_CALL_ID}`` by a turn of that session paused for the user's approval
+("Remind me to call mom at 18:00") and its pending call, and
 ``${RESPONSE_URL}`` by a local server that records a custom resource's response. Function logs go
 to stderr, the response to stdout. Exit status 1 when the function failed, answered HTTP >= 400 or a
 custom resource reported FAILED.
@@ -468,6 +470,8 @@ class Invoker:
                     cache[name] = self.create_session(event, team=name == "TEAM_SESSION_ID")
                 elif name == "RUN_ID":
                     cache[name] = self.run_turn(event, resolve("SESSION_ID"))
+                elif name in ("PAUSED_RUN_ID", "TOOL_CALL_ID"):
+                    cache["PAUSED_RUN_ID"], cache["TOOL_CALL_ID"] = self.pause_turn(event, resolve("SESSION_ID"))
                 elif name == "RESPONSE_URL":
                     if self._capture is None:
                         self._capture = _Capture()
@@ -508,6 +512,25 @@ class Invoker:
             raise RuntimeError(f"could not run a turn: HTTP {result.status} {result.body[:500]!r}")
         print(f"invoke: ran turn {run_id} in session {session_id}", file=self.log, flush=True)
         return run_id
+
+    def pause_turn(self, event: dict, session_id: str) -> tuple[str, str]:
+        """A turn of ``session_id`` paused for the user's approval (its run id and its pending call's
+        id), run for the event's caller through the function serving POST /sessions/{id}/turns."""
+        from chatcore.wire import sse
+
+        claims = ((event.get("requestContext") or {}).get("authorizer") or {}).get("claims") or {}
+        function = function_for_route(self.template, "POST", "/sessions/{id}/turns")
+        if function is None:
+            raise SystemExit("invoke: no function serves POST /sessions/{id}/turns in template.yaml")
+        turn = api_event("POST", f"/sessions/{session_id}/turns", "/sessions/{id}/turns", claims,
+                         {"message": "Remind me to call mom at 18:00"}, path_parameters={"id": session_id})
+        result = self._invoke(function, turn, quiet=True)
+        events = sse.parse(result.body.decode() if isinstance(result.body, bytes) else result.body)
+        if result.status != 200 or not events or events[-1]["event"] != "TurnPaused":
+            raise RuntimeError(f"could not pause a turn: HTTP {result.status} {result.body[-500:]!r}")
+        paused = events[-1]["data"]
+        print(f"invoke: paused turn {paused['run_id']} in session {session_id}", file=self.log, flush=True)
+        return paused["run_id"], paused["pending"][0]["tool_call_id"]
 
     # -- invocation
 

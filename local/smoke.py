@@ -4,10 +4,13 @@ One short conversation, as the app has it, against a stage's URL (e.g.
 https://abc123.execute-api.af-south-1.amazonaws.com/prod) with a user's Cognito token (ID or access
 token; `bin/serve` prints a local one): list the agents, start a session, stream a turn (its
 server-sent events read as they arrive, until its final event), read the turn back, check the usage
-answers, delete the session and check it is gone. Each step is printed with its timing. The session
+answers, pause a turn for the user's approval (an agent with `set_reminder`: "Remind me to call mom at
+18:00" ends with TurnPaused and GET /sessions/{id} shows it) and decline it (the rest of the run
+streams to TurnCompleted, no reminder is set, a second decision is 409 turn-not-paused; skipped for an
+agent without an acting tool), delete the session and check it is gone. Each step is printed with its timing. The session
 is deleted even when a later step fails (a turn still running is stopped first).
 
-The turn makes one real model call, so it costs a fraction of a cent on a deployed stage.
+The turn makes one real model call and the pause two more, so it costs a cent or so on a deployed stage.
 
 Exit status: 0 when every step passed, 1 when one failed (the step, the HTTP status and the
 problem+json body are printed), 2 for bad arguments. Only httpx is needed (no chatcore, no AWS SDK).
@@ -31,7 +34,11 @@ from urllib.parse import urlsplit
 import httpx
 
 FINAL_EVENTS = ("TurnCompleted", "TurnFailed", "TurnCancelled")
+PAUSED_EVENT = "TurnPaused"  # ends a paused turn's stream (an acting tool waits for the user's decision)
 DEFAULT_PROMPT = "What is 12 * 7? Answer in one short sentence."
+# the pause: a turn that asks an agent with set_reminder for a reminder, then declined (nothing is set)
+PAUSE_PROMPT = "Remind me to call mom at 18:00"
+ACTING_TOOL = "set_reminder"
 DEFAULT_TIMEOUT = 60.0
 MAX_BODY_CHARS = 2000
 CLEANUP_SECONDS = 30  # at least this long to stop a turn still running and delete its session
@@ -148,12 +155,14 @@ class TurnStream:
 
 
 def read_turn(chunks: Iterable[str], run_id: str, *, clock: Callable[[], float] = time.monotonic,
-              deadline: float | None = None) -> TurnStream:
+              deadline: float | None = None, first_id: int = 1, pause: bool = False) -> TurnStream:
     """Read a turn's stream until it ends, checking it as the API promises: every event has an
     integer ``id`` one more than the last, an ``event`` name and one line of JSON ``data``; the
     events' ``run_id`` is the response's ``X-Run-Id``; the stream ends with exactly one final event
     (TurnCompleted, TurnFailed or TurnCancelled) and nothing after it. Raises StepFailed otherwise,
-    and for a TurnFailed or TurnCancelled (with the event's error)."""
+    and for a TurnFailed or TurnCancelled (with the event's error). ``pause``: a TurnPaused ends the
+    stream too (a turn that waits for the user's approval); ``first_id``: the id the stream starts
+    at (a decision's stream goes on after its pause's ids)."""
     decoder = SSEDecoder()
     turn = TurnStream()
     start = clock()
@@ -166,7 +175,7 @@ def read_turn(chunks: Iterable[str], run_id: str, *, clock: Callable[[], float] 
             if ev.id is None or not ev.id.isdigit():
                 raise StepFailed(f"{where} has no integer id")
             seq = int(ev.id)
-            expected = turn.events[-1][0] + 1 if turn.events else 1
+            expected = turn.events[-1][0] + 1 if turn.events else first_id
             if seq != expected:
                 after = f"after {turn.events[-1][0]}" if turn.events else "as the first"
                 raise StepFailed(f"{where}: id {seq} {after} (expected {expected})")
@@ -188,7 +197,7 @@ def read_turn(chunks: Iterable[str], run_id: str, *, clock: Callable[[], float] 
                 raise StepFailed(f"{where}: run_id {data.get('run_id')!r} is not the X-Run-Id header {run_id!r}")
             if ev.event in ("RunContent", "TeamRunContent") and not is_member and isinstance(data.get("content"), str):
                 turn.text += data["content"]
-            if ev.event in FINAL_EVENTS:
+            if ev.event in FINAL_EVENTS or (pause and ev.event == PAUSED_EVENT):
                 if data.get("run_id") != run_id:
                     raise StepFailed(f"{where}: the final event's run_id {data.get('run_id')!r} is not the "
                                      f"X-Run-Id header {run_id!r}")
@@ -293,6 +302,8 @@ class Smoke:
         self.session_id: str | None = None
         self.run_id: str | None = None
         self.deleted = False
+        self.tools: list[str] = []  # the agent's
+        self.paused: dict | None = None  # the pause step's TurnPaused (its data and id)
 
     def say(self, line: str = "") -> None:
         print(line, file=self.out, flush=True)
@@ -327,6 +338,7 @@ class Smoke:
             self.agent = names[0]
         elif self.agent not in names:
             raise StepFailed(f"no agent {self.agent!r} is offered; the agents are {', '.join(names)}")
+        self.tools = next((list(a.get("tools") or []) for a in agents if a.get("name") == self.agent), [])
         return f"{len(names)} agent(s): {', '.join(names)}; using {self.agent!r}"
 
     def create_session(self) -> str:
@@ -367,6 +379,56 @@ class Smoke:
                 f"first after {turn.first_event_seconds:.2f} s; {usage.get('input_tokens')} in / "
                 f"{usage.get('output_tokens')} out tokens, USD {cost.get('usd')}, ZAR {cost.get('zar')}; "
                 f"answer: {answer!r}")
+
+    def _stream(self, path: str, body: dict, run_id: str | None, **read: Any) -> tuple[str, TurnStream]:
+        deadline = time.monotonic() + self.timeout
+        with self.client.stream("POST", path, json=body, headers={"Accept": "text/event-stream"}) as r:
+            if r.status_code != 200:
+                r.read()
+                raise StepFailed(f"POST {path}: HTTP {r.status_code}, expected 200", r)
+            run = r.headers.get("x-run-id")
+            if not run or (run_id is not None and run != run_id):
+                raise StepFailed(f"POST {path} answered X-Run-Id {run!r}" + (f", not {run_id!r}" if run_id else ""))
+            return run, read_turn(r.iter_text(), run, deadline=deadline, **read)
+
+    def pause_turn(self) -> str:
+        """A turn that asks for a reminder pauses for the user's approval (TurnPaused, its card's summary)."""
+        if ACTING_TOOL not in self.tools:
+            return f"skipped: {self.agent!r} has no {ACTING_TOOL} (no tool that waits for approval)"
+        run_id, turn = self._stream(f"/sessions/{self.session_id}/turns", {"message": PAUSE_PROMPT}, None, pause=True)
+        name, data = turn.final
+        if name != PAUSED_EVENT:
+            raise StepFailed(f"the turn asking {PAUSE_PROMPT!r} ended {name}, not {PAUSED_EVENT} (the model did not "
+                             f"call {ACTING_TOOL}?)")
+        pending = data.get("pending") or []
+        if not pending or not all(c.get("tool_call_id") and c.get("summary") for c in pending):
+            raise StepFailed(f"TurnPaused has no pending call with an id and a summary: {data!r}")
+        self.paused = {"run_id": run_id, "id": turn.events[-1][0], "pending": pending}
+        shown = _expect(self.client.get(f"/sessions/{self.session_id}"), 200, "GET /sessions/{id}")
+        if (shown.get("turn_paused") or {}).get("run_id") != run_id:
+            raise StepFailed(f"GET /sessions/{{id}} does not show the paused turn {run_id}: {shown.get('turn_paused')!r}")
+        return (f"TurnPaused, run {run_id}: {len(pending)} pending call(s): "
+                + "; ".join(f"{c.get('tool')}: {c.get('summary')!r}" for c in pending))
+
+    def decline(self) -> str:
+        """The user declines every pending call: the rest of the run streams to TurnCompleted, nothing is set."""
+        if self.paused is None:
+            return "skipped: no paused turn"
+        run_id = self.paused["run_id"]
+        decisions = [{"tool_call_id": c["tool_call_id"], "approved": False, "note": "bin/smoke declines"}
+                     for c in self.paused["pending"]]
+        _, turn = self._stream(f"/sessions/{self.session_id}/turns/{run_id}/approvals", {"decisions": decisions},
+                               run_id, first_id=self.paused["id"] + 1)
+        reminders = _expect(self.client.get("/me/reminders", params={"limit": 100}), 200, "GET /me/reminders")
+        set_by_it = [r for r in (reminders.get("items") or []) if str(r.get("run_id")) == run_id]
+        if set_by_it:
+            raise StepFailed(f"a declined reminder was set anyway: {set_by_it!r}")
+        again = self.client.post(f"/sessions/{self.session_id}/turns/{run_id}/approvals", json={"decisions": decisions})
+        problem = _expect(again, 409, "a second decision")
+        if problem.get("code") != "turn-not-paused":
+            raise StepFailed(f"a second decision is 409 {problem.get('code')!r}, not 'turn-not-paused'", again)
+        return (f"declined: {turn.final[0]} after {len(turn.events)} more events (ids from {self.paused['id'] + 1}); "
+                "no reminder set; a second decision is 409 turn-not-paused")
 
     def read_back(self) -> str:
         page = _expect(self.client.get(f"/sessions/{self.session_id}/messages", params={"limit": 200}), 200,
@@ -445,6 +507,8 @@ class Smoke:
             self.step("stream turn", self.stream_turn)
             self.step("read messages", self.read_back)
             self.step("usage", self.check_usage)
+            self.step("pause", self.pause_turn)
+            self.step("decline", self.decline)
             self.step("delete session", self.delete_session)
             self.step("session gone", self.check_gone)
         except _Failed as failed:
@@ -511,7 +575,8 @@ def _prompt(value: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bin/smoke", description="Smoke-test a deployed stage (or bin/serve): list the agents, start a "
-        "session, stream a turn, read it back, check the usage, delete the session; each step timed.",
+        "session, stream a turn, read it back, check the usage, pause a turn for approval and decline it, "
+        "delete the session; each step timed.",
         usage="bin/smoke URL TOKEN [--agent NAME] [--timeout SECONDS] [--prompt TEXT]",
         epilog="Exit status: 0 passed, 1 a step failed (the session it made is still deleted), 2 bad arguments.")
     parser.add_argument("url", metavar="URL", type=_url,

@@ -10,9 +10,12 @@ import dev.agentchat.client.apis.UsageApi
 import dev.agentchat.client.infrastructure.ApiClient
 import dev.agentchat.client.infrastructure.ClientError
 import dev.agentchat.client.infrastructure.ClientException
+import dev.agentchat.client.models.ApprovalsIn
 import dev.agentchat.client.models.CreateSession
+import dev.agentchat.client.models.DecisionIn
 import dev.agentchat.client.models.Problem
 import dev.agentchat.client.models.TurnCompleted
+import dev.agentchat.client.models.TurnPaused
 import java.math.BigDecimal
 import java.util.UUID
 import kotlin.system.exitProcess
@@ -53,13 +56,26 @@ fun main() {
         }
         println("ok  a turn read with the SSE reader of docs/api.md, its final event a TurnCompleted")
 
+        val reminders = sessions.createSession(CreateSession(agent = "assistant")).id.toString()
+        val paused = mutableListOf<TurnEvent>()
+        runBlocking { sendTurn(api, token, reminders, """{"message": "Remind me to call mom at 18:00"}""") { paused.add(it) } }
+        ensure(paused.last().event == "TurnPaused") { "the reminder turn ended ${paused.last().event}" }
+        val pause = Gson().fromJson(paused.last().data, TurnPaused::class.java)
+        val decision = ApprovalsIn(decisions = pause.pending.map { DecisionIn(toolCallId = it.toolCallId, approved = false, note = "not now") })
+        val rest = mutableListOf<TurnEvent>()
+        runBlocking { decideTurn(api, token, reminders, pause.runId, paused.last().id, Gson().toJson(decision)) { rest.add(it) } }
+        ensure(rest.last().event == "TurnCompleted" && rest.first().id == paused.last().id + 1) {
+            "the decision's events: ${rest.map { "${it.id} ${it.event}" }}"
+        }
+        println("ok  a turn paused for approval (TurnPaused), declined with the generated ApprovalsIn: the rest of its run")
+
         val usage = UsageApi(api).getUsage()
         val byDay = usage.byDay.fold(BigDecimal.ZERO) { sum, day -> sum + BigDecimal(day.cost.usd) }
         ensure(byDay.compareTo(BigDecimal(usage.totals.cost.usd)) == 0 && byDay > BigDecimal.ZERO) {
             "usage: ${usage.totals.cost.usd} by day $byDay"
         }
         println("ok  /usage in decimals, the days adding up to the totals")
-        println("all 4 Kotlin checks passed")
+        println("all 5 Kotlin checks passed")
     } catch (e: Exception) {
         System.err.println("FAILED: $e")
         exitProcess(1)

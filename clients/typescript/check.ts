@@ -19,7 +19,7 @@ import { createParser } from "eventsource-parser";
 import { client } from "./client/client.gen";
 import { cancelTurn, createResumeToken, createSession, createUpload, getSession, getUsage, listSessions,
          renameSession, streamTurnEvents } from "./client";
-import type { Money, Problem, TurnEvent, TurnIn } from "./client";
+import type { ApprovalsIn, Money, Problem, TurnEvent, TurnIn } from "./client";
 
 declare const process: { env: Record<string, string | undefined>; exitCode?: number };
 
@@ -130,7 +130,8 @@ async function readEvents(response: Response, stopAfter?: (events: Received[]) =
       const data = JSON.parse(message.data) as TurnEvent;
       check(data.event === message.event, `the data of ${message.event} names ${data.event}`);
       events.push({ id: message.id ?? "", data });
-      if (FINAL.has(data.event) || stopAfter?.(events)) done = true;
+      // a turn paused for the user's approval ends its stream too (the decision streams the rest)
+      if (FINAL.has(data.event) || data.event === "TurnPaused" || stopAfter?.(events)) done = true;
     },
   });
   const reader = response.body!.getReader();
@@ -355,6 +356,33 @@ async function main(): Promise<void> {
     check(!names.includes("RunCompleted"), "a stopped run sent RunCompleted");
     const last = final(events);
     if (last.event === "TurnCancelled" && last.cost) moneyUnits(last.cost);
+  });
+
+  await step("an acting tool: a turn pauses (TurnPaused), the typed decision (ApprovalsIn) streams the rest", async () => {
+    const created = await createSession({ body: { agent: "assistant" } });
+    const reminders = created.data?.id ?? "";
+    const paused = await turn(reminders, { message: "Remind me to call mom at 18:00" });
+    const last = paused.events[paused.events.length - 1];
+    if (last?.data.event !== "TurnPaused") throw new Error(`the turn ended ${last?.data.event}, not TurnPaused`);
+    check(last.data.pending.length === 1 && last.data.pending[0].tool === "set_reminder", "one pending set_reminder");
+    const shown = await getSession({ path: { session_id: reminders } });
+    check(shown.data?.turn_paused?.run_id === paused.runId, "GET /sessions/{id} shows the paused turn");
+    const body: ApprovalsIn = {
+      decisions: last.data.pending.map((call) => ({ tool_call_id: call.tool_call_id, approved: false, note: "not now" })),
+    };
+    const decide = () => fromPage(`${API}/sessions/${reminders}/turns/${paused.runId}/approvals`, {
+      method: "POST", body: JSON.stringify(body),
+      headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json", Accept: "text/event-stream" },
+    });
+    const rest = await readEvents(await decide());
+    completed(rest, "the decision");
+    check(Number(rest[0].id) === Number(last.id) + 1, `the decision's ids follow the pause's: ${ids(rest)}`);
+    try {
+      await readEvents(await decide());
+      throw new Error("a second decision streamed");
+    } catch (e) {
+      check(e instanceof ProblemError && e.status === 409 && e.problem.code === "turn-not-paused", String(e));
+    }
   });
 
   await step("/usage: every amount a decimal string, the days adding up to the totals exactly", async () => {

@@ -12,9 +12,11 @@ from chatcore.web.cold_start import imports_frozen
 with imports_frozen():
     from chatcore.catalog import sync_catalog
     from chatcore.web.fastapi_app import create_app
-    from chatcore.web.routes import account, catalog, memories, messages, sessions, settings, turns, uploads, usage
+    from chatcore.web.routes import (
+        account, catalog, memories, messages, reminders, sessions, settings, turns, uploads, usage,
+    )
 
 ROUTERS = [catalog.router, sessions.router, turns.router, messages.router, usage.router, uploads.router,
-           account.router, memories.router, settings.router]
+           account.router, memories.router, settings.router, reminders.router]
 
 app = create_app(title="Agent chat API", routers=ROUTERS, on_startup=[sync_catalog])

@@ -1,5 +1,6 @@
 """The chat function: streams agent and team turns (ASGI, behind the Lambda Web Adapter in
-response_stream mode). Its one route is ``chatcore.web.routes.turn_stream``; with SnapStart (in
+response_stream mode). Its routes are ``chatcore.web.routes.turn_stream``'s: a turn, and the user's
+decision on a turn paused for approval (the rest of the same run); with SnapStart (in
 AWS) the Web Adapter's hooks around the snapshot are mounted too (``chatcore.web.snapstart``).
 """
 

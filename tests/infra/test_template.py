@@ -91,6 +91,7 @@ def test_cfn_lint_passes_on_the_transformed_template(transformed_path):
 
 
 STREAMED = {("POST", "/sessions/{id}/turns"): "ChatFunction",
+            ("POST", "/sessions/{id}/turns/{run_id}/approvals"): "ChatFunction",
             ("GET", "/sessions/{id}/turns/{run_id}/events"): "EventsFunction"}
 
 
@@ -105,7 +106,7 @@ def test_only_the_turn_and_its_events_stream(resources):
         assert turn["responseTransferMode"] == "STREAM", route
         assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
     others = {k: v for k, v in routes.items() if k not in STREAMED}
-    assert len(others) == 22
+    assert len(others) == 23
     for route, op in others.items():
         integration = op["x-amazon-apigateway-integration"]
         assert _sub(integration["uri"]).endswith("/invocations"), route
@@ -133,7 +134,8 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
             ("POST", "/uploads"), ("DELETE", "/me"), ("GET", "/me/deletion"), ("POST", "/me/export"),
             ("GET", "/me/export"), ("GET", "/me/memories"), ("DELETE", "/me/memories"),
             ("PATCH", "/me/memories/{id}"), ("DELETE", "/me/memories/{id}"), ("GET", "/me/settings"),
-            ("PUT", "/me/settings")} == set(_routes(resources))
+            ("PUT", "/me/settings"), ("POST", "/sessions/{id}/turns/{run_id}/approvals"),
+            ("GET", "/me/reminders")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
@@ -531,3 +533,19 @@ def test_layers_split_agno_from_the_lean_functions():
     shipped = set(core) | set(agents) | set(identity)
     for dep in layers.direct_dependencies():
         assert dep in shipped or dep in layers.LOCAL_ONLY, f"{dep} is in no layer: add it to one in local/layers.py"
+
+
+def test_the_approval_ttl_is_a_parameter_of_the_functions_that_need_it(cfn, resources):
+    """APPROVAL_TTL (a pause's life) is the ApprovalTtl parameter, set on the chat function (a decision
+    past it is refused), the API function (GET /sessions/{id} shows the pause until then) and the
+    scheduled function (it expires older pauses); the events function needs none."""
+    param = cfn["Parameters"]["ApprovalTtl"]
+    assert (param["Type"], param["Default"], param["MinValue"], param["MaxValue"]) == ("Number", 86400, 60, 2592000)
+    from chatcore.config import Settings
+
+    declared = Settings.__dataclass_fields__["approval_ttl"]
+    assert declared.default == param["Default"] and declared.metadata["setting"]["ge"] == param["MinValue"]
+    assert declared.metadata["setting"]["le"] == param["MaxValue"]
+    for name in ("ChatFunction", "ApiFunction", "ScheduledFunction"):
+        assert _function(resources, name)["Environment"]["Variables"]["APPROVAL_TTL"] == {"Ref": "ApprovalTtl"}, name
+    assert "APPROVAL_TTL" not in _function(resources, "EventsFunction")["Environment"]["Variables"]

@@ -17,10 +17,10 @@ def test_agents_and_teams(user):
     agents = user.client.get("/agents").json()
     names = {a["name"]: a for a in agents}
     assert {"assistant", "calculator", "converter"} <= set(names)
-    assert names["assistant"]["tools"] == ["calculator", "convert_units"]
+    assert names["assistant"]["tools"] == ["calculator", "convert_units", "set_reminder"]
     assert names["assistant"]["model_provider"] == "anthropic"
     teams = user.client.get("/teams").json()
-    assert [t for t in teams if t["name"] == "planner"][0]["members"] == ["calculator", "converter"]
+    assert [t for t in teams if t["name"] == "planner"][0]["members"] == ["calculator", "converter", "organiser"]
 
 
 def test_sessions_are_listed_newest_activity_first_and_paged(user, other_user, standin):

@@ -21,7 +21,8 @@ from tests.support.tcp_proxy import CuttingProxy
 from tests.support import pg
 
 ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["list agents", "create session", "stream turn", "read messages", "usage", "delete session", "session gone"]
+STEPS = ["list agents", "create session", "stream turn", "read messages", "usage", "pause", "decline", "delete session",
+         "session gone"]
 
 
 def smoke(url: str, token: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -73,7 +74,10 @@ def test_smoke_passes_against_the_served_api_and_leaves_no_session(server_url, s
     assert "using 'assistant'" in out  # the first agent GET /agents lists
     run_id = re.search(r"TurnCompleted, run ([0-9a-f-]{36}) \(= X-Run-Id\)", out).group(1)
     assert "user, assistant" in out and "GET /sessions/{id} is 404 not-found" in out
-    assert re.search(r"smoke test passed: 7 steps in \d+\.\d\d s", out)
+    assert re.search(r"smoke test passed: 9 steps in \d+\.\d\d s", out)
+    # the pause and its decline: the card's summary shown, nothing set, the decision not taken twice
+    assert "TurnPaused, run " in out and "set_reminder: 'Remind you to call mom at 18:00 (Africa/Johannesburg)'" in out
+    assert "no reminder set; a second decision is 409 turn-not-paused" in out
     # the prompt reached the model, the run was stored and charged; then the session went
     assert any("What is 6 * 7?" in str(r) for r in standin.requests())
     session_id = printed_session(out)

@@ -342,3 +342,28 @@ def test_a_consolidation_merges_by_rule_within_the_limits_it_is_given(standin_sd
     assert len(folded) == 1 and folded[0] > int(re.search(r"and (\d+) more", visited).group(1))
     assert again.rstrip().endswith("Place60 on my trip number 60") and all(
         len(line) <= 302 for line in again.splitlines())
+
+
+REMINDER_TOOL = [{"name": "set_reminder", "description": "set a reminder",
+                  "input_schema": {"type": "object", "properties": {"text": {"type": "string"}, "time": {"type": "string"}}}}]
+
+
+def test_the_default_sets_a_reminder_when_asked_and_refuses_its_call_left_unanswered(standin_sdk):
+    call = _reply(standin_sdk, "Remind me to call mom at 18:00", tools=REMINDER_TOOL)
+    assert (call.type, call.name, call.input) == ("tool_use", "set_reminder", {"text": "call mom", "time": "18:00"})
+    call = _reply(standin_sdk, "please remind me to take the bread out at 6:30pm.", tools=REMINDER_TOOL)
+    assert call.input == {"text": "take the bread out", "time": "18:30"}
+    # not offered, or no time: no call
+    assert _reply(standin_sdk, "Remind me to call mom at 18:00").type == "text"
+    assert _reply(standin_sdk, "Remind me to call mom", tools=REMINDER_TOOL).type == "text"
+    # the call must be answered by a tool_result right after it, as the real API requires
+    use = {"type": "tool_use", "id": "toolu_pending", "name": "set_reminder", "input": {"text": "call mom", "time": "18:00"}}
+    with pytest.raises(anthropic.BadRequestError, match="`tool_use` ids were found without `tool_result` blocks"):
+        standin_sdk.messages.create(model=MODEL, max_tokens=100, tools=REMINDER_TOOL, messages=[
+            {"role": "user", "content": "Remind me to call mom at 18:00"}, {"role": "assistant", "content": [use]},
+            {"role": "user", "content": "never mind"}])
+    declined = standin_sdk.messages.create(model=MODEL, max_tokens=100, tools=REMINDER_TOOL, messages=[
+        {"role": "user", "content": "Remind me to call mom at 18:00"}, {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_pending",
+                                      "content": "The user declined this action, so it was not done."}]}])
+    assert declined.content[0].text.startswith("The tool returned: The user declined")

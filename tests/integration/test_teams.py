@@ -34,7 +34,7 @@ def test_teams_and_members_are_synced(db_conn, server_url):
     members = db_conn.execute(
         "SELECT a.name FROM team_members tm JOIN agents a ON a.id = tm.agent_id WHERE tm.team_id = %s "
         "ORDER BY tm.position", (team["id"],)).fetchall()
-    assert [m["name"] for m in members] == ["calculator", "converter"]
+    assert [m["name"] for m in members] == ["calculator", "converter", "organiser"]
 
 
 def test_team_turn_streams_member_events_attributed_and_stores_every_run(user, standin, db_conn):

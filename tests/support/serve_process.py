@@ -164,6 +164,13 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
 def another_instance(env: dict[str, str], log: Path) -> Iterator[str]:
     """Another instance of the API (``local.server.serve_forever``) in a process of its own, with
     ``env``; yields its URL once /healthz answers, and stops it afterwards."""
+    for url, _ in instance_process(env, log):
+        yield url
+
+
+def instance_process(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """``another_instance``, yielding its URL and its process (a test may kill it: SIGKILL, as a
+    sandbox that is recycled); stopped afterwards if it still runs."""
     import sys
 
     import httpx
@@ -185,7 +192,9 @@ def another_instance(env: dict[str, str], log: Path) -> Iterator[str]:
             proc.kill()
             raise RuntimeError(f"the instance did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
-    yield url
+    yield url, proc
+    if proc.poll() is not None:
+        return
     proc.terminate()
     try:
         proc.wait(10)

@@ -22,9 +22,9 @@ def test_record_turn_emits_emf_in_lambda(monkeypatch, capsys):
                                "error": {"code": "model-error:model_provider_error", "message": "x"}})
     ok, failed = emf_lines(capsys.readouterr().out)
     names = {m["Name"]: m["Unit"] for m in ok["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert names == {"Turns": "Count", "TurnsFailed": "Count", "InputTokens": "Count", "OutputTokens": "Count",
-                     "CacheReadTokens": "Count", "CacheWriteTokens": "Count", "CostUSD": "None", "CostZAR": "None",
-                     "TurnLatency": "Milliseconds"}
+    assert names == {"Turns": "Count", "TurnsFailed": "Count", "TurnsPaused": "Count", "InputTokens": "Count",
+                     "OutputTokens": "Count", "CacheReadTokens": "Count", "CacheWriteTokens": "Count",
+                     "CostUSD": "None", "CostZAR": "None", "TurnLatency": "Milliseconds"}
     assert ok["_aws"]["CloudWatchMetrics"][0]["Namespace"] == observability.NAMESPACE
     assert (ok["InputTokens"], ok["OutputTokens"], ok["CacheReadTokens"], ok["CacheWriteTokens"]) == \
         ([1200.0], [800.0], [30000.0], [5000.0])

@@ -250,3 +250,59 @@ def test_convert_units(value, from_unit, to_unit, expected):
 def test_convert_units_refuses_with_a_value_error(value, from_unit, to_unit):
     with pytest.raises(ValueError):
         convert_units(value, from_unit, to_unit)
+
+
+# --------------------------------------------------------------------------- set_reminder (an acting tool)
+
+
+def test_set_reminder_needs_approval_and_its_spec_writes_the_summary():
+    from chatcore.catalog.specs import needs_approval, summary_of
+    from chatcore.catalog.tools import set_reminder
+
+    assert needs_approval(set_reminder) and not needs_approval(calculator) and not needs_approval(convert_units)
+    assert summary_of(set_reminder, {"text": "call mom", "time": "18:00"}) == \
+        "Remind you to call mom at 18:00 (Africa/Johannesburg)"
+    assert summary_of(set_reminder, {"text": " water  the plants ", "time": "7pm", "time_zone": "Europe/London"}) == \
+        "Remind you to water the plants at 19:00 (Europe/London)"
+    # arguments that do not fit: the card still says what would run
+    assert summary_of(set_reminder, {"when": "soon"}) == "set_reminder(when='soon')"
+
+
+def test_the_acting_tool_is_agnos_confirmation_and_the_others_stay_automatic():
+    from agno.tools.function import Function
+
+    from chatcore.catalog.tools import set_reminder
+    from chatcore.turns.agent import agno_tool
+
+    function = agno_tool(set_reminder)
+    assert isinstance(function, Function) and function.requires_confirmation and function.name == "set_reminder"
+    assert agno_tool(calculator) is calculator
+
+
+@pytest.mark.parametrize("time, now, due", [
+    ("18:00", "2026-12-07T14:00:00+00:00", "2026-12-07T16:00:00+00:00"),  # later today, at +02:00
+    ("18:00", "2026-12-07T17:00:00+00:00", "2026-12-08T16:00:00+00:00"),  # past today: tomorrow
+    ("6:30 p.m.", "2026-12-07T00:00:00+00:00", "2026-12-07T16:30:00+00:00"),
+    ("12am", "2026-12-07T21:00:00+00:00", "2026-12-07T22:00:00+00:00"),
+])
+def test_a_reminder_is_due_the_next_time_the_clock_shows_its_time(time, now, due):
+    from datetime import datetime
+
+    from chatcore.catalog.tools import reminder_due
+
+    assert reminder_due(time, "Africa/Johannesburg", datetime.fromisoformat(now)) == datetime.fromisoformat(due)
+
+
+@pytest.mark.parametrize("time", ["25:00", "18:60", "noon", "", "13pm"])
+def test_a_time_of_day_that_is_none_is_refused(time):
+    from chatcore.catalog.tools import clock_time
+
+    with pytest.raises(ValueError):
+        clock_time(time)
+
+
+def test_set_reminder_runs_only_for_an_approved_call():
+    from chatcore.catalog.tools import set_reminder
+
+    with pytest.raises(RuntimeError, match="approved"):
+        set_reminder("call mom", "18:00")

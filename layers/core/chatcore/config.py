@@ -100,6 +100,9 @@ class Settings:
     stale_turn_seconds: int = setting(
         16 * 60, "STALE_TURN_SECONDS", "a running turn older than this is taken for abandoned (its sandbox died); "
         "more than `TURN_TIMEOUT`", ge=60, le=86_400)
+    approval_ttl: int = setting(
+        86_400, "APPROVAL_TTL", "seconds a turn paused for the user's approval waits for the decision; an older "
+        "pause ends `expired` (nothing runs; the decision is 409 `approval-expired`)", ge=60, le=2_592_000)
     history_max_turns: int = setting(
         100, "HISTORY_MAX_TURNS", "at most this many of the session's last completed turns are read for the "
         "model's input (the context budgets decide which it sees)", ge=1, le=10_000)

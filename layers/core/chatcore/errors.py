@@ -159,3 +159,24 @@ class MemoryExists(ProblemError):
     """An edit that would make a memory say what another one of the user's already says."""
 
     status, code, title = 409, "memory-exists", "Another memory already says this"
+
+
+class TurnPaused(ProblemError):
+    """A turn of the session is paused for the user's approval (``run_id``): decide on it first
+    (POST .../approvals), or stop it (POST .../cancel)."""
+
+    status, code, title = 409, "turn-paused", "A turn of this session waits for the user's approval"
+
+
+class TurnNotPaused(ProblemError):
+    """A decision on a turn that is not paused (any more): decided already (a retry, or another device
+    at the same moment), stopped, or finished; ``run_status`` says which. Follow the run through its
+    events route (the same run id, rising event ids) instead."""
+
+    status, code, title = 409, "turn-not-paused", "The turn is not waiting for a decision"
+
+
+class ApprovalExpired(ProblemError):
+    """The pause is older than ``APPROVAL_TTL``: nothing ran, the run ended ``expired``; ask again."""
+
+    status, code, title = 409, "approval-expired", "The approval request expired"

@@ -92,9 +92,13 @@ def record_turn(outcome: dict) -> None:
         usage = outcome.get("usage") or {}
         cost = outcome.get("cost") or {}
         failed = outcome.get("event") == "TurnFailed"  # a stopped turn (TurnCancelled) did not fail
+        # a turn that paused for the user's approval is counted once, when its continuation ends (its
+        # usage and cost are emitted by each stretch: the pause's, then the continuation's)
+        paused = outcome.get("event") == "TurnPaused"
         with _turn_lock:
             m = _turn_metrics
-            m.add_metric(name="Turns", unit=MetricUnit.Count, value=1)
+            m.add_metric(name="Turns", unit=MetricUnit.Count, value=0 if paused else 1)
+            m.add_metric(name="TurnsPaused", unit=MetricUnit.Count, value=1 if paused else 0)
             m.add_metric(name="TurnsFailed", unit=MetricUnit.Count, value=1 if failed else 0)
             m.add_metric(name="InputTokens", unit=MetricUnit.Count, value=int(usage.get("input_tokens") or 0))
             m.add_metric(name="OutputTokens", unit=MetricUnit.Count, value=int(usage.get("output_tokens") or 0))

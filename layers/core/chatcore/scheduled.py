@@ -14,6 +14,8 @@ The jobs, by the name of their entry in the summary:
 - ``exports``: expired exports deleted, lost ones failed (``chatcore.account.export.prune_exports``);
 - ``deletions``: account deletions no pass has worked on for 15 minutes, resumed (an account
   function that failed or was never started);
+- ``approvals_expired``: turns paused for the user's approval for longer than ``APPROVAL_TTL`` end
+  ``expired`` (nothing runs; chatcore.turns.approvals), before the retention period;
 - ``retention``: when ``RETENTION_DAYS`` > 0, sessions inactive for longer deleted, photos and all,
   their usage kept (``chatcore.account.retention``).
 
@@ -34,7 +36,7 @@ from chatcore import db
 from chatcore.account import deletion, export, retention
 from chatcore.config import get_settings
 from chatcore.money import rollup
-from chatcore.store import accounts, resume_tokens, turn_events, uploads
+from chatcore.store import accounts, approvals, resume_tokens, turn_events, uploads
 from chatcore.turns.outcome import FINAL_EVENTS
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,13 @@ def resume_deletions(deadline: float) -> dict[str, int]:
     return counts
 
 
+def expire_approvals(deadline: float) -> int:
+    """End the pauses older than ``APPROVAL_TTL`` (``expired``: nothing runs), before the retention
+    period looks at their sessions: a pause never keeps a session alive."""
+    with db.connection() as conn:
+        return approvals.expire_all(conn, get_settings().approval_ttl)
+
+
 def apply_retention(deadline: float) -> dict[str, Any]:
     return retention.apply_retention(get_settings().retention_days,
                                      budget_seconds=max(0.0, deadline - time.monotonic()))
@@ -107,6 +116,7 @@ HOUSEKEEPING: dict[str, Callable[[float], Any]] = {
     "uploads_pruned": prune_uploads,
     "exports": prune_exports,
     "deletions": resume_deletions,
+    "approvals_expired": expire_approvals,
     "retention": apply_retention,
 }
 

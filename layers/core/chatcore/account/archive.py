@@ -33,7 +33,7 @@ from chatcore import db
 from chatcore.config import get_settings
 from chatcore.media import s3
 from chatcore.money.spending import cost, token_counts, usage_statement
-from chatcore.store import exports, sessions
+from chatcore.store import approvals, exports, sessions
 
 FORMAT = "agent-chat-export/1"
 
@@ -55,7 +55,7 @@ This archive holds everything the agent chat app stores about your account.
     export      {export_id}
     format      {format}
     contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s),
-                {memories} memory(ies)
+                {memories} memory(ies), {reminders} reminder(s), {approvals} approval(s)
 
 JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal strings
 ("0.0050898000"): usd in US dollars, zar in South African rand.
@@ -77,6 +77,13 @@ memories.json
     memories    what it remembers about you, oldest first: text, created_at, updated_at, and the
                 session and run that wrote it (null once that session was deleted; a run whose
                 agent_name is "memory" merged older memories into this one)
+
+actions.json
+    reminders   the reminders the assistant set for you (each one you approved): text, due_at, time_zone,
+                and the session and run that set it (null once that session was deleted)
+    approvals   every action an assistant asked you to approve: the tool, its arguments, the summary you
+                were shown, and your decision (status pending, approved, declined, expired or cancelled;
+                note, decided_at), with the session and run that asked
 
 sessions/<session id>.json
     session     agent or team, title, created_at, updated_at, turns, cost, and summary (the summary
@@ -104,10 +111,11 @@ can resume it (it repeats the messages), and this archive's own record.
 class _Counts:
     def __init__(self) -> None:
         self.sessions = self.messages = self.photos = self.uploads = self.memories = 0
+        self.reminders = self.approvals = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads,
-                "memories": self.memories}
+                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals}
 
 
 def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
@@ -133,6 +141,7 @@ def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
         zf.write(account_path, "account.json")
         os.remove(account_path)
         counts.memories = _write_memories(zf, scratch, job)
+        counts.reminders, counts.approvals = _write_actions(zf, scratch, job)
         zf.writestr("README.txt", README.format(exported_at=exported_at.strftime("%Y-%m-%d %H:%M UTC"),
                                                 export_id=job["id"], format=FORMAT, **counts.as_dict()))
     return counts
@@ -169,6 +178,24 @@ def _write_memories(zf: zipfile.ZipFile, scratch: str, job: dict[str, Any]) -> i
     zf.write(path, "memories.json")
     os.remove(path)
     return n
+
+
+def _write_actions(zf: zipfile.ZipFile, scratch: str, job: dict[str, Any]) -> tuple[int, int]:
+    """actions.json: the reminders set for the user and every approval asked of them, pending and
+    decided; how many of each."""
+    path = os.path.join(scratch, "actions.json")
+    with db.connection() as conn:
+        asked = approvals.of_user(conn, job["user_id"])
+    with open(path, "w", encoding="utf-8") as doc:
+        doc.write("{\n")
+        _member(doc, "format", FORMAT)
+        n = _array(doc, "reminders", ({k: r[k] for k in ("id", "text", "due_at", "time_zone", "session_id", "run_id",
+                                                         "created_at")} for r in _pages("reminders", job["user_id"])))
+        m = _array(doc, "approvals", iter(asked), last=True)
+        doc.write("}\n")
+    zf.write(path, "actions.json")
+    os.remove(path)
+    return n, m
 
 
 def _upload_entry(zf: zipfile.ZipFile, r: dict[str, Any]) -> dict[str, Any]:

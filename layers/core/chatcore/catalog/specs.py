@@ -25,6 +25,34 @@ class Spec:
                 "model_id": self.model_id, "definition": self.definition()}
 
 
+def requires_approval(summary: Callable[..., str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a tool that acts (books, sends, sets a reminder): the model's call pauses the turn until
+    the user approves or declines it (agno's confirmation, ``chatcore.turns.agent``). ``summary`` is
+    the tool spec's one-line human summary of a call, from its arguments (never written by the
+    model): what the app's approval card shows. Read-only tools stay automatic (unmarked)."""
+
+    def mark(tool: Callable[..., Any]) -> Callable[..., Any]:
+        tool.requires_approval = True  # type: ignore[attr-defined]
+        tool.approval_summary = summary  # type: ignore[attr-defined]
+        return tool
+
+    return mark
+
+
+def needs_approval(tool: Callable[..., Any]) -> bool:
+    """Whether the model's call of ``tool`` waits for the user's approval (``requires_approval``)."""
+    return bool(getattr(tool, "requires_approval", False))
+
+
+def summary_of(tool: Callable[..., Any], arguments: dict[str, Any]) -> str:
+    """The one-line summary of a call of an acting tool, written by its spec (its name and arguments
+    when the arguments do not fit its parameters: the model may send anything)."""
+    try:
+        return str(tool.approval_summary(**arguments))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - the card still says what would run
+        return f"{tool.__name__}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"[:300]
+
+
 @dataclass(frozen=True)
 class AgentSpec(Spec):
     """An agent: name, model, instructions and tools."""
@@ -35,7 +63,13 @@ class AgentSpec(Spec):
     remembers: bool = False
 
     def definition(self) -> dict[str, Any]:
-        return {**super().definition(), "tools": [t.__name__ for t in self.tools]}
+        return {**super().definition(), "tools": [t.__name__ for t in self.tools],
+                **({"approval": [t.__name__ for t in self.tools if needs_approval(t)]}
+                   if any(needs_approval(t) for t in self.tools) else {})}
+
+    def tool(self, name: str) -> Callable[..., Any] | None:
+        """Its tool called ``name`` (None: not one of its tools)."""
+        return next((t for t in self.tools if t.__name__ == name), None)
 
 
 @dataclass(frozen=True)

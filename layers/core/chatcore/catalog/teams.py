@@ -11,15 +11,16 @@ from chatcore.catalog.specs import TeamSpec
 
 PLANNER = TeamSpec(
     name="planner",
-    description="Plans budgets, recipes and trips: a leader that delegates sums to a calculator "
-                "and unit conversions to a converter.",
+    description="Plans budgets, recipes and trips: a leader that delegates sums to a calculator, "
+                "unit conversions to a converter and reminders to an organiser.",
     model_id="claude-sonnet-5-5",
     instructions=(
         "You lead a small team in a mobile chat app and answer the user concisely.",
         "Delegate any arithmetic to the calculator member and any unit conversion to the converter member.",
+        "Delegate reminders to the organiser member (the user approves each one).",
         "When the user sends a photo, use what it shows; members see the photo too.",
     ),
-    members=("calculator", "converter"),
+    members=("calculator", "converter", "organiser"),
     remembers=True,  # its recipes and plans need the user's diet, allergies, family; its members do not
 )
 

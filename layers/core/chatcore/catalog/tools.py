@@ -5,7 +5,14 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal, DecimalException, localcontext
+from uuid import UUID
+
+from chatcore.catalog.specs import requires_approval
 
 _BINARY = {
     ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
@@ -112,3 +119,94 @@ def convert_units(value: float, from_unit: str, to_unit: str) -> str:
     except DecimalException as e:  # a result too large to write with that many decimals
         raise ValueError(f"{value!r} {from_unit} is out of range for a conversion to {to_unit}") from e
     raise ValueError(f"cannot convert {from_unit!r} to {to_unit!r}")
+
+
+# ---- tools that act: each needs the user's approval (``requires_approval``) and runs only once given
+
+DEFAULT_TIME_ZONE = "Africa/Johannesburg"
+MAX_REMINDER_CHARS = 500
+_TIME = re.compile(r"^\s*(?P<h>[01]?\d|2[0-3])(?::(?P<m>[0-5]\d))?\s*(?P<ampm>[ap]\.?m\.?)?\s*$", re.IGNORECASE)
+# South Africa keeps one offset all year: the default zone without the system's time zone data
+_FIXED_ZONES = {"Africa/Johannesburg": timezone(timedelta(hours=2)), "UTC": timezone.utc}
+
+
+@dataclass(frozen=True)
+class ActingCall:
+    """The approved call an acting tool runs for (set by the continuation, ``chatcore.turns.approvals``):
+    whose it is, where it was asked for, and the moment it runs."""
+
+    user_id: UUID
+    session_id: UUID
+    run_id: UUID
+    tool_call_id: str
+    now: datetime
+
+
+acting_call: ContextVar[ActingCall | None] = ContextVar("acting_call", default=None)
+
+
+def _zone(name: str):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        if name in _FIXED_ZONES:
+            return _FIXED_ZONES[name]
+        raise ValueError(f"unknown time zone {name!r}") from e
+
+
+def clock_time(time: str) -> tuple[int, int]:
+    """Hours and minutes of a time of day: "18:00", "6:30", "6pm", "6:30 p.m."."""
+    match = _TIME.match(time or "")
+    if match is None:
+        raise ValueError(f"not a time of day: {time!r} (use HH:MM)")
+    hour, minute = int(match["h"]), int(match["m"] or 0)
+    if match["ampm"]:
+        if hour > 12 or hour == 0:
+            raise ValueError(f"not a time of day: {time!r}")
+        hour = hour % 12 + (12 if match["ampm"].lower().startswith("p") else 0)
+    return hour, minute
+
+
+def reminder_due(time: str, time_zone: str, now: datetime) -> datetime:
+    """The next moment after ``now`` the clock shows ``time`` in ``time_zone`` (an aware datetime)."""
+    hour, minute = clock_time(time)
+    local_now = now.astimezone(_zone(time_zone))
+    due = local_now.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return due if due > local_now else due + timedelta(days=1)
+
+
+def reminder_summary(text: str, time: str, time_zone: str = DEFAULT_TIME_ZONE) -> str:
+    """The approval card's line for a reminder: "Remind you to call mom at 18:00 (Africa/Johannesburg)"."""
+    hour, minute = clock_time(time)
+    return f"Remind you to {' '.join(str(text).split())[:200]} at {hour:02d}:{minute:02d} ({time_zone})"
+
+
+@requires_approval(reminder_summary)
+def set_reminder(text: str, time: str, time_zone: str = DEFAULT_TIME_ZONE) -> str:
+    """Set a reminder for the user at a time of day (the next time the clock shows it). The user is asked
+    to approve it first; if they decline, do not set it another way.
+
+    Args:
+        text: What to remind the user of, in their words without "remind me to", e.g. "call mom".
+        time: The time of day, 24-hour HH:MM, e.g. "18:00".
+        time_zone: The user's IANA time zone, e.g. "Africa/Johannesburg" (the default).
+
+    Returns:
+        The reminder set, with when it is due.
+    """
+    call = acting_call.get()
+    if call is None:
+        raise RuntimeError("set_reminder runs only once the user has approved it")
+    text = " ".join(str(text).split())
+    if not text or len(text) > MAX_REMINDER_CHARS:
+        raise ValueError(f"a reminder's text has 1 to {MAX_REMINDER_CHARS} characters")
+    due = reminder_due(time, time_zone, call.now)
+    from chatcore import db
+    from chatcore.store import reminders
+
+    with db.connection() as conn:
+        reminders.insert_reminder(conn, user_id=call.user_id, text=text, due_at=due, time_zone=time_zone,
+                                  session_id=call.session_id, run_id=call.run_id, tool_call_id=call.tool_call_id)
+    return f"Reminder set: {text}, due {due.strftime('%Y-%m-%d %H:%M')} ({time_zone})."

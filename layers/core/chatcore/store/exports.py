@@ -113,7 +113,7 @@ LIMIT %(limit)s
 SESSION_RUNS = """
 SELECT r.id, r.parent_run_id, r.agent_name, r.status, r.client_turn_id, r.error_code, r.error_message,
        r.client_disconnected, r.cancel_requested_at, r.input_tokens, r.output_tokens, r.cache_read_tokens,
-       r.cache_write_tokens, r.cost_usd, r.cost_in_rands, r.started_at, r.finished_at
+       r.cache_write_tokens, r.cost_usd, r.cost_in_rands, r.started_at, r.finished_at, r.paused_at, r.resumed_at
 FROM runs r JOIN sessions s ON s.id = r.session_id
 WHERE r.session_id = %(session_id)s AND s.user_id = %(user_id)s AND (%(after)s::uuid IS NULL OR r.id > %(after)s)
 ORDER BY r.id
@@ -145,9 +145,18 @@ ORDER BY id
 LIMIT %(limit)s
 """
 
+ACCOUNT_REMINDERS = """
+SELECT id, text, due_at, time_zone, session_id, run_id, tool_call_id, created_at
+FROM reminders
+WHERE user_id = %(user_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
 # What an export holds of an account, by part: each a keyset-paged statement of the owner's rows.
 ACCOUNT_PARTS = {"sessions": ACCOUNT_SESSIONS, "runs": SESSION_RUNS, "uploads": ACCOUNT_UPLOADS,
-                 "deleted_sessions_usage": DELETED_SESSIONS_USAGE, "memories": ACCOUNT_MEMORIES}
+                 "deleted_sessions_usage": DELETED_SESSIONS_USAGE, "memories": ACCOUNT_MEMORIES,
+                 "reminders": ACCOUNT_REMINDERS}
 
 
 def start_export(conn: psycopg.Connection, sub: str, *, building_seconds: int,

@@ -52,7 +52,7 @@ WHERE r.id = %(run_id)s AND r.session_id = %(session_id)s AND r.parent_run_id IS
 READ_EVENTS = """
 SELECT r.status, r.error_code, r.error_message, r.input_tokens, r.output_tokens, r.cache_read_tokens,
        r.cache_write_tokens, r.cost_usd, r.cost_in_rands,
-       r.started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale,
+       coalesce(r.resumed_at, r.started_at) < now() - make_interval(secs => %(stale_seconds)s) AS stale,
        extract(epoch FROM now() - r.finished_at) AS finished_seconds_ago,
        last.seq AS last_seq, last.event AS last_event,
        e.seq, e.event, e.data
@@ -74,7 +74,7 @@ UPDATE runs r SET cancel_requested_at = coalesce(r.cancel_requested_at, now())
 FROM sessions s JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 WHERE r.id = %(run_id)s AND r.session_id = %(session_id)s AND s.id = r.session_id
   AND r.parent_run_id IS NULL AND r.status = 'running'
-RETURNING r.started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale
+RETURNING coalesce(r.resumed_at, r.started_at) < now() - make_interval(secs => %(stale_seconds)s) AS stale
 """
 
 # A running turn whose process is gone (stale) cannot stop itself: it is closed as cancelled here.

@@ -19,7 +19,7 @@ from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
 def running_turn(session_sql: str) -> str:
     """A LATERAL subquery: the running top-level run of the session ``session_sql`` (id, stale)."""
     return f"""LATERAL (
-    SELECT r.id, r.started_at < now() - make_interval(secs => %(stale_seconds)s) AS stale FROM runs r
+    SELECT r.id, coalesce(r.resumed_at, r.started_at) < now() - make_interval(secs => %(stale_seconds)s) AS stale FROM runs r
     WHERE r.session_id = {session_sql} AND r.status = 'running' AND r.parent_run_id IS NULL
     LIMIT 1)"""
 
@@ -40,6 +40,7 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        (SELECT jsonb_build_array(ce.message_parts->>'content', jsonb_array_length(coalesce(ce.message_parts->'images', '[]')))
         FROM chat_events ce WHERE ce.run_id = prior.id AND ce.role = 'user' ORDER BY ce.id LIMIT 1) AS prior_request,
        running.id AS running_id, running.stale AS running_stale,
+       paused.id AS paused_id, paused.expired AS paused_expired,
        u.monthly_budget_zar,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
        CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {RESERVED_OF_U} END AS month_reserved,
@@ -58,6 +59,11 @@ LEFT JOIN LATERAL (
     WHERE r.session_id = s.id AND r.client_turn_id = %(client_turn_id)s AND r.parent_run_id IS NULL
 ) prior ON true
 LEFT JOIN {running_turn("s.id")} running ON true
+LEFT JOIN LATERAL (
+    -- a turn paused for the user's approval (chatcore.turns.approvals): past APPROVAL_TTL it is expired
+    SELECT r.id, r.paused_at < now() - make_interval(secs => %(approval_ttl)s) AS expired FROM runs r
+    WHERE r.session_id = s.id AND r.status = 'paused' AND r.parent_run_id IS NULL LIMIT 1
+) paused ON true
 LEFT JOIN {MEMORIES_TO_RECALL} recall ON true
 LEFT JOIN LATERAL (
     -- completed and stopped (cancelled: the user saw the partial answer) top-level turns only: a
@@ -67,7 +73,8 @@ LEFT JOIN LATERAL (
     FROM chat_events ce
     WHERE ce.run_id IN (
         SELECT r.id FROM runs r
-        WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status IN ('completed', 'cancelled')
+        WHERE r.session_id = s.id AND r.parent_run_id IS NULL
+          AND (r.status = 'completed' OR (r.status = 'cancelled' AND r.error_code IS DISTINCT FROM 'approval-cancelled'))
           AND (ss.through_message_id IS NULL OR r.id > ss.through_message_id)
         ORDER BY r.id DESC LIMIT %(history_turns)s)
       AND (ss.through_message_id IS NULL OR ce.id > ss.through_message_id)
@@ -77,7 +84,7 @@ LEFT JOIN LATERAL (
     -- makes the next request smaller (chatcore.turns.context)
     SELECT jsonb_agg(jsonb_build_array(r.status, r.error_message) ORDER BY r.id DESC) AS outcomes
     FROM (SELECT id, status, error_message FROM runs r
-          WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status <> 'running'
+          WHERE r.session_id = s.id AND r.parent_run_id IS NULL AND r.status NOT IN ('running', 'paused')
           ORDER BY r.id DESC LIMIT 4) r
 ) recent ON true
 WHERE s.id = %(session_id)s
@@ -115,7 +122,10 @@ UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message 
        client_disconnected = %(client_disconnected)s,
        input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
        cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
-       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, reserved_zar = 0, finished_at = now()
+       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, reserved_zar = 0,
+       -- a turn paused for the user's approval has not finished: APPROVAL_TTL counts from paused_at
+       finished_at = CASE WHEN %(status)s = 'paused' THEN NULL ELSE now() END,
+       paused_at = CASE WHEN %(status)s = 'paused' THEN now() ELSE paused_at END
 WHERE id = %(id)s AND status = 'running'  -- a run closed meanwhile (abandoned) keeps its status
 """
 
@@ -134,12 +144,13 @@ WHERE session_summaries.through_message_id < EXCLUDED.through_message_id
 
 def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, client_turn_id: str | None,
                     stale_seconds: int, history_turns: int, month_start: datetime,
-                    month_end: datetime) -> dict[str, Any] | None:
+                    month_end: datetime, approval_ttl: int = 86_400) -> dict[str, Any] | None:
     """The first statement of a turn (BEGIN_TURN_READ); None when the session is not the user's."""
     conn.execute(LOCK_USER, {"sub": sub})  # pipelined with what follows: no extra round trip
     return conn.execute(BEGIN_TURN_READ, {
         "sub": sub, "session_id": session_id, "client_turn_id": client_turn_id, "stale_seconds": stale_seconds,
         "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
+        "approval_ttl": approval_ttl,
     }).fetchone()
 
 

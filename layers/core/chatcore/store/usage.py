@@ -113,7 +113,7 @@ MONTH_SPEND_OF_U = """(
 RESERVED_OF_U = """(
            SELECT coalesce(sum(r.reserved_zar), 0) FROM sessions s2 JOIN runs r ON r.session_id = s2.id
            WHERE s2.user_id = u.id AND r.status = 'running' AND r.parent_run_id IS NULL
-             AND r.started_at >= now() - make_interval(secs => %(stale_seconds)s)
+             AND coalesce(r.resumed_at, r.started_at) >= now() - make_interval(secs => %(stale_seconds)s)
        )"""
 
 # One round trip: the budget, and only when there is one (or ``always``), the month's spend and the

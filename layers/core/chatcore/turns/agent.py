@@ -9,7 +9,7 @@ from uuid import UUID
 from agno.agent import Agent
 from agno.models.message import Message
 
-from chatcore.catalog.specs import AgentSpec
+from chatcore.catalog.specs import AgentSpec, needs_approval
 from chatcore.media.agno_storage import media_storage
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
@@ -38,6 +38,19 @@ class Conversation(Protocol):
     async def cancel(self, run_id: str) -> None: ...
 
 
+def agno_tool(tool: Any) -> Any:
+    """A tool of a spec as agno takes it: a tool that acts (``requires_approval``) becomes agno's
+    ``Function`` with ``requires_confirmation``, so the model's call pauses the run (RunPaused) instead
+    of running it; the others are passed as they are."""
+    if not needs_approval(tool):
+        return tool
+    from agno.tools.function import Function
+
+    function = Function.from_callable(tool)
+    function.requires_confirmation = True
+    return function
+
+
 def build_agent(spec: AgentSpec, *, with_memory: bool = False, additional_input: list[Message] | None = None) -> Agent:
     """An Agno agent for ``spec``. No agno db: we store every message ourselves. With ``with_memory``, the
     memory tools and their instructions (``turns.memory``); ``additional_input`` goes first in its
@@ -52,7 +65,7 @@ def build_agent(spec: AgentSpec, *, with_memory: bool = False, additional_input:
         description=spec.description,
         model=claude(spec.model_id),
         instructions=[*spec.instructions, *(memory.INSTRUCTIONS if with_memory else ())],
-        tools=[*spec.tools, *(memory.TOOLS if with_memory else ())],
+        tools=[*(agno_tool(t) for t in spec.tools), *(memory.TOOLS if with_memory else ())],
         additional_input=additional_input or None,
         media_storage=media_storage(),
         store_media=False,
@@ -77,6 +90,14 @@ class AgentConversation:
         agent = self.agent if recall is None else self.remembering_agent
         return agent.arun(
             input=[*history, message], stream=True, stream_events=True, yield_run_output=True,
+            run_id=run_id, session_id=session_id, user_id=user_id,
+        )
+
+    def resume(self, *, history, run_id, session_id, user_id, member=None):
+        """agno's events of a paused run's continuation: ``history`` ends with the run's own messages and
+        the results of the decided calls (all stored already), so the model is called again at once."""
+        return self.agent.arun(
+            input=list(history), stream=True, stream_events=True, yield_run_output=True,
             run_id=run_id, session_id=session_id, user_id=user_id,
         )
 

@@ -33,13 +33,14 @@ from chatcore.config import get_settings
 from chatcore.errors import (
     ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
 )
+from chatcore.errors import TurnPaused as TurnPausedProblem
 from chatcore.media.agno_storage import discard_photos, inline_for_model, store_photo, to_agno_image
 from chatcore.media import s3
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.memory.facts import render
-from chatcore.store import memories, sessions, turns as turn_rows
+from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import MAX_OUTPUT_TOKENS
@@ -112,7 +113,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         row = turn_rows.read_turn_start(
             conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
             stale_seconds=settings.stale_turn_seconds, history_turns=settings.history_max_turns,
-            month_start=month_start, month_end=month_end)
+            month_start=month_start, month_end=month_end, approval_ttl=settings.approval_ttl)
         if row is None:
             raise NotFound("no such session")
         if row["prior_id"] is not None:
@@ -124,6 +125,12 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                     run_id=str(row["prior_id"]))
             # a retry of a stored turn, running or finished: its stream is followed from its events
             return KnownTurn(session_id=turn.session_id, run_id=row["prior_id"])
+        if row["paused_id"] is not None:
+            if not row["paused_expired"]:
+                raise TurnPausedProblem(
+                    "a turn of this session waits for the user's approval: decide on it (POST "
+                    ".../approvals) or stop it (POST .../cancel) first", run_id=str(row["paused_id"]))
+            approval_rows.expire_run(conn, row["paused_id"], settings.approval_ttl)
         if row["running_id"] is not None:
             if not row["running_stale"]:
                 raise TurnInProgress("a turn is already running in this session; wait for it to finish",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +17,8 @@ import psycopg
 
 from chatcore import db
 from chatcore.money.prices import TokenUsage
-from chatcore.store import turn_events, turns as turn_rows
+from chatcore.config import get_settings
+from chatcore.store import approvals as approval_rows, turn_events, turns as turn_rows
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import RunRecord, RunTracker, priced_rows
 from chatcore.turns.turn import PreparedTurn
@@ -56,6 +57,30 @@ def flush_pending() -> int:
     return written
 
 
+def add_prior(run: TurnOutcome, prior: tuple | None) -> None:
+    """A continued run's outcome: add what it cost before its pause (``Continuation.prior``)."""
+    if prior is not None:
+        usage, usd, zar = prior
+        run.usage = (run.usage or TokenUsage()) + usage
+        run.cost_usd += usd
+        run.cost_zar += zar
+
+
+def pending_calls(turn: PreparedTurn, tracker: RunTracker) -> list[dict[str, Any]]:
+    """The calls a paused run waits on, each with its one-line summary written by its tool's spec."""
+    from chatcore.catalog.agents import agent_specs
+    from chatcore.catalog.specs import summary_of
+
+    specs = agent_specs()
+    calls = []
+    for p in tracker.pending:
+        spec = specs.get(p.get("agent_name") or "") or getattr(turn.conversation, "spec", None)
+        tool = spec.tool(p["tool"]) if spec is not None and hasattr(spec, "tool") else None
+        summary = summary_of(tool, p["arguments"]) if tool is not None else p["tool"]
+        calls.append({**p, "summary": summary})
+    return calls
+
+
 def store_outcome(turn: PreparedTurn, tracker: RunTracker,
                   seal: Callable[[TurnOutcome], list[tuple[int, str, str]]] | None = None) -> TurnOutcome:
     """One transaction (one round trip, pipelined): every new message of the turn with its cost, the
@@ -63,7 +88,8 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
     (``turns.run``), the turn's last events with its final one, so they cost no round trip of their own."""
     now = datetime.now(timezone.utc)
     session_id = turn.input.session_id
-    input_ids = {m.id for m in turn.history} | {turn.user_message.id}
+    input_ids = turn.input_ids()
+    prior = turn.continuation.prior if turn.continuation is not None else {}
     rows: list[dict[str, Any]] = []
     runs: list[tuple[RunRecord, TurnOutcome]] = []
     records = turn.conversation.records(tracker, input_ids)
@@ -83,7 +109,20 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
         member_errors=[{"run_id": str(r.run_id), "agent_name": record.agent_name, "code": r.error.code,
                         "message": r.error.message} for record, r in runs[1:] if r.error is not None],
         client_disconnected=turn.client_disconnected, usage_estimated=any(r.usage_estimated for r in billed))
-    if tracker.stopped or tracker.root_run_id in tracker.cancelled:
+    if turn.continuation is not None:  # the run's totals: what it cost before its pause, and now
+        total.segment = (total.usage, total.cost_usd, total.cost_zar)
+        add_prior(total, prior.get(str(turn.run_id)))
+        for record, run in runs[1:]:  # a member run resumed by a continuation: its row adds both stretches
+            add_prior(run, prior.get(str(record.run_uuid)))
+    if tracker.paused:
+        total.status = "paused"
+        total.pending = pending_calls(turn, tracker)
+        total.expires_at = (now + timedelta(seconds=get_settings().approval_ttl)).isoformat().replace("+00:00", "Z")
+        waiting = {p["call_run_id"] for p in tracker.pending}
+        for _, run in runs[1:]:
+            if str(run.run_id) in waiting and run.status == "completed":
+                run.status = "paused"
+    elif tracker.stopped or tracker.root_run_id in tracker.cancelled:
         total.status = "cancelled"  # stopped by the user: what it generated is kept and charged
     elif tracker.error:
         total.status, total.error = "failed", RunError(tracker.error.code, tracker.error.message)
@@ -97,11 +136,16 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
         with db.connection() as conn, db.pipelined_transaction(conn):
             turn_events.insert_events(conn, turn.run_id, last_events)
             for record, member in runs[1:]:
-                turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id,
-                                     agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
+                if str(member.run_id) not in prior:  # a resumed member's row exists (running again)
+                    turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id,
+                                         agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
                 turn_rows.finish_run(conn, **member.run_row())
             turn_rows.insert_messages(conn, rows)
             turn_rows.finish_run(conn, **total.run_row())
+            if total.status == "paused":
+                approval_rows.insert_approvals(conn, [
+                    {**{k: p[k] for k in ("tool_call_id", "tool", "arguments", "summary", "agent_name")},
+                     "run_id": turn.run_id, "call_run_id": UUID(p["call_run_id"])} for p in total.pending])
             turn_rows.touch_session(conn, session_id)
             if turn.compaction is not None and turn.compaction.summary:
                 c = turn.compaction

@@ -16,7 +16,12 @@ from chatcore.wire.amounts import decimal_string
 MAX_ERROR_MESSAGE = 2000
 # The final events of a turn's stream, by the run's status: exactly one ends every turn (their models
 # are in chatcore.wire.events; tests/unit/test_events.py holds the two together).
-FINAL_EVENTS = {"completed": "TurnCompleted", "failed": "TurnFailed", "cancelled": "TurnCancelled"}
+FINAL_EVENTS = {"completed": "TurnCompleted", "failed": "TurnFailed", "cancelled": "TurnCancelled",
+                "expired": "TurnFailed"}
+# A turn paused for the user's approval ends its stream with this event, not a final one: the decision
+# goes on with the same run and the next event ids (chatcore.turns.approvals).
+PAUSED_EVENT = "TurnPaused"
+PENDING_FIELDS = ("tool_call_id", "tool", "arguments", "summary", "agent_name")
 
 
 @dataclass
@@ -55,10 +60,16 @@ class TurnOutcome:
     replayed: bool = False
     client_disconnected: bool = False
     usage_estimated: bool = False
+    # a paused turn (status "paused"): its pending calls (PendingCall's members) and when the pause expires
+    pending: list[dict[str, Any]] | None = None
+    expires_at: str | None = None
+    # what this stretch of the run billed (a continued run's usage and cost include the stretch before
+    # its pause; metrics count each stretch once)
+    segment: tuple[TokenUsage, Decimal, Decimal] | None = None
 
     @property
     def event_name(self) -> str:
-        return FINAL_EVENTS[self.status]
+        return PAUSED_EVENT if self.status == "paused" else FINAL_EVENTS[self.status]
 
     def final_event(self) -> tuple[str, dict[str, Any]]:
         """The last event of the turn's stream: its name and data, made by its model in the registry
@@ -68,6 +79,9 @@ class TurnOutcome:
 
         data: dict[str, Any] = {"event": self.event_name, "session_id": str(self.session_id),
                                 "run_id": str(self.run_id)}
+        if self.status == "paused":
+            data.update(pending=[{k: v for k, v in p.items() if k in PENDING_FIELDS and v is not None}
+                                 for p in self.pending or []], expires_at=self.expires_at)
         if self.error is not None:
             data["error"] = {"code": self.error.code, "message": self.error.message,
                              "retryable": is_retryable(self.error.code)}
@@ -76,9 +90,9 @@ class TurnOutcome:
             if self.usage_estimated:
                 data["usage"]["estimated"] = True
             data["cost"] = {"usd": decimal_string(self.cost_usd), "zar": decimal_string(self.cost_zar)}
-        if self.tool_errors is not None and self.error is None:
+        if self.tool_errors is not None and self.error is None and self.status != "paused":
             data["tool_errors"] = self.tool_errors
-        if self.member_errors is not None:
+        if self.member_errors is not None and self.status != "paused":
             data["member_errors"] = self.member_errors
         if self.replayed:
             data["replayed"] = True
@@ -97,14 +111,20 @@ class TurnOutcome:
                 **usage_fields(self.usage or TokenUsage()), "cost_usd": self.cost_usd, "cost_in_rands": self.cost_zar}
 
     def metrics(self) -> dict[str, Any]:
-        """What ``observability.record_turn`` emits: the final event's data with its name."""
+        """What ``observability.record_turn`` emits: the final event's data with its name; for a run
+        that paused before, the usage and cost of this stretch alone (the pause's were emitted then)."""
         name, data = self.final_event()
+        if self.segment is not None:
+            usage, usd, zar = self.segment
+            data["usage"] = usage_fields(usage)
+            data["cost"] = {"usd": decimal_string(usd), "zar": decimal_string(zar)}
+            data["continued"] = True
         return {"event": name, **data}
 
     @classmethod
     def from_stored(cls, session_id: UUID, run_id: UUID, row: dict[str, Any]) -> TurnOutcome:
         """The outcome of a turn already stored (a retried ``client_turn_id``), replayed."""
-        failed = row["status"] == "failed"
+        failed = row["status"] in ("failed", "expired")
         return cls(session_id=session_id, run_id=run_id, status=row["status"],
                    usage=TokenUsage(row["input_tokens"], row["output_tokens"], row["cache_read_tokens"],
                                     row["cache_write_tokens"]),

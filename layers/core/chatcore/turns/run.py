@@ -24,7 +24,7 @@ from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
 from chatcore.turns.begin import begin_turn
 from chatcore.turns.claude import CallLog, cut_calls
-from chatcore.turns.finish import store_outcome
+from chatcore.turns.finish import add_prior, store_outcome
 from chatcore.turns.memory import MEMORY_EVENT, memory_scope
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import RunTracker
@@ -43,6 +43,8 @@ def _store(turn: PreparedTurn, tracker: RunTracker, seal=None) -> TurnOutcome:
 def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
     """The fallback when the outcome could not be stored: mark the run failed (best effort)."""
     outcome = TurnOutcome(session_id=turn.input.session_id, run_id=turn.run_id, status="failed", error=error)
+    if turn.continuation is not None:  # a continued run keeps what its stretch before the pause cost
+        add_prior(outcome, turn.continuation.prior.get(str(turn.run_id)))
     try:
         with db.connection() as conn, conn.transaction():
             turn_rows.finish_run(conn, **outcome.run_row())
@@ -81,7 +83,8 @@ class _Stream:
 
     def __init__(self, turn: PreparedTurn, stop: _Stop):
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.seq = 0
+        # a continued run's events follow those of its stretch before the pause
+        self.seq = turn.continuation.last_seq if turn.continuation is not None else 0
         self.log = TurnEventLog(turn.run_id, on_cancel=stop)
 
     def next_id(self) -> int:
@@ -106,14 +109,21 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     memory = turn.memory
     scoped = memory_scope.set(memory)  # what the memory tools act for (turns.memory)
     limit = get_settings().turn_timeout
+    for data in turn.continuation.decided if turn.continuation is not None else ():
+        stream.emit("ToolCallCompleted", data)  # the decided calls (turns.approvals), before the model's answer
     try:
         async with asyncio.timeout(limit) as deadline:
             stop.deadline = deadline
-            async for item in turn.conversation.stream(
-                history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
-                session_id=str(turn.input.session_id), user_id=turn.input.sub,
-                recall=None if memory is None else memory.recall,
-            ):
+            if turn.continuation is not None:  # a paused run, after the user's decision (turns.approvals)
+                items = turn.conversation.resume(
+                    history=turn.history, run_id=str(turn.run_id), session_id=str(turn.input.session_id),
+                    user_id=turn.input.sub, member=turn.continuation.member)
+            else:
+                items = turn.conversation.stream(
+                    history=turn.history, message=turn.user_message, run_id=str(turn.run_id),
+                    session_id=str(turn.input.session_id), user_id=turn.input.sub,
+                    recall=None if memory is None else memory.recall)
+            async for item in items:
                 if isinstance(item, (RunOutput, TeamRunOutput)):
                     tracker.outputs.append(item)
                     continue

@@ -10,7 +10,7 @@ import psycopg
 
 from chatcore.config import get_settings
 from chatcore.errors import NotFound, TurnFinished
-from chatcore.store import turn_events
+from chatcore.store import approvals, turn_events
 
 
 def request_stop(conn: psycopg.Connection, sub: str, session_id: UUID, run_id: UUID) -> None:
@@ -18,6 +18,8 @@ def request_stop(conn: psycopg.Connection, sub: str, session_id: UUID, run_id: U
     caller's, ``TurnFinished`` for one that has ended. A turn whose process is gone (stale) is closed
     here, as cancelled: nothing would notice the request."""
     stale = turn_events.request_cancel(conn, sub, session_id, run_id, get_settings().stale_turn_seconds)
+    if stale is None and approvals.cancel_paused(conn, sub=sub, session_id=session_id, run_id=run_id):
+        return  # a paused turn: nothing runs it, so it is closed here (its pending calls never run)
     if stale is None:
         row = turn_events.find_turn(conn, sub, session_id, run_id)
         if row is None:

@@ -24,6 +24,25 @@ from chatcore.turns.outcome import RunError
 from chatcore.turns.tracking import RunRecord, RunTracker, billed_calls, run_messages
 
 
+def paused_delegations(messages, tracker: RunTracker) -> set[str]:
+    """The leader's delegation calls to a member whose run paused for the user's approval."""
+    members = {p["agent_name"] for p in tracker.pending if p["call_run_id"] != tracker.root_run_id}
+    return {call["id"] for m in messages if m.message.role == "assistant"
+            for call in m.message.tool_calls or []
+            if (call.get("function") or {}).get("name") == "delegate_task_to_member"
+            and delegated_member(call) in members}
+
+
+def delegated_member(call: dict) -> str | None:
+    """The member a leader's ``delegate_task_to_member`` call names."""
+    import json
+
+    try:
+        return json.loads((call.get("function") or {}).get("arguments") or "{}").get("member_id")
+    except (ValueError, AttributeError):
+        return None
+
+
 class TeamConversation:
     """A session with one team."""
 
@@ -74,6 +93,40 @@ class TeamConversation:
         ):
             yield item
 
+    async def resume(self, *, history, run_id, session_id, user_id, member=None):
+        """agno's events of a paused team run's continuation: the member whose call paused it first
+        (``member``: its ``MemberResume``, its messages ending with the results of the decided calls),
+        then the leader, whose delegation gets the member's answer as its tool result. A member that
+        pauses again pauses the team run again (the leader waits)."""
+        answer = None
+        if member is not None:
+            agent = build_agent(self.member_specs[member.agent_name])
+            output = None
+            async for item in agent.arun(input=list(member.messages), stream=True, stream_events=True,
+                                         yield_run_output=True, run_id=member.run_id, session_id=session_id,
+                                         user_id=user_id):
+                if hasattr(item, "event"):
+                    # the member's events as a team run streams them: with the team run as their parent
+                    if getattr(item, "parent_run_id", None) is None and hasattr(item, "parent_run_id"):
+                        item.parent_run_id = run_id
+                else:
+                    output = item
+                yield item
+            status = str(getattr(output, "status", "")).lower()
+            if output is None or "paused" in status:
+                return  # paused again: the team waits (the leader is not called)
+            # the delegation's result (the member's answer, or its failure: the leader's call is always
+            # answered, so the run stays valid history): a new message of the leader's run, stored with the turn
+            answer = member.leader_result(output.content if "error" not in status
+                                          else f"The member failed: {output.content or 'no answer'}")
+        await arefresh_messages_media(list(history), media_storage())
+        team = self.build_team(history)
+        async for item in team.arun(
+            input=answer if answer is not None else history[-1], stream=True, stream_events=True,
+            yield_run_output=True, run_id=run_id, session_id=session_id, user_id=user_id,
+        ):
+            yield item
+
     async def cancel(self, run_id: str) -> None:
         """Stop the team run and its members' runs through agno's run cancellation."""
         await Team.acancel_run(run_id)
@@ -93,8 +146,15 @@ class TeamConversation:
             # skip_user: agno's own copy of the user message; ours is already stored
             leader.messages = run_messages(output, tracker, root, input_ids, skip_user=True)
             members = list(getattr(output, "member_responses", None) or [])
+            if tracker.paused:  # agno's placeholder result of a delegation to a paused member: not stored
+                waiting = paused_delegations(leader.messages, tracker)
+                leader.messages = [m for m in leader.messages
+                                   if not (m.message.role == "tool" and m.message.tool_call_id in waiting)]
         else:
             leader.messages = billed_calls(tracker, root)
+        # a member resumed by a continuation streams its own output (not listed by the leader's)
+        listed = {root, *(m.run_id for m in members)}
+        members += [o for o in tracker.outputs if getattr(o, "run_id", None) not in listed]
         records = [leader]
         seen = {root}
         for member in members:

@@ -32,6 +32,10 @@ COMPLETED_EVENTS = {"RunCompleted", "TeamRunCompleted"}
 CONTENT_EVENTS = {"RunContent", "TeamRunContent"}
 TOOL_ERROR_EVENTS = {"ToolCallError", "TeamToolCallError"}
 MODEL_CALL_EVENTS = {"ModelRequestCompleted", "TeamModelRequestCompleted"}
+# A run paused on tool calls that need the user's approval (agno's confirmation): ours ends the
+# stream with TurnPaused instead (chatcore.turns.approvals); agno's pause events are not forwarded.
+PAUSED_EVENTS = {"RunPaused", "TeamRunPaused"}
+NOT_FORWARDED = PAUSED_EVENTS | {"RunContinued", "TeamRunContinued"}
 
 
 def usage_of(metrics: Any) -> TokenUsage:
@@ -96,6 +100,14 @@ class RunTracker:
     stopped: bool = False  # the user stopped the turn (POST .../cancel)
     # the text each run streamed since its last completed model call (a stopped call's partial answer)
     partial_text: dict[str, str] = field(default_factory=dict)
+    # tool calls waiting for the user's approval (an agent's, or a team member's RunPaused): tool_call_id,
+    # tool, arguments, call_run_id (the run that made the call), agent_name
+    pending: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def paused(self) -> bool:
+        """The turn paused for the user's approval (and was neither stopped nor failed)."""
+        return bool(self.pending) and not self.stopped and self.error is None
 
     def see(self, event: Any) -> None:
         name = event.event
@@ -124,11 +136,20 @@ class RunTracker:
             self.partial_text[run_id] = self.partial_text.get(run_id, "") + event.content
         elif name in CANCELLED_EVENTS:
             self.cancelled.add(run_id)
+        elif name == "RunPaused":  # an agent's run (the turn's own, or a team member's)
+            known = {p["tool_call_id"] for p in self.pending}
+            for tool in getattr(event, "tools", None) or []:
+                if getattr(tool, "requires_confirmation", False) and tool.tool_call_id not in known:
+                    self.pending.append({"tool_call_id": tool.tool_call_id, "tool": tool.tool_name,
+                                         "arguments": dict(tool.tool_args or {}), "call_run_id": run_id,
+                                         "agent_name": getattr(event, "agent_name", None) or self.agent_names.get(run_id)})
 
     def forwarded(self, event: Any) -> bool:
         """Whether agno's ``event`` goes on the turn's stream: all do but a run's ``RunCompleted``
         after its own ``RunCancelled`` (agno sends both). A stopped run ends with ``RunCancelled``,
         so a client that takes ``RunCompleted`` for a finished answer never shows a stopped one so."""
+        if event.event in NOT_FORWARDED:
+            return False
         return not (event.event in COMPLETED_EVENTS
                     and (getattr(event, "run_id", None) or self.root_run_id) in self.cancelled)
 

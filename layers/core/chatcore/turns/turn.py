@@ -47,6 +47,46 @@ class PreparedTurn:
     memory: MemoryScope | None = None  # the user's memory, when on: its tools act for this turn
     client_disconnected: bool = False
     outcome: TurnOutcome | None = None
+    continuation: Continuation | None = None  # a paused run continued after the user's decision
+
+    def input_ids(self) -> set[str]:
+        """The ids of the messages the run was given (stored already): never stored again."""
+        ids = {m.id for m in self.history} | {self.user_message.id}
+        if self.continuation is not None:
+            ids |= self.continuation.input_ids
+        return ids
+
+
+@dataclass
+class MemberResume:
+    """A team member whose call paused the team run: its run, its messages so far ending with the
+    results of the decided calls, and the leader's delegation that waits for its answer."""
+
+    agent_name: str
+    run_id: str
+    messages: list[Message]
+    delegation_call_id: str | None
+
+    def leader_result(self, content: object) -> Message:
+        """The delegation's tool result for the leader: the member's answer."""
+        from agno.models.message import Message
+
+        text = content if isinstance(content, str) else str(content or "")
+        return Message(role="tool", tool_call_id=self.delegation_call_id, tool_name="delegate_task_to_member",
+                       content=text.strip() or "(the member gave no answer)")
+
+
+@dataclass
+class Continuation:
+    """What a continued run adds to a ``PreparedTurn``: what its runs cost before the pause (run id ->
+    usage, USD, ZAR: the run rows get the sums), the member to resume first (a team), and the ids of
+    messages stored already (the results of the decided calls)."""
+
+    prior: dict[str, tuple] = field(default_factory=dict)
+    member: MemberResume | None = None
+    input_ids: set[str] = field(default_factory=set)
+    last_seq: int = 0  # the last event id of the run's stream so far (its TurnPaused)
+    decided: list = field(default_factory=list)  # the decided calls' ToolCallCompleted events, sent first
 
 
 @dataclass

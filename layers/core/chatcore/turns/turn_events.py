@@ -37,7 +37,7 @@ from chatcore import db
 from chatcore.config import get_settings
 from chatcore.errors import NotFound
 from chatcore.store import turn_events as turn_event_rows
-from chatcore.turns.outcome import FINAL_EVENTS, RunError, TurnOutcome
+from chatcore.turns.outcome import FINAL_EVENTS, PAUSED_EVENT, RunError, TurnOutcome
 from chatcore.wire import sse
 
 log = logging.getLogger(__name__)
@@ -158,9 +158,17 @@ def _store_final(run_id: UUID, seq: int, event: str, payload_text: str) -> None:
         turn_event_rows.insert_events(conn, run_id, [(seq, event, payload_text)])
 
 
+def _waits(row: dict) -> bool:
+    """Whether the turn's last stored event is its ``TurnPaused`` and it still waits for the user's
+    decision: its stream ends there for now (the decision's response streams the rest, with the next
+    ids; so does this route once the continuation has begun)."""
+    return row["last_event"] == PAUSED_EVENT and row["status"] == "paused"
+
+
 def _ended_before(row: dict, after: int) -> bool:
-    """Whether the turn's stored final event is at or before ``after``: nothing follows it."""
-    return row["last_event"] in TERMINAL_EVENTS and row["last_seq"] <= after
+    """Whether the turn's stored final event (or the pause it waits in) is at or before ``after``:
+    nothing follows it."""
+    return (row["last_event"] in TERMINAL_EVENTS or _waits(row)) and row["last_seq"] <= after
 
 
 def next_poll(interval: float, *, base: float, most: float) -> float:
@@ -201,14 +209,15 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
             yield sse.frame_of(r["seq"], r["event"], r["data"])
             after = r["seq"]
             last_sent = time.monotonic()
-            if r["event"] in TERMINAL_EVENTS:
+            if r["event"] in TERMINAL_EVENTS or (r["event"] == PAUSED_EVENT and r["seq"] == r["last_seq"]
+                                                 and r["status"] == "paused"):
                 return
         if events:
             interval = poll
             continue  # there may be more already stored
         if rows:
             run = rows[0]
-            if run["last_event"] in TERMINAL_EVENTS:  # its final event is stored, at or before ``after``:
+            if run["last_event"] in TERMINAL_EVENTS or _waits(run):  # its final event is stored, at or before ``after``:
                 return  # nothing follows it (no event is ever made up past it)
             finished_long_ago = run["status"] != "running" and (
                 run["finished_seconds_ago"] is None or run["finished_seconds_ago"] > FINAL_EVENT_GRACE_SECONDS)

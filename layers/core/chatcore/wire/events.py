@@ -326,3 +326,37 @@ class TurnFailed(_Final):
 
     event: Literal["TurnFailed"]
     error: TurnErrorOut
+
+
+# ---- a turn that waits for the user's approval: its stream ends here, and goes on after the decision
+
+
+class PendingCall(BaseModel):
+    """A tool call that acts, waiting for the user's decision (the app's approval card)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
+
+    tool_call_id: str = Field(description="the call's id: the decision names it")
+    tool: str = Field(description="the tool, e.g. set_reminder")
+    arguments: dict[str, Any] = Field(description="the arguments the model gave it")
+    summary: str = Field(description=(
+        "one line for the user, written by the tool's spec from the arguments (not by the model), e.g. "
+        "\"Remind you to call mom at 18:00 (Africa/Johannesburg)\""))
+    agent_name: str | None = Field(default=None, description="a team's member that made the call")
+
+
+class TurnPaused(TurnEventData):
+    """The turn waits for the user's approval of the pending calls; its stream ends here. POST
+    /sessions/{session_id}/turns/{run_id}/approvals with a decision per call streams the rest of the
+    same run (the next event ids), from any device, until APPROVAL_TTL has passed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
+
+    event: Literal["TurnPaused"]
+    session_id: str
+    run_id: str = Field(description="the turn's run (X-Run-Id): the decision's path names it")
+    pending: list[PendingCall]
+    expires_at: str = Field(description="when the pause expires (APPROVAL_TTL after it began), ISO 8601 UTC")
+    usage: TurnUsage | None = Field(default=None, description="the turn's tokens so far (billed now)")
+    cost: Money | None = Field(default=None, description="the turn's cost so far (billed now)")
+    duration_ms: int | None = None

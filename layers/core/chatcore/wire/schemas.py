@@ -285,9 +285,12 @@ class Problem(BaseModel):
         "the Retry-After header says the same"))
     run_id: UUID | None = Field(default=None, description=(
         "the turn concerned: the one running (turn-in-progress), the one that used this client_turn_id "
-        "(client-turn-id-reused) or this upload (upload-used), the one that finished (turn-finished)"))
-    run_status: Literal["completed", "failed", "cancelled"] | None = Field(
-        default=None, description="how the turn ended (turn-finished)")
+        "(client-turn-id-reused) or this upload (upload-used), the one that finished (turn-finished), the one "
+        "that waits for the user's approval (turn-paused), the one decided on (turn-not-paused, approval-expired)"))
+    run_status: Literal["completed", "failed", "cancelled", "running", "paused", "expired"] | None = Field(
+        default=None, description="how the turn ended (turn-finished), or what it is doing (turn-not-paused)")
+    pending: list[str] | None = Field(default=None, description=(
+        "the tool_call_ids of a paused turn's pending calls: the decisions must name each once (invalid-input)"))
     month: str | None = Field(default=None, description="the budget's month, YYYY-MM (budget-exceeded)")
     monthly_budget_zar: DecimalString | None = Field(default=None, examples=RANDS,
                                                      description="the budget in rands (budget-exceeded)")
@@ -342,6 +345,8 @@ class ResumeTokenOut(BaseModel):
 class SessionDetail(SessionSummary):
     turns: int
     turn_running: bool
+    turn_paused: TurnPausedOut | None = Field(default=None, description=(
+        "the turn that waits for the user's approval (its pending calls: the approval card), absent otherwise"))
     cost: Money
 
 
@@ -471,6 +476,9 @@ class ExportContents(BaseModel):
     photos: int
     uploads: int
     memories: int = Field(default=0, description="memories in memories.json (0 in an export made before they existed)")
+    reminders: int = Field(default=0, description="reminders in actions.json (0 in an export made before they existed)")
+    approvals: int = Field(default=0, description="approvals asked of the user, in actions.json (0 in an export made "
+                                                  "before they existed)")
 
 
 class AccountExport(BaseModel):
@@ -532,3 +540,58 @@ class UserSettings(Strict):
         "whether the assistant remembers you across sessions (default true). false: nothing is written to "
         "memory and nothing is recalled; what is stored stays (GET, PATCH, DELETE /me/memories) and is "
         "recalled again once it is true"))
+
+
+# ---- a paused turn: the user's decision on its pending calls, and what a session shows of it
+
+
+class DecisionIn(Strict):
+    """The user's decision on one pending call of a paused turn (its TurnPaused event's ``pending``)."""
+
+    tool_call_id: Annotated[Text, StringConstraints(min_length=1, max_length=200)] = Field(
+        description="the pending call's tool_call_id")
+    approved: bool = Field(description="true: the call runs; false: the model is told the user declined it")
+    note: Annotated[Text, StringConstraints(max_length=500)] | None = Field(default=None, description=(
+        "what the user adds (at most 500 characters); the model reads it with a declined call's result"))
+
+
+class ApprovalsIn(Strict):
+    decisions: list[DecisionIn] = Field(min_length=1, max_length=20, description=(
+        "one decision per pending call of the paused turn, each call exactly once (else 422)"))
+
+
+class PendingCallOut(BaseModel):
+    tool_call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    summary: str = Field(description="one line for the user, written by the tool's spec (not the model)")
+    agent_name: str | None = Field(default=None, description="a team's member that made the call")
+
+
+class TurnPausedOut(BaseModel):
+    """The session's turn that waits for the user's approval: the app's approval card."""
+
+    run_id: UUID
+    paused_at: datetime
+    expires_at: datetime = Field(description="APPROVAL_TTL after the pause: a later decision is 409 approval-expired")
+    pending: list[PendingCallOut]
+
+
+class ReminderOut(BaseModel):
+    """A reminder the assistant set (set_reminder) once the user approved it."""
+
+    id: UUID
+    text: str
+    due_at: datetime = Field(description="when it is due (UTC)")
+    time_zone: str = Field(description="the time zone its time of day was given in")
+    session_id: UUID | None = Field(description="the session that set it; null once that session is deleted")
+    run_id: UUID | None = Field(description="the turn that set it; null once its session is deleted")
+    created_at: datetime
+
+
+class ReminderPage(BaseModel):
+    items: list[ReminderOut]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+SessionDetail.model_rebuild()  # its turn_paused is declared above it

@@ -11,13 +11,16 @@ from fastapi import APIRouter, Query, Response
 
 from chatcore.account import deletion
 from chatcore.errors import NotFound
-from chatcore.store import sessions
+from chatcore.config import get_settings
+from chatcore.store import approvals, sessions
+from chatcore.turns.outcome import PENDING_FIELDS
 from chatcore.web import cursors
 from chatcore.web.dependencies import Caller, Db
 from chatcore.web.fastapi_app import PROBLEM_RESPONSES
 from chatcore.web.openapi import documented_problem
 from chatcore.wire.schemas import (
-    CreateSession, Money, PageSize, RenameSession, SessionDetail, SessionOut, SessionPage, SessionSummary,
+    CreateSession, Money, PageSize, PendingCallOut, RenameSession, SessionDetail, SessionOut, SessionPage,
+    SessionSummary, TurnPausedOut,
 )
 
 router = APIRouter(tags=["sessions"])
@@ -49,9 +52,14 @@ def session_detail(conn: psycopg.Connection, sub: str, session_id: UUID) -> Sess
     row = sessions.get_session(conn, sub, session_id)
     if row is None:
         raise NotFound("no such session")
+    paused = approvals.paused_of_session(conn, session_id, get_settings().approval_ttl)
     return SessionDetail(id=row["id"], agent=row["agent"], team=row["team"], title=row["title"],
                          created_at=row["created_at"], updated_at=row["updated_at"], turns=row["turns"],
                          turn_running=row["running_turns"] > 0,
+                         turn_paused=None if paused is None else TurnPausedOut(
+                             run_id=paused["run_id"], paused_at=paused["paused_at"], expires_at=paused["expires_at"],
+                             pending=[PendingCallOut(**{k: v for k, v in p.items() if k in PENDING_FIELDS})
+                                      for p in paused["pending"] or []]),
                          cost=Money(usd=row["cost_usd"], zar=row["cost_in_rands"]))
 
 

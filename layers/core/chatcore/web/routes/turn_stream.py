@@ -1,5 +1,7 @@
 """POST /sessions/{session_id}/turns (the chat function): a message and its photos, the agent's or
-team's answer streamed back as server-sent events. The only route that loads agno.
+team's answer streamed back as server-sent events; and POST .../turns/{run_id}/approvals, the user's
+decision on a turn paused for approval, the rest of the same run streamed back the same way
+(``chatcore.turns.approvals``). The only routes that load agno.
 
 A plain Starlette route (FastAPI would add ~0.2 s to the chat function's cold start for this one
 route): the body is validated with the same pydantic model, errors are the same problem+json, and
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 from functools import partial
+from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
@@ -27,20 +30,21 @@ from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
-from chatcore.wire.schemas import IMAGE_KINDS, TurnIn, UploadRef, turn_image_schema
+from chatcore.wire.schemas import IMAGE_KINDS, ApprovalsIn, TurnIn, UploadRef, turn_image_schema
 from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
+APPROVALS_PATH = "/sessions/{session_id}/turns/{run_id}/approvals"
 
 
-def _parse(request: Request, body: bytes) -> tuple[UUID, TurnIn]:
+def _parse(request: Request, body: bytes, model: type = TurnIn) -> tuple[UUID, Any]:
     session_id = path_uuid(request, "session_id")
     try:
         data = json.loads(body)
     except ValueError as e:  # as FastAPI does: json.loads, so a field's own checks see odd strings
         raise InvalidInput("the body is not valid JSON", errors=[{"loc": ["body"], "msg": str(e)}]) from e
     try:
-        return session_id, TurnIn.model_validate(data)
+        return session_id, model.model_validate(data)
     except ValidationError as e:
         errors = [{"loc": ["body", *map(str, _field_path(d.get("loc", ())))], "msg": str(d.get("msg", ""))}
                   for d in e.errors()]
@@ -84,6 +88,18 @@ async def create_turn(request: Request) -> StreamingResponse:
     return event_stream(stream.frames, stream.run_id)
 
 
+async def decide_turn(request: Request) -> StreamingResponse:
+    """Approve or decline the pending calls of a paused turn and stream the rest of the same run."""
+    from chatcore.turns.approvals import Decision, open_continuation
+
+    sub = await caller(request)
+    session_id, body = _parse(request, await request.body(), ApprovalsIn)
+    run_id = path_uuid(request, "run_id")
+    decisions = [Decision(d.tool_call_id, d.approved, d.note) for d in body.decisions]
+    stream = await open_continuation(sub, session_id, run_id, decisions, partial(_disconnected, request))
+    return event_stream(stream.frames, stream.run_id)
+
+
 async def _disconnected(request: Request) -> None:
     """Returns when the client has gone (the turn goes on and is stored; the client may resume it)."""
     while (await request.receive())["type"] != "http.disconnect":
@@ -112,7 +128,7 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     return row["id"] if row["client_turn_id"] == client_turn_id else None
 
 
-routes = [Route(TURN_PATH, create_turn, methods=["POST"])]
+routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(APPROVALS_PATH, decide_turn, methods=["POST"])]
 
 
 def add_openapi(schema: dict) -> None:
@@ -125,6 +141,41 @@ def add_openapi(schema: dict) -> None:
     for name in ("ImageIn", "UploadRef"):
         components.pop(name, None)
     problem = openapi.documented_problem
+    components["ApprovalsIn"] = openapi.model_schema(ApprovalsIn, components)  # DecisionIn hoisted
+    schema.setdefault("paths", {})[APPROVALS_PATH] = {"post": {
+        "tags": ["turns"],
+        "summary": "Decide Turn",
+        "operationId": openapi.operation_id("decide_turn"),
+        "description": (
+            "The user's decision on a paused turn (its stream ended with TurnPaused, or GET /sessions/{id} shows "
+            "turn_paused): one decision per pending call. Approved calls run, declined ones tell the model the user "
+            "declined (with the note); the rest of the same run streams back with the turn's events, their ids "
+            "following the TurnPaused event's (resumable through GET .../events like any turn). It may pause "
+            "again. A retried or concurrent decision is 409 turn-not-paused: follow the run through its events "
+            "route instead. A pause older than APPROVAL_TTL (24 h by default) expires: nothing runs, 409 "
+            "approval-expired."),
+        "parameters": [{"name": "session_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid", "title": "Session Id"}},
+                       {"name": "run_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid", "title": "Run Id"}}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApprovalsIn"}}}},
+        "responses": {
+            "200": {"description": "the rest of the turn's events (server-sent events), after the TurnPaused event's "
+                                   "id; read them with an SSE reader (docs/api.md)",
+                    "headers": {"X-Run-Id": {"schema": {"type": "string", "format": "uuid"},
+                                             "description": "the turn's run id (the same as the pause's)"}},
+                    "content": openapi.turn_event_stream(components)},
+            "402": problem("the user's monthly budget cannot cover the continuation (budget-exceeded)"),
+            "404": problem("unknown, or someone else's session or turn (not-found)"),
+            "409": problem("the turn is not paused (turn-not-paused: decided already, by a retry or another device, "
+                           "stopped or finished; `run_status`), or its pause expired (approval-expired)"),
+            "422": problem("invalid fields, or decisions that do not name each pending call exactly once "
+                           "(invalid-input: `pending` lists them)"),
+            "503": problem("the database or storage is unavailable; nothing was decided, try again after "
+                           "Retry-After seconds", retry_after=True),
+        },
+    }}
     schema.setdefault("paths", {})[TURN_PATH] = {"post": {
         "tags": ["turns"],
         "summary": "Stream Turn",
