@@ -62,6 +62,14 @@ falls back to the default behaviour below)
         non-streaming request gets an HTTP 529 overloaded_error instead.
     Any step may add ``"usage": {...}`` (overrides the computed fields) and ``"delay_ms"``
     (sleep before each streamed delta).
+    With thinking requested (``"thinking": {"type": "enabled", "budget_tokens": N}`` or
+    ``{"type": "adaptive"}``), every reply opens with a signed thinking block: the step's
+    ``"thinking"`` text, else "Let me think about the question: ..." (or "... the tool results:
+    ..."); ``"redacted_thinking": true`` adds a redacted_thinking block after it. Streamed as the
+    API does: ``content_block_start`` (``{"type": "thinking", "thinking": "", "signature": ""}``),
+    ``thinking_delta`` chunks, one ``signature_delta``; a redacted block whole in its
+    ``content_block_start``. The signature is an HMAC of the text (``thinking_signature``); the
+    redacted data a nonce and its HMAC. Thinking is billed as output (below).
 
 NOTE: the anthropic SDK retries 408/409/429/5xx (529 included) and connection errors, twice by
 default (``max_retries=2``). Every attempt is a new request and consumes a new step, exactly
@@ -145,6 +153,23 @@ Limits (as the real API documents and enforces them; messages in the real API's 
       The size is read with the standard library from the decoded bytes: PNG IHDR, JPEG SOFn
       marker, GIF logical screen, WebP VP8/VP8L/VP8X. ``"source": {"type": "url"}`` (or
       "file") cannot be measured offline: accepted, counted as an image.
+    * extended thinking: ``thinking.type`` other than enabled/adaptive/disabled; a budget
+      (``enabled``) on a model that thinks only adaptively (the Claude 5 family, Opus 4.7+):
+      "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive ...";
+      ``budget_tokens`` under 1,024; ``max_tokens`` not above the budget; with thinking on,
+      ``temperature`` other than 1, ``top_k``, or a ``tool_choice`` that forces a tool;
+      a thinking block whose signature is not ours for its text: "messages.{i}.content.{j}:
+      Invalid `signature` in `thinking` block" (a redacted block's data: "Invalid `data` in
+      `redacted_thinking` block"), in any turn; a thinking block outside an assistant message;
+      with thinking on and the request ending in tool results, the current tool loop's last
+      assistant message not starting with a thinking block: "messages.{i}.content.0.type:
+      Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is
+      enabled, a final `assistant` message must start with a thinking block ..."; and an assistant
+      message of the current tool loop (the messages after its last plain user message) whose
+      thinking blocks are not exactly those this server sent with its tool calls (one changed,
+      reordered or dropped): "messages.{i}.content: `thinking` or `redacted_thinking` blocks in
+      the latest assistant message cannot be modified. ..."; an earlier turn's thinking may be
+      dropped, as the API allows;
     * the prompt estimate over the model's context window (200,000 tokens by default;
       configurable, per model too): "prompt is too long: {n} tokens > {max} maximum".
 
@@ -193,6 +218,9 @@ Usage (deterministic; distinct between the requests of a conversation, as its pr
     cache_creation_input_tokens; service_tier "standard"
     output_tokens = 1 + words of the reply text
                     + sum(len(json.dumps(tool input)) // 10 + 1 per tool_use)
+                    + ceil(characters / 4) of each thinking block's text (a redacted block's data)
+    A thinking block counts in the prompt only inside the current tool loop: the API strips
+    earlier turns' thinking and does not count it.
     ``compute_usage(body, content, cache=None, now=0.0)`` computes it without side effects.
 """
 
