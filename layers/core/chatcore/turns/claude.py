@@ -162,7 +162,8 @@ class ChatClaude(Claude):
                     seen.log.redacted.add(block.data)
             elif kind == "content_block_delta":
                 delta = getattr(response, "delta", None)
-                seen.chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None) or "")
+                seen.chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None)
+                                  or getattr(delta, "thinking", None) or "")  # thinking is billed as output too
         return super()._parse_provider_response_delta(response, *args, **kwargs)
 
 
