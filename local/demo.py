@@ -10,7 +10,7 @@ rows, S3 keys, tokens and cost in rands, and what the assistant remembers.
 (TurnPaused, with the approval card's one-line summary), the approval (POST .../approvals) streams
 the rest of the same run, and GET /me/reminders lists the reminder; its cost adds both stretches.
 
-`bin/demo --think` talks to an agent that thinks (extended thinking, `analyst`): its thinking streams
+`bin/demo --think` talks to an agent that thinks (extended thinking, `thinker`): its thinking streams
 (ThinkingStarted, ThinkingDelta, ThinkingCompleted) before each tool call and answer, a second turn
 replays the stored thinking with its signatures, and GET /sessions/{id}/messages?include=thinking
 shows it with each message's reasoning tokens.
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--approve", action="store_true",
                         help="show a turn that pauses for the user's approval (set_reminder) and its approval")
     parser.add_argument("--think", action="store_true",
-                        help="talk to an agent that thinks (analyst): its streamed, stored and replayed thinking")
+                        help="talk to an agent that thinks (thinker): its streamed, stored and replayed thinking")
     args = parser.parse_args(argv)
     stack = start_stack().apply()
     try:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{BOLD}Chat API{RESET} on {server.url}; model: {stack.model_description}\n", flush=True)
         token = unsigned_jwt({"sub": "demo-user"})
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
-            target = {"team": args.team} if args.team else {"agent": "analyst" if args.think else args.agent}
+            target = {"team": args.team} if args.team else {"agent": "thinker" if args.think else args.agent}
             r = client.post("/sessions", json=target)
             if r.status_code != 201:
                 raise SystemExit(f"could not create a session: HTTP {r.status_code} {r.text}")

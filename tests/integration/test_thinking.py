@@ -1,4 +1,4 @@
-"""Extended thinking (issue 26): an agent that thinks (``analyst``) streams its reasoning, stores every
+"""Extended thinking (issue 26): an agent that thinks (``thinker``) streams its reasoning, stores every
 thinking block byte-exact with its signature (redacted ones too) and replays them exactly in its tool
 loops, in an approval's continuation and after a reload, to a stand-in that refuses a request whose
 current tool loop's thinking was changed or dropped; reasoning tokens are stored per row and priced
@@ -32,7 +32,7 @@ def test_thinking_three_tool_calls_a_continuation_a_reload_and_a_fourth_turn(use
     from tests.support.serve_process import instance_process
     from tests.support.users import User
 
-    session_id = user.new_session(agent="analyst")
+    session_id = user.new_session(agent="thinker")
     standin.script([
         {"tool_use": {"name": "calculator", "input": {"expression": "1.5 * 12"}}, "thinking": "First the product."},
         {"tool_use": {"name": "convert_units", "input": {"value": 18, "from_unit": "km", "to_unit": "mi"}},

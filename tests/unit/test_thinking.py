@@ -9,7 +9,7 @@ from agno.run.agent import ModelRequestCompletedEvent, RunContentEvent, ToolCall
 from chatcore.turns.thinking import ThinkingStream
 from chatcore.wire.thinking import reasoning_tokens, thinking_out
 
-WHO = {"run_id": "r1", "session_id": "s1", "agent_name": "analyst", "agent_id": "analyst"}
+WHO = {"run_id": "r1", "session_id": "s1", "agent_name": "thinker", "agent_id": "thinker"}
 SIGNED = {"signature": "c2lnbmF0dXJl"}
 
 
@@ -30,7 +30,7 @@ def test_thinking_becomes_our_events_and_agnos_carry_none_of_it():
     assert [name for name, _ in out] == ["ThinkingStarted", "ThinkingDelta", "ThinkingDelta", "ThinkingCompleted",
                                          "ModelRequestCompleted", "ToolCallStarted"]
     assert "".join(d["text"] for n, d in out if n == "ThinkingDelta") == "Multiply first."
-    assert out[3][1] == {"session_id": "s1", "run_id": "r1", "agent_name": "analyst", "redacted": True}
+    assert out[3][1] == {"session_id": "s1", "run_id": "r1", "agent_name": "thinker", "redacted": True}
     assert not any(k in d for _, d in out[4:] for k in ("reasoning_content", "model_provider_data"))
 
 

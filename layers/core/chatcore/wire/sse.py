@@ -162,7 +162,7 @@ save, change or forget what it remembers about the user (its `remember`, `update
 "session_id", "run_id"}`. For "Saved to memory · Undo": `DELETE /me/memories/{memory_id}` undoes a
 saved one, `PATCH /me/memories/{memory_id}` with `previous_text` an updated one.
 
-**Thinking.** An agent (or a team's member) that thinks (extended thinking: `analyst`) sends, for each
+**Thinking.** An agent (or a team's member) that thinks (extended thinking: `thinker`) sends, for each
 model call that thinks, `ThinkingStarted`, then `ThinkingDelta` events (`{"text"}`: the next piece of the
 thinking, the summary Claude returns of it), then `ThinkingCompleted` (`{"redacted": true}` when Claude
 encrypted part of it: nothing of that part is shown), before that call's answer or tool call; each with

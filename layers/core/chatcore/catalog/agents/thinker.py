@@ -4,7 +4,7 @@ from chatcore.catalog.specs import AgentSpec
 from chatcore.catalog.tools import calculator, convert_units, set_reminder
 
 SPEC = AgentSpec(
-    name="analyst",
+    name="thinker",
     description="A careful assistant that thinks a question through before it answers (its reasoning can be "
                 "shown), with exact arithmetic, unit conversions and reminders (each one once the user approves it).",
     model_id="claude-sonnet-5-5",
