@@ -62,6 +62,14 @@ falls back to the default behaviour below)
         non-streaming request gets an HTTP 529 overloaded_error instead.
     Any step may add ``"usage": {...}`` (overrides the computed fields) and ``"delay_ms"``
     (sleep before each streamed delta).
+    With thinking requested (``"thinking": {"type": "enabled", "budget_tokens": N}`` or
+    ``{"type": "adaptive"}``), every reply opens with a signed thinking block: the step's
+    ``"thinking"`` text, else "Let me think about the question: ..." (or "... the tool results:
+    ..."); ``"redacted_thinking": true`` adds a redacted_thinking block after it. Streamed as the
+    API does: ``content_block_start`` (``{"type": "thinking", "thinking": "", "signature": ""}``),
+    ``thinking_delta`` chunks, one ``signature_delta``; a redacted block whole in its
+    ``content_block_start``. The signature is an HMAC of the text (``thinking_signature``); the
+    redacted data a nonce and its HMAC. Thinking is billed as output (below).
 
 NOTE: the anthropic SDK retries 408/409/429/5xx (529 included) and connection errors, twice by
 default (``max_retries=2``). Every attempt is a new request and consumes a new step, exactly
@@ -145,6 +153,23 @@ Limits (as the real API documents and enforces them; messages in the real API's 
       The size is read with the standard library from the decoded bytes: PNG IHDR, JPEG SOFn
       marker, GIF logical screen, WebP VP8/VP8L/VP8X. ``"source": {"type": "url"}`` (or
       "file") cannot be measured offline: accepted, counted as an image.
+    * extended thinking: ``thinking.type`` other than enabled/adaptive/disabled; a budget
+      (``enabled``) on a model that thinks only adaptively (the Claude 5 family, Opus 4.7+):
+      "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive ...";
+      ``budget_tokens`` under 1,024; ``max_tokens`` not above the budget; with thinking on,
+      ``temperature`` other than 1, ``top_k``, or a ``tool_choice`` that forces a tool;
+      a thinking block whose signature is not ours for its text: "messages.{i}.content.{j}:
+      Invalid `signature` in `thinking` block" (a redacted block's data: "Invalid `data` in
+      `redacted_thinking` block"), in any turn; a thinking block outside an assistant message;
+      with thinking on and the request ending in tool results, the current tool loop's last
+      assistant message not starting with a thinking block: "messages.{i}.content.0.type:
+      Expected `thinking` or `redacted_thinking`, but found `tool_use`. When `thinking` is
+      enabled, a final `assistant` message must start with a thinking block ..."; and an assistant
+      message of the current tool loop (the messages after its last plain user message) whose
+      thinking blocks are not exactly those this server sent with its tool calls (one changed,
+      reordered or dropped): "messages.{i}.content: `thinking` or `redacted_thinking` blocks in
+      the latest assistant message cannot be modified. ..."; an earlier turn's thinking may be
+      dropped, as the API allows;
     * the prompt estimate over the model's context window (200,000 tokens by default;
       configurable, per model too): "prompt is too long: {n} tokens > {max} maximum".
 
@@ -193,6 +218,9 @@ Usage (deterministic; distinct between the requests of a conversation, as its pr
     cache_creation_input_tokens; service_tier "standard"
     output_tokens = 1 + words of the reply text
                     + sum(len(json.dumps(tool input)) // 10 + 1 per tool_use)
+                    + ceil(characters / 4) of each thinking block's text (a redacted block's data)
+    A thinking block counts in the prompt only inside the current tool loop: the API strips
+    earlier turns' thinking and does not count it.
     ``compute_usage(body, content, cache=None, now=0.0)`` computes it without side effects.
 """
 
@@ -204,6 +232,7 @@ import binascii
 import collections
 import copy
 import hashlib
+import hmac
 import json
 import math
 import re
@@ -528,6 +557,7 @@ class Prompt:
         self.bad_cache_control: list[tuple[str, str]] = []  # (json path, message)
         self.images: list[_Image] = []
         self._cumulative: list[int] | None = None
+        self.count_thinking = True  # the blocks being added belong to the current tool loop
 
     @property
     def cumulative(self) -> list[int]:
@@ -601,8 +631,11 @@ def _block_tokens(prompt: Prompt, block: Any, path: str, unit_index: int) -> int
                 total += _block_tokens(prompt, sub, sub_path, unit_index)
             return total
         return 0
-    if kind == "thinking":
-        return _text_tokens(str(block.get("thinking", "")))
+    if kind in THINKING_BLOCKS:
+        if not prompt.count_thinking:
+            return 0  # an earlier turn's thinking: the API strips it and does not count it
+        if kind == "thinking":
+            return _text_tokens(str(block.get("thinking", "")))
     return _text_tokens(_canonical(_without_cache_control(block)))
 
 
@@ -640,11 +673,14 @@ def analyse_prompt(body: dict) -> Prompt:
     _add_content(prompt, body.get("system"), ["system"], "system")
 
     messages = body.get("messages")
+    loop_start = tool_loop_start(messages) if isinstance(messages, list) else 0
     for i, message in enumerate(messages if isinstance(messages, list) else []):
         if not isinstance(message, dict):
             continue
+        prompt.count_thinking = i >= loop_start
         _add_content(prompt, message.get("content"), ["messages", i, message.get("role")], f"messages.{i}.content")
 
+    prompt.count_thinking = True
     top = body.get("cache_control")
     if top is not None and prompt.units:
         _cache_marker(prompt, body, len(prompt.units) - 1, "")
@@ -653,6 +689,139 @@ def analyse_prompt(body: dict) -> Prompt:
     # a top-level marker's path is "" -> report it as "cache_control"
     prompt.bad_cache_control = [(p, m.lstrip(".")) for p, m in prompt.bad_cache_control]
     return prompt
+
+
+# ---- extended thinking: signed blocks, and the tool loop that must send them back unchanged
+
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
+MIN_THINKING_BUDGET = 1024
+# The key the stand-in signs its thinking with (the real API's signatures are opaque to clients too).
+_THINKING_KEY = b"anthropic-standin-thinking-key"
+# Models that take only adaptive thinking (manual budgets were removed with Claude Opus 4.7).
+_ADAPTIVE_ONLY = re.compile(r"claude-(?:(?:opus|sonnet|haiku)-(?:[5-9]|\d\d)|opus-4-(?:[7-9]|\d\d))")
+MODIFIED_THINKING = ("`thinking` or `redacted_thinking` blocks in the latest assistant message cannot be modified. "
+                     "These blocks must remain as they were in the original response.")
+
+
+def thinking_signature(text: str) -> str:
+    """The signature of a thinking block's text: an HMAC a client cannot forge."""
+    mac = hmac.new(_THINKING_KEY, text.encode("utf-8"), hashlib.sha256).digest()
+    return base64.b64encode(b"standin-thinking:" + mac).decode("ascii")
+
+
+def redacted_data() -> str:
+    """A redacted_thinking block's opaque data: a nonce and its HMAC."""
+    nonce = uuid.uuid4().bytes
+    return base64.b64encode(nonce + hmac.new(_THINKING_KEY, nonce, hashlib.sha256).digest()[:16]).decode("ascii")
+
+
+def _redacted_valid(data: Any) -> bool:
+    try:
+        raw = base64.b64decode(data, validate=True) if isinstance(data, str) else b""
+    except (binascii.Error, ValueError):
+        return False
+    return len(raw) == 32 and hmac.compare_digest(raw[16:], hmac.new(_THINKING_KEY, raw[:16], hashlib.sha256).digest()[:16])
+
+
+def thinking_mode(body: dict) -> str | None:
+    """``"enabled"`` (a budget) or ``"adaptive"`` when the request asks for thinking, else None."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        return thinking["type"]
+    return None
+
+
+def tool_loop_start(messages: list) -> int:
+    """The index of the current tool loop's first message: the last user message that is not only
+    tool results (the messages after it are the model's tool calls and their results)."""
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if not isinstance(m, dict) or m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if not (isinstance(content, list) and content
+                and all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content)):
+            return i
+    return 0
+
+
+def _check_thinking(body: dict, messages: list) -> None:
+    """The request's thinking settings, and every thinking block it sends back: signed by us,
+    unchanged; with thinking on, the current tool loop's last assistant message starts with one."""
+    thinking = body.get("thinking")
+    mode = thinking_mode(body)
+    if thinking is not None and (not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive", "disabled")):
+        raise Refusal("thinking: Input tag does not match any of the expected tags: 'enabled', 'disabled', 'adaptive'")
+    model = str(body.get("model") or DEFAULT_MODEL)
+    if mode == "enabled":
+        if _ADAPTIVE_ONLY.search(model):
+            raise Refusal("thinking.type.enabled is not supported for this model. Use thinking.type.adaptive "
+                          "and output_config.effort to control thinking behavior.")
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < MIN_THINKING_BUDGET:
+            raise Refusal(f"thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}")
+        if isinstance(body.get("max_tokens"), int) and body["max_tokens"] <= budget:
+            raise Refusal("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation "
+                          "at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size")
+    if mode is not None:
+        if body.get("temperature") not in (None, 1, 1.0):
+            raise Refusal("`temperature` may only be set to 1 when thinking is enabled. Please consult our documentation "
+                          "at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#important-considerations-when-using-extended-thinking")
+        if body.get("top_k") is not None:
+            raise Refusal("`top_k` must be unset when thinking is enabled.")
+        choice = body.get("tool_choice")
+        if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
+            raise Refusal("Thinking may not be enabled when tool_choice forces tool use.")
+    for i, m in enumerate(messages):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            kind = block.get("type")
+            if kind in THINKING_BLOCKS and m.get("role") != "assistant":
+                raise Refusal(f"messages.{i}.content.{j}: `{kind}` blocks may only appear in `assistant` messages")
+            if kind == "thinking":
+                text, signature = block.get("thinking"), block.get("signature")
+                if not isinstance(text, str) or not isinstance(signature, str) or not hmac.compare_digest(
+                        signature, thinking_signature(text)):
+                    raise Refusal(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+            elif kind == "redacted_thinking" and not _redacted_valid(block.get("data")):
+                raise Refusal(f"messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block")
+    if mode is None:
+        return
+    start = tool_loop_start(messages)
+    last = messages[-1] if messages else {}
+    final = next((k for k in range(len(messages) - 1, start, -1) if messages[k].get("role") == "assistant"), None)
+    if final is None or not _tool_results(last.get("content")):
+        return
+    content = messages[final].get("content")
+    first = content[0] if isinstance(content, list) and content else {"type": "text"}
+    if first.get("type") not in THINKING_BLOCKS:
+        raise Refusal(
+            f"messages.{final}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first.get('type')}`. "
+            "When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+            "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from "
+            "previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+            "https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
+
+
+def thinking_of(content: Any) -> list[dict]:
+    """The thinking blocks of a content, in order, as the API compares them (cache_control aside)."""
+    return [_without_cache_control(b) for b in content if isinstance(b, dict) and b.get("type") in THINKING_BLOCKS] \
+        if isinstance(content, list) else []
+
+
+def check_loop_thinking(messages: list, sent: Mapping[str, list[dict]]) -> None:
+    """Each assistant message of the current tool loop sends back exactly the thinking blocks of the
+    response that made its tool calls (``sent``: by tool_use id, what this server answered): none
+    changed, reordered or dropped."""
+    for i in range(tool_loop_start(messages) + 1, len(messages)):
+        m = messages[i]
+        content = m.get("content")
+        if m.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        ids = [b.get("id") for b in content if isinstance(b, dict) and b.get("type") == "tool_use"]
+        original = next((sent[x] for x in ids if x in sent), None)
+        if original is not None and thinking_of(content) != original:
+            raise Refusal(f"messages.{i}.content: {MODIFIED_THINKING}")
 
 
 # ---- validation
@@ -854,6 +1023,7 @@ def validate_request(body: Any, config: dict | None = None, prompt: Prompt | Non
         raise Refusal("messages: Field required")
     _check_messages(messages)
     _check_text(messages, body.get("system"))
+    _check_thinking(body, messages)
     prompt = prompt or analyse_prompt(body)
     _check_cache_control(prompt)
     model = str(body.get("model") or DEFAULT_MODEL)
@@ -959,6 +1129,10 @@ def output_tokens(content: list[dict]) -> int:
             output += len(block.get("text", "").split())
         elif block.get("type") == "tool_use":
             output += len(json.dumps(block.get("input", {}))) // 10 + 1
+        elif block.get("type") == "thinking":  # thinking is billed as output
+            output += _text_tokens(block.get("thinking", ""))
+        elif block.get("type") == "redacted_thinking":
+            output += _text_tokens(block.get("data", ""))
     return output
 
 
@@ -1102,6 +1276,22 @@ def consolidation_reply(prompt: str) -> str:
     return "\n".join(f"- {line}" for line in lines()) or "- (nothing to remember)"
 
 
+def thinking_content(step: dict, body: dict) -> list[dict]:
+    """The thinking blocks that open a response when the request asks for thinking: the step's
+    ``"thinking"`` text (else a line about the last message), signed; ``"redacted_thinking": true``
+    adds a redacted block after it."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    results = _tool_results(last.get("content"))
+    about = ("the tool results: " + " ".join(_text_of(r.get("content")) for r in results)) if results \
+        else "the question: " + _text_of(last.get("content"))
+    text = str(step.get("thinking") or f"Let me think about {about[:160].strip()}")
+    blocks = [{"type": "thinking", "thinking": text, "signature": thinking_signature(text)}]
+    if step.get("redacted_thinking"):
+        blocks.append({"type": "redacted_thinking", "data": redacted_data()})
+    return blocks
+
+
 def default_content(body: dict) -> list[dict]:
     """The default (unscripted) reply content for a request."""
     messages = body.get("messages") or []
@@ -1200,6 +1390,8 @@ class _State:
         self.defaults.update(copy.deepcopy(_check_config(defaults or {})))
         self.config = copy.deepcopy(self.defaults)
         self.cache: dict[str, CacheEntry] = {}
+        # the thinking blocks of each response that called tools, by tool_use id (check_loop_thinking)
+        self.thinking_sent: dict[str, list[dict]] = {}
 
     def script(self, steps: Any) -> int:
         if isinstance(steps, dict):
@@ -1219,6 +1411,7 @@ class _State:
             self.queue.clear()
             self.recorded.clear()
             self.cache.clear()
+            self.thinking_sent.clear()
             self.config = copy.deepcopy(self.defaults)
 
     def configure(self, changes: dict) -> dict:
@@ -1252,6 +1445,17 @@ class _State:
             plan = plan_cache(prompt, model, self.cache, now)
             apply_cache_plan(plan, self.cache, now)
             return plan
+
+    def sent_thinking(self) -> dict[str, list[dict]]:
+        with self.lock:
+            return copy.deepcopy(self.thinking_sent)
+
+    def remember_thinking(self, content: list[dict]) -> None:
+        thinking = thinking_of(content)
+        with self.lock:
+            for block in content:
+                if block.get("type") == "tool_use" and thinking:
+                    self.thinking_sent[block["id"]] = copy.deepcopy(thinking)
 
     def record(self, entry: dict) -> None:
         with self.lock:
@@ -1454,6 +1658,7 @@ class _Handler(BaseHTTPRequestHandler):
             if isinstance(body, dict) and (not isinstance(body["max_tokens"], int) or isinstance(body["max_tokens"], bool)):
                 raise Refusal("max_tokens: Input should be a valid integer")
             prompt = validate_request(body, self.state.current_config())
+            check_loop_thinking(body["messages"], self.state.sent_thinking())
         except Refusal as refusal:
             self.state.record(
                 {
@@ -1490,6 +1695,9 @@ class _Handler(BaseHTTPRequestHandler):
 
         model = str(body.get("model") or DEFAULT_MODEL)
         content = self._content_for(step, body)
+        if thinking_mode(body) is not None and "error" not in step:
+            content = [*thinking_content(step, body), *content]
+            self.state.remember_thinking(content)
         plan = self.state.bill(prompt, model)
         usage = usage_of(prompt, plan, content)
         usage.update(step.get("usage") or {})
@@ -1578,7 +1786,18 @@ class _Handler(BaseHTTPRequestHandler):
             send("message_start", {"type": "message_start", "message": start_message})
             send("ping", {"type": "ping"})
             for index, block in enumerate(content):
-                if block["type"] == "text":
+                if block["type"] == "thinking":
+                    send("content_block_start", {"type": "content_block_start", "index": index,
+                                                 "content_block": {"type": "thinking", "thinking": "", "signature": ""}})
+                    for chunk in _chunk_text(block["thinking"]):
+                        pause()
+                        send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                     "delta": {"type": "thinking_delta", "thinking": chunk}})
+                    send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                 "delta": {"type": "signature_delta", "signature": block["signature"]}})
+                elif block["type"] == "redacted_thinking":
+                    send("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+                elif block["type"] == "text":
                     send(
                         "content_block_start",
                         {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},

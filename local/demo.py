@@ -9,6 +9,11 @@ rows, S3 keys, tokens and cost in rands, and what the assistant remembers.
 `bin/demo --approve` shows an acting tool instead: "Remind me to call mom at 18:00" pauses the turn
 (TurnPaused, with the approval card's one-line summary), the approval (POST .../approvals) streams
 the rest of the same run, and GET /me/reminders lists the reminder; its cost adds both stretches.
+
+`bin/demo --think` talks to an agent that thinks (extended thinking, `thinker`): its thinking streams
+(ThinkingStarted, ThinkingDelta, ThinkingCompleted) before each tool call and answer, a second turn
+replays the stored thinking with its signatures, and GET /sessions/{id}/messages?include=thinking
+shows it with each message's reasoning tokens.
 """
 
 from __future__ import annotations
@@ -53,6 +58,12 @@ def stream_turn(client: httpx.Client, session_id: str, body: dict, *, path: str 
                 elif event in ("ToolCallCompleted", "TeamToolCallCompleted"):
                     tool = data.get("tool") or {}
                     print(f"{DIM}[{tool.get('tool_name')} -> {str(tool.get('result'))[:120]}]{RESET}", flush=True)
+                elif event == "ThinkingStarted":
+                    print(f"\n{DIM}[thinking: ", end="", flush=True)
+                elif event == "ThinkingDelta":
+                    print(f"{DIM}{data.get('text')}", end="", flush=True)
+                elif event == "ThinkingCompleted":
+                    print(f"{' (partly redacted)' if data.get('redacted') else ''}]{RESET}", flush=True)
                 elif event == "MemoryUpdated":
                     print(f"\n{BOLD}[memory {data.get('action')}: {data.get('text')}]{RESET}", flush=True)
                 elif event in ("TurnCompleted", "TurnFailed"):
@@ -108,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agent", default="assistant")
     parser.add_argument("--approve", action="store_true",
                         help="show a turn that pauses for the user's approval (set_reminder) and its approval")
+    parser.add_argument("--think", action="store_true",
+                        help="talk to an agent that thinks (thinker): its streamed, stored and replayed thinking")
     args = parser.parse_args(argv)
     stack = start_stack().apply()
     try:
@@ -118,13 +131,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{BOLD}Chat API{RESET} on {server.url}; model: {stack.model_description}\n", flush=True)
         token = unsigned_jwt({"sub": "demo-user"})
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
-            target = {"team": args.team} if args.team else {"agent": args.agent}
+            target = {"team": args.team} if args.team else {"agent": "thinker" if args.think else args.agent}
             r = client.post("/sessions", json=target)
             if r.status_code != 201:
                 raise SystemExit(f"could not create a session: HTTP {r.status_code} {r.text}")
             session_id = r.json()["id"]
             if args.approve:
                 return _approve(client, session_id, stack.env["DATABASE_URL"], server)
+            if args.think:
+                return _think(client, session_id, stack.env["DATABASE_URL"], server)
             photo = sunset_png()
             print(f"{BOLD}Turn 1{RESET} (with a {len(photo)} byte PNG): ", flush=True)
             first = stream_turn(client, session_id, {
@@ -181,6 +196,25 @@ def _approve(client: httpx.Client, session_id: str, database_url: str, server) -
     print_stored(database_url, session_id)
     server.stop()
     return 0 if done.get("event") == "TurnCompleted" and reminders else 1
+
+
+def _think(client: httpx.Client, session_id: str, database_url: str, server) -> int:
+    """--think: an agent that thinks before its tool call and its answer, twice; its thinking as stored."""
+    turns = []
+    for i, message in enumerate(["What is 1250 * 0.15 + 99.99?", "And what is 287.49 * 2?"], 1):
+        print(f"{BOLD}Turn {i}{RESET}{' (the stored thinking is sent back, signatures unchanged)' if i > 1 else ''}: ",
+              flush=True)
+        turns.append(stream_turn(client, session_id, {"message": message}))
+        print(f"{DIM}{turns[-1].get('event')}: {json.dumps({k: turns[-1].get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+    items = client.get(f"/sessions/{session_id}/messages", params={"include": "thinking"}).json()["items"]
+    print(f"\n{BOLD}GET /sessions/{{id}}/messages?include=thinking{RESET}")
+    for m in (m for m in items if m["role"] == "assistant"):
+        thoughts = [t["text"] if not t["redacted"] else "(redacted)" for t in m["thinking"] or []]
+        print(f"  {DIM}reasoning {m['usage']['reasoning_tokens']} of {m['usage']['output_tokens']} output tokens, "
+              f"USD {m['cost']['usd']}{RESET}  thought: {thoughts}")
+    print_stored(database_url, session_id)
+    server.stop()
+    return 0 if all(t.get("event") == "TurnCompleted" for t in turns) else 1
 
 
 if __name__ == "__main__":

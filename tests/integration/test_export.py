@@ -2,7 +2,7 @@
 against the stand-in model, photos in moto's S3, the zip built by the job, uploaded, downloaded
 through its presigned URL and read back.
 
-The zip holds everything of its user, each message exactly as GET /sessions/{id}/messages renders it
+The zip holds everything of its user, each message exactly as GET /sessions/{id}/messages?include=thinking renders it
 (an image naming its file in the zip instead of a URL), every photo as S3 holds it, the usage GET
 /usage reports; and nothing of another user who has sessions and photos too (every file of the zip
 is searched for that user's ids, texts and photo bytes). An export whose upload fails is ``failed``
@@ -164,7 +164,7 @@ def assert_a_session_document(zf: zipfile.ZipFile, names: set[str], sid: str, en
                            (sid,)).fetchall()
     assert [(r["id"], r["status"], r["cost"]["usd"]) for r in doc["runs"]] == [
         (str(r["id"]), r["status"], format(r["cost_usd"], "f")) for r in runs]
-    api_messages = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200}).json()["items"]
+    api_messages = user.client.get(f"/sessions/{sid}/messages", params={"limit": 200, "include": "thinking"}).json()["items"]
     assert len(doc["messages"]) == len(api_messages) == entry["messages"] > 0
     for ours, app in zip(doc["messages"], api_messages, strict=True):
         assert {k: v for k, v in ours.items() if k != "images"} == {k: v for k, v in app.items() if k != "images"}

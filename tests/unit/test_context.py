@@ -197,3 +197,29 @@ def test_when_turns_fall_out_the_window_moves_in_steps_and_the_prefix_stays_stab
         assert _is_anchor([first_user])  # the window starts at an anchor
     assert len(set(starts)) <= len(starts) // 2  # the start moved in steps, not every turn
     assert starts == sorted(starts)
+
+
+def _thinking_turn(text: str, thought: str) -> list[Message]:
+    """A turn of an agent that thinks: its tool loop's assistant messages carry the model's blocks."""
+    blocks = [{"type": "thinking", "thinking": thought, "signature": "c2ln" * 50},
+              {"type": "tool_use", "id": "t1", "name": "calculator", "input": {}}]
+    return [Message(id=turn_id(False), role="user", content=text),
+            Message(role="assistant", content=None, provider_data={"content_blocks": blocks},
+                    tool_calls=[{"id": "t1", "type": "function", "function": {"name": "calculator", "arguments": "{}"}}]),
+            Message(role="tool", content="42", tool_call_id="t1"),
+            Message(role="assistant", content="ok", provider_data={"content_blocks": [
+                {"type": "thinking", "thinking": thought, "signature": "c2ln" * 50}, {"type": "text", "text": "ok"}]})]
+
+
+def test_thinking_is_counted_and_a_tool_loop_is_kept_whole_with_its_thinking_unchanged():
+    thought = "a long thought " * 400
+    plain, thinking = turn("q", tool=True), _thinking_turn("q", thought)
+    # the blocks replayed to the model (the thinking and its signature) are what the estimate counts
+    assert sum(message_tokens(m) for m in thinking) > sum(message_tokens(m) for m in plain) + len(thought) // 4
+    h = history(_thinking_turn("old", thought), _thinking_turn("new", thought))
+    stored = [m.provider_data and dict(m.provider_data) for m in h]
+    new = Message(role="user", content="next")
+    budget = 100 + message_tokens(new) + sum(message_tokens(m) for m in h[4:]) + 5
+    ctx = build_context(h, new, Budgets(budget, 100, 10**9), overhead_tokens=100)
+    # the older turn falls out whole; the kept turn's tool loop keeps every message and block as stored
+    assert ctx.history == h[4:] and [m.provider_data and dict(m.provider_data) for m in ctx.history] == stored[4:]

@@ -7,6 +7,8 @@ from typing import Any, Callable
 
 # Every model here is Anthropic's; messages, agents and teams record the provider by this slug.
 MODEL_PROVIDER_SLUG = "anthropic"
+# The Messages API's smallest thinking budget.
+MIN_THINKING_BUDGET = 1024
 
 
 @dataclass(frozen=True)
@@ -15,10 +17,19 @@ class Spec:
     description: str
     model_id: str
     instructions: tuple[str, ...]
+    # extended thinking (off by default): the most tokens a model call may think for. A model that
+    # takes a budget gets it; one that thinks adaptively (the Claude 5 family) gets adaptive thinking
+    # (chatcore.turns.claude). Thinking tokens are output tokens: a budget reservation counts them.
+    thinking_budget: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.thinking_budget is not None and self.thinking_budget < MIN_THINKING_BUDGET:
+            raise ValueError(f"{self.name}: thinking_budget must be at least {MIN_THINKING_BUDGET} tokens")
 
     def definition(self) -> dict[str, Any]:
         """The JSON recorded in the ``definition`` column."""
-        return {"instructions": list(self.instructions)}
+        return {"instructions": list(self.instructions),
+                **({"thinking_budget": self.thinking_budget} if self.thinking_budget else {})}
 
     def row(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "model_provider_slug": MODEL_PROVIDER_SLUG,

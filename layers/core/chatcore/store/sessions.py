@@ -98,7 +98,7 @@ DELETE_SESSION = "DELETE FROM sessions WHERE id = %(session_id)s"
 
 LIST_MESSAGES_ASC = """
 SELECT ce.id, ce.run_id, r.parent_run_id, r.status AS run_status, ce.role, ce.agent_name, ce.model_id,
-       ce.message_parts, ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
+       ce.message_parts, ce.input_tokens, ce.output_tokens, ce.reasoning_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
        ce.cost_usd, ce.cost_in_rands, ce.created_at
 FROM chat_events ce JOIN runs r ON r.id = ce.run_id
 WHERE ce.session_id = %(session_id)s AND (%(after)s::uuid IS NULL OR ce.id > %(after)s)

@@ -53,7 +53,7 @@ from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.store import approvals as approval_rows, turns as turn_rows, usage as usage_rows
-from chatcore.turns.claude import MAX_OUTPUT_TOKENS
+from chatcore.turns.claude import max_output_tokens
 from chatcore.turns.compaction import summary_messages, summary_tokens
 from chatcore.turns.context import Budgets, build_context
 from chatcore.turns.finish import flush_pending
@@ -107,7 +107,7 @@ def _reservation(conversation: Any, fx_rate: Decimal) -> Decimal:
     """The most the continuation can cost, in rands: MAX_MODEL_CALLS_PER_TURN calls of a whole
     CONTEXT_MAX_TOKENS input and ``max_tokens`` output, at the leader's (the agent's) model price."""
     settings = get_settings()
-    usage = TokenUsage(input_tokens=settings.context_max_tokens, output_tokens=MAX_OUTPUT_TOKENS)
+    usage = TokenUsage(input_tokens=settings.context_max_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget))
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
     return (usd * settings.max_model_calls_per_turn * fx_rate).quantize(Decimal("1e-10"))
 

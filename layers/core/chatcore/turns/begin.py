@@ -43,7 +43,7 @@ from chatcore.memory.facts import render
 from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
-from chatcore.turns.claude import MAX_OUTPUT_TOKENS
+from chatcore.turns.claude import max_output_tokens
 from chatcore.turns.context import (
     IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
 )
@@ -205,13 +205,13 @@ def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Messag
 def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> Decimal:
     """The most this turn can cost, in rands: for each model call it may make (MAX_MODEL_CALLS_PER_TURN),
     its whole input (the history as read, the message, its photos, the instructions and the recall,
-    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output, at the
+    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output (its thinking budget included), at the
     leader's model price."""
     history_chars = len(json.dumps(row["history"] or [], default=str))
     input_tokens = min(settings.context_max_tokens,
                        overhead + math.ceil((history_chars + len(turn.message)) / 4)
                        + IMAGE_TOKENS * len(turn.images))
-    usage = TokenUsage(input_tokens=input_tokens, output_tokens=MAX_OUTPUT_TOKENS)
+    usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget))
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
     return (usd * settings.max_model_calls_per_turn * row["fx_rate"]).quantize(Decimal("1e-10"))
 

@@ -23,7 +23,7 @@ from typing import Any
 from agno.exceptions import ModelProviderError
 from agno.models.anthropic import Claude
 from agno.models.message import Message
-from agno.utils.models.claude import _format_file_for_message, _format_image_for_message
+from agno.utils.models.claude import _format_file_for_message, _format_image_for_message, supports_thinking_budget
 from anthropic import Timeout  # the SDK's own (it runs on httpx2: an httpx.Timeout is refused)
 
 from chatcore.config import anthropic_api_key, get_settings
@@ -73,6 +73,9 @@ class CallLog:
 
     cut: list[tuple[str, TokenUsage]] = field(default_factory=list)
     open: set[_StreamSeen] = field(default_factory=set)
+    # the encrypted data of each redacted thinking block the turn's model calls streamed: agno passes it
+    # on as thinking text, which the app must never get (turns.thinking)
+    redacted: set[str] = field(default_factory=set)
 
     def close_open(self) -> list[tuple[str, TokenUsage]]:
         for seen in list(self.open):
@@ -153,9 +156,14 @@ class ChatClaude(Claude):
                 seen.stopped = True
             elif kind == "message_start":
                 seen.usage = getattr(getattr(response, "message", None), "usage", None)
+            elif kind == "content_block_start" and seen.log is not None:
+                block = getattr(response, "content_block", None)
+                if getattr(block, "type", None) == "redacted_thinking" and getattr(block, "data", None):
+                    seen.log.redacted.add(block.data)
             elif kind == "content_block_delta":
                 delta = getattr(response, "delta", None)
-                seen.chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None) or "")
+                seen.chars += len(getattr(delta, "text", None) or getattr(delta, "partial_json", None)
+                                  or getattr(delta, "thinking", None) or "")  # thinking is billed as output too
         return super()._parse_provider_response_delta(response, *args, **kwargs)
 
 
@@ -163,9 +171,25 @@ class ModelNotConfigured(RuntimeError):
     """Neither an API key nor a stand-in endpoint is configured."""
 
 
+def thinking_config(model_id: str, budget: int | None) -> dict[str, Any] | None:
+    """The request's ``thinking`` for a spec's ``thinking_budget``: None (off); a budget on a model that
+    takes one; adaptive thinking, its summary shown, on one that does not (the Claude 5 family refuses a
+    budget with a 400)."""
+    if not budget:
+        return None
+    if supports_thinking_budget(model_id):
+        return {"type": "enabled", "budget_tokens": budget}
+    return {"type": "adaptive", "display": "summarized"}
+
+
+def max_output_tokens(thinking_budget: int | None) -> int:
+    """The most output tokens one model call may produce: the answer's, plus its thinking's."""
+    return MAX_OUTPUT_TOKENS + (thinking_budget or 0)
+
+
 @lru_cache(maxsize=None)
-def claude(model_id: str) -> Claude:
-    """A shared Claude model for ``model_id``, honouring ANTHROPIC_BASE_URL."""
+def claude(model_id: str, thinking_budget: int | None = None) -> Claude:
+    """A shared Claude model for ``model_id`` (thinking per ``thinking_config``), honouring ANTHROPIC_BASE_URL."""
     settings = get_settings()
     api_key = anthropic_api_key()  # ANTHROPIC_API_KEY, else the Secrets Manager secret (AWS)
     if not api_key:
@@ -184,6 +208,7 @@ def claude(model_id: str) -> Claude:
     if settings.anthropic_base_url:
         client_params["base_url"] = settings.anthropic_base_url
     one_hour = settings.prompt_cache_ttl == "1h"
-    return ChatClaude(id=model_id, api_key=api_key, client_params=client_params, max_tokens=MAX_OUTPUT_TOKENS,
+    return ChatClaude(id=model_id, api_key=api_key, client_params=client_params,
+                  max_tokens=max_output_tokens(thinking_budget), thinking=thinking_config(model_id, thinking_budget),
                   cache_system_prompt=True, extended_cache_time=one_hour,
                   request_params={"cache_control": {"type": "ephemeral", **({"ttl": "1h"} if one_hour else {})}})

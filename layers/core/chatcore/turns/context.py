@@ -111,6 +111,11 @@ def group_turns(history: list[Message]) -> list[list[Message]]:
 
 
 def _text_chars(message: Message) -> int:
+    blocks = (message.provider_data or {}).get("content_blocks") if message.role == "assistant" else None
+    if isinstance(blocks, list) and blocks:
+        # the model's own blocks, replayed as they came (thinking and its signatures included): what
+        # the request holds instead of the text and tool calls
+        return len(json.dumps(blocks, default=str))
     chars = 0
     content = message.content
     if isinstance(content, str):

@@ -27,6 +27,7 @@ from chatcore.turns.claude import CallLog, cut_calls
 from chatcore.turns.finish import add_prior, store_outcome
 from chatcore.turns.memory import MEMORY_EVENT, memory_scope
 from chatcore.turns.outcome import RunError, TurnOutcome
+from chatcore.turns.thinking import ThinkingStream
 from chatcore.turns.tracking import RunTracker
 from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
 from chatcore.turns.turn_events import TurnEventLog, follow
@@ -111,6 +112,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     limit = get_settings().turn_timeout
     for data in turn.continuation.decided if turn.continuation is not None else ():
         stream.emit("ToolCallCompleted", data)  # the decided calls (turns.approvals), before the model's answer
+    thinking = ThinkingStream(redacted=calls.redacted)
     try:
         async with asyncio.timeout(limit) as deadline:
             stop.deadline = deadline
@@ -129,7 +131,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
                     continue
                 tracker.see(item)
                 if tracker.forwarded(item):
-                    stream.emit(item.event, item.to_dict())
+                    for name, data in thinking.events(item):  # the thinking as our events (turns.thinking)
+                        stream.emit(name, data)
                 for change in memory.take_events() if memory is not None else ():
                     stream.emit(MEMORY_EVENT, change)  # right after the tool call that made it
     except TimeoutError:

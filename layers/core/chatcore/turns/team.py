@@ -65,7 +65,7 @@ class TeamConversation:
             id=self.spec.name,
             name=self.spec.name,
             description=self.spec.description,
-            model=claude(self.spec.model_id),
+            model=claude(self.spec.model_id, self.spec.thinking_budget),
             members=members,
             instructions=[*self.spec.instructions, *(memory.INSTRUCTIONS if leader_memory else ())],
             tools=list(memory.TOOLS) if leader_memory else None,

@@ -22,6 +22,7 @@ from chatcore.config import get_settings
 from chatcore.media.agno_storage import storable_message
 from chatcore.money.prices import TokenUsage
 from chatcore.turns.outcome import RunError, TurnOutcome
+from chatcore.wire.thinking import reasoning_tokens
 
 if TYPE_CHECKING:
     from chatcore.money.cost import CostCalculator
@@ -271,6 +272,9 @@ def priced_rows(record: RunRecord, *, session_id: UUID, costs: CostCalculator, n
             usage += cost.usage
             run.usage_estimated |= recorded.estimated
             fields["usage_estimated"] = recorded.estimated
+        parts = storable_message(message, session_id)
+        if message.role == "assistant":
+            fields["reasoning_tokens"] = reasoning_tokens(parts, fields.get("output_tokens", 0))
             run.cost_usd += cost.usd
             run.cost_zar += cost.zar
         rows.append({
@@ -278,7 +282,7 @@ def priced_rows(record: RunRecord, *, session_id: UUID, costs: CostCalculator, n
             "role": message.role, "agent_name": record.agent_name,
             "model_provider_slug": MODEL_PROVIDER_SLUG if message.role == "assistant" else None,
             "model_id": record.model_id if message.role == "assistant" else None,
-            "message_parts": storable_message(message, session_id), **fields,
+            "message_parts": parts, **fields,
         })
     run.usage = usage
     return run, rows

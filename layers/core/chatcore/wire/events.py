@@ -264,6 +264,38 @@ class MemoryUpdated(TurnEventData):
     replaced: int | None = Field(default=None, description="consolidated: how many memories were merged")
 
 
+class _Thinking(TurnEventData):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
+
+    session_id: str
+    run_id: str = Field(description="the run that thinks: the turn's own, or a team member's")
+    agent_name: str | None = Field(default=None, description="the agent (or the team's member) that thinks")
+    team_name: str | None = Field(default=None, description="a team leader's thinking: the team")
+    parent_run_id: str | None = Field(default=None, description="a team member's thinking: the team run (the turn)")
+
+
+class ThinkingStarted(_Thinking):
+    """The model began to think before its answer or its next tool call (an agent that thinks: extended
+    thinking). ThinkingDelta events follow, then ThinkingCompleted."""
+
+    event: Literal["ThinkingStarted"]
+
+
+class ThinkingDelta(_Thinking):
+    """The next piece of the model's thinking (the summary the API returns of it)."""
+
+    event: Literal["ThinkingDelta"]
+    text: str = Field(description="the next piece of the thinking's text")
+
+
+class ThinkingCompleted(_Thinking):
+    """The model finished thinking; its answer (RunContent) or its tool call follows."""
+
+    event: Literal["ThinkingCompleted"]
+    redacted: bool = Field(description=(
+        "part of the thinking was encrypted by the API for safety (nothing of it is shown, no ThinkingDelta)"))
+
+
 # ---- the turn's final event: exactly one ends every stream
 
 

@@ -22,7 +22,8 @@ from uuid import UUID
 
 from chatcore.media import s3
 from chatcore.media.images import sniff_image_type
-from chatcore.wire.schemas import ImageOut, MessageOut, Money, TokenCounts, ToolCallOut, ToolResultOut
+from chatcore.wire.schemas import ImageOut, MessageOut, MessageUsage, Money, ToolCallOut, ToolResultOut
+from chatcore.wire.thinking import thinking_out
 
 
 @dataclass(frozen=True)
@@ -61,8 +62,8 @@ def stored_images(parts: dict, session_id: UUID) -> list[StoredImage]:
     return out
 
 
-def message_out(row: dict, images: list[ImageOut]) -> MessageOut:
-    """The message of ``row`` with the given images."""
+def message_out(row: dict, images: list[ImageOut], *, thinking: bool = False) -> MessageOut:
+    """The message of ``row`` with the given images (and its thinking, with ``thinking``)."""
     parts = row["message_parts"]
     tool_calls = [ToolCallOut(id=c.get("id"), name=(c.get("function") or {}).get("name"),
                               arguments=(c.get("function") or {}).get("arguments"))
@@ -76,25 +77,27 @@ def message_out(row: dict, images: list[ImageOut]) -> MessageOut:
         role=row["role"], agent_name=row["agent_name"], member=row["parent_run_id"] is not None,
         text=text(parts.get("content")), tool_calls=tool_calls, tool_result=tool_result,
         images=images, model_id=row["model_id"],
-        usage=TokenCounts(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
-                          cache_read_tokens=row["cache_read_tokens"], cache_write_tokens=row["cache_write_tokens"]),
+        usage=MessageUsage(input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
+                           cache_read_tokens=row["cache_read_tokens"], cache_write_tokens=row["cache_write_tokens"],
+                           reasoning_tokens=row.get("reasoning_tokens") or 0),
         cost=Money(usd=row["cost_usd"], zar=row["cost_in_rands"]), created_at=row["created_at"],
+        thinking=thinking_out(parts) if thinking and row["role"] == "assistant" else None,
     )
 
 
-def app_message(row: dict, session_id: UUID, expires_in: int) -> MessageOut:
+def app_message(row: dict, session_id: UUID, expires_in: int, *, thinking: bool = False) -> MessageOut:
     """The message as GET /sessions/{id}/messages sends it: each image a presigned URL (signed
-    locally, no S3 call), never base64."""
+    locally, no S3 call), never base64; its thinking only when asked (``?include=thinking``)."""
     images = [ImageOut(id=i.id, mime_type=i.mime_type, size=i.size, url=s3.presigned_get(i.key), expires_in=expires_in)
               for i in stored_images(row["message_parts"], session_id)]
-    return message_out(row, images)
+    return message_out(row, images, thinking=thinking)
 
 
 def exported_message(row: dict, session_id: UUID, file_of: Callable[[StoredImage], str | None]) -> dict[str, Any]:
     """The message as an export writes it (JSON-ready): the app's shape, but each image is
     ``{"id", "mime_type", "size", "file"}``, ``file`` the image's path in the zip (``file_of``;
     None when its object is missing)."""
-    out = message_out(row, []).model_dump(mode="json")
+    out = message_out(row, [], thinking=True).model_dump(mode="json")
     out["images"] = [{"id": i.id, "mime_type": i.mime_type, "size": i.size, "file": file_of(i)}
                      for i in stored_images(row["message_parts"], session_id)]
     return out

@@ -382,6 +382,19 @@ class ImageOut(BaseModel):
     expires_in: int = Field(description="seconds the URL stays valid")
 
 
+class MessageUsage(TokenCounts):
+    reasoning_tokens: int = Field(default=0, description=(
+        "the part of output_tokens spent thinking (extended thinking; our estimate: the API bills thinking as "
+        "output and reports no split); priced with output_tokens"))
+
+
+class ThinkingOut(BaseModel):
+    """One thinking block of an assistant message (an agent that thinks: extended thinking)."""
+
+    text: str | None = Field(description="what the model thought (the summary the API returns); null when redacted")
+    redacted: bool = Field(description="the API encrypted this block (safety): nothing to show but that it thought")
+
+
 class MessageOut(BaseModel):
     id: UUID
     run_id: UUID
@@ -395,9 +408,11 @@ class MessageOut(BaseModel):
     tool_result: ToolResultOut | None = None
     images: list[ImageOut] = Field(default_factory=list)
     model_id: str | None = None
-    usage: TokenCounts
+    usage: MessageUsage
     cost: Money
     created_at: datetime
+    thinking: list[ThinkingOut] | None = Field(default=None, description=(
+        "an assistant message's thinking, in order: only with ?include=thinking (null otherwise); always in an export"))
 
 
 class MessagePage(BaseModel):

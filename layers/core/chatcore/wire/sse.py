@@ -162,6 +162,13 @@ save, change or forget what it remembers about the user (its `remember`, `update
 "session_id", "run_id"}`. For "Saved to memory · Undo": `DELETE /me/memories/{memory_id}` undoes a
 saved one, `PATCH /me/memories/{memory_id}` with `previous_text` an updated one.
 
+**Thinking.** An agent (or a team's member) that thinks (extended thinking: `thinker`) sends, for each
+model call that thinks, `ThinkingStarted`, then `ThinkingDelta` events (`{"text"}`: the next piece of the
+thinking, the summary Claude returns of it), then `ThinkingCompleted` (`{"redacted": true}` when Claude
+encrypted part of it: nothing of that part is shown), before that call's answer or tool call; each with
+`session_id`, `run_id` and the `agent_name` (a member's: with `parent_run_id`). Agno's events never carry
+the thinking, its signatures or its encrypted data. The stored thinking: `GET /sessions/{id}/messages?include=thinking`.
+
 **The final event** is exactly one of:
 
 * `TurnCompleted`: `{"session_id", "run_id", "usage": {"input_tokens", "output_tokens",

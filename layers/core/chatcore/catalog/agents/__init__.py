@@ -8,7 +8,7 @@ from chatcore.catalog.specs import AgentSpec
 
 def agent_specs() -> dict[str, AgentSpec]:
     """Every agent defined in code, by name."""
-    from chatcore.catalog.agents import assistant, calculator, converter, organiser
+    from chatcore.catalog.agents import assistant, calculator, converter, organiser, thinker
 
-    specs = [assistant.SPEC, calculator.SPEC, converter.SPEC, organiser.SPEC]
+    specs = [assistant.SPEC, calculator.SPEC, converter.SPEC, organiser.SPEC, thinker.SPEC]
     return {s.name: s for s in specs}

@@ -28,6 +28,8 @@ def list_messages(
     cursor: cursors.Cursor = None,
     order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first (default)")] = "asc",
     members: Annotated[bool, Query(description="include team members' messages")] = True,
+    include: Annotated[list[Literal["thinking"]] | None, Query(description=(
+        "thinking: each assistant message's thinking (an agent that thinks), in its `thinking`"))] = None,
 ) -> MessagePage:
     """What a chat screen renders, oldest first by default; images as short-lived presigned URLs."""
     [after_id] = cursors.decode(cursor, UUID) or [None]
@@ -36,5 +38,6 @@ def list_messages(
     rows = sessions.list_messages(conn, session_id, after=after_id, members=members, limit=limit + 1,
                                   descending=order == "desc")
     expires_in = get_settings().presigned_url_seconds
-    return MessagePage(items=[messages.app_message(r, session_id, expires_in) for r in rows[:limit]],
+    thinking = "thinking" in (include or ())
+    return MessagePage(items=[messages.app_message(r, session_id, expires_in, thinking=thinking) for r in rows[:limit]],
                        next_cursor=cursors.encode(rows[limit - 1]["id"]) if len(rows) > limit else None)
