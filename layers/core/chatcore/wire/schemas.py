@@ -608,8 +608,8 @@ class DeviceIn(Strict):
 
     platform: DevicePlatform = Field(description=(
         "apns (an iOS app from the App Store or TestFlight), apns_sandbox (a development build), fcm (Android)"))
-    token: Annotated[Text, StringConstraints(min_length=1, max_length=4096, pattern=r"^\S+$")] = Field(
-        description="the platform's device token (APNs: hex; FCM: the registration token)")
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[!-~]+$")] = Field(
+        description="the platform's device token (APNs: hex; FCM: the registration token): printable ASCII, no spaces")
     app_version: Annotated[Text, StringConstraints(max_length=64)] | None = Field(
         default=None, description="the app's version, e.g. 2.4.1")
     locale: Annotated[str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$")] | None = Field(
