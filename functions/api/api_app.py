@@ -11,6 +11,7 @@ from chatcore.web.cold_start import imports_frozen
 
 with imports_frozen():
     from chatcore.catalog import sync_catalog
+    from chatcore.notify.sns import announce
     from chatcore.web.fastapi_app import create_app
     from chatcore.web.routes import (
         account, catalog, devices, memories, messages, reminders, sessions, settings, turns, uploads, usage,
@@ -20,4 +21,4 @@ ROUTERS = [catalog.router, sessions.router, turns.router, messages.router, usage
            account.router, memories.router, settings.router, reminders.router,
            devices.router]
 
-app = create_app(title="Agent chat API", routers=ROUTERS, on_startup=[sync_catalog])
+app = create_app(title="Agent chat API", routers=ROUTERS, on_startup=[sync_catalog, announce])

@@ -264,3 +264,45 @@ def test_sns_down_changes_nothing_of_the_turn(user, other_user, standin, db_conn
     assert stored(db_conn, run_id) == stored(db_conn, baseline["id"])
     assert pushes_to(token) == []
     assert len(user.client.get("/me/devices").json()["items"]) == 1  # kept: SNS was down, not the device
+
+
+# ---- the export and DELETE /me
+
+
+def test_devices_are_exported_and_deleted_with_the_account(user, other_user, standin, db_conn, server_url):
+    import io
+    import json
+    import zipfile
+
+    phone, tablet, theirs = new_token(), new_token(), new_token()
+    register(user, phone, locale="af-ZA")
+    register(user, tablet, platform="fcm")
+    register(other_user, theirs)
+    sid = user.new_session()
+    standin.script(SLOW)
+    run_id = left_after_first_event(user, server_url, sid)
+    wait_for_pushes(phone)
+    wait_for_pushes(tablet)
+    r = user.client.post("/me/export")
+    assert r.status_code in (200, 202), r.text
+    body = r.json()
+    deadline = time.monotonic() + 30
+    while body["status"] == "building" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        body = user.client.get("/me/export").json()
+    assert body["status"] == "ready" and body["contents"]["devices"] == 2
+    zf = zipfile.ZipFile(io.BytesIO(httpx.get(body["url"], timeout=60).content))
+    doc = json.loads(zf.read("devices.json"))
+    assert doc["push_preview"] is False
+    assert [(d["platform"], d["token"], d["locale"]) for d in doc["devices"]] == [
+        ("apns", phone, "af-ZA"), ("fcm", tablet, None)]
+    assert [(p["kind"], p["key"], p["devices"]) for p in doc["pushes"]] == [("turn_finished", run_id, 2)]
+    assert theirs not in zf.read("devices.json").decode()
+    assert "devices.json" in zf.read("README.txt").decode()
+    r = user.client.delete("/me")
+    assert r.status_code == 200, r.text
+    assert endpoint_of(phone) is None and endpoint_of(tablet) is None  # their endpoints went too
+    assert endpoint_of(theirs) is not None
+    assert db_conn.execute("SELECT count(*) AS n FROM devices WHERE token IN (%s, %s)",
+                           (phone, tablet)).fetchone()["n"] == 0
+    assert user.client.get("/me/devices").json()["items"] == []  # the same identity: a new, empty account

@@ -38,6 +38,8 @@ WHERE d.id = %(id)s AND d.user_id = u.id AND u.sub = %(sub)s
 RETURNING d.endpoint_arn
 """
 
+DELETE_OF_USER = "DELETE FROM devices WHERE user_id = %(user_id)s RETURNING id, endpoint_arn"
+
 # A device whose endpoint the platform disabled: gone (unless it was registered again meanwhile,
 # which gave it a fresh endpoint).
 DELETE_DISABLED = "DELETE FROM devices WHERE id = %(id)s AND endpoint_arn IS NOT DISTINCT FROM %(arn)s"
@@ -87,6 +89,11 @@ def devices_of_user(conn: psycopg.Connection, user_id: UUID) -> list[dict[str, A
 def delete_of_sub(conn: psycopg.Connection, sub: str, device_id: UUID) -> dict[str, Any] | None:
     """The caller's device deleted (its ``endpoint_arn``), or None (unknown, or someone else's)."""
     return conn.execute(DELETE_OF_SUB, {"sub": sub, "id": device_id}).fetchone()
+
+
+def delete_of_user(conn: psycopg.Connection, user_id: UUID) -> list[dict[str, Any]]:
+    """Every device of the user deleted (an account deleted): their ``endpoint_arn``s."""
+    return conn.execute(DELETE_OF_USER, {"user_id": user_id}).fetchall()
 
 
 def delete_disabled(conn: psycopg.Connection, device_id: UUID, arn: str | None) -> int:

@@ -479,6 +479,8 @@ class ExportContents(BaseModel):
     reminders: int = Field(default=0, description="reminders in actions.json (0 in an export made before they existed)")
     approvals: int = Field(default=0, description="approvals asked of the user, in actions.json (0 in an export made "
                                                   "before they existed)")
+    devices: int = Field(default=0, description="phones registered for push notifications, in devices.json (0 in an "
+                                                "export made before they existed)")
 
 
 class AccountExport(BaseModel):
