@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import boto3
 import httpx
+import pytest
 
 from chatcore.money import budgets
 from tests.support.pushes import endpoint_of, new_token, pushes_to, register, wait_for_pushes
@@ -246,10 +247,15 @@ def test_a_disabled_endpoint_changes_nothing_of_the_turn_and_its_device_is_gone(
     assert again["id"] != device["id"] and again["push_enabled"] is True
 
 
-def test_sns_down_changes_nothing_of_the_turn(user, other_user, standin, db_conn, server_url, sns_behind_a_proxy):
+@pytest.mark.parametrize("down", ["stalled", "refusing"])
+def test_sns_down_changes_nothing_of_the_turn(down, user, other_user, standin, db_conn, server_url,
+                                              sns_behind_a_proxy):
     token = new_token()
     register(user, token)
-    sns_behind_a_proxy.stalled.set()  # SNS accepts connections and answers nothing
+    if down == "stalled":
+        sns_behind_a_proxy.stalled.set()  # SNS accepts connections and answers nothing
+    else:
+        sns_behind_a_proxy.close()  # nothing listens: every connection is refused
     baseline_sid = other_user.new_session()
     standin.script(SLOW)
     baseline = wait_finished(db_conn, left_after_first_event(other_user, server_url, baseline_sid))
