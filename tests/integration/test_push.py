@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from chatcore.money import budgets
+from chatcore.notify import sns
 from tests.support.pushes import endpoint_of, new_token, pushes_to, register, wait_for_pushes
 from tests.support.streams import read_events
 from tests.support.turns import run_row
@@ -225,8 +226,8 @@ def test_a_disabled_endpoint_changes_nothing_of_the_turn_and_its_device_is_gone(
         user, other_user, standin, db_conn, server_url, stack):
     token = new_token()
     device = register(user, token)
-    sns = boto3.client("sns", endpoint_url=stack.env["AWS_ENDPOINT_URL_SNS"], region_name=stack.env["AWS_REGION"])
-    sns.set_endpoint_attributes(EndpointArn=endpoint_of(token).arn, Attributes={"Enabled": "false"})
+    sns_client = boto3.client("sns", endpoint_url=stack.env["AWS_ENDPOINT_URL_SNS"], region_name=stack.env["AWS_REGION"])
+    sns_client.set_endpoint_attributes(EndpointArn=endpoint_of(token).arn, Attributes={"Enabled": "false"})
     # the same turn of a user without a device
     baseline_sid = other_user.new_session()
     standin.script(SLOW)
@@ -249,13 +250,18 @@ def test_a_disabled_endpoint_changes_nothing_of_the_turn_and_its_device_is_gone(
 
 @pytest.mark.parametrize("down", ["stalled", "refusing"])
 def test_sns_down_changes_nothing_of_the_turn(down, user, other_user, standin, db_conn, server_url,
-                                              sns_behind_a_proxy):
+                                              sns_behind_a_proxy, monkeypatch):
+    from chatcore.config import get_settings
+    from local.ports import free_port
+
     token = new_token()
     register(user, token)
     if down == "stalled":
         sns_behind_a_proxy.stalled.set()  # SNS accepts connections and answers nothing
-    else:
-        sns_behind_a_proxy.close()  # nothing listens: every connection is refused
+    else:  # nothing listens: every connection is refused (restored with the proxy's fixture)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", f"http://127.0.0.1:{free_port()}")
+        get_settings.cache_clear()
+    sns.forget_client()  # no connection kept alive from before: the next call meets the fault
     baseline_sid = other_user.new_session()
     standin.script(SLOW)
     baseline = wait_finished(db_conn, left_after_first_event(other_user, server_url, baseline_sid))
