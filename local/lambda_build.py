@@ -39,9 +39,10 @@ RUNTIME_DIRS = {"layer": "/opt/python", "function": "/var/task"}
 # The project's own code keeps its source beside the bytecode (tracebacks with source lines).
 OWN_CODE = ("chatcore",)
 # botocore's service models (22 MB, 440 services): only those the functions call stay ("lambda":
-# the API function hands account jobs to the account function, chatcore.account.jobs).
+# the API function hands account jobs to the account function, chatcore.account.jobs; "sns": push
+# notifications, chatcore.notify.sns).
 # tests/infra/test_artefacts.py checks this against every boto3 client the code makes.
-BOTOCORE_SERVICES = ("s3", "rds", "secretsmanager", "sts", "lambda")
+BOTOCORE_SERVICES = ("s3", "rds", "secretsmanager", "sts", "lambda", "sns")
 
 
 def architecture() -> str:

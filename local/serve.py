@@ -69,6 +69,19 @@ class StopSignals:
                 return
 
 
+def _print_pushes() -> None:
+    """Print each push notification the server sends (to moto's SNS: recorded, not delivered) and why
+    one was not: the lines of ``chatcore.notify``'s loggers, on stderr."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("bin/serve: %(message)s"))
+    for name in ("chatcore.notify.pushes", "chatcore.notify.sns", "chatcore.notify.devices"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bin/serve", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8000)
@@ -84,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     with StopSignals() as signals:
         try:
             stack = start_stack().apply()
+            _print_pushes()
             from chatcore.web.identity import unsigned_jwt
             from local.server import BackgroundServer
 

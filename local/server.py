@@ -28,9 +28,10 @@ def combined_app():
     import events_app
 
     from chatcore.catalog import sync_catalog
+    from chatcore.notify.sns import announce
     from chatcore.web.fastapi_app import create_app
 
-    app = create_app(title="Agent chat API", routers=api_app.ROUTERS, on_startup=[sync_catalog],
+    app = create_app(title="Agent chat API", routers=api_app.ROUTERS, on_startup=[sync_catalog, announce],
                      extra_openapi=[chat_api.add_openapi, events_app.add_openapi])
     # the streaming functions' Starlette routes, as deployed
     app.router.routes.extend([*chat_api.routes, *events_app.routes])

@@ -3,7 +3,8 @@ server and the tests. Each piece honours what the environment already provides:
 
 - ``DATABASE_URL``: use that database; otherwise start a throwaway cluster (with
   ``LOCAL_PGBOUNCER=1``, behind PgBouncer in transaction pooling mode, as RDS Proxy would be).
-- ``AWS_ENDPOINT_URL_S3``: use that S3; otherwise start a moto server.
+- ``AWS_ENDPOINT_URL_S3``: use that S3; otherwise start a moto server, whose SNS then has a
+  platform application per push platform (``PUSH_*_APPLICATION_ARN``, ``AWS_ENDPOINT_URL_SNS``).
 - ``ANTHROPIC_API_KEY``: real Claude (or ``ANTHROPIC_BASE_URL`` if also set); otherwise
   ``ANTHROPIC_BASE_URL`` if set; otherwise the local stand-in server, announced as such.
 """
@@ -17,6 +18,12 @@ from typing import Any
 
 from local.postgres import LocalPostgres
 from local.ports import free_port
+
+
+# The SNS platform applications of the local stack: (variable, SNS platform, name).
+PUSH_APPLICATIONS = (("PUSH_APNS_APPLICATION_ARN", "APNS", "chat-local-apns"),
+                     ("PUSH_APNS_SANDBOX_APPLICATION_ARN", "APNS_SANDBOX", "chat-local-apns-sandbox"),
+                     ("PUSH_FCM_APPLICATION_ARN", "GCM", "chat-local-fcm"))
 
 
 @dataclass
@@ -109,6 +116,21 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
         s3.put_public_access_block(Bucket=env["MEDIA_BUCKET"], PublicAccessBlockConfiguration={
             "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
             "RestrictPublicBuckets": True})
+
+        # SNS mobile push: moto's SNS (the same server) with a platform application per platform, unless
+        # the environment names its own (PUSH_*_APPLICATION_ARN, AWS_ENDPOINT_URL_SNS)
+        if stack.moto is not None or os.environ.get("AWS_ENDPOINT_URL_SNS"):
+            env["AWS_ENDPOINT_URL_SNS"] = os.environ.get("AWS_ENDPOINT_URL_SNS") or env["AWS_ENDPOINT_URL_S3"]
+            sns = boto3.client("sns", endpoint_url=env["AWS_ENDPOINT_URL_SNS"], region_name=env["AWS_REGION"],
+                               aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                               aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+            for variable, platform, name in PUSH_APPLICATIONS:
+                if os.environ.get(variable):
+                    env[variable] = os.environ[variable]
+                    continue
+                env[variable] = sns.create_platform_application(
+                    Name=name, Platform=platform, Attributes={"PlatformCredential": "local"})["PlatformApplicationArn"]
+            say(f"push: SNS at {env['AWS_ENDPOINT_URL_SNS']} (moto: pushes are recorded, not delivered)")
 
         # Model
         if os.environ.get("ANTHROPIC_API_KEY") and not force_standin:

@@ -27,6 +27,7 @@ from tests.support.users import User  # noqa: E402
 pytest_plugins = [
     "tests.support.faults",
     "tests.support.migrations",
+    "tests.support.pushes",
     "tests.support.serve_process",
     "tests.support.standin_client",
 ]

@@ -10,10 +10,11 @@ from chatcore.web.cold_start import imports_frozen
 
 with imports_frozen():
     from chatcore.catalog import sync_catalog
+    from chatcore.notify.sns import announce
     from chatcore.web import snapstart
     from chatcore.web.app import create_web_app
     from chatcore.web.routes import turn_stream
     from chatcore.web.routes.turn_stream import add_openapi  # noqa: F401 - the combined document's (local.server)
 
 routes = turn_stream.routes
-app = create_web_app(routes=[*routes, *snapstart.hook_routes()], on_startup=[sync_catalog])
+app = create_web_app(routes=[*routes, *snapstart.hook_routes()], on_startup=[sync_catalog, announce])

@@ -61,7 +61,9 @@ def _function(resources: dict, name: str) -> dict:
 
 def _statements(resources: dict, function: str) -> list[dict]:
     role = resources[f"{function}Role"]["Properties"]
-    return [s for p in role.get("Policies") or [] for s in p["PolicyDocument"]["Statement"]]
+    # a policy under a condition (push notifications: PushOn) counts as when it holds
+    policies = [p["Fn::If"][1] if "Fn::If" in p else p for p in role.get("Policies") or []]
+    return [s for p in policies for s in p["PolicyDocument"]["Statement"]]
 
 
 def _actions(statement: dict) -> list[str]:
@@ -106,7 +108,7 @@ def test_only_the_turn_and_its_events_stream(resources):
         assert turn["responseTransferMode"] == "STREAM", route
         assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
     others = {k: v for k, v in routes.items() if k not in STREAMED}
-    assert len(others) == 23
+    assert len(others) == 26
     for route, op in others.items():
         integration = op["x-amazon-apigateway-integration"]
         assert _sub(integration["uri"]).endswith("/invocations"), route
@@ -135,7 +137,8 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
             ("GET", "/me/export"), ("GET", "/me/memories"), ("DELETE", "/me/memories"),
             ("PATCH", "/me/memories/{id}"), ("DELETE", "/me/memories/{id}"), ("GET", "/me/settings"),
             ("PUT", "/me/settings"), ("POST", "/sessions/{id}/turns/{run_id}/approvals"),
-            ("GET", "/me/reminders")} == set(_routes(resources))
+            ("GET", "/me/reminders"), ("POST", "/me/devices"), ("GET", "/me/devices"),
+            ("DELETE", "/me/devices/{id}")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}
@@ -549,3 +552,64 @@ def test_the_approval_ttl_is_a_parameter_of_the_functions_that_need_it(cfn, reso
     for name in ("ChatFunction", "ApiFunction", "ScheduledFunction"):
         assert _function(resources, name)["Environment"]["Variables"]["APPROVAL_TTL"] == {"Ref": "ApprovalTtl"}, name
     assert "APPROVAL_TTL" not in _function(resources, "EventsFunction")["Environment"]["Variables"]
+
+
+PUSH_PARAMETERS = {"PushApnsApplicationArn": ("PushApns", "APNS"),
+                   "PushApnsSandboxApplicationArn": ("PushApnsSandbox", "APNS_SANDBOX"),
+                   "PushFcmApplicationArn": ("PushFcm", "GCM")}
+
+
+def test_push_notifications_are_optional_parameters_with_sns_scoped_to_their_applications_and_an_alarm(cfn, resources):
+    """The SNS platform applications are optional parameters (empty: devices stored, nothing sent), given
+    to the functions; IAM lets the chat function publish, and the API and account functions manage
+    endpoints, only within those applications; the failures' metric is alarmed."""
+    import re
+
+    for name, (condition, platform) in PUSH_PARAMETERS.items():
+        param = cfn["Parameters"][name]
+        assert param["Default"] == "" and re.fullmatch(param["AllowedPattern"], "")
+        assert re.fullmatch(param["AllowedPattern"], f"arn:aws:sns:af-south-1:123456789012:app/{platform}/chat")
+        assert not re.fullmatch(param["AllowedPattern"], "arn:aws:sns:af-south-1:123456789012:app/ADM/chat")
+        assert cfn["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": name}, ""]}]}
+        variable = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper().replace("_ARN", "_ARN")
+        for function in ("ChatFunction", "ApiFunction", "AccountFunction"):
+            assert _function(resources, function)["Environment"]["Variables"][variable] == {"Ref": name}, function
+
+    def sns(function: str) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for s in _statements(resources, function):
+            for a in _actions(s):
+                if a.startswith("sns:"):
+                    found.setdefault(a, []).extend(s["Resource"])
+        return found
+
+    def targets(resources_: list) -> set[str]:
+        """Each resource's application parameter and whether it is the application or its endpoints."""
+        out = set()
+        for r in resources_:
+            condition, value, _ = r["Fn::If"]
+            assert condition in {c for c, _ in PUSH_PARAMETERS.values()}
+            text = json.dumps(value)
+            (param,) = [p for p in PUSH_PARAMETERS if f'"{p}"' in text]
+            out.add((param, "endpoints" if ":endpoint/" in text and text.endswith('"/*"]]}') else "application"))
+        return out
+
+    apps = {(p, "application") for p in PUSH_PARAMETERS}
+    endpoints = {(p, "endpoints") for p in PUSH_PARAMETERS}
+    chat, api, account = sns("ChatFunction"), sns("ApiFunction"), sns("AccountFunction")
+    assert set(chat) == {"sns:CreatePlatformEndpoint", "sns:Publish", "sns:GetEndpointAttributes",
+                         "sns:SetEndpointAttributes", "sns:DeleteEndpoint"}
+    assert targets(chat.pop("sns:CreatePlatformEndpoint")) == apps
+    assert all(targets(r) == endpoints for r in chat.values())
+    assert "sns:Publish" not in api and targets(api.pop("sns:CreatePlatformEndpoint")) == apps
+    assert all(targets(r) == endpoints for r in api.values())
+    assert set(account) == {"sns:DeleteEndpoint"} and targets(account["sns:DeleteEndpoint"]) == endpoints
+    for function in ("EventsFunction", "ScheduledFunction", "MigrateFunction"):
+        assert sns(function) == {}, function
+    for function in ("ChatFunction", "ApiFunction", "AccountFunction"):
+        role = resources[f"{function}Role"]["Properties"]
+        assert [p["Fn::If"][0] for p in role["Policies"] if "Fn::If" in p] == ["PushOn"], function
+    alarm = resources["PushFailuresAlarm"]
+    assert alarm["Condition"] == "PushOn"
+    assert (alarm["Properties"]["Namespace"], alarm["Properties"]["MetricName"]) == ("AgentChat", "PushFailures")
+    assert alarm["Properties"]["Dimensions"] == [{"Name": "service", "Value": "chat"}]

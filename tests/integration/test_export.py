@@ -207,7 +207,7 @@ def assert_the_sessions_hold_every_message_and_photo(zf: zipfile.ZipFile, names:
     assert zf.read([f for f in photo_files if f.startswith(f"photos/{s2}/")][0]) == normalised(LARGE_PNG)
     assert body["contents"] == {"sessions": 3, "messages": sum(s["messages"] for s in account["sessions"]),
                                 "photos": len([n for n in names if n.startswith("photos/")]), "uploads": 2,
-                                "memories": 1, "reminders": 0, "approvals": 0}
+                                "memories": 1, "reminders": 0, "approvals": 0, "devices": 0}
     assert body["contents"]["photos"] == 2
 
 
@@ -281,7 +281,7 @@ def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user,
     body = r.json()
     assert body["status"] == "ready" and body["url_expires_in"] == 900 and body["error"] is None
     assert body["contents"] == {"sessions": 1, "messages": 2, "photos": 0, "uploads": 0, "memories": 0,
-                                "reminders": 0, "approvals": 0}
+                                "reminders": 0, "approvals": 0, "devices": 0}
     row = db_conn.execute("SELECT * FROM exports WHERE id = %s", (body["id"],)).fetchone()
     assert row["expires_at"] - row["finished_at"] == timedelta(days=1) and row["key"] == f"media/exports/{body['id']}.zip"
     zf = download(body)
@@ -301,9 +301,9 @@ def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user,
 def test_an_account_with_nothing_stored_exports(user):
     body = exported(user)
     assert body["contents"] == {"sessions": 0, "messages": 0, "photos": 0, "uploads": 0, "memories": 0,
-                                "reminders": 0, "approvals": 0}
+                                "reminders": 0, "approvals": 0, "devices": 0}
     zf = download(body)
-    assert sorted(zf.namelist()) == ["README.txt", "account.json", "actions.json", "memories.json"]
+    assert sorted(zf.namelist()) == ["README.txt", "account.json", "actions.json", "devices.json", "memories.json"]
     assert read_json(zf, "memories.json") == {"format": "agent-chat-export/1", "memory": True, "memories": []}
     assert read_json(zf, "actions.json") == {"format": "agent-chat-export/1", "reminders": [], "approvals": []}
     account = read_json(zf, "account.json")

@@ -114,10 +114,10 @@ def test_with_memory_off_nothing_is_written_recalled_or_called(user, standin, db
     sid = user.new_session()
     _, events = user.turn(sid, message="Remember that I am allergic to peanuts")
     assert memory_events(events)[0]["action"] == "saved"
-    assert user.client.get("/me/settings").json() == {"memory": True}
+    assert user.client.get("/me/settings").json() == {"memory": True, "push_preview": False}
     r = user.client.put("/me/settings", json={"memory": False})
-    assert r.status_code == 200 and r.json() == {"memory": False}
-    assert user.client.get("/me/settings").json() == {"memory": False}
+    assert r.status_code == 200 and r.json() == {"memory": False, "push_preview": False}
+    assert user.client.get("/me/settings").json() == {"memory": False, "push_preview": False}
     off_from = len(standin.requests())
 
     body, events = new_session_request(user, standin, "Remember that my cat is called Mo")
@@ -135,7 +135,7 @@ def test_with_memory_off_nothing_is_written_recalled_or_called(user, standin, db
                            (user.sub,)).fetchone()["n"] == 0
 
     # back on: what was stored is recalled again, nothing of what was said while it was off
-    assert user.client.put("/me/settings", json={"memory": True}).json() == {"memory": True}
+    assert user.client.put("/me/settings", json={"memory": True}).json() == {"memory": True, "push_preview": False}
     body, _ = new_session_request(user, standin)
     assert "allergic to peanuts" in recall_of(body) and "Mo" not in recall_of(body)
     assert MEMORY_TOOLS <= tool_names(body)

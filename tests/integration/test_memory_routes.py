@@ -86,17 +86,17 @@ def test_an_edit_changes_the_text_within_the_limits(user, standin, settings_env)
 
 
 def test_the_memory_switch_is_on_by_default_and_forgetting_everything_keeps_it(user, standin):
-    assert user.client.get("/me/settings").json() == {"memory": True}  # a caller never seen
+    assert user.client.get("/me/settings").json() == {"memory": True, "push_preview": False}  # a caller never seen
     for bad in ({}, {"memory": "sometimes"}, {"memory": True, "colour": "blue"}, None):
         problem(user.client.put("/me/settings", json=bad), 422, "invalid-input")
-    assert user.client.put("/me/settings", json={"memory": False}).json() == {"memory": False}
-    assert user.client.put("/me/settings", json={"memory": False}).json() == {"memory": False}
-    assert user.client.put("/me/settings", json={"memory": True}).json() == {"memory": True}
+    assert user.client.put("/me/settings", json={"memory": False}).json() == {"memory": False, "push_preview": False}
+    assert user.client.put("/me/settings", json={"memory": False}).json() == {"memory": False, "push_preview": False}
+    assert user.client.put("/me/settings", json={"memory": True}).json() == {"memory": True, "push_preview": False}
     remembered(user, "I am vegetarian", "I live in Durban")
     assert user.client.delete("/me/memories").status_code == 204
     assert user.client.delete("/me/memories").status_code == 204  # nothing left: the same answer
     assert user.client.get("/me/memories").json() == {"items": [], "next_cursor": None}
-    assert user.client.get("/me/settings").json() == {"memory": True}
+    assert user.client.get("/me/settings").json() == {"memory": True, "push_preview": False}
 
 
 def test_the_routes_need_an_identity(server_url):

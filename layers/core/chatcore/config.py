@@ -207,6 +207,27 @@ class Settings:
     cors_allowed_origins: str = setting(
         "", "CORS_ALLOWED_ORIGINS", "the origins of browser apps that may call the API, comma-separated "
         "(`https://app.example,http://localhost:5173`; `*`: any); empty: none (mobile apps need none)")
+    push_apns_application_arn: str | None = setting(
+        None, "PUSH_APNS_APPLICATION_ARN", "the SNS platform application of the iOS app (APNs, production); unset: "
+        "devices of that platform are stored and nothing is sent to them")
+    push_apns_sandbox_application_arn: str | None = setting(
+        None, "PUSH_APNS_SANDBOX_APPLICATION_ARN", "the SNS platform application of development builds (APNs "
+        "sandbox); unset: nothing is sent to them")
+    push_fcm_application_arn: str | None = setting(
+        None, "PUSH_FCM_APPLICATION_ARN", "the SNS platform application of the Android app (FCM); unset: nothing "
+        "is sent to them")
+    sns_endpoint_url: str | None = setting(
+        None, "AWS_ENDPOINT_URL_SNS", "the SNS endpoint (moto locally); unset: AWS's")
+    push_timeout: float = setting(
+        2.0, "PUSH_TIMEOUT", "seconds an SNS call (a push, an endpoint) waits to connect and for its answer; one "
+        "attempt, never retried", ge=0.1, le=30)
+    push_backoff_seconds: float = setting(
+        30.0, "PUSH_BACKOFF_SECONDS", "after SNS could not be reached, this process sends no push for this long "
+        "(each skipped one logged and counted): no storm of timeouts while it is down", ge=0, le=3600)
+    push_delivery_grace_seconds: float = setting(
+        2.0, "PUSH_DELIVERY_GRACE_SECONDS", "after a turn whose client left ends, how long the chat function waits "
+        "for a resumed stream (the events route) to read the final event before it sends `turn_finished`; more "
+        "than FOLLOW_MAX_POLL_SECONDS", ge=0, le=60)
     anthropic_api_key_secret_arn: str | None = setting(
         None, "ANTHROPIC_API_KEY_SECRET_ARN", "in AWS: the secret holding the Anthropic API key (when "
         "`ANTHROPIC_API_KEY` is not set)")

@@ -127,6 +127,27 @@ def record_turn(outcome: dict) -> None:
             pass
 
 
+def record_push(kind: str, *, sent: int, failed: int) -> None:
+    """Count pushes sent and failed (``PushesSent``, ``PushFailures``: the template alarms on failures).
+    Never raises: a push never breaks anything."""
+    try:
+        with _turn_lock:
+            m = _turn_metrics
+            m.add_metric(name="PushesSent", unit=MetricUnit.Count, value=sent)
+            m.add_metric(name="PushFailures", unit=MetricUnit.Count, value=failed)
+            m.add_metadata(key="push_kind", value=kind)
+            if in_lambda():
+                m.flush_metrics()
+            else:
+                m.clear_metrics()
+    except Exception:  # noqa: BLE001 - see docstring
+        log.warning("could not record the push metrics", exc_info=True)
+        try:
+            _turn_metrics.clear_metrics()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 # ---- step timing: public hooks the benchmark (or a profiler) observes; nothing patched by name
 
 StepObserver = Callable[[str, float], None]

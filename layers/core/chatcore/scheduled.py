@@ -16,6 +16,8 @@ The jobs, by the name of their entry in the summary:
   function that failed or was never started);
 - ``approvals_expired``: turns paused for the user's approval for longer than ``APPROVAL_TTL`` end
   ``expired`` (nothing runs; chatcore.turns.approvals), before the retention period;
+- ``pushes_pruned``: the records of push notifications sent more than ``PUSH_RECORD_DAYS`` ago (each
+  was kept so that a retry or a second instance never sends it twice; ``chatcore.notify.pushes``);
 - ``retention``: when ``RETENTION_DAYS`` > 0, sessions inactive for longer deleted, photos and all,
   their usage kept (``chatcore.account.retention``).
 
@@ -36,11 +38,13 @@ from chatcore import db
 from chatcore.account import deletion, export, retention
 from chatcore.config import get_settings
 from chatcore.money import rollup
-from chatcore.store import accounts, approvals, resume_tokens, turn_events, uploads
+from chatcore.store import accounts, approvals, devices, resume_tokens, turn_events, uploads
 from chatcore.turns.outcome import FINAL_EVENTS
 
 log = logging.getLogger(__name__)
 
+# A push's record is kept this long (a month's budget claims, a turn's retries, well within it).
+PUSH_RECORD_DAYS = 62
 # An account deletion no pass has worked on for this long is resumed.
 DELETION_IDLE_SECONDS = 15 * 60
 # How long one resumed deletion may wait for its account's turns to stop (a later run goes on).
@@ -104,6 +108,11 @@ def expire_approvals(deadline: float) -> int:
         return approvals.expire_all(conn, get_settings().approval_ttl)
 
 
+def prune_pushes(deadline: float) -> int:
+    with db.connection() as conn:
+        return devices.prune_pushes(conn, PUSH_RECORD_DAYS)
+
+
 def apply_retention(deadline: float) -> dict[str, Any]:
     return retention.apply_retention(get_settings().retention_days,
                                      budget_seconds=max(0.0, deadline - time.monotonic()))
@@ -117,6 +126,7 @@ HOUSEKEEPING: dict[str, Callable[[float], Any]] = {
     "exports": prune_exports,
     "deletions": resume_deletions,
     "approvals_expired": expire_approvals,
+    "pushes_pruned": prune_pushes,
     "retention": apply_retention,
 }
 

@@ -33,7 +33,7 @@ from chatcore import db
 from chatcore.config import get_settings
 from chatcore.media import s3
 from chatcore.money.spending import cost, token_counts, usage_statement
-from chatcore.store import approvals, exports, sessions
+from chatcore.store import approvals, devices as device_rows, exports, sessions
 
 FORMAT = "agent-chat-export/1"
 
@@ -55,7 +55,7 @@ This archive holds everything the agent chat app stores about your account.
     export      {export_id}
     format      {format}
     contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s),
-                {memories} memory(ies), {reminders} reminder(s), {approvals} approval(s)
+                {memories} memory(ies), {reminders} reminder(s), {approvals} approval(s), {devices} device(s)
 
 JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal strings
 ("0.0050898000"): usd in US dollars, zar in South African rand.
@@ -85,6 +85,14 @@ actions.json
                 were shown, and your decision (status pending, approved, declined, expired or cancelled;
                 note, decided_at), with the session and run that asked
 
+devices.json
+    push_preview  whether push notifications preview the answer on the lock screen (your setting)
+    devices       the phones registered for push notifications: platform, token, app_version, locale,
+                  created_at, updated_at
+    pushes        the notifications sent to them: kind (turn_finished, approval_needed, budget), key (the
+                  run, the run and its pause, or the month and the budget threshold), how many devices
+                  it reached, when (no text: what a notification said is not kept)
+
 sessions/<session id>.json
     session     agent or team, title, created_at, updated_at, turns, cost, and summary (the summary
                 of older turns the model reads instead of them, when the session has one)
@@ -111,11 +119,11 @@ can resume it (it repeats the messages), and this archive's own record.
 class _Counts:
     def __init__(self) -> None:
         self.sessions = self.messages = self.photos = self.uploads = self.memories = 0
-        self.reminders = self.approvals = 0
+        self.reminders = self.approvals = self.devices = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads,
-                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals}
+                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals, "devices": self.devices}
 
 
 def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
@@ -142,6 +150,7 @@ def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
         os.remove(account_path)
         counts.memories = _write_memories(zf, scratch, job)
         counts.reminders, counts.approvals = _write_actions(zf, scratch, job)
+        counts.devices = _write_devices(zf, scratch, job)
         zf.writestr("README.txt", README.format(exported_at=exported_at.strftime("%Y-%m-%d %H:%M UTC"),
                                                 export_id=job["id"], format=FORMAT, **counts.as_dict()))
     return counts
@@ -196,6 +205,26 @@ def _write_actions(zf: zipfile.ZipFile, scratch: str, job: dict[str, Any]) -> tu
     zf.write(path, "actions.json")
     os.remove(path)
     return n, m
+
+
+def _write_devices(zf: zipfile.ZipFile, scratch: str, job: dict[str, Any]) -> int:
+    """devices.json: the push setting, the phones registered for pushes and the pushes sent; how many devices."""
+    path = os.path.join(scratch, "devices.json")
+    with db.connection() as conn:
+        phones = device_rows.devices_of_user(conn, job["user_id"])
+        sent = device_rows.pushes_of_user(conn, job["user_id"])
+        preview = device_rows.preview_of_user(conn, job["user_id"])
+    with open(path, "w", encoding="utf-8") as doc:
+        doc.write("{\n")
+        _member(doc, "format", FORMAT)
+        _member(doc, "push_preview", preview)
+        n = _array(doc, "devices", ({k: r[k] for k in ("id", "platform", "token", "app_version", "locale", "created_at",
+                                                       "updated_at")} for r in phones))
+        _array(doc, "pushes", iter(sent), last=True)
+        doc.write("}\n")
+    zf.write(path, "devices.json")
+    os.remove(path)
+    return n
 
 
 def _upload_entry(zf: zipfile.ZipFile, r: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from chatcore import db
 from chatcore.config import get_settings
 from chatcore.errors import NotFound, StorageUnavailable, TurnInProgress
 from chatcore.media import s3
-from chatcore.store import accounts, sessions, turns
+from chatcore.notify.devices import forget_endpoints
+from chatcore.store import accounts, devices as device_rows, sessions, turns
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +156,9 @@ def _one_pass(user_id: UUID, result: DeletionPass) -> None:
         _delete_objects([e["key"] or s3.export_key(e["id"]) for e in exports], "exports")
         with db.connection() as conn:
             result.exports_deleted += accounts.delete_exports(conn, user_id, [e["id"] for e in exports])
+    with db.connection() as conn:  # the phones: no push reaches the account once deletion began
+        phones = device_rows.delete_of_user(conn, user_id)
+    forget_endpoints(phones)  # their SNS endpoints, best effort, no transaction open
 
 
 def _delete_objects(keys: list[str], what: str) -> None:

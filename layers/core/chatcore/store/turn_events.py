@@ -138,3 +138,11 @@ def prune_events(conn: psycopg.Connection, hours: int, keep: Collection[str]) ->
     """Delete the events of turns finished more than ``hours`` ago but those named in ``keep``
     (their final events); how many were deleted."""
     return conn.execute(PRUNE_EVENTS, {"hours": hours, "keep": list(keep)}).rowcount
+
+
+# A client read the turn's final event through the events route (no turn_finished push is sent then).
+MARK_DELIVERED = "UPDATE runs SET final_delivered_at = now() WHERE id = %(run_id)s AND final_delivered_at IS NULL"
+
+
+def mark_delivered(conn: psycopg.Connection, run_id: UUID) -> None:
+    conn.execute(MARK_DELIVERED, {"run_id": run_id})

@@ -87,12 +87,16 @@ class _Stream:
         # a continued run's events follow those of its stretch before the pause
         self.seq = turn.continuation.last_seq if turn.continuation is not None else 0
         self.log = TurnEventLog(turn.run_id, on_cancel=stop)
+        self.answer: list[str] = []  # the start of the answer (a push's preview, when the user opts in)
 
     def next_id(self) -> int:
         self.seq += 1
         return self.seq
 
     def emit(self, name: str, data: dict) -> None:
+        if (name == "TeamRunContent" or (name == "RunContent" and not data.get("parent_run_id"))) \
+                and isinstance(data.get("content"), str) and sum(map(len, self.answer)) < 400:
+            self.answer.append(data["content"])
         self.send(self.next_id(), name, sse.payload(name, data))
 
     def send(self, seq: int, name: str, payload: str, *, stored: bool = False) -> None:
@@ -216,6 +220,7 @@ async def stream_turn(turn: PreparedTurn,
 
     task = asyncio.create_task(runner(), name=f"turn-{turn.run_id}")
     watcher = asyncio.create_task(watch()) if wait_for_disconnect else None
+    sent = 0  # the id of the last event the client was sent (its write returned)
     try:
         while True:
             try:
@@ -226,13 +231,39 @@ async def stream_turn(turn: PreparedTurn,
             if chunk is None:
                 break
             yield chunk
+            sent = _event_id(chunk) or sent
     finally:
         if watcher is not None:
             watcher.cancel()
-        if not task.done():
-            turn.client_disconnected = True
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
+            if not task.done():
+                turn.client_disconnected = True
                 await task
+            # after the final event was sent (or the client was gone): the pushes it calls for
+            await _notify(turn, stream, sent)
+
+
+def _event_id(chunk: bytes) -> int:
+    """The id of an SSE frame (``id: N`` first), 0 for a heartbeat."""
+    if not chunk.startswith(b"id:"):
+        return 0
+    return int(chunk[3:chunk.index(b"\n")].strip())
+
+
+async def _notify(turn: PreparedTurn, stream: _Stream, sent: int) -> None:
+    """The pushes of a stored turn (``chatcore.notify.pushes``); never raises, never changes the turn."""
+    outcome = turn.outcome
+    if outcome is None:
+        return
+    from chatcore.notify import pushes
+
+    finished = pushes.FinishedTurn(
+        session_id=turn.input.session_id, run_id=turn.run_id, status=outcome.status, final_event_id=stream.seq,
+        last_sent_id=sent, answer="".join(stream.answer), pending=list(getattr(outcome, "pending", None) or []))
+    try:
+        await asyncio.to_thread(pushes.after_turn, finished)
+    except Exception:  # noqa: BLE001 - after_turn never raises; this is the belt to its braces
+        log.warning("the pushes of turn %s failed", turn.run_id, exc_info=True)
 
 
 @dataclass

@@ -30,6 +30,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
+import anyio
 import psycopg
 from psycopg_pool import PoolTimeout
 
@@ -152,6 +153,20 @@ def _read(run_id: UUID, after: int, stale_seconds: int) -> list[dict]:
         return turn_event_rows.read_events(conn, run_id, after=after, stale_seconds=stale_seconds)
 
 
+async def _delivered(run_id: UUID) -> None:
+    """Record that a client read the turn's final event (the chat function then sends no
+    ``turn_finished`` push for it). Best effort: a failure costs at most one needless push."""
+    def mark() -> None:
+        with db.connection() as conn:
+            turn_event_rows.mark_delivered(conn, run_id)
+
+    try:
+        with anyio.CancelScope(shield=True):  # the client leaving right after the final event must not undo it
+            await asyncio.to_thread(mark)
+    except Exception:  # noqa: BLE001
+        log.warning("could not record that turn %s's final event was read", run_id, exc_info=True)
+
+
 def _store_final(run_id: UUID, seq: int, event: str, payload_text: str) -> None:
     """Store a rebuilt final event (nothing when the turn has one by now: the first one stays)."""
     with db.connection() as conn:
@@ -209,8 +224,10 @@ async def follow(session_id: UUID, run_id: UUID, after: int = 0, *, poll: float 
             yield sse.frame_of(r["seq"], r["event"], r["data"])
             after = r["seq"]
             last_sent = time.monotonic()
-            if r["event"] in TERMINAL_EVENTS or (r["event"] == PAUSED_EVENT and r["seq"] == r["last_seq"]
-                                                 and r["status"] == "paused"):
+            if r["event"] in TERMINAL_EVENTS:
+                await _delivered(run_id)  # the client asked for more: the final event was sent
+                return
+            if r["event"] == PAUSED_EVENT and r["seq"] == r["last_seq"] and r["status"] == "paused":
                 return
         if events:
             interval = poll

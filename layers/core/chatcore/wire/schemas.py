@@ -494,6 +494,8 @@ class ExportContents(BaseModel):
     reminders: int = Field(default=0, description="reminders in actions.json (0 in an export made before they existed)")
     approvals: int = Field(default=0, description="approvals asked of the user, in actions.json (0 in an export made "
                                                   "before they existed)")
+    devices: int = Field(default=0, description="phones registered for push notifications, in devices.json (0 in an "
+                                                "export made before they existed)")
 
 
 class AccountExport(BaseModel):
@@ -555,6 +557,10 @@ class UserSettings(Strict):
         "whether the assistant remembers you across sessions (default true). false: nothing is written to "
         "memory and nothing is recalled; what is stored stays (GET, PATCH, DELETE /me/memories) and is "
         "recalled again once it is true"))
+    push_preview: StrictBool = Field(default=False, description=(
+        "whether a push notification's lock-screen text previews the answer (its first ~100 characters) or the "
+        "action waiting for approval (default false: a generic text, no chat content). Like every field of PUT, "
+        "left out it is set to its default"))
 
 
 # ---- a paused turn: the user's decision on its pending calls, and what a session shows of it
@@ -607,6 +613,42 @@ class ReminderOut(BaseModel):
 class ReminderPage(BaseModel):
     items: list[ReminderOut]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+
+
+# ---- the caller's phones, for push notifications (POST, GET /me/devices, DELETE /me/devices/{id})
+
+DevicePlatform = Literal["apns", "apns_sandbox", "fcm"]
+
+
+class DeviceIn(Strict):
+    """A phone (an app install) that receives push notifications."""
+
+    platform: DevicePlatform = Field(description=(
+        "apns (an iOS app from the App Store or TestFlight), apns_sandbox (a development build), fcm (Android)"))
+    token: Annotated[str, StringConstraints(min_length=1, max_length=4096, pattern=r"^[!-~]+$")] = Field(
+        description="the platform's device token (APNs: hex; FCM: the registration token): printable ASCII, no spaces")
+    app_version: Annotated[Text, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="the app's version, e.g. 2.4.1")
+    locale: Annotated[str, StringConstraints(max_length=35, pattern=r"^[A-Za-z]{2,8}([_-][A-Za-z0-9]{1,8})*$")] | None = Field(
+        default=None, description=("the device's language (BCP 47, e.g. af-ZA, en-US): the notifications' language "
+                                   "(Afrikaans for af, English otherwise)"))
+
+
+class DeviceOut(BaseModel):
+    id: UUID
+    platform: DevicePlatform
+    token: str
+    app_version: str | None
+    locale: str | None
+    push_enabled: bool = Field(description=(
+        "whether pushes are sent to it: false when the deployment has no SNS platform application for its "
+        "platform, or SNS could not be reached when it was registered (then it is tried at its first push)"))
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
 
 
 SessionDetail.model_rebuild()  # its turn_paused is declared above it
