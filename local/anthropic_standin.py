@@ -824,6 +824,108 @@ def check_loop_thinking(messages: list, sent: Mapping[str, list[dict]]) -> None:
             raise Refusal(f"messages.{i}.content: {MODIFIED_THINKING}")
 
 
+# ---- web search (the web_search_20250305 server tool)
+
+WEB_SEARCH_TOOL = "web_search_20250305"
+_SEARCH_KEY = b"anthropic-standin-web-search-key"
+_SEARCH_ASK = re.compile(r"\bsearch the web for\s+(?P<query>\S.*?)[\s.?!]*$", re.IGNORECASE | re.DOTALL)
+MODIFIED_SEARCH = "Invalid `encrypted_content` in `web_search_tool_result` block"
+MODIFIED_CITATION = "Invalid `encrypted_index` in `web_search_result_location` citation"
+
+
+def _search_mac(*parts: str) -> str:
+    return hmac.new(_SEARCH_KEY, "\x1f".join(parts).encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def search_encrypted_content(url: str, title: str, page_age: str | None) -> str:
+    """A search result's opaque ``encrypted_content``: a nonce and an HMAC binding it to the result."""
+    nonce = _hex(16)
+    return base64.b64encode(f"{nonce}:{_search_mac(nonce, url, title, page_age or '')}".encode()).decode("ascii")
+
+
+def _encrypted_content_valid(result: Any) -> bool:
+    if not isinstance(result, dict) or not isinstance(result.get("encrypted_content"), str):
+        return False
+    try:
+        nonce, mac = base64.b64decode(result["encrypted_content"], validate=True).decode().split(":", 1)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(mac, _search_mac(nonce, str(result.get("url")), str(result.get("title")),
+                                                str(result.get("page_age") or "")))
+
+
+def citation_index(url: str, cited_text: str) -> str:
+    """A citation's opaque ``encrypted_index``: an HMAC of what it cites."""
+    return base64.b64encode(_search_mac(url, cited_text).encode()).decode("ascii")
+
+
+def web_search_tool(body: dict) -> dict | None:
+    """The request's web search server tool (None: it has none)."""
+    return next((t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("type") == WEB_SEARCH_TOOL), None)
+
+
+def _check_web_search(body: dict, messages: list) -> None:
+    """The web search tool's settings, and every search result and web citation sent back: as the
+    stand-in returned them (their encrypted content and index unchanged); no more searches in the
+    turn than its ``max_uses``."""
+    tool = web_search_tool(body)
+    if tool is not None:
+        if tool.get("name") != "web_search":
+            raise Refusal("tools.web_search_20250305.name: Input should be 'web_search'")
+        max_uses = tool.get("max_uses")
+        if max_uses is not None and (not isinstance(max_uses, int) or isinstance(max_uses, bool) or max_uses < 1):
+            raise Refusal("tools.web_search_20250305.max_uses: Input should be greater than 0")
+        if tool.get("allowed_domains") and tool.get("blocked_domains"):
+            raise Refusal("tools.web_search_20250305: only one of allowed_domains or blocked_domains may be set")
+    searches = 0
+    start = tool_loop_start(messages)
+    for i, m in enumerate(messages):
+        content = m.get("content") if isinstance(m, dict) else None
+        for j, block in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(block, dict):
+                continue
+            kind = block.get("type")
+            if kind in ("server_tool_use", "web_search_tool_result") and m.get("role") != "assistant":
+                raise Refusal(f"messages.{i}.content.{j}: `{kind}` blocks may only appear in `assistant` messages")
+            if kind == "server_tool_use" and block.get("name") == "web_search" and i >= start:
+                searches += 1
+            if kind == "web_search_tool_result" and isinstance(block.get("content"), list):
+                for k, result in enumerate(block["content"]):
+                    if not _encrypted_content_valid(result):
+                        raise Refusal(f"messages.{i}.content.{j}.content.{k}: {MODIFIED_SEARCH}")
+            for k, citation in enumerate(block.get("citations") or [] if kind == "text" else []):
+                if isinstance(citation, dict) and citation.get("type") == "web_search_result_location" and not \
+                        hmac.compare_digest(str(citation.get("encrypted_index")),
+                                            citation_index(str(citation.get("url")), str(citation.get("cited_text")))):
+                    raise Refusal(f"messages.{i}.content.{j}.citations.{k}: {MODIFIED_CITATION}")
+    if tool is not None and isinstance(tool.get("max_uses"), int) and searches > tool["max_uses"]:
+        raise Refusal(f"tools.web_search_20250305.max_uses: the turn made {searches} searches, more than its "
+                      f"max_uses ({tool['max_uses']})")
+
+
+def web_search_content(query: str, tool: dict) -> list[dict]:
+    """A search's blocks: the server_tool_use, its results (two pages, in the allowed domains when
+    the tool names some) and an answer citing the first."""
+    domains = tool.get("allowed_domains") or ["example.org", "example.com"]
+    use_id = "srvtoolu_" + _hex(24)
+    slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")[:40] or "result"
+    results = []
+    for n, domain in enumerate((domains * 2)[:2]):
+        url, title, age = f"https://{domain}/{slug}-{n + 1}", f"{query[:60]} ({domain}, {n + 1})", f"{n + 1} days ago"
+        results.append({"type": "web_search_result", "url": url, "title": title,
+                        "encrypted_content": search_encrypted_content(url, title, age), "page_age": age})
+    cited = f"The latest on {query[:80]}, as {domains[0]} reports it."
+    first = results[0]
+    return [
+        {"type": "server_tool_use", "id": use_id, "name": "web_search", "input": {"query": query}},
+        {"type": "web_search_tool_result", "tool_use_id": use_id, "content": results},
+        {"type": "text", "text": f"Here is what I found about {query[:80]}."},
+        {"type": "text", "text": cited, "citations": [
+            {"type": "web_search_result_location", "url": first["url"], "title": first["title"],
+             "encrypted_index": citation_index(first["url"], cited), "cited_text": cited}]},
+    ]
+
+
 # ---- validation
 
 
@@ -1024,6 +1126,7 @@ def validate_request(body: Any, config: dict | None = None, prompt: Prompt | Non
     _check_messages(messages)
     _check_text(messages, body.get("system"))
     _check_thinking(body, messages)
+    _check_web_search(body, messages)
     prompt = prompt or analyse_prompt(body)
     _check_cache_control(prompt)
     model = str(body.get("model") or DEFAULT_MODEL)
@@ -1306,6 +1409,9 @@ def default_content(body: dict) -> list[dict]:
         return [{"type": "text", "text": f"The tool returned: {text[:200]}"}]
 
     user_text = _text_of(last_content) if last.get("role") == "user" else ""
+    search = web_search_tool(body)
+    if search is not None and last.get("role") == "user" and (match := _SEARCH_ASK.search(user_text)):
+        return web_search_content(match.group("query").strip(), search)
     if tool_names and last.get("role") == "user":
         if "remember" in tool_names and (match := _REMEMBER.search(user_text)):
             fact = match.group("fact").strip().rstrip(".!?").strip()
@@ -1700,6 +1806,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.remember_thinking(content)
         plan = self.state.bill(prompt, model)
         usage = usage_of(prompt, plan, content)
+        searches = sum(1 for b in content if b["type"] == "server_tool_use" and b.get("name") == "web_search")
+        if searches:  # each search is billed on top of the tokens
+            usage["server_tool_use"] = {"web_search_requests": searches}
         usage.update(step.get("usage") or {})
         stop_reason = "tool_use" if any(b["type"] == "tool_use" for b in content) else "end_turn"
         message = {
@@ -1795,13 +1904,17 @@ class _Handler(BaseHTTPRequestHandler):
                                                      "delta": {"type": "thinking_delta", "thinking": chunk}})
                     send("content_block_delta", {"type": "content_block_delta", "index": index,
                                                  "delta": {"type": "signature_delta", "signature": block["signature"]}})
-                elif block["type"] == "redacted_thinking":
+                elif block["type"] in ("redacted_thinking", "web_search_tool_result"):
                     send("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
                 elif block["type"] == "text":
                     send(
                         "content_block_start",
-                        {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+                        {"type": "content_block_start", "index": index, "content_block": {
+                            "type": "text", "text": "", **({"citations": []} if "citations" in block else {})}},
                     )
+                    for citation in block.get("citations") or []:  # as the API: each before the text it cites
+                        send("content_block_delta", {"type": "content_block_delta", "index": index,
+                                                     "delta": {"type": "citations_delta", "citation": citation}})
                     for chunk in _chunk_text(block["text"]):
                         pause()
                         send(
@@ -1809,7 +1922,7 @@ class _Handler(BaseHTTPRequestHandler):
                             {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": chunk}},
                         )
                 else:
-                    start_block = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                    start_block = {"type": block["type"], "id": block["id"], "name": block["name"], "input": {}}
                     send(
                         "content_block_start",
                         {"type": "content_block_start", "index": index, "content_block": start_block},

@@ -36,6 +36,41 @@ class Spec:
                 "model_id": self.model_id, "definition": self.definition()}
 
 
+# Anthropic's web search server tool (the version this code sends and the stand-in checks).
+WEB_SEARCH_TOOL = "web_search_20250305"
+
+
+@dataclass(frozen=True)
+class WebSearch:
+    """An agent's web search (Anthropic's server tool, run by the API; off unless a spec sets it):
+    at most ``max_uses`` searches per model call, only in ``allowed_domains`` or never in
+    ``blocked_domains`` (not both). Each search is billed on top of the tokens (the price data's
+    per-search price); a budget reservation counts ``max_uses`` per model call. The project stores
+    no country of the user, so no ``user_location`` is sent (the API then locates nothing)."""
+
+    max_uses: int = 3
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_uses < 1:
+            raise ValueError("WebSearch.max_uses must be at least 1")
+        if self.allowed_domains and self.blocked_domains:
+            raise ValueError("WebSearch takes allowed_domains or blocked_domains, not both")
+
+    def tool(self) -> dict[str, Any]:
+        """The request's tool definition (agno passes a non-function tool to the API as it is)."""
+        return {"type": WEB_SEARCH_TOOL, "name": "web_search", "max_uses": self.max_uses,
+                **({"allowed_domains": list(self.allowed_domains)} if self.allowed_domains else {}),
+                **({"blocked_domains": list(self.blocked_domains)} if self.blocked_domains else {})}
+
+
+def web_searches_per_call(spec: "Spec") -> int:
+    """The most web searches one model call of ``spec`` may make (0: it cannot search)."""
+    search = getattr(spec, "web_search", None)
+    return search.max_uses if search else 0
+
+
 def requires_approval(summary: Callable[..., str]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Mark a tool that acts (books, sends, sets a reminder): the model's call pauses the turn until
     the user approves or declines it (agno's confirmation, ``chatcore.turns.agent``). ``summary`` is
@@ -72,9 +107,11 @@ class AgentSpec(Spec):
     # remembers the user across sessions (while the user has memory on): the memory tools, and the
     # recall at the start of its input (chatcore.turns.memory); as a team member too
     remembers: bool = False
+    web_search: WebSearch | None = None  # Anthropic's web search server tool (off by default)
 
     def definition(self) -> dict[str, Any]:
         return {**super().definition(), "tools": [t.__name__ for t in self.tools],
+                **({"web_search": self.web_search.tool()} if self.web_search else {}),
                 **({"approval": [t.__name__ for t in self.tools if needs_approval(t)]}
                    if any(needs_approval(t) for t in self.tools) else {})}
 

@@ -42,6 +42,9 @@ class Cost:
     zar: Decimal
     price_key: str | None
     price_id: UUID | None
+    # the web searches' part of usd and zar (stored_amounts of their unrounded cost)
+    web_search_usd: Decimal = Decimal(0)
+    web_search_zar: Decimal = Decimal(0)
 
 
 class CostCalculator:
@@ -56,7 +59,9 @@ class CostCalculator:
         priced = self.book.cost_usd(model_id, usage, at or datetime.now(timezone.utc))
         key = priced.price.price_key
         usd, zar = stored_amounts(priced.usd, self.fx.rate)
-        return Cost(usage=usage, usd=usd, zar=zar, price_key=key, price_id=self.price_ids.get(key))
+        search_usd, search_zar = stored_amounts(priced.price.web_search_cost_usd(usage.web_searches), self.fx.rate)
+        return Cost(usage=usage, usd=usd, zar=zar, price_key=key, price_id=self.price_ids.get(key),
+                    web_search_usd=search_usd, web_search_zar=search_zar)
 
     def row_fields(self, cost: Cost) -> dict[str, Any]:
         """The columns of a message (the messages table, chat_events) that record tokens, cost, price
@@ -67,5 +72,7 @@ class CostCalculator:
             "cache_write_tokens": cost.usage.cache_write_tokens,
             "cache_write_1h_tokens": cost.usage.cache_write_1h_tokens,
             "cost_usd": cost.usd, "cost_in_rands": cost.zar, "price_id": cost.price_id,
+            "web_searches": cost.usage.web_searches, "web_search_cost_usd": cost.web_search_usd,
+            "web_search_cost_in_rands": cost.web_search_zar,
             "fx_rate_id": self.fx.id, "fx_rate": self.fx.rate, "fx_rate_date": self.fx.effective_date,
         }

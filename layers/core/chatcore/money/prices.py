@@ -60,9 +60,11 @@ class TokenUsage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     cache_write_1h_tokens: int = 0
+    # web searches the call made (Anthropic's server tool), billed per search on top of the tokens
+    web_searches: int = 0
 
     def __post_init__(self) -> None:
-        for name in (*TOKEN_COUNTS, "cache_write_1h_tokens"):
+        for name in (*TOKEN_COUNTS, "cache_write_1h_tokens", "web_searches"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"TokenUsage.{name} must be a non-negative int, got {value!r}")
@@ -78,11 +80,13 @@ class TokenUsage:
             cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
             cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            web_searches=self.web_searches + other.web_searches,
         )
 
     def __bool__(self) -> bool:
         """Whether any token was used."""
-        return bool(self.input_tokens or self.output_tokens or self.cache_read_tokens or self.cache_write_tokens)
+        return bool(self.input_tokens or self.output_tokens or self.cache_read_tokens or self.cache_write_tokens
+                    or self.web_searches)
 
     def __radd__(self, other: object) -> TokenUsage:
         if other == 0:  # sum()
@@ -137,6 +141,8 @@ class ModelPrice:
     cache_write_1h: Price | None = None
     """A one-hour cache write (genai-prices' ``cache_write_1h_mtok``, which it does not apply itself);
     ``None``: twice the input price, Anthropic's rule."""
+    web_searches_kcount: Decimal | None = None
+    """USD per 1,000 web searches (genai-prices' ``web_searches_kcount``, which it does not apply itself)."""
 
     @property
     def price_key(self) -> str:
@@ -147,9 +153,21 @@ class ModelPrice:
             return price.rate(total_input_tokens)
         return price
 
+    def web_search_cost_usd(self, searches: int) -> Decimal:
+        """USD cost of ``searches`` web searches, unrounded (a model without a per-search price cannot search)."""
+        if not searches:
+            return Decimal(0)
+        if self.web_searches_kcount is None:
+            raise UnknownModelPrice(f"no pinned web search price for {self.price_key}")
+        return self.web_searches_kcount * Decimal(searches) / 1000
+
     def cost_usd(self, usage: TokenUsage) -> Decimal:
-        """USD cost of ``usage`` at this price, unrounded, identical to genai-prices (which knows only
-        five-minute cache writes); one-hour writes are priced at their own rate, added on top."""
+        """USD cost of ``usage`` at this price, unrounded: its tokens' identical to genai-prices (which knows
+        only five-minute cache writes); one-hour writes at their own rate and web searches per search
+        (``web_search_cost_usd``), added on top."""
+        return self._tokens_cost_usd(usage) + self.web_search_cost_usd(usage.web_searches)
+
+    def _tokens_cost_usd(self, usage: TokenUsage) -> Decimal:
         # the tier is chosen by the whole prompt, 1h writes included
         total_input = usage.total_input
         if not usage.cache_write_1h_tokens:
@@ -291,6 +309,7 @@ class PriceBook:
                             cache_write=_parse_price(e["cache_write"]),
                             version=self.version,
                             cache_write_1h=_parse_price((e.get("not_applied") or {}).get("cache_write_1h_mtok")),
+                            web_searches_kcount=_parse_price((e.get("not_applied") or {}).get("web_searches_kcount")),
                         )
                         for e in entries
                     ),

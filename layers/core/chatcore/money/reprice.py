@@ -100,7 +100,7 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
                 problems.append(f"row {row['id']}: no USD/ZAR rate effective on or before {day}")
                 continue
             usage = TokenUsage(row["input_tokens"], row["output_tokens"], row["cache_read_tokens"],
-                               row["cache_write_tokens"], row["cache_write_1h_tokens"])
+                               row["cache_write_tokens"], row["cache_write_1h_tokens"], row["web_searches"])
             try:
                 priced = book.cost_usd(row["model_id"], usage, row["created_at"])
             except UnknownModelPrice as e:

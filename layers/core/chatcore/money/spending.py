@@ -34,6 +34,9 @@ def usage_statement(conn: psycopg.Connection, sub: str, start: date, end: date, 
         "totals": {**{k: sum(int(r[k] or 0) for r in by_day) for k in TOKEN_COUNTS},
                    "cost": cost(sum((r["cost_usd"] for r in by_day), Decimal(0)),
                                 sum((r["cost_in_rands"] for r in by_day), Decimal(0))),
+                   "web_searches": sum(int(r["web_searches"] or 0) for r in by_day),
+                   "web_search_cost": cost(sum((r["web_search_cost_usd"] or Decimal(0) for r in by_day), Decimal(0)),
+                                           sum((r["web_search_cost_in_rands"] or Decimal(0) for r in by_day), Decimal(0))),
                    "turns": turns["turns"], "failed_turns": turns["failed_turns"]},
         "by_day": [{"day": r["day"].isoformat(), **usage_row(r)} for r in by_day],
         "by_agent": [{"kind": r["kind"], "name": r["name"], **usage_row(r)} for r in found["by_agent"]],
@@ -42,8 +45,11 @@ def usage_statement(conn: psycopg.Connection, sub: str, start: date, end: date, 
 
 
 def usage_row(r: dict[str, Any]) -> dict[str, Any]:
-    """A row's token counts and cost (a stored row of calls, a day, an agent)."""
-    return {**token_counts(r), "cost": cost(r["cost_usd"] or Decimal(0), r["cost_in_rands"] or Decimal(0))}
+    """A row's token counts and cost (a stored row of calls, a day, an agent), and its web searches
+    with their part of the cost."""
+    return {**token_counts(r), "cost": cost(r["cost_usd"] or Decimal(0), r["cost_in_rands"] or Decimal(0)),
+            "web_searches": int(r.get("web_searches") or 0),
+            "web_search_cost": cost(r.get("web_search_cost_usd") or Decimal(0), r.get("web_search_cost_in_rands") or Decimal(0))}
 
 
 def token_counts(r: dict[str, Any]) -> dict[str, int]:

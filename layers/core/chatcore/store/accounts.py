@@ -83,13 +83,15 @@ ANONYMISE_KEPT_USAGE = """
 WITH gone AS (
     DELETE FROM deleted_session_usage WHERE user_id = %(user_id)s
     RETURNING day, kind, name, model_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-              cost_usd, cost_in_rands, turns, failed_turns
+              cost_usd, cost_in_rands, turns, failed_turns, web_searches, web_search_cost_usd, web_search_cost_in_rands
 )
 INSERT INTO deleted_session_usage (id, user_id, session_id, deleted_at, day, kind, name, model_id, input_tokens,
-    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns,
+    web_searches, web_search_cost_usd, web_search_cost_in_rands)
 SELECT gen_random_uuid(), NULL, NULL, date_trunc('day', now()), day, kind, name, model_id,
        sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns)
+       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns),
+       sum(web_searches), sum(web_search_cost_usd), sum(web_search_cost_in_rands)
 FROM gone GROUP BY day, kind, name, model_id
 """
 
@@ -97,19 +99,23 @@ ANONYMISE_DAILY_COSTS = """
 WITH gone AS (
     DELETE FROM daily_costs WHERE user_id = %(user_id)s
     RETURNING day, kind, name, model_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-              cost_usd, cost_in_rands, turns, failed_turns
+              cost_usd, cost_in_rands, turns, failed_turns, web_searches, web_search_cost_usd, web_search_cost_in_rands
 )
 INSERT INTO daily_costs AS dc (day, user_id, kind, name, model_id, input_tokens, output_tokens,
-                               cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+                               cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns,
+                               web_searches, web_search_cost_usd, web_search_cost_in_rands)
 SELECT day, NULL, kind, name, model_id, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-       cost_usd, cost_in_rands, turns, failed_turns
+       cost_usd, cost_in_rands, turns, failed_turns, web_searches, web_search_cost_usd, web_search_cost_in_rands
 FROM gone
 ON CONFLICT ON CONSTRAINT daily_costs_key DO UPDATE SET
     input_tokens = dc.input_tokens + EXCLUDED.input_tokens, output_tokens = dc.output_tokens + EXCLUDED.output_tokens,
     cache_read_tokens = dc.cache_read_tokens + EXCLUDED.cache_read_tokens,
     cache_write_tokens = dc.cache_write_tokens + EXCLUDED.cache_write_tokens,
     cost_usd = dc.cost_usd + EXCLUDED.cost_usd, cost_in_rands = dc.cost_in_rands + EXCLUDED.cost_in_rands,
-    turns = dc.turns + EXCLUDED.turns, failed_turns = dc.failed_turns + EXCLUDED.failed_turns
+    turns = dc.turns + EXCLUDED.turns, failed_turns = dc.failed_turns + EXCLUDED.failed_turns,
+    web_searches = dc.web_searches + EXCLUDED.web_searches,
+    web_search_cost_usd = dc.web_search_cost_usd + EXCLUDED.web_search_cost_usd,
+    web_search_cost_in_rands = dc.web_search_cost_in_rands + EXCLUDED.web_search_cost_in_rands
 """
 
 DELETE_USER = "DELETE FROM users WHERE id = %(user_id)s AND NOT EXISTS (SELECT 1 FROM sessions WHERE user_id = %(user_id)s)"

@@ -8,7 +8,7 @@ from chatcore.store.rates import rate_in_effect
 # Every priced row of [start, end), locked, with the USD/ZAR rate in effect on its UTC day.
 ROWS_TO_PRICE = f"""
 SELECT ce.id, ce.run_id, ce.model_id, ce.created_at, ce.input_tokens, ce.output_tokens, ce.cache_read_tokens,
-       ce.cache_write_tokens, ce.cache_write_1h_tokens, ce.cost_usd, ce.cost_in_rands, ce.price_id, ce.fx_rate_id, ce.fx_rate, ce.fx_rate_date,
+       ce.cache_write_tokens, ce.cache_write_1h_tokens, ce.web_searches, ce.cost_usd, ce.cost_in_rands, ce.price_id, ce.fx_rate_id, ce.fx_rate, ce.fx_rate_date,
        fx.id AS new_fx_rate_id, fx.rate AS new_fx_rate, fx.effective_date AS new_fx_rate_date
 FROM chat_events ce
 LEFT JOIN {rate_in_effect("(ce.created_at AT TIME ZONE 'UTC')::date")} fx ON true

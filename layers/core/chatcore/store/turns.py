@@ -109,12 +109,14 @@ INSERT_MESSAGE = """
 INSERT INTO chat_events (
     id, session_id, run_id, role, agent_name, model_provider_slug, model_id, message_parts,
     input_tokens, output_tokens, reasoning_tokens, cache_read_tokens, cache_write_tokens, cache_write_1h_tokens,
-    cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date, usage_estimated)
+    cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date, usage_estimated,
+    web_searches, web_search_cost_usd, web_search_cost_in_rands)
 VALUES (
     %(id)s, %(session_id)s, %(run_id)s, %(role)s, %(agent_name)s, %(model_provider_slug)s,
     %(model_id)s, %(message_parts)s, %(input_tokens)s, %(output_tokens)s, %(reasoning_tokens)s, %(cache_read_tokens)s,
     %(cache_write_tokens)s, %(cache_write_1h_tokens)s, %(cost_usd)s, %(cost_in_rands)s, %(price_id)s, %(fx_rate_id)s,
-    %(fx_rate)s, %(fx_rate_date)s, %(usage_estimated)s)
+    %(fx_rate)s, %(fx_rate_date)s, %(usage_estimated)s,
+    %(web_searches)s, %(web_search_cost_usd)s, %(web_search_cost_in_rands)s)
 """
 
 FINISH_RUN = """
@@ -181,6 +183,7 @@ def message_params(**row: Any) -> dict[str, Any]:
         "input_tokens": 0, "output_tokens": 0, "reasoning_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
         "cache_write_1h_tokens": 0, "cost_usd": Decimal(0), "cost_in_rands": Decimal(0), "price_id": None,
         "fx_rate_id": None, "fx_rate": None, "fx_rate_date": None, "usage_estimated": False,
+        "web_searches": 0, "web_search_cost_usd": Decimal(0), "web_search_cost_in_rands": Decimal(0),
     }
     params.update(row)
     params["message_parts"] = Jsonb(params["message_parts"])

@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 # Rows with tokens or cost (a user message, a tool result carry none of either).
 _PRICED = """(ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.cost_in_rands <> 0
            OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
-           OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0)"""
+           OR ce.cache_read_tokens <> 0 OR ce.cache_write_tokens <> 0 OR ce.web_searches <> 0)"""
 
 
 def usage_rows(messages_filter: str, runs_filter: str = "false", deleted_filter: str | None = None) -> str:
@@ -41,7 +41,8 @@ def usage_rows(messages_filter: str, runs_filter: str = "false", deleted_filter:
            CASE WHEN s.team_id IS NULL THEN 'agent' ELSE 'team' END AS kind,
            coalesce(t.name, a.name) AS name, coalesce(ce.model_id, '') AS model_id,
            ce.input_tokens, ce.output_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
-           ce.cost_usd, ce.cost_in_rands, 0 AS turns, 0 AS failed_turns
+           ce.cost_usd, ce.cost_in_rands, 0 AS turns, 0 AS failed_turns,
+           ce.web_searches, ce.web_search_cost_usd, ce.web_search_cost_in_rands
     FROM chat_events ce
     JOIN sessions s ON s.id = ce.session_id
     LEFT JOIN agents a ON a.id = s.agent_id
@@ -54,7 +55,7 @@ def usage_rows(messages_filter: str, runs_filter: str = "false", deleted_filter:
            coalesce((SELECT ce.model_id FROM chat_events ce
                      WHERE ce.run_id = r.id AND ce.model_id IS NOT NULL ORDER BY ce.id LIMIT 1),
                     t.model_id, a.model_id, ''),
-           0, 0, 0, 0, 0, 0, 1, (r.status = 'failed')::int
+           0, 0, 0, 0, 0, 0, 1, (r.status = 'failed')::int, 0, 0, 0
     FROM runs r
     JOIN sessions s ON s.id = r.session_id
     LEFT JOIN agents a ON a.id = s.agent_id
@@ -64,7 +65,8 @@ def usage_rows(messages_filter: str, runs_filter: str = "false", deleted_filter:
         sql += f"""
     UNION ALL
     SELECT d.day, d.user_id, d.kind, d.name, d.model_id, d.input_tokens, d.output_tokens,
-           d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.cost_in_rands, d.turns, d.failed_turns
+           d.cache_read_tokens, d.cache_write_tokens, d.cost_usd, d.cost_in_rands, d.turns, d.failed_turns,
+           d.web_searches, d.web_search_cost_usd, d.web_search_cost_in_rands
     FROM deleted_session_usage d
     WHERE {deleted_filter}"""
     return sql
@@ -73,7 +75,9 @@ def usage_rows(messages_filter: str, runs_filter: str = "false", deleted_filter:
 USAGE_SUMS = """sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
        sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
        sum(cost_usd) AS cost_usd, sum(cost_in_rands) AS cost_in_rands,
-       sum(turns)::int AS turns, sum(failed_turns)::int AS failed_turns"""
+       sum(turns)::int AS turns, sum(failed_turns)::int AS failed_turns,
+       sum(web_searches)::int AS web_searches, sum(web_search_cost_usd) AS web_search_cost_usd,
+       sum(web_search_cost_in_rands) AS web_search_cost_in_rands"""
 
 # Rows created in [start, end) and deleted sessions' usage of those days.
 _IN_RANGE = ("ce.created_at >= %(start)s AND ce.created_at < %(end)s",
@@ -137,10 +141,12 @@ USER_ID = "SELECT id FROM users WHERE sub = %(sub)s"
 
 ARCHIVE_SESSION_USAGE = f"""
 INSERT INTO deleted_session_usage (id, user_id, session_id, day, kind, name, model_id, input_tokens,
-    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+    output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns,
+    web_searches, web_search_cost_usd, web_search_cost_in_rands)
 SELECT gen_random_uuid(), user_id, %(session_id)s, day, kind, name, model_id,
        sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns)
+       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns),
+       sum(web_searches), sum(web_search_cost_usd), sum(web_search_cost_in_rands)
 FROM ({usage_rows("ce.session_id = %(session_id)s", "r.session_id = %(session_id)s")}) x
 GROUP BY user_id, day, kind, name, model_id
 """
@@ -161,10 +167,12 @@ DELETE_DAYS = "DELETE FROM daily_costs WHERE day >= %(from_day)s AND day <= %(to
 
 INSERT_DAYS = f"""
 INSERT INTO daily_costs (day, user_id, kind, name, model_id, input_tokens, output_tokens,
-                         cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns)
+                         cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, turns, failed_turns,
+                         web_searches, web_search_cost_usd, web_search_cost_in_rands)
 SELECT day, user_id, kind, name, model_id,
        sum(input_tokens), sum(output_tokens), sum(cache_read_tokens), sum(cache_write_tokens),
-       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns)
+       sum(cost_usd), sum(cost_in_rands), sum(turns), sum(failed_turns),
+       sum(web_searches), sum(web_search_cost_usd), sum(web_search_cost_in_rands)
 FROM ({usage_rows(*_IN_RANGE)}) x
 GROUP BY day, user_id, kind, name, model_id
 """

@@ -44,6 +44,7 @@ from chatcore import db
 from chatcore.catalog import price_ids
 from chatcore.catalog.agents import agent_specs
 from chatcore.catalog.tools import ActingCall, acting_call
+from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.errors import (
     ApprovalExpired, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnNotPaused,
@@ -107,7 +108,8 @@ def _reservation(conversation: Any, fx_rate: Decimal) -> Decimal:
     """The most the continuation can cost, in rands: MAX_MODEL_CALLS_PER_TURN calls of a whole
     CONTEXT_MAX_TOKENS input and ``max_tokens`` output, at the leader's (the agent's) model price."""
     settings = get_settings()
-    usage = TokenUsage(input_tokens=settings.context_max_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget))
+    usage = TokenUsage(input_tokens=settings.context_max_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
+                       web_searches=web_searches_per_call(conversation.spec))
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
     return (usd * settings.max_model_calls_per_turn * fx_rate).quantize(Decimal("1e-10"))
 

@@ -29,6 +29,7 @@ from uuid6 import uuid7
 from chatcore import db
 from chatcore.observability import timed
 from chatcore.catalog import price_ids
+from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.errors import (
     ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
@@ -211,7 +212,8 @@ def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhea
     input_tokens = min(settings.context_max_tokens,
                        overhead + math.ceil((history_chars + len(turn.message)) / 4)
                        + IMAGE_TOKENS * len(turn.images))
-    usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget))
+    usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
+                       web_searches=web_searches_per_call(conversation.spec))
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
     return (usd * settings.max_model_calls_per_turn * row["fx_rate"]).quantize(Decimal("1e-10"))
 

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatcore.turns.tracking import CONTENT_EVENTS
+from chatcore.wire.citations import streamed_citations
 
 STARTED, DELTA, COMPLETED = "ThinkingStarted", "ThinkingDelta", "ThinkingCompleted"
+CITATIONS = "Citations"  # not thinking, but read from the same events (the answer's web sources)
 # what agno's events carry of the thinking (never streamed)
 _THINKING_KEYS = ("reasoning_content", "redacted_reasoning_content")
-_PROVIDER_KEYS = ("signature", "content_blocks")
+_PROVIDER_KEYS = ("signature", "content_blocks", "server_tool_blocks")  # and the search results
 
 
 @dataclass
@@ -59,17 +61,21 @@ class ThinkingStream:
                 if text:
                     yield DELTA, {**who, "text": text}
             provider = data.get("model_provider_data") or {}
-            thinking_only = (not content and not data.get("citations")
-                             and bool(text or redacted or any(k in provider for k in _PROVIDER_KEYS)))
+            thinking_only = (not content and bool(text or redacted or data.get("citations")
+                                                  or any(k in provider for k in _PROVIDER_KEYS)))
         if run_id in self.open and not (event.event in CONTENT_EVENTS and not content):
             yield COMPLETED, {**who, "redacted": self.open.pop(run_id).redacted}
         if not thinking_only:
             yield event.event, without_thinking(data)
+        sources = streamed_citations(data) if event.event in CONTENT_EVENTS else []
+        if sources:  # the answer's web sources, once its model call ended (wire.citations)
+            yield CITATIONS, {**who, "citations": [c.model_dump() for c in sources]}
 
 
 def without_thinking(data: dict[str, Any]) -> dict[str, Any]:
-    """agno's event without the thinking's text, encrypted data and signatures."""
-    out = {k: v for k, v in data.items() if k not in _THINKING_KEYS}
+    """agno's event without the thinking's text, encrypted data and signatures, nor its citations (the
+    ``Citations`` event carries the web ones, without their encrypted index)."""
+    out = {k: v for k, v in data.items() if k not in _THINKING_KEYS and k != "citations"}
     provider = out.get("model_provider_data")
     if isinstance(provider, dict) and any(k in provider for k in _PROVIDER_KEYS):
         provider = {k: v for k, v in provider.items() if k not in _PROVIDER_KEYS}

@@ -55,7 +55,15 @@ def usage_of(metrics: Any) -> TokenUsage:
         cache_read_tokens=int(get("cache_read_tokens") or 0),
         cache_write_tokens=cache_write,
         cache_write_1h_tokens=cache_write if get_settings().prompt_cache_ttl == "1h" else 0,
+        web_searches=web_searches_of(get("provider_metrics")),
     )
+
+
+def web_searches_of(provider_metrics: Any) -> int:
+    """The web searches a model call made, from agno's ``provider_metrics`` (the Messages API's
+    ``usage.server_tool_use.web_search_requests``)."""
+    server = (provider_metrics or {}).get("server_tool_use") if isinstance(provider_metrics, dict) else None
+    return int((server or {}).get("web_search_requests") or 0) if isinstance(server, dict) else 0
 
 
 # What the Messages API said, as the SDK's error text carries it (its status and error type), and the

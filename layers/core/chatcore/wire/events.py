@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatcore.wire.schemas import Money, TokenCounts, absent_when_unset
+from chatcore.wire.schemas import CitationOut, Money, TokenCounts, absent_when_unset
 
 # Every registered event's model, in the order they are declared (and by name).
 EVENTS: list[type[TurnEventData]] = []
@@ -294,6 +294,21 @@ class ThinkingCompleted(_Thinking):
     event: Literal["ThinkingCompleted"]
     redacted: bool = Field(description=(
         "part of the thinking was encrypted by the API for safety (nothing of it is shown, no ThinkingDelta)"))
+
+
+class Citations(TurnEventData):
+    """The sources the model's answer cites (an agent that searches the web), sent once its model call
+    ends, after the answer's RunContent. Agno's events never carry the citations or search results."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
+
+    event: Literal["Citations"]
+    session_id: str
+    run_id: str = Field(description="the run that answered: the turn's own, or a team member's")
+    agent_name: str | None = Field(default=None, description="the agent (or the team's member) that answered")
+    team_name: str | None = Field(default=None, description="a team leader's answer: the team")
+    parent_run_id: str | None = Field(default=None, description="a team member's answer: the team run (the turn)")
+    citations: list[CitationOut] = Field(description="each cited source, in the answer's order")
 
 
 # ---- the turn's final event: exactly one ends every stream

@@ -23,6 +23,7 @@ from uuid import UUID
 from chatcore.media import s3
 from chatcore.media.images import sniff_image_type
 from chatcore.wire.schemas import ImageOut, MessageOut, MessageUsage, Money, ToolCallOut, ToolResultOut
+from chatcore.wire.citations import citations_out
 from chatcore.wire.thinking import thinking_out
 
 
@@ -82,6 +83,7 @@ def message_out(row: dict, images: list[ImageOut], *, thinking: bool = False) ->
                            reasoning_tokens=row.get("reasoning_tokens") or 0),
         cost=Money(usd=row["cost_usd"], zar=row["cost_in_rands"]), created_at=row["created_at"],
         thinking=thinking_out(parts) if thinking and row["role"] == "assistant" else None,
+        citations=citations_out(parts) if row["role"] == "assistant" else [],
     )
 
 

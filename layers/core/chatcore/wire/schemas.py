@@ -382,6 +382,14 @@ class ImageOut(BaseModel):
     expires_in: int = Field(description="seconds the URL stays valid")
 
 
+class CitationOut(BaseModel):
+    """A source an answer cites (a web search result: an agent that searches the web)."""
+
+    url: str = Field(description="the cited page")
+    title: str | None = Field(default=None, description="the page's title")
+    cited_text: str | None = Field(default=None, description="the text of the page the answer relies on")
+
+
 class MessageUsage(TokenCounts):
     reasoning_tokens: int = Field(default=0, description=(
         "the part of output_tokens spent thinking (extended thinking; our estimate: the API bills thinking as "
@@ -411,6 +419,8 @@ class MessageOut(BaseModel):
     usage: MessageUsage
     cost: Money
     created_at: datetime
+    citations: list[CitationOut] = Field(default_factory=list, description=(
+        "the sources an assistant message's answer cites (web search results), in order; empty without any"))
     thinking: list[ThinkingOut] | None = Field(default=None, description=(
         "an assistant message's thinking, in order: only with ?include=thinking (null otherwise); always in an export"))
 
@@ -438,6 +448,9 @@ class TeamOut(BaseModel):
 
 class UsageRow(TokenCounts):
     cost: Money
+    web_searches: int = Field(default=0, description="web searches the model made (Anthropic's web search tool)")
+    web_search_cost: Money | None = Field(default=None, description=(
+        "the web searches' part of cost (USD 10 per 1,000 searches today, from the pinned price data)"))
 
 
 class UsageDay(UsageRow):

@@ -169,6 +169,11 @@ encrypted part of it: nothing of that part is shown), before that call's answer 
 `session_id`, `run_id` and the `agent_name` (a member's: with `parent_run_id`). Agno's events never carry
 the thinking, its signatures or its encrypted data. The stored thinking: `GET /sessions/{id}/messages?include=thinking`.
 
+**Citations.** An agent that searches the web (`researcher`) sends, once a model call whose answer
+cites web pages ends, `Citations`: `{"citations": [{"url", "title", "cited_text"}]}` with `session_id`,
+`run_id` and the `agent_name` (a member's: with `parent_run_id`). Agno's events never carry the search
+results or the citations. The stored sources: each message's `citations` in `GET /sessions/{id}/messages`.
+
 **The final event** is exactly one of:
 
 * `TurnCompleted`: `{"session_id", "run_id", "usage": {"input_tokens", "output_tokens",
