@@ -10,6 +10,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from chatcore.money import fx, reprice
+from chatcore.money.cost import stored_amounts
 from chatcore.money.prices import PRICES_PATH, default_price_book
 from tests.support import costdata, databases
 from tests.support.costdata import HAIKU, OLD_SONNET, SONNET, Call, TurnSpec
@@ -216,3 +217,32 @@ def test_reprice_refuses_what_it_cannot_price_and_writes_nothing(fresh):
         reprice.reprice(conn, date(2026, 9, 2), date(2026, 9, 1), dry_run=True, performed_by="ops")
     bad = costdata.run_cli("chatcore.money.reprice", "--from", "2026-09-01", "--to", "soon", database_url=url)
     assert bad.returncode == 2 and "not a date" in bad.stderr
+
+
+def test_reprice_rewrites_the_searches_share_of_a_row_beside_its_cost(fresh):
+    """A row's web searches are priced inside cost_usd and kept beside it (web_search_cost_usd /
+    _in_rands, which /usage and the rollup read): a re-pricing at a new rate rewrites both, so the
+    share never goes stale."""
+    url, conn, price_ids = fresh
+    a_month_and_a_cache_turn(conn, price_ids)
+    row = next(r for r in priced_rows(conn).values() if day_of(r) == date(2026, 9, 4))
+    price = default_price_book().find(row["model_id"], row["created_at"])
+    old_usd, old_zar = stored_amounts(price.web_search_cost_usd(3), Decimal(18))
+    assert old_usd > 0  # the model's price has a per-search field
+    conn.execute("UPDATE chat_events SET web_searches = 3, web_search_cost_usd = %s, web_search_cost_in_rands = %s, "
+                 "cost_usd = cost_usd + %s, cost_in_rands = cost_in_rands + %s WHERE id = %s",
+                 (old_usd, old_zar, old_usd, old_zar, row["id"]))
+    assert fx.add_rate(conn, date(2026, 9, 3), Decimal("18.2345"), "SARB") == "added"
+
+    costdata.run_cli("chatcore.money.reprice", *RANGE, "--yes", "--by", "finance@example.com",
+                     "--reason", "SARB rates imported", database_url=url, check=True)
+    after = conn.execute("SELECT * FROM chat_events WHERE id = %s", (row["id"],)).fetchone()
+    new_usd, new_zar = stored_amounts(price.web_search_cost_usd(3), Decimal("18.2345"))
+    assert (after["web_searches"], after["web_search_cost_usd"], after["web_search_cost_in_rands"]) == (
+        3, new_usd, new_zar)
+    assert new_zar != old_zar
+    assert after["cost_usd"] == (genai_usd(after) + price.web_search_cost_usd(3)).quantize(MONEY)
+    assert after["cost_in_rands"] == (after["cost_usd"] * Decimal("18.2345")).quantize(MONEY)
+    rolled = conn.execute("SELECT sum(web_searches) AS n, sum(web_search_cost_in_rands) AS zar FROM daily_costs "
+                          "WHERE day = %s", (date(2026, 9, 4),)).fetchone()
+    assert (rolled["n"], rolled["zar"]) == (3, new_zar)

@@ -107,14 +107,18 @@ def reprice(conn: psycopg.Connection, from_day: date, to_day: date, *, dry_run: 
                 problems.append(f"row {row['id']}: {e}")
                 continue
             usd, zar = stored_amounts(priced.usd, row["new_fx_rate"])
+            # the searches' share of the cost, kept beside it (the row, /usage and the rollup read it)
+            search_usd, search_zar = stored_amounts(priced.price.web_search_cost_usd(usage.web_searches),
+                                                    row["new_fx_rate"])
             price_id = price_ids[priced.price.price_key]
             result.old_usd += row["cost_usd"]
             result.old_zar += row["cost_in_rands"]
             result.new_usd += usd
             result.new_zar += zar
-            new = (usd, zar, price_id, row["new_fx_rate_id"], row["new_fx_rate"], row["new_fx_rate_date"])
+            new = (usd, zar, price_id, row["new_fx_rate_id"], row["new_fx_rate"], row["new_fx_rate_date"],
+                   search_usd, search_zar)
             old = (row["cost_usd"], row["cost_in_rands"], row["price_id"], row["fx_rate_id"], row["fx_rate"],
-                   row["fx_rate_date"])
+                   row["fx_rate_date"], row["web_search_cost_usd"], row["web_search_cost_in_rands"])
             if new != old:
                 changes.append((row["id"], *new))
                 changed_runs.add(row["run_id"])

@@ -8,7 +8,7 @@ from chatcore.store.rates import rate_in_effect
 # Every priced row of [start, end), locked, with the USD/ZAR rate in effect on its UTC day.
 ROWS_TO_PRICE = f"""
 SELECT ce.id, ce.run_id, ce.model_id, ce.created_at, ce.input_tokens, ce.output_tokens, ce.cache_read_tokens,
-       ce.cache_write_tokens, ce.cache_write_1h_tokens, ce.web_searches, ce.cost_usd, ce.cost_in_rands, ce.price_id, ce.fx_rate_id, ce.fx_rate, ce.fx_rate_date,
+       ce.cache_write_tokens, ce.cache_write_1h_tokens, ce.web_searches, ce.web_search_cost_usd, ce.web_search_cost_in_rands, ce.cost_usd, ce.cost_in_rands, ce.price_id, ce.fx_rate_id, ce.fx_rate, ce.fx_rate_date,
        fx.id AS new_fx_rate_id, fx.rate AS new_fx_rate, fx.effective_date AS new_fx_rate_date
 FROM chat_events ce
 LEFT JOIN {rate_in_effect("(ce.created_at AT TIME ZONE 'UTC')::date")} fx ON true
@@ -20,16 +20,18 @@ FOR UPDATE OF ce
 CREATE_CHANGES = """
 CREATE TEMPORARY TABLE reprice_changes (
     id uuid PRIMARY KEY, cost_usd numeric(20, 10), cost_in_rands numeric(20, 10), price_id uuid,
-    fx_rate_id uuid, fx_rate numeric(20, 10), fx_rate_date date
+    fx_rate_id uuid, fx_rate numeric(20, 10), fx_rate_date date,
+    web_search_cost_usd numeric(24, 10), web_search_cost_in_rands numeric(24, 10)
 ) ON COMMIT DROP
 """
 
-COPY_CHANGES = ("COPY reprice_changes (id, cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date) "
-                "FROM STDIN")
+COPY_CHANGES = ("COPY reprice_changes (id, cost_usd, cost_in_rands, price_id, fx_rate_id, fx_rate, fx_rate_date, "
+                "web_search_cost_usd, web_search_cost_in_rands) FROM STDIN")
 
 APPLY_CHANGES = """
 UPDATE chat_events ce SET cost_usd = c.cost_usd, cost_in_rands = c.cost_in_rands, price_id = c.price_id,
-       fx_rate_id = c.fx_rate_id, fx_rate = c.fx_rate, fx_rate_date = c.fx_rate_date
+       fx_rate_id = c.fx_rate_id, fx_rate = c.fx_rate, fx_rate_date = c.fx_rate_date,
+       web_search_cost_usd = c.web_search_cost_usd, web_search_cost_in_rands = c.web_search_cost_in_rands
 FROM reprice_changes c WHERE ce.id = c.id
 """
 
