@@ -57,6 +57,9 @@ falls back to the default behaviour below)
         and a ``request-id`` header
     ``{"cut_after_chars": N, "text": "..."}``  streams the first N characters of the text, then ends
         the response cleanly with no ``message_delta`` and no ``message_stop`` (a cut connection).
+        With ``"search": "<query>"`` (and a web search tool in the request) a search runs first: its
+        server_tool_use and web_search_tool_result blocks stream whole, then the cut text; the search
+        is billed (``usage.server_tool_use``), as the API bills a search that ran.
     ``{"stream_error_after_chars": N, "text": "..."}``  streams the first N characters of the
         text, then an SSE ``event: error`` (overloaded_error) and closes the stream. A
         non-streaming request gets an HTTP 529 overloaded_error instead.
@@ -877,6 +880,7 @@ def _check_web_search(body: dict, messages: list) -> None:
             raise Refusal("tools.web_search_20250305.max_uses: Input should be greater than 0")
         if tool.get("allowed_domains") and tool.get("blocked_domains"):
             raise Refusal("tools.web_search_20250305: only one of allowed_domains or blocked_domains may be set")
+        _check_user_location(tool.get("user_location"))
     searches = 0
     start = tool_loop_start(messages)
     for i, m in enumerate(messages):
@@ -901,6 +905,30 @@ def _check_web_search(body: dict, messages: list) -> None:
     if tool is not None and isinstance(tool.get("max_uses"), int) and searches > tool["max_uses"]:
         raise Refusal(f"tools.web_search_20250305.max_uses: the turn made {searches} searches, more than its "
                       f"max_uses ({tool['max_uses']})")
+
+
+def _check_user_location(location: Any) -> None:
+    """A web search tool's ``user_location`` as the API takes it: ``{"type": "approximate"}`` with any of
+    ``city``, ``region`` (1-255 characters), ``country`` (2 characters), ``timezone`` (1-255 characters)."""
+    if location is None:
+        return
+    where = "tools.web_search_20250305.user_location"
+    if not isinstance(location, dict):
+        raise Refusal(f"{where}: Input should be a valid dictionary")
+    if location.get("type") != "approximate":
+        raise Refusal(f"{where}.type: Input should be 'approximate'")
+    for name, value in location.items():
+        if name == "type":
+            continue
+        if name not in ("city", "region", "country", "timezone"):
+            raise Refusal(f"{where}.{name}: Extra inputs are not permitted")
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise Refusal(f"{where}.{name}: Input should be a valid string")
+        low, high = (2, 2) if name == "country" else (1, 255)
+        if not low <= len(value) <= high:
+            raise Refusal(f"{where}.{name}: String should have {'exactly 2 characters' if name == 'country' else f'between {low} and {high} characters'}")
 
 
 def web_search_content(query: str, tool: dict) -> list[dict]:
@@ -1830,8 +1858,12 @@ class _Handler(BaseHTTPRequestHandler):
         delay = float(step.get("delay_ms") or 0) / 1000.0
         if "cut_after_chars" in step:  # the connection ends cleanly mid-answer: no message_delta/stop
             text = str(step.get("text", ""))[:int(step["cut_after_chars"])]
+            partial = [{"type": "text", "text": text}]
+            if step.get("search") and web_search_tool(body) is not None:  # cut after a search ran: billed
+                partial = [*web_search_content(str(step["search"]), web_search_tool(body))[:2], *partial]
+                usage = {**usage, "server_tool_use": {"web_search_requests": 1}}
             self._fill(entry, {"status": 200, "cut": True, "partial_text": text, "usage": usage})
-            self._stream(message, [{"type": "text", "text": text}], delay, request_id, cut=True)
+            self._stream(message, partial, delay, request_id, cut=True)
             return
         if "stream_error_after_chars" in step:
             limit = int(step["stream_error_after_chars"])
@@ -1938,12 +1970,13 @@ class _Handler(BaseHTTPRequestHandler):
                                 "delta": {"type": "input_json_delta", "partial_json": chunk},
                             },
                         )
-                if error:
+                last = index == len(content) - 1  # a cut or an error comes after the last block's start
+                if error and last:
                     send("error", {"type": "error", "error": error})
                     self.wfile.write(b"0\r\n\r\n")
                     self.close_connection = True
                     return
-                if cut:
+                if cut and last:
                     self.wfile.write(b"0\r\n\r\n")
                     self.close_connection = True
                     return

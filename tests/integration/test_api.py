@@ -19,8 +19,15 @@ def test_agents_and_teams(user):
     assert {"assistant", "calculator", "converter"} <= set(names)
     assert names["assistant"]["tools"] == ["calculator", "convert_units", "set_reminder"]
     assert names["assistant"]["model_provider"] == "anthropic"
+    # what each agent does beyond text: thinking, web search, tools that wait for the user's approval
+    assert names["assistant"]["approval_tools"] == ["set_reminder"]
+    assert not names["assistant"]["thinking"] and not names["assistant"]["web_search"]
+    assert names["thinker"]["thinking"] and not names["thinker"]["web_search"]
+    assert names["researcher"]["web_search"] and names["researcher"]["approval_tools"] == []
+    assert not names["calculator"]["thinking"] and names["calculator"]["approval_tools"] == []
     teams = user.client.get("/teams").json()
     assert [t for t in teams if t["name"] == "planner"][0]["members"] == ["calculator", "converter", "organiser"]
+    assert all(t["thinking"] is False for t in teams)
 
 
 def test_sessions_are_listed_newest_activity_first_and_paged(user, other_user, standin):

@@ -101,3 +101,28 @@ def test_bad_tool_settings_are_refused(standin_sdk):
         _call(standin_sdk, [QUESTION], tools=({**SEARCH, "max_uses": 0},))
     with pytest.raises(anthropic.BadRequestError, match="allowed_domains or blocked_domains"):
         _call(standin_sdk, [QUESTION], tools=({**SEARCH, "allowed_domains": ["a.org"], "blocked_domains": ["b.org"]},))
+
+
+def test_a_user_location_is_taken_as_the_api_takes_it(own_standin, standin_sdk):
+    located = {**SEARCH, "user_location": {"type": "approximate", "country": "ZA", "city": "Cape Town",
+                                           "region": "Western Cape", "timezone": "Africa/Johannesburg"}}
+    message, _ = _call(standin_sdk, [QUESTION], tools=(located,))
+    assert message.usage.server_tool_use.web_search_requests == 1
+    for bad, match in (({"country": "ZA"}, "user_location.type"),
+                       ({"type": "exact", "country": "ZA"}, "user_location.type"),
+                       ({"type": "approximate", "country": "ZAF"}, "user_location.country"),
+                       ({"type": "approximate", "city": ""}, "user_location.city"),
+                       ({"type": "approximate", "street": "Long St"}, "user_location.street")):
+        with pytest.raises(anthropic.BadRequestError, match=match):
+            _call(standin_sdk, [QUESTION], tools=({**SEARCH, "user_location": bad},))
+
+
+def test_a_stream_cut_after_a_search_bills_the_search(own_standin, standin_sdk):
+    own_standin.script([{"search": "load shedding", "cut_after_chars": 10, "text": "The schedule for today is"}])
+    with standin_sdk.messages.stream(model=MODEL, max_tokens=1024, tools=[SEARCH], messages=[QUESTION]) as stream:
+        events = list(stream)
+    starts = [e.content_block.type for e in events if e.type == "content_block_start"]
+    assert starts == ["server_tool_use", "web_search_tool_result", "text"]
+    assert not [e for e in events if e.type in ("message_delta", "message_stop")]
+    [entry] = own_standin.requests()
+    assert entry["response"]["cut"] and entry["response"]["usage"]["server_tool_use"] == {"web_search_requests": 1}

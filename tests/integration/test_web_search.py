@@ -112,3 +112,59 @@ def test_an_altered_search_result_in_the_history_is_refused(user, standin, db_co
     r, events = user.turn(session_id, message="And tomorrow?")
     assert events[-1]["event"] == "TurnFailed", [e["event"] for e in events]
     assert standin.requests()[-1]["response"]["status"] == 400
+
+
+def test_the_turns_location_reaches_the_search_and_is_never_stored(user, standin, db_conn):
+    session_id = user.new_session(agent="researcher")
+    location = {"country": "za", "region": "Western Cape", "city": "Stellenbosch", "timezone": "Africa/Johannesburg"}
+    r, events = user.turn(session_id, message=QUESTION, location=location)
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", r.text
+    assert events[-1]["data"]["usage"]["web_searches"] == 1
+    [first] = _accepted(standin)
+    [tool] = [t for t in first["body"]["tools"] if t.get("type") == "web_search_20250305"]
+    assert tool["user_location"] == {"type": "approximate", "country": "ZA", "region": "Western Cape",
+                                     "city": "Stellenbosch", "timezone": "Africa/Johannesburg"}
+    # used for the request only: nothing stored names it
+    stored = db_conn.execute("SELECT count(*) AS n FROM chat_events WHERE session_id = %s "
+                             "AND message_parts::text LIKE '%%Stellenbosch%%'", (session_id,)).fetchone()
+    events_stored = db_conn.execute("SELECT count(*) AS n FROM turn_events te JOIN runs r ON r.id = te.run_id "
+                                    "WHERE r.session_id = %s AND te.data::text LIKE '%%Stellenbosch%%'",
+                                    (session_id,)).fetchone()
+    assert (stored["n"], events_stored["n"]) == (0, 0)
+    # a turn without a location sends none; an agent that does not search ignores it
+    r, events = user.turn(session_id, message="Please search the web for tomorrow's schedule")
+    assert events[-1]["event"] == "TurnCompleted", r.text
+    assert "user_location" not in next(t for t in _accepted(standin)[-1]["body"]["tools"]
+                                       if t.get("type") == "web_search_20250305")
+    plain = user.new_session()
+    r, events = user.turn(plain, message="hello", location={"country": "ZA"})
+    assert events[-1]["event"] == "TurnCompleted", r.text
+    assert "usage" in events[-1]["data"] and "web_searches" not in events[-1]["data"]["usage"]
+
+
+def test_a_bad_location_is_refused_before_anything_is_stored(user, standin, db_conn):
+    session_id = user.new_session(agent="researcher")
+    for location, field in (({"country": "South Africa"}, "country"), ({"timezone": "not a zone"}, "timezone"),
+                            ({"city": ""}, "city"), ({"street": "Long St"}, "street")):
+        r, _ = user.turn(session_id, message=QUESTION, location=location)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json"), r.text
+        assert any(e["loc"][-1] == field for e in r.json()["errors"]), r.json()
+    assert standin.requests() == []
+    assert db_conn.execute("SELECT count(*) AS n FROM runs WHERE session_id = %s", (session_id,)).fetchone()["n"] == 0
+
+
+def test_a_stream_cut_after_a_search_still_bills_the_search(user, standin, db_conn):
+    session_id = user.new_session(agent="researcher")
+    standin.script([{"search": "load shedding", "cut_after_chars": 12, "text": "The schedule for today is"}] * 3)
+    r, events = user.turn(session_id, message=QUESTION)
+    final = events[-1]
+    assert final["event"] == "TurnFailed", [e["event"] for e in events]
+    calls = len(standin.requests())  # the SDK's retries: each a search that ran and is billed
+    rows = db_conn.execute("SELECT web_searches, web_search_cost_usd, cost_usd FROM chat_events "
+                           "WHERE session_id = %s AND role = 'assistant'", (session_id,)).fetchall()
+    assert sum(r["web_searches"] for r in rows) == calls >= 1
+    assert sum(r["web_search_cost_usd"] for r in rows) == Decimal("0.01") * calls
+    assert final["data"]["usage"]["web_searches"] == calls
+    assert Decimal(final["data"]["cost"]["usd"]) == sum(r["cost_usd"] for r in rows)
+    usage = user.client.get("/usage").json()
+    assert usage["totals"]["web_searches"] == calls

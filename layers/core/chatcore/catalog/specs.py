@@ -45,8 +45,9 @@ class WebSearch:
     """An agent's web search (Anthropic's server tool, run by the API; off unless a spec sets it):
     at most ``max_uses`` searches per model call, only in ``allowed_domains`` or never in
     ``blocked_domains`` (not both). Each search is billed on top of the tokens (the price data's
-    per-search price); a budget reservation counts ``max_uses`` per model call. The project stores
-    no country of the user, so no ``user_location`` is sent (the API then locates nothing)."""
+    per-search price); a budget reservation counts ``max_uses`` per model call. A turn's ``location``
+    (what the app sends: country, region, city, time zone; never stored) is added to the request's copy
+    as ``user_location`` (``turns.claude.located``)."""
 
     max_uses: int = 3
     allowed_domains: tuple[str, ...] = ()

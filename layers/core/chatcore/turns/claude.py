@@ -44,11 +44,13 @@ class _StreamSeen:
     stopped: bool = False
     usage: Any = None
     chars: int = 0
+    searches: int = 0  # web searches the API ran in this call (a web_search_tool_result each): billed
     recorded: bool = False
 
     def record_cut(self) -> None:
         """What an aborted stream is billed, estimated, once: ``message_start``'s usage when it came
-        (else the request's estimated input, ``turns.context``), and a token per 4 characters received."""
+        (else the request's estimated input, ``turns.context``), a token per 4 characters received, and
+        each web search whose results came (the API ran it: it is billed, whatever follows)."""
         if self.recorded or self.log is None or self.run_id is None:
             return
         self.recorded = True
@@ -62,7 +64,8 @@ class _StreamSeen:
             input_tokens = sum(message_tokens(m) for m in self.messages)
         self.log.cut.append((self.run_id, TokenUsage(
             input_tokens=input_tokens, output_tokens=max(get("output_tokens"), math.ceil(self.chars / 4)),
-            cache_read_tokens=get("cache_read_input_tokens"), cache_write_tokens=get("cache_creation_input_tokens"))))
+            cache_read_tokens=get("cache_read_input_tokens"), cache_write_tokens=get("cache_creation_input_tokens"),
+            web_searches=self.searches)))
 
 
 @dataclass
@@ -76,6 +79,8 @@ class CallLog:
     # the encrypted data of each redacted thinking block the turn's model calls streamed: agno passes it
     # on as thinking text, which the app must never get (turns.thinking)
     redacted: set[str] = field(default_factory=set)
+    # the user's approximate location for web searches (the turn's ``location``: the API's user_location)
+    search_location: dict[str, str] | None = None
 
     def close_open(self) -> list[tuple[str, TokenUsage]]:
         for seen in list(self.open):
@@ -110,6 +115,15 @@ def _media_only(message: Message, citations: bool) -> Message:
     return message.model_copy(update={"content": blocks, "images": None, "files": None})
 
 
+def located(tools: list[dict[str, Any]], location: dict[str, str]) -> list[dict[str, Any]]:
+    """The request's tools with the user's approximate location on its web search tool (the request's
+    copy: the agent's tools are shared by every turn of the process)."""
+    from chatcore.catalog.specs import WEB_SEARCH_TOOL
+
+    return [{**t, "user_location": {"type": "approximate", **location}}
+            if isinstance(t, dict) and t.get("type") == WEB_SEARCH_TOOL else t for t in tools]
+
+
 class ChatClaude(Claude):
     """agno's Claude, except that:
 
@@ -117,7 +131,8 @@ class ChatClaude(Claude):
       passing the partial answer off as complete. What the API billed before the cut
       (``message_start``'s usage, and at least a token per 4 characters received) goes to
       ``cut_calls``, so the failed turn still stores and prices it;
-    - a photo without a caption is sent as its image blocks alone (``without_blank_text``)."""
+    - a photo without a caption is sent as its image blocks alone (``without_blank_text``);
+    - the turn's ``location`` goes on the web search tool as its ``user_location`` (``located``)."""
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any):
         run_response = kwargs.get("run_response")
@@ -125,6 +140,8 @@ class ChatClaude(Claude):
                            messages=kwargs.get("messages"))
         if isinstance(kwargs.get("messages"), list):  # agno passes every argument by name
             kwargs = {**kwargs, "messages": without_blank_text(kwargs["messages"], citations=bool(self.citations))}
+        if seen.log is not None and seen.log.search_location and kwargs.get("tools"):
+            kwargs = {**kwargs, "tools": located(kwargs["tools"], seen.log.search_location)}
         if seen.log is not None:
             seen.log.open.add(seen)
         token = _stream_seen.set(seen)
@@ -156,9 +173,12 @@ class ChatClaude(Claude):
                 seen.stopped = True
             elif kind == "message_start":
                 seen.usage = getattr(getattr(response, "message", None), "usage", None)
-            elif kind == "content_block_start" and seen.log is not None:
+            elif kind == "content_block_start":
                 block = getattr(response, "content_block", None)
-                if getattr(block, "type", None) == "redacted_thinking" and getattr(block, "data", None):
+                if getattr(block, "type", None) == "web_search_tool_result":
+                    seen.searches += 1
+                elif getattr(block, "type", None) == "redacted_thinking" and getattr(block, "data", None) \
+                        and seen.log is not None:
                     seen.log.redacted.add(block.data)
             elif kind == "content_block_delta":
                 delta = getattr(response, "delta", None)

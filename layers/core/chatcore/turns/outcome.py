@@ -89,6 +89,8 @@ class TurnOutcome:
             data["usage"] = usage_fields(self.usage)
             if self.usage_estimated:
                 data["usage"]["estimated"] = True
+            if self.usage.web_searches:
+                data["usage"]["web_searches"] = self.usage.web_searches
             data["cost"] = {"usd": decimal_string(self.cost_usd), "zar": decimal_string(self.cost_zar)}
         if self.tool_errors is not None and self.error is None and self.status != "paused":
             data["tool_errors"] = self.tool_errors

@@ -109,7 +109,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     """Run the conversation, forward agno's events as the turn's, store the outcome and send the final event."""
     tracker = stop.tracker
     started = time.perf_counter()
-    calls = CallLog()  # model calls whose stream is cut short or aborted: billed, so stored (turns.claude)
+    # model calls whose stream is cut short or aborted: billed, so stored; the web search location (turns.claude)
+    calls = CallLog(search_location=turn.input.location)
     cut = cut_calls.set(calls)
     memory = turn.memory
     scoped = memory_scope.set(memory)  # what the memory tools act for (turns.memory)

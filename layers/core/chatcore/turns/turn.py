@@ -31,6 +31,8 @@ class TurnInput:
     images: list[ImageUpload] = field(default_factory=list)
     client_turn_id: str | None = None
     stored_keys: list[str] = field(default_factory=list)  # the photos this request put in S3
+    # the user's approximate location (country, region, city, timezone) for web searches: never stored
+    location: dict[str, str] | None = None
 
 
 @dataclass

@@ -319,6 +319,9 @@ class TurnUsage(TokenCounts):
 
     estimated: bool | None = Field(default=None, description=(
         "true when part of it is our estimate of a call the user stopped (the API reports no usage for it)"))
+    web_searches: int | None = Field(default=None, description=(
+        "the web searches its model calls ran, each billed on top of the tokens (in cost); absent when none, "
+        "and on a final event rebuilt from the stored run (replayed)"))
 
 
 class TurnErrorOut(BaseModel):

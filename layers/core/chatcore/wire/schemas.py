@@ -206,6 +206,29 @@ TurnImageIn = Annotated[Annotated[ImageIn, Tag(IMAGE_KINDS[0])] | Annotated[Uplo
                         Discriminator(_image_kind)]
 
 
+class TurnLocation(Strict):
+    """The user's approximate location for an agent that searches the web (sent to the search as its
+    ``user_location``, so "the weather" or "load shedding today" finds local pages): what the app knows
+    without asking for GPS, e.g. the phone's region setting and time zone. Used for this turn's requests
+    only: never stored, logged or exported."""
+
+    country: Annotated[str, BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+                       StringConstraints(pattern=r"^[A-Z]{2}$")] | None = Field(
+        default=None, description="ISO 3166-1 alpha-2 country code, e.g. ZA")
+    region: Annotated[Text, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="e.g. Western Cape")
+    city: Annotated[Text, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        default=None, description="e.g. Cape Town")
+    timezone: Annotated[str, StringConstraints(
+        max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$")] | None = Field(
+        default=None, description="IANA time zone, e.g. Africa/Johannesburg")
+
+    def user_location(self) -> dict[str, str] | None:
+        """The fields given (None: none was)."""
+        given = self.model_dump(exclude_none=True)
+        return given or None
+
+
 def _a_message_or_a_photo(schema: dict) -> None:
     # without a photo (no images, or none), the message must hold something other than whitespace
     schema.update({"if": {"properties": {"images": {"maxItems": 0}}},
@@ -225,6 +248,8 @@ class TurnIn(Strict):
     client_turn_id: Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9._:-]+$"),
                               AtMost("max_client_turn_id_chars")] | None = Field(
         default=None, description="the app's retry key: sending it again returns the stored outcome, never runs twice")
+    location: TurnLocation | None = Field(default=None, description=(
+        "the user's approximate location, for agents that search the web (ignored by the others); never stored"))
 
 
 class UploadIn(Strict):
@@ -436,6 +461,14 @@ class AgentOut(BaseModel):
     model_provider: str
     model_id: str
     tools: list[str]
+    thinking: bool = Field(default=False, description=(
+        "it thinks before answering: its turns stream Thinking* events (shown in GET /messages with "
+        "?include=thinking)"))
+    web_search: bool = Field(default=False, description=(
+        "it searches the web: its answers may stream Citations, and each search is billed (the turn's location "
+        "is used)"))
+    approval_tools: list[str] = Field(default_factory=list, description=(
+        "its tools that act only with the user's approval (a call pauses the turn: TurnPaused)"))
 
 
 class TeamOut(BaseModel):
@@ -444,6 +477,7 @@ class TeamOut(BaseModel):
     model_provider: str
     model_id: str
     members: list[str]
+    thinking: bool = Field(default=False, description="its leader thinks before answering (see AgentOut)")
 
 
 class UsageRow(TokenCounts):

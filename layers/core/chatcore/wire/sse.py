@@ -177,10 +177,10 @@ results or the citations. The stored sources: each message's `citations` in `GET
 **The final event** is exactly one of:
 
 * `TurnCompleted`: `{"session_id", "run_id", "usage": {"input_tokens", "output_tokens",
-  "cache_read_tokens", "cache_write_tokens"}, "cost": {"usd": "<decimal>", "zar": "<decimal>"},
+  "cache_read_tokens", "cache_write_tokens", "web_searches"?}, "cost": {"usd": "<decimal>", "zar": "<decimal>"},
   "tool_errors": <int>, "member_errors": [{"run_id", "agent_name", "code", "message"}],
   "duration_ms": <int>}`. Usage and cost add up every model call of the turn, a team's members
-  included; amounts are decimal strings, never with an exponent (`"0.0000000000"`, not `"0E-10"`). `"replayed": true` when the final event was rebuilt from the stored run (a turn that
+  included (`web_searches`: the web searches it ran, each billed; absent when none); amounts are decimal strings, never with an exponent (`"0.0000000000"`, not `"0E-10"`). `"replayed": true` when the final event was rebuilt from the stored run (a turn that
   stored none: its instance ended, or the database was down as it ended); rebuilt once, then stored and
   replayed like any other.
 * `TurnCancelled`: the user stopped the turn (`POST .../cancel`): `{"session_id", "run_id", "usage",

@@ -16,7 +16,10 @@ router = APIRouter(tags=["catalog"])
 def list_agents(_: Caller, conn: Db) -> list[AgentOut]:
     """The agents a session can be started with."""
     return [AgentOut(name=r["name"], description=r["description"], model_provider=r["model_provider_slug"],
-                     model_id=r["model_id"], tools=list(r["definition"].get("tools", [])))
+                     model_id=r["model_id"], tools=list(r["definition"].get("tools", [])),
+                     thinking=bool(r["definition"].get("thinking_budget")),
+                     web_search="web_search" in r["definition"],
+                     approval_tools=list(r["definition"].get("approval", [])))
             for r in catalog.list_agents(conn)]
 
 
@@ -24,4 +27,5 @@ def list_agents(_: Caller, conn: Db) -> list[AgentOut]:
 def list_teams(_: Caller, conn: Db) -> list[TeamOut]:
     """The teams a session can be started with, with their member agents."""
     return [TeamOut(name=r["name"], description=r["description"], model_provider=r["model_provider_slug"],
-                    model_id=r["model_id"], members=list(r["members"])) for r in catalog.list_teams(conn)]
+                    model_id=r["model_id"], members=list(r["members"]),
+                    thinking=bool(r["definition"].get("thinking_budget"))) for r in catalog.list_teams(conn)]

@@ -81,7 +81,8 @@ async def create_turn(request: Request) -> StreamingResponse:
     # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
     message = body.message if body.message.strip() else ""
     turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
-                                 client_turn_id=body.client_turn_id)
+                                 client_turn_id=body.client_turn_id,
+                                 location=body.location.user_location() if body.location else None)
     stream = await turns.open_turn(turn_input, partial(_disconnected, request), last_event_id=resume)
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
         await _discard(upload_ids, stream.run_id)
