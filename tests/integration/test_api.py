@@ -27,7 +27,7 @@ def test_agents_and_teams(user):
     assert not names["calculator"]["thinking"] and names["calculator"]["approval_tools"] == []
     teams = user.client.get("/teams").json()
     assert [t for t in teams if t["name"] == "planner"][0]["members"] == ["calculator", "converter", "organiser"]
-    assert all(t["thinking"] is False for t in teams)
+    assert {t["name"]: t["thinking"] for t in teams} == {"planner": False, "newsdesk": True}
 
 
 def test_sessions_are_listed_newest_activity_first_and_paged(user, other_user, standin):

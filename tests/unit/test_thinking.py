@@ -4,9 +4,11 @@ and a stored message's thinking (``chatcore.wire.thinking``)."""
 
 from __future__ import annotations
 
+import json
+
 from agno.run.agent import ModelRequestCompletedEvent, RunContentEvent, ToolCallStartedEvent
 
-from chatcore.turns.thinking import ThinkingStream
+from chatcore.turns.thinking import MEMBER_RESPONSE_KEYS, ThinkingStream
 from chatcore.wire.thinking import reasoning_tokens, thinking_out
 
 WHO = {"run_id": "r1", "session_id": "s1", "agent_name": "thinker", "agent_id": "thinker"}
@@ -42,6 +44,28 @@ def test_an_answer_ends_the_thinking_and_is_sent_as_it_came():
     # without thinking, agno's events pass unchanged
     plain = _names(ThinkingStream(), RunContentEvent(**WHO, content="hi"), RunContentEvent(**WHO, content=""))
     assert [(n, d.get("content")) for n, d in plain] == [("RunContent", "hi"), ("RunContent", "")]
+
+
+def test_a_teams_completed_event_keeps_only_each_members_answer():
+    from agno.models.message import Message
+    from agno.run.agent import RunOutput
+    from agno.run.team import RunCompletedEvent as TeamRunCompletedEvent
+
+    member = RunOutput(run_id="m1", agent_id="researcher", agent_name="researcher", parent_run_id="r1",
+                       content="It rains.", reasoning_content="secret thought",
+                       model_provider_data={"content_blocks": [{"type": "web_search_tool_result",
+                                                                "content": [{"encrypted_content": "ENC"}]}]},
+                       messages=[Message(role="assistant", content="It rains.",
+                                         provider_data={"signature": "SIG"})])
+    event = TeamRunCompletedEvent(run_id="r1", session_id="s1", team_id="newsdesk", team_name="newsdesk",
+                                  content="Rain.", member_responses=[member])
+    [(name, data)] = _names(ThinkingStream(), event)
+    assert name == "TeamRunCompleted" and data["content"] == "Rain."
+    [kept] = data["member_responses"]
+    assert {k: kept[k] for k in ("run_id", "agent_name", "parent_run_id", "content")} == \
+        {"run_id": "m1", "agent_name": "researcher", "parent_run_id": "r1", "content": "It rains."}
+    assert set(kept) <= set(MEMBER_RESPONSE_KEYS)
+    assert not any(k in json.dumps(data) for k in ("secret thought", "ENC", "SIG", "messages"))
 
 
 def test_a_stored_messages_thinking_and_its_reasoning_tokens():

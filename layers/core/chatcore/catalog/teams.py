@@ -25,9 +25,25 @@ PLANNER = TeamSpec(
 )
 
 
+NEWSDESK = TeamSpec(
+    name="newsdesk",
+    description="Answers questions about current events: a leader that thinks the question through and "
+                "delegates web searches to a researcher (its sources are shown; each search is billed) and "
+                "careful reasoning to a thinker.",
+    model_id="claude-sonnet-5-5",
+    instructions=(
+        "You lead a small news desk in a mobile chat app and answer the user concisely.",
+        "Delegate anything that needs current facts to the researcher member, who searches the web.",
+        "Delegate calculations and careful step-by-step reasoning to the thinker member.",
+    ),
+    members=("researcher", "thinker"),
+    thinking_budget=2048,  # the leader thinks before each delegation and its answer
+)
+
+
 def team_specs() -> dict[str, TeamSpec]:
     """Every team defined in code, by name; every member must be a defined agent."""
-    specs = [PLANNER]
+    specs = [PLANNER, NEWSDESK]
     agents = agent_specs()
     for spec in specs:
         missing = [m for m in spec.members if m not in agents]

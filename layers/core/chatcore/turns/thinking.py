@@ -72,10 +72,21 @@ class ThinkingStream:
             yield CITATIONS, {**who, "citations": [c.model_dump() for c in sources]}
 
 
+# what a team's completed event keeps of each member's run: agno sends the whole run (its input, messages
+# with their signed thinking and encrypted search results, recall, events), which the member's own
+# events and GET /messages already show without any of that
+MEMBER_RESPONSE_KEYS = ("run_id", "agent_id", "agent_name", "parent_run_id", "content", "content_type", "status",
+                        "metrics", "model", "model_provider", "created_at")
+
+
 def without_thinking(data: dict[str, Any]) -> dict[str, Any]:
     """agno's event without the thinking's text, encrypted data and signatures, nor its citations (the
-    ``Citations`` event carries the web ones, without their encrypted index)."""
+    ``Citations`` event carries the web ones, without their encrypted index); a team's
+    ``member_responses`` reduced to each member run's answer (``MEMBER_RESPONSE_KEYS``)."""
     out = {k: v for k, v in data.items() if k not in _THINKING_KEYS and k != "citations"}
+    if isinstance(out.get("member_responses"), list):
+        out["member_responses"] = [{k: m[k] for k in MEMBER_RESPONSE_KEYS if m.get(k) is not None}
+                                   if isinstance(m, dict) else m for m in out["member_responses"]]
     provider = out.get("model_provider_data")
     if isinstance(provider, dict) and any(k in provider for k in _PROVIDER_KEYS):
         provider = {k: v for k, v in provider.items() if k not in _PROVIDER_KEYS}

@@ -227,7 +227,9 @@ class TeamRunContentCompleted(_Team):
 
 class TeamRunCompleted(_Completed, _Team):
     event: Literal["TeamRunCompleted"]
-    member_responses: list[dict[str, Any]] | None = Field(default=None, description="each member run's output")
+    member_responses: list[dict[str, Any]] | None = Field(default=None, description=(
+        "each member run's answer: run_id, agent_id, agent_name, parent_run_id, content, content_type, status, "
+        "metrics, model, model_provider, created_at (its messages are in GET /messages)"))
 
 
 class TeamRunError(_Error, _Team):
