@@ -10,6 +10,7 @@
 - ``memories.json``: what the assistant remembers about the user (every memory, oldest first, with
   the session and run that wrote it) and the user's memory switch;
 - ``photos/<session_id>/<name>``: the session's photos (its S3 objects, inline ones from their row);
+- ``documents/<session_id>/<name>``: the session's PDFs, as sent;
 - ``uploads/<upload_id><ext>``: a photo sent to POST /uploads that no turn has used yet.
 
 Written to a file in a scratch directory, never in memory: the account's rows are read in pages over
@@ -102,11 +103,14 @@ sessions/<session id>.json
                 and cost
     messages    every message as the app shows it: role (user, assistant, tool), text, tool calls
                 and results, who spoke (agent_name; member is true for a team member), tokens and
-                cost of its model call, and images; an image's "file" is its path in this archive
-                (null if the photo could not be found)
+                cost of its model call, images and documents (PDFs: name, pages, size); an image's
+                or a document's "file" is its path in this archive (null if it could not be found)
 
 photos/<session id>/<name>
     the photos of each session, as stored (normalised when they arrived: upright, no metadata)
+
+documents/<session id>/<name>.pdf
+    the PDF documents of each session, as sent
 
 uploads/<upload id>.<ext>
     photos sent to the upload route that no turn used (yet), as sent
@@ -250,7 +254,7 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
     stored = set(s3.list_keys(prefix))  # the session's objects: referenced ones and any other
     files: dict[str, str] = {}  # key -> its file in the zip, each object written once
 
-    def file_of(image: messages.StoredImage) -> str | None:
+    def file_of(image: messages.StoredMedia) -> str | None:
         if image.key in files:
             return files[image.key]
         name = _photo_name(session_id, image.key[len(prefix):])
@@ -362,8 +366,9 @@ def _info(name: str, *, compress: bool) -> zipfile.ZipInfo:
 
 
 def _photo_name(session_id: UUID, name: str) -> str:
+    """A session's object in the zip: a PDF under documents/, a photo under photos/."""
     safe = name.replace("/", "_").replace("\\", "_").lstrip(".") or "photo"
-    return f"photos/{session_id}/{safe}"
+    return f"{'documents' if safe.endswith('.pdf') else 'photos'}/{session_id}/{safe}"
 
 
 def _extension(mime_type: str) -> str:
