@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.documents import b64, corrupt_pdf, document_blocks, pdf
+from tests.support.exports import download, exported, read_json
 from tests.support.uploads import exists, new_upload, send_file, upload_row, uploaded
 
 PROBLEM = "application/problem+json"
@@ -185,3 +186,33 @@ def test_a_document_alone_is_a_turn_and_deleting_the_session_removes_its_pdfs(us
     assert [k for k in keys if k.endswith(".pdf")] == [f"media/{sid}-{digest[:32]}.pdf"]
     assert user.client.delete(f"/sessions/{sid}").status_code == 204
     assert session_keys(s3, bucket, sid) == []
+
+
+def test_the_export_holds_each_pdf_as_sent_and_names_it_in_its_message(user, standin):
+    sid = user.new_session()
+    payslip = pdf(3, marker="payslip")
+    _, events = user.turn(sid, message="my payslip", documents=[{"data": b64(payslip), "name": "payslip.pdf"}])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    body = exported(user)
+    assert body["contents"]["documents"] == 1 and body["contents"]["photos"] == 0
+    zf = download(body)
+    [entry] = read_json(zf, "account.json")["sessions"]
+    [file] = entry["documents"]
+    assert file.startswith(f"documents/{sid}/") and file.endswith(".pdf") and entry["photos"] == []
+    assert zf.read(file) == payslip
+    [message] = [m for m in read_json(zf, entry["file"])["messages"] if m["role"] == "user"]
+    assert message["documents"] == [{"id": message["documents"][0]["id"], "name": "payslip.pdf",
+                                     "mime_type": "application/pdf", "pages": 3, "size": len(payslip), "file": file}]
+
+
+def test_a_team_reads_the_pdf_and_its_members_rows_keep_only_the_reference(user, standin, db_conn):
+    sid = user.client.post("/sessions", json={"team": "planner"}).json()["id"]
+    letter = pdf(4, marker="team letter")
+    _, events = user.turn(sid, message="What is 6 * 7? Also see the letter.",
+                          documents=[{"data": b64(letter), "name": "letter.pdf"}])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    bodies = model_requests(standin)
+    assert bodies and all(len(document_blocks(b)) >= 1 for b in bodies[:1])  # the leader read it
+    assert b64(letter) in json.dumps(document_blocks(bodies[0]))
+    rows = db_conn.execute("SELECT message_parts::text AS parts FROM chat_events WHERE session_id = %s", (sid,)).fetchall()
+    assert rows and not any(b64(letter)[:200] in r["parts"] for r in rows)  # never the bytes in a row

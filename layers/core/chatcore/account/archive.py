@@ -55,7 +55,7 @@ This archive holds everything the agent chat app stores about your account.
     exported    {exported_at}
     export      {export_id}
     format      {format}
-    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s),
+    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {documents} document(s), {uploads} upload(s),
                 {memories} memory(ies), {reminders} reminder(s), {approvals} approval(s), {devices} device(s)
 
 JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal strings
@@ -123,11 +123,12 @@ can resume it (it repeats the messages), and this archive's own record.
 class _Counts:
     def __init__(self) -> None:
         self.sessions = self.messages = self.photos = self.uploads = self.memories = 0
-        self.reminders = self.approvals = self.devices = 0
+        self.reminders = self.approvals = self.devices = self.documents = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads,
-                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals, "devices": self.devices}
+                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals, "devices": self.devices,
+                "documents": self.documents}
 
 
 def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
@@ -297,10 +298,13 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
         if _copy_object(zf, key, name):
             files[key] = name
     counts.messages += n_messages
-    counts.photos += len(files)
+    documents = sorted(f for f in files.values() if f.startswith("documents/"))
+    counts.photos += len(files) - len(documents)
+    counts.documents += len(documents)
     return {"id": session_id, "agent": row["agent"], "team": row["team"], "title": row["title"],
             "created_at": row["created_at"], "updated_at": row["updated_at"], "file": file,
-            "messages": n_messages, "photos": sorted(files.values())}
+            "messages": n_messages, "photos": sorted(f for f in files.values() if f.startswith("photos/")),
+            "documents": documents}
 
 
 def _run(r: dict[str, Any]) -> dict[str, Any]:

@@ -106,7 +106,7 @@ def _discard_unnamed_photos(turn: TurnInput) -> None:
 def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     settings = get_settings()
     if not turn.message.strip() and not turn.images and not turn.documents:
-        raise InvalidInput("a turn needs a message, an image or a document", field="message")
+        raise InvalidInput("a turn needs a message or an image (or a PDF document)", field="message")
     run_id = uuid7()
     month_start, month_end = month_bounds()
     flush_pending()  # turns this process could not store while the database was down, first

@@ -153,6 +153,11 @@ ImageMimeType = Literal["image/png", "image/jpeg", "image/gif", "image/webp", "i
                         "image/avif"]
 
 
+# What POST /uploads takes: a photo's type, or a PDF's (one enum: generated clients mangle a union of two).
+UploadMimeType = Literal["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif",
+                         "image/avif", "application/pdf"]
+
+
 class ImageIn(Strict):
     data: str = Field(min_length=1, description=(
         "base64 (standard or URL-safe; line breaks and missing padding are fine) of a PNG, JPEG, GIF, WebP, "
@@ -213,7 +218,11 @@ def _a_message_or_a_photo(schema: dict) -> None:
 
 
 def _data_or_an_upload(schema: dict) -> None:
-    # the rule the validator holds, stated so that generated requests keep it (as a turn's image says it)
+    # the rule the validator holds, stated so that generated requests keep it (as a turn's image says it);
+    # an absent field has no default in the document (null is not a value of these strings)
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", 0) is None:
+            del prop["default"]
     schema.update({"if": {"required": ["upload_id"]},
                    "then": {"not": {"anyOf": [{"required": ["data"]}, {"required": ["mime_type"]}]}},
                    "else": {"required": ["data"]}})
@@ -265,10 +274,21 @@ class TurnIn(Strict):
         default=None, description="the app's retry key: sending it again returns the stored outcome, never runs twice")
 
 
+def _size_by_type(schema: dict) -> None:
+    # the route's rule (413 over the type's limit), stated so that generated requests keep it: the
+    # default limits of a PDF and of a photo
+    pdf, photo = DECLARED["document_max_bytes"].default, DECLARED["upload_max_bytes"].default
+    schema.update({"if": {"required": ["mime_type"], "properties": {"mime_type": {"const": "application/pdf"}}},
+                   "then": {"properties": {"size": {"maximum": pdf}}},
+                   "else": {"properties": {"size": {"maximum": photo}}}})
+
+
 class UploadIn(Strict):
     """Ask for a presigned S3 POST to send one big photo or PDF straight to S3."""
 
-    mime_type: ImageMimeType | Literal["application/pdf"] = Field(
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_size_by_type)
+
+    mime_type: UploadMimeType = Field(
         description="the file's type (a photo's, or application/pdf); S3 requires it as the file's Content-Type")
     # the most is checked by the route (413 payload-too-large, UPLOAD_MAX_BYTES or DOCUMENT_MAX_BYTES), not
     # here (422); the document states the larger default limit
@@ -568,6 +588,8 @@ class ExportContents(BaseModel):
                                                   "before they existed)")
     devices: int = Field(default=0, description="phones registered for push notifications, in devices.json (0 in an "
                                                 "export made before they existed)")
+    documents: int = Field(default=0, description="PDF documents of the sessions, under documents/ (0 in an export "
+                                                  "made before they existed)")
 
 
 class AccountExport(BaseModel):
