@@ -208,12 +208,15 @@ def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Messag
 def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> Decimal:
     """The most this turn can cost, in rands: for each model call it may make (MAX_MODEL_CALLS_PER_TURN),
     its whole input (the history as read, the message, its photos, the instructions and the recall,
-    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output (its thinking budget included), at the
-    leader's model price."""
+    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus the PDF pages of the message and the
+    history (at most CONTEXT_MAX_DOCUMENT_PAGES, on top), and ``max_tokens`` of output (its thinking
+    budget included), at the leader's model price."""
     history_chars = len(json.dumps(row["history"] or [], default=str))
+    pages = sum(d.pages for d in turn.documents) + sum(
+        int((f.get("metadata") or {}).get("pages") or 0) for m in row["history"] or [] for f in m.get("files") or [])
     input_tokens = min(settings.context_max_tokens,
                        overhead + math.ceil((history_chars + len(turn.message)) / 4)
-                       + IMAGE_TOKENS * len(turn.images) + PAGE_TOKENS * sum(d.pages for d in turn.documents))
+                       + IMAGE_TOKENS * len(turn.images)) + PAGE_TOKENS * min(pages, settings.context_max_document_pages)
     usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
                        web_searches=web_searches_per_call(conversation.spec))
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
