@@ -216,3 +216,20 @@ def test_a_team_reads_the_pdf_and_its_members_rows_keep_only_the_reference(user,
     assert b64(letter) in json.dumps(document_blocks(bodies[0]))
     rows = db_conn.execute("SELECT message_parts::text AS parts FROM chat_events WHERE session_id = %s", (sid,)).fetchall()
     assert rows and not any(b64(letter)[:200] in r["parts"] for r in rows)  # never the bytes in a row
+
+
+def test_the_budget_reservation_counts_the_pdf_pages(user, standin, db_conn):
+    """A turn's reservation (the most it can cost, refused with 402 before any model call) includes its
+    PDF's pages: 60 pages are 120,000 estimated tokens, over R 6 a model call at the cheapest price."""
+    from chatcore.money import budgets
+
+    sid = user.new_session()
+    budgets.set_budget(db_conn, user.sub, Decimal("0.01"))
+    standin.reset()
+    r, _ = user.turn(sid, message="read this")
+    assert r.status_code == 402, r.text
+    plain = Decimal(r.json()["reservation_zar"])
+    r, _ = user.turn(sid, message="read this", documents=[{"data": b64(pdf(60, marker="budget"))}])
+    assert r.status_code == 402 and r.json()["code"] == "budget-exceeded", r.text
+    assert Decimal(r.json()["reservation_zar"]) > plain + Decimal("6")
+    assert standin.requests() == []
