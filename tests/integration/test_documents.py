@@ -233,3 +233,19 @@ def test_the_budget_reservation_counts_the_pdf_pages(user, standin, db_conn):
     assert r.status_code == 402 and r.json()["code"] == "budget-exceeded", r.text
     assert Decimal(r.json()["reservation_zar"]) > plain + Decimal("6")
     assert standin.requests() == []
+
+
+def test_a_refused_turn_deletes_only_the_pdfs_no_stored_message_names(user, standin, db_conn, s3, bucket):
+    """The turn puts its PDFs in S3 before its transaction; refused (here: 402), it deletes those no
+    stored message names, and keeps the object of the same PDF an earlier turn of the session sent."""
+    from chatcore.money import budgets
+
+    sid = user.new_session()
+    kept, new = pdf(2, marker="sent before"), pdf(2, marker="refused")
+    _, events = user.turn(sid, message="first", documents=[{"data": b64(kept)}])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    [kept_key] = [k for k in session_keys(s3, bucket, sid) if k.endswith(".pdf")]
+    budgets.set_budget(db_conn, user.sub, Decimal("0.01"))
+    r, _ = user.turn(sid, message="again", documents=[{"data": b64(kept)}, {"data": b64(new)}])
+    assert r.status_code == 402, r.text
+    assert [k for k in session_keys(s3, bucket, sid) if k.endswith(".pdf")] == [kept_key]
