@@ -1,6 +1,7 @@
 """A local stand-in for the Anthropic Messages API (NOT the real Claude).
 
-Standard library only. It speaks the real Anthropic wire protocol, streaming included, so the
+Standard library only (but pypdf, imported when a PDF document block arrives, to count its pages).
+It speaks the real Anthropic wire protocol, streaming included, so the
 real ``anthropic`` SDK and agno's ``agno.models.anthropic.Claude`` work against it unchanged:
 
     client = anthropic.Anthropic(api_key="anything", base_url=server.url)
@@ -156,6 +157,18 @@ Limits (as the real API documents and enforces them; messages in the real API's 
       The size is read with the standard library from the decoded bytes: PNG IHDR, JPEG SOFn
       marker, GIF logical screen, WebP VP8/VP8L/VP8X. ``"source": {"type": "url"}`` (or
       "file") cannot be measured offline: accepted, counted as an image.
+    * PDF documents (``document`` blocks with a base64 ``application/pdf`` source; read with pypdf):
+        - more than 100 pages in the whole request, every document block counted:
+          "A maximum of 100 PDF pages may be provided.";
+        - data that pypdf cannot read: "{path}.document.source.base64.data: The PDF specified was
+          not valid."; an encrypted one: "{path}.document.source.base64.data: The PDF specified is
+          password protected.";
+        - a media_type other than application/pdf: "{path}.document.source.base64.media_type:
+          Input should be 'application/pdf'".
+      Billed (the stand-in's rule): ``DOCUMENT_PAGE_TOKENS`` (1,500) input tokens a page, for its
+      text and the image of it the real API reads (it bills roughly 1,500-3,000 a page); a ``text``
+      source as its text; a ``url`` or ``file`` source cannot be read offline: one page.
+      A request over 32 MB is refused with 413 before any of this (above).
     * extended thinking: ``thinking.type`` other than enabled/adaptive/disabled; a budget
       (``enabled``) on a model that thinks only adaptively (the Claude 5 family, Opus 4.7+):
       "thinking.type.enabled is not supported for this model. Use thinking.type.adaptive ...";
@@ -235,6 +248,7 @@ import binascii
 import collections
 import copy
 import hashlib
+import functools
 import hmac
 import json
 import math
@@ -550,15 +564,74 @@ class _Unit:
         self.tokens = tokens
 
 
+# ---- PDF documents
+DOCUMENT_PAGE_TOKENS = 1_500  # the stand-in's bill for a page: its text and its image (real: ~1,500-3,000)
+MAX_PDF_PAGES = 100  # a request's PDF pages, all documents together
+
+
+@functools.lru_cache(maxsize=64)
+def pdf_pages(data: bytes) -> int | str:
+    """The page count of a PDF, or why the real API would refuse it (its words)."""
+    import io
+    import logging
+
+    import pypdf
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            return "The PDF specified is password protected."
+        pages = len(reader.pages)
+    except Exception:  # noqa: BLE001 - any failure to read it
+        return "The PDF specified was not valid."
+    return pages if pages > 0 else "The PDF specified was not valid."
+
+
+class _Document:
+    """A document block of the request: its pages (and tokens), or the refusal it earns."""
+
+    def __init__(self, path: str, block: dict) -> None:
+        self.path = path
+        self.pages = 1
+        self.error: str | None = None
+        source = block.get("source") or {}
+        kind = source.get("type")
+        self.tokens = DOCUMENT_PAGE_TOKENS
+        if kind == "text":
+            self.pages, self.tokens = 0, _text_tokens(str(source.get("data") or ""))
+        elif kind == "base64":
+            if source.get("media_type") != "application/pdf":
+                self.error = f"{path}.document.source.base64.media_type: Input should be 'application/pdf'"
+                return
+            try:
+                data = base64.b64decode(source.get("data") or "", validate=True)
+            except (binascii.Error, ValueError):
+                data = b""
+            pages = pdf_pages(data)
+            if isinstance(pages, str):
+                self.error = f"{path}.document.source.base64.data: {pages}"
+                return
+            self.pages, self.tokens = pages, pages * DOCUMENT_PAGE_TOKENS
+
+
+def _count_documents(messages: list) -> tuple[int, int]:
+    """How many document blocks the messages hold, and their pages."""
+    docs = [_Document("", b) for m in messages if isinstance(m, dict) for b in _iter_blocks(m.get("content"))
+            if b.get("type") == "document"]
+    return len(docs), sum(d.pages for d in docs if d.error is None)
+
+
 class Prompt:
     """A request's prompt: its cacheable blocks (tools, system, messages), the tokens of each,
-    its cache breakpoints and its images. Built by ``analyse_prompt``; no side effects."""
+    its cache breakpoints, its images and its documents. Built by ``analyse_prompt``; no side effects."""
 
     def __init__(self) -> None:
         self.units: list[_Unit] = []
         self.breakpoints: list[tuple[int, str, str]] = []  # (unit index, ttl, json path)
         self.bad_cache_control: list[tuple[str, str]] = []  # (json path, message)
         self.images: list[_Image] = []
+        self.documents: list[_Document] = []
         self._cumulative: list[int] | None = None
         self.count_thinking = True  # the blocks being added belong to the current tool loop
 
@@ -620,6 +693,10 @@ def _block_tokens(prompt: Prompt, block: Any, path: str, unit_index: int) -> int
         image = _Image(path, block)
         prompt.images.append(image)
         return image.tokens
+    if kind == "document":
+        document = _Document(path, block)
+        prompt.documents.append(document)
+        return document.tokens
     if kind == "tool_use":
         return _text_tokens(_canonical({"name": block.get("name"), "input": block.get("input")}))
     if kind == "tool_result":
@@ -1099,6 +1176,14 @@ def _check_cache_control(prompt: Prompt) -> None:
         seen_5m = seen_5m or ttl == "5m"
 
 
+def _check_documents(prompt: Prompt) -> None:
+    for document in prompt.documents:
+        if document.error:
+            raise Refusal(document.error)
+    if sum(d.pages for d in prompt.documents) > MAX_PDF_PAGES:
+        raise Refusal(f"A maximum of {MAX_PDF_PAGES} PDF pages may be provided.")
+
+
 def _check_images(prompt: Prompt, max_images: int) -> None:
     images = prompt.images
     if len(images) > max_images:
@@ -1159,6 +1244,7 @@ def validate_request(body: Any, config: dict | None = None, prompt: Prompt | Non
     _check_cache_control(prompt)
     model = str(body.get("model") or DEFAULT_MODEL)
     _check_images(prompt, max_images_for(config, model))
+    _check_documents(prompt)
     _check_tool_pairing(messages)
     if check_context_window:
         limit = context_window_for(config, model)
@@ -1473,12 +1559,14 @@ def default_content(body: dict) -> list[dict]:
         return [{"type": "text", "text": consolidation_reply(user_text)}]
 
     n_images, n_bytes = _count_images(messages)
+    n_documents, n_pages = _count_documents(messages)
     snippet = user_text[:60]
+    documents = f" I can read {n_documents} PDF document(s) ({n_pages} pages)." if n_documents else ""
     return [
         {
             "type": "text",
             "text": f"Stand-in model reply to: {snippet}. I can see {n_images} image(s) "
-            f"in this conversation (total bytes {n_bytes}).",
+            f"in this conversation (total bytes {n_bytes}).{documents}",
         }
     ]
 

@@ -14,6 +14,11 @@ the rest of the same run, and GET /me/reminders lists the reminder; its cost add
 (ThinkingStarted, ThinkingDelta, ThinkingCompleted) before each tool call and answer, a second turn
 replays the stored thinking with its signatures, and GET /sessions/{id}/messages?include=thinking
 shows it with each message's reasoning tokens.
+
+`bin/demo --pdf` sends a 12-page PDF (made with pypdf) the way a phone sends a big one: POST /uploads,
+the file to S3 itself, then a turn that names the upload; the model reads it as a document block
+(billed per page), a follow-up turn sends the same block again from the stored reference, and
+GET /sessions/{id}/messages gives the PDF back with its name, pages and a presigned URL.
 """
 
 from __future__ import annotations
@@ -121,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="show a turn that pauses for the user's approval (set_reminder) and its approval")
     parser.add_argument("--think", action="store_true",
                         help="talk to an agent that thinks (thinker): its streamed, stored and replayed thinking")
+    parser.add_argument("--pdf", action="store_true",
+                        help="send a 12-page PDF through POST /uploads, ask about it twice, and list it")
     args = parser.parse_args(argv)
     stack = start_stack().apply()
     try:
@@ -140,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _approve(client, session_id, stack.env["DATABASE_URL"], server)
             if args.think:
                 return _think(client, session_id, stack.env["DATABASE_URL"], server)
+            if args.pdf:
+                return _pdf(client, session_id, stack.env["DATABASE_URL"], server)
             photo = sunset_png()
             print(f"{BOLD}Turn 1{RESET} (with a {len(photo)} byte PNG): ", flush=True)
             first = stream_turn(client, session_id, {
@@ -212,6 +221,44 @@ def _think(client: httpx.Client, session_id: str, database_url: str, server) -> 
         thoughts = [t["text"] if not t["redacted"] else "(redacted)" for t in m["thinking"] or []]
         print(f"  {DIM}reasoning {m['usage']['reasoning_tokens']} of {m['usage']['output_tokens']} output tokens, "
               f"USD {m['cost']['usd']}{RESET}  thought: {thoughts}")
+    print_stored(database_url, session_id)
+    server.stop()
+    return 0 if all(t.get("event") == "TurnCompleted" for t in turns) else 1
+
+
+def sample_pdf(pages: int) -> bytes:
+    """A PDF of ``pages`` blank pages (pypdf)."""
+    import io
+
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    writer.add_metadata({"/Title": "Lease agreement (demo)"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _pdf(client: httpx.Client, session_id: str, database_url: str, server) -> int:
+    """--pdf: a PDF through an upload, two turns that read it, and how GET /messages shows it."""
+    lease = sample_pdf(12)
+    upload = client.post("/uploads", json={"mime_type": "application/pdf", "size": len(lease)}).json()
+    r = httpx.post(upload["url"], data=upload["fields"], files={"file": ("lease.pdf", lease, "application/pdf")})
+    print(f"{BOLD}POST /uploads{RESET} then the {len(lease)} byte PDF straight to S3: HTTP {r.status_code}")
+    turns = []
+    for i, body in enumerate([{"message": "What does my lease say?",
+                               "documents": [{"upload_id": upload["upload_id"], "name": "lease.pdf"}]},
+                              {"message": "And when does it end?"}], 1):
+        print(f"\n{BOLD}Turn {i}{RESET}{' (the stored PDF is sent again as the same document block)' if i > 1 else ''}: ",
+              flush=True)
+        turns.append(stream_turn(client, session_id, body))
+        print(f"{DIM}{turns[-1].get('event')}: {json.dumps({k: turns[-1].get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+    items = client.get(f"/sessions/{session_id}/messages").json()["items"]
+    print(f"\n{BOLD}GET /sessions/{{id}}/messages{RESET}")
+    for doc in (d for m in items for d in m["documents"]):
+        print(f"  {doc['name']}: {doc['pages']} pages, {doc['size']} bytes, {DIM}{doc['url'][:80]}...{RESET}")
     print_stored(database_url, session_id)
     server.stop()
     return 0 if all(t.get("event") == "TurnCompleted" for t in turns) else 1

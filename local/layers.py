@@ -6,7 +6,7 @@ package both layers carry has the same version in both:
 
 - ``layers/core``: chatcore plus the lean dependencies every function imports (psycopg, powertools,
   fastapi, uvicorn, boto3): the project's dependencies with agno and the model SDK pruned;
-- ``layers/agents``: agno, the anthropic SDK and Pillow (with pillow-heif), for the chat function only (the api, events,
+- ``layers/agents``: agno, the anthropic SDK and Pillow (with pi-heif, HEIF decoding only) and pypdf, for the chat function only (the api, events,
   rollup, account and migrate functions never carry them). The chat function carries both layers, so whatever the core layer
   already ships (pydantic, anyio, typing-extensions...) is left out of this one: nothing ships twice;
 - ``layers/identity``: PyJWT with cryptography, for the events function only (it checks bearer tokens
@@ -33,11 +33,11 @@ from local.generated import ROOT, write_or_check
 
 # Direct dependencies (pyproject) pruned from each layer's export, with everything only they need.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pillow-heif", "pyjwt"),
+    "layers/core": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pi-heif", "pypdf", "pyjwt"),
     "layers/agents": ("aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
                       "genai-prices", "pyjwt"),
     # PyJWT and cryptography (~15 MB), for the events function alone: it checks bearer tokens itself
-    "layers/identity": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pillow-heif",
+    "layers/identity": ("agno", "anthropic", "filetype", "httpx", "genai-prices", "pillow", "pi-heif", "pypdf",
                         "aws-lambda-powertools", "boto3", "psycopg", "psycopg-pool", "uuid6", "fastapi", "uvicorn",
                         "pydantic"),
 }

@@ -21,6 +21,7 @@ from psycopg import sql
 
 from chatcore.money import report, rollup
 from chatcore.store import usage
+from tests.support.documents import pdf
 from tests.support.images import b64, noise_png
 from tests.support.streams import TurnInThread
 from tests.support.uploads import uploaded
@@ -106,7 +107,7 @@ class Account:
 
 
 def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
-    """An agent session with an inline photo and an uploaded one, a memory, a team session, a session
+    """An agent session with an inline photo, an uploaded one and a PDF, a memory, a team session, a session
     deleted before (its usage kept), a summary, an upload never used, a resume token and an export."""
     bucket = stack.env["MEDIA_BUCKET"]
     marker = f"zebra{uuid.uuid4().hex[:12]}"
@@ -117,6 +118,11 @@ def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
     costs.append(final_cost(events))
     upload = uploaded(user, photos[1])
     _, events = user.turn(agent_sid, message=f"{marker} two", images=[{"upload_id": upload["upload_id"]}])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    costs.append(final_cost(events))
+    # a PDF, stored in S3 by reference (found again by its bytes' hash, as photos are)
+    _, events = user.turn(agent_sid, message=f"{marker} my lease",
+                          documents=[{"data": b64(pdf(2, marker=marker)), "name": f"{marker}.pdf"}])
     assert events[-1]["event"] == "TurnCompleted", events[-1]
     costs.append(final_cost(events))
     _, events = user.turn(agent_sid, message=f"Remember that my locker code is {marker}")
@@ -167,7 +173,7 @@ def find_needles(account: Account, user, db_conn, s3, bucket: str) -> None:
                        account.unused["upload_id"], str(account.export_id), *session_ids, *run_ids, *message_ids}
     account.photo_keys = [o["Key"] for sid in session_ids
                           for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"media/{sid}-").get("Contents", [])]
-    assert len(account.photo_keys) >= 2
+    assert len(account.photo_keys) >= 3 and any(k.endswith(".pdf") for k in account.photo_keys)
     account.hashes = {hashlib.sha256(s3.get_object(Bucket=bucket, Key=k)["Body"].read()).hexdigest()
                       for k in account.photo_keys}
     account.hashes.add(hashlib.sha256(account.photos[2]).hexdigest())  # the unused upload's original

@@ -12,7 +12,6 @@ expired, lost and old failed exports.
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -27,43 +26,11 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.support.images import LARGE_PNG, SMALL_PNG, b64, noise_png, normalised
+from tests.support.exports import download, exported, read_json
 from tests.support.uploads import exists, uploaded
 from tests.support import pg
 
 PROBLEM = "application/problem+json"
-
-
-def exported(user, timeout: float = 30.0) -> dict:
-    """POST /me/export, then GET /me/export until it is no longer building."""
-    r = user.client.post("/me/export")
-    assert r.status_code in (200, 202), r.text
-    body = r.json()
-    if r.status_code == 202:
-        assert r.headers["location"] == "/me/export" and body["status"] == "building"
-    deadline = time.monotonic() + timeout
-    while body["status"] == "building":
-        assert time.monotonic() < deadline, body
-        time.sleep(0.1)
-        r = user.client.get("/me/export")
-        assert r.status_code == 200, r.text
-        body = r.json()
-    return body
-
-
-def download(body: dict) -> zipfile.ZipFile:
-    assert body["status"] == "ready", body
-    r = httpx.get(body["url"], timeout=60)
-    assert r.status_code == 200
-    assert r.headers["content-type"] == "application/zip"
-    assert r.headers["content-disposition"].startswith('attachment; filename="chat-export-')
-    assert len(r.content) == body["size"]
-    zf = zipfile.ZipFile(io.BytesIO(r.content))
-    assert zf.testzip() is None
-    return zf
-
-
-def read_json(zf: zipfile.ZipFile, name: str) -> dict:
-    return json.loads(zf.read(name))
 
 
 def s3_objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
@@ -207,7 +174,7 @@ def assert_the_sessions_hold_every_message_and_photo(zf: zipfile.ZipFile, names:
     assert zf.read([f for f in photo_files if f.startswith(f"photos/{s2}/")][0]) == normalised(LARGE_PNG)
     assert body["contents"] == {"sessions": 3, "messages": sum(s["messages"] for s in account["sessions"]),
                                 "photos": len([n for n in names if n.startswith("photos/")]), "uploads": 2,
-                                "memories": 1, "reminders": 0, "approvals": 0, "devices": 0}
+                                "memories": 1, "reminders": 0, "approvals": 0, "devices": 0, "documents": 0}
     assert body["contents"]["photos"] == 2
 
 
@@ -281,7 +248,7 @@ def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user,
     body = r.json()
     assert body["status"] == "ready" and body["url_expires_in"] == 900 and body["error"] is None
     assert body["contents"] == {"sessions": 1, "messages": 2, "photos": 0, "uploads": 0, "memories": 0,
-                                "reminders": 0, "approvals": 0, "devices": 0}
+                                "reminders": 0, "approvals": 0, "devices": 0, "documents": 0}
     row = db_conn.execute("SELECT * FROM exports WHERE id = %s", (body["id"],)).fetchone()
     assert row["expires_at"] - row["finished_at"] == timedelta(days=1) and row["key"] == f"media/exports/{body['id']}.zip"
     zf = download(body)
@@ -301,7 +268,7 @@ def test_post_answers_ready_for_a_small_account_and_only_its_owner_sees_it(user,
 def test_an_account_with_nothing_stored_exports(user):
     body = exported(user)
     assert body["contents"] == {"sessions": 0, "messages": 0, "photos": 0, "uploads": 0, "memories": 0,
-                                "reminders": 0, "approvals": 0, "devices": 0}
+                                "reminders": 0, "approvals": 0, "devices": 0, "documents": 0}
     zf = download(body)
     assert sorted(zf.namelist()) == ["README.txt", "account.json", "actions.json", "devices.json", "memories.json"]
     assert read_json(zf, "memories.json") == {"format": "agent-chat-export/1", "memory": True, "memories": []}

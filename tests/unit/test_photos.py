@@ -119,7 +119,7 @@ def test_pillow_is_loaded_only_where_a_photo_is_handled():
                                                         str(ROOT / "functions" / "chat")]),
            "DATABASE_URL": "postgresql://never@127.0.0.1:1/x", "MEDIA_BUCKET": "never"}
     code = ("import sys, api_app, chat_api; "
-            "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.') or m == 'pillow_heif'))")
+            "print(sorted(m for m in sys.modules if m == 'PIL' or m.startswith('PIL.') or m == 'pi_heif'))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

@@ -73,6 +73,13 @@ class Settings:
         64_000_000, "IMAGE_MAX_DECODE_PIXELS", "the largest photo decoded at all, in pixels (larger: 422 "
         "`invalid-image`, refused before it is decoded)", ge=1_000_000, le=200_000_000)
     max_images_per_turn: int = setting(20, "MAX_IMAGES_PER_TURN", "photos a turn may send", ge=1, le=100)
+    max_documents_per_turn: int = setting(5, "MAX_DOCUMENTS_PER_TURN", "PDF documents a turn may send", ge=1, le=20)
+    document_max_pages: int = setting(
+        100, "DOCUMENT_MAX_PAGES", "the most pages of a PDF a turn accepts (more: 422 `invalid-document`, reason "
+        "`too-many-pages`; the Messages API takes 100 pages a request)", ge=1, le=100)
+    document_max_bytes: int = setting(
+        32 * MIB, "DOCUMENT_MAX_BYTES", "the largest PDF, base64 in a turn (decoded; within the 6 MB body) or sent "
+        "straight to S3 (`POST /uploads`); larger: 413", ge=1 * KIB, le=32 * MIB)
     max_message_chars: int = setting(32_000, "MAX_MESSAGE_CHARS", "characters of a turn's message", ge=1,
                                      le=1_000_000)
     max_client_turn_id_chars: int = setting(
@@ -110,6 +117,9 @@ class Settings:
         80_000, "CONTEXT_MAX_TOKENS", "one model request's budget of estimated tokens", ge=1000, le=1_000_000)
     context_max_images: int = setting(
         20, "CONTEXT_MAX_IMAGES", "one model request's budget of images (the Messages API takes 100)", ge=1, le=100)
+    context_max_document_pages: int = setting(
+        100, "CONTEXT_MAX_DOCUMENT_PAGES", "one model request's budget of PDF pages (the Messages API takes 100); "
+        "older documents become a placeholder in the model's copy", ge=1, le=100)
     context_max_bytes: int = setting(
         24 * MIB, "CONTEXT_MAX_BYTES", "one model request's budget of encoded bytes (the Messages API takes 32 MB)",
         ge=1 * MIB, le=32 * MIB)

@@ -63,6 +63,13 @@ class InvalidImage(ProblemError):
     status, code, title = 422, "invalid-image", "Invalid image"
 
 
+class InvalidDocument(ProblemError):
+    """A PDF that cannot be sent to the model: ``reason`` is ``not-a-pdf``, ``corrupt``, ``encrypted`` or
+    ``too-many-pages``."""
+
+    status, code, title = 422, "invalid-document", "Invalid document"
+
+
 class PayloadTooLarge(ProblemError):
     status, code, title = 413, "payload-too-large", "Request body too large"
 

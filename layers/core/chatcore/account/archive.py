@@ -10,6 +10,7 @@
 - ``memories.json``: what the assistant remembers about the user (every memory, oldest first, with
   the session and run that wrote it) and the user's memory switch;
 - ``photos/<session_id>/<name>``: the session's photos (its S3 objects, inline ones from their row);
+- ``documents/<session_id>/<name>``: the session's PDFs, as sent;
 - ``uploads/<upload_id><ext>``: a photo sent to POST /uploads that no turn has used yet.
 
 Written to a file in a scratch directory, never in memory: the account's rows are read in pages over
@@ -54,7 +55,7 @@ This archive holds everything the agent chat app stores about your account.
     exported    {exported_at}
     export      {export_id}
     format      {format}
-    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {uploads} upload(s),
+    contents    {sessions} session(s), {messages} message(s), {photos} photo(s), {documents} document(s), {uploads} upload(s),
                 {memories} memory(ies), {reminders} reminder(s), {approvals} approval(s), {devices} device(s)
 
 JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal strings
@@ -102,11 +103,14 @@ sessions/<session id>.json
                 and cost
     messages    every message as the app shows it: role (user, assistant, tool), text, tool calls
                 and results, who spoke (agent_name; member is true for a team member), tokens and
-                cost of its model call, and images; an image's "file" is its path in this archive
-                (null if the photo could not be found)
+                cost of its model call, images and documents (PDFs: name, pages, size); an image's
+                or a document's "file" is its path in this archive (null if it could not be found)
 
 photos/<session id>/<name>
     the photos of each session, as stored (normalised when they arrived: upright, no metadata)
+
+documents/<session id>/<name>.pdf
+    the PDF documents of each session, as sent
 
 uploads/<upload id>.<ext>
     photos sent to the upload route that no turn used (yet), as sent
@@ -119,11 +123,12 @@ can resume it (it repeats the messages), and this archive's own record.
 class _Counts:
     def __init__(self) -> None:
         self.sessions = self.messages = self.photos = self.uploads = self.memories = 0
-        self.reminders = self.approvals = self.devices = 0
+        self.reminders = self.approvals = self.devices = self.documents = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"sessions": self.sessions, "messages": self.messages, "photos": self.photos, "uploads": self.uploads,
-                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals, "devices": self.devices}
+                "memories": self.memories, "reminders": self.reminders, "approvals": self.approvals, "devices": self.devices,
+                "documents": self.documents}
 
 
 def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
@@ -250,7 +255,7 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
     stored = set(s3.list_keys(prefix))  # the session's objects: referenced ones and any other
     files: dict[str, str] = {}  # key -> its file in the zip, each object written once
 
-    def file_of(image: messages.StoredImage) -> str | None:
+    def file_of(image: messages.StoredMedia) -> str | None:
         if image.key in files:
             return files[image.key]
         name = _photo_name(session_id, image.key[len(prefix):])
@@ -293,10 +298,13 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
         if _copy_object(zf, key, name):
             files[key] = name
     counts.messages += n_messages
-    counts.photos += len(files)
+    documents = sorted(f for f in files.values() if f.startswith("documents/"))
+    counts.photos += len(files) - len(documents)
+    counts.documents += len(documents)
     return {"id": session_id, "agent": row["agent"], "team": row["team"], "title": row["title"],
             "created_at": row["created_at"], "updated_at": row["updated_at"], "file": file,
-            "messages": n_messages, "photos": sorted(files.values())}
+            "messages": n_messages, "photos": sorted(f for f in files.values() if f.startswith("photos/")),
+            "documents": documents}
 
 
 def _run(r: dict[str, Any]) -> dict[str, Any]:
@@ -362,8 +370,9 @@ def _info(name: str, *, compress: bool) -> zipfile.ZipInfo:
 
 
 def _photo_name(session_id: UUID, name: str) -> str:
+    """A session's object in the zip: a PDF under documents/, a photo under photos/."""
     safe = name.replace("/", "_").replace("\\", "_").lstrip(".") or "photo"
-    return f"photos/{session_id}/{safe}"
+    return f"{'documents' if safe.endswith('.pdf') else 'photos'}/{session_id}/{safe}"
 
 
 def _extension(mime_type: str) -> str:

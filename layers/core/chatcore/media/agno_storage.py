@@ -1,5 +1,6 @@
-"""The bridge between a turn's images and agno: small images stay inline in the message row,
-large ones go to S3 and the row keeps an agno ``MediaReference``; the model gets the bytes.
+"""The bridge between a turn's images and documents and agno: small images stay inline in the message
+row, large ones go to S3 and the row keeps an agno ``MediaReference``; a PDF always goes to S3 (the row
+keeps its reference, name and page count); the model gets the bytes.
 
 The only module of ``chatcore.media`` that imports agno. Keys come from ``chatcore.media.keys``
 and uploads go through ``chatcore.media.s3``; agno's ``S3MediaStorage`` reads them back (agno
@@ -13,12 +14,13 @@ from collections import OrderedDict
 from functools import lru_cache
 from uuid import UUID
 
-from agno.media import Image
+from agno.media import File, Image
 from agno.media.reference import MediaReference
 from agno.media.storage.s3 import S3MediaStorage
 
 from chatcore.config import get_settings
 from chatcore.media import keys, s3
+from chatcore.media.documents import PDF_MIME, DocumentUpload
 from chatcore.media.images import ImageUpload, sniff_image_type
 from chatcore.media.photos import model_ready
 from chatcore.observability import timed
@@ -37,8 +39,8 @@ def media_storage() -> S3MediaStorage:
     )
 
 
-def store_photo(upload: ImageUpload, session_id: UUID) -> str:
-    """Put a turn's photo in S3 (every photo, inline ones too, so reads never write); its key.
+def store_photo(upload: ImageUpload | DocumentUpload, session_id: UUID) -> str:
+    """Put a turn's photo or document in S3 (every photo, inline ones too, so reads never write); its key.
 
     Called before the turn's transaction: no network call while a database transaction or the
     session's lock is held. The key is content-addressed (``chatcore.media.keys``): the same photo
@@ -67,20 +69,39 @@ def to_agno_image(upload: ImageUpload, session_id: UUID, media_id: str) -> Image
     settings = get_settings()
     if len(upload.content) <= settings.inline_image_max_bytes:
         return Image(id=media_id, content=upload.content, mime_type=upload.mime_type)
+    return Image(id=media_id, mime_type=upload.mime_type, media_reference=_reference(
+        upload.content, upload.mime_type, session_id, media_id, "image"))
+
+
+def _reference(content: bytes, mime_type: str, session_id: UUID, media_id: str, media_type: str) -> MediaReference:
     storage = media_storage()
-    reference = MediaReference(
+    return MediaReference(
         media_id=media_id,
-        storage_key=s3.media_key(session_id, upload.content, upload.mime_type),
+        storage_key=s3.media_key(session_id, content, mime_type),
         session_id=str(session_id),
         storage_backend=storage.backend_name,
         bucket=storage.bucket,
         region=storage.region,
-        mime_type=upload.mime_type,
-        size=len(upload.content),
-        content_hash=keys.content_hash(upload.content),
-        media_type="image",
+        mime_type=mime_type,
+        size=len(content),
+        content_hash=keys.content_hash(content),
+        media_type=media_type,
     )
-    return Image(id=media_id, mime_type=upload.mime_type, media_reference=reference)
+
+
+def to_agno_file(upload: DocumentUpload, session_id: UUID, media_id: str) -> File:
+    """The stored form of a turn's PDF (already in S3: ``store_photo``): a reference to its object, its
+    name and page count (``metadata.pages``); never its bytes. No network call."""
+    return File(id=media_id, mime_type=upload.mime_type, name=upload.name, filename=upload.name,
+                size=len(upload.content), metadata={"pages": upload.pages},
+                media_reference=_reference(upload.content, upload.mime_type, session_id, media_id, "file"))
+
+
+def model_file(upload: DocumentUpload, media_id: str) -> File:
+    """The model's copy of a turn's PDF: its bytes (agno sends a base64 document block), without the
+    citations agno would switch on by default (the same block on every replay of the history)."""
+    return File(id=media_id, content=upload.content, mime_type=upload.mime_type, name=upload.name,
+                filename=upload.name, size=len(upload.content), metadata={"pages": upload.pages}, citations=False)
 
 
 def storable_message(message, session_id: UUID) -> dict:
@@ -111,7 +132,26 @@ def storable_message(message, session_id: UUID) -> dict:
                 image.pop("content", None)
         if isinstance(image.get("url"), str) and "X-Amz-Signature" in image["url"]:
             image.pop("url")
+    for file in data.get("files") or []:
+        _storable_file(file, session_id)
     return data
+
+
+def _storable_file(file: dict, session_id: UUID) -> None:
+    """A document of a message made safe to store: its reference, never its bytes or a transient URL
+    (a team's member gets the user's PDF with its bytes: the same, content-addressed object)."""
+    file.pop("url", None)
+    ref = file.get("media_reference")
+    content = file.pop("content", None)
+    if ref:
+        ref.pop("url", None)
+        return
+    if isinstance(content, str):
+        raw = base64.b64decode(content)
+        mime = file.get("mime_type") or PDF_MIME
+        store_photo(DocumentUpload(content=raw, pages=(file.get("metadata") or {}).get("pages") or 0,
+                                   mime_type=mime), session_id)
+        file["media_reference"] = _reference(raw, mime, session_id, file.get("id") or "file", "file").to_dict()
 
 
 class _ImageCache:
@@ -146,27 +186,51 @@ class _ImageCache:
 _image_cache = _ImageCache(max_bytes=64 * 1024 * 1024)
 
 
+def _stored_bytes(key: str, prepare=None) -> bytes:
+    """The bytes of the session's object ``key``: from this process's cache, else one S3 read (with our
+    client: short timeouts, bounded retries), ``prepare``d, then cached."""
+    data = _image_cache.get(key)
+    if data is None:
+        with timed("S3 read"):
+            data = s3.get_image(key)
+        if prepare is not None:
+            data = prepare(data)
+        _image_cache.put(key, data)
+    return data
+
+
 def inline_for_model(messages) -> None:
-    """Give the model the bytes of the referenced images of ``messages`` (history loaded from rows).
+    """Give the model the bytes of the referenced images and documents of ``messages`` (history loaded
+    from rows).
 
     Without this, agno presigns each reference and Claude's formatter downloads it again for every
     model call of every turn. Bytes come from this process's cache or one S3 read (a photo stored
     before normalisation existed is normalised then, for the model's copy only). The messages are
-    the model's copy (never stored again), so replacing the reference with the bytes is safe.
+    the model's copy (never stored again), so replacing the reference with the bytes is safe. A
+    document is sent as the same base64 block as on its first turn (no citations).
     """
     storage = media_storage()
+
+    def ours(ref) -> bool:
+        return ref is not None and ref.storage_backend == storage.backend_name and ref.bucket == storage.bucket
+
     for message in messages:
         for image in message.images or []:
             ref = getattr(image, "media_reference", None)
-            if ref is None or ref.storage_backend != storage.backend_name or ref.bucket != storage.bucket:
+            if not ours(ref):
                 continue
-            data = _image_cache.get(ref.storage_key)
-            if data is None:
-                with timed("S3 read"):
-                    data = s3.get_image(ref.storage_key)  # our client: short timeouts, bounded retries
-                data = model_ready(data)  # a photo stored before normalisation may be too large
-                _image_cache.put(ref.storage_key, data)
+            # a photo stored before normalisation may be too large: model_ready
+            data = _stored_bytes(ref.storage_key, model_ready)
             image.content = data
             image.mime_type = sniff_image_type(data) or image.mime_type or ref.mime_type
             image.media_reference = None
             image.url = None
+        for file in message.files or []:
+            ref = getattr(file, "media_reference", None)
+            if not ours(ref):
+                continue
+            file.content = _stored_bytes(ref.storage_key)
+            file.mime_type = file.mime_type or ref.mime_type or PDF_MIME
+            file.citations = False
+            file.media_reference = None
+            file.url = None

@@ -7,7 +7,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from chatcore.errors import InvalidImage, PayloadTooLarge
+from chatcore.errors import InvalidImage, PayloadTooLarge, ProblemError
 
 
 def sniff_image_type(data: bytes) -> str | None:
@@ -43,11 +43,12 @@ class ImageUpload:
     mime_type: str
 
 
-def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_bytes: int) -> ImageUpload:
-    """Decode one base64 image and check it; ``index`` names it in error messages."""
-    where = f"images[{index}]"
+def decode_base64(data: str, *, where: str, max_bytes: int, invalid: type[ProblemError] = InvalidImage) -> bytes:
+    """The bytes of a phone's base64 file (a photo or a document; ``where`` names it, e.g. ``images[0]``):
+    standard or URL-safe, line-wrapped or not, padded or not, or a data URL. 413 over ``max_bytes``
+    (refused before decoding), ``invalid`` (422) when it is not base64."""
     if not isinstance(data, str) or not data:
-        raise InvalidImage(f"{where}.data must be a non-empty base64 string", field=f"{where}.data")
+        raise invalid(f"{where}.data must be a non-empty base64 string", field=f"{where}.data")
     text = data.strip()
     if text.startswith("data:"):  # tolerate a data URL, common from mobile pickers
         _, _, text = text.partition(",")
@@ -60,9 +61,16 @@ def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_by
     try:
         content = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as e:
-        raise InvalidImage(f"{where}.data is not valid base64", field=f"{where}.data") from e
+        raise invalid(f"{where}.data is not valid base64", field=f"{where}.data") from e
     if len(content) > max_bytes:
         raise PayloadTooLarge(f"{where} is larger than {max_bytes} bytes", field=f"{where}.data")
+    return content
+
+
+def decode_image(data: str, claimed_mime_type: str | None, *, index: int, max_bytes: int) -> ImageUpload:
+    """Decode one base64 image and check it; ``index`` names it in error messages."""
+    where = f"images[{index}]"
+    content = decode_base64(data, where=where, max_bytes=max_bytes)
     actual = sniff_image_type(content)
     if actual is None:
         raise InvalidImage(

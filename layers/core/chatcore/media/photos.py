@@ -9,7 +9,8 @@ area at most ``IMAGE_MAX_PIXELS`` (1.15 megapixels: what Claude would downscale 
 re-encoded: JPEG for photos; PNG for images with transparency or flat graphics (screenshots,
 diagrams: few colours, where JPEG would smear the text), WebP when a PNG would be too large.
 
-Reads PNG, JPEG, GIF (first frame), WebP, HEIC/HEIF (iPhones' default, through pillow-heif) and
+Reads PNG, JPEG, GIF (first frame), WebP, HEIC/HEIF (iPhones' default, through pi-heif: libheif's decoder
+without the HEVC encoder of pillow-heif) and
 AVIF (Pillow's own plugin). Pillow is imported here only, when a photo arrives, so functions that
 never handle one do not pay for it at cold start.
 """
@@ -70,10 +71,10 @@ def _pillow() -> Any:
     from PIL import Image
 
     try:
-        import pillow_heif
+        import pi_heif
 
-        pillow_heif.register_heif_opener()
-    except ImportError:  # pragma: no cover - a layer without pillow-heif still reads the other formats
+        pi_heif.register_heif_opener()
+    except ImportError:  # pragma: no cover - a layer without pi-heif still reads the other formats
         pass
     return Image
 

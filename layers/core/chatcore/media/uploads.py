@@ -1,7 +1,8 @@
-"""Big photos straight to S3: a phone asks for an upload (``presign``: a presigned S3 POST for one key
-under the pending prefix), sends the file to S3 itself, then names the upload in a turn. The turn
-reads it (``read_upload``), normalises it like any photo (``chatcore.media.photos``) and stores the
-normalised copy; the original is then marked used and deleted (``discard_originals``).
+"""Big photos and PDFs straight to S3: a phone asks for an upload (``presign``: a presigned S3 POST for
+one key under the pending prefix), sends the file to S3 itself, then names the upload in a turn. The
+turn reads it (``read_upload``), normalises it like any photo (``chatcore.media.photos``) and stores
+the normalised copy; or (``read_document_upload``) checks it as a PDF (``chatcore.media.documents``)
+and stores it as it is; the original is then marked used and deleted (``discard_originals``).
 
 The database row binds an upload to its user (the key does not), says when it expires and which turn
 used it. Refusals come before anything is stored and before any model call: someone else's or an
@@ -21,10 +22,11 @@ from uuid6 import uuid7
 from chatcore import db
 from chatcore.config import get_settings
 from chatcore.errors import (
-    InvalidImage, PayloadTooLarge, ProblemError, StorageUnavailable, UploadExpired, UploadNotFound, UploadNotReceived,
+    InvalidDocument, InvalidImage, PayloadTooLarge, ProblemError, StorageUnavailable, UploadExpired, UploadNotFound, UploadNotReceived,
     UploadUsed,
 )
 from chatcore.media import keys, s3
+from chatcore.media.documents import PDF_MIME, DocumentUpload, clean_name, count_pages
 from chatcore.media.images import ImageUpload, same_type, sniff_image_type
 from chatcore.media.photos import Limits, normalise
 from chatcore.store import uploads as upload_rows
@@ -38,11 +40,18 @@ def check_size(size: int, max_bytes: int) -> None:
         raise PayloadTooLarge(f"an upload is at most {max_bytes} bytes; this one says {size}", field="size")
 
 
+def max_upload_bytes(mime_type: str) -> int:
+    """The largest upload of ``mime_type``: DOCUMENT_MAX_BYTES for a PDF, UPLOAD_MAX_BYTES for a photo."""
+    s = get_settings()
+    return s.document_max_bytes if mime_type == PDF_MIME else s.upload_max_bytes
+
+
 def presign(sub: str, mime_type: str, size: int) -> dict[str, Any]:
     """A new upload of the caller: ``upload_id``, and the presigned POST (``url``, ``fields``,
     ``expires_in``) that accepts one file of type ``mime_type`` and 1..UPLOAD_MAX_BYTES bytes."""
     s = get_settings()
-    check_size(size, s.upload_max_bytes)
+    max_bytes = max_upload_bytes(mime_type)
+    check_size(size, max_bytes)
     upload_id = uuid7()
     key = keys.upload_key(s.media_prefix, upload_id)
     try:  # signed locally, no network call
@@ -50,7 +59,7 @@ def presign(sub: str, mime_type: str, size: int) -> dict[str, Any]:
             Bucket=s.media_bucket, Key=key, Fields={"Content-Type": mime_type},
             # the bound is the limit, not the declared size: a client that misreports by a few bytes
             # still succeeds, and the turn checks the object's real size again
-            Conditions=[{"Content-Type": mime_type}, ["content-length-range", 1, s.upload_max_bytes]],
+            Conditions=[{"Content-Type": mime_type}, ["content-length-range", 1, max_bytes]],
             ExpiresIn=s.upload_url_seconds)
     except Exception as e:  # noqa: BLE001 - no credentials or configuration: retryable, nothing recorded
         log.exception("could not sign an upload")
@@ -65,19 +74,7 @@ def read_upload(sub: str, upload_id: UUID, *, index: int) -> ImageUpload:
     """The caller's upload ``upload_id`` (``images[index]`` of a turn), read from S3 and normalised;
     raises the upload's problem (see the module). CPU- and network-bound: a server calls it in a thread."""
     where, field = f"images[{index}]", f"images[{index}].upload_id"
-    s = get_settings()
-    with db.connection() as conn:  # autocommit: no transaction is held during the S3 calls below
-        row = upload_rows.find_upload(conn, sub, upload_id)
-    if row is None:
-        raise UploadNotFound(f"{where}: no such upload", field=field)
-    if row["consumed_at"] is not None:
-        run_id = str(row["consumed_run_id"]) if row["consumed_run_id"] is not None else None
-        raise UploadUsed(f"{where}: this upload was already sent with a turn; upload the photo again",
-                         run_id=run_id, field=field)
-    if row["expired"]:
-        raise UploadExpired(f"{where}: this upload expired at {row['expires_at'].isoformat()}; upload the photo again",
-                            field=field)
-    content = _read_original(row["key"], where=where, field=field, max_bytes=s.upload_max_bytes)
+    row, content = _claim(sub, upload_id, where=where, field=field, max_bytes=get_settings().upload_max_bytes)
     actual = sniff_image_type(content)
     if actual is None:
         raise InvalidImage(f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=field)
@@ -88,6 +85,35 @@ def read_upload(sub: str, upload_id: UUID, *, index: int) -> ImageUpload:
     except InvalidImage as e:
         e.extra["field"] = field  # the upload, not a base64 ``data`` field
         raise
+
+
+def read_document_upload(sub: str, upload_id: UUID, name: str | None, *, index: int) -> DocumentUpload:
+    """The caller's upload ``upload_id`` (``documents[index]`` of a turn), read from S3 and checked as a
+    PDF (``chatcore.media.documents``); raises the upload's problem. A server calls it in a thread."""
+    where, field = f"documents[{index}]", f"documents[{index}].upload_id"
+    s = get_settings()
+    row, content = _claim(sub, upload_id, where=where, field=field, max_bytes=s.document_max_bytes)
+    if row["mime_type"] != PDF_MIME:
+        raise InvalidDocument(f"{where}: this upload was declared {row['mime_type']}, not {PDF_MIME}", field=field,
+                              reason="not-a-pdf")
+    pages = count_pages(content, where=where, field=field, max_pages=s.document_max_pages)
+    return DocumentUpload(content=content, pages=pages, name=clean_name(name))
+
+
+def _claim(sub: str, upload_id: UUID, *, where: str, field: str, max_bytes: int) -> tuple[dict, bytes]:
+    """The row of the caller's usable upload ``upload_id`` and its file's bytes (at most ``max_bytes``)."""
+    with db.connection() as conn:  # autocommit: no transaction is held during the S3 calls below
+        row = upload_rows.find_upload(conn, sub, upload_id)
+    if row is None:
+        raise UploadNotFound(f"{where}: no such upload", field=field)
+    if row["consumed_at"] is not None:
+        run_id = str(row["consumed_run_id"]) if row["consumed_run_id"] is not None else None
+        raise UploadUsed(f"{where}: this upload was already sent with a turn; upload the file again",
+                         run_id=run_id, field=field)
+    if row["expired"]:
+        raise UploadExpired(f"{where}: this upload expired at {row['expires_at'].isoformat()}; upload the file again",
+                            field=field)
+    return row, _read_original(row["key"], where=where, field=field, max_bytes=max_bytes)
 
 
 def _stored(key: str) -> bool:

@@ -109,13 +109,15 @@ ORDER BY ce.id ASC
 LIMIT %(limit)s
 """
 
-# The images of the session's stored messages that may be the S3 objects ``keys``: those naming one
-# by reference, and every one kept inline (its key is its content's: the caller computes it).
+# The images and documents of the session's stored messages that may be the S3 objects ``keys``: those
+# naming one by reference, and every image kept inline (its key is its content's: the caller computes it).
 SESSION_IMAGES = """
 SELECT img.value AS image
 FROM chat_events ce
-CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(ce.message_parts->'images') = 'array'
-                                             THEN ce.message_parts->'images' ELSE '[]'::jsonb END) AS img
+CROSS JOIN LATERAL jsonb_array_elements(
+    CASE WHEN jsonb_typeof(ce.message_parts->'images') = 'array' THEN ce.message_parts->'images' ELSE '[]'::jsonb END
+    || CASE WHEN jsonb_typeof(ce.message_parts->'files') = 'array' THEN ce.message_parts->'files' ELSE '[]'::jsonb END
+) AS img
 WHERE ce.session_id = %(session_id)s
   AND (img.value->'media_reference'->>'storage_key' = ANY(%(keys)s)
        OR (img.value->'media_reference'->>'storage_key' IS NULL AND jsonb_typeof(img.value->'content') = 'string'))
@@ -227,7 +229,7 @@ def stored_calls(conn: psycopg.Connection, session_id: UUID) -> list[dict[str, A
 
 
 def session_images(conn: psycopg.Connection, session_id: UUID, keys: list[str]) -> list[dict[str, Any]]:
-    """The images (agno's dicts) of the session's stored messages that may be the objects ``keys``
+    """The images and documents (agno's dicts) of the session's stored messages that may be the objects ``keys``
     (see SESSION_IMAGES); none when the session is gone."""
     return [row["image"] for row in conn.execute(SESSION_IMAGES, {"session_id": session_id,
                                                                   "keys": list(keys)}).fetchall()]

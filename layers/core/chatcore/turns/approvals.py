@@ -258,7 +258,7 @@ def _prepare(sub: str, session_id: UUID, run_id: UUID, row: dict, pending: list[
             continue  # a billed row of a stopped turn's aborted call: nothing the model said
         history.append(_from_history(parts))
     inline_for_model([*history, *leader])
-    budgets = Budgets(settings.context_max_tokens, settings.context_max_images, settings.context_max_bytes)
+    budgets = Budgets.configured(settings)
     summary = data["summary"]
     context = build_context(history, user_message, budgets,
                             overhead_tokens=conversation.overhead_tokens + summary_tokens(summary))

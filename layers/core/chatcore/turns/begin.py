@@ -35,7 +35,9 @@ from chatcore.errors import (
     ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
 )
 from chatcore.errors import TurnPaused as TurnPausedProblem
-from chatcore.media.agno_storage import discard_photos, inline_for_model, store_photo, to_agno_image
+from chatcore.media.agno_storage import (
+    discard_photos, inline_for_model, model_file, store_photo, to_agno_file, to_agno_image,
+)
 from chatcore.media import s3
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
@@ -46,7 +48,7 @@ from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import max_output_tokens
 from chatcore.turns.context import (
-    IMAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
+    IMAGE_TOKENS, PAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
 )
 from chatcore.turns.memory import MemoryScope, recall_messages
 from chatcore.turns.finish import flush_pending
@@ -103,12 +105,12 @@ def _discard_unnamed_photos(turn: TurnInput) -> None:
 
 def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     settings = get_settings()
-    if not turn.message.strip() and not turn.images:
-        raise InvalidInput("a turn needs a message or an image", field="message")
+    if not turn.message.strip() and not turn.images and not turn.documents:
+        raise InvalidInput("a turn needs a message or an image (or a PDF document)", field="message")
     run_id = uuid7()
     month_start, month_end = month_bounds()
     flush_pending()  # turns this process could not store while the database was down, first
-    if turn.images:
+    if turn.images or turn.documents:
         _store_photos(turn)
     with db.connection() as conn, db.pipelined_transaction(conn):
         row = turn_rows.read_turn_start(
@@ -150,24 +152,24 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                        reservation=reservation)
         if row["fx_rate"] is None:
             raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
-        budgets = Budgets(settings.context_max_tokens, settings.context_max_images,
-                          settings.context_max_bytes).shrunk(_recent_refusals(row["recent_outcomes"]))
-        # 413 before anything is stored when the message alone cannot fit one request
-        check_fits(Message(role="user", content=turn.message, images=[
-            Image(content=upload.content, mime_type=upload.mime_type) for upload in turn.images] or None),
-            budgets, overhead_tokens=overhead)
+        budgets = Budgets.configured(settings).shrunk(_recent_refusals(row["recent_outcomes"]))
         images = [to_agno_image(img, turn.session_id, str(uuid7())) for img in turn.images]
-        stored_message = Message(id=str(uuid7()), role="user", content=turn.message, images=images or None)
+        documents = [to_agno_file(doc, turn.session_id, str(uuid7())) for doc in turn.documents]
+        # The model's copy of the message: the same id and text, the images and documents as the bytes we have.
+        user_message = Message(id=str(uuid7()), role="user", content=turn.message, images=[
+            Image(id=image.id, content=upload.content, mime_type=upload.mime_type)
+            for image, upload in zip(images, turn.images)] or None, files=[
+            model_file(doc, file.id) for file, doc in zip(documents, turn.documents)] or None)
+        # 413 before anything is stored when the message alone cannot fit one request
+        check_fits(user_message, budgets, overhead_tokens=overhead)
+        stored_message = Message(id=user_message.id, role="user", content=turn.message, images=images or None,
+                                 files=documents or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
                              client_turn_id=turn.client_turn_id, reserved_zar=reservation)
         turn_rows.insert_messages(conn, [{
             "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
             "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
         }])
-    # The model's copy of the message: the same id and text, the images as the bytes we have.
-    user_message = Message(id=stored_message.id, role="user", content=turn.message, images=[
-        Image(id=image.id, content=upload.content, mime_type=upload.mime_type)
-        for image, upload in zip(images, turn.images)] or None)
     history = []
     for message_dict in row["history"] or []:
         if message_dict.get("role") == "assistant" and not message_dict.get("content") and not message_dict.get(
@@ -206,12 +208,15 @@ def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Messag
 def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> Decimal:
     """The most this turn can cost, in rands: for each model call it may make (MAX_MODEL_CALLS_PER_TURN),
     its whole input (the history as read, the message, its photos, the instructions and the recall,
-    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input and ``max_tokens`` of output (its thinking budget included), at the
-    leader's model price."""
+    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus the PDF pages of the message and the
+    history (at most CONTEXT_MAX_DOCUMENT_PAGES, on top), and ``max_tokens`` of output (its thinking
+    budget included), at the leader's model price."""
     history_chars = len(json.dumps(row["history"] or [], default=str))
+    pages = sum(d.pages for d in turn.documents) + sum(
+        int((f.get("metadata") or {}).get("pages") or 0) for m in row["history"] or [] for f in m.get("files") or [])
     input_tokens = min(settings.context_max_tokens,
                        overhead + math.ceil((history_chars + len(turn.message)) / 4)
-                       + IMAGE_TOKENS * len(turn.images))
+                       + IMAGE_TOKENS * len(turn.images)) + PAGE_TOKENS * min(pages, settings.context_max_document_pages)
     usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
                        web_searches=web_searches_per_call(conversation.spec))
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
@@ -236,11 +241,11 @@ def _store_photos(turn: TurnInput) -> None:
         if not sessions.owns_session(conn, turn.sub, turn.session_id):
             raise NotFound("no such session")
     try:
-        for upload in turn.images:
+        for upload in [*turn.images, *turn.documents]:
             turn.stored_keys.append(store_photo(upload, turn.session_id))
     except Exception as e:  # noqa: BLE001 - S3 down: nothing is stored, the app may retry
-        log.exception("could not upload the images of a turn")
-        raise StorageUnavailable(f"could not store the images ({e.__class__.__name__}); "
+        log.exception("could not upload the images or documents of a turn")
+        raise StorageUnavailable(f"could not store the images and documents ({e.__class__.__name__}); "
                                  "nothing was stored, try again") from e
 
 
@@ -263,9 +268,10 @@ def _model_history(turn: TurnInput, row: dict, history: list[Message], user_mess
             history = [m for t in turns[fold:] for m in t]
             overhead = base_overhead + summary_tokens(summary)
     context = build_context(history, user_message, budgets, overhead_tokens=overhead)
-    if context.turns_left_out or context.images_left_out:
-        log.info("%d stored turn(s) and %d photo(s) left out of the model's input (%d tokens, calibration %.2f)",
-                 context.turns_left_out, context.images_left_out, context.tokens, context.calibration)
+    if context.turns_left_out or context.images_left_out or context.documents_left_out:
+        log.info("%d stored turn(s), %d photo(s) and %d document(s) left out of the model's input (%d tokens, "
+                 "calibration %.2f)", context.turns_left_out, context.images_left_out, context.documents_left_out,
+                 context.tokens, context.calibration)
     return recall + (summary_messages(summary) if summary else []) + context.history, compaction
 
 

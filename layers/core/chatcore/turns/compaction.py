@@ -78,8 +78,9 @@ def transcript(turns: list[list[Message]]) -> str:
         for m in turn:
             text = m.content if isinstance(m.content, str) else ""
             if m.role == "user":
-                photos = len(m.images or [])
-                lines.append(f"User: {text[:LINE_CHARS]}" + (f" [{photos} photo(s)]" if photos else ""))
+                photos, documents = len(m.images or []), [f.name or "a PDF" for f in m.files or []]
+                lines.append(f"User: {text[:LINE_CHARS]}" + (f" [{photos} photo(s)]" if photos else "")
+                             + (f" [PDF: {', '.join(documents)}]" if documents else ""))
             elif m.role == "assistant" and text:
                 lines.append(f"Assistant: {text[:LINE_CHARS]}")
             elif m.role == "tool":

@@ -14,7 +14,13 @@ it is stored: ``build_context`` takes whole turns, newest first, while they fit
   Haiku), so a long conversation never pays the higher rate;
 - ``CONTEXT_MAX_IMAGES`` (default 20) in one request: older photos become a short text placeholder
   in the model's copy only (the stored rows are unchanged);
-- ``CONTEXT_MAX_BYTES`` (default 24 MB) for the encoded request, whatever the history holds.
+- ``CONTEXT_MAX_BYTES`` (default 24 MB) for the encoded request, whatever the history holds;
+- ``CONTEXT_MAX_DOCUMENT_PAGES`` (default 100, the Messages API's limit) of PDF pages in one request:
+  older documents become a placeholder naming them in the model's copy (newest documents kept
+  first). A document's pages cost about ``PAGE_TOKENS`` each (the API bills a page's text and an image
+  of it, roughly 1,500-3,000 tokens): they count in the estimate of the request (and its calibration,
+  the reservation) on top of CONTEXT_MAX_TOKENS, which bounds the conversation; the page budget bounds
+  the documents' share, and the byte budget both (a PDF is sent as base64).
 
 A turn is never split (so neither is a tool_use/tool_result pair, which lives inside one turn).
 When turns or photos must be left out, the window starts at an "anchor" turn (about one turn in
@@ -51,11 +57,17 @@ CALIBRATION_RANGE = (1.0, 4.0)
 # When turns or photos must be left out, the window starts at an anchor turn (about one in this many),
 # so it moves in steps and the request's prefix stays byte-stable, and cached, between the steps.
 STEP_TURNS = 4
+# A PDF page, as estimated: its text and the image of it Claude reads (billed ~1,500-3,000; the
+# calibration scales the estimate up when the API counted more).
+PAGE_TOKENS = 2_000
+# What the model reads where a document was left out of the request.
+DOCUMENT_PLACEHOLDER = ("[earlier document(s) of this message left out: {names}; the conversation holds more "
+                        "pages than fit one request]")
 # What the model reads where a photo was left out of the request.
 PHOTO_PLACEHOLDER = "[{n} earlier photo(s) of this message left out: the conversation holds more than fit one request]"
 # Error messages of the Messages API that mean "the request held too much" (the next turn shrinks).
 CONTEXT_REFUSALS = ("prompt is too long", "request_too_large", "exceeds the maximum", "too many images",
-                    "image exceeds", "image dimensions exceed", "maximum allowed size")
+                    "image exceeds", "image dimensions exceed", "maximum allowed size", "pdf pages")
 
 
 @dataclass(frozen=True)
@@ -63,14 +75,22 @@ class Budgets:
     max_tokens: int
     max_images: int
     max_bytes: int
+    max_pages: int = 100
+
+    @classmethod
+    def configured(cls, settings: Any) -> Budgets:
+        """The budgets of the settings (CONTEXT_MAX_TOKENS, _IMAGES, _BYTES, _DOCUMENT_PAGES)."""
+        return cls(settings.context_max_tokens, settings.context_max_images, settings.context_max_bytes,
+                   settings.context_max_document_pages)
 
     def shrunk(self, refusals: int) -> Budgets:
-        """Halved for each recent turn the API refused for its size (at least one image, 1,000 tokens)."""
+        """Halved for each recent turn the API refused for its size (at least one image, 1,000 tokens);
+        the pages are counted exactly, so their budget stays."""
         if refusals <= 0:
             return self
         factor = 2 ** min(refusals, 8)
         return Budgets(max(self.max_tokens // factor, 1_000), max(self.max_images // factor, 1),
-                       max(self.max_bytes // factor, 1024 * 1024))
+                       max(self.max_bytes // factor, 1024 * 1024), self.max_pages)
 
 
 @dataclass
@@ -83,6 +103,8 @@ class Context:
     encoded_bytes: int
     turns_left_out: int = 0
     images_left_out: int = 0
+    pages: int = 0
+    documents_left_out: int = 0
     calibration: float = 1.0
     budgets: Budgets | None = None
     notes: list[str] = field(default_factory=list)
@@ -142,9 +164,53 @@ def message_tokens(message: Message) -> int:
 
 
 def message_bytes(message: Message) -> int:
-    """What ``message`` adds to the encoded request, in bytes (images as base64)."""
+    """What ``message`` adds to the encoded request, in bytes (images and documents as base64)."""
     text = _text_chars(message) * 2  # JSON escaping and provider blocks: a generous bound
-    return text + sum(4 * math.ceil(_image_bytes(i) / 3) for i in (message.images or []))
+    return text + sum(_photo_bytes(message)) + sum(_document_bytes(message))
+
+
+def document_pages(message: Message) -> int:
+    """The PDF pages of ``message`` (each counted as PAGE_TOKENS in the estimate of a request)."""
+    return sum(_pages(f) for f in message.files or [])
+
+
+def _pages(file: Any) -> int:
+    return int((getattr(file, "metadata", None) or {}).get("pages") or 1)
+
+
+def _document_bytes(message: Message) -> list[int]:
+    """The base64 size of each document of ``message``, oldest first."""
+    return [4 * math.ceil(_image_bytes(f) / 3) for f in (message.files or [])]
+
+
+def _documents_that_fit(turn: list[Message], room_pages: int, room_bytes: int) -> list[int]:
+    """How many documents of each message of ``turn`` to keep (its newest ones): the newest first, while
+    their pages and bytes fit (after the turn's text)."""
+    keep = [0] * len(turn)
+    room_bytes -= sum(message_bytes(m) - sum(_photo_bytes(m)) - sum(_document_bytes(m)) for m in turn)
+    for index in range(len(turn) - 1, -1, -1):
+        files = turn[index].files or []
+        for file, size in zip(reversed(files), reversed(_document_bytes(turn[index]))):
+            if _pages(file) > room_pages or size > room_bytes:
+                return keep
+            keep[index] += 1
+            room_pages -= _pages(file)
+            room_bytes -= size
+    return keep
+
+
+def _leave_out_documents(message: Message, keep: int) -> int:
+    """Keep the last ``keep`` documents of ``message`` (the model's copy), a placeholder naming the others;
+    returns how many were left out."""
+    files = list(message.files or [])
+    if len(files) <= keep:
+        return 0
+    dropped = files[:len(files) - keep]
+    message.files = files[len(files) - keep:] or None
+    names = ", ".join(f"{getattr(f, 'name', None) or 'a PDF'} ({_pages(f)} pages)" for f in dropped)
+    note = DOCUMENT_PLACEHOLDER.format(names=names)
+    message.content = f"{message.content}\n{note}" if isinstance(message.content, str) and message.content else note
+    return len(dropped)
 
 
 def calibration(history: list[Message], overhead_tokens: int) -> float:
@@ -162,7 +228,7 @@ def calibration(history: list[Message], overhead_tokens: int) -> float:
             + (getattr(metrics, "cache_write_tokens", 0) or 0)
         if real <= 0:
             continue
-        estimated = overhead_tokens + sum(message_tokens(m) for m in history[:index])
+        estimated = overhead_tokens + sum(message_tokens(m) + PAGE_TOKENS * document_pages(m) for m in history[:index])
         low, high = CALIBRATION_RANGE
         return min(max(real / max(estimated, 1), low), high)
     return 1.0
@@ -211,11 +277,15 @@ def check_fits(new_message: Message, budgets: Budgets, *, overhead_tokens: int) 
     used_tokens = overhead_tokens + message_tokens(new_message)
     used_bytes = REQUEST_OVERHEAD_BYTES + message_bytes(new_message)
     used_images = len(new_message.images or [])
-    if used_tokens > budgets.max_tokens or used_bytes > budgets.max_bytes or used_images > budgets.max_images:
+    used_pages = document_pages(new_message)
+    if used_tokens > budgets.max_tokens or used_bytes > budgets.max_bytes or used_images > budgets.max_images \
+            or used_pages > budgets.max_pages:
         raise ContextTooLarge(
-            f"this message alone needs about {used_tokens:,} tokens, {used_bytes:,} bytes and {used_images} "
-            f"image(s) with the instructions; a request may hold {budgets.max_tokens:,} tokens "
-            f"(CONTEXT_MAX_TOKENS), {budgets.max_bytes:,} bytes and {budgets.max_images} images",
+            f"this message alone needs about {used_tokens:,} tokens, {used_bytes:,} bytes, {used_images} "
+            f"image(s) and {used_pages} PDF page(s) with the instructions; a request may hold "
+            f"{budgets.max_tokens:,} tokens (CONTEXT_MAX_TOKENS), {budgets.max_bytes:,} bytes "
+            f"(CONTEXT_MAX_BYTES), {budgets.max_images} images and {budgets.max_pages} pages "
+            "(CONTEXT_MAX_DOCUMENT_PAGES)",
             field="message", estimated_tokens=used_tokens, max_tokens=budgets.max_tokens)
 
 
@@ -232,27 +302,38 @@ def build_context(history: list[Message], new_message: Message, budgets: Budgets
     used_tokens = math.ceil(overhead_tokens * factor) + tokens(new_message)
     used_bytes = REQUEST_OVERHEAD_BYTES + message_bytes(new_message)
     used_images = len(new_message.images or [])
+    used_pages = document_pages(new_message)
     turns = group_turns(history)
     chosen: list[tuple[list[Message], list[int], int, int]] = []  # newest first: turn, photos kept, tokens, bytes
+    kept_documents: list[tuple[list[int], int]] = []  # beside it: the turn's documents kept, and their pages
     for turn in reversed(turns):
-        keep = _photos_that_fit(turn, budgets.max_images - used_images, budgets.max_bytes - used_bytes)
+        docs = _documents_that_fit(turn, budgets.max_pages - used_pages, budgets.max_bytes - used_bytes)
+        docs_dropped = [len(m.files or []) - k for m, k in zip(turn, docs)]  # each message's oldest documents
+        dropped_doc_bytes = sum(sum(_document_bytes(m)[:d]) for m, d in zip(turn, docs_dropped))
+        turn_pages = sum(_pages(f) for m, k in zip(turn, docs) for f in (m.files or [])[len(m.files or []) - k:])
+        keep = _photos_that_fit(turn, budgets.max_images - used_images,
+                                budgets.max_bytes - used_bytes + dropped_doc_bytes)
         dropped = [len(m.images or []) - k for m, k in zip(turn, keep)]  # each message's oldest photos
-        turn_bytes = sum(message_bytes(m) - sum(_photo_bytes(m)[:d]) for m, d in zip(turn, dropped))
+        turn_bytes = sum(message_bytes(m) - sum(_photo_bytes(m)[:d]) for m, d in zip(turn, dropped)) - dropped_doc_bytes
         turn_tokens = sum(tokens(m) for m in turn) - math.floor(sum(dropped) * IMAGE_TOKENS * factor)
         if used_tokens + turn_tokens > budgets.max_tokens or used_bytes + turn_bytes > budgets.max_bytes:
             break
         used_tokens += turn_tokens
         used_bytes += turn_bytes
         used_images += sum(keep)
+        used_pages += turn_pages
         chosen.append((turn, keep, turn_tokens, turn_bytes))
+        kept_documents.append((docs, turn_pages))
     chosen.reverse()  # oldest first
+    kept_documents.reverse()
     if len(chosen) < len(turns):
         # turns were left out: start at an anchor turn, so the start moves in steps and the request's
         # prefix (and so the prompt cache) stays the same for several turns
         first = next((i for i, (turn, *_) in enumerate(chosen) if _is_anchor(turn)), 0)
         for turn, keep, turn_tokens, turn_bytes in chosen[:first]:
             used_tokens, used_bytes, used_images = used_tokens - turn_tokens, used_bytes - turn_bytes, used_images - sum(keep)
-        chosen = chosen[first:]
+        used_pages -= sum(pages for _, pages in kept_documents[:first])
+        chosen, kept_documents = chosen[first:], kept_documents[first:]
     with_photos = [i for i, (turn, keep, *_) in enumerate(chosen) if any(m.images for m in turn)]
     if with_photos and any(sum(keep) < sum(len(m.images or []) for m in turn) for turn, keep, *_ in chosen):
         # photos were left out: keep photos from an anchor turn on only, for the same reason
@@ -262,12 +343,14 @@ def build_context(history: list[Message], new_message: Message, budgets: Budgets
             turn, keep, turn_tokens, turn_bytes = chosen[i]
             used_images -= sum(keep)
             chosen[i] = (turn, [0] * len(keep), turn_tokens, turn_bytes)
-    images_left_out = 0
-    for turn, keep, *_ in chosen:
-        for message, n in zip(turn, keep):
+    images_left_out = documents_left_out = 0
+    for (turn, keep, *_), (docs, _) in zip(chosen, kept_documents):
+        for message, n, d in zip(turn, keep, docs):
             images_left_out += _leave_out_images(message, n) if apply else len(message.images or []) - n
+            documents_left_out += _leave_out_documents(message, d) if apply else len(message.files or []) - d
     kept = [turn for turn, *_ in chosen]
     left_out = len(turns) - len(kept)
-    return Context(history=[m for turn in kept for m in turn], tokens=used_tokens, images=used_images,
+    page_tokens = math.ceil(used_pages * PAGE_TOKENS * factor)  # on top of the conversation's budget
+    return Context(history=[m for turn in kept for m in turn], tokens=used_tokens + page_tokens, images=used_images,
                    encoded_bytes=used_bytes, turns_left_out=left_out, images_left_out=images_left_out,
-                   calibration=factor, budgets=budgets)
+                   pages=used_pages, documents_left_out=documents_left_out, calibration=factor, budgets=budgets)

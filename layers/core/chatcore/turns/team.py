@@ -88,7 +88,7 @@ class TeamConversation:
         team = self.build_team(history, recall)
         async for item in team.arun(
             input=message.content or "", images=list(message.images or []) or None,
-            stream=True, stream_events=True, yield_run_output=True,
+            files=list(message.files or []) or None, stream=True, stream_events=True, yield_run_output=True,
             run_id=run_id, session_id=session_id, user_id=user_id,
         ):
             yield item

@@ -15,6 +15,7 @@ from uuid import UUID
 if TYPE_CHECKING:
     from agno.models.message import Message
 
+    from chatcore.media.documents import DocumentUpload
     from chatcore.media.images import ImageUpload
     from chatcore.money.cost import CostCalculator
     from chatcore.turns.agent import Conversation
@@ -30,7 +31,8 @@ class TurnInput:
     message: str
     images: list[ImageUpload] = field(default_factory=list)
     client_turn_id: str | None = None
-    stored_keys: list[str] = field(default_factory=list)  # the photos this request put in S3
+    stored_keys: list[str] = field(default_factory=list)  # the photos and documents this request put in S3
+    documents: list[DocumentUpload] = field(default_factory=list)  # checked PDFs
     # the user's approximate location (country, region, city, timezone) for web searches: never stored
     location: dict[str, str] | None = None
 

@@ -153,6 +153,11 @@ ImageMimeType = Literal["image/png", "image/jpeg", "image/gif", "image/webp", "i
                         "image/avif"]
 
 
+# What POST /uploads takes: a photo's type, or a PDF's (one enum: generated clients mangle a union of two).
+UploadMimeType = Literal["image/png", "image/jpeg", "image/gif", "image/webp", "image/heic", "image/heif",
+                         "image/avif", "application/pdf"]
+
+
 class ImageIn(Strict):
     data: str = Field(min_length=1, description=(
         "base64 (standard or URL-safe; line breaks and missing padding are fine) of a PNG, JPEG, GIF, WebP, "
@@ -230,21 +235,63 @@ class TurnLocation(Strict):
 
 
 def _a_message_or_a_photo(schema: dict) -> None:
-    # without a photo (no images, or none), the message must hold something other than whitespace
-    schema.update({"if": {"properties": {"images": {"maxItems": 0}}},
+    # without a photo or a document (none, or empty lists), the message must hold something other than whitespace
+    schema.update({"if": {"properties": {"images": {"maxItems": 0}, "documents": {"maxItems": 0}}},
                    "then": {"required": ["message"], "properties": {"message": {"pattern": NOT_BLANK_PATTERN}}}})
+
+
+def _data_or_an_upload(schema: dict) -> None:
+    # the rule the validator holds, stated so that generated requests keep it (as a turn's image says it);
+    # an absent field has no default in the document (null is not a value of these strings)
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", 0) is None:
+            del prop["default"]
+    schema.update({"if": {"required": ["upload_id"]},
+                   "then": {"not": {"anyOf": [{"required": ["data"]}, {"required": ["mime_type"]}]}},
+                   "else": {"required": ["data"]}})
+
+
+class DocumentIn(Strict):
+    """A PDF of the turn: either ``{"data": base64, "mime_type"?, "name"?}`` or ``{"upload_id", "name"?}``
+    (POST /uploads with application/pdf); exactly one of data and upload_id, else 422."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_data_or_an_upload)
+
+    # not nullable: absent is absent (a null is refused like any non-string)
+    data: str = Field(default=None, min_length=1, description=(
+        "base64 (standard or URL-safe; line breaks and missing padding are fine) of a PDF, within the 6 MB body; "
+        "larger ones through POST /uploads (up to DOCUMENT_MAX_BYTES, 32 MB)"))
+    mime_type: Literal["application/pdf"] = Field(default=None, description="only application/pdf (checked by parsing)")
+    upload_id: UUID = Field(default=None, description=(
+        "an upload of the caller (POST /uploads, mime_type application/pdf) whose file was sent to S3; used once. "
+        "404 upload-not-found, 410 upload-expired, 409 upload-used, 422 upload-not-received"))
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=255)] = Field(default=None, description=(
+        "the file name to show (GET /messages gives it back; the model sees the document, not its name)"))
+
+    @model_validator(mode="after")
+    def data_or_an_upload(self) -> "DocumentIn":
+        if (self.data is None) == (self.upload_id is None):
+            raise ValueError("give exactly one of 'data' or 'upload_id'")
+        if self.upload_id is not None and self.mime_type is not None:
+            raise ValueError("'mime_type' goes with 'data' only (an upload declared its type)")
+        return self
 
 
 class TurnIn(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_a_message_or_a_photo)
 
     message: Annotated[Text, AtMost("max_message_chars")] = Field(default="", description=(
-        "the user's text; may be left out (or blank) when the turn has a photo: a photo without a caption "
-        "is sent to the model as the photo alone. Blank with no photo: 422"))
+        "the user's text; may be left out (or blank) when the turn has a photo or a document: a photo without "
+        "a caption is sent to the model as the photo alone. Blank with neither: 422"))
     images: Annotated[list[TurnImageIn], AtMost("max_images_per_turn")] = Field(
         default_factory=list, description=(
             "photos: base64 (at most 5 MB each, within the 6 MB body) or {\"upload_id\"} of a photo sent "
             "straight to S3 (POST /uploads, up to 25 MB)"))
+    documents: Annotated[list[DocumentIn], AtMost("max_documents_per_turn")] = Field(
+        default_factory=list, description=(
+            "PDFs, sent to the model as document blocks: base64 (within the 6 MB body) or {\"upload_id\"} (POST "
+            "/uploads, up to 32 MB). Each is read on arrival: 422 invalid-document with its reason (not-a-pdf, "
+            "corrupt, encrypted, too-many-pages: over DOCUMENT_MAX_PAGES, default 100)"))
     client_turn_id: Annotated[str, StringConstraints(min_length=1, pattern=r"^[A-Za-z0-9._:-]+$"),
                               AtMost("max_client_turn_id_chars")] | None = Field(
         default=None, description="the app's retry key: sending it again returns the stored outcome, never runs twice")
@@ -252,18 +299,32 @@ class TurnIn(Strict):
         "the user's approximate location, for agents that search the web (ignored by the others); never stored"))
 
 
-class UploadIn(Strict):
-    """Ask for a presigned S3 POST to send one big photo straight to S3."""
+def _size_by_type(schema: dict) -> None:
+    # the route's rule (413 over the type's limit), stated so that generated requests keep it: the
+    # default limits of a PDF and of a photo
+    pdf, photo = DECLARED["document_max_bytes"].default, DECLARED["upload_max_bytes"].default
+    schema.update({"if": {"required": ["mime_type"], "properties": {"mime_type": {"const": "application/pdf"}}},
+                   "then": {"properties": {"size": {"maximum": pdf}}},
+                   "else": {"properties": {"size": {"maximum": photo}}}})
 
-    mime_type: ImageMimeType = Field(description="the photo's type; S3 requires it as the file's Content-Type")
-    # the most is checked by the route (413 payload-too-large, UPLOAD_MAX_BYTES), not here (422); the
-    # document states the default limit
-    size: int = Field(ge=1, json_schema_extra={"maximum": DECLARED["upload_max_bytes"].default},
-                      description="the file's size in bytes, at most UPLOAD_MAX_BYTES (default 25 MB; more: 413)")
+
+class UploadIn(Strict):
+    """Ask for a presigned S3 POST to send one big photo or PDF straight to S3."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_size_by_type)
+
+    mime_type: UploadMimeType = Field(
+        description="the file's type (a photo's, or application/pdf); S3 requires it as the file's Content-Type")
+    # the most is checked by the route (413 payload-too-large, UPLOAD_MAX_BYTES or DOCUMENT_MAX_BYTES), not
+    # here (422); the document states the larger default limit
+    size: int = Field(ge=1, json_schema_extra={"maximum": max(DECLARED["upload_max_bytes"].default,
+                                                              DECLARED["document_max_bytes"].default)},
+                      description="the file's size in bytes: a photo at most UPLOAD_MAX_BYTES (default 25 MB), a PDF "
+                      "at most DOCUMENT_MAX_BYTES (default 32 MB); more: 413")
 
 
 class UploadOut(BaseModel):
-    upload_id: UUID = Field(description="send it in a turn's images: {\"upload_id\": ...}")
+    upload_id: UUID = Field(description="send it in a turn's images (a photo) or documents (a PDF): {\"upload_id\": ...}")
     url: str = Field(description="POST the file here as multipart/form-data")
     fields: dict[str, str] = Field(description="form fields to send, as they are, before the file field (named 'file')")
     expires_in: int = Field(description="seconds the url accepts the file")
@@ -327,6 +388,11 @@ class Problem(BaseModel):
         "the most this turn could cost (budget-exceeded)"))
     estimated_tokens: int | None = Field(default=None, description="what the message needs (context-too-large)")
     max_tokens: int | None = Field(default=None, description="what one model request may hold (context-too-large)")
+    reason: Literal["not-a-pdf", "corrupt", "encrypted", "too-many-pages"] | None = Field(default=None, description=(
+        "why a PDF was refused (invalid-document)"))
+    pages: int | None = Field(default=None, description="the refused PDF's page count (invalid-document, too-many-pages)")
+    max_pages: int | None = Field(default=None, description=(
+        "the most pages a PDF may have, DOCUMENT_MAX_PAGES (invalid-document, too-many-pages)"))
 
 
 # ---- the mobile API's responses
@@ -407,6 +473,18 @@ class ImageOut(BaseModel):
     expires_in: int = Field(description="seconds the URL stays valid")
 
 
+class DocumentOut(BaseModel):
+    """A PDF a user sent with a message."""
+
+    id: str | None = None
+    name: str | None = Field(default=None, description="the file name the app gave it (documents[].name), if any")
+    mime_type: str | None = Field(default=None, description="application/pdf")
+    pages: int | None = Field(default=None, description="its page count, as read when it arrived")
+    size: int | None = Field(default=None, description="bytes")
+    url: str = Field(description="short-lived presigned URL of the PDF as sent (see expires_in)")
+    expires_in: int = Field(description="seconds the URL stays valid")
+
+
 class CitationOut(BaseModel):
     """A source an answer cites (a web search result: an agent that searches the web)."""
 
@@ -440,6 +518,7 @@ class MessageOut(BaseModel):
     tool_calls: list[ToolCallOut] = Field(default_factory=list)
     tool_result: ToolResultOut | None = None
     images: list[ImageOut] = Field(default_factory=list)
+    documents: list[DocumentOut] = Field(default_factory=list, description="the PDFs a user message holds")
     model_id: str | None = None
     usage: MessageUsage
     cost: Money
@@ -543,6 +622,8 @@ class ExportContents(BaseModel):
                                                   "before they existed)")
     devices: int = Field(default=0, description="phones registered for push notifications, in devices.json (0 in an "
                                                 "export made before they existed)")
+    documents: int = Field(default=0, description="PDF documents of the sessions, under documents/ (0 in an export "
+                                                  "made before they existed)")
 
 
 class AccountExport(BaseModel):

@@ -1,4 +1,4 @@
-"""POST /sessions/{session_id}/turns (the chat function): a message and its photos, the agent's or
+"""POST /sessions/{session_id}/turns (the chat function): a message with its photos and PDFs, the agent's or
 team's answer streamed back as server-sent events; and POST .../turns/{run_id}/approvals, the user's
 decision on a turn paused for approval, the rest of the same run streamed back the same way
 (``chatcore.turns.approvals``). The only routes that load agno.
@@ -65,12 +65,13 @@ async def _discard(upload_ids: list[UUID], run_id: UUID | None) -> None:
 
 
 async def create_turn(request: Request) -> StreamingResponse:
-    """Send a message (and photos) and stream the agent's or team's answer."""
+    """Send a message (and photos and PDFs) and stream the agent's or team's answer."""
     sub = await caller(request)
     session_id, body = _parse(request, await request.body())
     resume = resume_point(request, query=False)
     try:
         uploads = await _photos(sub, body)
+        documents = await _documents(sub, body)
     except UploadUsed as used:
         # a retry of a turn that already took its uploads (same client_turn_id): followed, not run again
         run_id = await _retried_run(sub, session_id, used, body.client_turn_id)
@@ -78,10 +79,11 @@ async def create_turn(request: Request) -> StreamingResponse:
             raise
         return event_stream(follow(session_id, run_id, resume), run_id)
     upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
+    upload_ids += [doc.upload_id for doc in body.documents if doc.upload_id is not None]
     # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
     message = body.message if body.message.strip() else ""
     turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
-                                 client_turn_id=body.client_turn_id,
+                                 documents=documents, client_turn_id=body.client_turn_id,
                                  location=body.location.user_location() if body.location else None)
     stream = await turns.open_turn(turn_input, partial(_disconnected, request), last_event_id=resume)
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
@@ -115,6 +117,22 @@ async def _photos(sub: str, body: TurnIn) -> list:
     return [await asyncio.to_thread(read_upload, sub, img.upload_id, index=i) if isinstance(img, UploadRef)
             else await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i, max_bytes=max_bytes)
             for i, img in enumerate(body.images)]
+
+
+async def _documents(sub: str, body: TurnIn) -> list:
+    """The turn's PDFs, decoded (or read from S3) and checked by parsing in a worker thread (pypdf is
+    imported on the first one only); refused here, before anything is stored."""
+    if not body.documents:
+        return []
+    from chatcore.media.documents import receive_document
+    from chatcore.media.uploads import read_document_upload
+
+    s = get_settings()
+    return [await asyncio.to_thread(read_document_upload, sub, doc.upload_id, doc.name, index=i)
+            if doc.upload_id is not None
+            else await asyncio.to_thread(receive_document, doc.data, doc.name, index=i,
+                                         max_bytes=s.document_max_bytes, max_pages=s.document_max_pages)
+            for i, doc in enumerate(body.documents)]
 
 
 async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn_id: str | None) -> UUID | None:
@@ -203,11 +221,13 @@ def add_openapi(schema: dict) -> None:
             "409": problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
                            "was sent with another message (client-turn-id-reused), or an upload was already "
                            "used by another turn (upload-used); `run_id` names that turn"),
-            "410": problem("an upload expired (upload-expired): upload the photo again"),
+            "410": problem("an upload expired (upload-expired): upload the file again"),
             "413": problem("body too large (payload-too-large), or the message does not fit one model request "
                            "with the agent's instructions (context-too-large: `estimated_tokens`, `max_tokens`)"),
-            "422": problem("invalid fields (invalid-input: `errors`), an invalid image (invalid-image) or an "
-                           "upload whose file was never sent (upload-not-received); `field` names it"),
+            "422": problem("invalid fields (invalid-input: `errors`), an invalid image (invalid-image), an invalid "
+                           "PDF (invalid-document: `reason` not-a-pdf, corrupt, encrypted or too-many-pages, with "
+                           "`pages` and `max_pages`) or an upload whose file was never sent (upload-not-received); "
+                           "`field` names it"),
             "503": problem("the database or storage is unavailable, or no exchange rate is configured; nothing "
                            "was stored, try again after Retry-After seconds", retry_after=True),
         },
