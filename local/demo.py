@@ -19,6 +19,11 @@ shows it with each message's reasoning tokens.
 the file to S3 itself, then a turn that names the upload; the model reads it as a document block
 (billed per page), a follow-up turn sends the same block again from the stored reference, and
 GET /sessions/{id}/messages gives the PDF back with its name, pages and a presigned URL.
+
+`bin/demo --search` asks an agent that searches the web (`researcher`) about today's news, with the
+phone's approximate location: the answer streams with its sources (the Citations event), the search
+is billed on top of the tokens (the final event's usage.web_searches and cost), a follow-up turn
+sends the stored search results back unchanged, and GET /usage counts the searches.
 """
 
 from __future__ import annotations
@@ -69,6 +74,9 @@ def stream_turn(client: httpx.Client, session_id: str, body: dict, *, path: str 
                     print(f"{DIM}{data.get('text')}", end="", flush=True)
                 elif event == "ThinkingCompleted":
                     print(f"{' (partly redacted)' if data.get('redacted') else ''}]{RESET}", flush=True)
+                elif event == "Citations":
+                    for c in data.get("citations") or []:
+                        print(f"\n{DIM}[source: {c.get('title')} <{c.get('url')}>]{RESET}", end="", flush=True)
                 elif event == "MemoryUpdated":
                     print(f"\n{BOLD}[memory {data.get('action')}: {data.get('text')}]{RESET}", flush=True)
                 elif event in ("TurnCompleted", "TurnFailed"):
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="show a turn that pauses for the user's approval (set_reminder) and its approval")
     parser.add_argument("--think", action="store_true",
                         help="talk to an agent that thinks (thinker): its streamed, stored and replayed thinking")
+    parser.add_argument("--search", action="store_true",
+                        help="talk to an agent that searches the web (researcher): its sources, the search's cost")
     parser.add_argument("--pdf", action="store_true",
                         help="send a 12-page PDF through POST /uploads, ask about it twice, and list it")
     args = parser.parse_args(argv)
@@ -138,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{BOLD}Chat API{RESET} on {server.url}; model: {stack.model_description}\n", flush=True)
         token = unsigned_jwt({"sub": "demo-user"})
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=300) as client:
-            target = {"team": args.team} if args.team else {"agent": "thinker" if args.think else args.agent}
+            agent = "thinker" if args.think else "researcher" if args.search else args.agent
+            target = {"team": args.team} if args.team else {"agent": agent}
             r = client.post("/sessions", json=target)
             if r.status_code != 201:
                 raise SystemExit(f"could not create a session: HTTP {r.status_code} {r.text}")
@@ -147,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 return _approve(client, session_id, stack.env["DATABASE_URL"], server)
             if args.think:
                 return _think(client, session_id, stack.env["DATABASE_URL"], server)
+            if args.search:
+                return _search(client, session_id, stack.env["DATABASE_URL"], server)
             if args.pdf:
                 return _pdf(client, session_id, stack.env["DATABASE_URL"], server)
             photo = sunset_png()
@@ -224,6 +237,24 @@ def _think(client: httpx.Client, session_id: str, database_url: str, server) -> 
     print_stored(database_url, session_id)
     server.stop()
     return 0 if all(t.get("event") == "TurnCompleted" for t in turns) else 1
+
+
+def _search(client: httpx.Client, session_id: str, database_url: str, server) -> int:
+    """--search: a question that needs the web, its sources, its searches' cost, and a follow-up."""
+    where = {"country": "ZA", "city": "Cape Town", "timezone": "Africa/Johannesburg"}
+    turns = []
+    for i, body in enumerate([{"message": "Please search the web for today's load shedding schedule", "location": where},
+                              {"message": "Which areas does it affect most?", "location": where}], 1):
+        print(f"{BOLD}Turn {i}{RESET}{' (the stored search results are sent back unchanged)' if i > 1 else ''}: ",
+              flush=True)
+        turns.append(stream_turn(client, session_id, body))
+        print(f"{DIM}{turns[-1].get('event')}: {json.dumps({k: turns[-1].get(k) for k in ('usage', 'cost', 'error')})}{RESET}")
+    totals = client.get("/usage").json()["totals"]
+    print(f"\n{BOLD}GET /usage{RESET}: {totals['web_searches']} web search(es), "
+          f"USD {totals['web_search_cost']['usd']} of USD {totals['cost']['usd']} in all")
+    print_stored(database_url, session_id)
+    server.stop()
+    return 0 if all(t.get("event") == "TurnCompleted" for t in turns) and totals["web_searches"] >= 1 else 1
 
 
 def sample_pdf(pages: int) -> bytes:
