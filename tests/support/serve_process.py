@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # What makes start_stack reuse something instead of starting its own (the test session's own stack
 # put these into this process's environment): bin/serve must start everything itself.
 STACK_VARIABLES = ("DATABASE_URL", "AWS_ENDPOINT_URL_S3", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                   "ALLOW_UNSIGNED_JWT", "MEDIA_BUCKET")
+                   "ALLOW_UNSIGNED_JWT", "MEDIA_BUCKET", "SPOOL_QUEUE_URL", "AWS_ENDPOINT_URL_SQS")
 
 
 def process_gone(pid: int) -> bool:

@@ -90,6 +90,30 @@ def put_image(key: str, content: bytes, mime_type: str) -> None:
                         Metadata={"content-sha256": keys.content_hash(content)})
 
 
+def spool_key(session_id: UUID, run_id: UUID) -> str:
+    """The key of a spooled turn's record (``chatcore.media.keys``)."""
+    return keys.spool_key(get_settings().media_prefix, session_id, run_id)
+
+
+def put_text(key: str, text: str) -> None:
+    """Store a JSON document under ``key`` (private)."""
+    client().put_object(Bucket=get_settings().media_bucket, Key=key, Body=text.encode(),
+                        ContentType="application/json")
+
+
+def get_text(key: str) -> str | None:
+    """The text stored under ``key``; None when there is none (S3 answers a missing object 404, or 403
+    where the function may not list the bucket)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return client().get_object(Bucket=get_settings().media_bucket, Key=key)["Body"].read().decode()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "403", "AccessDenied"):
+            return None
+        raise
+
+
 def delete_session_objects(session_id: UUID) -> int:
     """Delete every object of a session; returns how many were deleted. Raises if any failed."""
     return delete_keys(list(list_keys(session_prefix(session_id))))
