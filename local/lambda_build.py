@@ -42,7 +42,7 @@ OWN_CODE = ("chatcore",)
 # the API function hands account jobs to the account function, chatcore.account.jobs; "sns": push
 # notifications, chatcore.notify.sns).
 # tests/infra/test_artefacts.py checks this against every boto3 client the code makes.
-BOTOCORE_SERVICES = ("s3", "rds", "secretsmanager", "sts", "lambda", "sns")
+BOTOCORE_SERVICES = ("s3", "rds", "secretsmanager", "sts", "lambda", "sns", "sqs")
 
 
 def architecture() -> str:

@@ -72,12 +72,12 @@ def test_turns_finished_during_a_90_s_outage_on_killed_instances_are_stored_once
         started = [next(instance) for instance in instances]
         urls, processes = [url for url, _ in started], [proc for _, proc in started]
         sessions = [user.new_session() for _ in range(5)]
-        # each answer trickles for a few seconds: the database goes while they are being written
-        standin.script([{"text": f"answer number {i} " + "and some more words " * 6, "delay_ms": 250}
+        # each answer trickles for about eight seconds: the database goes while they are being written
+        standin.script([{"text": f"answer number {i} " + "and some more words " * 25, "delay_ms": 250}
                         for i in range(5)])
         on = [User(urls[i % 2], sub=user.sub) for i in range(5)]
         turns = [TurnInThread(on[i], urls[i % 2], sid, f"question {i}") for i, sid in enumerate(sessions)]
-        time.sleep(0.5)
+        assert all(turn.thread.is_alive() for turn in turns)  # all five still answering
         proxy.down()
         went_down = time.monotonic()
         finals = []

@@ -50,3 +50,8 @@ def export_key(prefix: str, export_id: UUID | str) -> str:
 def spool_key(prefix: str, session_id: UUID | str, run_id: UUID | str) -> str:
     """The key of a spooled turn's record (``chatcore.spool``), under its session's prefix."""
     return f"{session_prefix(prefix, session_id)}spool-{run_id}.json"
+
+
+def is_spool_key(key: str) -> bool:
+    """Whether ``key`` is a spooled turn's record (not a photo)."""
+    return "-spool-" in key and key.endswith(".json")
