@@ -40,9 +40,9 @@ RUNTIME_DIRS = {"layer": "/opt/python", "function": "/var/task"}
 OWN_CODE = ("chatcore",)
 # botocore's service models (22 MB, 440 services): only those the functions call stay ("lambda":
 # the API function hands account jobs to the account function, chatcore.account.jobs; "sns": push
-# notifications, chatcore.notify.sns).
+# notifications, chatcore.notify.sns; "sqs": the spool of turns the database could not take, chatcore.spool).
 # tests/infra/test_artefacts.py checks this against every boto3 client the code makes.
-BOTOCORE_SERVICES = ("s3", "rds", "secretsmanager", "sts", "lambda", "sns")
+BOTOCORE_SERVICES = ("s3", "rds", "secretsmanager", "sts", "lambda", "sns", "sqs")
 # pygments (rich's, which agno's logging imports): its ~600 lexers are 3.8 MB, and only Python's is
 # ever used here (rich's tracebacks and syntax of Python code). The others are removed and the
 # lexers' map rewritten to name only those kept, so pygments never looks for a missing module.

@@ -34,7 +34,8 @@ WEB_ADAPTER_ACCOUNT = "753240598075"
 WEB_ADAPTER_LAYERS = {"arm64": "LambdaAdapterLayerArm64", "x86_64": "LambdaAdapterLayerX86"}
 LAMBDA_MIN_UNRESERVED = 100
 RESERVED = ("ChatReservedConcurrency", "EventsReservedConcurrency", "ApiReservedConcurrency",
-            "AccountReservedConcurrency", "ScheduledReservedConcurrency", "MigrateReservedConcurrency")
+            "AccountReservedConcurrency", "ScheduledReservedConcurrency", "MigrateReservedConcurrency",
+            "SpoolReservedConcurrency")
 
 
 @dataclass

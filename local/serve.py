@@ -92,18 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
 
     stack: Stack | None = None
-    server = None
+    server = consumer = None
     status = 0
     with StopSignals() as signals:
         try:
             stack = start_stack().apply()
             _print_pushes()
             from chatcore.web.identity import unsigned_jwt
-            from local.server import BackgroundServer
+            from local.server import BackgroundServer, start_spool_consumer
 
             token = unsigned_jwt({"sub": args.sub})
             server = BackgroundServer(args.port, host=args.host, log_level="info", graceful_seconds=GRACEFUL_SECONDS)
             server.start()
+            consumer = start_spool_consumer()
+            if consumer is not None:
+                say(f"spool: a consumer thread writes the turns spooled while Postgres was unreachable "
+                    f"(queue {stack.env['SPOOL_QUEUE_URL']})")
             signals.phase = "serving"
             base = server.url
             say(f"""
@@ -129,6 +133,8 @@ Stop with Ctrl-C or SIGTERM{" (either removes the throwaway Postgres)" if stack.
                 say(f"bin/serve: {signals.name} received; stopping the API and the local stack")
             if server is not None:
                 server.stop(timeout=GRACEFUL_SECONDS + 5)
+            if consumer is not None:
+                consumer.stop()
             if stack is not None:
                 from chatcore import db
 

@@ -71,8 +71,24 @@ class BackgroundServer:
         self.thread.join(timeout=timeout)
 
 
+def start_spool_consumer():
+    """The spool's consumer (``chatcore.spool.consumer``) as a thread of this process, when a spool
+    queue is configured (``SPOOL_QUEUE_URL``): what the spool function does in AWS. None without one."""
+    from chatcore.config import get_settings
+
+    if not get_settings().spool_queue_url:
+        return None
+    from chatcore.spool.consumer import PollingConsumer
+
+    return PollingConsumer().start()
+
+
 def serve_forever(host: str, port: int) -> None:
+    """An instance of the API (a process of its own), with the spool's consumer."""
     import uvicorn
 
     os.environ.setdefault("DB_POOL_MAX", "4")
+    consumer = start_spool_consumer()
+    if consumer is not None:
+        print(f"spool: consumer thread polling {os.environ['SPOOL_QUEUE_URL']}", file=sys.stderr, flush=True)
     uvicorn.run(combined_app(), host=host, port=port, log_level="info", lifespan="on")

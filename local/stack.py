@@ -4,7 +4,8 @@ server and the tests. Each piece honours what the environment already provides:
 - ``DATABASE_URL``: use that database; otherwise start a throwaway cluster (with
   ``LOCAL_PGBOUNCER=1``, behind PgBouncer in transaction pooling mode, as RDS Proxy would be).
 - ``AWS_ENDPOINT_URL_S3``: use that S3; otherwise start a moto server, whose SNS then has a
-  platform application per push platform (``PUSH_*_APPLICATION_ARN``, ``AWS_ENDPOINT_URL_SNS``).
+  platform application per push platform (``PUSH_*_APPLICATION_ARN``, ``AWS_ENDPOINT_URL_SNS``) and
+  the spool's SQS queue (``SPOOL_QUEUE_URL``, ``AWS_ENDPOINT_URL_SQS``; or those of the environment).
 - ``ANTHROPIC_API_KEY``: real Claude (or ``ANTHROPIC_BASE_URL`` if also set); otherwise
   ``ANTHROPIC_BASE_URL`` if set; otherwise the local stand-in server, announced as such.
 """
@@ -53,6 +54,22 @@ class Stack:
                 errors.append(f"{name}: {e.__class__.__name__}: {e}")
         if errors:
             raise RuntimeError("the local stack did not stop cleanly: " + "; ".join(errors))
+
+
+def create_spool_queue(env: dict[str, str], name: str) -> str:
+    """A spool queue as the template makes it (FIFO, a dead-letter queue after 20 receives) in the SQS of
+    ``env`` (``AWS_ENDPOINT_URL_SQS``); its URL."""
+    import json
+
+    import boto3
+
+    sqs = boto3.client("sqs", endpoint_url=env["AWS_ENDPOINT_URL_SQS"], region_name=env["AWS_REGION"],
+                       aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    dlq = sqs.create_queue(QueueName=f"{name}-dlq.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return sqs.create_queue(QueueName=f"{name}.fifo", Attributes={
+        "FifoQueue": "true", "VisibilityTimeout": "30",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 20})})["QueueUrl"]
 
 
 def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local", quiet: bool = False,
@@ -131,6 +148,19 @@ def start_stack(*, database_name: str = "chat", bucket: str = "chat-media-local"
                 env[variable] = sns.create_platform_application(
                     Name=name, Platform=platform, Attributes={"PlatformCredential": "local"})["PlatformApplicationArn"]
             say(f"push: SNS at {env['AWS_ENDPOINT_URL_SNS']} (moto: pushes are recorded, not delivered)")
+
+        # The spool of finished turns the database could not take (chatcore.spool): an SQS FIFO queue
+        # with its dead-letter queue, in moto (the same server) unless the environment names its own
+        if os.environ.get("SPOOL_QUEUE_URL"):
+            env["SPOOL_QUEUE_URL"] = os.environ["SPOOL_QUEUE_URL"]
+            for variable in ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"):
+                if os.environ.get(variable):
+                    env[variable] = os.environ[variable]
+            say("spool: using SPOOL_QUEUE_URL")
+        elif stack.moto is not None or os.environ.get("AWS_ENDPOINT_URL_SQS"):
+            env["AWS_ENDPOINT_URL_SQS"] = os.environ.get("AWS_ENDPOINT_URL_SQS") or env["AWS_ENDPOINT_URL_S3"]
+            env["SPOOL_QUEUE_URL"] = create_spool_queue(env, "chat-spool-local")
+            say(f"spool: SQS queue {env['SPOOL_QUEUE_URL']} (moto)")
 
         # Model
         if os.environ.get("ANTHROPIC_API_KEY") and not force_standin:

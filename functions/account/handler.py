@@ -3,7 +3,9 @@
 The API function hands a job over as an asynchronous invoke (``chatcore.account.jobs.start``) with
 the event ``{"job": "deletion", "id": "<account_deletions.id>"}`` (DELETE /me: every session,
 photo, upload and export of the account, then the user) or ``{"job": "export", "id":
-"<exports.id>"}`` (POST /me/export: the zip of everything stored about the user). A job for an id
+"<exports.id>"}`` (POST /me/export: the zip of everything stored about the user). An administrator's
+``AdminDeleteUser`` in Cognito arrives from EventBridge (CloudTrail's record of the call) and deletes
+the account as DELETE /me does (``jobs.delete_deleted_user``). A job for an id
 that no longer exists (a deletion already finished, an export already pruned) does nothing.
 
 Every job is idempotent. A job that fails raises, so Lambda retries it (twice); then the event and
@@ -29,6 +31,11 @@ get_settings()
 
 
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
+    if jobs.is_cognito_deletion(event):  # an administrator deleted the user in Cognito (EventBridge)
+        summary = db.once_more_if_connection_lost(lambda: jobs.delete_deleted_user(event),
+                                                  what="the deletion of a user deleted in Cognito")
+        logger.info("account deleted in Cognito", extra=summary)
+        return summary
     kind, job_id = jobs.parse(event or {})  # ValueError naming what the event lacks
     # a connection lost mid-job (a database restart, a failover): the pool replaces it and the job,
     # idempotent, starts over once; a second loss is the invoke's failure

@@ -134,7 +134,8 @@ def test_a_production_profile_on_a_raised_quota_passes(lambda_endpoint, tmp_path
     lambda_endpoint.quota = 1000
     r = _preflight("eu-west-1", "--parameter-overrides", "ChatReservedConcurrency=40", "EventsReservedConcurrency=20",
                    "ApiReservedConcurrency=15", "AccountReservedConcurrency=2", "ScheduledReservedConcurrency=1",
-                   "MigrateReservedConcurrency=1", endpoint=lambda_endpoint.url, tmp_path=tmp_path)
+                   "MigrateReservedConcurrency=1", "SpoolReservedConcurrency=1", endpoint=lambda_endpoint.url,
+                   tmp_path=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "quota 1000, unreserved now 1000; this stack reserves 79" in r.stdout
-    assert "at most 79 connections of DbMaxConnections=80" in r.stdout
+    assert "quota 1000, unreserved now 1000; this stack reserves 80" in r.stdout
+    assert "at most 80 connections of DbMaxConnections=80" in r.stdout

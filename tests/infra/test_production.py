@@ -20,8 +20,9 @@ PROXY = {"UseRdsProxy": "true", "DbAuthMode": "iam", "VpcId": "vpc-0123456789abc
 # A production stack's reservations on a raised quota (docs/operations.md, "Connection budget").
 PRODUCTION = {"ChatReservedConcurrency": "40", "EventsReservedConcurrency": "20", "ApiReservedConcurrency": "15",
               "AccountReservedConcurrency": "2", "ScheduledReservedConcurrency": "1", "MigrateReservedConcurrency": "1",
-              "DbMaxConnections": "80"}
-FUNCTIONS = ("ChatFunction", "EventsFunction", "ApiFunction", "AccountFunction", "ScheduledFunction", "MigrateFunction")
+              "SpoolReservedConcurrency": "1", "DbMaxConnections": "80"}
+FUNCTIONS = ("ChatFunction", "EventsFunction", "ApiFunction", "AccountFunction", "ScheduledFunction", "MigrateFunction",
+             "SpoolFunction")
 
 
 def _build(root: Path, core: str = "chatcore v1") -> Path:
@@ -176,13 +177,13 @@ def test_every_function_s_reserved_concurrency_times_its_pool_fits_db_max_connec
         name = function.removesuffix("Function")
         assert resources[function]["Properties"]["ReservedConcurrentExecutions"] == PRODUCTION[f"{name}ReservedConcurrency"]
     budget = templates.connection_budget(cfn, PRODUCTION)
-    assert budget.unreserved == [] and budget.reserved_connections == 79
-    assert budget.worst_case == 79 <= budget.limit == 80 and budget.ok
+    assert budget.unreserved == [] and budget.reserved_connections == 80
+    assert budget.worst_case == 80 <= budget.limit == 80 and budget.ok
     over = templates.connection_budget(cfn, {**PRODUCTION, "DbMaxConnections": "60"})
     assert not over.ok
     # one unreserved function takes what the rest of the account's concurrency allows
     partly = templates.connection_budget(cfn, {**PRODUCTION, "ApiReservedConcurrency": "0"}, account_concurrency=1000)
-    assert partly.unreserved == ["ApiFunction"] and partly.worst_case == 64 + (1000 - 64) and not partly.ok
+    assert partly.unreserved == ["ApiFunction"] and partly.worst_case == 65 + (1000 - 65) and not partly.ok
 
 
 # ---------------------------------------------------------------- RDS Proxy

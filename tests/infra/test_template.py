@@ -296,7 +296,7 @@ def test_every_function_and_layer_is_arm64_by_default_and_x86_64_by_parameter(cf
     assert param["Default"] == "arm64" and set(param["AllowedValues"]) == {"arm64", "x86_64"}
     assert cfn["Conditions"]["IsArm64"] == {"Fn::Equals": [{"Ref": "Architecture"}, "arm64"]}
     functions = _of_type(resources, "AWS::Lambda::Function")
-    assert len(functions) == 6
+    assert len(functions) == 7
     for name, fn in functions.items():
         assert fn["Properties"]["Architectures"] == [{"Ref": "Architecture"}], name
     for name, layer in _of_type(resources, "AWS::Lambda::LayerVersion").items():
@@ -355,8 +355,35 @@ def test_the_asynchronous_functions_failures_land_in_queues_and_everything_that_
                    and a["Properties"]["Dimensions"] == [{"Name": "QueueName",
                                                           "Value": {"Fn::GetAtt": [queue_name, "QueueName"]}}]
                    for a in _of_type(resources, "AWS::CloudWatch::Alarm").values()), queue_name
-    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
-    assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["ScheduledRunFailures", "Arn"]}
+    rules = {r["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: r["Properties"]
+             for r in _of_type(resources, "AWS::Events::Rule").values()}
+    assert set(rules) == {"ScheduledFunction", "AccountFunction"}
+    assert rules["ScheduledFunction"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": ["ScheduledRunFailures", "Arn"]}
+    # an administrator's AdminDeleteUser in Cognito: undeliverable events kept with the account's jobs
+    assert rules["AccountFunction"]["Targets"][0]["DeadLetterConfig"]["Arn"] == {
+        "Fn::GetAtt": ["AccountJobFailures", "Arn"]}
+    # the spool: a FIFO queue, its dead-letter queue TLS-only and alarmed, its consumer reporting
+    # partial batch failures (a session's later turns never go before an earlier one)
+    spool = resources["SpoolQueue"]["Properties"]
+    assert spool["FifoQueue"] is True and spool["SqsManagedSseEnabled"] is True
+    assert spool["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["SpoolDeadLetters", "Arn"]}
+    assert resources["SpoolDeadLetters"]["Properties"]["FifoQueue"] is True
+    (policy,) = [r["Properties"] for r in _of_type(resources, "AWS::SQS::QueuePolicy").values()
+                 if {"Ref": "SpoolQueue"} in r["Properties"]["Queues"]]
+    assert policy["Queues"] == [{"Ref": "SpoolQueue"}, {"Ref": "SpoolDeadLetters"}]
+    assert policy["PolicyDocument"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert any(a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+               and a["Properties"]["Dimensions"] == [{"Name": "QueueName",
+                                                      "Value": {"Fn::GetAtt": ["SpoolDeadLetters", "QueueName"]}}]
+               for a in _of_type(resources, "AWS::CloudWatch::Alarm").values())
+    (mapping,) = _of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"]["EventSourceArn"] == {"Fn::GetAtt": ["SpoolQueue", "Arn"]}
+    assert mapping["Properties"]["FunctionName"] == {"Ref": "SpoolFunction"}
+    assert mapping["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    chat_sends = [s["Resource"] for s in _statements(resources, "ChatFunction") if "sqs:SendMessage" in _actions(s)]
+    assert chat_sends == [{"Fn::GetAtt": ["SpoolQueue", "Arn"]}]
+    assert _function(resources, "ChatFunction")["Environment"]["Variables"]["SPOOL_QUEUE_URL"] == {"Ref": "SpoolQueue"}
     alarms = _of_type(resources, "AWS::CloudWatch::Alarm")
     watched = set()
     for name, alarm in alarms.items():
@@ -481,7 +508,8 @@ def test_migrations_run_on_deploy_before_the_functions_change(resources):
 
 
 def test_the_rollup_runs_on_an_eventbridge_schedule_with_the_retention_period(cfn, resources):
-    (rule,) = _of_type(resources, "AWS::Events::Rule").values()
+    (rule,) = [r for r in _of_type(resources, "AWS::Events::Rule").values()
+               if "ScheduleExpression" in r["Properties"]]
     assert rule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ScheduledFunction", "Arn"]}
     # RetentionDays: off (0) by default, never negative; the scheduled function applies it
@@ -507,8 +535,15 @@ def test_the_account_function_runs_the_api_s_long_jobs_without_agno(resources):
     # the API hands its jobs over by name; nothing triggers the function but that invoke
     api_env = _function(resources, "ApiFunction")["Environment"]["Variables"]
     assert api_env["ACCOUNT_FUNCTION_NAME"] == {"Ref": "AccountFunction"}
-    assert not [r for r in _of_type(resources, "AWS::Lambda::Permission").values()
-                if r["Properties"]["FunctionName"] == {"Ref": "AccountFunction"}]
+    # and Cognito's AdminDeleteUser on the stack's user pool, through EventBridge (CloudTrail's record)
+    (permission,) = [r["Properties"] for r in _of_type(resources, "AWS::Lambda::Permission").values()
+                     if r["Properties"]["FunctionName"] == {"Ref": "AccountFunction"}]
+    assert permission["Principal"] == "events.amazonaws.com"
+    rule = resources[permission["SourceArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert rule["EventPattern"]["source"] == ["aws.cognito-idp"]
+    assert rule["EventPattern"]["detail"]["eventName"] == ["AdminDeleteUser"]
+    assert rule["EventPattern"]["detail"]["requestParameters"]["userPoolId"] == [{"Fn::If": [
+        "CreateUserPool", {"Ref": "UserPool"}, {"Fn::Select": [1, {"Fn::Split": ["/", {"Ref": "ExistingUserPoolArn"}]}]}]}]
 
 
 def test_layer_requirements_match_the_lock():

@@ -464,3 +464,41 @@ def test_postgres_down_at_delete_me_is_a_503_and_changes_nothing(user, db_conn, 
     assert [s["id"] for s in user.client.get("/sessions").json()["items"]] == [str(sid)]
     assert user.client.delete("/me").json()["status"] == "deleted"
     assert user.client.get("/sessions").json()["items"] == []
+
+
+def test_a_user_an_administrator_deletes_in_cognito_leaves_nothing_of_the_account(standin, db_conn, server_url,
+                                                                                  stack, s3):
+    """Issue 29: Cognito's AdminDeleteUser, as EventBridge delivers it (events/'s sample, its sub the
+    user's), through the account function as deployed: the same deletion as DELETE /me (the scan)."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from local.invoke import Invoker
+    from tests.support.users import User
+
+    bucket = stack.env["MEDIA_BUCKET"]
+    user = User(server_url, sub=str(uuid.uuid4()))  # a Cognito sub
+    account = an_account_in_every_table(user, db_conn, stack, s3)
+    roll_up_everything(db_conn)
+    find_needles(account, user, db_conn, s3, bucket)
+    assert_the_scan_finds_the_account_everywhere_it_is_stored(account, db_conn, s3, bucket)
+    spend_before = all_spend(db_conn)
+    sample = Path(__file__).resolve().parents[2] / "events" / "account-cognito-user-deleted.json"
+    event = json.loads(sample.read_text())
+    event["detail"]["requestParameters"]["username"] = event["detail"]["additionalEventData"]["sub"] = user.sub
+    with Invoker(stack.env, log=sys.stderr) as invoker:
+        result = invoker.invoke("AccountFunction", event)
+        assert result.ok and result.payload == {"job": "cognito-deletion", "status": "deleted"}, result.payload
+        assert_nothing_of_the_account_is_left(account, db_conn, s3, bucket)
+        assert all_spend(db_conn) == spend_before  # its usage kept, with no user
+        # delivered again (EventBridge retries): nothing left to do
+        again = invoker.invoke("AccountFunction", event)
+        assert again.ok and again.payload == {"job": "cognito-deletion", "status": "deleted"}
+        # a call that failed deleted no one; an event naming no sub fails (to the failures queue)
+        failed = {**event, "detail": {**event["detail"], "errorCode": "UserNotFoundException"}}
+        assert invoker.invoke("AccountFunction", failed).payload["status"] == "ignored"
+        hidden = json.loads(sample.read_text())
+        hidden["detail"]["requestParameters"]["username"] = "HIDDEN_DUE_TO_SECURITY_REASONS"
+        del hidden["detail"]["additionalEventData"]
+        assert not invoker.invoke("AccountFunction", hidden).ok

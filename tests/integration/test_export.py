@@ -459,3 +459,47 @@ def test_prune_removes_expired_exports_fails_lost_ones_and_forgets_old_failures(
     again = export.prune_exports()  # nothing left to do for this user
     assert db_conn.execute("SELECT count(*) AS n FROM exports WHERE user_id = %s", (uid,)).fetchone()["n"] == 2
     assert again["exports_lost"] == 0
+
+
+def test_an_export_larger_than_the_function_s_storage_is_streamed_to_s3(user, standin, db_conn, s3, bucket, tmp_path):
+    """Issue 29: photos totalling more than the account function's /tmp (simulated: the job runs in a
+    process that may write no file over 4 MB, RLIMIT_FSIZE) export all the same: the zip goes to S3 as
+    a multipart upload while it is built, with no copy of it on disk."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sid = user.new_session()
+    completed(user, sid, message="hello")
+    photos = {f"media/{sid}-{i:032x}.jpg": os.urandom(6 * 1024 * 1024) for i in range(3)}  # 18 MB
+    for key, content in photos.items():
+        s3.put_object(Bucket=bucket, Key=key, Body=content)
+    export_id = started_export(db_conn, user)
+    root = Path(__file__).resolve().parents[2]
+    script = f"""
+import json, os, resource, signal, uuid
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG) instead of killing
+resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 1024 * 1024, 4 * 1024 * 1024))
+try:
+    with open(os.path.join({str(tmp_path)!r}, "probe"), "wb") as f:
+        f.write(b"x" * (5 * 1024 * 1024))
+    probe = "written"
+except OSError:
+    probe = "refused"
+from chatcore.account import export
+print(json.dumps({{"probe": probe, **export.build_export(uuid.UUID({str(export_id)!r}))}}))
+"""
+    env = {**os.environ, "TMPDIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(root), str(root / "layers" / "core")])}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert summary["probe"] == "refused"  # the limit bites: a 5 MB file cannot be written
+    assert summary["status"] == "ready" and summary["photos"] == 3 and summary["size"] > 18 * 1024 * 1024, summary
+    body = user.client.get("/me/export").json()
+    assert body["id"] == str(export_id)
+    zf = download(body)
+    files = {name: zf.read(name) for name in zf.namelist() if name.startswith(f"photos/{sid}/")}
+    assert sorted(files.values()) == sorted(photos.values())
+    assert read_json(zf, "account.json")["sessions"][0]["id"] == sid

@@ -354,37 +354,6 @@ def test_s3_stalled_while_a_turn_reads_its_upload_is_a_503_and_the_upload_stays_
     assert upload_row(db_conn, upload["upload_id"])["consumed_at"] is not None
 
 
-def test_a_turn_that_cannot_be_stored_is_kept_and_written_when_the_database_is_back(user, standin, monkeypatch,
-                                                                                    db_conn):
-    import time
-
-    from chatcore.turns import finish as outcome
-    from local.ports import free_port
-
-    monkeypatch.setattr(outcome, "STORE_RETRY_DELAYS", (0.1,))
-    sid = user.new_session()
-    standin.script([{"text": "a slow answer, word by word " * 3, "delay_ms": 200}])
-    result: list = []
-    turn = threading.Thread(target=lambda: result.append(user.turn(sid, message="hello")))
-    turn.start()
-    time.sleep(0.4)  # the turn has begun; the model is answering
-    real, dead = db.connect_params, free_port()
-    monkeypatch.setattr(db, "connect_params", lambda: (f"postgresql://postgres@127.0.0.1:{dead}/x", db.CONNECT_KWARGS))
-    monkeypatch.setenv("DB_POOL_TIMEOUT", "1")
-    db.close_pool()  # Postgres is now unreachable for the process
-    turn.join(60)
-    final = result[0][1][-1]
-    assert final["event"] == "TurnFailed" and final["data"]["error"]["code"] == "storage-error", final
-    assert len(outcome._pending) == 1  # what the provider billed is kept in the process
-    monkeypatch.setattr(db, "connect_params", real)
-    monkeypatch.delenv("DB_POOL_TIMEOUT")
-    db.close_pool()  # the database is back
-    _, after = user.turn(sid, message="and now?")
-    assert after[-1]["event"] == "TurnCompleted" and outcome._pending == []
-    run = db_conn.execute("SELECT status, cost_usd FROM runs WHERE id = %s", (final["data"]["run_id"],)).fetchone()
-    assert run["status"] == "completed" and run["cost_usd"] > 0  # written, never replaced by zeros
-
-
 def test_sessions_deleted_while_their_messages_are_read_leave_no_object_in_s3(server_url, standin, stack):
     import boto3
 

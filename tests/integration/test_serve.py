@@ -33,6 +33,9 @@ def test_a_stop_signal_stops_bin_serve_and_everything_it_started(serve, sig):
              "moto": serve.printed_port(r"s3: started a moto server on port (\d+)"),
              "stand-in": serve.printed_port(r"LOCAL STAND-IN model server at http://127\.0\.0\.1:(\d+)")}
     assert not process_gone(postmaster) and all(accepts(port) for port in ports.values())
+    # the spool's consumer (what the spool function does in AWS) runs as a thread, and says so
+    serve.wait_for_log(r"spool: a consumer thread writes the turns spooled while Postgres was unreachable "
+                       r"\(queue http://127\.0\.0\.1:\d+/\d+/chat-spool-local\.fifo\)")
 
     started = time.monotonic()
     serve.send(sig)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # What makes start_stack reuse something instead of starting its own (the test session's own stack
 # put these into this process's environment): bin/serve must start everything itself.
 STACK_VARIABLES = ("DATABASE_URL", "AWS_ENDPOINT_URL_S3", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                   "ALLOW_UNSIGNED_JWT", "MEDIA_BUCKET")
+                   "ALLOW_UNSIGNED_JWT", "MEDIA_BUCKET", "SPOOL_QUEUE_URL", "AWS_ENDPOINT_URL_SQS")
 
 
 def process_gone(pid: int) -> bool:
@@ -170,13 +170,18 @@ def another_instance(env: dict[str, str], log: Path) -> Iterator[str]:
 
 def instance_process(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """``another_instance``, yielding its URL and its process (a test may kill it: SIGKILL, as a
-    sandbox that is recycled); stopped afterwards if it still runs."""
+    sandbox that is recycled); stopped afterwards if it still runs. Without a spool queue of the
+    test's own in ``env`` (``SPOOL_QUEUE_URL``), it has none."""
     import sys
 
     import httpx
 
     port = free_port()
     env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "layers" / "core")])}
+    if env.get("SPOOL_QUEUE_URL") == os.environ.get("SPOOL_QUEUE_URL"):
+        # the test session's spool queue is consumed by no instance (a turn another test spooled is
+        # that test's to write): an instance gets a spool, and its consumer, with a queue of its test's own
+        env.pop("SPOOL_QUEUE_URL", None)
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-c", f"from local.server import serve_forever; "
                                  f"serve_forever('127.0.0.1', {port})"], cwd=ROOT, env=env, stdout=out, stderr=out)

@@ -97,3 +97,49 @@ class CuttingProxy(_Proxy):
             pass
         finally:
             shutdown(src, dst)
+
+
+class OutageProxy(_Proxy):
+    """Forwards every connection to ``host:port`` (Postgres) until ``down()``: then every open
+    connection is cut and every new one closed as soon as it is accepted (a database that is gone, as in
+    a failover), until ``up()``."""
+
+    def __init__(self, host: str, port: int):
+        self.is_down = threading.Event()
+        self._open: list[socket.socket] = []
+        self._guard = threading.Lock()
+        super().__init__(host, port)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.is_down.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._guard:
+                self._sockets += [client, upstream]
+                self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    def down(self) -> None:
+        self.is_down.set()
+        with self._guard:
+            cut, self._open = self._open, []
+        for s in cut:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def up(self) -> None:
+        self.is_down.clear()

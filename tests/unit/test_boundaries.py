@@ -39,7 +39,7 @@ PACKAGE = CORE / "chatcore"
 LAYERS = {
     "web": 4,
     "turns": 3, "account": 3,
-    "wire": 2, "media": 2, "money": 2, "catalog": 2, "memory": 2, "notify": 2,
+    "wire": 2, "media": 2, "money": 2, "catalog": 2, "memory": 2, "notify": 2, "spool": 2,
     "store": 1,
     # the services every layer uses
     "db": 0, "config": 0, "errors": 0, "observability": 0, "cli": 0, "days": 0,

@@ -228,6 +228,12 @@ class Settings:
         "is sent to them")
     sns_endpoint_url: str | None = setting(
         None, "AWS_ENDPOINT_URL_SNS", "the SNS endpoint (moto locally); unset: AWS's")
+    spool_queue_url: str | None = setting(
+        None, "SPOOL_QUEUE_URL", "the SQS FIFO queue a finished turn is spooled to when the database stays "
+        "unreachable through its retries (written by the spool consumer once it is back); unset: kept in the "
+        "process only")
+    sqs_endpoint_url: str | None = setting(
+        None, "AWS_ENDPOINT_URL_SQS", "the SQS endpoint (moto locally); unset: `AWS_ENDPOINT_URL` (boto3 reads it), else AWS's")
     push_timeout: float = setting(
         2.0, "PUSH_TIMEOUT", "seconds an SNS call (a push, an endpoint) waits to connect and for its answer; one "
         "attempt, never retried", ge=0.1, le=30)

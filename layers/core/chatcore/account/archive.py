@@ -13,7 +13,7 @@
 - ``documents/<session_id>/<name>``: the session's PDFs, as sent;
 - ``uploads/<upload_id><ext>``: a photo sent to POST /uploads that no turn has used yet.
 
-Written to a file in a scratch directory, never in memory: the account's rows are read in pages over
+Written to a stream (S3 as it is written, ``chatcore.account.export``) or a file, never whole in memory: the account's rows are read in pages over
 short pooled connections (``chatcore.store.exports``), each JSON document is written piece by piece
 to a scratch file, and photos are streamed from S3 one at a time. No S3 call is made while a
 connection is held.
@@ -32,7 +32,7 @@ from uuid import UUID
 
 from chatcore import db
 from chatcore.config import get_settings
-from chatcore.media import s3
+from chatcore.media import keys, s3
 from chatcore.money.spending import cost, token_counts, usage_statement
 from chatcore.store import approvals, devices as device_rows, exports, sessions
 
@@ -131,11 +131,12 @@ class _Counts:
                 "documents": self.documents}
 
 
-def write_archive(path: str, scratch: str, job: dict[str, Any]) -> _Counts:
+def write_archive(target: str | IO[bytes], scratch: str, job: dict[str, Any]) -> _Counts:
+    """Write the zip to ``target`` (a path, or a write-only stream: ``media.s3.MultipartWriter``)."""
     counts = _Counts()
     exported_at = datetime.now(UTC)
     user_id = job["user_id"]
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         account_path = os.path.join(scratch, "account.json")
         with open(account_path, "w", encoding="utf-8") as doc:
             doc.write("{\n")
@@ -252,7 +253,8 @@ def _write_session(zf: zipfile.ZipFile, scratch: str, user_id: UUID, row: dict[s
 
     session_id = row["id"]
     prefix = s3.session_prefix(session_id)
-    stored = set(s3.list_keys(prefix))  # the session's objects: referenced ones and any other
+    # the session's objects: referenced ones and any other (but a turn's spooled record: chatcore.spool)
+    stored = {key for key in s3.list_keys(prefix) if not keys.is_spool_key(key)}
     files: dict[str, str] = {}  # key -> its file in the zip, each object written once
 
     def file_of(image: messages.StoredMedia) -> str | None:

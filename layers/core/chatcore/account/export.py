@@ -2,7 +2,7 @@
 
 ``start_export`` records an export (reusing one still being built, or a ready one made within
 ``EXPORT_COOLDOWN_SECONDS``); the account function builds
-it (``build_export``: the zip of ``chatcore.account.archive``, uploaded to S3); ``latest_export`` is
+it (``build_export``: the zip of ``chatcore.account.archive``, streamed to S3 as it is written); ``latest_export`` is
 what GET /me/export answers; the scheduled function calls ``prune_exports``. Handing the job over
 and waiting for it is ``chatcore.account.jobs.request_export``.
 """
@@ -10,7 +10,6 @@ and waiting for it is ``chatcore.account.jobs.request_export``.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from datetime import UTC, datetime
 from typing import Any
@@ -72,12 +71,16 @@ def build_export(export_id: UUID) -> dict[str, Any]:
     key = s3.export_key(export_id)
     uploaded = False
     try:
-        with tempfile.TemporaryDirectory(prefix="export-") as scratch:
-            path = os.path.join(scratch, "export.zip")
-            counts = archive.write_archive(path, scratch, job)
-            size = os.path.getsize(path)
+        # the zip goes to S3 as it is built (a multipart upload, a part at a time): no copy of it in
+        # /tmp, so an export of any size fits the function's default storage; the scratch directory
+        # holds only one JSON document at a time
+        filename = f"chat-export-{datetime.now(UTC).date().isoformat()}.zip"
+        with tempfile.TemporaryDirectory(prefix="export-") as scratch, s3.MultipartWriter(
+                key, content_type="application/zip",
+                content_disposition=f'attachment; filename="{filename}"') as zipped:
             uploaded = True  # from here on an object may exist, even if the upload fails
-            _upload(path, key)
+            counts = archive.write_archive(zipped, scratch, job)
+        size = zipped.size
         with db.connection() as conn:
             done = exports.mark_ready(conn, export_id, key=key, size=size, contents=counts.as_dict(),
                                       ttl_seconds=get_settings().export_ttl_seconds)
@@ -110,17 +113,6 @@ def _failed(export_id: UUID, key: str, error: BaseException, uploaded: bool) -> 
         except Exception:  # noqa: BLE001 - the bucket's lifecycle rule removes it after a day
             log.warning("could not delete the partial export %s", key, exc_info=True)
     log.warning("export %s failed (%s)", export_id, error.__class__.__name__)
-
-
-def _upload(path: str, key: str) -> None:
-    """boto3's managed upload (multipart above its threshold) of the zip, as a download."""
-    from boto3.s3.transfer import TransferConfig
-
-    filename = f"chat-export-{datetime.now(UTC).date().isoformat()}.zip"
-    s3.client().upload_file(
-        path, get_settings().media_bucket, key,
-        ExtraArgs={"ContentType": "application/zip", "ContentDisposition": f'attachment; filename="{filename}"'},
-        Config=TransferConfig(max_concurrency=4))
 
 
 # ---- the schedule

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from typing import Any, Literal
@@ -87,6 +88,46 @@ def parse(event: dict[str, Any]) -> tuple[Kind, UUID]:
         return kind, UUID(str(event.get("id")))
     except ValueError as e:
         raise ValueError('the event must name the job\'s id ("id": a UUID)') from e
+
+
+# What EventBridge delivers when an administrator deletes a user in Cognito (CloudTrail's record of
+# the AdminDeleteUser call; the template's rule matches only that call on the app's user pool).
+COGNITO_SOURCE, COGNITO_DELETE = "aws.cognito-idp", "AdminDeleteUser"
+_SUB = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_cognito_deletion(event: Any) -> bool:
+    return (isinstance(event, dict) and event.get("source") == COGNITO_SOURCE
+            and (event.get("detail") or {}).get("eventName") == COGNITO_DELETE)
+
+
+def deleted_sub(event: dict[str, Any]) -> str | None:
+    """The ``sub`` of the user an AdminDeleteUser event deleted: CloudTrail's ``additionalEventData.sub``
+    when it gives it, else the call's ``username`` when that is a sub (the app's pool signs in by e-mail,
+    so a user's username is their sub). None for a call that failed (nothing was deleted). Raises
+    ``ValueError`` when the event names no sub (the username hidden, or an e-mail alias): the
+    failure lands in the failures queue, and an operator deletes the account by its sub
+    (``python -m chatcore.account.deletion SUB``)."""
+    detail = event.get("detail") or {}
+    if detail.get("errorCode"):
+        return None
+    candidates = [(detail.get("additionalEventData") or {}).get("sub"),
+                  (detail.get("requestParameters") or {}).get("username")]
+    for value in candidates:
+        if isinstance(value, str) and _SUB.fullmatch(value.lower()):
+            return value
+    raise ValueError("the AdminDeleteUser event names no user's sub (its username is hidden or an alias): "
+                     "delete the account with `python -m chatcore.account.deletion SUB`")
+
+
+def delete_deleted_user(event: dict[str, Any]) -> dict[str, Any]:
+    """An account deleted in Cognito by an administrator: the same deletion as DELETE /me, worked on for
+    up to ``JOB_SECONDS`` and then handed on as a deletion job; a summary for the log (no sub in it)."""
+    sub = deleted_sub(event)
+    if sub is None:
+        return {"job": "cognito-deletion", "status": "ignored", "reason": "the call failed"}
+    state = request_deletion(sub, wait_seconds=JOB_SECONDS)
+    return {"job": "cognito-deletion", "status": state["status"]}
 
 
 def start(kind: Kind, job_id: UUID) -> None:

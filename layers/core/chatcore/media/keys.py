@@ -8,6 +8,10 @@ not the session's.
 An upload's original (POST /uploads) waits under ``{MEDIA_PREFIX}pending/uploads/{upload_id}``: the
 bucket's lifecycle rule expires what is under ``pending/``, and a session id never starts with it.
 
+A turn spooled while the database was unreachable (``chatcore.spool``) keeps its record under its
+session's prefix, ``{MEDIA_PREFIX}{session_id}-spool-{run_id}.json``, until it is stored: deleting the
+session deletes it too.
+
 An account's export (POST /me/export) is ``{MEDIA_PREFIX}exports/{export_id}.zip``: its owner is its
 row (``exports``), and the lifecycle rule expires what is under ``exports/`` after a day.
 """
@@ -41,3 +45,13 @@ def upload_key(prefix: str, upload_id: UUID | str) -> str:
 def export_key(prefix: str, export_id: UUID | str) -> str:
     """The key of an account's export (a zip)."""
     return f"{prefix}exports/{export_id}.zip"
+
+
+def spool_key(prefix: str, session_id: UUID | str, run_id: UUID | str) -> str:
+    """The key of a spooled turn's record (``chatcore.spool``), under its session's prefix."""
+    return f"{session_prefix(prefix, session_id)}spool-{run_id}.json"
+
+
+def is_spool_key(key: str) -> bool:
+    """Whether ``key`` is a spooled turn's record (not a photo)."""
+    return "-spool-" in key and key.endswith(".json")

@@ -90,6 +90,30 @@ def put_image(key: str, content: bytes, mime_type: str) -> None:
                         Metadata={"content-sha256": keys.content_hash(content)})
 
 
+def spool_key(session_id: UUID, run_id: UUID) -> str:
+    """The key of a spooled turn's record (``chatcore.media.keys``)."""
+    return keys.spool_key(get_settings().media_prefix, session_id, run_id)
+
+
+def put_text(key: str, text: str) -> None:
+    """Store a JSON document under ``key`` (private)."""
+    client().put_object(Bucket=get_settings().media_bucket, Key=key, Body=text.encode(),
+                        ContentType="application/json")
+
+
+def get_text(key: str) -> str | None:
+    """The text stored under ``key``; None when there is none (S3 answers a missing object 404, or 403
+    where the function may not list the bucket)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return client().get_object(Bucket=get_settings().media_bucket, Key=key)["Body"].read().decode()
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "403", "AccessDenied"):
+            return None
+        raise
+
+
 def delete_session_objects(session_id: UUID) -> int:
     """Delete every object of a session; returns how many were deleted. Raises if any failed."""
     return delete_keys(list(list_keys(session_prefix(session_id))))
@@ -118,3 +142,71 @@ def delete_keys(keys_: list[str]) -> int:
 def export_key(export_id: UUID) -> str:
     """The key of an account's export (``chatcore.media.keys``)."""
     return keys.export_key(get_settings().media_prefix, export_id)
+
+
+# The size of each part of a streamed upload (S3: at least 5 MiB but the last, at most 10,000 parts:
+# 80 GB at this size).
+PART_BYTES = 8 * 1024 * 1024
+
+
+class MultipartWriter:
+    """A write-only stream whose bytes go to S3 as a multipart upload while they are written: a part
+    is uploaded each time ``PART_BYTES`` are buffered, so at most one part is held in memory and
+    nothing on disk. ``close()`` uploads the last part and completes the object; ``abort()`` (or a
+    ``with`` block left by an exception) discards the upload. ``size`` counts the bytes written."""
+
+    def __init__(self, key: str, *, content_type: str, content_disposition: str | None = None,
+                 part_bytes: int = PART_BYTES):
+        self.key, self.part_bytes = key, part_bytes
+        self.size = 0
+        self._buffer = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        extra = {"ContentDisposition": content_disposition} if content_disposition else {}
+        self._upload_id = client().create_multipart_upload(
+            Bucket=get_settings().media_bucket, Key=key, ContentType=content_type, **extra)["UploadId"]
+        self.closed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        self.size += len(data)
+        while len(self._buffer) >= self.part_bytes:
+            self._upload_part(bytes(self._buffer[:self.part_bytes]))
+            del self._buffer[:self.part_bytes]
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def _upload_part(self, body: bytes) -> None:
+        number = len(self._parts) + 1
+        etag = client().upload_part(Bucket=get_settings().media_bucket, Key=self.key, UploadId=self._upload_id,
+                                    PartNumber=number, Body=body)["ETag"]
+        self._parts.append({"PartNumber": number, "ETag": etag})
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        if self._buffer or not self._parts:
+            self._upload_part(bytes(self._buffer))
+            self._buffer.clear()
+        client().complete_multipart_upload(Bucket=get_settings().media_bucket, Key=self.key,
+                                           UploadId=self._upload_id, MultipartUpload={"Parts": self._parts})
+        self.closed = True
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            client().abort_multipart_upload(Bucket=get_settings().media_bucket, Key=self.key,
+                                            UploadId=self._upload_id)
+
+    def __enter__(self) -> "MultipartWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
+from chatcore.store import approvals as approval_rows, turn_events
 from chatcore.store.memories import MEMORIES_TO_RECALL
 from chatcore.store.rates import rate_in_effect
 from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
@@ -210,3 +211,23 @@ def save_summary(conn: psycopg.Connection, *, session_id: UUID, summary: str, th
     """Store the session's summary (it only ever moves forward)."""
     conn.execute(SAVE_SUMMARY, {"session_id": session_id, "summary": summary,
                                 "through_message_id": through_message_id, "turns": turns, "run_id": run_id})
+
+
+def write_finished_turn(conn: psycopg.Connection, finished: dict[str, Any]) -> None:
+    """The rows of a finished turn, as ``chatcore.turns.finish`` gathers them (and the spool keeps
+    them, ``chatcore.spool``): its last events, its member runs, its messages with their cost, its run's
+    outcome, the approvals it waits on, the session's summary. Every row has a fixed id, so a second
+    write of the same turn fails on a duplicate key and changes nothing (the caller runs it in one
+    transaction)."""
+    run_id, session_id = finished["run_id"], finished["session_id"]
+    turn_events.insert_events(conn, run_id, [tuple(e) for e in finished["events"]])
+    for member in finished["members"]:
+        if member["insert"] is not None:  # a resumed member's row exists (running again)
+            insert_run(conn, **member["insert"])
+        finish_run(conn, **member["finish"])
+    insert_messages(conn, finished["messages"])
+    finish_run(conn, **finished["run"])
+    approval_rows.insert_approvals(conn, finished["approvals"])
+    touch_session(conn, session_id)
+    if finished["summary"] is not None:
+        save_summary(conn, **finished["summary"])

@@ -43,6 +43,8 @@ from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.memory.facts import render
+from chatcore.spool import queue as spool_queue
+from chatcore.spool.records import store_record
 from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
@@ -65,19 +67,40 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     with timed("begin"):
         try:
             try:
-                begun = _begin_turn(turn)
+                begun = _begin_after_spooled(turn)
             except psycopg.errors.UniqueViolation:
                 # The same client_turn_id (or a second turn of the session) at the same moment: this
                 # request waited for the session's lock while the other one committed its run, but read
                 # the runs as they were before. Read again: it now sees that run (replay, or 409).
                 log.info("turn of session %s raced another; reading again", turn.session_id)
-                begun = _begin_turn(turn)
+                begun = _begin_after_spooled(turn)
         except Exception:
             _discard_unnamed_photos(turn)
             raise
     if isinstance(begun, KnownTurn):  # a retry is answered by the stored turn: its own photos are those
         _discard_unnamed_photos(turn)
     return begun
+
+
+def _begin_after_spooled(turn: TurnInput) -> PreparedTurn | KnownTurn:
+    """``_begin_turn``; when the session's running turn is one that was spooled (it finished while the
+    database was unreachable, ``chatcore.spool``), that turn is written from its record first, here
+    (the spool's consumer then finds it stored), and the turn begins: no 409 while the spool drains."""
+    try:
+        return _begin_turn(turn)
+    except TurnInProgress as e:
+        running = e.extra.get("run_id")
+        try:
+            finished = spool_queue.read_spooled(turn.session_id, UUID(running)) if running else None
+        except Exception:  # noqa: BLE001 - S3 unreachable: the 409 stands
+            log.warning("could not look for a spooled turn %s", running, exc_info=True)
+            finished = None
+        if finished is None:
+            raise
+    log.info("turn %s of session %s was spooled; writing it before the next turn", running, turn.session_id)
+    store_record(finished, drop_orphans=True)
+    spool_queue.forget(turn.session_id, running)
+    return _begin_turn(turn)
 
 
 def _discard_unnamed_photos(turn: TurnInput) -> None:

@@ -1,6 +1,7 @@
 """The end of a turn: one transaction stores every new message of the turn with its cost, the member
 runs and the turn's run with its outcome (``store_outcome``); a turn that cannot be stored while
-the database is down is kept by the process and written before its next turn (``flush_pending``).
+the database stays down through its retries is spooled (``chatcore.spool``: written by the spool's
+consumer once it is back) and kept by the process as a cache (``flush_pending``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from uuid import UUID
 
 import psycopg
 
-from chatcore import db
 from chatcore.money.prices import TokenUsage
 from chatcore.config import get_settings
-from chatcore.store import approvals as approval_rows, turn_events, turns as turn_rows
+from chatcore.spool import queue as spool_queue
+from chatcore.spool.records import store_record
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.tracking import RunRecord, RunTracker, priced_rows
 from chatcore.turns.turn import PreparedTurn
@@ -28,17 +29,10 @@ STORE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
 log = logging.getLogger(__name__)
 
 
-# Finished turns this process could not store (the database stayed unreachable): written, in order,
-# before the next turn of the process begins or stores (``flush_pending``).
-_pending: list[tuple[UUID, Any]] = []
-
-
-def _write_once(run_id: UUID, write: Any) -> None:
-    """Run a turn's write; a duplicate key means an earlier attempt went through (the ids are fixed)."""
-    try:
-        write()
-    except psycopg.errors.UniqueViolation:
-        log.info("turn %s was stored by an earlier attempt", run_id)
+# Finished turns this process could not store (the database stayed unreachable), as their records:
+# written, in order, before the next turn of the process begins or stores (``flush_pending``). Each is
+# spooled too when a queue is configured; this is then only a cache of what the queue holds.
+_pending: list[dict[str, Any]] = []
 
 
 def flush_pending() -> int:
@@ -46,14 +40,14 @@ def flush_pending() -> int:
     first that still fails (the database is still down): they are tried again next time."""
     written = 0
     while _pending:
-        run_id, write = _pending[0]
+        finished = _pending[0]
         try:
-            _write_once(run_id, write)
+            store_record(finished)
         except psycopg.OperationalError:
             return written
         _pending.pop(0)
         written += 1
-        log.info("turn %s, kept while the database was down, is stored", run_id)
+        log.info("turn %s, kept while the database was down, is stored", finished["run_id"])
     return written
 
 
@@ -131,41 +125,41 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
     elif tracker.tool_errors:
         total.note = RunError("tool-error", f"{tracker.tool_errors} tool call(s) failed")
     last_events = seal(total) if seal is not None else []
-
-    def write() -> None:
-        with db.connection() as conn, db.pipelined_transaction(conn):
-            turn_events.insert_events(conn, turn.run_id, last_events)
-            for record, member in runs[1:]:
-                if str(member.run_id) not in prior:  # a resumed member's row exists (running again)
-                    turn_rows.insert_run(conn, run_id=member.run_id, session_id=session_id,
-                                         agent_name=record.agent_name, parent_run_id=turn.run_id, status="running")
-                turn_rows.finish_run(conn, **member.run_row())
-            turn_rows.insert_messages(conn, rows)
-            turn_rows.finish_run(conn, **total.run_row())
-            if total.status == "paused":
-                approval_rows.insert_approvals(conn, [
-                    {**{k: p[k] for k in ("tool_call_id", "tool", "arguments", "summary", "agent_name")},
-                     "run_id": turn.run_id, "call_run_id": UUID(p["call_run_id"])} for p in total.pending])
-            turn_rows.touch_session(conn, session_id)
-            if turn.compaction is not None and turn.compaction.summary:
-                c = turn.compaction
-                turn_rows.save_summary(conn, session_id=session_id, summary=c.summary,
-                                       through_message_id=c.through_message_id, turns=c.turns,
-                                       run_id=c.record.run_uuid)
+    finished = {
+        "session_id": session_id, "run_id": turn.run_id, "events": last_events,
+        "members": [{"insert": None if str(member.run_id) in prior else {
+                         "run_id": member.run_id, "session_id": session_id, "agent_name": record.agent_name,
+                         "parent_run_id": turn.run_id, "status": "running"},
+                     "finish": member.run_row()} for record, member in runs[1:]],
+        "messages": rows, "run": total.run_row(),
+        "approvals": [{**{k: p[k] for k in ("tool_call_id", "tool", "arguments", "summary", "agent_name")},
+                       "run_id": turn.run_id, "call_run_id": UUID(p["call_run_id"])}
+                      for p in total.pending] if total.status == "paused" else [],
+        "summary": None,
+    }
+    if turn.compaction is not None and turn.compaction.summary:
+        c = turn.compaction
+        finished["summary"] = {"session_id": session_id, "summary": c.summary, "through_message_id": c.through_message_id,
+                               "turns": c.turns, "run_id": c.record.run_uuid}
 
     # A database blip (a restart, a failover) while the model ran: the write is tried again on a
     # fresh connection. The rows keep their ids, so an attempt whose COMMIT went through but whose
-    # answer was lost shows as a duplicate key on the next one: the turn is stored.
+    # answer was lost shows as a duplicate key on the next one: the turn is stored. Still unreachable
+    # after the retries (a failover takes a minute or two): the turn is spooled (``chatcore.spool``),
+    # durable beyond this process, and its final event says ``stored: "pending"``.
     flush_pending()
     for delay in (*STORE_RETRY_DELAYS, None):
         try:
-            _write_once(turn.run_id, write)
+            store_record(finished)
             break
         except psycopg.OperationalError:
             if delay is None:
-                # what the provider billed is kept, and written by this process's next turn
-                _pending.append((turn.run_id, write))
-                log.error("turn %s could not be stored; kept to be written when the database is back", turn.run_id)
+                _pending.append(finished)  # a cache: the next turn of this process writes it first
+                if spool_queue.spool(finished):
+                    total.spooled = True
+                    return total
+                log.error("turn %s could not be stored or spooled; kept to be written when the database is back",
+                          turn.run_id)
                 raise
             log.warning("could not store turn %s; trying again in %.1f s", turn.run_id, delay, exc_info=True)
             time.sleep(delay)

@@ -66,6 +66,8 @@ class TurnOutcome:
     # what this stretch of the run billed (a continued run's usage and cost include the stretch before
     # its pause; metrics count each stretch once)
     segment: tuple[TokenUsage, Decimal, Decimal] | None = None
+    # the database stayed unreachable: the turn was spooled (chatcore.spool), and is stored once it is back
+    spooled: bool = False
 
     @property
     def event_name(self) -> str:
@@ -98,6 +100,8 @@ class TurnOutcome:
             data["member_errors"] = self.member_errors
         if self.replayed:
             data["replayed"] = True
+        if self.spooled:
+            data["stored"] = "pending"
         if self.duration_ms is not None:
             data["duration_ms"] = self.duration_ms
         final = events.model_of(self.event_name).model_validate(data)

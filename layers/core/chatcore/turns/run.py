@@ -183,7 +183,10 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     outcome.duration_ms = elapsed_ms
     turn.outcome = outcome
     observability.record_turn(outcome.metrics())
-    if sealed:
+    if outcome.spooled:  # its events, this one as stored (without "pending"), are in the spooled record
+        name, data = outcome.final_event()
+        stream.send(final_id, name, sse.payload(name, data), stored=True)
+    elif sealed:
         stream.send(final_id, *sealed, stored=True)
     else:
         name, data = outcome.final_event()

@@ -344,6 +344,14 @@ class MemberError(BaseModel):
     message: str
 
 
+def stored_pending() -> Any:
+    """The ``stored`` member of a final event (and TurnPaused)."""
+    return Field(default=None, description=(
+        "\"pending\": the database was unreachable as the turn ended (a failover); the turn is spooled, "
+        "durably, and stored as soon as it is back: its messages and cost then appear, and the events route "
+        "replays this event without the field. Absent: the turn is stored"))
+
+
 class _Final(TurnEventData):
     model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
 
@@ -357,6 +365,7 @@ class _Final(TurnEventData):
     replayed: bool | None = Field(default=None, description=(
         "true on a final event rebuilt from the stored run (a turn that stored none: its instance ended, or "
         "the database was down as it ended)"))
+    stored: Literal["pending"] | None = stored_pending()
 
 
 class TurnCompleted(_Final):
@@ -412,3 +421,4 @@ class TurnPaused(TurnEventData):
     usage: TurnUsage | None = Field(default=None, description="the turn's tokens so far (billed now)")
     cost: Money | None = Field(default=None, description="the turn's cost so far (billed now)")
     duration_ms: int | None = None
+    stored: Literal["pending"] | None = stored_pending()
