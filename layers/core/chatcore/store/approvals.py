@@ -91,7 +91,7 @@ WHERE r.id = %(run_id)s
 _EXPIRE_RUNS = """
 UPDATE runs SET status = 'expired', error_code = 'approval-expired',
        error_message = 'the user did not decide on the pending tool calls within APPROVAL_TTL; nothing ran',
-       reserved_zar = 0, finished_at = now()
+       reserved_zar = 0, reserved_tokens = 0, finished_at = now()
 WHERE status = 'paused' AND {which}
 RETURNING id, parent_run_id
 """
@@ -123,7 +123,7 @@ CANCEL_PAUSED = """
 WITH cancelled AS (
     UPDATE runs r SET status = 'cancelled', error_code = 'approval-cancelled',
            error_message = 'stopped by the user while it waited for approval; the pending calls did not run',
-           reserved_zar = 0, finished_at = now()
+           reserved_zar = 0, reserved_tokens = 0, finished_at = now()
     FROM sessions s JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
     WHERE s.id = r.session_id AND r.session_id = %(session_id)s AND r.status = 'paused'
       AND (r.id = %(run_id)s OR r.parent_run_id = %(run_id)s)

@@ -22,6 +22,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from chatcore.store.plans import PLAN_OF_U
+
 # Rows with tokens or cost (a user message, a tool result carry none of either).
 _PRICED = """(ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.cost_in_rands <> 0
            OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
@@ -120,13 +122,16 @@ RESERVED_OF_U = """(
              AND coalesce(r.resumed_at, r.started_at) >= now() - make_interval(secs => %(stale_seconds)s)
        )"""
 
-# One round trip: the budget, and only when there is one (or ``always``), the month's spend and the
+# One round trip: the budget (the user's own, else their plan's: ``store.plans``), and only when there is one (or ``always``), the month's spend and the
 # running turns' reservations.
 BUDGET_AND_SPEND = f"""
-SELECT u.monthly_budget_zar,
-       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent,
-       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {RESERVED_OF_U} END AS reserved
-FROM users u WHERE u.id = %(user_id)s
+SELECT b.monthly_budget_zar,
+       CASE WHEN b.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent,
+       CASE WHEN b.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {RESERVED_OF_U} END AS reserved
+FROM users u
+LEFT JOIN {PLAN_OF_U} p ON true
+CROSS JOIN LATERAL (SELECT coalesce(u.monthly_budget_zar, p.monthly_budget_zar) AS monthly_budget_zar) b
+WHERE u.id = %(user_id)s
 """
 
 # Taken first in a turn's transaction: the turns of one user start one at a time, so each sees the

@@ -31,6 +31,8 @@ class TurnInput:
     images: list[ImageUpload] = field(default_factory=list)
     client_turn_id: str | None = None
     stored_keys: list[str] = field(default_factory=list)  # the photos this request put in S3
+    # the plan's RateLimit / RateLimit-Policy headers, as begin found them (``money.plans``)
+    rate_limit_headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -300,6 +300,10 @@ class Problem(BaseModel):
         "held by the user's running turns (budget-exceeded)"))
     reservation_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
         "the most this turn could cost (budget-exceeded)"))
+    limit: Literal["turns-per-minute", "turns-per-day", "tokens-per-day", "concurrent-turns"] | None = Field(
+        default=None, description="the plan's limit that refused the turn (rate-limited)")
+    limit_value: int | None = Field(default=None, description="that limit's quota (rate-limited)")
+    plan: str | None = Field(default=None, description="the caller's plan (rate-limited, not-in-plan)")
     estimated_tokens: int | None = Field(default=None, description="what the message needs (context-too-large)")
     max_tokens: int | None = Field(default=None, description="what one model request may hold (context-too-large)")
 
@@ -476,6 +480,32 @@ class BudgetOut(BaseModel):
     remaining_zar: DecimalString = Field(examples=RANDS, description="budget - spent - reserved, never below 0.00")
 
 
+class PlanLimitOut(BaseModel):
+    """One rate limit of the caller's plan, as it stands now."""
+
+    name: Literal["turns-per-minute", "turns-per-day", "tokens-per-day", "concurrent-turns"]
+    limit: int = Field(description="the most the plan allows in the window")
+    used: int = Field(description=(
+        "counted now: turns started in the window (tokens: the stored rows' input and output tokens of the "
+        "UTC day, plus what running turns hold; concurrent-turns: turns running)"))
+    remaining: int = Field(description="limit - used, never below 0; at 0 a turn is refused (429 rate-limited)")
+    window_seconds: int | None = Field(default=None, description="60 or 86400 (a UTC day); none for concurrent-turns")
+    reset_seconds: int = Field(description="seconds until the limit frees up (its Retry-After when refused)")
+
+
+class PlanOut(BaseModel):
+    """The caller's plan: its budget, what it allows, its rate limits and what is left of each."""
+
+    name: str
+    monthly_budget_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
+        "the plan's monthly budget in rands (none: no budget); a budget set for the user overrides it (budget)"))
+    agents: list[str] | None = Field(default=None, description="the agents and teams allowed (none: all)")
+    models: list[str] | None = Field(default=None, description="the models allowed (none: all)")
+    thinking_allowed: bool
+    web_search_allowed: bool
+    limits: list[PlanLimitOut] = Field(description="the plan's rate limits (none: no limits)")
+
+
 class UsageOut(BaseModel):
     start: str = Field(alias="from")
     to: str
@@ -483,6 +513,7 @@ class UsageOut(BaseModel):
     by_day: list[UsageDay]
     by_agent: list[UsageByAgent]
     budget: BudgetOut | None = None
+    plan: PlanOut | None = None
 
     model_config = ConfigDict(populate_by_name=True)
 

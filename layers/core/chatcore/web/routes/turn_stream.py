@@ -85,7 +85,7 @@ async def create_turn(request: Request) -> StreamingResponse:
     stream = await turns.open_turn(turn_input, partial(_disconnected, request), last_event_id=resume)
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
         await _discard(upload_ids, stream.run_id)
-    return event_stream(stream.frames, stream.run_id)
+    return event_stream(stream.frames, stream.run_id, turn_input.rate_limit_headers)
 
 
 async def decide_turn(request: Request) -> StreamingResponse:
