@@ -232,3 +232,33 @@ def test_the_plans_command(user, db_conn, stack, capsys):
 def test_a_turn_on_a_plan_without_limits_sends_no_rate_limit_headers(user, standin, header):
     r, events = user.turn(user.new_session(), message="hello")
     assert events[-1]["event"] == "TurnCompleted" and header not in r.headers
+
+
+def test_80_and_100_percent_of_the_budget_each_warn_once_in_the_stream_and_stay_readable(user, standin, db_conn):
+    sid = user.new_session()
+    budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
+    # a call billed for a million input tokens: the unit of this test's spend
+    big = {"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}
+    standin.script([big])
+    _, events = user.turn(sid, message="the first")
+    assert not [e for e in events if e["event"] == "BudgetWarning"]  # far under the budget
+    unit = Decimal(events[-1]["data"]["cost"]["zar"])
+    budgets.set_budget(db_conn, user.sub, (unit * 2).quantize(Decimal("0.01")))  # half of it is spent
+    standin.script([{**big, "usage": {"input_tokens": 700_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the second")  # 85 %
+    warnings = [e for e in events if e["event"] == "BudgetWarning"]
+    assert [w["data"]["percent"] for w in warnings] == [80]
+    assert events[-2]["event"] == "BudgetWarning" and events[-1]["event"] == "TurnCompleted"
+    assert [int(e["id"]) for e in events] == list(range(1, len(events) + 1))
+    warning = warnings[0]["data"]
+    assert warning["monthly_budget_zar"] == str((unit * 2).quantize(Decimal("0.01")))
+    assert Decimal(warning["spent_zar"]) >= Decimal(warning["monthly_budget_zar"]) * Decimal("0.8")
+    assert warning["run_id"] == events[-1]["data"]["run_id"] and warning["session_id"] == sid
+    standin.script([big])
+    _, events = user.turn(sid, message="the third")  # past 100 %: the 80 % is not told again
+    assert [e["data"]["percent"] for e in events if e["event"] == "BudgetWarning"] == [100]
+    shown = user.client.get("/usage").json()["budget"]["warnings"]
+    assert [w["percent"] for w in shown] == [80, 100] and Decimal(shown[1]["spent_zar"]) >= unit * 2
+    # the stream replayed from what is stored has them too
+    replay = user.client.get(f"/sessions/{sid}/turns/{events[-1]['data']['run_id']}/events")
+    assert "event: BudgetWarning" in replay.text

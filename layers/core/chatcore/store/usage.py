@@ -138,6 +138,25 @@ WHERE u.id = %(user_id)s
 # others' reservations (the next statement's snapshot is taken once this lock is held).
 LOCK_USER = "SELECT id FROM users WHERE sub = %(sub)s FOR UPDATE"
 
+# A turn's budget warnings (``money.budgets.claim_warnings``): each share of the budget that the
+# month's spend (stored) with this turn's cost (not stored yet) reaches is claimed once a month; the
+# shares this turn claimed come back.
+CLAIM_BUDGET_WARNINGS = f"""
+INSERT INTO budget_warnings (user_id, month, percent, monthly_budget_zar, spent_zar, run_id)
+SELECT u.id, %(month)s, w.percent, %(budget)s, x.spent, %(run_id)s
+FROM users u
+CROSS JOIN LATERAL (SELECT {MONTH_SPEND_OF_U} + %(cost)s AS spent) x
+CROSS JOIN unnest(%(percents)s::int[]) AS w(percent)
+WHERE u.id = %(user_id)s AND x.spent >= %(budget)s * w.percent / 100
+ON CONFLICT (user_id, month, percent) DO NOTHING
+RETURNING percent, spent_zar
+"""
+
+BUDGET_WARNINGS = """
+SELECT percent, monthly_budget_zar, spent_zar, created_at FROM budget_warnings
+WHERE user_id = %(user_id)s AND month = %(month)s ORDER BY percent
+"""
+
 SET_BUDGET = "UPDATE users SET monthly_budget_zar = %(zar)s WHERE sub = %(sub)s RETURNING id"
 
 USER_ID = "SELECT id FROM users WHERE sub = %(sub)s"
@@ -261,6 +280,20 @@ def budget_and_spend(conn: psycopg.Connection, user_id: UUID, month_start: datet
         return cur.execute(BUDGET_AND_SPEND, {"user_id": user_id, "month_start": month_start,
                                               "month_end": month_end, "always": always,
                                               "stale_seconds": stale_seconds}).fetchone()
+
+
+def claim_budget_warnings(conn: psycopg.Connection, *, user_id: UUID, month_start: datetime, month_end: datetime,
+                          budget: Decimal, cost: Decimal, run_id: UUID, percents: list[int]) -> list[dict[str, Any]]:
+    """CLAIM_BUDGET_WARNINGS: the warnings this turn claimed (``percent``, ``spent_zar``)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(CLAIM_BUDGET_WARNINGS, {
+            "user_id": user_id, "month": month_start.date(), "month_start": month_start, "month_end": month_end,
+            "budget": budget, "cost": cost, "run_id": run_id, "percents": percents}).fetchall()
+
+
+def budget_warnings(conn: psycopg.Connection, user_id: UUID, month_start: datetime) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(BUDGET_WARNINGS, {"user_id": user_id, "month": month_start.date()}).fetchall()
 
 
 def set_budget(conn: psycopg.Connection, sub: str, zar: Decimal | None) -> UUID | None:

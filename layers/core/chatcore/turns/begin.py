@@ -53,7 +53,7 @@ from chatcore.turns.memory import MemoryScope, recall_messages
 from chatcore.turns.finish import flush_pending
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.registry import conversation_for
-from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
+from chatcore.turns.turn import BudgetAtStart, KnownTurn, PreparedTurn, TurnInput
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,10 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     costs = CostCalculator(fx, price_ids())
     scope = None if recall is None else MemoryScope(user_id=row["user_id"], session_id=turn.session_id,
                                                     run_id=run_id, costs=costs, recall=recall)
+    budget = None if row["monthly_budget_zar"] is None else BudgetAtStart(
+        row["user_id"], row["monthly_budget_zar"], row["month_spent"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
-                        user_message=user_message, costs=costs, compaction=compaction, memory=scope)
+                        user_message=user_message, costs=costs, compaction=compaction, memory=scope, budget=budget)
 
 
 def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Message]:

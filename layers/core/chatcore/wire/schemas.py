@@ -471,6 +471,12 @@ class UsageTotals(UsageRow):
     failed_turns: int
 
 
+class BudgetWarningOut(BaseModel):
+    percent: Literal[80, 100]
+    spent_zar: DecimalString = Field(examples=RANDS, description="the month's spend when it was reached")
+    at: datetime = Field(description="when the turn that reached it was stored")
+
+
 class BudgetOut(BaseModel):
     month: str
     monthly_budget_zar: DecimalString = Field(examples=RANDS)
@@ -478,6 +484,9 @@ class BudgetOut(BaseModel):
     reserved_zar: DecimalString = Field(examples=RANDS, description=(
         "held by running turns until they are stored (the most they may cost)"))
     remaining_zar: DecimalString = Field(examples=RANDS, description="budget - spent - reserved, never below 0.00")
+    warnings: list[BudgetWarningOut] = Field(default_factory=list, description=(
+        "the month's budget warnings: 80 and 100 % of the budget reached (each also sent as the turn's "
+        "BudgetWarning event)"))
 
 
 class PlanLimitOut(BaseModel):
