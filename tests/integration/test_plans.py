@@ -262,3 +262,39 @@ def test_80_and_100_percent_of_the_budget_each_warn_once_in_the_stream_and_stay_
     # the stream replayed from what is stored has them too
     replay = user.client.get(f"/sessions/{sid}/turns/{events[-1]['data']['run_id']}/events")
     assert "event: BudgetWarning" in replay.text
+
+
+def test_a_script_looping_on_a_route_is_refused_past_the_request_limit(user, other_user, settings_env):
+    settings_env.setenv("API_REQUESTS_PER_MINUTE", "7")
+    statuses = [user.client.get("/sessions").status_code for _ in range(10)]
+    assert statuses == [200] * 7 + [429] * 3
+    r = user.client.get("/usage")
+    assert r.status_code == 429 and r.json()["limit"] == "requests-per-minute" and r.json()["limit_value"] == 7
+    assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert rate_limit(r.headers["RateLimit"]) == {"requests-per-minute": {"r": "0", "t": r.headers["Retry-After"]}}
+    assert other_user.client.get("/sessions").status_code == 200  # per user
+    from chatcore.config import get_settings
+
+    settings_env.setenv("API_REQUESTS_PER_MINUTE", "0")  # no limit
+    get_settings.cache_clear()
+    assert user.client.get("/sessions").status_code == 200
+
+
+def test_the_request_counter_frees_up_after_its_minute():
+    from chatcore.errors import RateLimited
+    from chatcore.web.request_limits import RequestCounter
+
+    now = [100.0]
+    counter = RequestCounter(clock=lambda: now[0])
+    for _ in range(3):
+        counter.hit("a", 3)
+    with pytest.raises(RateLimited) as refused:
+        counter.hit("a", 3)
+    assert refused.value.retry_after == 60
+    now[0] += 30
+    with pytest.raises(RateLimited) as refused:
+        counter.hit("a", 3)
+    assert refused.value.retry_after == 30
+    counter.hit("b", 3)
+    now[0] += 30
+    counter.hit("a", 3)

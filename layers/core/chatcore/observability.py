@@ -138,10 +138,11 @@ def record_push(kind: str, *, sent: int, failed: int) -> None:
 RATE_LIMITED_LOG = "rate-limited"
 
 
-def record_limit_refusal(user_id: Any, limit: str) -> None:
-    """A turn refused by a limit of the user's plan: one JSON log line naming the user (by id, not
-    sub) and the limit, and the ``RateLimitRefusals`` metric. Never raises."""
-    log.warning(RATE_LIMITED_LOG, extra={"event": RATE_LIMITED_LOG, "user_id": str(user_id), "limit": limit})
+def record_limit_refusal(sub: str, limit: str) -> None:
+    """A request refused by a per-user limit (a turn by its plan's, another route by the request
+    limit): one JSON log line naming the user (``user``: their sub, what the operator's commands
+    take) and the limit, and the ``RateLimitRefusals`` metric. Never raises."""
+    log.warning(RATE_LIMITED_LOG, extra={"event": RATE_LIMITED_LOG, "user": sub, "limit": limit})
     _flush_counts("limit refusal", {"RateLimitRefusals": 1}, {"limit": limit})
 
 

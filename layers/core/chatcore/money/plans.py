@@ -118,7 +118,7 @@ def rate_limit_headers(limits: list[Limit], *, admitted: bool) -> dict[str, str]
             "RateLimit": ", ".join(limit.state(1 if admitted and limit.unit != "tokens" else 0) for limit in limits)}
 
 
-def check_limits(row: dict[str, Any]) -> dict[str, str]:
+def check_limits(row: dict[str, Any], sub: str) -> dict[str, str]:
     """Raise RateLimited (429) when a limit of the user's plan is reached; else the headers of the
     turn's response."""
     limits = limits_of(row)
@@ -130,7 +130,7 @@ def check_limits(row: dict[str, Any]) -> dict[str, str]:
             f"try again in {worst.reset} s",
             retry_after=worst.reset, limit=worst.name, limit_value=worst.quota, plan=row["plan_name"])
         refusal.headers = rate_limit_headers(limits, admitted=False)
-        record_limit_refusal(row["user_id"], worst.name)
+        record_limit_refusal(sub, worst.name)
         raise refusal
     return rate_limit_headers(limits, admitted=True)
 

@@ -143,7 +143,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         # 403 / 429 before anything is stored or any model call: what the plan allows, its rate limits
         check_allowed(row, name=conversation.name, model_id=spec.model_id, thinking=bool(spec.thinking_budget),
                       web_search=web_searches_per_call(spec) > 0)
-        turn.rate_limit_headers = check_limits(row)
+        turn.rate_limit_headers = check_limits(row, turn.sub)
         recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
         if recall is not None:

@@ -300,8 +300,10 @@ class Problem(BaseModel):
         "held by the user's running turns (budget-exceeded)"))
     reservation_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
         "the most this turn could cost (budget-exceeded)"))
-    limit: Literal["turns-per-minute", "turns-per-day", "tokens-per-day", "concurrent-turns"] | None = Field(
-        default=None, description="the plan's limit that refused the turn (rate-limited)")
+    limit: Literal["turns-per-minute", "turns-per-day", "tokens-per-day", "concurrent-turns",
+                   "requests-per-minute"] | None = Field(
+        default=None, description="the limit that refused the request (rate-limited): one of the plan's (a turn), "
+                                  "or requests-per-minute (any other route)")
     limit_value: int | None = Field(default=None, description="that limit's quota (rate-limited)")
     plan: str | None = Field(default=None, description="the caller's plan (rate-limited, not-in-plan)")
     estimated_tokens: int | None = Field(default=None, description="what the message needs (context-too-large)")
