@@ -279,22 +279,3 @@ def test_a_script_looping_on_a_route_is_refused_past_the_request_limit(user, oth
     get_settings.cache_clear()
     assert user.client.get("/sessions").status_code == 200
 
-
-def test_the_request_counter_frees_up_after_its_minute():
-    from chatcore.errors import RateLimited
-    from chatcore.web.request_limits import RequestCounter
-
-    now = [100.0]
-    counter = RequestCounter(clock=lambda: now[0])
-    for _ in range(3):
-        counter.hit("a", 3)
-    with pytest.raises(RateLimited) as refused:
-        counter.hit("a", 3)
-    assert refused.value.retry_after == 60
-    now[0] += 30
-    with pytest.raises(RateLimited) as refused:
-        counter.hit("a", 3)
-    assert refused.value.retry_after == 30
-    counter.hit("b", 3)
-    now[0] += 30
-    counter.hit("a", 3)
