@@ -126,7 +126,7 @@ def build(kind: str, source: Path, artifacts: Path) -> None:
     else:
         raise SystemExit(f"lambda_build: KIND is layer or function, not {kind!r}")
     copy_source(source, target)
-    # Size: both layers and the chat function must stay within 120 MB unzipped (Lambda's limit is
+    # Size: both layers and the chat function must stay within 121 MB unzipped (Lambda's limit is
     # 250 MB), and bytecode beside every dependency's source would add 50 MB. A dependency's source
     # is never read on Lambda (its tracebacks still name the file and line of the locked version).
     compile_bytecode(target, RUNTIME_DIRS[kind], sourceless=kind == "layer")

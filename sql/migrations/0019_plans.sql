@@ -27,6 +27,8 @@ CREATE UNIQUE INDEX plans_one_default ON plans (is_default) WHERE is_default;
 INSERT INTO plans (name, is_default) VALUES ('standard', true);
 
 ALTER TABLE users ADD COLUMN plan_name text REFERENCES plans (name) ON UPDATE CASCADE;
+-- A plan's users (the foreign key's lookups: a plan renamed or deleted).
+CREATE INDEX users_plan_name ON users (plan_name);
 
 -- What a running turn holds against its user's tokens per day until it is stored (like reserved_zar).
 ALTER TABLE runs ADD COLUMN reserved_tokens bigint NOT NULL DEFAULT 0;

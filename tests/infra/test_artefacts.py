@@ -94,7 +94,8 @@ def test_the_layers_ship_only_what_is_imported_once_and_fit_the_budget(arm64):
         packages(core) | packages(agents))
     assert not (core / "bin").exists() and not (agents / "bin").exists()
     chat = sum(artefacts.size_bytes(arm64 / part.split("/")[0]) for part in artefacts.CHAT)
-    assert chat <= 120 * 10**6, f"the chat function and its layers are {chat / 1e6:.1f} MB unzipped"
+    # 121 MB: 120.0 MB with plans (issue 27); Lambda's limit is 250 MB, the budget catches a package shipped twice
+    assert chat <= 121 * 10**6, f"the chat function and its layers are {chat / 1e6:.1f} MB unzipped"
 
 
 def test_botocore_keeps_the_model_of_every_service_the_code_calls(arm64):
