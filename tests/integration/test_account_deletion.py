@@ -29,7 +29,7 @@ from tests.support.uploads import uploaded
 PROBLEM = "application/problem+json"
 # Every table that holds something of an account (what the scan must find before the deletion).
 HOLDERS = {"users", "sessions", "runs", "chat_events", "turn_events", "session_summaries", "uploads",
-           "deleted_session_usage", "daily_costs", "exports", "resume_tokens", "memories"}
+           "deleted_session_usage", "daily_costs", "exports", "resume_tokens", "memories", "budget_warnings"}
 
 
 def tables(db_conn) -> list[str]:
@@ -143,6 +143,9 @@ def an_account_in_every_table(user, db_conn, stack, s3) -> Account:
     # a browser's resume token for one of its turns
     assert user.client.post(f"/sessions/{agent_sid}/turns/{run_of_agent}/resume-token").status_code == 201
     user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    # a budget warning of the month (chatcore.money.budgets: the row a BudgetWarning leaves)
+    db_conn.execute("INSERT INTO budget_warnings (user_id, month, percent, monthly_budget_zar, spent_zar, run_id) "
+                    "VALUES (%s, date_trunc('month', now())::date, 80, 100, 81, %s)", (user_id, run_of_agent))
     export_id = uuid.uuid4()
     export_key = f"{stack.env.get('MEDIA_PREFIX', 'media/')}exports/{export_id}.zip"
     s3.put_object(Bucket=bucket, Key=export_key, Body=f"{marker} export".encode())
@@ -389,7 +392,7 @@ def test_an_operator_deletes_an_account_from_the_command_line(user, standin, db_
 # Tables that hold nothing of any user: the catalog, prices and rates, the rollup's state, the
 # backfills' log and the migrations' ledger. Every other table must be deleted with its user.
 NO_USER_DATA = {"agents", "teams", "team_members", "prices", "fx_rates", "rollup_state", "cost_backfills",
-                "schema_migrations"}
+                "schema_migrations", "plans"}
 
 
 def test_every_table_is_deleted_with_its_user_or_holds_no_user_data(db_conn):

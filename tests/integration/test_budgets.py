@@ -83,7 +83,7 @@ def test_a_user_under_budget_proceeds_and_sees_the_spend(user, standin, db_conn)
     budgets.set_budget(db_conn, user.sub, Decimal("500"))
     status = budgets.budget_status(db_conn, uid)
     assert status == {"month": datetime.now(UTC).strftime("%Y-%m"), "monthly_budget_zar": "500.00",
-                      "spent_zar": "0.00", "reserved_zar": "0.00", "remaining_zar": "500.00"}
+                      "spent_zar": "0.00", "reserved_zar": "0.00", "remaining_zar": "500.00", "warnings": []}
     r, events = user.turn(sid, message="What is 12 * 7?")
     assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted"
     assert standin.requests()
@@ -125,7 +125,7 @@ def test_the_check_at_the_boundaries(db_conn, price_ids):
     check_turn_allowed(db_conn, uid, now)
     assert budgets.budget_status(db_conn, uid, now) == {
         "month": now.strftime("%Y-%m"), "monthly_budget_zar": "12.35", "spent_zar": "12.34", "reserved_zar": "0.00",
-        "remaining_zar": "0.01"}
+        "remaining_zar": "0.01", "warnings": []}
     budgets.set_budget(db_conn, sub, Decimal("12.34"))
     with pytest.raises(BudgetExceeded) as info:
         check_turn_allowed(db_conn, uid, now)
@@ -175,7 +175,7 @@ def test_budgets_cli(stack, db_conn):
     out = costdata.run_cli("chatcore.money.budgets", "set", "--sub", sub, "--zar", "500", database_url=url, check=True)
     shown = json.loads(out.stdout)
     assert shown == {"sub": sub, "month": datetime.now(UTC).strftime("%Y-%m"), "monthly_budget_zar": "500.00",
-                     "spent_zar": "0.00", "reserved_zar": "0.00", "remaining_zar": "500.00"}
+                     "spent_zar": "0.00", "reserved_zar": "0.00", "remaining_zar": "500.00", "warnings": []}
     assert db_conn.execute("SELECT monthly_budget_zar FROM users WHERE sub = %s", (sub,)).fetchone()[
         "monthly_budget_zar"] == Decimal("500.00")
     assert json.loads(costdata.run_cli("chatcore.money.budgets", "show", "--sub", sub, database_url=url,

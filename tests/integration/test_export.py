@@ -101,6 +101,7 @@ def assert_the_account_and_its_usage(account: dict, user, gone: str) -> None:
     api_usage = user.client.get("/usage", params={"from": usage["from"], "to": usage["to"]}).json()
     for part in ("totals", "by_day", "by_agent", "budget"):
         assert usage[part] == api_usage[part], part
+    assert usage["plan"] == api_usage["plan"] and usage["plan"]["name"] == "standard"  # the plan at export time
     assert usage["totals"]["turns"] == 6 and Decimal(usage["totals"]["cost"]["zar"]) > 0
     assert usage["budget"]["monthly_budget_zar"] == "100.00"
     kept = account["deleted_sessions_usage"]

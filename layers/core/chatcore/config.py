@@ -164,6 +164,10 @@ class Settings:
     upload_ttl_seconds: int = setting(
         24 * 3600, "UPLOAD_TTL_SECONDS", "how long an upload can be sent with a turn (later: 410 `upload-expired`); "
         "keep it within the template's `PendingUploadExpiryDays`", ge=60, le=604_800)
+    api_requests_per_minute: int = setting(
+        300, "API_REQUESTS_PER_MINUTE", "requests a user may make to the API function's routes per minute, counted "
+        "per instance in memory (more: 429 `rate-limited`); 0: no limit. Turns are limited by the user's plan",
+        ge=0, le=1_000_000)
     max_model_calls_per_turn: int = setting(
         4, "MAX_MODEL_CALLS_PER_TURN", "the model calls a turn is assumed to make (tool rounds, a team's "
         "delegations), for its budget reservation", ge=1, le=100)

@@ -11,6 +11,8 @@ class ProblemError(Exception):
     title: str = "Bad request"
     # Seconds after which a retry may succeed (a dependency that is down): the Retry-After header.
     retry_after: int | None = None
+    # Further response headers (a rate limit's RateLimit and RateLimit-Policy).
+    headers: dict[str, str] | None = None
 
     def __init__(self, detail: str, **extra: object) -> None:
         super().__init__(detail)
@@ -88,6 +90,25 @@ class ServiceMisconfigured(ProblemError):
 
 class BudgetExceeded(ProblemError):
     status, code, title = 402, "budget-exceeded", "Monthly budget exceeded"
+
+
+class RateLimited(ProblemError):
+    """A limit of the user's plan (``chatcore.money.plans``) refuses the request now: ``limit`` names
+    it, ``Retry-After`` says when it frees up; nothing was stored, no model was called."""
+
+    status, code, title = 429, "rate-limited", "A limit of your plan is reached"
+    retry_after = 60
+
+    def __init__(self, detail: str, *, retry_after: int | None = None, **extra: object) -> None:
+        super().__init__(detail, **extra)
+        if retry_after is not None:
+            self.retry_after = max(1, retry_after)
+
+
+class NotInPlan(ProblemError):
+    """The user's plan does not include this agent or team, its model, thinking or web search."""
+
+    status, code, title = 403, "not-in-plan", "Not included in your plan"
 
 
 class StorageUnavailable(ProblemError):

@@ -130,18 +130,37 @@ def record_turn(outcome: dict) -> None:
 def record_push(kind: str, *, sent: int, failed: int) -> None:
     """Count pushes sent and failed (``PushesSent``, ``PushFailures``: the template alarms on failures).
     Never raises: a push never breaks anything."""
+    _flush_counts("push", {"PushesSent": sent, "PushFailures": failed}, {"push_kind": kind})
+
+
+# The log line of a refusal by a plan's limit: the template's Contributor Insights rule counts them
+# per user (RateLimitRefusalsRule) and alarms when one user is refused too often in an hour.
+RATE_LIMITED_LOG = "rate-limited"
+
+
+def record_limit_refusal(sub: str, limit: str) -> None:
+    """A request refused by a per-user limit (a turn by its plan's, another route by the request
+    limit): one JSON log line naming the user (``user``: their sub, what the operator's commands
+    take) and the limit, and the ``RateLimitRefusals`` metric. Never raises."""
+    log.warning(RATE_LIMITED_LOG, extra={"event": RATE_LIMITED_LOG, "user": sub, "limit": limit})
+    _flush_counts("limit refusal", {"RateLimitRefusals": 1}, {"limit": limit})
+
+
+def _flush_counts(what: str, counts: dict[str, int], metadata: dict[str, str]) -> None:
+    """Flush ``counts`` (metric name: count) with ``metadata`` as one metric set of their own. Never raises."""
     try:
         with _turn_lock:
             m = _turn_metrics
-            m.add_metric(name="PushesSent", unit=MetricUnit.Count, value=sent)
-            m.add_metric(name="PushFailures", unit=MetricUnit.Count, value=failed)
-            m.add_metadata(key="push_kind", value=kind)
+            for name, value in counts.items():
+                m.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            for key, value in metadata.items():
+                m.add_metadata(key=key, value=value)
             if in_lambda():
                 m.flush_metrics()
             else:
                 m.clear_metrics()
     except Exception:  # noqa: BLE001 - see docstring
-        log.warning("could not record the push metrics", exc_info=True)
+        log.warning("could not record the %s metrics", what, exc_info=True)
         try:
             _turn_metrics.clear_metrics()
         except Exception:  # noqa: BLE001

@@ -1,7 +1,7 @@
 """The export's zip (``FORMAT``; its README.txt says the same for the user):
 
 - ``account.json``: the account (sub, created_at, monthly budget), its usage and costs over all time
-  (the shape of GET /usage, ``chatcore.money.spending``: totals, by_day, by_agent, the month's budget;
+  (the shape of GET /usage, ``chatcore.money.spending``: totals, by_day, by_agent, the month's budget, the plan and its limits at export time;
   the kept usage of deleted sessions included), the kept usage of each deleted session, the uploads,
   and an index of the sessions;
 - ``sessions/<session_id>.json``: a session (agent or team, title, times, turns, cost, its summary),
@@ -64,8 +64,10 @@ JSON files are UTF-8. Times are ISO 8601, in UTC. Amounts of money are decimal s
 account.json
     account                 your account: sub (your sign-in identity), created_at, monthly_budget_zar
     usage                   tokens and cost over all time: totals, by_day (UTC days), by_agent (per
-                            agent or team), and budget (this month's spend against your monthly
-                            budget, if you set one). Sessions you deleted still count here.
+                            agent or team), budget (this month's spend against your monthly
+                            budget, if you set one, and its 80 % / 100 % warnings), and plan (your
+                            plan at export time: its budget, what it allows, its limits and what
+                            was left of each). Sessions you deleted still count here.
     deleted_sessions_usage  what each session you deleted cost, per day, agent or team and model
                             (the only thing kept of a deleted session: no content)
     uploads                 photos you sent to the upload route: type, size, when sent, when they

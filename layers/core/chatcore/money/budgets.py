@@ -68,9 +68,38 @@ def refuse_if_over(budget: Decimal | None, spent: Decimal | None, month_start: d
         )
 
 
-def budget_status(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> dict[str, str] | None:
-    """``{"month", "monthly_budget_zar", "spent_zar", "reserved_zar", "remaining_zar"}`` as decimal
-    strings, or None. ``reserved_zar`` is what running turns hold until they are stored.
+# The shares of a month's budget whose crossing is told once a month: a BudgetWarning event in the
+# turn that crossed it and a row (``claim_warnings``), and a push (``chatcore.notify.pushes``).
+WARNING_PERCENTS = (80, 100)
+
+
+def warnings_due(budget: Decimal, spent_before: Decimal, cost: Decimal) -> list[int]:
+    """The shares of ``budget`` a turn of ``cost`` may reach after ``spent_before`` (the spend its start
+    read; other turns may have added to it since): worth claiming (``claim_warnings``)."""
+    if budget <= 0:  # no turn runs under a budget of nothing: nothing to warn of
+        return []
+    return [p for p in WARNING_PERCENTS if spent_before + cost >= budget * p / 100]
+
+
+def claim_warnings(conn: psycopg.Connection, *, user_id: UUID, budget: Decimal, spent_before: Decimal, cost: Decimal,
+                   run_id: UUID, now: datetime | None = None) -> list[dict[str, Any]]:
+    """The budget warnings a turn of ``cost`` crossed, claimed once a month each (two turns crossing
+    at once: one of them claims it), as BudgetWarning data without the session and run; none (and no
+    round trip) while the spend its start read and its cost stay under 80 %."""
+    due = warnings_due(budget, spent_before, cost)
+    if not due:
+        return []
+    start, end = month_bounds(now)
+    claimed = usage.claim_budget_warnings(conn, user_id=user_id, month_start=start, month_end=end, budget=budget,
+                                          cost=cost, run_id=run_id, percents=due)
+    return [{"percent": row["percent"], "month": start.strftime("%Y-%m"), "monthly_budget_zar": _money(budget),
+             "spent_zar": _money(row["spent_zar"])} for row in sorted(claimed, key=lambda r: r["percent"])]
+
+
+def budget_status(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> dict[str, Any] | None:
+    """``{"month", "monthly_budget_zar", "spent_zar", "reserved_zar", "remaining_zar", "warnings"}``
+    (amounts as decimal strings), or None. ``reserved_zar`` is what running turns hold until they are
+    stored; ``warnings`` the month's budget warnings (``{"percent", "spent_zar", "at"}``).
 
     Amounts are rounded to the cent for display (the check itself compares exact values);
     ``remaining_zar`` is never negative ("0.00" once the budget is reached).
@@ -79,8 +108,12 @@ def budget_status(conn: psycopg.Connection, user_id: UUID, now: datetime | None 
     if row is None or row["monthly_budget_zar"] is None:
         return None
     budget, spent, reserved = row["monthly_budget_zar"], row["spent"], row["reserved"]
+    warnings = [{"percent": w["percent"], "spent_zar": _money(w["spent_zar"]),
+                 "at": w["created_at"].isoformat().replace("+00:00", "Z")}
+                for w in usage.budget_warnings(conn, user_id, start)]
     return {"month": start.strftime("%Y-%m"), "monthly_budget_zar": _money(budget), "spent_zar": _money(spent),
-            "reserved_zar": _money(reserved), "remaining_zar": _money(max(budget - spent - reserved, Decimal(0)))}
+            "reserved_zar": _money(reserved), "remaining_zar": _money(max(budget - spent - reserved, Decimal(0))),
+            "warnings": warnings}
 
 
 def month_spend(conn: psycopg.Connection, user_id: UUID, now: datetime | None = None) -> Decimal:

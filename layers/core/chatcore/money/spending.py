@@ -1,9 +1,10 @@
 """What a user spent over a range of UTC days: the one shape of a user's usage, answered by
 GET /usage and written into the export's ``account.json``.
 
-``{"from", "to", "totals", "by_day", "by_agent", "budget"}``: tokens as integers, each ``cost`` as
+``{"from", "to", "totals", "by_day", "by_agent", "budget", "plan"}``: tokens as integers, each ``cost`` as
 ``{"usd", "zar"}`` in ``Decimal`` (written as decimal strings by whoever serialises it), days as
-``YYYY-MM-DD``, ``budget`` this month's spend against the user's monthly budget (None without one).
+``YYYY-MM-DD``, ``budget`` this month's spend against the user's monthly budget (None without one),
+``plan`` the user's plan and what is left of its limits (``chatcore.money.plans``).
 The rows come from ``chatcore.store.usage.user_usage`` (stored calls, the kept usage of deleted
 sessions included).
 """
@@ -18,7 +19,9 @@ from uuid import UUID
 import psycopg
 
 from chatcore.days import day_start
+from chatcore.config import get_settings
 from chatcore.money.budgets import budget_status
+from chatcore.money.plans import user_plan
 from chatcore.money.prices import TOKEN_COUNTS
 from chatcore.store import usage
 
@@ -41,6 +44,7 @@ def usage_statement(conn: psycopg.Connection, sub: str, start: date, end: date, 
         "by_day": [{"day": r["day"].isoformat(), **usage_row(r)} for r in by_day],
         "by_agent": [{"kind": r["kind"], "name": r["name"], **usage_row(r)} for r in found["by_agent"]],
         "budget": budget_status(conn, user_id) if user_id else None,
+        "plan": user_plan(conn, user_id, get_settings().stale_turn_seconds) if user_id else None,
     }
 
 

@@ -32,14 +32,14 @@ from uuid import UUID
 
 from chatcore import db, observability
 from chatcore.config import get_settings
-from chatcore.money.budgets import month_bounds
+from chatcore.money.budgets import WARNING_PERCENTS, month_bounds
 from chatcore.notify import sns
 from chatcore.store import devices as device_rows, usage
 
 log = logging.getLogger(__name__)
 
 PREVIEW_CHARS = 100
-BUDGET_THRESHOLDS = (80, 100)
+BUDGET_THRESHOLDS = WARNING_PERCENTS
 
 TEXTS = {
     "en": {

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from chatcore.store.rates import rate_in_effect
+from chatcore.store.plans import PLAN_OF_U
 
 INSERT_APPROVAL = """
 INSERT INTO approvals (run_id, tool_call_id, call_run_id, agent_name, tool, arguments, summary)
@@ -24,15 +25,17 @@ _PENDING = """(SELECT jsonb_agg(jsonb_build_object(
     FROM approvals ap WHERE ap.run_id = r.id AND ap.status = 'pending')"""
 
 # The caller's turn as a decision sees it (None: not the caller's): its status, whether its pause is
-# past APPROVAL_TTL, its pending calls, what it cost so far, and what the reservation is made of.
+# past APPROVAL_TTL, its pending calls, what it cost so far, and what the reservation is made of
+# (the user's budget, else their plan's).
 READ_DECISION = f"""
 SELECT r.id, r.status, r.session_id, s.user_id, r.paused_at,
        r.status = 'paused' AND r.paused_at < now() - make_interval(secs => %(ttl)s) AS expired,
        a.name AS agent_name, t.name AS team_name, {_PENDING} AS pending,
-       u.monthly_budget_zar, fx.rate AS fx_rate
+       coalesce(u.monthly_budget_zar, p.monthly_budget_zar) AS monthly_budget_zar, fx.rate AS fx_rate
 FROM runs r
 JOIN sessions s ON s.id = r.session_id
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
+LEFT JOIN {PLAN_OF_U} p ON true
 LEFT JOIN agents a ON a.id = s.agent_id
 LEFT JOIN teams t ON t.id = s.team_id
 LEFT JOIN {rate_in_effect("(now() AT TIME ZONE 'UTC')::date")} fx ON true
@@ -91,7 +94,7 @@ WHERE r.id = %(run_id)s
 _EXPIRE_RUNS = """
 UPDATE runs SET status = 'expired', error_code = 'approval-expired',
        error_message = 'the user did not decide on the pending tool calls within APPROVAL_TTL; nothing ran',
-       reserved_zar = 0, finished_at = now()
+       reserved_zar = 0, reserved_tokens = 0, finished_at = now()
 WHERE status = 'paused' AND {which}
 RETURNING id, parent_run_id
 """
@@ -123,7 +126,7 @@ CANCEL_PAUSED = """
 WITH cancelled AS (
     UPDATE runs r SET status = 'cancelled', error_code = 'approval-cancelled',
            error_message = 'stopped by the user while it waited for approval; the pending calls did not run',
-           reserved_zar = 0, finished_at = now()
+           reserved_zar = 0, reserved_tokens = 0, finished_at = now()
     FROM sessions s JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
     WHERE s.id = r.session_id AND r.session_id = %(session_id)s AND r.status = 'paused'
       AND (r.id = %(run_id)s OR r.parent_run_id = %(run_id)s)

@@ -80,7 +80,7 @@ RETURNING coalesce(r.resumed_at, r.started_at) < now() - make_interval(secs => %
 # A running turn whose process is gone (stale) cannot stop itself: it is closed as cancelled here.
 CLOSE_STALE_CANCELLED = """
 UPDATE runs SET status = 'cancelled', error_code = 'cancelled',
-       error_message = 'stopped by the user after its process ended', reserved_zar = 0, finished_at = now()
+       error_message = 'stopped by the user after its process ended', reserved_zar = 0, reserved_tokens = 0, finished_at = now()
 WHERE id = %(run_id)s AND status = 'running'
 """
 

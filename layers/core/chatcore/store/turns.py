@@ -13,6 +13,7 @@ from uuid6 import uuid7
 
 from chatcore.store import approvals as approval_rows, turn_events
 from chatcore.store.memories import MEMORIES_TO_RECALL
+from chatcore.store.plans import LIMIT_COUNTS, PLAN_OF_U
 from chatcore.store.rates import rate_in_effect
 from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
 
@@ -28,7 +29,8 @@ def running_turn(session_sql: str) -> str:
 # The first round trip of a turn, one statement: lock the user's session (FOR UPDATE OF s
 # serialises turns of a session) and read everything the turn decides on: its agent or team, the
 # USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
-# budget and the month's spend, the history: the messages of the last completed turns, and what
+# budget (the user's own, else their plan's) and the month's spend, the plan and what its rate
+# limits count (``chatcore.money.plans``), the history: the messages of the last completed turns, and what
 # the session recalls of the user (its snapshot, or the user's memories when it must be rendered).
 BEGIN_TURN_READ = f"""
 SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
@@ -42,15 +44,21 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
         FROM chat_events ce WHERE ce.run_id = prior.id AND ce.role = 'user' ORDER BY ce.id LIMIT 1) AS prior_request,
        running.id AS running_id, running.stale AS running_stale,
        paused.id AS paused_id, paused.expired AS paused_expired,
-       u.monthly_budget_zar,
-       CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
-       CASE WHEN u.monthly_budget_zar IS NULL THEN NULL ELSE {RESERVED_OF_U} END AS month_reserved,
+       coalesce(u.monthly_budget_zar, p.monthly_budget_zar) AS monthly_budget_zar,
+       CASE WHEN coalesce(u.monthly_budget_zar, p.monthly_budget_zar) IS NULL THEN NULL ELSE {MONTH_SPEND_OF_U} END AS month_spent,
+       CASE WHEN coalesce(u.monthly_budget_zar, p.monthly_budget_zar) IS NULL THEN NULL ELSE {RESERVED_OF_U} END AS month_reserved,
+       p.name AS plan_name, p.turns_per_minute, p.turns_per_day, p.tokens_per_day, p.concurrent_turns,
+       p.agents AS plan_agents, p.models AS plan_models, p.thinking_allowed, p.web_search_allowed,
+       lim.minute_turns, lim.minute_first, lim.day_turns, lim.running_turns, lim.reserved_tokens, lim.day_tokens,
+       now() AS db_now,
        history.messages AS history, recent.outcomes AS recent_outcomes,
        ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns,
        u.memory_enabled, u.memory_version, s.memory_snapshot, s.memory_version AS snapshot_version,
        recall.memories AS memories_to_recall
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
+LEFT JOIN {PLAN_OF_U} p ON true
+LEFT JOIN {LIMIT_COUNTS} lim ON true
 LEFT JOIN agents a ON a.id = s.agent_id
 LEFT JOIN teams t ON t.id = s.team_id
 LEFT JOIN session_summaries ss ON ss.session_id = s.id
@@ -96,14 +104,15 @@ FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} run
 
 ABANDON_TURN = """
 UPDATE runs SET status = 'failed', error_code = 'abandoned',
-       error_message = 'the turn stopped without finishing (its process ended)', reserved_zar = 0,
+       error_message = 'the turn stopped without finishing (its process ended)', reserved_zar = 0, reserved_tokens = 0,
        finished_at = now()
 WHERE id = %(id)s AND status = 'running'
 """
 
 INSERT_RUN = """
-INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, status, reserved_zar)
-VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s, %(reserved_zar)s)
+INSERT INTO runs (id, session_id, parent_run_id, client_turn_id, agent_name, status, reserved_zar, reserved_tokens)
+VALUES (%(id)s, %(session_id)s, %(parent_run_id)s, %(client_turn_id)s, %(agent_name)s, %(status)s, %(reserved_zar)s,
+        %(reserved_tokens)s)
 """
 
 INSERT_MESSAGE = """
@@ -125,7 +134,7 @@ UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message 
        client_disconnected = %(client_disconnected)s,
        input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
        cache_read_tokens = %(cache_read_tokens)s, cache_write_tokens = %(cache_write_tokens)s,
-       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, reserved_zar = 0,
+       cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, reserved_zar = 0, reserved_tokens = 0,
        -- a turn paused for the user's approval has not finished: APPROVAL_TTL counts from paused_at
        finished_at = CASE WHEN %(status)s = 'paused' THEN NULL ELSE now() END,
        paused_at = CASE WHEN %(status)s = 'paused' THEN now() ELSE paused_at END
@@ -169,11 +178,11 @@ def abandon_turn(conn: psycopg.Connection, run_id: UUID) -> None:
 
 def insert_run(conn: psycopg.Connection, *, run_id: UUID, session_id: UUID, agent_name: str | None,
                client_turn_id: str | None = None, parent_run_id: UUID | None = None,
-               status: str = "running", reserved_zar: Decimal = Decimal(0)) -> None:
+               status: str = "running", reserved_zar: Decimal = Decimal(0), reserved_tokens: int = 0) -> None:
     conn.execute(INSERT_RUN, {
         "id": run_id, "session_id": session_id, "parent_run_id": parent_run_id,
         "client_turn_id": client_turn_id, "agent_name": agent_name, "status": status,
-        "reserved_zar": reserved_zar,
+        "reserved_zar": reserved_zar, "reserved_tokens": reserved_tokens,
     })
 
 

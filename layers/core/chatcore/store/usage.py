@@ -22,6 +22,8 @@ from uuid import UUID
 import psycopg
 from psycopg.rows import dict_row
 
+from chatcore.store.plans import PLAN_OF_U
+
 # Rows with tokens or cost (a user message, a tool result carry none of either).
 _PRICED = """(ce.model_id IS NOT NULL OR ce.cost_usd <> 0 OR ce.cost_in_rands <> 0
            OR ce.input_tokens <> 0 OR ce.output_tokens <> 0
@@ -120,18 +122,40 @@ RESERVED_OF_U = """(
              AND coalesce(r.resumed_at, r.started_at) >= now() - make_interval(secs => %(stale_seconds)s)
        )"""
 
-# One round trip: the budget, and only when there is one (or ``always``), the month's spend and the
+# One round trip: the budget (the user's own, else their plan's: ``store.plans``), and only when there is one (or ``always``), the month's spend and the
 # running turns' reservations.
 BUDGET_AND_SPEND = f"""
-SELECT u.monthly_budget_zar,
-       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent,
-       CASE WHEN u.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {RESERVED_OF_U} END AS reserved
-FROM users u WHERE u.id = %(user_id)s
+SELECT b.monthly_budget_zar,
+       CASE WHEN b.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {MONTH_SPEND_OF_U} END AS spent,
+       CASE WHEN b.monthly_budget_zar IS NULL AND NOT %(always)s THEN NULL ELSE {RESERVED_OF_U} END AS reserved
+FROM users u
+LEFT JOIN {PLAN_OF_U} p ON true
+CROSS JOIN LATERAL (SELECT coalesce(u.monthly_budget_zar, p.monthly_budget_zar) AS monthly_budget_zar) b
+WHERE u.id = %(user_id)s
 """
 
 # Taken first in a turn's transaction: the turns of one user start one at a time, so each sees the
 # others' reservations (the next statement's snapshot is taken once this lock is held).
 LOCK_USER = "SELECT id FROM users WHERE sub = %(sub)s FOR UPDATE"
+
+# A turn's budget warnings (``money.budgets.claim_warnings``): each share of the budget that the
+# month's spend (stored) with this turn's cost (not stored yet) reaches is claimed once a month; the
+# shares this turn claimed come back.
+CLAIM_BUDGET_WARNINGS = f"""
+INSERT INTO budget_warnings (user_id, month, percent, monthly_budget_zar, spent_zar, run_id)
+SELECT u.id, %(month)s, w.percent, %(budget)s, x.spent, %(run_id)s
+FROM users u
+CROSS JOIN LATERAL (SELECT {MONTH_SPEND_OF_U} + %(cost)s AS spent) x
+CROSS JOIN unnest(%(percents)s::int[]) AS w(percent)
+WHERE u.id = %(user_id)s AND x.spent >= %(budget)s * w.percent / 100
+ON CONFLICT (user_id, month, percent) DO NOTHING
+RETURNING percent, spent_zar
+"""
+
+BUDGET_WARNINGS = """
+SELECT percent, monthly_budget_zar, spent_zar, created_at FROM budget_warnings
+WHERE user_id = %(user_id)s AND month = %(month)s ORDER BY percent
+"""
 
 SET_BUDGET = "UPDATE users SET monthly_budget_zar = %(zar)s WHERE sub = %(sub)s RETURNING id"
 
@@ -256,6 +280,20 @@ def budget_and_spend(conn: psycopg.Connection, user_id: UUID, month_start: datet
         return cur.execute(BUDGET_AND_SPEND, {"user_id": user_id, "month_start": month_start,
                                               "month_end": month_end, "always": always,
                                               "stale_seconds": stale_seconds}).fetchone()
+
+
+def claim_budget_warnings(conn: psycopg.Connection, *, user_id: UUID, month_start: datetime, month_end: datetime,
+                          budget: Decimal, cost: Decimal, run_id: UUID, percents: list[int]) -> list[dict[str, Any]]:
+    """CLAIM_BUDGET_WARNINGS: the warnings this turn claimed (``percent``, ``spent_zar``)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(CLAIM_BUDGET_WARNINGS, {
+            "user_id": user_id, "month": month_start.date(), "month_start": month_start, "month_end": month_end,
+            "budget": budget, "cost": cost, "run_id": run_id, "percents": percents}).fetchall()
+
+
+def budget_warnings(conn: psycopg.Connection, user_id: UUID, month_start: datetime) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(BUDGET_WARNINGS, {"user_id": user_id, "month": month_start.date()}).fetchall()
 
 
 def set_budget(conn: psycopg.Connection, sub: str, zar: Decimal | None) -> UUID | None:

@@ -40,6 +40,7 @@ from chatcore.media.agno_storage import (
 )
 from chatcore.media import s3
 from chatcore.money.budgets import month_bounds, refuse_if_over
+from chatcore.money.plans import check_allowed, check_limits
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.memory.facts import render
@@ -56,7 +57,7 @@ from chatcore.turns.memory import MemoryScope, recall_messages
 from chatcore.turns.finish import flush_pending
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.registry import conversation_for
-from chatcore.turns.turn import KnownTurn, PreparedTurn, TurnInput
+from chatcore.turns.turn import BudgetAtStart, KnownTurn, PreparedTurn, TurnInput
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +164,18 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                                      run_id=str(row["running_id"]))
             turn_rows.abandon_turn(conn, row["running_id"])
         conversation = conversation_for(row["agent_name"], row["team_name"])
+        spec = conversation.spec
+        # 403 / 429 before anything is stored or any model call: what the plan allows, its rate limits
+        check_allowed(row, name=conversation.name, model_id=spec.model_id, thinking=bool(spec.thinking_budget),
+                      web_search=web_searches_per_call(spec) > 0)
+        turn.rate_limit_headers = check_limits(row, turn.sub)
         recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
         if recall is not None:
             overhead += MEMORY_OVERHEAD_TOKENS + sum(message_tokens(m) for m in recall)
-        reservation = Decimal(0)
-        if row["monthly_budget_zar"] is not None and row["fx_rate"] is not None:
-            reservation = _reservation(turn, row, conversation, overhead, settings)
+        reservation, reserved_tokens = Decimal(0), 0
+        if (row["monthly_budget_zar"] is not None and row["fx_rate"] is not None) or row["tokens_per_day"] is not None:
+            reservation, reserved_tokens = _reservation(turn, row, conversation, overhead, settings)
         # 402 before anything is stored or any model call: the most this turn can cost must fit
         refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start, reserved=row["month_reserved"],
                        reservation=reservation)
@@ -188,7 +194,8 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         stored_message = Message(id=user_message.id, role="user", content=turn.message, images=images or None,
                                  files=documents or None)
         turn_rows.insert_run(conn, run_id=run_id, session_id=turn.session_id, agent_name=conversation.name,
-                             client_turn_id=turn.client_turn_id, reserved_zar=reservation)
+                             client_turn_id=turn.client_turn_id, reserved_zar=reservation,
+                             reserved_tokens=reserved_tokens)
         turn_rows.insert_messages(conn, [{
             "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
             "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
@@ -213,8 +220,10 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     costs = CostCalculator(fx, price_ids())
     scope = None if recall is None else MemoryScope(user_id=row["user_id"], session_id=turn.session_id,
                                                     run_id=run_id, costs=costs, recall=recall)
+    budget = None if row["monthly_budget_zar"] is None else BudgetAtStart(
+        row["user_id"], row["monthly_budget_zar"], row["month_spent"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
-                        user_message=user_message, costs=costs, compaction=compaction, memory=scope)
+                        user_message=user_message, costs=costs, compaction=compaction, memory=scope, budget=budget)
 
 
 def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Message]:
@@ -228,12 +237,13 @@ def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Messag
     return recall_messages(snapshot)
 
 
-def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> Decimal:
-    """The most this turn can cost, in rands: for each model call it may make (MAX_MODEL_CALLS_PER_TURN),
-    its whole input (the history as read, the message, its photos, the instructions and the recall,
-    ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus the PDF pages of the message and the
-    history (at most CONTEXT_MAX_DOCUMENT_PAGES, on top), and ``max_tokens`` of output (its thinking
-    budget included), at the leader's model price."""
+def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> tuple[Decimal, int]:
+    """The most this turn can cost, in rands, and the most tokens it can use: for each model call it
+    may make (MAX_MODEL_CALLS_PER_TURN), its whole input (the history as read, the message, its photos,
+    the instructions and the recall, ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus
+    the PDF pages of the message and the history (at most CONTEXT_MAX_DOCUMENT_PAGES, on top), and
+    ``max_tokens`` of output (its thinking budget included), at the leader's model price (no rate
+    configured: no rands)."""
     history_chars = len(json.dumps(row["history"] or [], default=str))
     pages = sum(d.pages for d in turn.documents) + sum(
         int((f.get("metadata") or {}).get("pages") or 0) for m in row["history"] or [] for f in m.get("files") or [])
@@ -242,8 +252,12 @@ def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhea
                        + IMAGE_TOKENS * len(turn.images)) + PAGE_TOKENS * min(pages, settings.context_max_document_pages)
     usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
                        web_searches=web_searches_per_call(conversation.spec))
+    calls = settings.max_model_calls_per_turn
+    tokens = (usage.input_tokens + usage.output_tokens) * calls
+    if row["fx_rate"] is None:
+        return Decimal(0), tokens
     usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
-    return (usd * settings.max_model_calls_per_turn * row["fx_rate"]).quantize(Decimal("1e-10"))
+    return (usd * calls * row["fx_rate"]).quantize(Decimal("1e-10")), tokens
 
 
 def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> None:

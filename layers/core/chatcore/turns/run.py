@@ -20,6 +20,7 @@ from agno.run.team import TeamRunOutput
 
 from chatcore import db, observability
 from chatcore.config import get_settings
+from chatcore.money.budgets import claim_warnings
 from chatcore.observability import timed
 from chatcore.store import turns as turn_rows
 from chatcore.turns.begin import begin_turn
@@ -163,14 +164,17 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     # The events not yet written and the final event go in the transaction that stores the turn.
     await stream.log.pause()
     last = list(stream.log.pending)
-    final_id = stream.next_id()
     sealed: list[str] = []
+    warnings: list[tuple[int, str, str]] = []
+    base = stream.seq  # the ids seal takes are given back when the turn could not be stored
 
     def seal(total: TurnOutcome) -> list[tuple[int, str, str]]:
         total.duration_ms = elapsed_ms
+        warnings[:] = [(stream.next_id(), BUDGET_WARNING, sse.payload(BUDGET_WARNING, data))
+                       for data in _budget_warnings(turn, total)]
         name, data = total.final_event()
         sealed[:] = [name, sse.payload(name, data)]
-        return [*last, (final_id, *sealed)]
+        return [*last, *warnings, (stream.next_id(), *sealed)]
 
     try:
         outcome = await asyncio.to_thread(_store, turn, tracker, seal)
@@ -180,18 +184,43 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
         outcome = await asyncio.to_thread(_fail_run, turn, RunError(
             "storage-error", f"could not store the turn: {e.__class__.__name__}"))
         sealed.clear()
+        stream.seq = base
     outcome.duration_ms = elapsed_ms
     turn.outcome = outcome
     observability.record_turn(outcome.metrics())
+    if outcome.spooled or sealed:
+        for warning in warnings:
+            stream.send(*warning, stored=True)
     if outcome.spooled:  # its events, this one as stored (without "pending"), are in the spooled record
         name, data = outcome.final_event()
-        stream.send(final_id, name, sse.payload(name, data), stored=True)
+        stream.send(stream.seq, name, sse.payload(name, data), stored=True)
     elif sealed:
-        stream.send(final_id, *sealed, stored=True)
+        stream.send(stream.seq, *sealed, stored=True)
     else:
         name, data = outcome.final_event()
-        stream.send(final_id, name, sse.payload(name, data))
+        stream.send(stream.next_id(), name, sse.payload(name, data))
     return outcome
+
+
+BUDGET_WARNING = "BudgetWarning"
+
+
+def _budget_warnings(turn: PreparedTurn, total: TurnOutcome) -> list[dict]:
+    """The BudgetWarning events this turn's cost crossed (claimed once a month each; a short statement
+    before the turn's last transaction, only once the spend nears the budget). Never raises: a
+    warning not claimed now is claimed by the next turn."""
+    budget = turn.budget
+    if budget is None or not total.cost_zar:
+        return []
+    try:
+        with db.connection() as conn:
+            claimed = claim_warnings(conn, user_id=budget.user_id, budget=budget.budget_zar,
+                                     spent_before=budget.spent_zar, cost=total.cost_zar, run_id=turn.run_id)
+    except Exception:  # noqa: BLE001 - see docstring
+        log.warning("could not claim the budget warnings of turn %s", turn.run_id, exc_info=True)
+        return []
+    ids = {"session_id": str(turn.input.session_id), "run_id": str(turn.run_id)}
+    return [{"event": BUDGET_WARNING, **ids, **warning} for warning in claimed]
 
 
 async def stream_turn(turn: PreparedTurn,

@@ -9,6 +9,7 @@ fields are named for type checkers only (no agno import here).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -35,6 +36,18 @@ class TurnInput:
     documents: list[DocumentUpload] = field(default_factory=list)  # checked PDFs
     # the user's approximate location (country, region, city, timezone) for web searches: never stored
     location: dict[str, str] | None = None
+    # the plan's RateLimit / RateLimit-Policy headers, as begin found them (``money.plans``)
+    rate_limit_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BudgetAtStart:
+    """The user's monthly budget and the month's spend as the turn's start read them: whether its cost
+    may cross a budget warning (``money.budgets.claim_warnings``)."""
+
+    user_id: UUID
+    budget_zar: Decimal
+    spent_zar: Decimal
 
 
 @dataclass
@@ -52,6 +65,7 @@ class PreparedTurn:
     client_disconnected: bool = False
     outcome: TurnOutcome | None = None
     continuation: Continuation | None = None  # a paused run continued after the user's decision
+    budget: BudgetAtStart | None = None  # the user has a monthly budget
 
     def input_ids(self) -> set[str]:
         """The ids of the messages the run was given (stored already): never stored again."""

@@ -34,7 +34,7 @@ PROBLEM = "application/problem+json"
 
 
 def problem_response(err: ProblemError, headers: dict[str, str] | None = None) -> JSONResponse:
-    headers = dict(headers or {})
+    headers = {**(err.headers or {}), **(headers or {})}
     if err.retry_after is not None:
         headers["Retry-After"] = str(err.retry_after)
     return JSONResponse(err.to_problem(), status_code=err.status, media_type=PROBLEM, headers=headers or None)
@@ -185,9 +185,12 @@ def lifespan_running(on_startup: Sequence[Callable[[], None]]):
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def event_stream(frames: AsyncIterator[bytes], run_id: UUID) -> StreamingResponse:
-    """A turn's server-sent events; its run id also in ``X-Run-Id`` (to resume or stop it)."""
-    return StreamingResponse(frames, media_type="text/event-stream", headers={**SSE_HEADERS, "X-Run-Id": str(run_id)})
+def event_stream(frames: AsyncIterator[bytes], run_id: UUID,
+                 headers: dict[str, str] | None = None) -> StreamingResponse:
+    """A turn's server-sent events; its run id also in ``X-Run-Id`` (to resume or stop it), and
+    ``headers`` (a new turn's rate limits)."""
+    return StreamingResponse(frames, media_type="text/event-stream",
+                             headers={**SSE_HEADERS, **(headers or {}), "X-Run-Id": str(run_id)})
 
 
 def path_uuid(request: Request, name: str) -> UUID:

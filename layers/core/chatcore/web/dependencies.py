@@ -1,5 +1,6 @@
 """The request-scoped dependencies of the API function's routes, declared once: who calls
-(``Caller``: the ``sub`` of the authorised request) and a pooled database connection (``Db``,
+(``Caller``: the ``sub`` of the authorised request, counted against the per-user request limit,
+``web.request_limits``) and a pooled database connection (``Db``,
 returned to the pool as soon as the route returns, before the answer is sent).
 
 A route that takes ``Db`` is a plain ``def``: FastAPI runs it in its thread pool, so the blocking
@@ -17,7 +18,7 @@ import psycopg
 from fastapi import Depends
 
 from chatcore import db
-from chatcore.web.identity import caller
+from chatcore.web.request_limits import limited_caller
 
 
 def _connection() -> Iterator[psycopg.Connection]:
@@ -25,5 +26,5 @@ def _connection() -> Iterator[psycopg.Connection]:
         yield conn
 
 
-Caller = Annotated[str, Depends(caller)]
+Caller = Annotated[str, Depends(limited_caller)]
 Db = Annotated[psycopg.Connection, Depends(_connection, scope="function")]

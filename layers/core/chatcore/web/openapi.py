@@ -15,7 +15,8 @@ from chatcore.web.app import PROBLEM
 PROBLEM_REF = "#/components/schemas/Problem"
 PROBLEM_CONTENT = {PROBLEM: {"schema": {"$ref": PROBLEM_REF}}}
 RETRY_AFTER = {"Retry-After": {"description": ("seconds after which the same request may succeed (a dependency "
-                                               "that is down: database-unavailable, storage-unavailable)"),
+                                               "that is down: database-unavailable, storage-unavailable; a "
+                                               "limit that frees up: rate-limited)"),
                                "schema": {"type": "integer", "minimum": 0}}}
 
 # Where the API is: deployed (the stack's ApiUrl output), and `bin/serve` on this machine.
@@ -30,6 +31,18 @@ SERVERS = [
     {"url": f"http://127.0.0.1:{LOCAL_PORT}",
      "description": "bin/serve on this machine (unsigned development tokens; --port changes the port)"},
 ]
+
+
+# The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers) a turn's answer carries for a
+# plan with limits (chatcore.money.plans).
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {"description": ("the limits of the caller's plan, one item each: "
+                                         "\"turns-per-minute\";q=5;w=60 (q: quota, w: window in seconds)"),
+                         "schema": {"type": "string"}},
+    "RateLimit": {"description": ("what is left of each limit after this turn: \"turns-per-minute\";r=4;t=60 "
+                                  "(r: remaining, t: seconds until it frees up)"),
+                  "schema": {"type": "string"}},
+}
 
 
 def documented_problem(description: str, *, retry_after: bool = False) -> dict:
@@ -49,8 +62,10 @@ EVERY_OPERATION = {
                              "or a route or method that does not exist in the deployed API"),
     "413": documented_problem("the body is larger than 6 MB (payload-too-large); API Gateway answers it "
                              "for bodies over its own limit"),
-    "429": documented_problem("too many requests (throttled): API Gateway's throttling for the stage or "
-                             "for turns; try again later, with backoff"),
+    "429": documented_problem("too many requests: API Gateway's throttling for the stage or for turns "
+                             "(throttled), or more than API_REQUESTS_PER_MINUTE requests a minute of this user "
+                             "(rate-limited, `limit`: requests-per-minute); try again after Retry-After seconds",
+                             retry_after=True),
     "500": documented_problem("an error of ours (internal-error); the request may or may not have been done"),
     "503": documented_problem("a dependency is down (database-unavailable, storage-unavailable) or the "
                              "service is not configured (service-misconfigured); nothing was done, try "

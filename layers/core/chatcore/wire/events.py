@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from chatcore.wire.schemas import CitationOut, Money, TokenCounts, absent_when_unset
+from chatcore.wire.schemas import CitationOut, DecimalString, Money, TokenCounts, absent_when_unset
 
 # Every registered event's model, in the order they are declared (and by name).
 EVENTS: list[type[TurnEventData]] = []
@@ -311,6 +311,21 @@ class Citations(TurnEventData):
     team_name: str | None = Field(default=None, description="a team leader's answer: the team")
     parent_run_id: str | None = Field(default=None, description="a team member's answer: the team run (the turn)")
     citations: list[CitationOut] = Field(description="each cited source, in the answer's order")
+
+
+class BudgetWarning(TurnEventData):
+    """This turn took the month's spend past 80 % or 100 % of the user's monthly budget (each once a
+    month), sent just before the final event; the same warning is kept (GET /usage: budget.warnings)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=absent_when_unset)
+
+    event: Literal["BudgetWarning"]
+    session_id: str
+    run_id: str
+    percent: Literal[80, 100] = Field(description="the share of the budget reached")
+    month: str = Field(description="the budget's month, YYYY-MM (UTC)")
+    monthly_budget_zar: DecimalString = Field(description="the budget in rands")
+    spent_zar: DecimalString = Field(description="this month's spend with this turn, in rands (to the cent)")
 
 
 # ---- the turn's final event: exactly one ends every stream

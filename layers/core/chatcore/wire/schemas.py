@@ -386,6 +386,12 @@ class Problem(BaseModel):
         "held by the user's running turns (budget-exceeded)"))
     reservation_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
         "the most this turn could cost (budget-exceeded)"))
+    limit: Literal["turns-per-minute", "turns-per-day", "tokens-per-day", "concurrent-turns",
+                   "requests-per-minute"] | None = Field(
+        default=None, description="the limit that refused the request (rate-limited): one of the plan's (a turn), "
+                                  "or requests-per-minute (any other route)")
+    limit_value: int | None = Field(default=None, description="that limit's quota (rate-limited)")
+    plan: str | None = Field(default=None, description="the caller's plan (rate-limited, not-in-plan)")
     estimated_tokens: int | None = Field(default=None, description="what the message needs (context-too-large)")
     max_tokens: int | None = Field(default=None, description="what one model request may hold (context-too-large)")
     reason: Literal["not-a-pdf", "corrupt", "encrypted", "too-many-pages"] | None = Field(default=None, description=(
@@ -580,6 +586,12 @@ class UsageTotals(UsageRow):
     failed_turns: int
 
 
+class BudgetWarningOut(BaseModel):
+    percent: Literal[80, 100]
+    spent_zar: DecimalString = Field(examples=RANDS, description="the month's spend when it was reached")
+    at: datetime = Field(description="when the turn that reached it was stored")
+
+
 class BudgetOut(BaseModel):
     month: str
     monthly_budget_zar: DecimalString = Field(examples=RANDS)
@@ -587,6 +599,35 @@ class BudgetOut(BaseModel):
     reserved_zar: DecimalString = Field(examples=RANDS, description=(
         "held by running turns until they are stored (the most they may cost)"))
     remaining_zar: DecimalString = Field(examples=RANDS, description="budget - spent - reserved, never below 0.00")
+    warnings: list[BudgetWarningOut] = Field(default_factory=list, description=(
+        "the month's budget warnings: 80 and 100 % of the budget reached (each also sent as the turn's "
+        "BudgetWarning event)"))
+
+
+class PlanLimitOut(BaseModel):
+    """One rate limit of the caller's plan, as it stands now."""
+
+    name: Literal["turns-per-minute", "turns-per-day", "tokens-per-day", "concurrent-turns"]
+    limit: int = Field(description="the most the plan allows in the window")
+    used: int = Field(description=(
+        "counted now: turns started in the window (tokens: the stored rows' input and output tokens of the "
+        "UTC day, plus what running turns hold; concurrent-turns: turns running)"))
+    remaining: int = Field(description="limit - used, never below 0; at 0 a turn is refused (429 rate-limited)")
+    window_seconds: int | None = Field(default=None, description="60 or 86400 (a UTC day); none for concurrent-turns")
+    reset_seconds: int = Field(description="seconds until the limit frees up (its Retry-After when refused)")
+
+
+class PlanOut(BaseModel):
+    """The caller's plan: its budget, what it allows, its rate limits and what is left of each."""
+
+    name: str
+    monthly_budget_zar: DecimalString | None = Field(default=None, examples=RANDS, description=(
+        "the plan's monthly budget in rands (none: no budget); a budget set for the user overrides it (budget)"))
+    agents: list[str] | None = Field(default=None, description="the agents and teams allowed (none: all)")
+    models: list[str] | None = Field(default=None, description="the models allowed (none: all)")
+    thinking_allowed: bool
+    web_search_allowed: bool
+    limits: list[PlanLimitOut] = Field(description="the plan's rate limits (none: no limits)")
 
 
 class UsageOut(BaseModel):
@@ -596,6 +637,7 @@ class UsageOut(BaseModel):
     by_day: list[UsageDay]
     by_agent: list[UsageByAgent]
     budget: BudgetOut | None = None
+    plan: PlanOut | None = None
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -174,6 +174,11 @@ cites web pages ends, `Citations`: `{"citations": [{"url", "title", "cited_text"
 `run_id` and the `agent_name` (a member's: with `parent_run_id`). Agno's events never carry the search
 results or the citations. The stored sources: each message's `citations` in `GET /sessions/{id}/messages`.
 
+**BudgetWarning.** A turn that takes the month's spend past 80 % or 100 % of the user's monthly budget
+(their own, or their plan's) sends, just before the final event, `BudgetWarning`: `{"percent": 80 | 100,
+"month": "YYYY-MM", "monthly_budget_zar", "spent_zar"}` with `session_id` and `run_id`; each once a month.
+The warnings of the month stay readable: `GET /usage`, `budget.warnings`.
+
 **The final event** is exactly one of:
 
 * `TurnCompleted`: `{"session_id", "run_id", "usage": {"input_tokens", "output_tokens",

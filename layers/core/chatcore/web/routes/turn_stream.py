@@ -88,7 +88,7 @@ async def create_turn(request: Request) -> StreamingResponse:
     stream = await turns.open_turn(turn_input, partial(_disconnected, request), last_event_id=resume)
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
         await _discard(upload_ids, stream.run_id)
-    return event_stream(stream.frames, stream.run_id)
+    return event_stream(stream.frames, stream.run_id, turn_input.rate_limit_headers)
 
 
 async def decide_turn(request: Request) -> StreamingResponse:
@@ -213,10 +213,17 @@ def add_openapi(schema: dict) -> None:
                                    "clients that buffer the body as a string see them only at the end: read "
                                    "the stream with an SSE reader (docs/api.md)",
                     "headers": {"X-Run-Id": {"schema": {"type": "string", "format": "uuid"},
-                                             "description": "the turn's run id (to resume or stop it)"}},
+                                             "description": "the turn's run id (to resume or stop it)"},
+                                **openapi.RATE_LIMIT_HEADERS},
                     "content": openapi.turn_event_stream(components)},
             "402": problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
                            "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
+            "403": problem("the user's plan does not include the session's agent or team, its model, thinking or "
+                           "web search (not-in-plan: `plan`); or API Gateway refused the request (forbidden)"),
+            "429": {**problem("a limit of the user's plan refuses the turn (rate-limited: `limit`, `limit_value`, "
+                              "`plan`); nothing was stored, no model was called: try again after Retry-After "
+                              "seconds; or API Gateway's throttling (throttled)", retry_after=True),
+                    "headers": {**openapi.RETRY_AFTER, **openapi.RATE_LIMIT_HEADERS}},
             "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
             "409": problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
                            "was sent with another message (client-turn-id-reused), or an upload was already "
