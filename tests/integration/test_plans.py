@@ -190,6 +190,20 @@ def test_an_agent_or_feature_the_plan_leaves_out_is_403(user, standin, db_conn):
     assert r.status_code == 403 and "thinking" in r.json()["detail"]
 
 
+
+def test_a_team_is_in_a_plan_only_with_what_its_members_do(user, standin, db_conn):
+    """newsdesk's leader thinks; its researcher member searches the web: a plan without web search
+    refuses the team's turns as it refuses the researcher's own."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    plans.define(db_conn, name, web_search=False)
+    r = user.client.post("/sessions", json={"team": "newsdesk"})
+    assert r.status_code == 201, r.text
+    plans.assign(db_conn, user.sub, name)
+    r, events = user.turn(r.json()["id"], message="what happened today?")
+    assert r.status_code == 403 and "web search" in r.json()["detail"] and "newsdesk" in r.json()["detail"]
+    assert events == [] and standin.requests() == []
+
+
 def test_usage_shows_the_plan_and_what_is_left(user, other_user, standin, db_conn):
     plan = new_plan(db_conn, user, turns_per_minute=5, turns_per_day=100, concurrent_turns=2, budget_zar="50")
     _, events = user.turn(user.new_session(), message="hello")

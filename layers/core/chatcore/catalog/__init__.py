@@ -11,6 +11,7 @@ from uuid import UUID
 
 from chatcore import db
 from chatcore.catalog.agents import agent_specs
+from chatcore.catalog.specs import Spec, TeamSpec
 from chatcore.catalog.teams import team_specs
 from chatcore.money.prices import default_price_book
 from chatcore.store import catalog
@@ -22,6 +23,15 @@ def price_ids() -> dict[str, UUID]:
     book = default_price_book()
     with db.connection() as conn:
         return catalog.sync_prices(conn, book.price_rows(), book.version)
+
+
+def participants(spec: Spec) -> tuple[Spec, ...]:
+    """The specs whose model calls a session's turn may make: an agent's own; a team's leader, then its
+    members (each with its own model, thinking budget and web search)."""
+    if isinstance(spec, TeamSpec):
+        agents = agent_specs()
+        return (spec, *(agents[m] for m in spec.members))
+    return (spec,)
 
 
 def sync_catalog() -> None:

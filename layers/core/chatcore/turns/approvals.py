@@ -44,7 +44,6 @@ from chatcore import db
 from chatcore.catalog import price_ids
 from chatcore.catalog.agents import agent_specs
 from chatcore.catalog.tools import ActingCall, acting_call
-from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.errors import (
     ApprovalExpired, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnNotPaused,
@@ -52,9 +51,9 @@ from chatcore.errors import (
 from chatcore.media.agno_storage import inline_for_model, storable_message
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
-from chatcore.money.prices import TokenUsage, default_price_book
+from chatcore.money.prices import TokenUsage
 from chatcore.store import approvals as approval_rows, turns as turn_rows, usage as usage_rows
-from chatcore.turns.claude import max_output_tokens
+from chatcore.turns.claude import dearest_call_usd
 from chatcore.turns.compaction import summary_messages, summary_tokens
 from chatcore.turns.context import Budgets, build_context
 from chatcore.turns.finish import flush_pending
@@ -106,11 +105,9 @@ def _check_decisions(pending: list[dict[str, Any]], decisions: list[Decision]) -
 
 def _reservation(conversation: Any, fx_rate: Decimal) -> Decimal:
     """The most the continuation can cost, in rands: MAX_MODEL_CALLS_PER_TURN calls of a whole
-    CONTEXT_MAX_TOKENS input and ``max_tokens`` output, at the leader's (the agent's) model price."""
+    CONTEXT_MAX_TOKENS input at the dearest call of the agent or team (``turns.claude.dearest_call_usd``)."""
     settings = get_settings()
-    usage = TokenUsage(input_tokens=settings.context_max_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
-                       web_searches=web_searches_per_call(conversation.spec))
-    usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
+    usd = dearest_call_usd(conversation.spec, settings.context_max_tokens)
     return (usd * settings.max_model_calls_per_turn * fx_rate).quantize(Decimal("1e-10"))
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from datetime import datetime, timezone
 from decimal import Decimal
 from uuid import UUID
 
@@ -28,7 +27,7 @@ from uuid6 import uuid7
 
 from chatcore import db
 from chatcore.observability import timed
-from chatcore.catalog import price_ids
+from chatcore.catalog import participants, price_ids
 from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.errors import (
@@ -42,14 +41,13 @@ from chatcore.media import s3
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.plans import check_allowed, check_limits
 from chatcore.money.cost import CostCalculator, ExchangeRate
-from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.memory.facts import render
 from chatcore.spool import queue as spool_queue
 from chatcore.spool.records import store_record
 from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
-from chatcore.turns.claude import max_output_tokens
+from chatcore.turns.claude import dearest_call_usd, max_output_tokens
 from chatcore.turns.context import (
     IMAGE_TOKENS, PAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
 )
@@ -166,8 +164,9 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         conversation = conversation_for(row["agent_name"], row["team_name"])
         spec = conversation.spec
         # 403 / 429 before anything is stored or any model call: what the plan allows, its rate limits
-        check_allowed(row, name=conversation.name, model_id=spec.model_id, thinking=bool(spec.thinking_budget),
-                      web_search=web_searches_per_call(spec) > 0)
+        for part in participants(spec):  # a team's members too: their models, thinking, searches
+            check_allowed(row, name=conversation.name, model_id=part.model_id, thinking=bool(part.thinking_budget),
+                          web_search=web_searches_per_call(part) > 0)
         turn.rate_limit_headers = check_limits(row, turn.sub)
         recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
@@ -242,21 +241,20 @@ def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhea
     may make (MAX_MODEL_CALLS_PER_TURN), its whole input (the history as read, the message, its photos,
     the instructions and the recall, ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus
     the PDF pages of the message and the history (at most CONTEXT_MAX_DOCUMENT_PAGES, on top), and
-    ``max_tokens`` of output (its thinking budget included), at the leader's model price (no rate
-    configured: no rands)."""
+    ``max_tokens`` of output (its thinking budget included) and its web searches, at the dearest of the
+    agent's or the team's leader's and members' (``turns.claude.dearest_call_usd``; no rate configured:
+    no rands)."""
     history_chars = len(json.dumps(row["history"] or [], default=str))
     pages = sum(d.pages for d in turn.documents) + sum(
         int((f.get("metadata") or {}).get("pages") or 0) for m in row["history"] or [] for f in m.get("files") or [])
     input_tokens = min(settings.context_max_tokens,
                        overhead + math.ceil((history_chars + len(turn.message)) / 4)
                        + IMAGE_TOKENS * len(turn.images)) + PAGE_TOKENS * min(pages, settings.context_max_document_pages)
-    usage = TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(conversation.spec.thinking_budget),
-                       web_searches=web_searches_per_call(conversation.spec))
     calls = settings.max_model_calls_per_turn
-    tokens = (usage.input_tokens + usage.output_tokens) * calls
+    tokens = (input_tokens + max(max_output_tokens(s.thinking_budget) for s in participants(conversation.spec))) * calls
     if row["fx_rate"] is None:
         return Decimal(0), tokens
-    usd = default_price_book().cost_usd(conversation.spec.model_id, usage, datetime.now(timezone.utc)).usd
+    usd = dearest_call_usd(conversation.spec, input_tokens)
     return (usd * calls * row["fx_rate"]).quantize(Decimal("1e-10")), tokens
 
 

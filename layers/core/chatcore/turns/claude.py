@@ -17,6 +17,8 @@ import asyncio
 import math
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -205,6 +207,21 @@ def thinking_config(model_id: str, budget: int | None) -> dict[str, Any] | None:
 def max_output_tokens(thinking_budget: int | None) -> int:
     """The most output tokens one model call may produce: the answer's, plus its thinking's."""
     return MAX_OUTPUT_TOKENS + (thinking_budget or 0)
+
+
+def dearest_call_usd(spec: Any, input_tokens: int) -> Decimal:
+    """The most one model call of an agent or team may cost, in USD: ``input_tokens`` uncached in,
+    ``max_tokens`` out (its thinking included) and its web searches, at the dearest of the specs whose
+    calls a turn may make (a team's leader and each member, each at its own model, thinking budget and
+    searches: ``catalog.participants``). What a budget reservation counts per model call."""
+    from chatcore.catalog import participants
+    from chatcore.catalog.specs import web_searches_per_call
+    from chatcore.money.prices import default_price_book
+
+    now, book = datetime.now(timezone.utc), default_price_book()
+    return max(book.cost_usd(s.model_id, TokenUsage(input_tokens=input_tokens, output_tokens=max_output_tokens(s.thinking_budget),
+                                                    web_searches=web_searches_per_call(s)), now).usd
+               for s in participants(spec))
 
 
 @lru_cache(maxsize=None)
