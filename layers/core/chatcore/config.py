@@ -70,8 +70,13 @@ class Settings:
     image_max_pixels: int = setting(
         1_150_000, "IMAGE_MAX_PIXELS", "a photo's area after normalisation, in pixels", ge=4096, le=64_000_000)
     image_max_decode_pixels: int = setting(
-        64_000_000, "IMAGE_MAX_DECODE_PIXELS", "the largest photo decoded at all, in pixels (larger: 422 "
-        "`invalid-image`, refused before it is decoded)", ge=1_000_000, le=200_000_000)
+        50_000_000, "IMAGE_MAX_DECODE_PIXELS", "the most pixels one photo may decode (a JPEG counts at the "
+        "reduced size it is decoded at; larger: 422 `invalid-image`, refused from its header before it is "
+        "decoded)", ge=1_000_000, le=200_000_000)
+    image_max_decode_pixels_per_turn: int = setting(
+        64_000_000, "IMAGE_MAX_DECODE_PIXELS_PER_TURN", "the most pixels a turn's photos may decode together "
+        "(counted as IMAGE_MAX_DECODE_PIXELS counts them; past it: 422 `invalid-image`, the photo refused "
+        "from its header): bounds a turn's decoding CPU and memory", ge=1_000_000, le=2_000_000_000)
     max_images_per_turn: int = setting(20, "MAX_IMAGES_PER_TURN", "photos a turn may send", ge=1, le=100)
     max_message_chars: int = setting(32_000, "MAX_MESSAGE_CHARS", "characters of a turn's message", ge=1,
                                      le=1_000_000)
