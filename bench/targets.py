@@ -123,6 +123,17 @@ def report(results: dict, quick: bool = False) -> str:
                      f"{on['cache_read_share']:.0%}", f"off {off['cache_read_share']:.0%}", "at most 10 points lower",
                      _verdict(drop <= 10)])
 
+    ph = results.get("photos")
+    if ph:
+        from bench.photos import MAX_CPU_S, MAX_PEAK_MB, worst_allowed
+
+        worst = worst_allowed(ph)
+        rows.append(["photos: the worst turn the limits allow, CPU", f"{worst['cpu_s']:.2f} s", "issue 28: 16.8 s",
+                     f"<= {MAX_CPU_S:g} s", _verdict(worst["cpu_s"] <= MAX_CPU_S)])
+        peak = max(r["peak_mb"] for r in ph.values())
+        rows.append(["photos: peak memory of any turn (whole process)", f"{peak:.0f} MB", "issue 28: ~290 MB a photo",
+                     f"<= {MAX_PEAK_MB} MB", _verdict(peak <= MAX_PEAK_MB)])
+
     out = ["TARGETS" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
     return "\n".join(out)

@@ -152,6 +152,16 @@ def test_a_turn_budget_of_decoded_pixels_refuses_the_photo_past_it_from_its_head
     assert budget.left == 5_000_000  # the refused photo took nothing
 
 
+def test_a_turn_budget_of_file_bytes_refuses_the_photo_past_it():
+    photo = encode(gradient(2000, 1500), "JPEG", quality=95)
+    budget = PixelBudget(1_000_000_000, file_bytes=2 * len(photo) + 10)
+    normalise(photo, budget=budget)
+    normalise(photo, budget=budget)
+    problem = _refused_from_header(photo, budget=budget)
+    assert "IMAGE_MAX_BYTES_PER_TURN" in problem.detail, problem.detail
+    assert budget.bytes_left == 10
+
+
 def test_normal_photos_still_fit_the_default_budgets_and_come_out_the_same():
     budget = PixelBudget.configured()
     for fmt in ("JPEG", "PNG", "WEBP"):

@@ -77,6 +77,10 @@ class Settings:
         64_000_000, "IMAGE_MAX_DECODE_PIXELS_PER_TURN", "the most pixels a turn's photos may decode together "
         "(counted as IMAGE_MAX_DECODE_PIXELS counts them; past it: 422 `invalid-image`, the photo refused "
         "from its header): bounds a turn's decoding CPU and memory", ge=1_000_000, le=2_000_000_000)
+    image_max_bytes_per_turn: int = setting(
+        80 * MIB, "IMAGE_MAX_BYTES_PER_TURN", "the most bytes a turn's photos (base64 and uploads) may hold "
+        "together, as files (past it: 422 `invalid-image`, before the photo is decoded): a JPEG's decoding costs "
+        "by its bytes", ge=1 * MIB, le=2048 * MIB)
     max_images_per_turn: int = setting(20, "MAX_IMAGES_PER_TURN", "photos a turn may send", ge=1, le=100)
     max_message_chars: int = setting(32_000, "MAX_MESSAGE_CHARS", "characters of a turn's message", ge=1,
                                      le=1_000_000)

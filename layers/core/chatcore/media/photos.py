@@ -100,25 +100,33 @@ def _open(content: bytes, limits: Limits, **options: Any) -> Any:
 
 
 class PixelBudget:
-    """The pixels a turn's photos may decode, all together (``IMAGE_MAX_DECODE_PIXELS_PER_TURN``): each
-    photo takes its share from the header, before it is decoded; the photo that would go past the
-    budget is refused (422 ``invalid-image``) and nothing more is decoded."""
+    """What a turn's photos may decode, all together: pixels (``IMAGE_MAX_DECODE_PIXELS_PER_TURN``)
+    and file bytes (``IMAGE_MAX_BYTES_PER_TURN``: a JPEG's entropy decoding costs by its bytes, whatever
+    scale it is decoded at). Each photo takes its share from its header, before it is decoded; the
+    photo that would go past either is refused (422 ``invalid-image``) and nothing more is decoded."""
 
-    def __init__(self, pixels: int) -> None:
-        self.limit = pixels
-        self.left = pixels
+    def __init__(self, pixels: int, file_bytes: int | None = None) -> None:
+        self.limit, self.left = pixels, pixels
+        self.bytes_limit = self.bytes_left = file_bytes if file_bytes is not None else 1 << 62
 
     @classmethod
     def configured(cls) -> PixelBudget:
-        return cls(get_settings().image_max_decode_pixels_per_turn)
+        s = get_settings()
+        return cls(s.image_max_decode_pixels_per_turn, s.image_max_bytes_per_turn)
 
-    def take(self, pixels: int, where: str) -> None:
+    def take(self, pixels: int, where: str, file_bytes: int = 0) -> None:
         if pixels > self.left:
             raise InvalidImage(
                 f"{where} would decode {pixels:,} pixels, and the turn's photos before it {self.limit - self.left:,}: "
                 f"a turn's photos may decode at most {self.limit:,} pixels together "
                 "(IMAGE_MAX_DECODE_PIXELS_PER_TURN); send fewer or smaller photos", field=f"{where}.data")
+        if file_bytes > self.bytes_left:
+            raise InvalidImage(
+                f"{where} is {file_bytes:,} bytes, and the turn's photos before it {self.bytes_limit - self.bytes_left:,}: "
+                f"a turn's photos may be at most {self.bytes_limit:,} bytes together (IMAGE_MAX_BYTES_PER_TURN); "
+                "send fewer or smaller photos", field=f"{where}.data")
         self.left -= pixels
+        self.bytes_left -= file_bytes
 
 
 def decoded_size(img: Any, limits: Limits) -> tuple[int, int]:
@@ -156,7 +164,7 @@ def normalise(content: bytes, *, where: str = "image", limits: Limits | None = N
                 f"{limits.max_decode_pixels:,} decoded pixels are accepted per photo (IMAGE_MAX_DECODE_PIXELS)",
                 field=f"{where}.data")
         if budget is not None:
-            budget.take(decoded, where)
+            budget.take(decoded, where, len(content))
         img.load()  # the decode: a truncated or corrupt file fails here, not later
         orientation = img.getexif().get(0x0112)
         icc = img.info.get("icc_profile")
