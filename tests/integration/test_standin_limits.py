@@ -323,16 +323,27 @@ def test_prompt_over_the_context_window_is_refused(own_standin, standin_sdk):
 
 def test_config_endpoint_refuses_unknown_keys_and_bad_values(own_standin):
     for bad in ({"context_windw": 5}, {"context_window": 0}, {"max_images": "many"}, {"max_images": {"m": -1}},
-                {"clock_offset_seconds": -1}, ["context_window"]):
+                {"clock_offset_seconds": -1}, {"latency_ms": -5}, {"latency_ms": {"m": "slow"}}, ["context_window"]):
         r = httpx.post(own_standin.url + "/_standin/config", json=bad)
         assert r.status_code == 400, bad
         assert r.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(own_standin.url + "/_standin/config").json()["config"] == {
-        "context_window": None, "max_images": None, "clock_offset_seconds": 0}
+        "context_window": None, "max_images": None, "clock_offset_seconds": 0, "latency_ms": None}
     with pytest.raises(ValueError, match="unknown config key"):
         own_standin.configure(window=5)
     assert httpx.post(own_standin.url + "/_standin/clock", json={"advance_seconds": -5}).status_code == 400
     assert httpx.post(own_standin.url + "/_standin/clock", json={"seconds": 5}).status_code == 400
+
+
+def test_latency_ms_delays_the_answers_of_the_models_it_names(own_standin, standin_sdk):
+    """``latency_ms`` (per model): an accepted request waits that long before its answer starts."""
+    own_standin.configure(latency_ms={HAIKU: 400})
+    started = time.monotonic()
+    assert ask(standin_sdk, [{"role": "user", "content": "hello"}], model=HAIKU).usage.input_tokens > 0
+    assert time.monotonic() - started >= 0.4
+    assert own_standin.config()["latency_ms"] == {HAIKU: 400}
+    httpx.post(own_standin.url + "/_standin/reset")
+    assert own_standin.config()["latency_ms"] is None
 
 
 def test_command_line_context_window():
