@@ -95,6 +95,8 @@ def report(results: dict, quick: bool = False) -> str:
     conv = results.get("conversation")
     if conv:
         for name, row in conv.items():
+            if name.startswith("_"):
+                continue
             ours, agno = row["ours"], row["agno"]
             rows.append([f"failed turns: {name}", f"{ours['failed']}/{row['turns']}",
                          f"Agno defaults {agno['failed']}/{row['turns']}", "0", _verdict(ours["failed"] == 0)])
@@ -106,6 +108,19 @@ def report(results: dict, quick: bool = False) -> str:
             share = ours["zar"] / ours["zar_uncached"] if ours["zar_uncached"] else 1
             rows.append(["40-turn chat: input cost with caching / without", f"{share:.0%}",
                          f"Agno defaults R{chat['agno']['zar']:.2f}", "<= 40%", _verdict(share <= 0.4)])
+        for name, target in (("a phone photo a turn, 20 turns", 0.16), ("20-photo albums, 10 turns", 0.60)):
+            row = conv.get(name)
+            if row and row["ours"]["zar_uncached"]:
+                share = row["ours"]["zar"] / row["ours"]["zar_uncached"]
+                rows.append([f"{name.split(',')[0]}: input cost with caching / without", f"{share:.0%}",
+                             f"R{row['ours']['zar']:.2f} vs R{row['ours']['zar_uncached']:.2f}", f"<= {target:.0%}",
+                             _verdict(share <= target + 0.005)])
+        if conv.get("_compaction"):
+            from bench.conversation import compaction_ratio
+
+            ratio = compaction_ratio(conv["_compaction"])
+            rows.append(["compaction turn: first content byte / other turns'", f"x{ratio:.2f}",
+                         f"summariser {conv['_compaction']['latency_ms']} ms", "<= x1.10", _verdict(ratio <= 1.10)])
 
     mem = results.get("memory")
     if mem:

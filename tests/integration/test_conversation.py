@@ -214,7 +214,12 @@ def test_older_turns_are_compacted_into_a_priced_summary_never_silently_dropped(
     runs = db_conn.execute(
         "SELECT c.id, c.parent_run_id, c.status, c.cost_usd FROM runs c JOIN runs t ON t.id = c.parent_run_id "
         "WHERE t.session_id = %s AND c.agent_name = 'compaction' ORDER BY c.id", (sid,)).fetchall()
-    assert 1 <= len(runs) <= 5, runs
+    # (7,500-token notes and a 40,000-token budget: the window holds four of them, so a step is two turns)
+    assert 1 <= len(runs) <= 8, runs
+    turn_order = [r["id"] for r in db_conn.execute(
+        "SELECT id FROM runs WHERE session_id = %s AND parent_run_id IS NULL ORDER BY id", (sid,)).fetchall()]
+    steps = [turn_order.index(r["parent_run_id"]) for r in runs]
+    assert all(b - a >= 2 for a, b in zip(steps, steps[1:])), steps  # never two turns in a row
     for run in runs:
         assert run["status"] == "completed" and run["cost_usd"] > 0
         row = db_conn.execute("SELECT role, model_id, cost_usd, cost_in_rands, message_parts FROM chat_events "
@@ -323,7 +328,10 @@ def test_the_compaction_runs_beside_the_answer_and_never_twice_at_once(user, sta
     _, events = user.turn(sid, message="What is my locker code?")
     assert events[-1]["event"] == "TurnCompleted"
     last = standin.requests()[-1]["body"]
-    assert "Summary of the earlier" in json.dumps(last["messages"])
+    sent = json.dumps(last["messages"])
+    assert "Summary of the earlier" in sent
+    # and the turns the summary does not cover: the one that compacted, and the one before it
+    assert f"Note {i + 1}. " in sent and f"Note {i}. " in sent, sent[:300]
     assert len(_compaction_requests(standin)) == 1
 
 

@@ -144,6 +144,18 @@ def test_calibration_makes_fewer_turns_fit():
     assert ctx.calibration == pytest.approx(3.0, rel=0.01) and ctx.turns_left_out == 3
 
 
+def test_calibration_ignores_calls_made_before_the_summary_was_written():
+    """A call made before the latest compaction had the turns the summary now stands for in its prompt:
+    measured against the shorter history it would look 3x too large, and every turn would shrink."""
+    text = "x" * 4000
+    h = history(*(turn(text) for _ in range(4)))
+    h[-1].metrics = MessageMetrics(input_tokens=3 * (100 + sum(message_tokens(m) for m in h[:-1])))
+    h[-1].created_at = 1_000
+    assert calibration(h, 100) == pytest.approx(3.0, rel=0.01)
+    assert calibration(h, 100, after=1_000) == 1.0  # the summary was written at (or after) that call
+    assert calibration(h, 100, after=999) == pytest.approx(3.0, rel=0.01)  # a call after the summary counts
+
+
 def test_a_message_that_alone_does_not_fit_is_refused_naming_the_limit():
     budgets = Budgets(max_tokens=10_000, max_images=20, max_bytes=24 * 1024 * 1024)
     check_fits(Message(role="user", content="x" * 30_000), budgets, overhead_tokens=1_000)

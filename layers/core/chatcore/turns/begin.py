@@ -252,13 +252,19 @@ def _model_history(turn: TurnInput, row: dict, history: list[Message], user_mess
     never waited for before it)."""
     summary, covered = row["summary"], row["summary_turns"] or 0
     overhead = base_overhead + summary_tokens(summary)
+    # a model call made before the summary was written had the turns it covers in its prompt: it does not
+    # tell the size of what is sent now (turns.context.calibration)
+    since = row["summary_updated_at"].timestamp() if row.get("summary_updated_at") is not None else None
     plan = None
     fold = turns_to_fold(history, build_context(history, user_message, early(budgets), overhead_tokens=overhead,
-                                                apply=False), budgets)
+                                                apply=False, calibrate_after=since), budgets)
     if fold:
-        plan = CompactionPlan(summary=summary, turns=group_turns(history)[:fold], covered=covered, run_id=uuid7(),
-                              session_id=str(turn.session_id), user_id=turn.sub)
-    context = build_context(history, user_message, budgets, overhead_tokens=overhead)
+        turns = group_turns(history)
+        # a turn's first message is its user message, whose id is its row's (a model's message keeps agno's)
+        first_left = turns[fold][0].id if fold < len(turns) else user_message.id
+        plan = CompactionPlan(summary=summary, turns=turns[:fold], covered=covered, covers_before=UUID(str(first_left)),
+                              run_id=uuid7(), session_id=str(turn.session_id), user_id=turn.sub)
+    context = build_context(history, user_message, budgets, overhead_tokens=overhead, calibrate_after=since)
     if context.turns_left_out or context.images_left_out:
         log.info("%d stored turn(s) and %d photo(s) left out of the model's input (%d tokens, calibration %.2f)",
                  context.turns_left_out, context.images_left_out, context.tokens, context.calibration)

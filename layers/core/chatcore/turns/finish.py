@@ -150,7 +150,7 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
             if turn.compaction is not None and turn.compaction.summary:
                 c = turn.compaction
                 turn_rows.save_summary(conn, session_id=session_id, summary=c.summary,
-                                       through_message_id=c.through_message_id, turns=c.turns,
+                                       covers_before=c.covers_before, turns=c.turns,
                                        run_id=c.record.run_uuid)
 
     # A database blip (a restart, a failover) while the model ran: the write is tried again on a

@@ -55,6 +55,10 @@ def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
     return outcome
 
 
+# A turn's events that come before its model has answered anything.
+_BEFORE_THE_MODEL = frozenset({"RunStarted", "TeamRunStarted", "ModelRequestStarted", "TeamModelRequestStarted"})
+
+
 async def _compaction(turn: PreparedTurn, task: asyncio.Task):
     """The compaction the turn ran beside its model call (None when it failed: the turn is stored all
     the same, and the next turn tries again). Shielded: a turn ended early still waits for what the
@@ -128,8 +132,14 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     for data in turn.continuation.decided if turn.continuation is not None else ():
         stream.emit("ToolCallCompleted", data)  # the decided calls (turns.approvals), before the model's answer
     thinking = ThinkingStream(redacted=calls.redacted)
-    # the compaction this turn starts runs beside its model call, never before it (turns.compaction)
-    compacting = asyncio.create_task(asyncio.to_thread(turn.compacting.run)) if turn.compacting is not None else None
+    # the compaction this turn starts runs beside its answer, started once the model's first event is
+    # out, so not even its start competes with the first byte (turns.compaction)
+    compacting: asyncio.Task | None = None
+
+    def start_compaction() -> None:
+        nonlocal compacting
+        if compacting is None and turn.compacting is not None:
+            compacting = asyncio.create_task(asyncio.to_thread(turn.compacting.run))
     try:
         async with asyncio.timeout(limit) as deadline:
             stop.deadline = deadline
@@ -150,6 +160,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
                 if tracker.forwarded(item):
                     for name, data in thinking.events(item):  # the thinking as our events (turns.thinking)
                         stream.emit(name, data)
+                    if getattr(item, "event", "") not in _BEFORE_THE_MODEL:
+                        start_compaction()
                 for change in memory.take_events() if memory is not None else ():
                     stream.emit(MEMORY_EVENT, change)  # right after the tool call that made it
     except TimeoutError:
@@ -171,6 +183,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     if tracker.stopped:
         tracker.errors.pop(tracker.root_run_id, None)  # a stopped turn is cancelled, not failed
     elapsed_ms = int((time.perf_counter() - started) * 1000)
+    start_compaction()  # a turn that ended before its model said anything still compacts
     if compacting is not None:  # stored with the turn: it was billed, whatever became of the turn
         turn.compaction = await _compaction(turn, compacting)
 
