@@ -111,6 +111,15 @@ def test_albums_of_twenty_photos_every_turn_completes(user, standin):
     # the newest album is what the model sees; older photos became a placeholder in its copy
     last = standin.requests()[-1]["body"]
     assert "earlier photo(s) of this message left out" in json.dumps(last["messages"])
+    # each request but the first two reads the history before the previous album from the cache (the
+    # breakpoint at the history's end: the new album's 21 blocks are past the top-level one's lookback)
+    requests = standin.requests()
+    assert all(r["response"]["usage"]["cache_read_input_tokens"] > 0 for r in requests[2:]), [
+        r["response"]["usage"] for r in requests]
+    for r in requests[1:]:
+        marked = [i for i, m in enumerate(r["body"]["messages"]) if isinstance(m["content"], list)
+                  and any("cache_control" in b for b in m["content"])]
+        assert marked == [len(r["body"]["messages"]) - 2], marked  # the history's last message, only
 
 
 def _input_cost(usage: dict, *, cached: bool) -> float:

@@ -235,3 +235,28 @@ def test_thinking_is_counted_and_a_tool_loop_is_kept_whole_with_its_thinking_unc
     ctx = build_context(h, new, Budgets(budget, 100, 10**9), overhead_tokens=100)
     # the older turn falls out whole; the kept turn's tool loop keeps every message and block as stored
     assert ctx.history == h[4:] and [m.provider_data and dict(m.provider_data) for m in ctx.history] == stored[4:]
+
+
+def test_the_history_end_gets_a_cache_breakpoint_on_a_copy():
+    from chatcore.turns.claude import with_history_breakpoint
+
+    cc = {"type": "ephemeral"}
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": "hi"}]}]
+    new = {"role": "user", "content": [{"type": "text", "text": "Album 2"}, {"type": "image", "source": {}}]}
+    marked = with_history_breakpoint([*history, new], cc)
+    assert marked[1]["content"][-1] == {"type": "text", "text": "hi", "cache_control": cc}
+    assert "cache_control" not in history[1]["content"][-1]  # agno's (and the stored) blocks unchanged
+    assert marked[0] is history[0] and marked[2] is new
+    # in a tool loop the turn starts at its own message, not at the tool results
+    loop = [{"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]
+    marked = with_history_breakpoint([*history, new, *loop], cc)
+    assert "cache_control" in marked[1]["content"][-1] and all("cache_control" not in str(m) for m in marked[2:])
+    # a string content becomes one text block; no history, or a thinking block last: nothing to mark
+    assert with_history_breakpoint([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, new],
+                                   cc)[1]["content"] == [{"type": "text", "text": "b", "cache_control": cc}]
+    assert with_history_breakpoint([new], cc) == [new]
+    thinking_last = [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hm", "signature": "s"}]}, new]
+    assert with_history_breakpoint(thinking_last, cc) == thinking_last
