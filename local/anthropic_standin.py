@@ -130,7 +130,9 @@ Limits (as the real API documents and enforces them; messages in the real API's 
       "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {id}.
       Each `tool_result` block must have a corresponding `tool_use` block in the previous
       message.";
-    * ``cache_control``: type "ephemeral", ttl "5m" (default) or "1h"; at most 4 per request,
+    * ``cache_control``: type "ephemeral", ttl "5m" (default) or "1h"; not on a thinking or
+      redacted_thinking block ("{path}.thinking.cache_control: Extra inputs are not permitted");
+      at most 4 per request,
       the top-level one (automatic caching) included: "A maximum of 4 blocks with cache_control
       may be provided. Found {n}."; a 1h breakpoint after a 5m one (order: tools, system,
       messages): "{path}.cache_control.ttl: a ttl='1h' cache_control block must not come after
@@ -591,6 +593,10 @@ def _cache_marker(prompt: Prompt, holder: Any, unit_index: int, path: str) -> No
     if not isinstance(holder, dict) or holder.get("cache_control") is None:
         return
     cc = holder["cache_control"]
+    if holder.get("type") in THINKING_BLOCKS:  # the API: thinking blocks cannot be marked directly
+        kind = holder["type"]
+        prompt.bad_cache_control.append((path, f"{path}.{kind}.cache_control: Extra inputs are not permitted"))
+        return
     if not isinstance(cc, dict):
         prompt.bad_cache_control.append((path, f"{path}.cache_control: Input should be a valid dictionary"))
         return

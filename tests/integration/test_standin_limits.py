@@ -483,6 +483,17 @@ def test_at_most_4_cache_breakpoints(standin_sdk):
     assert ask(standin_sdk, [{"role": "user", "content": _blocks(4, 3)}], cache_control=CC)
 
 
+def test_a_thinking_block_cannot_carry_a_cache_breakpoint(standin_sdk):
+    """As the API: thinking blocks are cached as part of the prefix, never marked themselves (the
+    history-end breakpoint of turns.claude skips a message that ends in one)."""
+    from local.anthropic_standin import thinking_signature
+
+    thought = {"type": "thinking", "thinking": "hm", "signature": thinking_signature("hm"), "cache_control": CC}
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [thought]},
+                {"role": "user", "content": "and?"}]
+    assert refused(standin_sdk, messages) == "messages.1.content.0.thinking.cache_control: Extra inputs are not permitted"
+
+
 def test_cache_ttl_must_be_valid_and_1h_before_5m(standin_sdk):
     def system(first: str, second: str) -> list[dict]:
         return [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": first}},
