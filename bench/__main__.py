@@ -11,7 +11,7 @@ from bench.harness import say
 from bench.stats import table
 
 SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "built", "conversation", "messages",
-            "events", "memory")
+            "events", "memory", "photos")
 # run only when named (--only scale): it generates 10 million messages (200,000 with --quick)
 ON_REQUEST = ("scale",)
 NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events", "memory",
@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = memory.run(harness)
                 reports.append(memory.report(results[name]))
+            elif name == "photos":
+                from bench import photos
+
+                results[name] = photos.run()
+                reports.append(photos.report(results[name]))
             elif name == "scale":
                 from bench import scale
 

@@ -165,6 +165,63 @@ def _fact_in_last_input(requests: list[dict]) -> bool:
     return bool(answered) and "locker code is 7319" in json.dumps(answered[-1]["body"].get("messages"))
 
 
+SUMMARISER_LATENCY_MS = 1500  # what a real summarising call of a few thousand tokens takes, about
+
+
+def compaction_ttfb(h: Harness, turns: int = 16) -> dict[str, Any]:
+    """The long-notes chat under CONTEXT_MAX_TOKENS=40000, with the summariser taking 1.5 s to answer
+    (the turn's own model answers at once): each turn's time to its first content byte at the client
+    (from the request to the first RunContent frame) and to its last byte, and which turns compacted."""
+    import os
+    import time
+
+    from chatcore.config import get_settings
+    from chatcore.turns.compaction import COMPACTION_MODEL
+
+    standin = h.stack.standin
+    standin.reset()
+    standin.configure(latency_ms={COMPACTION_MODEL: SUMMARISER_LATENCY_MS})
+    os.environ["CONTEXT_MAX_TOKENS"] = "40000"
+    get_settings.cache_clear()
+    note = ("The quick brown fox jumps over the lazy dog. " * 700)[:30_000]
+    rows = []
+    try:
+        sid = h.new_session()
+        for i in range(turns):
+            before = _summary_calls(standin)
+            started = time.perf_counter()
+            first = None
+            with h.client.stream("POST", f"/sessions/{sid}/turns", json={"message": f"Note {i + 1}. {note}"}) as r:
+                for line in r.iter_lines():
+                    if first is None and line == "event: RunContent":
+                        first = time.perf_counter() - started
+            rows.append({"turn": i + 1, "ttfb_ms": (first or float("nan")) * 1000,
+                         "total_ms": (time.perf_counter() - started) * 1000,
+                         "compacted": _summary_calls(standin) > before})
+    finally:
+        os.environ.pop("CONTEXT_MAX_TOKENS", None)
+        get_settings.cache_clear()
+        standin.reset()
+    return {"turns": rows, "latency_ms": SUMMARISER_LATENCY_MS}
+
+
+def _summary_calls(standin) -> int:
+    from chatcore.turns.compaction import COMPACTION_MODEL
+
+    return sum(1 for r in standin.requests() if (r.get("body") or {}).get("model") == COMPACTION_MODEL
+               and "summarise" in json.dumps(r["body"].get("system")))
+
+
+def compaction_ratio(res: dict[str, Any]) -> float:
+    """The compaction turns' median time to first content byte over the other turns' (from turn 2)."""
+    from statistics import median
+
+    rows = res["turns"][1:]
+    with_ = [r["ttfb_ms"] for r in rows if r["compacted"]]
+    without = [r["ttfb_ms"] for r in rows if not r["compacted"]]
+    return median(with_) / median(without) if with_ and without else float("nan")
+
+
 def run(h: Harness) -> dict[str, Any]:
     standin = h.stack.standin
     results: dict[str, Any] = {}
@@ -178,6 +235,8 @@ def run(h: Harness) -> dict[str, Any]:
             row[side] = {**outcome, **billing(requests), "fact": _fact_in_last_input(requests)}
         standin.reset()
         results[name] = row
+    say("bench: conversation, time to first content byte of the compaction turns")
+    results["_compaction"] = compaction_ttfb(h)
     return results
 
 
@@ -190,6 +249,8 @@ def report(res: dict[str, Any]) -> str:
                  "what the Messages API refuses; input costs at claude-sonnet-5-5 prices, R18.00/USD)"]
     rows = []
     for name, row in res.items():
+        if name.startswith("_"):
+            continue
         ours, agno = row["ours"], row["agno"]
         fact = ("yes" if ours["fact"] else "no") if "fact" in name or "notes" in name else "-"
         agno_fact = ("yes" if agno["fact"] else "no") if fact != "-" else "-"
@@ -202,4 +263,20 @@ def report(res: dict[str, Any]) -> str:
                         "cached / uncached", "Agno defaults input"], rows))
     lines.append("  tokens are summed over every request the model answered; Agno's defaults: the last 3 runs, "
                  "photos inline, no caching.")
+    c = res.get("_compaction")
+    if c:
+        turns = c["turns"]
+        done = [r["turn"] for r in turns if r["compacted"]]
+        from statistics import median
+
+        others = [r for r in turns[1:] if not r["compacted"]]
+        lines.append(f"\n  compaction off the critical path: long notes under CONTEXT_MAX_TOKENS=40000, the summariser "
+                     f"answering after {c['latency_ms']} ms, the turn's model at once; turns that compacted: {done}")
+        lines.append(table(["turns", "first content byte (median)", "last byte (median)"], [
+            ["that compacted", f"{median(r['ttfb_ms'] for r in turns if r['compacted']):.1f} ms" if done else "-",
+             f"{median(r['total_ms'] for r in turns if r['compacted']):.1f} ms" if done else "-"],
+            ["the others (from turn 2)", f"{median(r['ttfb_ms'] for r in others):.1f} ms",
+             f"{median(r['total_ms'] for r in others):.1f} ms"]]))
+        lines.append(f"  ratio (compacting / not): x{compaction_ratio(c):.2f}; the compacting turn's last byte waits for the "
+                     "summary (stored with the turn), its first content byte does not.")
     return "\n".join(lines)

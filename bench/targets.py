@@ -95,6 +95,8 @@ def report(results: dict, quick: bool = False) -> str:
     conv = results.get("conversation")
     if conv:
         for name, row in conv.items():
+            if name.startswith("_"):
+                continue
             ours, agno = row["ours"], row["agno"]
             rows.append([f"failed turns: {name}", f"{ours['failed']}/{row['turns']}",
                          f"Agno defaults {agno['failed']}/{row['turns']}", "0", _verdict(ours["failed"] == 0)])
@@ -106,6 +108,19 @@ def report(results: dict, quick: bool = False) -> str:
             share = ours["zar"] / ours["zar_uncached"] if ours["zar_uncached"] else 1
             rows.append(["40-turn chat: input cost with caching / without", f"{share:.0%}",
                          f"Agno defaults R{chat['agno']['zar']:.2f}", "<= 40%", _verdict(share <= 0.4)])
+        for name, target in (("a phone photo a turn, 20 turns", 0.16), ("20-photo albums, 10 turns", 0.60)):
+            row = conv.get(name)
+            if row and row["ours"]["zar_uncached"]:
+                share = row["ours"]["zar"] / row["ours"]["zar_uncached"]
+                rows.append([f"{name.split(',')[0]}: input cost with caching / without", f"{share:.0%}",
+                             f"R{row['ours']['zar']:.2f} vs R{row['ours']['zar_uncached']:.2f}", f"<= {target:.0%}",
+                             _verdict(share <= target + 0.005)])
+        if conv.get("_compaction"):
+            from bench.conversation import compaction_ratio
+
+            ratio = compaction_ratio(conv["_compaction"])
+            rows.append(["compaction turn: first content byte / other turns'", f"x{ratio:.2f}",
+                         f"summariser {conv['_compaction']['latency_ms']} ms", "<= x1.10", _verdict(ratio <= 1.10)])
 
     mem = results.get("memory")
     if mem:
@@ -122,6 +137,17 @@ def report(results: dict, quick: bool = False) -> str:
         rows.append(["memory: cache-read share of later turns, on vs off",
                      f"{on['cache_read_share']:.0%}", f"off {off['cache_read_share']:.0%}", "at most 10 points lower",
                      _verdict(drop <= 10)])
+
+    ph = results.get("photos")
+    if ph:
+        from bench.photos import MAX_CPU_S, MAX_PEAK_MB, worst_allowed
+
+        worst = worst_allowed(ph)
+        rows.append(["photos: the worst turn the limits allow, CPU", f"{worst['cpu_s']:.2f} s", "issue 28: 16.8 s",
+                     f"<= {MAX_CPU_S:g} s", _verdict(worst["cpu_s"] <= MAX_CPU_S)])
+        peak = max(r["peak_mb"] for r in ph.values())
+        rows.append(["photos: peak memory of any turn (whole process)", f"{peak:.0f} MB", "issue 28: ~290 MB a photo",
+                     f"<= {MAX_PEAK_MB} MB", _verdict(peak <= MAX_PEAK_MB)])
 
     out = ["TARGETS" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))

@@ -30,10 +30,12 @@ Endpoints
     the context window (counting a prompt too long to send is what the endpoint is for).
 ``POST /_standin/script``  body: a step or a list of steps, appended to a FIFO queue.
 ``POST /_standin/config``  body: any of ``{"context_window": 60000, "max_images": 100,
-    "clock_offset_seconds": 301}`` -> ``{"ok": true, "config": {...}}``. ``context_window`` and
+    "clock_offset_seconds": 301, "latency_ms": {"claude-haiku-5-5": 400}}`` -> ``{"ok": true, "config": {...}}``. ``context_window`` and
     ``max_images`` are an int (every model) or an object ``{"<model id>": int, "default": int}``;
     ``null`` restores the default. ``clock_offset_seconds`` sets how far the prompt-cache clock
-    runs ahead of real time. Unknown keys or bad values -> 400 and nothing changes. Values
+    runs ahead of real time. ``latency_ms`` (an int >= 0, or per model as above) is how long an
+    accepted request waits before its answer starts (a slow model, or a slower cheap one). Unknown
+    keys or bad values -> 400 and nothing changes. Values
     persist until ``/_standin/reset``. ``GET /_standin/config`` returns the current config.
 ``POST /_standin/clock``   body ``{"advance_seconds": 360}``: move the prompt-cache clock
     forward (adds to ``clock_offset_seconds``) -> ``{"ok": true, "clock_offset_seconds": S}``.
@@ -132,7 +134,9 @@ Limits (as the real API documents and enforces them; messages in the real API's 
       "messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: {id}.
       Each `tool_result` block must have a corresponding `tool_use` block in the previous
       message.";
-    * ``cache_control``: type "ephemeral", ttl "5m" (default) or "1h"; at most 4 per request,
+    * ``cache_control``: type "ephemeral", ttl "5m" (default) or "1h"; not on a thinking or
+      redacted_thinking block ("{path}.thinking.cache_control: Extra inputs are not permitted");
+      at most 4 per request,
       the top-level one (automatic caching) included: "A maximum of 4 blocks with cache_control
       may be provided. Found {n}."; a 1h breakpoint after a 5m one (order: tools, system,
       messages): "{path}.cache_control.ttl: a ttl='1h' cache_control block must not come after
@@ -403,7 +407,7 @@ IMAGE_MAX_PIXELS = 1_150_000
 IMAGE_PIXELS_PER_TOKEN = 750
 UNMEASURED_IMAGE_TOKENS = -(-IMAGE_MAX_PIXELS // IMAGE_PIXELS_PER_TOKEN)  # 1534
 
-CONFIG_KEYS = ("context_window", "max_images", "clock_offset_seconds")
+CONFIG_KEYS = ("context_window", "max_images", "clock_offset_seconds", "latency_ms")
 
 
 class Refusal(Exception):
@@ -665,6 +669,10 @@ def _cache_marker(prompt: Prompt, holder: Any, unit_index: int, path: str) -> No
     if not isinstance(holder, dict) or holder.get("cache_control") is None:
         return
     cc = holder["cache_control"]
+    if holder.get("type") in THINKING_BLOCKS:  # the API: thinking blocks cannot be marked directly
+        kind = holder["type"]
+        prompt.bad_cache_control.append((path, f"{path}.{kind}.cache_control: Extra inputs are not permitted"))
+        return
     if not isinstance(cc, dict):
         prompt.bad_cache_control.append((path, f"{path}.cache_control: Input should be a valid dictionary"))
         return
@@ -1595,6 +1603,10 @@ def _check_config(changes: Any) -> dict:
                 positive_int(f"{name}.{model}", v)
         else:
             positive_int(name, value)
+    latency = changes.get("latency_ms")
+    for model, v in (latency.items() if isinstance(latency, dict) else [("", latency)] if latency is not None else []):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"latency_ms{'.' + model if model else ''} must be an integer >= 0, an object of them, or null")
     if "clock_offset_seconds" in changes:
         v = changes["clock_offset_seconds"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -1608,7 +1620,7 @@ class _State:
         self.queue: collections.deque[dict] = collections.deque()
         self.recorded: list[dict] = []
         self.connections: set[socket.socket] = set()
-        self.defaults = {"context_window": None, "max_images": None, "clock_offset_seconds": 0}
+        self.defaults = {"context_window": None, "max_images": None, "clock_offset_seconds": 0, "latency_ms": None}
         self.defaults.update(copy.deepcopy(_check_config(defaults or {})))
         self.config = copy.deepcopy(self.defaults)
         self.cache: dict[str, CacheEntry] = {}
@@ -1897,6 +1909,9 @@ class _Handler(BaseHTTPRequestHandler):
         stream = bool(body.get("stream"))
         entry: dict = {"body": body, "headers": headers, "response": None}
         self.state.record(entry)  # the dict is filled in below, under the lock
+        latency = _model_limit(self.state.current_config().get("latency_ms"), str(body.get("model") or ""), 0)
+        if latency:  # the model's time before its first byte (config ``latency_ms``)
+            time.sleep(latency / 1000)
 
         if "error" in step:
             spec = step["error"] or {}

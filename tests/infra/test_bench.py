@@ -62,3 +62,19 @@ def test_bench_scale_quick_prints_every_figure_at_both_sizes():
         assert "OVER 1.5x" in out and "over 1.5x at the larger size" in p.stderr
     else:
         assert "all within" in out
+
+
+def test_bench_photos_prints_its_table():
+    """The photos section (issue 28) normalises its turns' photos in fresh processes and prints each
+    turn's outcome: the turns over a limit refused naming it, the normal album accepted."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "bench", "--only", "photos"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = p.stdout
+    assert "13. PHOTOS" in out and "photos: the worst turn the limits allow, CPU" in out
+    row = lambda start: next(line for line in out.splitlines() if line.strip().startswith(start))  # noqa: E731
+    assert "422: IMAGE_MAX_DECODE_PIXELS" in row("a one-bit 7900x7900 PNG")
+    assert "422: IMAGE_MAX_DECODE_PIXELS" in row("ten 63 MP flat PNGs")
+    assert "accepted" in row("twenty 12 MP phone JPEGs")
+    assert "422: IMAGE_MAX_BYTES_PER_TURN" in row("dense 24 MP JPEGs")

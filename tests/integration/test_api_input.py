@@ -380,6 +380,39 @@ def test_turn_second_bad_image_is_named_and_nothing_is_uploaded(seeded, stack):
     seeded.assert_untouched()
 
 
+def _flat_png(width: int, height: int, mode: str = "RGB") -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new(mode, (width, height), 1 if mode == "1" else (40, 90, 160)).save(out, "PNG", optimize=True)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("image, limit", [
+    pytest.param(_flat_png(9_000, 7_000), "IMAGE_MAX_DECODE_PIXELS", id="63-megapixel-png"),
+    pytest.param(_flat_png(7_900, 7_900, "1"), "IMAGE_MAX_DECODE_PIXELS", id="one-bit-7900x7900-png"),
+])
+def test_turn_photo_over_the_pixel_limit_is_422_naming_it(seeded, image, limit):
+    problem = assert_problem(seeded.post_turn({"message": "look", "images": [{"data": b64(image)}]}), 422,
+                             "invalid-image", limit)
+    assert problem["field"] == "images[0].data" and "50,000,000" in problem["detail"]
+    seeded.assert_untouched()
+
+
+def test_turn_photos_past_the_turn_pixel_budget_are_422_naming_it(seeded):
+    # two photos of 40 MP each: each within IMAGE_MAX_DECODE_PIXELS, together past the turn's 64 MP
+    photos = [{"data": b64(_flat_png(8_000, 5_000))}, {"data": b64(_flat_png(5_000, 8_000))}]
+    problem = assert_problem(seeded.post_turn({"message": "two big ones", "images": photos}), 422,
+                             "invalid-image", "IMAGE_MAX_DECODE_PIXELS_PER_TURN")
+    assert problem["field"] == "images[1].data" and "64,000,000" in problem["detail"]
+    seeded.assert_untouched()
+    # one of them alone is a normal turn
+    _, events = seeded.user.turn(seeded.sid, message="one big one", images=photos[:1])
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+
+
 def test_turn_image_over_5_mb_is_413(seeded):
     # over HTTP, a 5 MB image's base64 is already past the 6 MB body limit (Lambda's payload limit)
     too_big = SMALL_PNG + b"\x00" * (FIVE_MB + 1 - len(SMALL_PNG))

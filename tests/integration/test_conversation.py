@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 from decimal import Decimal
 
 import boto3
@@ -110,6 +111,15 @@ def test_albums_of_twenty_photos_every_turn_completes(user, standin):
     # the newest album is what the model sees; older photos became a placeholder in its copy
     last = standin.requests()[-1]["body"]
     assert "earlier photo(s) of this message left out" in json.dumps(last["messages"])
+    # each request but the first two reads the history before the previous album from the cache (the
+    # breakpoint at the history's end: the new album's 21 blocks are past the top-level one's lookback)
+    requests = standin.requests()
+    assert all(r["response"]["usage"]["cache_read_input_tokens"] > 0 for r in requests[2:]), [
+        r["response"]["usage"] for r in requests]
+    for r in requests[1:]:
+        marked = [i for i, m in enumerate(r["body"]["messages"]) if isinstance(m["content"], list)
+                  and any("cache_control" in b for b in m["content"])]
+        assert marked == [len(r["body"]["messages"]) - 2], marked  # the history's last message, only
 
 
 def _input_cost(usage: dict, *, cached: bool) -> float:
@@ -213,7 +223,12 @@ def test_older_turns_are_compacted_into_a_priced_summary_never_silently_dropped(
     runs = db_conn.execute(
         "SELECT c.id, c.parent_run_id, c.status, c.cost_usd FROM runs c JOIN runs t ON t.id = c.parent_run_id "
         "WHERE t.session_id = %s AND c.agent_name = 'compaction' ORDER BY c.id", (sid,)).fetchall()
-    assert 1 <= len(runs) <= 5, runs
+    # (7,500-token notes and a 40,000-token budget: the window holds four of them, so a step is two turns)
+    assert 1 <= len(runs) <= 8, runs
+    turn_order = [r["id"] for r in db_conn.execute(
+        "SELECT id FROM runs WHERE session_id = %s AND parent_run_id IS NULL ORDER BY id", (sid,)).fetchall()]
+    steps = [turn_order.index(r["parent_run_id"]) for r in runs]
+    assert all(b - a >= 2 for a, b in zip(steps, steps[1:])), steps  # never two turns in a row
     for run in runs:
         assert run["status"] == "completed" and run["cost_usd"] > 0
         row = db_conn.execute("SELECT role, model_id, cost_usd, cost_in_rands, message_parts FROM chat_events "
@@ -265,3 +280,82 @@ def test_one_hour_caching_writes_are_stored_and_priced_at_their_own_rate(user, s
     five_minutes = book.cost_usd(row["model_id"], TokenUsage(*[getattr(usage, f) for f in (
         "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")]), row["created_at"])
     assert row["cost_usd"] == stored_amounts(one_hour.usd, row["fx_rate"])[0] > five_minutes.usd
+
+
+NOTE = ("The quick brown fox jumps over the lazy dog. " * 700)[:30_000]  # ~7,500 tokens
+SUMMARISER = "claude-haiku-5-5"
+
+
+def _compaction_requests(standin) -> list[dict]:
+    return [r for r in standin.requests() if "You summarise conversations" in json.dumps((r.get("body") or {}).get("system"))]
+
+
+def test_the_compaction_runs_beside_the_answer_and_never_twice_at_once(user, standin, small_budget, db_conn):
+    """The turn that starts a compaction streams its answer while the summariser is still working
+    (the summariser here takes 2 s to answer, the turn's model nothing): the first answer event
+    arrives with the summariser's request sent and not yet answered. Meanwhile a second turn of the
+    session is refused (409) and starts no compaction of its own; the summary is stored with the
+    turn, priced, and the next turns read it."""
+    from tests.support.streams import read_events
+
+    standin.configure(latency_ms={SUMMARISER: 2000})
+    sid = user.new_session()
+    compacting_turn = None
+    for i in range(8):
+        message = f"Note 1: my locker code is 7319. {NOTE}" if i == 0 else f"Note {i + 1}. {NOTE}"
+        before = len(_compaction_requests(standin))
+        with user.client.stream("POST", f"/sessions/{sid}/turns", json={"message": message}) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            read_events(lines, stop_after=lambda evs: evs[-1]["event"] == "RunContent")
+            # the answer is streaming: no summary of this turn has come back yet
+            answered_at_first_content = [c for c in _compaction_requests(standin)[before:] if c["response"] is not None]
+            pending = []
+            for _ in range(50):  # the summariser's request, sent beside the answer, is still unanswered
+                pending = [c for c in _compaction_requests(standin)[before:] if c["response"] is None]
+                if pending:
+                    break
+                time.sleep(0.02)
+            if pending:  # a second turn of the session meanwhile: 409, and no second compaction
+                second = user.client.post(f"/sessions/{sid}/turns", json={"message": "and another thing"})
+                assert second.status_code == 409 and second.json()["code"] == "turn-in-progress", second.text
+            events = read_events(lines)
+        assert events[-1]["event"] == "TurnCompleted", (i, events[-1])
+        if len(_compaction_requests(standin)) > before:
+            compacting_turn = events[-1]["data"]["run_id"]
+            assert answered_at_first_content == [] and pending, "the answer waited for the summary"
+            break
+    assert compacting_turn is not None, "no turn compacted"
+    assert len(_compaction_requests(standin)) == 1  # the refused turn started none
+    runs = db_conn.execute("SELECT id, parent_run_id, status, cost_usd FROM runs WHERE session_id = %s "
+                           "AND agent_name = 'compaction'", (sid,)).fetchall()
+    assert [str(r["parent_run_id"]) for r in runs] == [compacting_turn] and runs[0]["cost_usd"] > 0
+    summary = db_conn.execute("SELECT summary, run_id FROM session_summaries WHERE session_id = %s",
+                              (sid,)).fetchone()
+    assert summary["run_id"] == runs[0]["id"] and "7319" in summary["summary"]
+    # the next turn reads the summary (and starts no compaction: the rest is within three quarters)
+    _, events = user.turn(sid, message="What is my locker code?")
+    assert events[-1]["event"] == "TurnCompleted"
+    last = standin.requests()[-1]["body"]
+    sent = json.dumps(last["messages"])
+    assert "Summary of the earlier" in sent
+    # and the turns the summary does not cover: the one that compacted, and the one before it
+    assert f"Note {i + 1}. " in sent and f"Note {i}. " in sent, sent[:300]
+    assert len(_compaction_requests(standin)) == 1
+
+
+def test_a_failed_compaction_loses_nothing_of_its_turn(user, standin, small_budget, db_conn):
+    """The summariser refuses every request (its context window is tiny): each turn is stored and
+    answered as if no compaction had been tried, with no summary; the next turn tries again."""
+    standin.configure(context_window={SUMMARISER: 500})
+    sid = user.new_session()
+    for i in range(7):
+        _, events = user.turn(sid, message=f"Note {i + 1}. {NOTE}")
+        assert events[-1]["event"] == "TurnCompleted", (i, events[-1])
+    tried = _compaction_requests(standin)
+    assert len(tried) >= 2 and all(r["response"].get("status") == 400 for r in tried)  # each turn tried again
+    assert db_conn.execute("SELECT count(*) AS n FROM session_summaries WHERE session_id = %s",
+                           (sid,)).fetchone()["n"] == 0
+    rows = db_conn.execute("SELECT count(*) AS n FROM chat_events WHERE session_id = %s AND role = 'user'",
+                           (sid,)).fetchone()
+    assert rows["n"] == 7

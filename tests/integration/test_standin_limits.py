@@ -323,16 +323,27 @@ def test_prompt_over_the_context_window_is_refused(own_standin, standin_sdk):
 
 def test_config_endpoint_refuses_unknown_keys_and_bad_values(own_standin):
     for bad in ({"context_windw": 5}, {"context_window": 0}, {"max_images": "many"}, {"max_images": {"m": -1}},
-                {"clock_offset_seconds": -1}, ["context_window"]):
+                {"clock_offset_seconds": -1}, {"latency_ms": -5}, {"latency_ms": {"m": "slow"}}, ["context_window"]):
         r = httpx.post(own_standin.url + "/_standin/config", json=bad)
         assert r.status_code == 400, bad
         assert r.json()["error"]["type"] == "invalid_request_error"
     assert httpx.get(own_standin.url + "/_standin/config").json()["config"] == {
-        "context_window": None, "max_images": None, "clock_offset_seconds": 0}
+        "context_window": None, "max_images": None, "clock_offset_seconds": 0, "latency_ms": None}
     with pytest.raises(ValueError, match="unknown config key"):
         own_standin.configure(window=5)
     assert httpx.post(own_standin.url + "/_standin/clock", json={"advance_seconds": -5}).status_code == 400
     assert httpx.post(own_standin.url + "/_standin/clock", json={"seconds": 5}).status_code == 400
+
+
+def test_latency_ms_delays_the_answers_of_the_models_it_names(own_standin, standin_sdk):
+    """``latency_ms`` (per model): an accepted request waits that long before its answer starts."""
+    own_standin.configure(latency_ms={HAIKU: 400})
+    started = time.monotonic()
+    assert ask(standin_sdk, [{"role": "user", "content": "hello"}], model=HAIKU).usage.input_tokens > 0
+    assert time.monotonic() - started >= 0.4
+    assert own_standin.config()["latency_ms"] == {HAIKU: 400}
+    httpx.post(own_standin.url + "/_standin/reset")
+    assert own_standin.config()["latency_ms"] is None
 
 
 def test_command_line_context_window():
@@ -470,6 +481,17 @@ def test_at_most_4_cache_breakpoints(standin_sdk):
     assert refused(standin_sdk, [{"role": "user", "content": _blocks(4, 4)}], cache_control=CC) == (
         "A maximum of 4 blocks with cache_control may be provided. Found 5.")
     assert ask(standin_sdk, [{"role": "user", "content": _blocks(4, 3)}], cache_control=CC)
+
+
+def test_a_thinking_block_cannot_carry_a_cache_breakpoint(standin_sdk):
+    """As the API: thinking blocks are cached as part of the prefix, never marked themselves (the
+    history-end breakpoint of turns.claude skips a message that ends in one)."""
+    from local.anthropic_standin import thinking_signature
+
+    thought = {"type": "thinking", "thinking": "hm", "signature": thinking_signature("hm"), "cache_control": CC}
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": [thought]},
+                {"role": "user", "content": "and?"}]
+    assert refused(standin_sdk, messages) == "messages.1.content.0.thinking.cache_control: Extra inputs are not permitted"
 
 
 def test_cache_ttl_must_be_valid_and_1h_before_5m(standin_sdk):

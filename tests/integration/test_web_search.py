@@ -93,7 +93,9 @@ def test_a_web_search_turn_cites_its_sources_is_priced_and_is_replayed_unchanged
     assert len(requests) == 2
     replayed = [b for m in requests[1]["body"]["messages"] if m["role"] == "assistant"
                 for b in _search_blocks(m["content"] if isinstance(m["content"], list) else [])]
-    assert replayed == _search_blocks(answer)
+    # unchanged but for the cache breakpoint the history's last block carries (turns.claude)
+    assert [{k: v for k, v in b.items() if k != "cache_control"} for b in replayed] == _search_blocks(answer)
+    assert replayed[-1]["cache_control"] == {"type": "ephemeral"}
     assert not [e for e in events if e["event"] == "Citations"]
     second = db_conn.execute("SELECT web_searches, web_search_cost_usd FROM chat_events WHERE session_id = %s "
                              "AND role = 'assistant' ORDER BY id DESC LIMIT 1", (session_id,)).fetchone()

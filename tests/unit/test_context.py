@@ -144,6 +144,18 @@ def test_calibration_makes_fewer_turns_fit():
     assert ctx.calibration == pytest.approx(3.0, rel=0.01) and ctx.turns_left_out == 3
 
 
+def test_calibration_ignores_calls_made_before_the_summary_was_written():
+    """A call made before the latest compaction had the turns the summary now stands for in its prompt:
+    measured against the shorter history it would look 3x too large, and every turn would shrink."""
+    text = "x" * 4000
+    h = history(*(turn(text) for _ in range(4)))
+    h[-1].metrics = MessageMetrics(input_tokens=3 * (100 + sum(message_tokens(m) for m in h[:-1])))
+    h[-1].created_at = 1_000
+    assert calibration(h, 100) == pytest.approx(3.0, rel=0.01)
+    assert calibration(h, 100, after=1_000) == 1.0  # the summary was written at (or after) that call
+    assert calibration(h, 100, after=999) == pytest.approx(3.0, rel=0.01)  # a call after the summary counts
+
+
 def test_a_message_that_alone_does_not_fit_is_refused_naming_the_limit():
     budgets = Budgets(max_tokens=10_000, max_images=20, max_bytes=24 * 1024 * 1024)
     check_fits(Message(role="user", content="x" * 30_000), budgets, overhead_tokens=1_000)
@@ -223,3 +235,28 @@ def test_thinking_is_counted_and_a_tool_loop_is_kept_whole_with_its_thinking_unc
     ctx = build_context(h, new, Budgets(budget, 100, 10**9), overhead_tokens=100)
     # the older turn falls out whole; the kept turn's tool loop keeps every message and block as stored
     assert ctx.history == h[4:] and [m.provider_data and dict(m.provider_data) for m in ctx.history] == stored[4:]
+
+
+def test_the_history_end_gets_a_cache_breakpoint_on_a_copy():
+    from chatcore.turns.claude import with_history_breakpoint
+
+    cc = {"type": "ephemeral"}
+    history = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": "hi"}]}]
+    new = {"role": "user", "content": [{"type": "text", "text": "Album 2"}, {"type": "image", "source": {}}]}
+    marked = with_history_breakpoint([*history, new], cc)
+    assert marked[1]["content"][-1] == {"type": "text", "text": "hi", "cache_control": cc}
+    assert "cache_control" not in history[1]["content"][-1]  # agno's (and the stored) blocks unchanged
+    assert marked[0] is history[0] and marked[2] is new
+    # in a tool loop the turn starts at its own message, not at the tool results
+    loop = [{"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]
+    marked = with_history_breakpoint([*history, new, *loop], cc)
+    assert "cache_control" in marked[1]["content"][-1] and all("cache_control" not in str(m) for m in marked[2:])
+    # a string content becomes one text block; no history, or a thinking block last: nothing to mark
+    assert with_history_breakpoint([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, new],
+                                   cc)[1]["content"] == [{"type": "text", "text": "b", "cache_control": cc}]
+    assert with_history_breakpoint([new], cc) == [new]
+    thinking_last = [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
+        {"type": "thinking", "thinking": "hm", "signature": "s"}]}, new]
+    assert with_history_breakpoint(thinking_last, cc) == thinking_last

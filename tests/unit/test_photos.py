@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from chatcore.errors import InvalidImage
-from chatcore.media.photos import Limits, model_ready, normalise, target_size
+from chatcore.media.photos import Limits, PixelBudget, model_ready, normalise, target_size
 
 ROOT = Path(__file__).resolve().parents[2]
 # normalise() and model_ready() apply the configured limits: the declared defaults here
@@ -94,14 +94,81 @@ def test_unreadable_files_are_422_invalid_image(data, detail):
     assert info.value.status == 422 and detail in info.value.detail and info.value.extra["field"] == "images[3].data"
 
 
+def _refused_from_header(data: bytes, **kwargs) -> InvalidImage:
+    """The InvalidImage ``normalise`` raises for ``data``, checked to come before any decoding."""
+    from PIL import ImageFile
+
+    calls = []
+    load = ImageFile.ImageFile.load
+    try:
+        ImageFile.ImageFile.load = lambda self: calls.append(self) or load(self)  # counts decodes, changes none
+        with pytest.raises(InvalidImage) as info:
+            normalise(data, where="images[2]", **kwargs)
+    finally:
+        ImageFile.ImageFile.load = load
+    assert calls == [], "the photo was decoded before it was refused"
+    assert info.value.status == 422 and info.value.extra["field"] == "images[2].data"
+    return info.value
+
+
 def test_a_decompression_bomb_is_refused_before_it_is_decoded():
     huge = encode(Image.new("1", (12_000, 12_000)), "PNG")  # 144 megapixels, a few KB of file
     assert len(huge) < 100_000
-    with pytest.raises(InvalidImage) as info:
-        normalise(huge)
-    assert "pixels" in info.value.detail
-    with pytest.raises(InvalidImage):
-        normalise(encode(Image.new("1", (9_000, 9_000)), "PNG"))  # 81 MP: over our own 64 MP limit
+    assert "pixels" in _refused_from_header(huge).detail
+
+
+@pytest.mark.parametrize("image", [
+    pytest.param(Image.new("RGB", (9_000, 7_000), (30, 120, 200)), id="63-megapixel-png"),
+    pytest.param(Image.new("1", (7_900, 7_900)), id="one-bit-7900x7900-png"),  # 7.6 KB, 62.4 MP
+])
+def test_a_png_over_the_per_photo_pixel_limit_is_422_naming_it(image):
+    data = encode(image, "PNG", optimize=True)
+    assert len(data) < 300_000
+    problem = _refused_from_header(data)
+    assert "IMAGE_MAX_DECODE_PIXELS" in problem.detail and "50,000,000" in problem.detail, problem.detail
+
+
+def test_a_large_jpeg_counts_at_the_reduced_size_it_decodes_at():
+    """A JPEG is decoded at 1/2, 1/4 or 1/8 of its sides (Image.draft) when that is still at least
+    the target size: a 63 MP one decodes about 4 MP, within the limits, and comes out at the target."""
+    big = encode(gradient(9_000, 7_000), "JPEG", quality=70)
+    budget = PixelBudget(10_000_000)
+    photo = normalise(big, budget=budget)
+    assert (photo.width, photo.height) == target_size(9_000, 7_000, Limits.configured())
+    decoded = budget.limit - budget.left
+    assert 1_150_000 <= decoded <= 9_000 * 7_000 // 16, decoded  # 1/4 of each side at most
+    # a 12 MP phone photo decodes at half its sides: 3 MP, so twenty fit one turn's default budget
+    phone = PixelBudget(64_000_000)
+    normalise(encode(gradient(4032, 3024), "JPEG", quality=85), budget=phone)
+    assert phone.limit - phone.left == 2016 * 1512
+
+
+def test_a_turn_budget_of_decoded_pixels_refuses_the_photo_past_it_from_its_header():
+    budget = PixelBudget(30_000_000)
+    for _ in range(2):  # 2 x 12.5 MP
+        normalise(encode(Image.new("RGB", (5_000, 2_500), (200, 10, 10)), "PNG"), budget=budget)
+    problem = _refused_from_header(encode(Image.new("RGB", (5_000, 2_500), (10, 200, 10)), "PNG"), budget=budget)
+    assert "IMAGE_MAX_DECODE_PIXELS_PER_TURN" in problem.detail and "30,000,000" in problem.detail, problem.detail
+    assert budget.left == 5_000_000  # the refused photo took nothing
+
+
+def test_a_turn_budget_of_file_bytes_refuses_the_photo_past_it():
+    photo = encode(gradient(2000, 1500), "JPEG", quality=95)
+    budget = PixelBudget(1_000_000_000, file_bytes=2 * len(photo) + 10)
+    normalise(photo, budget=budget)
+    normalise(photo, budget=budget)
+    problem = _refused_from_header(photo, budget=budget)
+    assert "IMAGE_MAX_BYTES_PER_TURN" in problem.detail, problem.detail
+    assert budget.bytes_left == 10
+
+
+def test_normal_photos_still_fit_the_default_budgets_and_come_out_the_same():
+    budget = PixelBudget.configured()
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        photo = normalise(encode(gradient(3000, 2000), fmt, exif=exif_with_gps(orientation=8)), budget=budget)
+        assert (photo.width, photo.height) == target_size(2000, 3000, Limits.configured())  # turned upright
+    one_bit = normalise(encode(Image.new("1", (2000, 1000), 1), "PNG"), budget=budget)
+    assert opened(one_bit.upload.content).mode == "RGB" and (one_bit.width, one_bit.height) == (1516, 758)
 
 
 def test_a_photo_stored_before_normalisation_is_made_model_ready_and_a_normalised_one_is_left_alone():

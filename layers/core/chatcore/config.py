@@ -70,8 +70,17 @@ class Settings:
     image_max_pixels: int = setting(
         1_150_000, "IMAGE_MAX_PIXELS", "a photo's area after normalisation, in pixels", ge=4096, le=64_000_000)
     image_max_decode_pixels: int = setting(
-        64_000_000, "IMAGE_MAX_DECODE_PIXELS", "the largest photo decoded at all, in pixels (larger: 422 "
-        "`invalid-image`, refused before it is decoded)", ge=1_000_000, le=200_000_000)
+        50_000_000, "IMAGE_MAX_DECODE_PIXELS", "the most pixels one photo may decode (a JPEG counts at the "
+        "reduced size it is decoded at; larger: 422 `invalid-image`, refused from its header before it is "
+        "decoded)", ge=1_000_000, le=200_000_000)
+    image_max_decode_pixels_per_turn: int = setting(
+        64_000_000, "IMAGE_MAX_DECODE_PIXELS_PER_TURN", "the most pixels a turn's photos may decode together "
+        "(counted as IMAGE_MAX_DECODE_PIXELS counts them; past it: 422 `invalid-image`, the photo refused "
+        "from its header): bounds a turn's decoding CPU and memory", ge=1_000_000, le=2_000_000_000)
+    image_max_bytes_per_turn: int = setting(
+        80 * MIB, "IMAGE_MAX_BYTES_PER_TURN", "the most bytes a turn's photos (base64 and uploads) may hold "
+        "together, as files (past it: 422 `invalid-image`, before the photo is decoded): a JPEG's decoding costs "
+        "by its bytes", ge=1 * MIB, le=2048 * MIB)
     max_images_per_turn: int = setting(20, "MAX_IMAGES_PER_TURN", "photos a turn may send", ge=1, le=100)
     max_documents_per_turn: int = setting(5, "MAX_DOCUMENTS_PER_TURN", "PDF documents a turn may send", ge=1, le=20)
     document_max_pages: int = setting(

@@ -35,6 +35,8 @@ WEBP_QUALITY = 90
 GRAPHIC_MAX_COLOURS = 4096
 # An encoded image must stay under the API's 5 MB limit on its base64 (4/3 of the bytes).
 MAX_ENCODED_BYTES = 5 * 1024 * 1024 * 3 // 4 - 1024
+# A JPEG decodes at 1/8 of its sides at the smallest: it may declare up to 64 times the decoded-pixel limit.
+JPEG_DRAFT_AREA = 64
 
 
 @dataclass(frozen=True)
@@ -92,45 +94,110 @@ def _open(content: bytes, limits: Limits, **options: Any) -> Any:
     """``content`` opened by Pillow (its header read, nothing decoded)."""
     Image = _pillow()
     # Pillow refuses (DecompressionBombError) images over twice this before decoding anything; ours
-    # (Limits.max_decode_pixels) is checked right after the header is read
-    Image.MAX_IMAGE_PIXELS = limits.max_decode_pixels
+    # (Limits.max_decode_pixels, on the pixels a decode would produce) is checked right after the
+    # header is read. A JPEG may declare more: it is decoded at a fraction of its size (``draft``).
+    Image.MAX_IMAGE_PIXELS = limits.max_decode_pixels * JPEG_DRAFT_AREA
     return Image.open(io.BytesIO(content), **options)
 
 
-def normalise(content: bytes, *, where: str = "image", limits: Limits | None = None) -> Photo:
+class PixelBudget:
+    """What a turn's photos may decode, all together: pixels (``IMAGE_MAX_DECODE_PIXELS_PER_TURN``)
+    and file bytes (``IMAGE_MAX_BYTES_PER_TURN``: a JPEG's entropy decoding costs by its bytes, whatever
+    scale it is decoded at). Each photo takes its share from its header, before it is decoded; the
+    photo that would go past either is refused (422 ``invalid-image``) and nothing more is decoded."""
+
+    def __init__(self, pixels: int, file_bytes: int | None = None) -> None:
+        self.limit, self.left = pixels, pixels
+        self.bytes_limit = self.bytes_left = file_bytes if file_bytes is not None else 1 << 62
+
+    @classmethod
+    def configured(cls) -> PixelBudget:
+        s = get_settings()
+        return cls(s.image_max_decode_pixels_per_turn, s.image_max_bytes_per_turn)
+
+    def take(self, pixels: int, where: str, file_bytes: int = 0) -> None:
+        if pixels > self.left:
+            raise InvalidImage(
+                f"{where} would decode {pixels:,} pixels, and the turn's photos before it {self.limit - self.left:,}: "
+                f"a turn's photos may decode at most {self.limit:,} pixels together "
+                "(IMAGE_MAX_DECODE_PIXELS_PER_TURN); send fewer or smaller photos", field=f"{where}.data")
+        if file_bytes > self.bytes_left:
+            raise InvalidImage(
+                f"{where} is {file_bytes:,} bytes, and the turn's photos before it {self.bytes_limit - self.bytes_left:,}: "
+                f"a turn's photos may be at most {self.bytes_limit:,} bytes together (IMAGE_MAX_BYTES_PER_TURN); "
+                "send fewer or smaller photos", field=f"{where}.data")
+        self.left -= pixels
+        self.bytes_left -= file_bytes
+
+
+def decoded_size(img: Any, limits: Limits) -> tuple[int, int]:
+    """The size ``img`` (opened, not decoded) will decode at: a JPEG at the smallest of its DCT
+    scales (1/2, 1/4, 1/8) still at least the target size (``Image.draft``, which sets it); any other
+    format at its full size."""
+    if img.format == "JPEG":
+        img.draft("RGB", target_size(*img.size, limits))
+    return img.size
+
+
+# Orientation (EXIF 0x0112) -> the transposition that makes the photo upright (as ImageOps.exif_transpose).
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+            7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def normalise(content: bytes, *, where: str = "image", limits: Limits | None = None,
+              budget: PixelBudget | None = None) -> Photo:
     """The normalised photo of ``content`` (see the module) within ``limits`` (default: the configured
-    ones); InvalidImage when it cannot be read."""
+    ones) and the turn's ``budget`` of decoded pixels; InvalidImage when it cannot be read or is over
+    a limit (refused from its header, before anything is decoded)."""
     limits = limits or Limits.configured()
     Image = _pillow()
-    from PIL import ImageOps
 
     try:
         img = _open(content, limits, formats=READABLE_FORMATS)
         width, height = img.size
-        if width < 1 or height < 1 or width * height > limits.max_decode_pixels:
-            raise InvalidImage(
-                f"{where} is {width}x{height} pixels; at most {limits.max_decode_pixels:,} pixels are accepted",
-                field=f"{where}.data")
+        if width < 1 or height < 1:
+            raise InvalidImage(f"{where} is {width}x{height} pixels", field=f"{where}.data")
         source_format = img.format
-        if source_format == "JPEG":
-            # decode at the smallest scale (1/2, 1/4, 1/8) still at least twice the target: much faster
-            img.draft("RGB", tuple(2 * side for side in target_size(width, height, limits)))
-        img.load()  # the full decode: a truncated or corrupt file fails here, not later
-        img = ImageOps.exif_transpose(img)
-        img = _to_srgb(img)
-        img = _plain_pixels(img, Image)
+        decoded = math.prod(decoded_size(img, limits))
+        if decoded > limits.max_decode_pixels:
+            raise InvalidImage(
+                f"{where} is {width}x{height} pixels and would decode {decoded:,}; at most "
+                f"{limits.max_decode_pixels:,} decoded pixels are accepted per photo (IMAGE_MAX_DECODE_PIXELS)",
+                field=f"{where}.data")
+        if budget is not None:
+            budget.take(decoded, where, len(content))
+        img.load()  # the decode: a truncated or corrupt file fails here, not later
+        orientation = img.getexif().get(0x0112)
+        icc = img.info.get("icc_profile")
+        # downscaled first, so every step after it (turning, colour, re-encoding) works on the small image
+        img = _resizable(img, Image)
         w, h = target_size(*img.size, limits)
         if (w, h) != img.size:
             img = img.resize((w, h), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        if orientation in _UPRIGHT:
+            img = img.transpose(getattr(Image.Transpose, _UPRIGHT[orientation]))
+        img = _to_srgb(img, icc)
+        img = _plain_pixels(img, Image)
         data, mime = _encode(img, source_format)
     except InvalidImage:
         raise
     except Image.DecompressionBombError as e:
-        raise InvalidImage(f"{where} declares more pixels than are accepted ({limits.max_decode_pixels:,}); "
-                           "it was not decoded", field=f"{where}.data") from e
+        raise InvalidImage(f"{where} declares more pixels than are accepted ({limits.max_decode_pixels:,}, "
+                           "IMAGE_MAX_DECODE_PIXELS); it was not decoded", field=f"{where}.data") from e
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise InvalidImage(f"{where} could not be read as an image ({_reason(e)})", field=f"{where}.data") from e
     return Photo(ImageUpload(content=data, mime_type=mime), img.width, img.height)
+
+
+def _resizable(img: Any, Image: Any) -> Any:
+    """``img`` in a mode Pillow resizes with a real filter (L, LA, RGB, RGBA): one-bit images become
+    grey (one byte a pixel, not three), palettes RGB(A); anything else RGB, as before."""
+    if img.mode in ("L", "LA", "RGB", "RGBA"):
+        return img
+    if img.mode == "1":
+        return img.convert("L")
+    has_alpha = img.mode in ("PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+    return img.convert("RGBA" if has_alpha else "RGB")
 
 
 def _reason(e: Exception) -> str:
@@ -138,9 +205,9 @@ def _reason(e: Exception) -> str:
     return f"{e.__class__.__name__}: {text}" if text else e.__class__.__name__
 
 
-def _to_srgb(img: Any) -> Any:
-    """Pixels in sRGB (phones shoot in Display P3); the ICC profile itself is then dropped."""
-    icc = img.info.get("icc_profile")
+def _to_srgb(img: Any, icc: bytes | None) -> Any:
+    """Pixels in sRGB (phones shoot in Display P3; ``icc``: the photo's profile); the profile itself is
+    then dropped."""
     if not icc or img.mode not in ("RGB", "RGBA"):
         return img
     try:
@@ -182,13 +249,14 @@ def _save(img: Any, fmt: str, **options: Any) -> bytes:
 
 
 def receive_photo(data: str, claimed_mime_type: str | None, *, index: int, max_bytes: int,
-                  limits: Limits | None = None) -> ImageUpload:
+                  limits: Limits | None = None, budget: PixelBudget | None = None) -> ImageUpload:
     """A photo as a request sends it (base64, a claimed type) checked and normalised; CPU-bound, so
     a server calls it in a worker thread."""
     from chatcore.media.images import decode_image
 
     raw = decode_image(data, claimed_mime_type, index=index, max_bytes=max_bytes)
-    return normalise(raw.content, where=f"images[{index}]", limits=limits or Limits.configured()).upload
+    return normalise(raw.content, where=f"images[{index}]", limits=limits or Limits.configured(),
+                     budget=budget).upload
 
 
 # What the Messages API takes without refusing or downscaling it (formats, and base64 under 5 MB).

@@ -28,7 +28,7 @@ from chatcore.errors import (
 from chatcore.media import keys, s3
 from chatcore.media.documents import PDF_MIME, DocumentUpload, clean_name, count_pages
 from chatcore.media.images import ImageUpload, same_type, sniff_image_type
-from chatcore.media.photos import Limits, normalise
+from chatcore.media.photos import Limits, PixelBudget, normalise
 from chatcore.store import uploads as upload_rows
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ def presign(sub: str, mime_type: str, size: int) -> dict[str, Any]:
     return {"upload_id": upload_id, "url": post["url"], "fields": post["fields"], "expires_in": s.upload_url_seconds}
 
 
-def read_upload(sub: str, upload_id: UUID, *, index: int) -> ImageUpload:
+def read_upload(sub: str, upload_id: UUID, *, index: int, budget: PixelBudget | None = None) -> ImageUpload:
     """The caller's upload ``upload_id`` (``images[index]`` of a turn), read from S3 and normalised;
     raises the upload's problem (see the module). CPU- and network-bound: a server calls it in a thread."""
     where, field = f"images[{index}]", f"images[{index}].upload_id"
@@ -81,7 +81,7 @@ def read_upload(sub: str, upload_id: UUID, *, index: int) -> ImageUpload:
     if not same_type(row["mime_type"], actual):  # as an inline photo's mime_type is checked
         raise InvalidImage(f"{where} is {actual} but the upload's mime_type says {row['mime_type']}", field=field)
     try:
-        return normalise(content, where=where, limits=Limits.configured()).upload
+        return normalise(content, where=where, limits=Limits.configured(), budget=budget).upload
     except InvalidImage as e:
         e.extra["field"] = field  # the upload, not a base64 ``data`` field
         raise

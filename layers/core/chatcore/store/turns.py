@@ -53,6 +53,7 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        now() AS db_now,
        history.messages AS history, recent.outcomes AS recent_outcomes,
        ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns,
+       ss.updated_at AS summary_updated_at,
        u.memory_enabled, u.memory_version, s.memory_snapshot, s.memory_version AS snapshot_version,
        recall.memories AS memories_to_recall
 FROM sessions s
@@ -143,10 +144,15 @@ WHERE id = %(id)s AND status = 'running'  -- a run closed meanwhile (abandoned) 
 
 TOUCH_SESSION = "UPDATE sessions SET updated_at = now() WHERE id = %(session_id)s"
 
+# A summary covers the session's rows before the first message it leaves out (a user message, whose id
+# is its row's; a model's message keeps agno's own random id in message_parts, so never that): it is
+# stored as the last of those rows, which every row and run of a later turn comes after (UUIDv7).
 # A summary only moves forward: a turn that compacted an older point than the stored one changes nothing.
 SAVE_SUMMARY = """
 INSERT INTO session_summaries (session_id, summary, through_message_id, turns, run_id)
-VALUES (%(session_id)s, %(summary)s, %(through_message_id)s, %(turns)s, %(run_id)s)
+SELECT %(session_id)s, %(summary)s, covered.id, %(turns)s, %(run_id)s
+FROM (SELECT ce.id FROM chat_events ce WHERE ce.session_id = %(session_id)s AND ce.id < %(covers_before)s
+      ORDER BY ce.id DESC LIMIT 1) covered
 ON CONFLICT (session_id) DO UPDATE SET summary = EXCLUDED.summary,
     through_message_id = EXCLUDED.through_message_id, turns = EXCLUDED.turns, run_id = EXCLUDED.run_id,
     updated_at = now()
@@ -215,11 +221,11 @@ def touch_session(conn: psycopg.Connection, session_id: UUID) -> None:
     conn.execute(TOUCH_SESSION, {"session_id": session_id})
 
 
-def save_summary(conn: psycopg.Connection, *, session_id: UUID, summary: str, through_message_id: UUID,
+def save_summary(conn: psycopg.Connection, *, session_id: UUID, summary: str, covers_before: UUID,
                  turns: int, run_id: UUID) -> None:
     """Store the session's summary (it only ever moves forward)."""
     conn.execute(SAVE_SUMMARY, {"session_id": session_id, "summary": summary,
-                                "through_message_id": through_message_id, "turns": turns, "run_id": run_id})
+                                "covers_before": covers_before, "turns": turns, "run_id": run_id})
 
 
 def write_finished_turn(conn: psycopg.Connection, finished: dict[str, Any]) -> None:

@@ -46,7 +46,7 @@ from chatcore.spool import queue as spool_queue
 from chatcore.spool.records import store_record
 from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
-from chatcore.turns.compaction import Compaction, compact, summary_messages, summary_tokens, turns_to_fold
+from chatcore.turns.compaction import CompactionPlan, early, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import dearest_call_usd, max_output_tokens
 from chatcore.turns.context import (
     IMAGE_TOKENS, PAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
@@ -214,7 +214,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         _close_failed(turn, run_id, "storage-error", f"could not read the conversation's photos ({e.__class__.__name__})")
         raise StorageUnavailable(f"could not read the conversation's photos ({e.__class__.__name__}); "
                                  "the turn was not run, try again") from e
-    history, compaction = _model_history(turn, row, history, user_message, budgets, overhead, recall or [])
+    history, compacting = _model_history(turn, row, history, user_message, budgets, overhead, recall or [])
     fx = ExchangeRate(row["fx_rate_id"], row["fx_rate"], row["fx_rate_date"])
     costs = CostCalculator(fx, price_ids())
     scope = None if recall is None else MemoryScope(user_id=row["user_id"], session_id=turn.session_id,
@@ -222,7 +222,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     budget = None if row["monthly_budget_zar"] is None else BudgetAtStart(
         row["user_id"], row["monthly_budget_zar"], row["month_spent"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
-                        user_message=user_message, costs=costs, compaction=compaction, memory=scope, budget=budget)
+                        user_message=user_message, costs=costs, compacting=compacting, memory=scope, budget=budget)
 
 
 def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Message]:
@@ -285,29 +285,31 @@ def _store_photos(turn: TurnInput) -> None:
 
 
 def _model_history(turn: TurnInput, row: dict, history: list[Message], user_message: Message, budgets: Budgets,
-                   base_overhead: int, recall: list[Message]) -> tuple[list[Message], Compaction | None]:
+                   base_overhead: int, recall: list[Message]) -> tuple[list[Message], CompactionPlan | None]:
     """The model's copy of the history: the recall of the user's memories, the session's summary, then
-    the recent turns that fit the budgets; turns that no longer fit are folded into the summary first
-    (``turns.compaction``). ``base_overhead``: the instructions, tools and recall."""
+    the recent turns that fit the budgets; and the compaction this turn starts, when the history has
+    outgrown three quarters of the token budget (``turns.compaction``: run beside the model call,
+    never waited for before it)."""
     summary, covered = row["summary"], row["summary_turns"] or 0
     overhead = base_overhead + summary_tokens(summary)
-    context = build_context(history, user_message, budgets, overhead_tokens=overhead, apply=False)
-    compaction = None
-    fold = turns_to_fold(history, context, budgets)
+    # a model call made before the summary was written had the turns it covers in its prompt: it does not
+    # tell the size of what is sent now (turns.context.calibration)
+    since = row["summary_updated_at"].timestamp() if row.get("summary_updated_at") is not None else None
+    plan = None
+    fold = turns_to_fold(history, build_context(history, user_message, early(budgets), overhead_tokens=overhead,
+                                                apply=False, calibrate_after=since), budgets)
     if fold:
         turns = group_turns(history)
-        compaction = compact(summary=summary, turns=turns[:fold], covered=covered, run_id=uuid7(),
-                             session_id=str(turn.session_id), user_id=turn.sub)
-        if compaction is not None and compaction.summary:
-            summary = compaction.summary
-            history = [m for t in turns[fold:] for m in t]
-            overhead = base_overhead + summary_tokens(summary)
-    context = build_context(history, user_message, budgets, overhead_tokens=overhead)
+        # a turn's first message is its user message, whose id is its row's (a model's message keeps agno's)
+        first_left = turns[fold][0].id if fold < len(turns) else user_message.id
+        plan = CompactionPlan(summary=summary, turns=turns[:fold], covered=covered, covers_before=UUID(str(first_left)),
+                              run_id=uuid7(), session_id=str(turn.session_id), user_id=turn.sub)
+    context = build_context(history, user_message, budgets, overhead_tokens=overhead, calibrate_after=since)
     if context.turns_left_out or context.images_left_out or context.documents_left_out:
         log.info("%d stored turn(s), %d photo(s) and %d document(s) left out of the model's input (%d tokens, "
                  "calibration %.2f)", context.turns_left_out, context.images_left_out, context.documents_left_out,
                  context.tokens, context.calibration)
-    return recall + (summary_messages(summary) if summary else []) + context.history, compaction
+    return recall + (summary_messages(summary) if summary else []) + context.history, plan
 
 
 def _recent_refusals(outcomes: list | None) -> int:

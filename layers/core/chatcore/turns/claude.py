@@ -1,10 +1,15 @@
 """The Claude models agents run on: built once per process so their HTTP clients are reused.
 
 Every request asks for prompt caching: the system prompt (with the tools before it, which the
-cache prefix covers) carries a breakpoint, and the Messages API's top-level ``cache_control``
+cache prefix covers) carries a breakpoint, the Messages API's top-level ``cache_control``
 (automatic caching) puts one on the last block of the conversation, so the next model call of the
-turn, and the next turn, read the whole history from the cache while it is unchanged. Both use
-``PROMPT_CACHE_TTL`` (``5m``, or ``1h`` billed at its own rate: ``tracking.usage_of``).
+turn, and the next turn, read the whole history from the cache while it is unchanged; and the last
+block of the history before the turn's own message carries one too (``with_history_breakpoint``),
+so a request whose history changed only at its end (the previous turn's photos replaced by a
+placeholder when a new album pushes them out, ``turns.context``) still reads everything before that
+from the cache: the 20-block lookback of the top-level breakpoint alone does not reach back past a
+new message of 20 photos. Three breakpoints of the API's four, all with ``PROMPT_CACHE_TTL`` (``5m``,
+or ``1h`` billed at its own rate: ``tracking.usage_of``).
 
 A model call silent for ``MODEL_IDLE_TIMEOUT`` seconds (120) is ended and retried at most
 ``MODEL_MAX_RETRIES`` times (2): a model that never answers ends the turn, as failed with a terminal
@@ -126,6 +131,50 @@ def located(tools: list[dict[str, Any]], location: dict[str, str]) -> list[dict[
             if isinstance(t, dict) and t.get("type") == WEB_SEARCH_TOOL else t for t in tools]
 
 
+def with_history_breakpoint(messages: list[dict], cache_control: dict) -> list[dict]:
+    """``messages`` (the request's, in the API's format) with ``cache_control`` on the last block of
+    the message before the turn's own (the last user message that is not only tool results): the
+    end of the history. Unchanged when there is no history, or that block cannot carry one (a
+    thinking block). The messages and blocks changed are copies: agno's (and the stored) stay as
+    they are."""
+    turn_start = next((i for i in range(len(messages) - 1, -1, -1) if messages[i].get("role") == "user"
+                       and not _only_tool_results(messages[i].get("content"))), None)
+    if not turn_start:  # None, or 0: no history before the turn
+        return messages
+    end = turn_start - 1
+    content = messages[end].get("content")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content or [])
+    if not blocks or not isinstance(blocks[-1], dict) or blocks[-1].get("type") in ("thinking", "redacted_thinking") \
+            or (blocks[-1].get("type") == "text" and not (blocks[-1].get("text") or "").strip()):
+        return messages
+    blocks[-1] = {**blocks[-1], "cache_control": cache_control}
+    return [*messages[:end], {**messages[end], "content": blocks}, *messages[end + 1:]]
+
+
+def _only_tool_results(content: Any) -> bool:
+    return isinstance(content, list) and bool(content) and all(
+        isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+
+
+class _Marked:
+    """The SDK's ``messages`` resource (or ``beta``), whose requests get ``with_history_breakpoint``."""
+
+    def __init__(self, inner: Any, cache_control: dict) -> None:
+        self._inner, self._cache_control = inner, cache_control
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if name in ("messages", "beta"):
+            return _Marked(value, self._cache_control)
+        if name in ("stream", "create"):
+            def call(*args: Any, **kwargs: Any) -> Any:
+                if isinstance(kwargs.get("messages"), list):
+                    kwargs["messages"] = with_history_breakpoint(kwargs["messages"], self._cache_control)
+                return value(*args, **kwargs)
+            return call
+        return value
+
+
 class ChatClaude(Claude):
     """agno's Claude, except that:
 
@@ -134,7 +183,13 @@ class ChatClaude(Claude):
       (``message_start``'s usage, and at least a token per 4 characters received) goes to
       ``cut_calls``, so the failed turn still stores and prices it;
     - a photo without a caption is sent as its image blocks alone (``without_blank_text``);
-    - the turn's ``location`` goes on the web search tool as its ``user_location`` (``located``)."""
+    - the turn's ``location`` goes on the web search tool as its ``user_location`` (``located``);
+    - the end of the history carries a cache breakpoint (``with_history_breakpoint``)."""
+
+    def get_async_client(self) -> Any:
+        client = super().get_async_client()  # agno's, built once and reused
+        cache_control = (self.request_params or {}).get("cache_control")
+        return _Marked(client, cache_control) if cache_control else client
 
     async def ainvoke_stream(self, *args: Any, **kwargs: Any):
         run_response = kwargs.get("run_response")

@@ -213,17 +213,21 @@ def _leave_out_documents(message: Message, keep: int) -> int:
     return len(dropped)
 
 
-def calibration(history: list[Message], overhead_tokens: int) -> float:
+def calibration(history: list[Message], overhead_tokens: int, after: float | None = None) -> float:
     """Real / estimated size of the session's last stored model call's prompt (1.0 without one).
 
     That call's prompt held the instructions and tools and every message before its own reply; its
-    stored usage (uncached + cache read + cache write input tokens) is what Claude counted.
+    stored usage (uncached + cache read + cache write input tokens) is what Claude counted. A call made
+    at or before ``after`` (epoch seconds: when the session's summary was last written) is not used:
+    its prompt also held the turns the summary now stands for, which ``history`` no longer has.
     """
     for index in range(len(history) - 1, -1, -1):
         message = history[index]
         metrics = getattr(message, "metrics", None)
         if message.role != "assistant" or metrics is None:
             continue
+        if after is not None and (message.created_at or 0) <= after:
+            return 1.0  # and every call before it
         real = (getattr(metrics, "input_tokens", 0) or 0) + (getattr(metrics, "cache_read_tokens", 0) or 0) \
             + (getattr(metrics, "cache_write_tokens", 0) or 0)
         if real <= 0:
@@ -290,11 +294,11 @@ def check_fits(new_message: Message, budgets: Budgets, *, overhead_tokens: int) 
 
 
 def build_context(history: list[Message], new_message: Message, budgets: Budgets, *,
-                  overhead_tokens: int, apply: bool = True) -> Context:
+                  overhead_tokens: int, apply: bool = True, calibrate_after: float | None = None) -> Context:
     """The history to send with ``new_message`` (see the module): the newest whole turns that fit.
     The messages are the model's copy: photos left out are replaced by a placeholder in them (with
     ``apply=False`` nothing is changed: the decision only)."""
-    factor = calibration(history, overhead_tokens)
+    factor = calibration(history, overhead_tokens, calibrate_after)
 
     def tokens(message: Message) -> int:
         return math.ceil(message_tokens(message) * factor)

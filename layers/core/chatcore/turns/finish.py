@@ -139,7 +139,7 @@ def store_outcome(turn: PreparedTurn, tracker: RunTracker,
     }
     if turn.compaction is not None and turn.compaction.summary:
         c = turn.compaction
-        finished["summary"] = {"session_id": session_id, "summary": c.summary, "through_message_id": c.through_message_id,
+        finished["summary"] = {"session_id": session_id, "summary": c.summary, "covers_before": c.covers_before,
                                "turns": c.turns, "run_id": c.record.run_uuid}
 
     # A database blip (a restart, a failover) while the model ran: the write is tried again on a

@@ -56,6 +56,21 @@ def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
     return outcome
 
 
+# A turn's events that come before its model has answered anything.
+_BEFORE_THE_MODEL = frozenset({"RunStarted", "TeamRunStarted", "ModelRequestStarted", "TeamModelRequestStarted"})
+
+
+async def _compaction(turn: PreparedTurn, task: asyncio.Task):
+    """The compaction the turn ran beside its model call (None when it failed: the turn is stored all
+    the same, and the next turn tries again). Shielded: a turn ended early still waits for what the
+    summariser billed. Bounded by the summariser's own timeouts (MODEL_IDLE_TIMEOUT, retries)."""
+    try:
+        return await asyncio.shield(task)
+    except Exception:  # noqa: BLE001 - compact() catches the model's failures; this is anything else
+        log.exception("the compaction of turn %s failed", turn.run_id)
+        return None
+
+
 class _Stop:
     """How a turn is stopped: agno's run cancellation first; the conversation's task is ended
     ``CANCEL_GRACE_SECONDS`` later if it has not stopped by then (a silent model or tool)."""
@@ -119,6 +134,14 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     for data in turn.continuation.decided if turn.continuation is not None else ():
         stream.emit("ToolCallCompleted", data)  # the decided calls (turns.approvals), before the model's answer
     thinking = ThinkingStream(redacted=calls.redacted)
+    # the compaction this turn starts runs beside its answer, started once the model's first event is
+    # out, so not even its start competes with the first byte (turns.compaction)
+    compacting: asyncio.Task | None = None
+
+    def start_compaction() -> None:
+        nonlocal compacting
+        if compacting is None and turn.compacting is not None:
+            compacting = asyncio.create_task(asyncio.to_thread(turn.compacting.run))
     try:
         async with asyncio.timeout(limit) as deadline:
             stop.deadline = deadline
@@ -139,6 +162,8 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
                 if tracker.forwarded(item):
                     for name, data in thinking.events(item):  # the thinking as our events (turns.thinking)
                         stream.emit(name, data)
+                    if getattr(item, "event", "") not in _BEFORE_THE_MODEL:
+                        start_compaction()
                 for change in memory.take_events() if memory is not None else ():
                     stream.emit(MEMORY_EVENT, change)  # right after the tool call that made it
     except TimeoutError:
@@ -160,6 +185,9 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     if tracker.stopped:
         tracker.errors.pop(tracker.root_run_id, None)  # a stopped turn is cancelled, not failed
     elapsed_ms = int((time.perf_counter() - started) * 1000)
+    start_compaction()  # a turn that ended before its model said anything still compacts
+    if compacting is not None:  # stored with the turn: it was billed, whatever became of the turn
+        turn.compaction = await _compaction(turn, compacting)
 
     # The events not yet written and the final event go in the transaction that stores the turn.
     await stream.log.pause()

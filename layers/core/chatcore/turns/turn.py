@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from chatcore.media.images import ImageUpload
     from chatcore.money.cost import CostCalculator
     from chatcore.turns.agent import Conversation
-    from chatcore.turns.compaction import Compaction
+    from chatcore.turns.compaction import Compaction, CompactionPlan
     from chatcore.turns.memory import MemoryScope
     from chatcore.turns.outcome import TurnOutcome
 
@@ -60,6 +60,7 @@ class PreparedTurn:
     history: list[Message]
     user_message: Message
     costs: CostCalculator
+    compacting: CompactionPlan | None = None  # the compaction this turn starts, beside its model call
     compaction: Compaction | None = None  # older turns this turn folded into the session's summary
     memory: MemoryScope | None = None  # the user's memory, when on: its tools act for this turn
     client_disconnected: bool = False

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from chatcore import turns
 from chatcore.config import get_settings
 from chatcore.errors import InvalidInput, NotFound, UploadUsed
-from chatcore.media.photos import receive_photo
+from chatcore.media.photos import PixelBudget, receive_photo
 from chatcore.media.uploads import discard_originals, read_upload
 from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
@@ -114,8 +114,11 @@ async def _photos(sub: str, body: TurnIn) -> list:
     the loop serves other turns. An upload that cannot be used is refused here, before anything is
     stored."""
     max_bytes = get_settings().max_image_bytes
-    return [await asyncio.to_thread(read_upload, sub, img.upload_id, index=i) if isinstance(img, UploadRef)
-            else await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i, max_bytes=max_bytes)
+    budget = PixelBudget.configured()  # the pixels all of the turn's photos may decode (IMAGE_MAX_DECODE_PIXELS_PER_TURN)
+    return [await asyncio.to_thread(read_upload, sub, img.upload_id, index=i, budget=budget)
+            if isinstance(img, UploadRef)
+            else await asyncio.to_thread(receive_photo, img.data, img.mime_type, index=i, max_bytes=max_bytes,
+                                         budget=budget)
             for i, img in enumerate(body.images)]
 
 
