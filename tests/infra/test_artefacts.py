@@ -128,10 +128,11 @@ def test_botocore_keeps_the_model_of_every_service_the_code_calls(arm64):
     called = {"secretsmanager"}  # aws_lambda_powertools.utilities.parameters.get_secret
     for path in [*(ROOT / "layers/core/chatcore").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "client" and node.args \
+            # boto3.client("rds") and the process's clients, chatcore.aws.Client("s3", ...)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("client", "Client") and node.args \
                     and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
                 called.add(node.args[0].value)
-    assert {"s3", "rds"} <= called
+    assert {"s3", "rds", "sns", "sqs", "lambda"} <= called
     assert called <= set(lambda_build.BOTOCORE_SERVICES)
     data = arm64 / "CoreLayer/python/botocore/data"
     assert {p.name for p in data.iterdir() if p.is_dir()} == set(lambda_build.BOTOCORE_SERVICES)

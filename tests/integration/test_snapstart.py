@@ -45,7 +45,7 @@ def test_before_checkpoint_keeps_the_turn_path_and_drops_every_connection(user, 
     with TestClient(create_web_app(routes=snapstart.hook_routes())) as client:
         r = client.post("/snapstart/before-checkpoint")
         assert r.status_code == 200 and r.json() == {"ok": True}
-        assert db._pool is None and db._rds is None and s3._client is None
+        assert db._pool is None and db._rds is None and s3.CLIENT.client is None
         assert claude.claude.cache_info().currsize == 0 and registry._conversations == {}
         assert {"agno.agent", "agno.team", "anthropic", "PIL.Image"} <= set(sys.modules)
 
@@ -122,10 +122,10 @@ def test_the_hooks_forget_powertools_providers_boto3_s_session_and_every_aws_cli
         provider = DEFAULT_PROVIDERS["secrets"]
         assert boto3.DEFAULT_SESSION is not None  # boto3.client above made the default session
         jobs._lambda_client()
-        assert jobs._lambda is not None
+        assert jobs.LAMBDA.client is not None
 
         snapstart.forget_connections()
-        assert DEFAULT_PROVIDERS == {} and boto3.DEFAULT_SESSION is None and jobs._lambda is None
+        assert DEFAULT_PROVIDERS == {} and boto3.DEFAULT_SESSION is None and jobs.LAMBDA.client is None
         # the next read makes a provider of its own
         assert config.get_secret(arn) == "sk-ant-snap" and DEFAULT_PROVIDERS["secrets"] is not provider
     finally:

@@ -40,9 +40,9 @@ def s3_behind_a_proxy(stack, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
     monkeypatch.setenv("S3_TIMEOUT", "2")
     get_settings.cache_clear()
-    monkeypatch.setattr(s3, "_client", None)
+    s3.forget_client()
     yield proxy
     proxy.close()
     monkeypatch.undo()
     get_settings.cache_clear()
-    s3._client = None
+    s3.forget_client()

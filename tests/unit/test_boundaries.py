@@ -1,7 +1,7 @@
 """The shape of ``chatcore``, held by tests: which modules load agno, which way imports point, no cycles.
 
 Dependencies point one way: ``web -> turns, account -> wire, media, money, catalog, memory -> store ->
-db, config, errors`` (with ``observability``, ``cli`` and ``days``, the services every layer may use).
+db, config, errors`` (with ``observability``, ``cli``, ``days`` and ``aws``, the services every layer may use).
 A lower layer never imports a higher one; modules of one layer may use each other, without cycles
 (``catalog`` reads ``money.prices`` to record the pinned prices, ``money`` writes amounts with
 ``wire.amounts``, ``wire.messages`` names a message's photos with ``media.s3``). There is no
@@ -42,7 +42,7 @@ LAYERS = {
     "wire": 2, "media": 2, "money": 2, "catalog": 2, "memory": 2, "notify": 2, "spool": 2,
     "store": 1,
     # the services every layer uses
-    "db": 0, "config": 0, "errors": 0, "observability": 0, "cli": 0, "days": 0,
+    "db": 0, "config": 0, "errors": 0, "observability": 0, "cli": 0, "days": 0, "aws": 0,
 }
 # Run on their own (a command, a function's job): they may use any layer below the web, and nothing
 # in the package imports them.

@@ -18,7 +18,7 @@ import time
 from typing import Any, Literal
 from uuid import UUID
 
-from chatcore import db
+from chatcore import aws, db
 from chatcore.account import deletion, export
 from chatcore.config import get_settings
 from chatcore.errors import StorageUnavailable
@@ -33,9 +33,6 @@ KINDS: tuple[Kind, ...] = ("deletion", "export")
 JOB_SECONDS = 12 * 60
 # How often a request waiting for its export looks again.
 POLL_SECONDS = 0.2
-
-_lambda_lock = threading.Lock()
-_lambda: Any = None
 
 
 def request_deletion(sub: str, *, wait_seconds: float) -> dict[str, Any]:
@@ -151,21 +148,14 @@ def _run_logged(kind: Kind, job_id: UUID) -> None:
         log.exception("the %s job %s failed", kind, job_id)
 
 
-def _lambda_client() -> Any:
-    global _lambda
-    with _lambda_lock:
-        if _lambda is None:
-            import boto3
-            from botocore.config import Config
+LAMBDA = aws.Client("lambda", lambda s: {"connect_timeout": 3, "read_timeout": 10,
+                                         "retries": {"max_attempts": 3, "mode": "standard"}})
 
-            s = get_settings()
-            _lambda = boto3.client("lambda", region_name=s.aws_region, config=Config(
-                connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}))
-        return _lambda
+
+def _lambda_client() -> Any:
+    return LAMBDA.get()
 
 
 def forget_client() -> None:
     """Drop the Lambda client (SnapStart, tests)."""
-    global _lambda
-    with _lambda_lock:
-        _lambda = None
+    LAMBDA.forget()

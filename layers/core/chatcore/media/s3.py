@@ -6,41 +6,30 @@ Keys follow ``chatcore.media.keys``. Objects are private; clients get short-live
 from __future__ import annotations
 
 import base64
-import threading
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
+from chatcore import aws
 from chatcore.config import get_settings
 from chatcore.media import keys
 from chatcore.media.images import sniff_image_type
 
-_lock = threading.Lock()
-_client: Any = None
+# short timeouts and bounded retries: a stalled S3 fails a request in seconds (503 storage-unavailable),
+# not after boto3's default 60 s x 5 attempts; SigV4 so presigned URLs work with KMS buckets
+CLIENT = aws.Client("s3", lambda s: {"endpoint_url": s.s3_endpoint_url, "signature_version": "s3v4",
+                                     "connect_timeout": 3, "read_timeout": s.s3_timeout,
+                                     "retries": {"max_attempts": 3, "mode": "standard"}})
 
 
 def client() -> Any:
-    """The process's S3 client, created lazily (SigV4 so presigned URLs work with KMS buckets)."""
-    global _client
-    with _lock:
-        if _client is None:
-            import boto3
-            from botocore.config import Config
-
-            s = get_settings()
-            # short timeouts and bounded retries: a stalled S3 fails a request in seconds (503
-            # storage-unavailable), not after boto3's default 60 s x 5 attempts
-            _client = boto3.client("s3", region_name=s.aws_region, endpoint_url=s.s3_endpoint_url,
-                                   config=Config(signature_version="s3v4", connect_timeout=3, read_timeout=s.s3_timeout,
-                                                 retries={"max_attempts": 3, "mode": "standard"}))
-        return _client
+    """The process's S3 client, created lazily."""
+    return CLIENT.get()
 
 
 def forget_client() -> None:
     """Drop the process's S3 client (its connections and credentials); the next call makes a new one."""
-    global _client
-    with _lock:
-        _client = None
+    CLIENT.forget()
 
 
 def exists(key: str) -> bool:

@@ -16,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from chatcore import aws
 from chatcore.config import get_settings
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ PLATFORMS = ("apns", "apns_sandbox", "fcm")
 PAYLOAD_KEYS = {"apns": "APNS", "apns_sandbox": "APNS_SANDBOX", "fcm": "GCM"}
 
 _lock = threading.Lock()
-_client: Any = None
 _down_until = 0.0
 _announced = False
 
@@ -63,24 +63,19 @@ def announce() -> None:
                     "devices are stored and nothing is sent")
 
 
-def client() -> Any:
-    global _client
-    with _lock:
-        if _client is None:
-            import boto3
-            from botocore.config import Config
+CLIENT = aws.Client("sns", lambda s: {"endpoint_url": s.sns_endpoint_url, "connect_timeout": s.push_timeout,
+                                      "read_timeout": s.push_timeout,
+                                      "retries": {"total_max_attempts": 1, "mode": "standard"}})
 
-            s = get_settings()
-            _client = boto3.client("sns", region_name=s.aws_region, endpoint_url=s.sns_endpoint_url, config=Config(
-                connect_timeout=s.push_timeout, read_timeout=s.push_timeout,
-                retries={"total_max_attempts": 1, "mode": "standard"}))
-        return _client
+
+def client() -> Any:
+    return CLIENT.get()
 
 
 def forget_client() -> None:
-    global _client, _down_until
+    global _down_until
+    CLIENT.forget()
     with _lock:
-        _client = None
         _down_until = 0.0
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from typing import Any
 from uuid import UUID
 
+from chatcore import aws
 from chatcore.config import get_settings
 from chatcore.media import s3
 from chatcore.spool import records
@@ -22,29 +22,18 @@ log = logging.getLogger(__name__)
 # The most a message body may be (SQS: 256 KiB, attributes included; none are sent), with a margin.
 MESSAGE_LIMIT = 250_000
 
-_lock = threading.Lock()
-_client: Any = None
+# short timeouts: a turn's end waits on it only when the database is down
+CLIENT = aws.Client("sqs", lambda s: {"endpoint_url": s.sqs_endpoint_url, "connect_timeout": 3, "read_timeout": 10,
+                                      "retries": {"max_attempts": 3, "mode": "standard"}})
 
 
 def client() -> Any:
-    """The process's SQS client (short timeouts: a turn's end waits on it only when the database is down)."""
-    global _client
-    with _lock:
-        if _client is None:
-            import boto3
-            from botocore.config import Config
-
-            s = get_settings()
-            _client = boto3.client("sqs", region_name=s.aws_region, endpoint_url=s.sqs_endpoint_url,
-                                   config=Config(connect_timeout=3, read_timeout=10,
-                                                 retries={"max_attempts": 3, "mode": "standard"}))
-        return _client
+    """The process's SQS client."""
+    return CLIENT.get()
 
 
 def forget_client() -> None:
-    global _client
-    with _lock:
-        _client = None
+    CLIENT.forget()
 
 
 def enabled() -> bool:
