@@ -108,17 +108,17 @@ def print_stored(database_url: str, session_id: str) -> None:
         print(f"{r['role']:9} {r['agent_name'] or '-':10} {r['input_tokens']:>6} {r['output_tokens']:>5} "
               f"{r['cache_read_tokens']:>6} {r['cache_write_tokens']:>7} {r['cost_usd']:>14.10f} {r['cost_in_rands']:>14.10f} "
               f"{r['bytes']:>6}  {r['status']}")
-        for image in r["message_parts"].get("images") or []:
-            ref = image.get("media_reference")
+        for media in [*(r["message_parts"].get("images") or []), *(r["message_parts"].get("files") or [])]:
+            ref = media.get("media_reference")
             if ref:
                 keys.append(f"s3://{ref['bucket']}/{ref['storage_key']} ({ref['size']} bytes, sha256 {ref['content_hash'][:12]}…)")
             else:
-                keys.append(f"inline image {image.get('id')} ({image.get('mime_type')})")
+                keys.append(f"inline {media.get('mime_type')} {media.get('id')}")
     total = {k: sum(r[k] for r in rows) for k in TOKEN_COUNTS}
     usd = sum((r["cost_usd"] for r in rows), Decimal(0))
     zar = sum((r["cost_in_rands"] for r in rows), Decimal(0))
     rate = next((r["fx_rate"] for r in rows if r["fx_rate"] is not None), None)
-    print(f"\n{BOLD}Images{RESET}")
+    print(f"\n{BOLD}Photos and PDFs in S3{RESET} (the rows keep only these references)")
     for k in keys:
         print(f"  {k}")
     print(f"\n{BOLD}Tokens{RESET}  input {total['input_tokens']}, output {total['output_tokens']}, "
