@@ -175,7 +175,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
             overhead += MEMORY_OVERHEAD_TOKENS + sum(message_tokens(m) for m in recall)
         reservation, reserved_tokens = Decimal(0), 0
         if (row["monthly_budget_zar"] is not None and row["fx_rate"] is not None) or row["tokens_per_day"] is not None:
-            reservation, reserved_tokens = _reservation(turn, row, conversation, overhead, settings)
+            reservation, reserved_tokens = turn_reservation(turn, row, conversation, overhead, settings)
         # 402 before anything is stored or any model call: the most this turn can cost must fit
         refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start, reserved=row["month_reserved"],
                        reservation=reservation)
@@ -237,7 +237,7 @@ def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Messag
     return recall_messages(snapshot)
 
 
-def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> tuple[Decimal, int]:
+def turn_reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> tuple[Decimal, int]:
     """The most this turn can cost, in rands, and the most tokens it can use: for each model call it
     may make (MAX_MODEL_CALLS_PER_TURN), its whole input (the history as read, the message, its photos,
     the instructions and the recall, ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus

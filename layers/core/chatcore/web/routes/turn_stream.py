@@ -18,7 +18,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from chatcore import turns
@@ -30,11 +30,13 @@ from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
+from chatcore.web.request_limits import limited_caller
 from chatcore.wire.schemas import IMAGE_KINDS, ApprovalsIn, TurnIn, UploadRef, turn_image_schema
 from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
 APPROVALS_PATH = "/sessions/{session_id}/turns/{run_id}/approvals"
+ESTIMATE_PATH = "/sessions/{session_id}/turns/estimate"
 
 
 def _parse(request: Request, body: bytes, model: type = TurnIn) -> tuple[UUID, Any]:
@@ -89,6 +91,22 @@ async def create_turn(request: Request) -> StreamingResponse:
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
         await _discard(upload_ids, stream.run_id)
     return event_stream(stream.frames, stream.run_id, turn_input.rate_limit_headers)
+
+
+async def estimate_turn(request: Request) -> JSONResponse:
+    """What a turn with this body would cost (``chatcore.turns.estimate``): the same body and checks as a
+    turn, no model call, nothing stored (an upload is read, not used), no S3 write. Counted against the
+    per-user request limit like the API's routes, not against the plan's turn limits."""
+    from chatcore.turns.estimate import estimate_turn as estimate
+
+    sub = await limited_caller(request)
+    session_id, body = _parse(request, await request.body())
+    uploads = await _photos(sub, body)
+    documents = await _documents(sub, body)
+    message = body.message if body.message.strip() else ""
+    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
+                                 documents=documents)
+    return JSONResponse(await asyncio.to_thread(estimate, turn_input))
 
 
 async def decide_turn(request: Request) -> StreamingResponse:
@@ -147,7 +165,8 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     return row["id"] if row["client_turn_id"] == client_turn_id else None
 
 
-routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(APPROVALS_PATH, decide_turn, methods=["POST"])]
+routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(ESTIMATE_PATH, estimate_turn, methods=["POST"]),
+          Route(APPROVALS_PATH, decide_turn, methods=["POST"])]
 
 
 def add_openapi(schema: dict) -> None:
