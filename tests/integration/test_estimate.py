@@ -12,9 +12,10 @@ from decimal import Decimal
 import pytest
 
 from chatcore.money import budgets
+from chatcore.wire.schemas import TurnEstimate
 from local.sample_images import b64, noise_png, sunset_png
-from tests.integration.test_plans import new_plan
 from tests.support.faults import postgres_down  # noqa: F401 - a fixture
+from tests.support.plans import new_plan
 from tests.support.uploads import upload_row, uploaded
 
 
@@ -54,6 +55,7 @@ def test_an_estimate_calls_no_model_and_stores_nothing(user, standin, db_conn, s
                  client_turn_id="c-1")
     assert r.status_code == 200, r.text
     body = r.json()
+    TurnEstimate.model_validate(body)  # as the spec says
     assert body["session_id"] == sid and body["model_calls"]["likely"] == 1 and body["model_calls"]["high"] >= 1
     assert body["tokens"]["new"] > 2 * 8  # the text and two photos
     for k in ("low", "likely", "likely_without_cache", "high"):

@@ -31,7 +31,7 @@ from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
 from chatcore.web.request_limits import limited_caller
-from chatcore.wire.schemas import IMAGE_KINDS, ApprovalsIn, TurnIn, UploadRef, turn_image_schema
+from chatcore.wire.schemas import IMAGE_KINDS, ApprovalsIn, TurnEstimate, TurnIn, UploadRef, turn_image_schema
 from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
@@ -212,6 +212,35 @@ def add_openapi(schema: dict) -> None:
                            "(invalid-input: `pending` lists them)"),
             "503": problem("the database or storage is unavailable; nothing was decided, try again after "
                            "Retry-After seconds", retry_after=True),
+        },
+    }}
+    components["TurnEstimate"] = openapi.model_schema(TurnEstimate, components)
+    schema.setdefault("paths", {})[ESTIMATE_PATH] = {"post": {
+        "tags": ["turns"],
+        "summary": "Estimate Turn",
+        "operationId": openapi.operation_id("estimate_turn"),
+        "description": (
+            "What sending this turn would cost now, before it is sent: the same body as POST .../turns (checked "
+            "the same way: photos as base64 or upload ids, PDFs, location). No model is called and nothing is "
+            "stored (an upload is read, not used: send it with the turn afterwards). `cost` low / likely / high "
+            "in USD and rands: likely is one model call with the prompt cache read when the session's last call "
+            "is within PROMPT_CACHE_TTL; high is what the turn reserves of the budget. With it the budget left "
+            "and `refusal`, the problem the turn would get now (403, 429 with retry_after, 402). Not a turn: "
+            "counted against the per-user request limit, not the plan's turn limits."),
+        "parameters": [{"name": "session_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid", "title": "Session Id"}}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnIn"}}}},
+        "responses": {
+            "200": {"description": "the estimate",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnEstimate"}}}},
+            "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
+            "409": problem("an upload was already used by a turn (upload-used)"),
+            "410": problem("an upload expired (upload-expired)"),
+            "422": problem("invalid fields, an invalid image or PDF, or an upload whose file was never sent, as for "
+                           "a turn; `field` names it"),
+            "503": problem("the database or storage is unavailable, or no exchange rate is configured; try again "
+                           "after Retry-After seconds", retry_after=True),
         },
     }}
     schema.setdefault("paths", {})[TURN_PATH] = {"post": {
