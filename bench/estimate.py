@@ -56,7 +56,8 @@ def run(h: Harness) -> dict[str, Any]:
             errors.append(float(abs(likely - real) / real))
             bracketed += low <= real <= high
         results[name] = {"turns": len(turns), "worst": max(errors), "median": statistics.median(errors),
-                         "within_25": sum(1 for e in errors if e <= 0.25), "bracketed": bracketed}
+                         "within_25": sum(1 for e in errors if e <= 0.25), "bracketed": bracketed,
+                         "over_25": {i + 1: round(e, 3) for i, e in enumerate(errors) if e > 0.25}}
     return results
 
 
@@ -64,7 +65,8 @@ def report(res: dict[str, Any]) -> str:
     lines = ["", "10. ESTIMATE (POST .../turns/estimate before each turn against the turn's stored cost; "
                  "the stand-in bills like the API, prompt cache included)"]
     rows = [[name, str(r["turns"]), f"{r['median']:.1%}", f"{r['worst']:.1%}", f"{r['within_25']}/{r['turns']}",
-             f"{r['bracketed']}/{r['turns']}"] for name, r in res.items()]
+             f"{r['bracketed']}/{r['turns']}",
+             ", ".join(f"turn {i}: {e:.0%}" for i, e in r["over_25"].items()) or "-"] for name, r in res.items()]
     lines.append(table(["chat", "turns", "median |likely - real| / real", "worst", "within ±25 %",
-                        "real in [low, high]"], rows))
+                        "real in [low, high]", "turns past ±25 %"], rows))
     return "\n".join(lines)

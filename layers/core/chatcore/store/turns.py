@@ -108,7 +108,7 @@ ESTIMATE_READ = BEGIN_TURN_READ.removesuffix("FOR UPDATE OF s\n")
 
 ESTIMATE_CALLS = """
 SELECT last.input_tokens + last.cache_read_tokens + last.cache_write_tokens AS last_prompt_tokens,
-       last.output_tokens AS last_output_tokens,
+       last.output_tokens AS last_output_tokens, last.cache_read_tokens + last.cache_write_tokens AS last_cached_tokens,
        last.created_at > now() - make_interval(secs => %(cache_ttl)s) AS cache_warm,
        turns.outputs AS recent_outputs
 FROM (SELECT 1) one

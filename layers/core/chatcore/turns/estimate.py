@@ -51,8 +51,9 @@ from chatcore.wire.amounts import decimal_string
 
 # The answer of a session's first turn, in tokens (no turn of its own to average yet).
 DEFAULT_OUTPUT_TOKENS = 250
-# A prompt prefix shorter than this is not cached (Anthropic's minimum; 2,048 for Haiku models).
-MIN_CACHEABLE_TOKENS = 1_024
+# A prompt prefix shorter than this is not cached (Anthropic's minimum; 2,048 for Haiku models), not
+# counting the request's own few tokens.
+MIN_CACHEABLE_TOKENS, REQUEST_OVERHEAD_TOKENS = 1_024, 4
 CACHE_TTL_SECONDS = {"5m": 300, "1h": 3600}
 # The API's own image sizing (Anthropic's vision docs): a long edge of at most 1,568 px and about
 # 1.15 megapixels, then (width * height) / 750 tokens.
@@ -120,13 +121,19 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
     prompt = min(settings.context_max_tokens, prefix + added)
     output = round(sum(outputs) / len(outputs)) if outputs else DEFAULT_OUTPUT_TOKENS
     fewest = min(outputs) // 2 if outputs else 1  # a short answer: half the shortest recent one
-    warm = bool(row["cache_warm"]) and last_prompt is not None and last_prompt >= MIN_CACHEABLE_TOKENS
+    # the user's memories changed since the session's recall was rendered: the turn renders it again, and
+    # the prompt (the recall is at its start) no longer matches the cached one
+    recall_changes = bool(row["memory_enabled"] and conversation.remembers
+                          and row["snapshot_version"] != row["memory_version"])
+    # what the last call left in the cache: its prefix up to its last breakpoint (none when too short)
+    cached = 0 if recall_changes else (row["last_cached_tokens"] or 0)
+    warm = bool(row["cache_warm"]) and cached > 0
     one_hour = settings.prompt_cache_ttl == "1h"
     searches = web_searches_per_call(spec)
 
     def usage(read: int, out: int) -> TokenUsage:
         read = min(read, prompt)
-        write = prompt - read if prompt >= MIN_CACHEABLE_TOKENS else 0
+        write = prompt - read if prompt - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS else 0
         return TokenUsage(input_tokens=prompt - read - write, cache_read_tokens=read, cache_write_tokens=write,
                           cache_write_1h_tokens=write if one_hour else 0, output_tokens=out, web_searches=searches)
 
@@ -136,11 +143,11 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
     def usd(tokens: TokenUsage) -> Decimal:
         return prices.cost_usd(spec.model_id, tokens, now).usd
 
-    readable = last_prompt if last_prompt is not None and last_prompt >= MIN_CACHEABLE_TOKENS else 0
+    readable = cached
     low = usd(replace(usage(readable, fewest), web_searches=0))
     if last_prompt is None and first is None:  # nothing to go by but the context builder's generous guess
         low = prices.cost_usd(spec.model_id, TokenUsage(input_tokens=added, output_tokens=1), now).usd
-    likely = usd(usage(last_prompt if warm else 0, output))
+    likely = usd(usage(cached if warm else 0, output))
     without_cache = usd(usage(0, output))
     fx_rate = row["fx_rate"]
     reservation, _ = turn_reservation(turn, row, conversation, overhead, settings)
@@ -152,7 +159,7 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
         "model_id": spec.model_id,
         "cost": {"low": _money(min(low, likely), fx_rate), "likely": _money(likely, fx_rate),
                  "likely_without_cache": _money(without_cache, fx_rate), "high": _money(high, fx_rate)},
-        "tokens": {"prompt": prompt, "new": added, "cache_read": last_prompt if warm else 0, "output": output},
+        "tokens": {"prompt": prompt, "new": added, "cache_read": cached if warm else 0, "output": output},
         "cache_warm": warm,
         "model_calls": {"likely": 1, "high": calls},
         "budget": _budget(row),
