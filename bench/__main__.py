@@ -11,11 +11,11 @@ from bench.harness import say
 from bench.stats import table
 
 SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "built", "conversation", "messages",
-            "events", "memory", "photos")
+            "events", "memory", "photos", "estimate")
 # run only when named (--only scale): it generates 10 million messages (200,000 with --quick)
 ON_REQUEST = ("scale",)
 NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events", "memory",
-               "scale"}
+               "estimate", "scale"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -140,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = conversation.run(harness)
                 reports.append(conversation.report(results[name]))
+            elif name == "estimate":
+                from bench import estimate
+
+                results[name] = estimate.run(harness)
+                reports.append(estimate.report(results[name]))
             elif name == "memory":
                 from bench import memory
 

@@ -85,7 +85,10 @@ def test_every_event_succeeds(invoker, standin, path):
     assert result.ok, (result.status, result.error, result.body[:2000], result.payload)
     if path.name == "api-preflight.json":  # a browser's preflight, from the web app's origin, with no token
         assert result.status == 204 and result.headers["access-control-allow-origin"] == "https://app.example"
-    if result.kind == "stream":
+    if result.kind == "stream" and path.name == "chat-estimate-turn.json":  # a JSON answer through the stream
+        assert result.status == 200 and result.headers["content-type"].startswith("application/json")
+        assert json.loads(result.body)["cost"]["likely"]["zar"], result.body
+    elif result.kind == "stream":
         assert result.status == 200 and result.headers["content-type"].startswith("text/event-stream")
         events = sse.parse(result.body.decode())
         assert events[-1]["event"] == "TurnCompleted", events[-1]

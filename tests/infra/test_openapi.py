@@ -36,7 +36,8 @@ def test_openapi_documents_every_route_limit_and_the_turn_events():
                    ("GET", "/me/memories"), ("DELETE", "/me/memories"), ("PATCH", "/me/memories/{memory_id}"),
                    ("DELETE", "/me/memories/{memory_id}"), ("GET", "/me/settings"), ("PUT", "/me/settings"),
                    ("POST", "/sessions/{session_id}/turns/{run_id}/approvals"), ("GET", "/me/reminders"),
-                   ("POST", "/me/devices"), ("GET", "/me/devices"), ("DELETE", "/me/devices/{device_id}")}
+                   ("POST", "/me/devices"), ("GET", "/me/devices"), ("DELETE", "/me/devices/{device_id}"),
+                   ("POST", "/sessions/{session_id}/turns/estimate")}
     for method, path in (("DELETE", "/me"), ("POST", "/me/export")):  # done at once, or 202 and poll
         assert {"200", "202"} <= set(doc["paths"][path][method.lower()]["responses"])
     turn = doc["paths"]["/sessions/{session_id}/turns"]["post"]
@@ -107,6 +108,7 @@ OPERATION_IDS = {
     ("POST", "/sessions/{session_id}/turns/{run_id}/approvals"): "decideTurn", ("GET", "/me/reminders"): "listReminders",
     ("POST", "/me/devices"): "registerDevice", ("GET", "/me/devices"): "listDevices",
     ("DELETE", "/me/devices/{device_id}"): "deleteDevice",
+    ("POST", "/sessions/{session_id}/turns/estimate"): "estimateTurn",
 }
 
 

@@ -93,6 +93,8 @@ def test_cfn_lint_passes_on_the_transformed_template(transformed_path):
 
 
 STREAMED = {("POST", "/sessions/{id}/turns"): "ChatFunction",
+            # a JSON answer, invoked as the chat function's other routes (its Web Adapter streams)
+            ("POST", "/sessions/{id}/turns/estimate"): "ChatFunction",
             ("POST", "/sessions/{id}/turns/{run_id}/approvals"): "ChatFunction",
             ("GET", "/sessions/{id}/turns/{run_id}/events"): "EventsFunction"}
 
@@ -106,7 +108,8 @@ def test_only_the_turn_and_its_events_stream(resources):
         target = "${ChatFunctionAliaslive}" if function == "ChatFunction" else f"${{{function}.Arn}}"
         assert target in _sub(turn["uri"]), route
         assert turn["responseTransferMode"] == "STREAM", route
-        assert turn["timeoutInMillis"] == 900000, route  # the function's 15 minutes, not API Gateway's 29 s
+        # a turn: the function's 15 minutes, not API Gateway's 29 s; an estimate answers at once
+        assert turn["timeoutInMillis"] == (29000 if route[1].endswith("/estimate") else 900000), route
     others = {k: v for k, v in routes.items() if k not in STREAMED}
     assert len(others) == 26
     for route, op in others.items():
@@ -138,7 +141,7 @@ def test_every_route_is_cognito_authorized_and_the_api_is_regional_logged_and_th
             ("PATCH", "/me/memories/{id}"), ("DELETE", "/me/memories/{id}"), ("GET", "/me/settings"),
             ("PUT", "/me/settings"), ("POST", "/sessions/{id}/turns/{run_id}/approvals"),
             ("GET", "/me/reminders"), ("POST", "/me/devices"), ("GET", "/me/devices"),
-            ("DELETE", "/me/devices/{id}")} == set(_routes(resources))
+            ("DELETE", "/me/devices/{id}"), ("POST", "/sessions/{id}/turns/estimate")} == set(_routes(resources))
     (stage,) = _of_type(resources, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
     assert props["AccessLogSetting"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogs", "Arn"]}

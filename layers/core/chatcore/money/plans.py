@@ -118,21 +118,30 @@ def rate_limit_headers(limits: list[Limit], *, admitted: bool) -> dict[str, str]
             "RateLimit": ", ".join(limit.state(1 if admitted and limit.unit != "tokens" else 0) for limit in limits)}
 
 
+def limit_refusal(row: dict[str, Any]) -> RateLimited | None:
+    """The 429 a limit of the user's plan gives a turn now (the limit that frees up last), or None.
+    Records nothing: ``check_limits`` raises it, a turn's estimate reports it."""
+    limits = limits_of(row)
+    over = [limit for limit in limits if limit.used >= limit.quota]
+    if not over:
+        return None
+    worst = max(over, key=lambda limit: limit.reset)
+    refusal = RateLimited(
+        f"your plan ({row['plan_name']}) allows {worst.quota} {DESCRIPTIONS[worst.name]}; "
+        f"try again in {worst.reset} s",
+        retry_after=worst.reset, limit=worst.name, limit_value=worst.quota, plan=row["plan_name"])
+    refusal.headers = rate_limit_headers(limits, admitted=False)
+    return refusal
+
+
 def check_limits(row: dict[str, Any], sub: str) -> dict[str, str]:
     """Raise RateLimited (429) when a limit of the user's plan is reached; else the headers of the
     turn's response."""
-    limits = limits_of(row)
-    over = [limit for limit in limits if limit.used >= limit.quota]
-    if over:
-        worst = max(over, key=lambda limit: limit.reset)
-        refusal = RateLimited(
-            f"your plan ({row['plan_name']}) allows {worst.quota} {DESCRIPTIONS[worst.name]}; "
-            f"try again in {worst.reset} s",
-            retry_after=worst.reset, limit=worst.name, limit_value=worst.quota, plan=row["plan_name"])
-        refusal.headers = rate_limit_headers(limits, admitted=False)
-        record_limit_refusal(sub, worst.name)
+    refusal = limit_refusal(row)
+    if refusal is not None:
+        record_limit_refusal(sub, refusal.extra["limit"])
         raise refusal
-    return rate_limit_headers(limits, admitted=True)
+    return rate_limit_headers(limits_of(row), admitted=True)
 
 
 def check_allowed(row: dict[str, Any], *, name: str, model_id: str, thinking: bool, web_search: bool) -> None:

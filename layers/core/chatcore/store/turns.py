@@ -101,6 +101,51 @@ WHERE s.id = %(session_id)s
 FOR UPDATE OF s
 """
 
+# A turn's estimate (``turns.estimate``): BEGIN_TURN_READ without its locks (it decides nothing and
+# stores nothing), and what the session's recent model calls used: the last call's tokens and whether
+# the prompt cache still holds its prefix (its age under ``cache_ttl`` seconds), and the output
+# tokens of its last completed turns (a turn's sum over its calls).
+ESTIMATE_READ = BEGIN_TURN_READ.removesuffix("FOR UPDATE OF s\n")
+
+ESTIMATE_CALLS = """
+SELECT last.input_tokens + last.cache_read_tokens + last.cache_write_tokens AS last_prompt_tokens,
+       last.output_tokens AS last_output_tokens, last.cache_read_tokens + last.cache_write_tokens AS last_cached_tokens,
+       last.created_at > now() - make_interval(secs => %(cache_ttl)s) AS cache_warm,
+       turns.outputs AS recent_outputs
+FROM (SELECT 1) one
+LEFT JOIN LATERAL (
+    SELECT ce.input_tokens, ce.cache_read_tokens, ce.cache_write_tokens, ce.output_tokens, ce.created_at
+    FROM chat_events ce JOIN runs r ON r.id = ce.run_id
+    WHERE ce.session_id = %(session_id)s AND ce.role = 'assistant' AND r.parent_run_id IS NULL
+      AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
+    ORDER BY ce.id DESC LIMIT 1) last ON true
+LEFT JOIN LATERAL (
+    SELECT array_agg(r.output_tokens ORDER BY r.id DESC) AS outputs
+    FROM (SELECT id, output_tokens FROM runs r
+          WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.status = 'completed'
+          ORDER BY r.id DESC LIMIT 5) r) turns ON true
+"""
+
+# A session's first estimate has no call of its own to go by: the first call of the newest session of the
+# same agent or team (anyone's: token counts alone) -- its prompt (the instructions and tools, and that
+# session's first message, whose characters are returned to take it out) and its turn's output tokens.
+FIRST_CALL_OF_AGENT = """
+SELECT first.prompt_tokens, first.message_chars, first.output_tokens
+FROM sessions s
+JOIN sessions s2 ON s2.agent_id IS NOT DISTINCT FROM s.agent_id AND s2.team_id IS NOT DISTINCT FROM s.team_id
+                AND s2.id <> s.id
+JOIN LATERAL (
+    SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens, r.output_tokens,
+           (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
+            WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars
+    FROM runs r JOIN chat_events ce ON ce.run_id = r.id
+    WHERE r.session_id = s2.id AND r.parent_run_id IS NULL AND r.status = 'completed' AND ce.role = 'assistant'
+      AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
+    ORDER BY r.id, ce.id LIMIT 1) first ON true
+WHERE s.id = %(session_id)s
+ORDER BY s2.id DESC LIMIT 1
+"""
+
 FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} running"
 
 ABANDON_TURN = """
@@ -170,6 +215,23 @@ def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, cli
         "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
         "approval_ttl": approval_ttl,
     }).fetchone()
+
+
+def read_estimate(conn: psycopg.Connection, *, sub: str, session_id: UUID, stale_seconds: int, history_turns: int,
+                  month_start: datetime, month_end: datetime, cache_ttl: int) -> dict[str, Any] | None:
+    """What a turn's estimate reads (ESTIMATE_READ, then ESTIMATE_CALLS, and for a session without a call
+    FIRST_CALL_OF_AGENT as ``first_call``), no lock taken; None when the session is not the user's."""
+    row = conn.execute(ESTIMATE_READ, {
+        "sub": sub, "session_id": session_id, "client_turn_id": None, "stale_seconds": stale_seconds,
+        "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
+        "approval_ttl": 86_400,
+    }).fetchone()
+    if row is None:
+        return None
+    row = {**row, **conn.execute(ESTIMATE_CALLS, {"session_id": session_id, "cache_ttl": cache_ttl}).fetchone()}
+    first = None if row["last_prompt_tokens"] is not None else conn.execute(
+        FIRST_CALL_OF_AGENT, {"session_id": session_id}).fetchone()
+    return {**row, "first_call": first}
 
 
 def find_running_turn(conn: psycopg.Connection, session_id: UUID, stale_seconds: int) -> dict[str, Any] | None:

@@ -164,9 +164,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         conversation = conversation_for(row["agent_name"], row["team_name"])
         spec = conversation.spec
         # 403 / 429 before anything is stored or any model call: what the plan allows, its rate limits
-        for part in participants(spec):  # a team's members too: their models, thinking, searches
-            check_allowed(row, name=conversation.name, model_id=part.model_id, thinking=bool(part.thinking_budget),
-                          web_search=web_searches_per_call(part) > 0)
+        check_plan_allows(row, conversation)
         turn.rate_limit_headers = check_limits(row, turn.sub)
         recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
@@ -174,7 +172,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
             overhead += MEMORY_OVERHEAD_TOKENS + sum(message_tokens(m) for m in recall)
         reservation, reserved_tokens = Decimal(0), 0
         if (row["monthly_budget_zar"] is not None and row["fx_rate"] is not None) or row["tokens_per_day"] is not None:
-            reservation, reserved_tokens = _reservation(turn, row, conversation, overhead, settings)
+            reservation, reserved_tokens = turn_reservation(turn, row, conversation, overhead, settings)
         # 402 before anything is stored or any model call: the most this turn can cost must fit
         refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start, reserved=row["month_reserved"],
                        reservation=reservation)
@@ -236,7 +234,15 @@ def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Messag
     return recall_messages(snapshot)
 
 
-def _reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> tuple[Decimal, int]:
+def check_plan_allows(row: dict, conversation: Conversation) -> None:
+    """403 not-in-plan when the user's plan leaves out the session's agent or team, or the model, thinking
+    or web search of any spec whose calls a turn may make (a team's members too)."""
+    for part in participants(conversation.spec):
+        check_allowed(row, name=conversation.name, model_id=part.model_id, thinking=bool(part.thinking_budget),
+                      web_search=web_searches_per_call(part) > 0)
+
+
+def turn_reservation(turn: TurnInput, row: dict, conversation: Conversation, overhead: int, settings) -> tuple[Decimal, int]:
     """The most this turn can cost, in rands, and the most tokens it can use: for each model call it
     may make (MAX_MODEL_CALLS_PER_TURN), its whole input (the history as read, the message, its photos,
     the instructions and the recall, ``overhead``; at most CONTEXT_MAX_TOKENS) as uncached input, plus

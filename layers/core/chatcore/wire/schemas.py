@@ -642,6 +642,55 @@ class UsageOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class EstimateAmount(BaseModel):
+    usd: DecimalString
+    zar: DecimalString = Field(description="the same in rands, at the day's USD/ZAR rate")
+
+
+class EstimateCosts(BaseModel):
+    low: EstimateAmount = Field(description="one model call, the prompt cache read, a short answer")
+    likely: EstimateAmount = Field(description=(
+        "one model call, the prompt cache read when it is still warm (`cache_warm`), the session's usual answer"))
+    likely_without_cache: EstimateAmount = Field(description="`likely` with nothing read from the prompt cache")
+    high: EstimateAmount = Field(description=(
+        "the most the turn may cost: what a turn reserves of the budget (every model call it may make, its "
+        "whole input uncached, the longest answer)"))
+
+
+class EstimateTokens(BaseModel):
+    prompt: int = Field(description="the estimated input tokens of the turn's (first) model call")
+    new: int = Field(description="what the message adds: its text, photos and PDF pages")
+    cache_read: int = Field(description="the part of `prompt` read from the prompt cache in `likely`")
+    output: int = Field(description="the estimated output tokens (the session's recent average)")
+
+
+class EstimateCalls(BaseModel):
+    likely: int = Field(description="model calls in low and likely (one)")
+    high: int = Field(description="model calls in high (MAX_MODEL_CALLS_PER_TURN)")
+
+
+class EstimateBudget(BaseModel):
+    monthly_budget_zar: DecimalString = Field(examples=RANDS)
+    spent_zar: DecimalString
+    reserved_zar: DecimalString = Field(description="held by the user's running turns")
+    left_zar: DecimalString
+
+
+class TurnEstimate(BaseModel):
+    """What a turn with this body would cost now (POST /sessions/{id}/turns/estimate): nothing was run or stored."""
+
+    session_id: UUID
+    model_id: str
+    cost: EstimateCosts
+    tokens: EstimateTokens
+    cache_warm: bool = Field(description="the session's last model call is within PROMPT_CACHE_TTL")
+    model_calls: EstimateCalls
+    budget: EstimateBudget | None = Field(description="the month's budget (the user's own, else their plan's); none: no budget")
+    refusal: Problem | None = Field(description=(
+        "the problem the turn would be refused with now (not-in-plan 403, rate-limited 429 with `limit` and "
+        "`retry_after`, budget-exceeded 402); none: it would run"))
+
+
 class AccountDeletion(BaseModel):
     """The caller's account deletion (DELETE /me, GET /me/deletion)."""
 

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
 from chatcore import turns
@@ -30,11 +30,13 @@ from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
 from chatcore.web.identity import caller
-from chatcore.wire.schemas import IMAGE_KINDS, ApprovalsIn, TurnIn, UploadRef, turn_image_schema
+from chatcore.web.request_limits import limited_caller
+from chatcore.wire.schemas import IMAGE_KINDS, ApprovalsIn, TurnEstimate, TurnIn, UploadRef, turn_image_schema
 from chatcore.wire.sse import TURN_EVENTS_DESCRIPTION
 
 TURN_PATH = "/sessions/{session_id}/turns"
 APPROVALS_PATH = "/sessions/{session_id}/turns/{run_id}/approvals"
+ESTIMATE_PATH = "/sessions/{session_id}/turns/estimate"
 
 
 def _parse(request: Request, body: bytes, model: type = TurnIn) -> tuple[UUID, Any]:
@@ -89,6 +91,22 @@ async def create_turn(request: Request) -> StreamingResponse:
     if upload_ids and not stream.retried:  # the turn stored the normalised copies: the originals are done with
         await _discard(upload_ids, stream.run_id)
     return event_stream(stream.frames, stream.run_id, turn_input.rate_limit_headers)
+
+
+async def estimate_turn(request: Request) -> JSONResponse:
+    """What a turn with this body would cost (``chatcore.turns.estimate``): the same body and checks as a
+    turn, no model call, nothing stored (an upload is read, not used), no S3 write. Counted against the
+    per-user request limit like the API's routes, not against the plan's turn limits."""
+    from chatcore.turns.estimate import estimate_turn as estimate
+
+    sub = await limited_caller(request)
+    session_id, body = _parse(request, await request.body())
+    uploads = await _photos(sub, body)
+    documents = await _documents(sub, body)
+    message = body.message if body.message.strip() else ""
+    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
+                                 documents=documents)
+    return JSONResponse(await asyncio.to_thread(estimate, turn_input))
 
 
 async def decide_turn(request: Request) -> StreamingResponse:
@@ -150,7 +168,8 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     return row["id"] if row["client_turn_id"] == client_turn_id else None
 
 
-routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(APPROVALS_PATH, decide_turn, methods=["POST"])]
+routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(ESTIMATE_PATH, estimate_turn, methods=["POST"]),
+          Route(APPROVALS_PATH, decide_turn, methods=["POST"])]
 
 
 def add_openapi(schema: dict) -> None:
@@ -196,6 +215,35 @@ def add_openapi(schema: dict) -> None:
                            "(invalid-input: `pending` lists them)"),
             "503": problem("the database or storage is unavailable; nothing was decided, try again after "
                            "Retry-After seconds", retry_after=True),
+        },
+    }}
+    components["TurnEstimate"] = openapi.model_schema(TurnEstimate, components)
+    schema.setdefault("paths", {})[ESTIMATE_PATH] = {"post": {
+        "tags": ["turns"],
+        "summary": "Estimate Turn",
+        "operationId": openapi.operation_id("estimate_turn"),
+        "description": (
+            "What sending this turn would cost now, before it is sent: the same body as POST .../turns (checked "
+            "the same way: photos as base64 or upload ids, PDFs, location). No model is called and nothing is "
+            "stored (an upload is read, not used: send it with the turn afterwards). `cost` low / likely / high "
+            "in USD and rands: likely is one model call with the prompt cache read when the session's last call "
+            "is within PROMPT_CACHE_TTL; high is what the turn reserves of the budget. With it the budget left "
+            "and `refusal`, the problem the turn would get now (403, 429 with retry_after, 402). Not a turn: "
+            "counted against the per-user request limit, not the plan's turn limits."),
+        "parameters": [{"name": "session_id", "in": "path", "required": True,
+                        "schema": {"type": "string", "format": "uuid", "title": "Session Id"}}],
+        "requestBody": {"required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnIn"}}}},
+        "responses": {
+            "200": {"description": "the estimate",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TurnEstimate"}}}},
+            "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
+            "409": problem("an upload was already used by a turn (upload-used)"),
+            "410": problem("an upload expired (upload-expired)"),
+            "422": problem("invalid fields, an invalid image or PDF, or an upload whose file was never sent, as for "
+                           "a turn; `field` names it"),
+            "503": problem("the database or storage is unavailable, or no exchange rate is configured; try again "
+                           "after Retry-After seconds", retry_after=True),
         },
     }}
     schema.setdefault("paths", {})[TURN_PATH] = {"post": {

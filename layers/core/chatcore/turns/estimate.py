@@ -1,0 +1,195 @@
+"""The price before you send (``POST /sessions/{id}/turns/estimate``): what a turn with this body would
+cost, without calling any model or storing anything.
+
+It reads what the turn's first statement reads (``store.turns.read_estimate``: no lock, no
+``FOR UPDATE``) and what the session's last model call used. The next request is that call's
+prompt, plus its answer, plus the new message (its text as the context builder counts it, each photo
+as the API counts an image of its normalised size, each PDF page as ``PAGE_TOKENS``); with the prompt
+cache still warm (the last call within PROMPT_CACHE_TTL) the last prompt is a cache read and the rest
+a cache write, else the whole prompt is written. The answer's tokens are the average of the session's
+last completed turns. A session's first turn goes by the first call of the newest session of the same
+agent or team (its prompt less its message: the instructions and tools as the API counted them; its
+answer's tokens); with none yet, by the context builder's estimate of the instructions and tools and
+``DEFAULT_OUTPUT_TOKENS``.
+
+- ``low``: one model call, the cache read, half the shortest recent answer;
+- ``likely``: one model call, the cache read when the cache is warm, the average answer
+  (``likely_without_cache``: the same, everything written to the cache);
+- ``high``: the turn's budget reservation (``turns.begin.turn_reservation``: every model call the
+  turn may make, its whole input uncached and ``max_tokens`` of output).
+
+With it: the budget left, and the refusal the turn would get now (403 not in the plan, 429 a rate
+limit with its Retry-After, 402 the budget), read with the turn's own checks. The estimate counts
+against no limit of the plan (it is not a turn).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from agno.models.message import Message
+
+from chatcore import db
+from chatcore.catalog.specs import web_searches_per_call
+from chatcore.config import get_settings
+from chatcore.errors import BudgetExceeded, InvalidInput, NotFound, NotInPlan, ServiceMisconfigured
+from chatcore.money.budgets import month_bounds, refuse_if_over
+from chatcore.money.plans import limit_refusal
+from chatcore.money.prices import TokenUsage, default_price_book
+from chatcore.store import turns as turn_rows
+from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS
+from chatcore.turns.begin import check_plan_allows, turn_reservation
+from chatcore.turns.context import IMAGE_TOKENS, PAGE_TOKENS, message_tokens
+from chatcore.turns.registry import conversation_for
+from chatcore.turns.turn import TurnInput
+from chatcore.wire.amounts import decimal_string
+
+# The answer of a session's first turn, in tokens (no turn of its own to average yet).
+DEFAULT_OUTPUT_TOKENS = 250
+# A prompt prefix shorter than this is not cached (Anthropic's minimum; 2,048 for Haiku models), not
+# counting the request's own few tokens.
+MIN_CACHEABLE_TOKENS, REQUEST_OVERHEAD_TOKENS = 1_024, 4
+CACHE_TTL_SECONDS = {"5m": 300, "1h": 3600}
+# The API's own image sizing (Anthropic's vision docs): a long edge of at most 1,568 px and about
+# 1.15 megapixels, then (width * height) / 750 tokens.
+IMAGE_MAX_EDGE, IMAGE_MAX_PIXELS, IMAGE_PIXELS_PER_TOKEN = 1568, 1_150_000, 750
+
+
+def image_tokens(content: bytes) -> int:
+    """The tokens the API bills for an image: its size from its header alone (nothing decoded),
+    scaled as the API scales it; IMAGE_TOKENS when its size cannot be read."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - an image the API measures its own way: the context builder's guess
+        return IMAGE_TOKENS
+    scale = min(1.0, IMAGE_MAX_EDGE / max(width, height), math.sqrt(IMAGE_MAX_PIXELS / (width * height)))
+    return math.ceil(max(1, math.floor(width * scale)) * max(1, math.floor(height * scale)) / IMAGE_PIXELS_PER_TOKEN)
+
+
+def new_tokens(turn: TurnInput) -> int:
+    """The tokens the turn's message adds to the prompt: its text, photos and PDF pages."""
+    text = message_tokens(Message(role="user", content=turn.message)) if turn.message else 0
+    return (text + sum(image_tokens(image.content) for image in turn.images)
+            + PAGE_TOKENS * sum(document.pages for document in turn.documents))
+
+
+def _money(usd: Decimal, fx_rate: Decimal) -> dict[str, str]:
+    return {"usd": decimal_string(usd.quantize(Decimal("1e-10"))),
+            "zar": decimal_string((usd * fx_rate).quantize(Decimal("1e-10")))}
+
+
+def estimate_turn(turn: TurnInput) -> dict[str, Any]:
+    """The estimate of ``turn`` (see the module): 404 for a session that is not the caller's, 422 for
+    an empty message; reads the database, stores nothing, calls no model."""
+    settings = get_settings()
+    if not turn.message.strip() and not turn.images and not turn.documents:
+        raise InvalidInput("a turn needs a message or an image (or a PDF document)", field="message")
+    month_start, month_end = month_bounds()
+    ttl = CACHE_TTL_SECONDS[settings.prompt_cache_ttl]
+    with db.connection() as conn:
+        row = turn_rows.read_estimate(
+            conn, sub=turn.sub, session_id=turn.session_id, stale_seconds=settings.stale_turn_seconds,
+            history_turns=settings.history_max_turns, month_start=month_start, month_end=month_end, cache_ttl=ttl)
+    if row is None:
+        raise NotFound("no such session")
+    if row["fx_rate"] is None:
+        raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
+    conversation = conversation_for(row["agent_name"], row["team_name"])
+    spec = conversation.spec
+    overhead = conversation.overhead_tokens
+    if row["memory_enabled"] and conversation.remembers:
+        overhead += MEMORY_OVERHEAD_TOKENS
+    added = new_tokens(turn)
+    last_prompt = row["last_prompt_tokens"]
+    outputs = [n for n in row["recent_outputs"] or [] if n]
+    first = row["first_call"]
+    if last_prompt is not None:
+        prefix = last_prompt + row["last_output_tokens"]
+    elif first is not None:  # the instructions and tools as the API counted them in another session's first call
+        prefix = max(0, first["prompt_tokens"] - message_tokens(Message(role="user", content="x" * first["message_chars"])))
+        outputs = [first["output_tokens"]] if first["output_tokens"] else []
+    else:
+        prefix = overhead
+    prompt = min(settings.context_max_tokens, prefix + added)
+    output = round(sum(outputs) / len(outputs)) if outputs else DEFAULT_OUTPUT_TOKENS
+    fewest = min(outputs) // 2 if outputs else 1  # a short answer: half the shortest recent one
+    # the user's memories changed since the session's recall was rendered: the turn renders it again, and
+    # the prompt (the recall is at its start) no longer matches the cached one
+    recall_changes = bool(row["memory_enabled"] and conversation.remembers
+                          and row["snapshot_version"] != row["memory_version"])
+    # what the last call left in the cache: its prefix up to its last breakpoint (none when too short)
+    cached = 0 if recall_changes else (row["last_cached_tokens"] or 0)
+    warm = bool(row["cache_warm"]) and cached > 0
+    one_hour = settings.prompt_cache_ttl == "1h"
+    searches = web_searches_per_call(spec)
+
+    def usage(read: int, out: int) -> TokenUsage:
+        read = min(read, prompt)
+        write = prompt - read if prompt - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS else 0
+        return TokenUsage(input_tokens=prompt - read - write, cache_read_tokens=read, cache_write_tokens=write,
+                          cache_write_1h_tokens=write if one_hour else 0, output_tokens=out, web_searches=searches)
+
+    now = datetime.now(timezone.utc)
+    prices = default_price_book()
+
+    def usd(tokens: TokenUsage) -> Decimal:
+        return prices.cost_usd(spec.model_id, tokens, now).usd
+
+    readable = cached
+    low = usd(replace(usage(readable, fewest), web_searches=0))
+    if last_prompt is None and first is None:  # nothing to go by but the context builder's generous guess
+        low = prices.cost_usd(spec.model_id, TokenUsage(input_tokens=added, output_tokens=1), now).usd
+    likely = usd(usage(cached if warm else 0, output))
+    without_cache = usd(usage(0, output))
+    fx_rate = row["fx_rate"]
+    reservation, _ = turn_reservation(turn, row, conversation, overhead, settings)
+    high = reservation / fx_rate
+    high = max(high, likely, without_cache)
+    calls = settings.max_model_calls_per_turn
+    return {
+        "session_id": str(turn.session_id),
+        "model_id": spec.model_id,
+        "cost": {"low": _money(min(low, likely), fx_rate), "likely": _money(likely, fx_rate),
+                 "likely_without_cache": _money(without_cache, fx_rate), "high": _money(high, fx_rate)},
+        "tokens": {"prompt": prompt, "new": added, "cache_read": cached if warm else 0, "output": output},
+        "cache_warm": warm,
+        "model_calls": {"likely": 1, "high": calls},
+        "budget": _budget(row),
+        "refusal": _refusal(row, conversation, reservation, month_start),
+    }
+
+
+def _budget(row: dict[str, Any]) -> dict[str, str] | None:
+    """The user's budget of the month (their own, else their plan's) and what is left of it."""
+    budget = row["monthly_budget_zar"]
+    if budget is None:
+        return None
+    spent, reserved = row["month_spent"] or Decimal(0), row["month_reserved"] or Decimal(0)
+    return {"monthly_budget_zar": decimal_string(budget), "spent_zar": decimal_string(spent),
+            "reserved_zar": decimal_string(reserved), "left_zar": decimal_string(max(Decimal(0), budget - spent - reserved))}
+
+
+def _refusal(row: dict[str, Any], conversation, reservation: Decimal, month_start: datetime) -> dict[str, Any] | None:
+    """The problem the turn would be refused with now (as the turn checks: the plan, its rate limits,
+    the budget), or None."""
+    try:
+        check_plan_allows(row, conversation)
+    except NotInPlan as e:
+        return e.to_problem()
+    refused = limit_refusal(row)
+    if refused is not None:
+        return refused.to_problem()
+    try:
+        refuse_if_over(row["monthly_budget_zar"], row["month_spent"], month_start, reserved=row["month_reserved"],
+                       reservation=reservation)
+    except BudgetExceeded as e:
+        return e.to_problem()
+    return None

@@ -1,0 +1,179 @@
+"""The price before you send (issue 27 item 4): POST /sessions/{id}/turns/estimate calls no model and
+stores nothing (no row, no S3 object, no upload used), is the caller's alone, refuses a bad body as a
+turn does, reports the budget left and the plan's limit that would refuse the turn; and its ``likely``
+lies within ±25 % of each turn's real cost (the stand-in bills like the API, prompt cache included),
+the real cost within [low, high]."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+import pytest
+
+from chatcore.money import budgets
+from chatcore.wire.schemas import TurnEstimate
+from local.sample_images import b64, noise_png, sunset_png
+from tests.support.faults import postgres_down  # noqa: F401 - a fixture
+from tests.support.plans import new_plan
+from tests.support.uploads import upload_row, uploaded
+
+
+def estimate(user, sid: str, **body):
+    return user.client.post(f"/sessions/{sid}/turns/estimate", json=body)
+
+
+def run_cost(db_conn, run_id: str) -> Decimal:
+    return db_conn.execute("SELECT cost_in_rands FROM runs WHERE id = %s", (run_id,)).fetchone()["cost_in_rands"]
+
+
+def counts(db_conn, s3, bucket: str) -> tuple:
+    row = db_conn.execute("SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM chat_events) AS events, "
+                          "(SELECT count(*) FROM uploads WHERE consumed_at IS NOT NULL) AS used, "
+                          "(SELECT count(*) FROM uploads) AS uploads").fetchone()
+    objects = s3.list_objects_v2(Bucket=bucket).get("KeyCount", 0)
+    return row["runs"], row["events"], row["used"], row["uploads"], objects
+
+
+def assert_close(r, real: Decimal) -> None:
+    assert r.status_code == 200, r.text
+    cost = r.json()["cost"]
+    likely, low, high = (Decimal(cost[k]["zar"]) for k in ("likely", "low", "high"))
+    assert real > 0
+    assert low <= real <= high, (low, real, high, r.json()["tokens"])
+    assert abs(likely - real) / real <= Decimal("0.25"), (likely, real, r.json()["tokens"])
+
+
+def test_an_estimate_calls_no_model_and_stores_nothing(user, standin, db_conn, s3, bucket):
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello there, what can you do?")
+    assert events[-1]["event"] == "TurnCompleted"
+    upload = uploaded(user, noise_png(300, 200, seed=3))
+    calls, before = len(standin.requests()), counts(db_conn, s3, bucket)
+    r = estimate(user, sid, message="and a photo", images=[{"data": b64(sunset_png()), "mime_type": "image/png"},
+                                                           {"upload_id": upload["upload_id"]}],
+                 client_turn_id="c-1")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    TurnEstimate.model_validate(body)  # as the spec says
+    assert body["session_id"] == sid and body["model_calls"]["likely"] == 1 and body["model_calls"]["high"] >= 1
+    assert body["tokens"]["new"] > 2 * 8  # the text and two photos
+    for k in ("low", "likely", "likely_without_cache", "high"):
+        assert Decimal(body["cost"][k]["zar"]) > 0 and Decimal(body["cost"][k]["usd"]) > 0
+    assert len(standin.requests()) == calls and counts(db_conn, s3, bucket) == before
+    assert upload_row(db_conn, upload["upload_id"])["consumed_at"] is None
+    # the upload is still the turn's to send
+    _, events = user.turn(sid, message="and a photo", images=[{"upload_id": upload["upload_id"]}])
+    assert events[-1]["event"] == "TurnCompleted"
+
+
+def test_someone_elses_session_is_404_and_a_bad_body_422(user, other_user, standin):
+    sid = user.new_session()
+    r = estimate(other_user, sid, message="whose?")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    r = estimate(user, str(uuid.uuid4()), message="nobody's")
+    assert r.status_code == 404
+    for body in ({}, {"message": "   "}, {"message": 5}, {"message": "x", "images": [{"data": "%%%", "mime_type": "image/png"}]}):
+        r = estimate(user, sid, **body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    r = user.client.post(f"/sessions/{sid}/turns/estimate", content=b"{not json")
+    assert r.status_code == 422
+    assert estimate(user, "not-a-uuid", message="x").status_code == 422
+    assert standin.requests() == []
+
+
+def test_the_plans_limit_that_would_refuse_the_turn_is_reported_and_the_estimate_is_not_a_turn(user, standin, db_conn):
+    plan = new_plan(db_conn, user, turns_per_minute=2)
+    sid = user.new_session()
+    for i in range(4):  # estimates count against no turn limit
+        r = estimate(user, sid, message=f"how much {i}?")
+        assert r.status_code == 200 and r.json()["refusal"] is None, r.text
+    for i in range(2):
+        _, events = user.turn(sid, message=f"question {i}")
+        assert events[-1]["event"] == "TurnCompleted"
+    r = estimate(user, sid, message="a third?")
+    assert r.status_code == 200
+    refusal = r.json()["refusal"]
+    assert refusal["status"] == 429 and refusal["limit"] == "turns-per-minute" and refusal["plan"] == plan
+    assert 1 <= refusal["retry_after"] <= 60
+    r, _ = user.turn(sid, message="a third?")
+    assert r.status_code == 429  # as the estimate said
+
+
+def test_the_budget_left_and_a_turn_the_budget_cannot_cover(user, standin, db_conn):
+    sid = user.new_session()
+    assert estimate(user, sid, message="no budget").json()["budget"] is None
+    budgets.set_budget(db_conn, user.sub, Decimal("50"))
+    _, events = user.turn(sid, message="spend a little")
+    assert events[-1]["event"] == "TurnCompleted"
+    spent = db_conn.execute("SELECT sum(cost_in_rands) AS s FROM runs WHERE session_id = %s", (sid,)).fetchone()["s"]
+    body = estimate(user, sid, message="how much is left?").json()
+    assert Decimal(body["budget"]["monthly_budget_zar"]) == 50
+    assert Decimal(body["budget"]["left_zar"]) == Decimal(50) - spent
+    assert body["refusal"] is None
+    budgets.set_budget(db_conn, user.sub, spent + Decimal("0.0000001"))
+    body = estimate(user, sid, message="and now?").json()
+    assert body["refusal"]["status"] == 402 and body["refusal"]["code"] == "budget-exceeded"
+
+
+def test_the_database_down_is_a_503_with_retry_after(user, standin, postgres_down):  # noqa: F811
+    r = estimate(user, str(uuid.uuid4()), message="anyone?")
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+MESSAGES = [
+    "Hi! I'm planning a trip to Cape Town in March. What should I pack?",
+    "Is it usually windy then? I heard about the Cape Doctor.",
+    "What about hiking Table Mountain, which route is easiest for a beginner?",
+    "How long does Platteklip Gorge take, roughly, and should I start early?",
+    "Could you suggest three restaurants near the V&A Waterfront with a view?",
+    "And a day trip to the winelands: Stellenbosch or Franschhoek, and why?",
+    "Thanks. Summarise the whole plan for me as a short day-by-day list, please.",
+    "One more: what's a sensible daily budget in rands for food and transport?",
+]
+
+
+def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_user, standin, db_conn):
+    # a session's first estimate goes by the newest first call of the same agent: another user's here
+    _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
+    assert events[-1]["event"] == "TurnCompleted"
+    sid = user.new_session()
+    for i, message in enumerate(MESSAGES):
+        body = {"message": message}
+        if i == 3:
+            body["images"] = [{"data": b64(sunset_png(800, 600)), "mime_type": "image/png"}]
+        r = estimate(user, sid, **body)
+        response, events = user.turn(sid, **body)
+        assert events[-1]["event"] == "TurnCompleted", events[-1]
+        assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+
+
+def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(user, standin, db_conn):
+    sid = user.new_session()  # the first session of the deployment (each test has its own database)
+    r = estimate(user, sid, message=MESSAGES[0])
+    response, events = user.turn(sid, message=MESSAGES[0])
+    assert events[-1]["event"] == "TurnCompleted"
+    cost, real = r.json()["cost"], run_cost(db_conn, response.headers["X-Run-Id"])
+    assert Decimal(cost["low"]["zar"]) <= real <= Decimal(cost["high"]["zar"]), r.json()
+
+
+def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn):
+    sid = user.new_session()
+    for message in MESSAGES[:3]:
+        _, events = user.turn(sid, message=message)
+        assert events[-1]["event"] == "TurnCompleted"
+    warm = estimate(user, sid, message=MESSAGES[3]).json()
+    assert warm["cache_warm"] is True and warm["tokens"]["cache_read"] > 0
+    # six minutes later: the 5-minute cache entries have expired, in the stand-in and by the rows' clock
+    standin.advance_clock(360)
+    db_conn.execute("UPDATE chat_events SET created_at = created_at - interval '6 minutes' WHERE session_id = %s", (sid,))
+    r = estimate(user, sid, message=MESSAGES[3])
+    cold = r.json()
+    assert cold["cache_warm"] is False and cold["tokens"]["cache_read"] == 0
+    assert cold["cost"]["likely"] == cold["cost"]["likely_without_cache"]
+    assert Decimal(cold["cost"]["likely"]["zar"]) > Decimal(warm["cost"]["likely"]["zar"])
+    response, events = user.turn(sid, message=MESSAGES[3])
+    assert events[-1]["event"] == "TurnCompleted"
+    assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
