@@ -9,19 +9,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from tests.support.model_requests import accepted, thinking_blocks
+
 QUESTION = "Please search the web for the Cape Town water restrictions"
-
-
-def _accepted(standin) -> list[dict]:
-    requests = standin.requests()
-    for r in requests:
-        assert "status" not in (r["response"] or {}), r["response"]
-    return requests
-
-
-def _thinking(body: dict) -> list[dict]:
-    return [b for m in body["messages"] if m["role"] == "assistant" and isinstance(m["content"], list)
-            for b in m["content"] if b["type"] in ("thinking", "redacted_thinking")]
 
 
 def test_a_thinking_leader_delegates_a_search_and_the_next_turn_replays_both(user, standin, db_conn):
@@ -31,13 +21,13 @@ def test_a_thinking_leader_delegates_a_search_and_the_next_turn_replays_both(use
     r, events = user.turn(session_id, message=QUESTION)
     assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", [e["event"] for e in events]
     run_id = events[-1]["data"]["run_id"]
-    requests = _accepted(standin)
+    requests = accepted(standin)
     leader_calls = [q for q in requests if q["body"].get("thinking")]
     member_calls = [q for q in requests if any(t.get("type") == "web_search_20250305" for t in q["body"].get("tools", []))]
     assert len(leader_calls) == 2 and len(member_calls) == 1, [q["body"].get("system", "")[:60] for q in requests]
     # the leader's thinking before its delegation is sent back unchanged in the same tool loop
     sent = [b for b in leader_calls[0]["response"]["content"] if b["type"] == "thinking"]
-    assert sent and _thinking(leader_calls[1]["body"]) == sent
+    assert sent and thinking_blocks(leader_calls[1]["body"]) == sent
 
     # the stream: the leader's reasoning, the member's sources (named with the team run), the searches
     names = [e["event"] for e in events]
@@ -67,7 +57,7 @@ def test_a_thinking_leader_delegates_a_search_and_the_next_turn_replays_both(use
     standin.reset()
     r, events = user.turn(session_id, message="Thanks. How long will they last?")
     assert events[-1]["event"] == "TurnCompleted", [e["event"] for e in events]
-    first = _accepted(standin)[0]["body"]
+    first = accepted(standin)[0]["body"]
     text = json.dumps(first["messages"])
     assert "Cape Town water restrictions" in text
     items = user.client.get(f"/sessions/{session_id}/messages", params={"members": "true"}).json()["items"]

@@ -11,21 +11,9 @@ import os
 from decimal import Decimal
 
 from chatcore.wire import sse
+from tests.support.model_requests import accepted, thinking_blocks
 
 QUESTION = "What is 1.5 * 12 in kilometres to miles? Then remind me to leave at 18:00"
-
-
-def _accepted(standin) -> list[dict]:
-    """Every model request of the test, each asserted accepted."""
-    requests = standin.requests()
-    for r in requests:
-        assert "status" not in (r["response"] or {}), r["response"]
-    return requests
-
-
-def _thinking_blocks(body: dict) -> list[dict]:
-    return [b for m in body["messages"] if m["role"] == "assistant" and isinstance(m["content"], list)
-            for b in m["content"] if b["type"] in ("thinking", "redacted_thinking")]
 
 
 def test_thinking_three_tool_calls_a_continuation_a_reload_and_a_fourth_turn(user, standin, db_conn, tmp_path):
@@ -65,11 +53,11 @@ def test_thinking_three_tool_calls_a_continuation_a_reload_and_a_fourth_turn(use
     assert more.status_code == 200, more.text
     assert sse.parse(more.text)[-1]["event"] == "TurnCompleted"
 
-    requests = _accepted(standin)
+    requests = accepted(standin)
     assert len(requests) == 4
     sent = [b for r in requests for b in (r["response"]["content"] or []) if b["type"] in ("thinking", "redacted_thinking")]
     # the continuation replays the whole tool loop's thinking, exactly as the model sent it
-    assert _thinking_blocks(requests[3]["body"]) == sent[:4]
+    assert thinking_blocks(requests[3]["body"]) == sent[:4]
 
     # the rows: every block stored byte-exact with its signature; reasoning tokens priced as output
     rows = db_conn.execute("SELECT message_parts, output_tokens, reasoning_tokens, cost_usd FROM chat_events "
@@ -100,11 +88,11 @@ def test_thinking_three_tool_calls_a_continuation_a_reload_and_a_fourth_turn(use
     finally:
         process.terminate()
         next(instance, None)
-    requests = _accepted(standin)
+    requests = accepted(standin)
     assert len(requests) == 6
     later = [b for r in requests[4:] for b in r["response"]["content"] if b["type"] == "thinking"]
     # every earlier turn's thinking is sent back unchanged, then the fourth turn's own tool loop
-    assert _thinking_blocks(requests[5]["body"]) == [*_thinking_blocks(requests[3]["body"]),
+    assert thinking_blocks(requests[5]["body"]) == [*thinking_blocks(requests[3]["body"]),
                                                      *[b for b in requests[3]["response"]["content"] if b["type"] == "thinking"],
                                                      later[0]]
     total = db_conn.execute("SELECT sum(reasoning_tokens) AS r, sum(output_tokens) AS o FROM chat_events "

@@ -12,16 +12,10 @@ from decimal import Decimal
 from chatcore.catalog.agents import agent_specs
 from chatcore.money import rollup
 from chatcore.money.prices import default_price_book
+from tests.support.model_requests import accepted
 
 QUESTION = "Please search the web for the Cape Town load shedding schedule"
 SEARCH_BLOCKS = ("server_tool_use", "web_search_tool_result")
-
-
-def _accepted(standin) -> list[dict]:
-    requests = standin.requests()
-    for r in requests:
-        assert "status" not in (r["response"] or {}), r["response"]
-    return requests
 
 
 def _search_blocks(blocks: list[dict]) -> list[dict]:
@@ -34,7 +28,7 @@ def test_a_web_search_turn_cites_its_sources_is_priced_and_is_replayed_unchanged
     r, events = user.turn(session_id, message=QUESTION)
     assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", r.text
 
-    [first] = _accepted(standin)
+    [first] = accepted(standin)
     [tool] = [t for t in first["body"]["tools"] if t.get("type") == "web_search_20250305"]
     assert tool == {"type": "web_search_20250305", "name": "web_search", "max_uses": spec.web_search.max_uses}
     answer = first["response"]["content"]
@@ -89,7 +83,7 @@ def test_a_web_search_turn_cites_its_sources_is_priced_and_is_replayed_unchanged
     # the next turn replays the search's blocks unchanged (the stand-in refuses them altered)
     r, events = user.turn(session_id, message="Thanks. Which area is worst?")
     assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", r.text
-    requests = _accepted(standin)
+    requests = accepted(standin)
     assert len(requests) == 2
     replayed = [b for m in requests[1]["body"]["messages"] if m["role"] == "assistant"
                 for b in _search_blocks(m["content"] if isinstance(m["content"], list) else [])]
@@ -122,7 +116,7 @@ def test_the_turns_location_reaches_the_search_and_is_never_stored(user, standin
     r, events = user.turn(session_id, message=QUESTION, location=location)
     assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted", r.text
     assert events[-1]["data"]["usage"]["web_searches"] == 1
-    [first] = _accepted(standin)
+    [first] = accepted(standin)
     [tool] = [t for t in first["body"]["tools"] if t.get("type") == "web_search_20250305"]
     assert tool["user_location"] == {"type": "approximate", "country": "ZA", "region": "Western Cape",
                                      "city": "Stellenbosch", "timezone": "Africa/Johannesburg"}
@@ -136,7 +130,7 @@ def test_the_turns_location_reaches_the_search_and_is_never_stored(user, standin
     # a turn without a location sends none; an agent that does not search ignores it
     r, events = user.turn(session_id, message="Please search the web for tomorrow's schedule")
     assert events[-1]["event"] == "TurnCompleted", r.text
-    assert "user_location" not in next(t for t in _accepted(standin)[-1]["body"]["tools"]
+    assert "user_location" not in next(t for t in accepted(standin)[-1]["body"]["tools"]
                                        if t.get("type") == "web_search_20250305")
     plain = user.new_session()
     r, events = user.turn(plain, message="hello", location={"country": "ZA"})

@@ -26,23 +26,31 @@ def postgres_down(monkeypatch):
     db.close_pool()
 
 
-@pytest.fixture()
-def s3_behind_a_proxy(stack, monkeypatch):
-    """The process's S3 client pointed at a proxy in front of moto (S3_TIMEOUT=2), restored after."""
+def client_behind_a_proxy(stack, monkeypatch, *, endpoint_var: str, timeout_var: str, timeout: str, forget):
+    """A generator for a fixture: the process's client of one AWS service (``forget`` drops it) pointed at
+    a StallingProxy in front of moto (``endpoint_var``), with ``timeout_var`` set; restored after."""
     from urllib.parse import urlsplit
 
     from chatcore.config import get_settings
-    from chatcore.media import s3
     from tests.support.tcp_proxy import StallingProxy
 
-    moto = urlsplit(stack.env["AWS_ENDPOINT_URL_S3"])
+    moto = urlsplit(stack.env[endpoint_var])
     proxy = StallingProxy(moto.hostname, moto.port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
-    monkeypatch.setenv("S3_TIMEOUT", "2")
+    monkeypatch.setenv(endpoint_var, proxy.url)
+    monkeypatch.setenv(timeout_var, timeout)
     get_settings.cache_clear()
-    s3.forget_client()
+    forget()
     yield proxy
     proxy.close()
     monkeypatch.undo()
     get_settings.cache_clear()
-    s3.forget_client()
+    forget()
+
+
+@pytest.fixture()
+def s3_behind_a_proxy(stack, monkeypatch):
+    """The process's S3 client pointed at a proxy in front of moto (S3_TIMEOUT=2), restored after."""
+    from chatcore.media import s3
+
+    yield from client_behind_a_proxy(stack, monkeypatch, endpoint_var="AWS_ENDPOINT_URL_S3", timeout_var="S3_TIMEOUT",
+                                     timeout="2", forget=s3.forget_client)

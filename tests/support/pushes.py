@@ -73,20 +73,8 @@ def register(user, token: str, *, platform: str = "apns", locale: str | None = N
 @pytest.fixture()
 def sns_behind_a_proxy(stack, monkeypatch):
     """The process's SNS client pointed at a proxy in front of moto (PUSH_TIMEOUT=1), restored after."""
-    from urllib.parse import urlsplit
-
-    from chatcore.config import get_settings
     from chatcore.notify import sns
-    from tests.support.tcp_proxy import StallingProxy
+    from tests.support.faults import client_behind_a_proxy
 
-    moto = urlsplit(stack.env["AWS_ENDPOINT_URL_SNS"])
-    proxy = StallingProxy(moto.hostname, moto.port)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", proxy.url)
-    monkeypatch.setenv("PUSH_TIMEOUT", "1")
-    get_settings.cache_clear()
-    sns.forget_client()
-    yield proxy
-    proxy.close()
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    sns.forget_client()
+    yield from client_behind_a_proxy(stack, monkeypatch, endpoint_var="AWS_ENDPOINT_URL_SNS",
+                                     timeout_var="PUSH_TIMEOUT", timeout="1", forget=sns.forget_client)
