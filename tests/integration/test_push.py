@@ -138,6 +138,27 @@ def test_a_turn_read_to_its_end_or_by_a_follower_sends_no_push(user, standin, db
     assert pushes_to(token) == []
 
 
+def test_a_user_without_a_device_costs_the_turn_no_database_read_after_it(user, stack, monkeypatch):
+    """The turn's first read says whether the user has a device: none, and its pushes read nothing (a
+    text turn's round trips stay 3); unknown (None), and they look the user and devices up as before."""
+    from chatcore.notify import pushes
+
+    sid = uuid.UUID(user.new_session())
+    opened = []
+    real = pushes.db.connection
+
+    def counted():
+        opened.append(1)
+        return real()
+
+    monkeypatch.setattr(pushes.db, "connection", counted)
+    turn = dict(session_id=sid, run_id=uuid.uuid4(), status="completed", final_event_id=3, last_sent_id=1)
+    pushes.after_turn(pushes.FinishedTurn(**turn, has_devices=False))
+    assert opened == []
+    pushes.after_turn(pushes.FinishedTurn(**turn))  # not read at the start: looked up (and none found)
+    assert opened == [1]
+
+
 def test_the_preview_only_after_the_user_opts_in_and_afrikaans_titles(user, standin, db_conn, server_url):
     token = new_token()
     register(user, token, platform="fcm", locale="af_ZA")

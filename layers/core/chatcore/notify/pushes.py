@@ -176,6 +176,9 @@ class FinishedTurn:
     last_sent_id: int  # the last event this request's client was sent (0: none)
     answer: str | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
+    user_id: UUID | None = None  # the session's owner, when the turn's first read gave it
+    # whether the user had a device when the turn began (its first read): False reads nothing more
+    has_devices: bool | None = None
 
 
 def after_turn(turn: FinishedTurn) -> None:
@@ -183,8 +186,10 @@ def after_turn(turn: FinishedTurn) -> None:
     if not sns.configured():
         return
     try:
+        if turn.has_devices is False:
+            return
         with db.connection() as conn:
-            user_id = device_rows.user_of_session(conn, turn.session_id)
+            user_id = turn.user_id or device_rows.user_of_session(conn, turn.session_id)
             devices = device_rows.devices_of_user(conn, user_id) if user_id is not None else []
         if not devices:
             return

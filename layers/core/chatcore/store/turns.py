@@ -30,8 +30,9 @@ def running_turn(session_sql: str) -> str:
 # serialises turns of a session) and read everything the turn decides on: its agent or team, the
 # USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
 # budget (the user's own, else their plan's) and the month's spend, the plan and what its rate
-# limits count (``chatcore.money.plans``), the history: the messages of the last completed turns, and what
-# the session recalls of the user (its snapshot, or the user's memories when it must be rendered).
+# limits count (``chatcore.money.plans``), the history: the messages of the last completed turns, what
+# the session recalls of the user (its snapshot, or the user's memories when it must be rendered), and
+# whether the user has a device to push to (none: the turn's pushes read nothing, ``chatcore.notify.pushes``).
 BEGIN_TURN_READ = f"""
 SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_date,
@@ -55,7 +56,8 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns,
        ss.updated_at AS summary_updated_at,
        u.memory_enabled, u.memory_version, s.memory_snapshot, s.memory_version AS snapshot_version,
-       recall.memories AS memories_to_recall
+       recall.memories AS memories_to_recall,
+       EXISTS (SELECT 1 FROM devices d WHERE d.user_id = u.id) AS has_devices
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 LEFT JOIN {PLAN_OF_U} p ON true

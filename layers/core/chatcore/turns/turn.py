@@ -67,6 +67,9 @@ class PreparedTurn:
     outcome: TurnOutcome | None = None
     continuation: Continuation | None = None  # a paused run continued after the user's decision
     budget: BudgetAtStart | None = None  # the user has a monthly budget
+    # the session's owner and whether they had a device to push to when the turn began (None: not read)
+    owner: UUID | None = None
+    has_devices: bool | None = None
 
     def input_ids(self) -> set[str]:
         """The ids of the messages the run was given (stored already): never stored again."""
