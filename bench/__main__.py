@@ -11,11 +11,11 @@ from bench.harness import say
 from bench.stats import table
 
 SECTIONS = ("overhead", "growth", "history", "bytes", "rollup", "cold_start", "built", "conversation", "messages",
-            "events", "memory", "photos", "estimate")
+            "events", "memory", "photos", "estimate", "ttfb")
 # run only when named (--only scale): it generates 10 million messages (200,000 with --quick)
 ON_REQUEST = ("scale",)
 NEEDS_STACK = {"overhead", "growth", "history", "bytes", "rollup", "conversation", "messages", "events", "memory",
-               "estimate", "scale"}
+               "estimate", "scale", "ttfb"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -155,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
 
                 results[name] = photos.run()
                 reports.append(photos.report(results[name]))
+            elif name == "ttfb":
+                from bench import ttfb
+
+                results[name] = ttfb.run(harness, repeat(20, 8), png)
+                reports.append(ttfb.report(results[name]))
             elif name == "scale":
                 from bench import scale
 

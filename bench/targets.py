@@ -149,6 +149,17 @@ def report(results: dict, quick: bool = False) -> str:
         rows.append(["photos: peak memory of any turn (whole process)", f"{peak:.0f} MB", "issue 28: ~290 MB a photo",
                      f"<= {MAX_PEAK_MB} MB", _verdict(peak <= MAX_PEAK_MB)])
 
+    tt = results.get("ttfb")
+    if tt:
+        from bench.ttfb import TARGET_MS
+
+        for kind in ("text", "image"):
+            med = median(tt[kind]["ttfb_ms"])
+            rows.append([f"time to first token, {kind} turn: model's first byte -> client's (median)",
+                         f"{ms(med)} ms", f"database at {tt['delay_ms']:.0f} ms",
+                         f"<= {TARGET_MS:g} ms" if kind == "text" else "(no target)",
+                         _verdict(med <= TARGET_MS) if kind == "text" else "-"])
+
     out = ["TARGETS" + ("  [--quick: smaller numbers than the targets assume]" if quick else "")]
     out.append(table(["figure", "ours", "Agno / reference", "target", "result"], rows))
     return "\n".join(out)

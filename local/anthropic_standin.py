@@ -39,6 +39,7 @@ Endpoints
     persist until ``/_standin/reset``. ``GET /_standin/config`` returns the current config.
 ``POST /_standin/clock``   body ``{"advance_seconds": 360}``: move the prompt-cache clock
     forward (adds to ``clock_offset_seconds``) -> ``{"ok": true, "clock_offset_seconds": S}``.
+``POST /_standin/release`` end the stall of a ``stall_after_first_delta`` step (see below).
 ``POST /_standin/reset``   clear the queue, the recorded requests and the prompt cache, and
     restore the config (the constructor's / command line's values, else the defaults) and clock.
 ``GET  /_standin/requests`` every ``/v1/messages`` request received, in order, refused ones
@@ -68,6 +69,13 @@ falls back to the default behaviour below)
         non-streaming request gets an HTTP 529 overloaded_error instead.
     Any step may add ``"usage": {...}`` (overrides the computed fields) and ``"delay_ms"``
     (sleep before each streamed delta).
+    ``{"text": "...", "stall_after_first_delta": true}``  streams the first text delta, then stalls
+        until ``StandinServer.release()`` (or ``POST /_standin/release``), at most
+        ``"stall_seconds"`` (default 30), then streams the rest: a model that pauses mid-answer.
+        ``StandinServer.stalled()`` says whether a response is stalled right now.
+    Every streamed response's record notes ``"first_text_at"``: ``time.monotonic()`` just before its
+    first text delta was written (the model's first content byte; None without text), for a client
+    on the same machine to measure how long that byte took to reach it.
     With thinking requested (``"thinking": {"type": "enabled", "budget_tokens": N}`` or
     ``{"type": "adaptive"}``), every reply opens with a signed thinking block: the step's
     ``"thinking"`` text, else "Let me think about the question: ..." (or "... the tool results:
@@ -1626,6 +1634,8 @@ class _State:
         self.cache: dict[str, CacheEntry] = {}
         # the thinking blocks of each response that called tools, by tool_use id (check_loop_thinking)
         self.thinking_sent: dict[str, list[dict]] = {}
+        self.release = threading.Event()  # ends a stall_after_first_delta step's stall
+        self.stalling = 0  # responses stalled right now
 
     def script(self, steps: Any) -> int:
         if isinstance(steps, dict):
@@ -1647,6 +1657,7 @@ class _State:
             self.cache.clear()
             self.thinking_sent.clear()
             self.config = copy.deepcopy(self.defaults)
+            self.release.clear()
 
     def configure(self, changes: dict) -> dict:
         _check_config(changes)
@@ -1690,6 +1701,20 @@ class _State:
             for block in content:
                 if block.get("type") == "tool_use" and thinking:
                     self.thinking_sent[block["id"]] = copy.deepcopy(thinking)
+
+    def note(self, entry: dict, key: str, value: Any) -> None:
+        with self.lock:
+            entry[key] = value
+
+    def stall(self, seconds: float) -> None:
+        """Wait until released (``StandinServer.release``), at most ``seconds``."""
+        with self.lock:
+            self.stalling += 1
+        try:
+            self.release.wait(seconds)
+        finally:
+            with self.lock:
+                self.stalling -= 1
 
     def record(self, entry: dict) -> None:
         with self.lock:
@@ -1845,6 +1870,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._control(raw, lambda body: {"config": self.state.configure(body)})
         elif path == "/_standin/clock":
             self._control(raw, lambda body: {"clock_offset_seconds": self.state.advance_clock(_advance_seconds(body))})
+        elif path == "/_standin/release":
+            self.state.release.set()
+            self._send_json(200, {"ok": True})
         elif path == "/_standin/reset":
             self.state.reset()
             self._send_json(200, {"ok": True})
@@ -1966,18 +1994,19 @@ class _Handler(BaseHTTPRequestHandler):
                 partial = [*web_search_content(str(step["search"]), web_search_tool(body))[:2], *partial]
                 usage = {**usage, "server_tool_use": {"web_search_requests": 1}}
             self._fill(entry, {"status": 200, "cut": True, "partial_text": text, "usage": usage})
-            self._stream(message, partial, delay, request_id, cut=True)
+            self._stream(message, partial, delay, request_id, entry, cut=True)
             return
         if "stream_error_after_chars" in step:
             limit = int(step["stream_error_after_chars"])
             text = str(step.get("text", ""))[:limit]
             err = {"type": "overloaded_error", "message": step.get("message", "Overloaded")}
             self._fill(entry, {"status": 200, "error": err, "partial_text": text, "usage": usage})
-            self._stream(message, [{"type": "text", "text": text}], delay, request_id, error=err)
+            self._stream(message, [{"type": "text", "text": text}], delay, request_id, entry, error=err)
             return
 
         self._fill(entry, {"usage": usage, "content": content, "stop_reason": stop_reason})
-        self._stream(message, content, delay, request_id)
+        stall = float(step.get("stall_seconds") or 30) if step.get("stall_after_first_delta") else None
+        self._stream(message, content, delay, request_id, entry, stall=stall)
 
     def _fill(self, entry: dict, response: dict) -> None:
         with self.state.lock:
@@ -2002,8 +2031,10 @@ class _Handler(BaseHTTPRequestHandler):
         content: list[dict],
         delay: float,
         request_id: str,
+        entry: dict,
         error: dict | None = None,
         cut: bool = False,
+        stall: float | None = None,
     ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -2023,6 +2054,19 @@ class _Handler(BaseHTTPRequestHandler):
             if delay:
                 time.sleep(delay)
 
+        first_text = True
+
+        def send_text(index: int, chunk: str) -> None:
+            nonlocal first_text
+            if first_text:
+                self.state.note(entry, "first_text_at", time.monotonic())
+            send("content_block_delta",
+                 {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": chunk}})
+            if first_text and stall is not None:
+                self.state.stall(stall)
+            first_text = False
+
+        self.state.note(entry, "first_text_at", None)
         usage = message["usage"]
         start_message = dict(message, content=[], stop_reason=None, stop_sequence=None)
         start_message["usage"] = dict(usage, output_tokens=1)
@@ -2052,10 +2096,7 @@ class _Handler(BaseHTTPRequestHandler):
                                                      "delta": {"type": "citations_delta", "citation": citation}})
                     for chunk in _chunk_text(block["text"]):
                         pause()
-                        send(
-                            "content_block_delta",
-                            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": chunk}},
-                        )
+                        send_text(index, chunk)
                 else:
                     start_block = {"type": block["type"], "id": block["id"], "name": block["name"], "input": {}}
                     send(
@@ -2191,6 +2232,16 @@ class StandinServer:
     def advance_clock(self, seconds: float) -> float:
         """Move the prompt-cache clock forward; returns the total offset in seconds."""
         return self._state.advance_clock(seconds)
+
+    def release(self) -> None:
+        """End the stall of a ``stall_after_first_delta`` step (now, or as soon as it stalls); until
+        the next ``reset()``."""
+        self._state.release.set()
+
+    def stalled(self) -> bool:
+        """Whether a response is stalled right now (a ``stall_after_first_delta`` step)."""
+        with self._state.lock:
+            return self._state.stalling > 0
 
     def requests(self) -> list[dict]:
         """A copy of the recorded /v1/messages requests (refused ones included), in order."""

@@ -78,3 +78,20 @@ def test_bench_photos_prints_its_table():
     assert "422: IMAGE_MAX_DECODE_PIXELS" in row("ten 63 MP flat PNGs")
     assert "accepted" in row("twenty 12 MP phone JPEGs")
     assert "422: IMAGE_MAX_BYTES_PER_TURN" in row("dense 24 MP JPEGs")
+
+
+def test_bench_ttfb_prints_its_figures():
+    """``bin/bench --only ttfb`` (issue 28 item 6) streams text and image turns through the served API,
+    the database behind the latency proxy, and prints the model's first byte -> client's first byte."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)
+    p = subprocess.run([sys.executable, "-m", "bench", "--quick", "--only", "ttfb", "--repeat", "2"], cwd=ROOT,
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "14. TIME TO FIRST TOKEN" in p.stdout, p.stdout[-3000:]
+    for kind in ("text", "image"):
+        line = next(ln for ln in p.stdout.splitlines()
+                    if ln.strip().startswith(f"{kind}: model's first text byte -> client's first content frame"))
+        median, p90, least, turns = line.split()[-4:]
+        assert 0 < float(least) <= float(median) <= float(p90) and turns == "2", line
+    assert "time to first token, text turn" in p.stdout

@@ -367,3 +367,34 @@ def test_the_default_sets_a_reminder_when_asked_and_refuses_its_call_left_unansw
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_pending",
                                       "content": "The user declined this action, so it was not done."}]}])
     assert declined.content[0].text.startswith("The tool returned: The user declined")
+
+
+def test_a_stalling_step_sends_its_first_delta_then_waits_for_release(own_standin, standin_sdk):
+    """``stall_after_first_delta``: the first text delta is out while the stand-in stalls; the rest
+    follows ``release()`` (or ``POST /_standin/release``). The record notes the first delta's clock."""
+    import time
+
+    own_standin.script([{"text": "one two three four five six", "stall_after_first_delta": True,
+                         "stall_seconds": 60}])
+    before = time.monotonic()
+    with standin_sdk.messages.stream(
+        model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Hello"}]
+    ) as stream:
+        texts = stream.text_stream
+        first = next(texts)
+        assert first == "one two three " and own_standin.stalled()
+        assert _http(own_standin, "POST", "/_standin/release") == {"ok": True}
+        rest = list(texts)
+    assert "".join([first, *rest]) == "one two three four five six" and not own_standin.stalled()
+    [rec] = own_standin.requests()
+    assert before < rec["first_text_at"] < time.monotonic()
+
+
+def test_a_response_without_text_notes_no_first_text(own_standin, standin_sdk):
+    own_standin.script([{"tool_use": {"name": "calculator", "input": {"expression": "1+1"}}}])
+    tools = [{"name": "calculator", "description": "calc", "input_schema": {"type": "object"}}]
+    with standin_sdk.messages.stream(model=MODEL, max_tokens=256, tools=tools,
+                                     messages=[{"role": "user", "content": "1+1"}]) as stream:
+        stream.get_final_message()
+    [rec] = own_standin.requests()
+    assert rec["first_text_at"] is None

@@ -72,3 +72,27 @@ def test_a_final_event_is_exactly_its_model():
                                                      "surprise": 1}))
     assert refused and "surprise" in refused
     assert "error" in sse.check("TurnFailed", json.dumps({"event": "TurnFailed", "session_id": "s", "run_id": "r"}))
+
+
+def test_each_event_shape_is_checked_once_and_an_off_model_one_is_still_logged(caplog):
+    """``payload`` checks an event against its model once per process for each set of members (a
+    pydantic validation per event was a third of the frames' cost); an event whose data its model
+    refuses is logged (once per name) and still sent, and never counted as conforming."""
+    class Mulled(events.TurnEventData):
+        event: Literal["Mulled"]
+        times: int
+
+    try:
+        good = {"times": 2}
+        assert json.loads(sse.payload("Mulled", good)) == {"event": "Mulled", "times": 2}
+        assert ("Mulled", frozenset(good)) in sse._conforming
+        with caplog.at_level(logging.WARNING, logger="chatcore.wire.sse"):
+            text = sse.payload("Mulled", {"times": "many", "why": "x"})  # another shape: checked, refused
+        assert json.loads(text)["times"] == "many"  # sent all the same
+        assert "the Mulled event is not what the API documents" in caplog.text
+        assert ("Mulled", frozenset({"times", "why"})) not in sse._conforming
+    finally:
+        events.EVENTS.remove(Mulled)
+        events._BY_NAME.pop("Mulled", None)
+        sse._reported.discard("Mulled")
+        sse._conforming.discard(("Mulled", frozenset({"times"})))

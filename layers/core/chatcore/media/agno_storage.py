@@ -9,6 +9,7 @@ refreshes references before model calls with it).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections import OrderedDict
 from functools import lru_cache
@@ -16,6 +17,7 @@ from uuid import UUID
 
 from agno.media import File, Image
 from agno.media.reference import MediaReference
+from agno.media.storage.base import AsyncMediaStorage
 from agno.media.storage.s3 import S3MediaStorage
 
 from chatcore.config import get_settings
@@ -37,6 +39,44 @@ def media_storage() -> S3MediaStorage:
         endpoint_url=s.s3_endpoint_url,
         presigned_url_expiry=s.presigned_url_seconds,
     )
+
+
+class ThreadedMediaStorage(AsyncMediaStorage):
+    """The process's S3 media storage as agno's async kind, for the agents and teams that run turns.
+
+    Before each run agno refreshes the media references of every message headed for the model. With a
+    sync storage it does that in a worker thread for EACH message (``asyncio.to_thread`` per message,
+    text turns too: a thread hop per history message, on the turn's path before the model call); with
+    an async one it awaits the storage only for a message that holds a reference. This one refreshes
+    such a reference in a worker thread as before (the same S3MediaStorage, the same presigned URL)."""
+
+    def __init__(self, storage: S3MediaStorage):
+        self.storage = storage
+        self.backend_name = storage.backend_name
+        self.bucket = storage.bucket
+        self.region = storage.region
+        self.persist_remote_urls = storage.persist_remote_urls
+
+    async def upload(self, media_id: str, content: bytes, **kwargs) -> str:
+        return await asyncio.to_thread(self.storage.upload, media_id, content, **kwargs)
+
+    async def download(self, storage_key: str) -> bytes:
+        return await asyncio.to_thread(self.storage.download, storage_key)
+
+    async def get_url(self, storage_key: str, *, expires_in: int | None = None) -> str | None:
+        return await asyncio.to_thread(self.storage.get_url, storage_key, expires_in=expires_in)
+
+    async def delete(self, storage_key: str) -> bool:
+        return await asyncio.to_thread(self.storage.delete, storage_key)
+
+    async def exists(self, storage_key: str) -> bool:
+        return await asyncio.to_thread(self.storage.exists, storage_key)
+
+
+@lru_cache(maxsize=1)
+def model_media_storage() -> ThreadedMediaStorage:
+    """The media storage given to the agents and teams that run turns (``ThreadedMediaStorage``)."""
+    return ThreadedMediaStorage(media_storage())
 
 
 def store_photo(upload: ImageUpload | DocumentUpload, session_id: UUID) -> str:

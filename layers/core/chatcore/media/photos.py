@@ -239,7 +239,9 @@ def _encode(img: Any, source_format: str | None) -> tuple[bytes, str]:
         if len(data) <= MAX_ENCODED_BYTES:
             return data, "image/png"
         return _save(img, "WEBP", quality=WEBP_QUALITY, method=4), "image/webp"
-    return _save(img, "JPEG", quality=JPEG_QUALITY, optimize=True, progressive=True), "image/jpeg"
+    # baseline, not progressive: a progressive encoding took 3-4x the CPU (4.8 vs 1.5 ms for a 260x260
+    # photo, 98 vs 27 ms for a noisy 1568x1176 one) on the turn's path, for 2-3 % fewer bytes
+    return _save(img, "JPEG", quality=JPEG_QUALITY, optimize=True), "image/jpeg"
 
 
 def _save(img: Any, fmt: str, **options: Any) -> bytes:

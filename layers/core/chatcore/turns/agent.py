@@ -10,7 +10,7 @@ from agno.agent import Agent
 from agno.models.message import Message
 
 from chatcore.catalog.specs import AgentSpec, needs_approval
-from chatcore.media.agno_storage import media_storage
+from chatcore.media.agno_storage import model_media_storage
 from chatcore.turns.claude import claude
 from chatcore.turns.context import instructions_tokens
 from chatcore.turns import memory
@@ -57,7 +57,8 @@ def build_agent(spec: AgentSpec, *, with_memory: bool = False, additional_input:
     input (a team member's recall).
 
     ``store_media=False`` stops agno re-uploading images at the end of each run; the images are
-    already in S3 and ``media_storage`` is still used to refresh references before model calls.
+    already in S3 and ``media_storage`` is still used to refresh references before model calls (its async
+    kind: agno then hops to a thread only for a message that holds a reference, ``ThreadedMediaStorage``).
     """
     return Agent(
         id=spec.name,
@@ -68,7 +69,7 @@ def build_agent(spec: AgentSpec, *, with_memory: bool = False, additional_input:
         tools=[*(agno_tool(t) for t in spec.tools), *(memory.TOOLS if with_memory else ()),
                *((spec.web_search.tool(),) if spec.web_search else ())],
         additional_input=additional_input or None,
-        media_storage=media_storage(),
+        media_storage=model_media_storage(),
         store_media=False,
         telemetry=False,
         markdown=False,

@@ -291,8 +291,19 @@ async def stream_turn(turn: PreparedTurn,
                 continue
             if chunk is None:
                 break
-            yield chunk
-            sent = _event_id(chunk) or sent
+            # the frames already queued behind it go in the same write (one send, one read for the
+            # phone); nothing waits for more: the first frame of a burst is never held back
+            chunks, ended = [chunk], False
+            while not queue.empty():
+                more = queue.get_nowait()
+                if more is None:
+                    ended = True
+                    break
+                chunks.append(more)
+            yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            sent = max(map(_event_id, chunks)) or sent
+            if ended:
+                break
     finally:
         if watcher is not None:
             watcher.cancel()

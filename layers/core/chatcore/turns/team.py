@@ -15,7 +15,7 @@ from agno.utils.media_offload import arefresh_messages_media
 
 from chatcore.catalog.agents import agent_specs
 from chatcore.catalog.specs import TeamSpec
-from chatcore.media.agno_storage import media_storage
+from chatcore.media.agno_storage import model_media_storage
 from chatcore.turns.agent import build_agent
 from chatcore.turns import memory
 from chatcore.turns.claude import claude
@@ -70,7 +70,7 @@ class TeamConversation:
             instructions=[*self.spec.instructions, *(memory.INSTRUCTIONS if leader_memory else ())],
             tools=list(memory.TOOLS) if leader_memory else None,
             additional_input=list(history) or None,
-            media_storage=media_storage(),
+            media_storage=model_media_storage(),
             store_media=False,
             telemetry=False,
             markdown=False,
@@ -84,7 +84,7 @@ class TeamConversation:
         return build_agent(spec, with_memory=True, additional_input=[m.model_copy() for m in recall])
 
     async def stream(self, *, history, message, run_id, session_id, user_id, recall=None):
-        await arefresh_messages_media([*history, message], media_storage())
+        await arefresh_messages_media([*history, message], model_media_storage())
         team = self.build_team(history, recall)
         async for item in team.arun(
             input=message.content or "", images=list(message.images or []) or None,
@@ -119,7 +119,7 @@ class TeamConversation:
             # answered, so the run stays valid history): a new message of the leader's run, stored with the turn
             answer = member.leader_result(output.content if "error" not in status
                                           else f"The member failed: {output.content or 'no answer'}")
-        await arefresh_messages_media(list(history), media_storage())
+        await arefresh_messages_media(list(history), model_media_storage())
         team = self.build_team(history)
         async for item in team.arun(
             input=answer if answer is not None else history[-1], stream=True, stream_events=True,

@@ -86,6 +86,7 @@ def forget_connections() -> None:
         compaction._summariser.cache_clear()
     if (storage := sys.modules.get("chatcore.media.agno_storage")) is not None:
         storage.media_storage.cache_clear()
+        storage.model_media_storage.cache_clear()
     if (jobs := sys.modules.get("chatcore.account.jobs")) is not None:
         jobs.forget_client()
     if (parameters := sys.modules.get("aws_lambda_powertools.utilities.parameters")) is not None:

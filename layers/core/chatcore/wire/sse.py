@@ -6,7 +6,9 @@ event's name (a client that reads only the data, or a generated model, still kno
 decimals as plain strings (``chatcore.wire.amounts``), checked against the event's model in the
 registry (``chatcore.wire.events``): an event the registry does not know, or data its model refuses,
 is logged (once per event name and process) and still sent, so a new agno version never breaks a
-turn, and the tests fail on it."""
+turn, and the tests fail on it. The check runs once per process for each event name with a given set
+of members (agno leaves out a member it has no value for): later events of the same shape are sent
+without it."""
 
 from __future__ import annotations
 
@@ -19,6 +21,10 @@ from chatcore.wire.amounts import decimal_string
 
 log = logging.getLogger(__name__)
 _reported: set[str] = set()  # events already logged as unknown or off their model
+# (event, its members) already found to conform: checked once per process (the check is a pydantic
+# validation, about a third of an event's cost, and a turn sends a dozen events or more)
+_conforming: set[tuple[str, frozenset[str]]] = set()
+_MOST_SHAPES = 1000
 
 MEDIA_KEYS = {"content", "url", "filepath"}
 
@@ -56,10 +62,14 @@ def payload(event: str, data: dict[str, Any]) -> str:
     ``"event": <its name>``, media bytes and URLs left out, checked against its model (``check``)."""
     text = json.dumps(_strip_media({"event": event, **{k: v for k, v in data.items() if k != "event"}}),
                       default=_default, separators=(",", ":"))
+    shape = (event, frozenset(data))
+    if event in _reported or shape in _conforming:
+        return text
     if problem := check(event, text):
-        if event not in _reported:
-            _reported.add(event)
-            log.warning("the %s event is not what the API documents (sent anyway): %s", event, problem)
+        _reported.add(event)
+        log.warning("the %s event is not what the API documents (sent anyway): %s", event, problem)
+    elif len(_conforming) < _MOST_SHAPES:
+        _conforming.add(shape)
     return text
 
 
