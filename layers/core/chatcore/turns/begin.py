@@ -45,11 +45,13 @@ from chatcore.memory.facts import render
 from chatcore.spool import queue as spool_queue
 from chatcore.spool.records import store_record
 from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
+from chatcore.store.history import history_params
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import CompactionPlan, early, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import dearest_call_usd, max_output_tokens
 from chatcore.turns.context import (
-    IMAGE_TOKENS, PAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
+    IMAGE_TOKENS, PAGE_TOKENS, Budgets, Sizes, build_context, check_fits, group_turns, is_context_refusal,
+    message_tokens,
 )
 from chatcore.turns.memory import MemoryScope, recall_messages
 from chatcore.turns.finish import flush_pending
@@ -137,8 +139,8 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     with db.connection() as conn, db.pipelined_transaction(conn):
         row = turn_rows.read_turn_start(
             conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
-            stale_seconds=settings.stale_turn_seconds, history_turns=settings.history_max_turns,
-            month_start=month_start, month_end=month_end, approval_ttl=settings.approval_ttl)
+            stale_seconds=settings.stale_turn_seconds, month_start=month_start, month_end=month_end,
+            approval_ttl=settings.approval_ttl, **history_params(settings))
         if row is None:
             raise NotFound("no such session")
         if row["prior_id"] is not None:
@@ -302,15 +304,17 @@ def _model_history(turn: TurnInput, row: dict, history: list[Message], user_mess
     # tell the size of what is sent now (turns.context.calibration)
     since = row["summary_updated_at"].timestamp() if row.get("summary_updated_at") is not None else None
     plan = None
+    sizes = Sizes()  # each message measured once for both builds
     fold = turns_to_fold(history, build_context(history, user_message, early(budgets), overhead_tokens=overhead,
-                                                apply=False, calibrate_after=since), budgets)
+                                                apply=False, calibrate_after=since, sizes=sizes), budgets)
     if fold:
         turns = group_turns(history)
         # a turn's first message is its user message, whose id is its row's (a model's message keeps agno's)
         first_left = turns[fold][0].id if fold < len(turns) else user_message.id
         plan = CompactionPlan(summary=summary, turns=turns[:fold], covered=covered, covers_before=UUID(str(first_left)),
                               run_id=uuid7(), session_id=str(turn.session_id), user_id=turn.sub)
-    context = build_context(history, user_message, budgets, overhead_tokens=overhead, calibrate_after=since)
+    context = build_context(history, user_message, budgets, overhead_tokens=overhead, calibrate_after=since,
+                            sizes=sizes)
     if context.turns_left_out or context.images_left_out or context.documents_left_out:
         log.info("%d stored turn(s), %d photo(s) and %d document(s) left out of the model's input (%d tokens, "
                  "calibration %.2f)", context.turns_left_out, context.images_left_out, context.documents_left_out,
