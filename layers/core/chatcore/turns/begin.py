@@ -253,7 +253,7 @@ def turn_reservation(turn: TurnInput, row: dict, conversation: Conversation, ove
     ``max_tokens`` of output (its thinking budget included) and its web searches, at the dearest of the
     agent's or the team's leader's and members' (``turns.claude.dearest_call_usd``; no rate configured:
     no rands)."""
-    history_chars = len(json.dumps(row["history"] or [], default=str))
+    history_chars = _json_chars(row["history"] or [], 4 * settings.context_max_tokens)
     pages = sum(d.pages for d in turn.documents) + sum(
         int((f.get("metadata") or {}).get("pages") or 0) for m in row["history"] or [] for f in m.get("files") or [])
     input_tokens = min(settings.context_max_tokens,
@@ -265,6 +265,17 @@ def turn_reservation(turn: TurnInput, row: dict, conversation: Conversation, ove
         return Decimal(0), tokens
     usd = dearest_call_usd(conversation.spec, input_tokens)
     return (usd * calls * row["fx_rate"]).quantize(Decimal("1e-10")), tokens
+
+
+def _json_chars(items: list, limit: int) -> int:
+    """``len(json.dumps(items))``, newest items first, stopping once past ``limit`` (a long history is
+    capped at the token budget anyway: its full JSON is never needed)."""
+    total = 2  # the brackets
+    for index, item in enumerate(reversed(items)):
+        total += len(json.dumps(item, default=str)) + (2 if index else 0)  # ", " between items
+        if total > limit:
+            break
+    return total
 
 
 def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> None:
