@@ -40,3 +40,11 @@ WHERE r.parent_run_id IS NULL AND r.status NOT IN ('running', 'paused');
 -- index-only scan of this index (status and error_code decide which turns are history).
 CREATE INDEX runs_history ON runs (session_id, id) INCLUDE (status, error_code, history_tokens)
     WHERE parent_run_id IS NULL;
+
+-- A plan's tokens per day (chatcore.store.plans LIMIT_COUNTS) sums today's priced rows of the user's
+-- sessions: the spend index now covers their tokens too, so that sum is an index-only scan like the
+-- month's spend (it fetched every row of the day from the table: 1.7 ms for 2,000 rows of a day).
+DROP INDEX chat_events_session_spend;
+CREATE INDEX chat_events_session_spend ON chat_events (session_id, created_at)
+    INCLUDE (cost_in_rands, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens)
+    WHERE cost_in_rands <> 0;
