@@ -116,25 +116,6 @@ def test_a_turn_whose_client_left_gets_one_push_and_resumes_from_it(user, standi
                            (run_id,)).fetchone()["devices"] == 1
 
 
-def test_a_user_without_a_device_when_the_turn_began_gets_no_push_and_no_lookup(user, standin, db_conn, server_url):
-    # the turn's first statement found no device: its end reads nothing for pushes (no round trip); a
-    # device registered while the turn ran gets the pushes of the next turns
-    sid = user.new_session()
-    standin.script([{"text": "a slow answer that the phone never sees " * 4, "delay_ms": 150}])
-    run_id = left_after_first_event(user, server_url, sid)
-    token = new_token()
-    register(user, token)
-    wait_finished(db_conn, run_id)
-    from chatcore.config import get_settings
-
-    time.sleep(get_settings().push_delivery_grace_seconds + 1.0)  # past the wait before a push
-    assert pushes_to(token) == []
-    standin.script(SLOW)
-    later = left_after_first_event(user, server_url, sid)
-    [push] = wait_for_pushes(token)
-    assert push["data"]["run_id"] == later
-
-
 def test_a_turn_read_to_its_end_or_by_a_follower_sends_no_push(user, standin, db_conn, server_url):
     token = new_token()
     register(user, token, platform="fcm")

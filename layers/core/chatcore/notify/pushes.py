@@ -176,14 +176,11 @@ class FinishedTurn:
     last_sent_id: int  # the last event this request's client was sent (0: none)
     answer: str | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)
-    # whether the user had a device when the turn began (its first statement reads it; None: unknown):
-    # without one no push is sent, and nothing is read (no database round trip after the turn)
-    has_devices: bool | None = None
 
 
 def after_turn(turn: FinishedTurn) -> None:
     """The pushes a stored turn calls for (run by the chat function after its final event). Never raises."""
-    if not sns.configured() or turn.has_devices is False:
+    if not sns.configured():
         return
     try:
         with db.connection() as conn:

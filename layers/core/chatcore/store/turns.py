@@ -32,8 +32,7 @@ def running_turn(session_sql: str) -> str:
 # USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
 # budget (the user's own, else their plan's) and the month's spend, the plan and what its rate
 # limits count (``chatcore.money.plans``), the history (``chatcore.store.history``: the messages of the
-# last completed turns its model input can hold), whether the user has a device for pushes (none: the
-# turn's end reads nothing for them, ``chatcore.notify.pushes``), and what
+# last completed turns its model input can hold), and what
 # the session recalls of the user (its snapshot, or the user's memories when it must be rendered).
 BEGIN_TURN_READ = f"""
 SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
@@ -58,8 +57,7 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        ss.summary, ss.through_message_id AS summary_through, ss.turns AS summary_turns,
        ss.updated_at AS summary_updated_at,
        u.memory_enabled, u.memory_version, s.memory_snapshot, s.memory_version AS snapshot_version,
-       recall.memories AS memories_to_recall,
-       EXISTS (SELECT 1 FROM devices dv WHERE dv.user_id = u.id) AS has_devices
+       recall.memories AS memories_to_recall
 FROM sessions s
 JOIN users u ON u.id = s.user_id AND u.sub = %(sub)s
 LEFT JOIN {PLAN_OF_U} p ON true

@@ -222,8 +222,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     budget = None if row["monthly_budget_zar"] is None else BudgetAtStart(
         row["user_id"], row["monthly_budget_zar"], row["month_spent"])
     return PreparedTurn(input=turn, run_id=run_id, conversation=conversation, history=history,
-                        user_message=user_message, costs=costs, compacting=compacting, memory=scope, budget=budget,
-                        has_devices=row["has_devices"])
+                        user_message=user_message, costs=costs, compacting=compacting, memory=scope, budget=budget)
 
 
 def _recall(conn: psycopg.Connection, turn: TurnInput, row: dict) -> list[Message]:

@@ -320,8 +320,7 @@ async def _notify(turn: PreparedTurn, stream: _Stream, sent: int) -> None:
 
     finished = pushes.FinishedTurn(
         session_id=turn.input.session_id, run_id=turn.run_id, status=outcome.status, final_event_id=stream.seq,
-        last_sent_id=sent, answer="".join(stream.answer), pending=list(getattr(outcome, "pending", None) or []),
-        has_devices=turn.has_devices)
+        last_sent_id=sent, answer="".join(stream.answer), pending=list(getattr(outcome, "pending", None) or []))
     try:
         await asyncio.to_thread(pushes.after_turn, finished)
     except Exception:  # noqa: BLE001 - after_turn never raises; this is the belt to its braces

@@ -67,7 +67,6 @@ class PreparedTurn:
     outcome: TurnOutcome | None = None
     continuation: Continuation | None = None  # a paused run continued after the user's decision
     budget: BudgetAtStart | None = None  # the user has a monthly budget
-    has_devices: bool | None = None  # the user had a device for pushes when the turn began (None: not read)
 
     def input_ids(self) -> set[str]:
         """The ids of the messages the run was given (stored already): never stored again."""
