@@ -31,8 +31,7 @@ def running_turn(session_sql: str) -> str:
 # serialises turns of a session) and read everything the turn decides on: its agent or team, the
 # USD/ZAR rate of the (UTC) day, a stored turn with the same client_turn_id, a running turn, the
 # budget (the user's own, else their plan's) and the month's spend, the plan and what its rate
-# limits count (``chatcore.money.plans``), the history (``chatcore.store.history``: the messages of the
-# last completed turns its model input can hold), and what
+# limits count (``chatcore.money.plans``), the history: the messages of the last completed turns, and what
 # the session recalls of the user (its snapshot, or the user's memories when it must be rendered).
 BEGIN_TURN_READ = f"""
 SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
