@@ -426,7 +426,7 @@ class Harness:
 
         from uuid6 import uuid7
 
-        from chatcore.store import turns as turn_rows
+        from chatcore.store import history as history_rows, turns as turn_rows
 
         conn = self.conn()
         rows = conn.execute("""
@@ -447,6 +447,7 @@ class Harness:
                     parts["id"] = str(uuid7())
                     new_rows.append({**r, "id": uuid7(), "session_id": sid, "run_id": run_id, "message_parts": parts})
             turn_rows.insert_messages(conn, new_rows)
+            history_rows.measure_runs(conn, list({r["run_id"] for r in new_rows}))  # as FINISH_RUN does
 
     def agno_copy_runs(self, db, session_id: str, count: int) -> None:
         """Append ``count`` copies of the session's last run through Agno's own ``PostgresDb.upsert_run``."""

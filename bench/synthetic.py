@@ -86,16 +86,18 @@ WITH t AS (
   FROM generate_series(%(g0)s::int, %(g1)s::int) g),
 r AS (
   INSERT INTO runs (id, session_id, agent_name, status, error_code, input_tokens, output_tokens,
-                    cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, started_at, finished_at)
+                    cache_read_tokens, cache_write_tokens, cost_usd, cost_in_rands, started_at, finished_at,
+                    history_tokens)
   SELECT bench_uuid7(t.started_at), s.id, CASE WHEN s.team THEN 'planner' ELSE 'assistant' END,
          CASE WHEN t.g %% 33 = 0 THEN 'failed' ELSE 'completed' END,
          CASE WHEN t.g %% 33 = 0 THEN 'model-error:overloaded' END,
          m.input_tokens, m.output_tokens, m.cache_read_tokens, m.cache_write_tokens, m.cost_usd,
-         m.cost_in_rands, t.started_at, t.started_at + interval '4 seconds'
+         m.cost_in_rands, t.started_at, t.started_at + interval '4 seconds', m.history_tokens
   FROM t JOIN bench_sessions s ON s.n = 1 + (hashint4(t.g)::bigint & 2147483647) %% %(sessions)s::int
   CROSS JOIN (SELECT sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
                      sum(cache_read_tokens) AS cache_read_tokens, sum(cache_write_tokens) AS cache_write_tokens,
-                     sum(cost_usd) AS cost_usd, sum(cost_in_rands) AS cost_in_rands FROM bench_messages) m
+                     sum(cost_usd) AS cost_usd, sum(cost_in_rands) AS cost_in_rands,
+                     sum(message_history_tokens(message_parts))::int AS history_tokens FROM bench_messages) m
   RETURNING id, session_id, agent_name, started_at),
 mr AS (
   INSERT INTO runs (id, session_id, parent_run_id, agent_name, status, started_at, finished_at)

@@ -10,7 +10,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 import pytest
 
 from chatcore.money import budgets
-from chatcore.store import catalog as catalog_rows, usage
+from chatcore.store import catalog as catalog_rows, plans, usage
 from chatcore.errors import BudgetExceeded
 from chatcore.money.prices import default_price_book
 from tests.support import costdata, databases
@@ -163,6 +163,13 @@ def test_the_month_spend_is_one_indexed_query(stack):
         assert "Index Only Scan using chat_events_session_spend" in plan, plan
         assert "session_id = s.id" in plan, plan
         assert "Seq Scan on chat_events" not in plan, plan
+        # a plan's tokens per day sums today's priced rows from the same index, their tokens included
+        conn.execute("UPDATE plans SET tokens_per_day = 1000000 WHERE is_default")
+        counts = "\n".join(r["QUERY PLAN"] for r in conn.execute(
+            "EXPLAIN " + plans.PLAN_STATUS, {"user_id": uid, "stale_seconds": 960}))
+        assert "Index Only Scan using chat_events_session_spend" in counts, counts
+        assert "Seq Scan on chat_events" not in counts, counts
+        conn.execute("UPDATE plans SET tokens_per_day = NULL WHERE is_default")
         check_turn_allowed(conn, uid)
 
 

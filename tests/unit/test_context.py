@@ -5,6 +5,7 @@ after the API refused the session's last turns for their size."""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 
@@ -14,7 +15,7 @@ from agno.metrics import MessageMetrics
 from agno.models.message import Message
 
 from chatcore.errors import ContextTooLarge
-from chatcore.turns.begin import _recent_refusals
+from chatcore.turns.begin import _json_chars, _recent_refusals
 from chatcore.turns.context import (
     IMAGE_TOKENS,
     MESSAGE_OVERHEAD_TOKENS,
@@ -22,6 +23,7 @@ from chatcore.turns.context import (
     REQUEST_OVERHEAD_BYTES,
     STEP_TURNS,
     Budgets,
+    Sizes,
     _is_anchor,
     build_context,
     calibration,
@@ -260,3 +262,37 @@ def test_the_history_end_gets_a_cache_breakpoint_on_a_copy():
     thinking_last = [{"role": "user", "content": "a"}, {"role": "assistant", "content": [
         {"type": "thinking", "thinking": "hm", "signature": "s"}]}, new]
     assert with_history_breakpoint(thinking_last, cc) == thinking_last
+
+
+def test_the_reservations_json_length_of_the_history_is_json_dumps_and_stops_past_its_cap():
+    history = [{"role": "user", "content": "héllo " * 40, "images": None}, {"role": "assistant", "content": "ok"},
+               {"role": "tool", "content": [1, 2.5, {"x": None}]}]
+    for items in ([], history[:1], history, history * 50):
+        assert _json_chars(items, 10**9) == len(json.dumps(items, default=str))
+    # a long history: counted newest first only until the cap is passed (the reservation is capped there)
+    long = history * 1000
+    assert len(json.dumps(long)) > 10_000 < _json_chars(long, 10_000) < 10_000 + 1_000
+
+
+def test_a_turns_two_builds_sharing_their_measures_decide_as_fresh_builds_do():
+    def make():
+        turns = [turn(f"turn {i} " + "words " * (40 * (i % 5)), photos=3 if i % 3 == 0 else 0, tool=i % 2 == 0,
+                      anchor=i % 4 == 0) for i in range(40)]
+        for i, t in enumerate(turns):  # fixed ids: the two copies pick the same anchors
+            t[0].id = f"00000000-0000-0000-0000-{i:012d}"
+        return history(*turns)
+
+    new = Message(role="user", content="now")
+    budgets = Budgets(max_tokens=15_000, max_images=8, max_bytes=10**9)
+    early = Budgets(max_tokens=11_250, max_images=8, max_bytes=10**9)
+    shared, fresh = make(), make()
+    sizes = Sizes()
+    looked = build_context(shared, new, early, overhead_tokens=300, apply=False, sizes=sizes)
+    sent = build_context(shared, new, budgets, overhead_tokens=300, sizes=sizes)
+    assert looked.turns_left_out == build_context(make(), new, early, overhead_tokens=300, apply=False).turns_left_out
+    alone = build_context(fresh, new, budgets, overhead_tokens=300)
+    assert sent.turns_left_out > 0 and sent.images_left_out > 0  # the case means something
+    assert (sent.tokens, sent.images, sent.encoded_bytes, sent.turns_left_out, sent.images_left_out) == (
+        alone.tokens, alone.images, alone.encoded_bytes, alone.turns_left_out, alone.images_left_out)
+    assert [(m.role, m.content, len(m.images or [])) for m in sent.history] == [
+        (m.role, m.content, len(m.images or [])) for m in alone.history]

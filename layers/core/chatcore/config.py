@@ -121,7 +121,8 @@ class Settings:
         "pause ends `expired` (nothing runs; the decision is 409 `approval-expired`)", ge=60, le=2_592_000)
     history_max_turns: int = setting(
         100, "HISTORY_MAX_TURNS", "at most this many of the session's last completed turns are read for the "
-        "model's input (the context budgets decide which it sees)", ge=1, le=10_000)
+        "model's input; fewer when the newer turns already hold twice `CONTEXT_MAX_TOKENS` (the context budgets "
+        "decide which it sees)", ge=1, le=10_000)
     context_max_tokens: int = setting(
         80_000, "CONTEXT_MAX_TOKENS", "one model request's budget of estimated tokens", ge=1000, le=1_000_000)
     context_max_images: int = setting(

@@ -11,6 +11,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from chatcore.store.rates import rate_in_effect
+from chatcore.store.history import history_of
 from chatcore.store.plans import PLAN_OF_U
 
 INSERT_APPROVAL = """
@@ -71,17 +72,7 @@ SELECT fx.id AS fx_rate_id, fx.rate AS fx_rate, fx.effective_date AS fx_rate_dat
 FROM runs r
 LEFT JOIN session_summaries ss ON ss.session_id = r.session_id
 LEFT JOIN {rate_in_effect("(now() AT TIME ZONE 'UTC')::date")} fx ON true
-LEFT JOIN LATERAL (
-    SELECT jsonb_agg(ce.message_parts ORDER BY ce.id) AS messages
-    FROM chat_events ce
-    WHERE ce.run_id IN (
-        SELECT h.id FROM runs h
-        WHERE h.session_id = r.session_id AND h.parent_run_id IS NULL AND h.id < r.id
-          AND (h.status = 'completed' OR (h.status = 'cancelled' AND h.error_code IS DISTINCT FROM 'approval-cancelled'))
-          AND (ss.through_message_id IS NULL OR h.id > ss.through_message_id)
-        ORDER BY h.id DESC LIMIT %(history_turns)s)
-      AND (ss.through_message_id IS NULL OR ce.id > ss.through_message_id)
-) history ON true
+LEFT JOIN {history_of('r.session_id', 'ss.through_message_id', 'h.id < r.id')} history ON true
 LEFT JOIN LATERAL (
     SELECT jsonb_agg(jsonb_build_object('run_id', ce.run_id, 'agent_name', ce.agent_name, 'parts', ce.message_parts)
                      ORDER BY ce.id) AS messages
@@ -183,8 +174,11 @@ def decide(conn: psycopg.Connection, run_id: UUID, decisions: list[dict[str, Any
         cur.executemany(DECIDE, [{"run_id": run_id, **d} for d in decisions])
 
 
-def continuation_read(conn: psycopg.Connection, run_id: UUID, *, history_turns: int) -> dict[str, Any]:
-    return conn.execute(CONTINUATION_READ, {"run_id": run_id, "history_turns": history_turns}).fetchone()
+def continuation_read(conn: psycopg.Connection, run_id: UUID, *, history_turns: int,
+                      history_tokens: int) -> dict[str, Any]:
+    """CONTINUATION_READ; its history as a turn's (``chatcore.store.history``)."""
+    return conn.execute(CONTINUATION_READ, {"run_id": run_id, "history_turns": history_turns,
+                                            "history_tokens": history_tokens}).fetchone()
 
 
 def expire_run(conn: psycopg.Connection, run_id: UUID, ttl: int) -> bool:

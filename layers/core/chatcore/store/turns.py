@@ -12,6 +12,7 @@ from psycopg.types.json import Jsonb
 from uuid6 import uuid7
 
 from chatcore.store import approvals as approval_rows, turn_events
+from chatcore.store.history import UNBOUNDED_TOKENS, RUN_HISTORY_TOKENS, history_of
 from chatcore.store.memories import MEMORIES_TO_RECALL
 from chatcore.store.plans import LIMIT_COUNTS, PLAN_OF_U
 from chatcore.store.rates import rate_in_effect
@@ -77,20 +78,7 @@ LEFT JOIN LATERAL (
     WHERE r.session_id = s.id AND r.status = 'paused' AND r.parent_run_id IS NULL LIMIT 1
 ) paused ON true
 LEFT JOIN {MEMORIES_TO_RECALL} recall ON true
-LEFT JOIN LATERAL (
-    -- completed and stopped (cancelled: the user saw the partial answer) top-level turns only: a
-    -- failed turn's user message would otherwise be merged into the next request by Claude's
-    -- formatter and could repeat the failure; and only what the session's summary does not cover
-    SELECT jsonb_agg(ce.message_parts ORDER BY ce.id) AS messages
-    FROM chat_events ce
-    WHERE ce.run_id IN (
-        SELECT r.id FROM runs r
-        WHERE r.session_id = s.id AND r.parent_run_id IS NULL
-          AND (r.status = 'completed' OR (r.status = 'cancelled' AND r.error_code IS DISTINCT FROM 'approval-cancelled'))
-          AND (ss.through_message_id IS NULL OR r.id > ss.through_message_id)
-        ORDER BY r.id DESC LIMIT %(history_turns)s)
-      AND (ss.through_message_id IS NULL OR ce.id > ss.through_message_id)
-) history ON true
+LEFT JOIN {history_of('s.id', 'ss.through_message_id')} history ON true
 LEFT JOIN LATERAL (
     -- how the last finished turns ended, newest first: a run of refusals for the request's size
     -- makes the next request smaller (chatcore.turns.context)
@@ -177,7 +165,7 @@ VALUES (
     %(web_searches)s, %(web_search_cost_usd)s, %(web_search_cost_in_rands)s)
 """
 
-FINISH_RUN = """
+FINISH_RUN = f"""
 UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message = %(error_message)s,
        client_disconnected = %(client_disconnected)s,
        input_tokens = %(input_tokens)s, output_tokens = %(output_tokens)s,
@@ -185,7 +173,8 @@ UPDATE runs SET status = %(status)s, error_code = %(error_code)s, error_message 
        cost_usd = %(cost_usd)s, cost_in_rands = %(cost_in_rands)s, reserved_zar = 0, reserved_tokens = 0,
        -- a turn paused for the user's approval has not finished: APPROVAL_TTL counts from paused_at
        finished_at = CASE WHEN %(status)s = 'paused' THEN NULL ELSE now() END,
-       paused_at = CASE WHEN %(status)s = 'paused' THEN now() ELSE paused_at END
+       paused_at = CASE WHEN %(status)s = 'paused' THEN now() ELSE paused_at END,
+       history_tokens = {RUN_HISTORY_TOKENS}
 WHERE id = %(id)s AND status = 'running'  -- a run closed meanwhile (abandoned) keeps its status
 """
 
@@ -209,24 +198,28 @@ WHERE session_summaries.through_message_id < EXCLUDED.through_message_id
 
 def read_turn_start(conn: psycopg.Connection, *, sub: str, session_id: UUID, client_turn_id: str | None,
                     stale_seconds: int, history_turns: int, month_start: datetime,
-                    month_end: datetime, approval_ttl: int = 86_400) -> dict[str, Any] | None:
-    """The first statement of a turn (BEGIN_TURN_READ); None when the session is not the user's."""
+                    month_end: datetime, approval_ttl: int = 86_400,
+                    history_tokens: int = UNBOUNDED_TOKENS) -> dict[str, Any] | None:
+    """The first statement of a turn (BEGIN_TURN_READ); None when the session is not the user's. The
+    history: at most ``history_turns`` turns, read while the newer ones hold at most ``history_tokens``
+    (``chatcore.store.history``)."""
     conn.execute(LOCK_USER, {"sub": sub})  # pipelined with what follows: no extra round trip
     return conn.execute(BEGIN_TURN_READ, {
         "sub": sub, "session_id": session_id, "client_turn_id": client_turn_id, "stale_seconds": stale_seconds,
-        "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
-        "approval_ttl": approval_ttl,
+        "history_turns": history_turns, "history_tokens": history_tokens, "month_start": month_start,
+        "month_end": month_end, "approval_ttl": approval_ttl,
     }).fetchone()
 
 
 def read_estimate(conn: psycopg.Connection, *, sub: str, session_id: UUID, stale_seconds: int, history_turns: int,
-                  month_start: datetime, month_end: datetime, cache_ttl: int) -> dict[str, Any] | None:
+                  month_start: datetime, month_end: datetime, cache_ttl: int,
+                  history_tokens: int = UNBOUNDED_TOKENS) -> dict[str, Any] | None:
     """What a turn's estimate reads (ESTIMATE_READ, then ESTIMATE_CALLS, and for a session without a call
     FIRST_CALL_OF_AGENT as ``first_call``), no lock taken; None when the session is not the user's."""
     row = conn.execute(ESTIMATE_READ, {
         "sub": sub, "session_id": session_id, "client_turn_id": None, "stale_seconds": stale_seconds,
-        "history_turns": history_turns, "month_start": month_start, "month_end": month_end,
-        "approval_ttl": 86_400,
+        "history_turns": history_turns, "history_tokens": history_tokens, "month_start": month_start,
+        "month_end": month_end, "approval_ttl": 86_400,
     }).fetchone()
     if row is None:
         return None

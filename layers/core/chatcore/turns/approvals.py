@@ -53,6 +53,7 @@ from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.money.prices import TokenUsage
 from chatcore.store import approvals as approval_rows, turns as turn_rows, usage as usage_rows
+from chatcore.store.history import history_params
 from chatcore.turns.claude import dearest_call_usd
 from chatcore.turns.compaction import summary_messages, summary_tokens
 from chatcore.turns.context import Budgets, build_context
@@ -137,7 +138,7 @@ def _claim(sub: str, session_id: UUID, run_id: UUID, row: dict[str, Any], decisi
             approval_rows.decide(conn, run_id, [
                 {"tool_call_id": d.tool_call_id, "status": "approved" if d.approved else "declined", "note": d.note}
                 for d in decisions])
-            data = approval_rows.continuation_read(conn, run_id, history_turns=settings.history_max_turns)
+            data = approval_rows.continuation_read(conn, run_id, **history_params(settings))
             return claimed, members, data
     # another decision won (or the pause expired meanwhile): say which
     with db.connection() as conn:

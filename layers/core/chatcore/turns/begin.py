@@ -45,11 +45,13 @@ from chatcore.memory.facts import render
 from chatcore.spool import queue as spool_queue
 from chatcore.spool.records import store_record
 from chatcore.store import approvals as approval_rows, memories, sessions, turns as turn_rows
+from chatcore.store.history import history_params
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS, Conversation
 from chatcore.turns.compaction import CompactionPlan, early, summary_messages, summary_tokens, turns_to_fold
 from chatcore.turns.claude import dearest_call_usd, max_output_tokens
 from chatcore.turns.context import (
-    IMAGE_TOKENS, PAGE_TOKENS, Budgets, build_context, check_fits, group_turns, is_context_refusal, message_tokens,
+    IMAGE_TOKENS, PAGE_TOKENS, Budgets, Sizes, build_context, check_fits, group_turns, is_context_refusal,
+    message_tokens,
 )
 from chatcore.turns.memory import MemoryScope, recall_messages
 from chatcore.turns.finish import flush_pending
@@ -137,8 +139,8 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
     with db.connection() as conn, db.pipelined_transaction(conn):
         row = turn_rows.read_turn_start(
             conn, sub=turn.sub, session_id=turn.session_id, client_turn_id=turn.client_turn_id,
-            stale_seconds=settings.stale_turn_seconds, history_turns=settings.history_max_turns,
-            month_start=month_start, month_end=month_end, approval_ttl=settings.approval_ttl)
+            stale_seconds=settings.stale_turn_seconds, month_start=month_start, month_end=month_end,
+            approval_ttl=settings.approval_ttl, **history_params(settings))
         if row is None:
             raise NotFound("no such session")
         if row["prior_id"] is not None:
@@ -251,7 +253,7 @@ def turn_reservation(turn: TurnInput, row: dict, conversation: Conversation, ove
     ``max_tokens`` of output (its thinking budget included) and its web searches, at the dearest of the
     agent's or the team's leader's and members' (``turns.claude.dearest_call_usd``; no rate configured:
     no rands)."""
-    history_chars = len(json.dumps(row["history"] or [], default=str))
+    history_chars = _json_chars(row["history"] or [], 4 * settings.context_max_tokens)
     pages = sum(d.pages for d in turn.documents) + sum(
         int((f.get("metadata") or {}).get("pages") or 0) for m in row["history"] or [] for f in m.get("files") or [])
     input_tokens = min(settings.context_max_tokens,
@@ -263,6 +265,17 @@ def turn_reservation(turn: TurnInput, row: dict, conversation: Conversation, ove
         return Decimal(0), tokens
     usd = dearest_call_usd(conversation.spec, input_tokens)
     return (usd * calls * row["fx_rate"]).quantize(Decimal("1e-10")), tokens
+
+
+def _json_chars(items: list, limit: int) -> int:
+    """``len(json.dumps(items))``, newest items first, stopping once past ``limit`` (a long history is
+    capped at the token budget anyway: its full JSON is never needed)."""
+    total = 2  # the brackets
+    for index, item in enumerate(reversed(items)):
+        total += len(json.dumps(item, default=str)) + (2 if index else 0)  # ", " between items
+        if total > limit:
+            break
+    return total
 
 
 def _close_failed(turn: TurnInput, run_id: UUID, code: str, message: str) -> None:
@@ -303,15 +316,17 @@ def _model_history(turn: TurnInput, row: dict, history: list[Message], user_mess
     # tell the size of what is sent now (turns.context.calibration)
     since = row["summary_updated_at"].timestamp() if row.get("summary_updated_at") is not None else None
     plan = None
+    sizes = Sizes()  # each message measured once for both builds
     fold = turns_to_fold(history, build_context(history, user_message, early(budgets), overhead_tokens=overhead,
-                                                apply=False, calibrate_after=since), budgets)
+                                                apply=False, calibrate_after=since, sizes=sizes), budgets)
     if fold:
         turns = group_turns(history)
         # a turn's first message is its user message, whose id is its row's (a model's message keeps agno's)
         first_left = turns[fold][0].id if fold < len(turns) else user_message.id
         plan = CompactionPlan(summary=summary, turns=turns[:fold], covered=covered, covers_before=UUID(str(first_left)),
                               run_id=uuid7(), session_id=str(turn.session_id), user_id=turn.sub)
-    context = build_context(history, user_message, budgets, overhead_tokens=overhead, calibrate_after=since)
+    context = build_context(history, user_message, budgets, overhead_tokens=overhead, calibrate_after=since,
+                            sizes=sizes)
     if context.turns_left_out or context.images_left_out or context.documents_left_out:
         log.info("%d stored turn(s), %d photo(s) and %d document(s) left out of the model's input (%d tokens, "
                  "calibration %.2f)", context.turns_left_out, context.images_left_out, context.documents_left_out,

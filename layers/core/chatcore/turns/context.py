@@ -149,6 +149,37 @@ def _text_chars(message: Message) -> int:
     return chars
 
 
+class Sizes:
+    """Each message's text characters, measured once: the JSON of the model's replayed blocks and tool
+    calls is most of what building a context costs, and one build measures a message several times
+    (and a turn builds twice: ``turns.compaction``'s early look, then the request). Valid while the
+    messages are unchanged: a build that applies its choices changes them last, after every measure."""
+
+    def __init__(self) -> None:
+        self._chars: dict[int, int] = {}
+        self._tokens: dict[int, int] = {}
+        self._held: list[Message] = []  # the measured messages stay alive, so an id is not reused meanwhile
+
+    def chars(self, message: Message) -> int:
+        key = id(message)
+        found = self._chars.get(key)
+        if found is None:
+            found = self._chars[key] = _text_chars(message)
+            self._held.append(message)
+        return found
+
+    def tokens(self, message: Message) -> int:
+        """``message_tokens(message)``."""
+        found = self._tokens.get(id(message))
+        if found is None:
+            found = self._tokens[id(message)] = message_tokens(message, self)
+        return found
+
+
+def _chars(message: Message, sizes: Sizes | None) -> int:
+    return _text_chars(message) if sizes is None else sizes.chars(message)
+
+
 def _image_bytes(image: Any) -> int:
     content = getattr(image, "content", None)
     if isinstance(content, (bytes, bytearray)):
@@ -157,15 +188,15 @@ def _image_bytes(image: Any) -> int:
     return int(getattr(ref, "size", 0) or 0)
 
 
-def message_tokens(message: Message) -> int:
+def message_tokens(message: Message, sizes: Sizes | None = None) -> int:
     """The local estimate of what ``message`` adds to a request, in tokens."""
     images = len(message.images or [])
-    return MESSAGE_OVERHEAD_TOKENS + math.ceil(_text_chars(message) / CHARS_PER_TOKEN) + images * IMAGE_TOKENS
+    return MESSAGE_OVERHEAD_TOKENS + math.ceil(_chars(message, sizes) / CHARS_PER_TOKEN) + images * IMAGE_TOKENS
 
 
-def message_bytes(message: Message) -> int:
+def message_bytes(message: Message, sizes: Sizes | None = None) -> int:
     """What ``message`` adds to the encoded request, in bytes (images and documents as base64)."""
-    text = _text_chars(message) * 2  # JSON escaping and provider blocks: a generous bound
+    text = _chars(message, sizes) * 2  # JSON escaping and provider blocks: a generous bound
     return text + sum(_photo_bytes(message)) + sum(_document_bytes(message))
 
 
@@ -183,11 +214,11 @@ def _document_bytes(message: Message) -> list[int]:
     return [4 * math.ceil(_image_bytes(f) / 3) for f in (message.files or [])]
 
 
-def _documents_that_fit(turn: list[Message], room_pages: int, room_bytes: int) -> list[int]:
+def _documents_that_fit(turn: list[Message], room_pages: int, room_bytes: int, sizes: Sizes | None = None) -> list[int]:
     """How many documents of each message of ``turn`` to keep (its newest ones): the newest first, while
     their pages and bytes fit (after the turn's text)."""
     keep = [0] * len(turn)
-    room_bytes -= sum(message_bytes(m) - sum(_photo_bytes(m)) - sum(_document_bytes(m)) for m in turn)
+    room_bytes -= sum(message_bytes(m, sizes) - sum(_photo_bytes(m)) - sum(_document_bytes(m)) for m in turn)
     for index in range(len(turn) - 1, -1, -1):
         files = turn[index].files or []
         for file, size in zip(reversed(files), reversed(_document_bytes(turn[index]))):
@@ -213,7 +244,8 @@ def _leave_out_documents(message: Message, keep: int) -> int:
     return len(dropped)
 
 
-def calibration(history: list[Message], overhead_tokens: int, after: float | None = None) -> float:
+def calibration(history: list[Message], overhead_tokens: int, after: float | None = None,
+                sizes: Sizes | None = None) -> float:
     """Real / estimated size of the session's last stored model call's prompt (1.0 without one).
 
     That call's prompt held the instructions and tools and every message before its own reply; its
@@ -232,7 +264,8 @@ def calibration(history: list[Message], overhead_tokens: int, after: float | Non
             + (getattr(metrics, "cache_write_tokens", 0) or 0)
         if real <= 0:
             continue
-        estimated = overhead_tokens + sum(message_tokens(m) + PAGE_TOKENS * document_pages(m) for m in history[:index])
+        estimated = overhead_tokens + sum((message_tokens(m) if sizes is None else sizes.tokens(m))
+                                          + (PAGE_TOKENS * document_pages(m) if m.files else 0) for m in history[:index])
         low, high = CALIBRATION_RANGE
         return min(max(real / max(estimated, 1), low), high)
     return 1.0
@@ -248,11 +281,11 @@ def _photo_bytes(message: Message) -> list[int]:
     return [4 * math.ceil(_image_bytes(i) / 3) for i in (message.images or [])]
 
 
-def _photos_that_fit(turn: list[Message], room: int, room_bytes: int) -> list[int]:
+def _photos_that_fit(turn: list[Message], room: int, room_bytes: int, sizes: Sizes | None = None) -> list[int]:
     """How many photos of each message of ``turn`` to keep (its newest ones): the newest photos of the
     turn first, while there is room for their number and their bytes (after the turn's text)."""
     keep = [0] * len(turn)
-    room_bytes -= sum(message_bytes(m) - sum(_photo_bytes(m)) for m in turn)
+    room_bytes -= sum(message_bytes(m, sizes) - sum(_photo_bytes(m)) for m in turn)
     for index in range(len(turn) - 1, -1, -1):
         for size in reversed(_photo_bytes(turn[index])):
             if room <= 0 or size > room_bytes:
@@ -294,14 +327,17 @@ def check_fits(new_message: Message, budgets: Budgets, *, overhead_tokens: int) 
 
 
 def build_context(history: list[Message], new_message: Message, budgets: Budgets, *,
-                  overhead_tokens: int, apply: bool = True, calibrate_after: float | None = None) -> Context:
+                  overhead_tokens: int, apply: bool = True, calibrate_after: float | None = None,
+                  sizes: Sizes | None = None) -> Context:
     """The history to send with ``new_message`` (see the module): the newest whole turns that fit.
     The messages are the model's copy: photos left out are replaced by a placeholder in them (with
-    ``apply=False`` nothing is changed: the decision only)."""
-    factor = calibration(history, overhead_tokens, calibrate_after)
+    ``apply=False`` nothing is changed: the decision only). ``sizes``: the measures of an earlier
+    build of the same messages (one that did not apply its choices)."""
+    sizes = Sizes() if sizes is None else sizes
+    factor = calibration(history, overhead_tokens, calibrate_after, sizes)
 
     def tokens(message: Message) -> int:
-        return math.ceil(message_tokens(message) * factor)
+        return math.ceil(sizes.tokens(message) * factor)
 
     used_tokens = math.ceil(overhead_tokens * factor) + tokens(new_message)
     used_bytes = REQUEST_OVERHEAD_BYTES + message_bytes(new_message)
@@ -311,15 +347,20 @@ def build_context(history: list[Message], new_message: Message, budgets: Budgets
     chosen: list[tuple[list[Message], list[int], int, int]] = []  # newest first: turn, photos kept, tokens, bytes
     kept_documents: list[tuple[list[int], int]] = []  # beside it: the turn's documents kept, and their pages
     for turn in reversed(turns):
-        docs = _documents_that_fit(turn, budgets.max_pages - used_pages, budgets.max_bytes - used_bytes)
-        docs_dropped = [len(m.files or []) - k for m, k in zip(turn, docs)]  # each message's oldest documents
-        dropped_doc_bytes = sum(sum(_document_bytes(m)[:d]) for m, d in zip(turn, docs_dropped))
-        turn_pages = sum(_pages(f) for m, k in zip(turn, docs) for f in (m.files or [])[len(m.files or []) - k:])
-        keep = _photos_that_fit(turn, budgets.max_images - used_images,
-                                budgets.max_bytes - used_bytes + dropped_doc_bytes)
-        dropped = [len(m.images or []) - k for m, k in zip(turn, keep)]  # each message's oldest photos
-        turn_bytes = sum(message_bytes(m) - sum(_photo_bytes(m)[:d]) for m, d in zip(turn, dropped)) - dropped_doc_bytes
-        turn_tokens = sum(tokens(m) for m in turn) - math.floor(sum(dropped) * IMAGE_TOKENS * factor)
+        if not any(m.images or m.files for m in turn):  # text only (most turns): nothing of it to leave out
+            docs = keep = [0] * len(turn)
+            turn_pages, turn_tokens, turn_bytes = 0, sum(tokens(m) for m in turn), sum(2 * sizes.chars(m) for m in turn)
+        else:
+            docs = _documents_that_fit(turn, budgets.max_pages - used_pages, budgets.max_bytes - used_bytes, sizes)
+            docs_dropped = [len(m.files or []) - k for m, k in zip(turn, docs)]  # each message's oldest documents
+            dropped_doc_bytes = sum(sum(_document_bytes(m)[:d]) for m, d in zip(turn, docs_dropped))
+            turn_pages = sum(_pages(f) for m, k in zip(turn, docs) for f in (m.files or [])[len(m.files or []) - k:])
+            keep = _photos_that_fit(turn, budgets.max_images - used_images,
+                                    budgets.max_bytes - used_bytes + dropped_doc_bytes, sizes)
+            dropped = [len(m.images or []) - k for m, k in zip(turn, keep)]  # each message's oldest photos
+            turn_bytes = sum(message_bytes(m, sizes) - sum(_photo_bytes(m)[:d])
+                             for m, d in zip(turn, dropped)) - dropped_doc_bytes
+            turn_tokens = sum(tokens(m) for m in turn) - math.floor(sum(dropped) * IMAGE_TOKENS * factor)
         if used_tokens + turn_tokens > budgets.max_tokens or used_bytes + turn_bytes > budgets.max_bytes:
             break
         used_tokens += turn_tokens

@@ -42,6 +42,7 @@ from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.plans import limit_refusal
 from chatcore.money.prices import TokenUsage, default_price_book
 from chatcore.store import turns as turn_rows
+from chatcore.store.history import history_params
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS
 from chatcore.turns.begin import check_plan_allows, turn_reservation
 from chatcore.turns.context import IMAGE_TOKENS, PAGE_TOKENS, message_tokens
@@ -97,7 +98,7 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
     with db.connection() as conn:
         row = turn_rows.read_estimate(
             conn, sub=turn.sub, session_id=turn.session_id, stale_seconds=settings.stale_turn_seconds,
-            history_turns=settings.history_max_turns, month_start=month_start, month_end=month_end, cache_ttl=ttl)
+            month_start=month_start, month_end=month_end, cache_ttl=ttl, **history_params(settings))
     if row is None:
         raise NotFound("no such session")
     if row["fx_rate"] is None:
