@@ -177,3 +177,55 @@ def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn):
     response, events = user.turn(sid, message=MESSAGES[3])
     assert events[-1]["event"] == "TurnCompleted"
     assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+
+
+def estimate_then_turn(user, db_conn, sid: str, message: str) -> dict:
+    """The estimate of ``message`` in ``sid``, then the turn, whose real cost it must be close to."""
+    r = estimate(user, sid, message=message)
+    response, events = user.turn(sid, message=message)
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+    return r.json()
+
+
+def test_a_message_asking_to_remember_is_priced_with_its_tool_loop(user, other_user, standin, db_conn):
+    # the assistant calls its memory tool, then answers: two model calls where a plain message makes one
+    _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
+    assert events[-1]["event"] == "TurnCompleted"
+    sid = user.new_session()
+    body = estimate_then_turn(user, db_conn, sid, "Remember this: my locker code is 7319.")
+    assert body["model_calls"]["likely"] == 2
+    assert estimate_then_turn(user, db_conn, sid, "What is a good name for a cat?")["model_calls"]["likely"] == 1
+
+
+def test_a_team_sessions_estimate_counts_its_members_calls(user, other_user, standin, db_conn):
+    # the planner's leader delegates each message to a member (its own model call, its tool call) and
+    # answers after it: its recent turns' calls, anyone's, price the members' calls and the leader's second
+    r = other_user.client.post("/sessions", json={"team": "planner"})
+    assert r.status_code == 201, r.text
+    _, events = other_user.turn(r.json()["id"], message="What is 12 * 7?")
+    assert events[-1]["event"] == "TurnCompleted"
+    r = user.client.post("/sessions", json={"team": "planner"})
+    sid = r.json()["id"]
+    bodies = [estimate_then_turn(user, db_conn, sid, message) for message in
+              ("What is 340 * 12?", "What is 18 * 35?", "What is 27 * 41?")]
+    calls = db_conn.execute(
+        "SELECT count(*) AS n FROM chat_events ce JOIN runs r ON r.id = ce.run_id "
+        "WHERE r.session_id = %s AND ce.role = 'assistant' AND ce.input_tokens + ce.cache_read_tokens > 0",
+        (sid,)).fetchone()["n"]
+    assert calls >= 3 * 3  # a leader's two calls and a member's at least, each turn
+    assert all(b["model_calls"]["likely"] >= 3 for b in bodies), [b["model_calls"] for b in bodies]
+
+
+def test_a_web_search_agents_estimate_prices_its_searches(user, other_user, standin, db_conn):
+    _, events = other_user.turn(other_user.new_session("researcher"), message="Search the web for Cape Town weather")
+    assert events[-1]["event"] == "TurnCompleted"
+    assert db_conn.execute("SELECT sum(web_searches) AS n FROM chat_events").fetchone()["n"] >= 1
+    sid = user.new_session("researcher")
+    for message in ("Search the web for the best hikes near Stellenbosch",
+                    "Search the web for restaurants open late in Franschhoek",
+                    "Search the web for the ferry times to Robben Island"):
+        estimate_then_turn(user, db_conn, sid, message)
+    searched = db_conn.execute("SELECT sum(ce.web_searches) AS n FROM chat_events ce WHERE ce.session_id = %s",
+                               (sid,)).fetchone()["n"]
+    assert searched >= 3

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 from agno.models.message import Message
 
 from chatcore import db
+from chatcore.catalog import participants
 from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.errors import BudgetExceeded, InvalidInput, NotFound, NotInPlan, ServiceMisconfigured
@@ -45,12 +46,16 @@ from chatcore.store import turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS
 from chatcore.turns.begin import check_plan_allows, turn_reservation
 from chatcore.turns.context import IMAGE_TOKENS, PAGE_TOKENS, message_tokens
+from chatcore.turns.memory import ASKS_TO_REMEMBER
 from chatcore.turns.registry import conversation_for
 from chatcore.turns.turn import TurnInput
 from chatcore.wire.amounts import decimal_string
 
 # The answer of a session's first turn, in tokens (no turn of its own to average yet).
 DEFAULT_OUTPUT_TOKENS = 250
+# A tool loop of an agent none of whose recent turns made one: what the tool call and its result add
+# to the prompt, and the tool call's output tokens (measured on the stand-in's remember calls).
+TOOL_LOOP_GROWTH_TOKENS, TOOL_CALL_OUTPUT_TOKENS = 100, 60
 # A prompt prefix shorter than this is not cached (Anthropic's minimum; 2,048 for Haiku models), not
 # counting the request's own few tokens.
 MIN_CACHEABLE_TOKENS, REQUEST_OVERHEAD_TOKENS = 1_024, 4
@@ -127,15 +132,16 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
                           and row["snapshot_version"] != row["memory_version"])
     # what the last call left in the cache: its prefix up to its last breakpoint (none when too short)
     cached = 0 if recall_changes else (row["last_cached_tokens"] or 0)
-    warm = bool(row["cache_warm"]) and cached > 0
+    if last_prompt is None and first is not None and row["agent_warm"] and prefix - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS:
+        cached = prefix  # the instructions and tools (their breakpoint), cached by the agent's other sessions
+    warm = bool(row["cache_warm"] if last_prompt is not None else row["agent_warm"]) and cached > 0
     one_hour = settings.prompt_cache_ttl == "1h"
-    searches = web_searches_per_call(spec)
 
     def usage(read: int, out: int) -> TokenUsage:
         read = min(read, prompt)
         write = prompt - read if prompt - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS else 0
         return TokenUsage(input_tokens=prompt - read - write, cache_read_tokens=read, cache_write_tokens=write,
-                          cache_write_1h_tokens=write if one_hour else 0, output_tokens=out, web_searches=searches)
+                          cache_write_1h_tokens=write if one_hour else 0, output_tokens=out)
 
     now = datetime.now(timezone.utc)
     prices = default_price_book()
@@ -144,16 +150,17 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
         return prices.cost_usd(spec.model_id, tokens, now).usd
 
     readable = cached
-    low = usd(replace(usage(readable, fewest), web_searches=0))
+    low = usd(usage(readable, fewest))
     if last_prompt is None and first is None:  # nothing to go by but the context builder's generous guess
         low = prices.cost_usd(spec.model_id, TokenUsage(input_tokens=added, output_tokens=1), now).usd
-    likely = usd(usage(cached if warm else 0, output))
-    without_cache = usd(usage(0, output))
+    calls = recent_calls(row, turn, conversation)
+    more = _more_calls_usd(calls, prompt, spec, participants(spec), prices, now, one_hour)
+    likely = usd(usage(cached if warm else 0, output)) + more
+    without_cache = usd(usage(0, output)) + more
     fx_rate = row["fx_rate"]
     reservation, _ = turn_reservation(turn, row, conversation, overhead, settings)
     high = reservation / fx_rate
     high = max(high, likely, without_cache)
-    calls = settings.max_model_calls_per_turn
     return {
         "session_id": str(turn.session_id),
         "model_id": spec.model_id,
@@ -161,10 +168,67 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
                  "likely_without_cache": _money(without_cache, fx_rate), "high": _money(high, fx_rate)},
         "tokens": {"prompt": prompt, "new": added, "cache_read": cached if warm else 0, "output": output},
         "cache_warm": warm,
-        "model_calls": {"likely": 1, "high": calls},
+        "model_calls": {"likely": round(1 + calls.loops + calls.member_calls),
+                        "high": settings.max_model_calls_per_turn},
         "budget": _budget(row),
         "refusal": _refusal(row, conversation, reservation, month_start),
     }
+
+
+@dataclass(frozen=True)
+class RecentCalls:
+    """The model calls a turn of this agent or team makes past its first, as its recent turns made
+    them (anyone's; ``store.turns.ESTIMATE_CALLS``): per turn, its tool loops (each a call that
+    re-sends the prompt, ``loop_growth`` tokens longer, and answers with ``loop_output`` tokens: the
+    tool call), its members' calls (a team's; ``member`` the tokens of one) and its web searches."""
+
+    loops: float = 0.0
+    loop_growth: int = TOOL_LOOP_GROWTH_TOKENS
+    loop_output: int = TOOL_CALL_OUTPUT_TOKENS
+    member_calls: float = 0.0
+    member: TokenUsage = TokenUsage()
+    searches: float = 0.0
+
+
+def recent_calls(row: dict[str, Any], turn: TurnInput, conversation) -> RecentCalls:
+    """The calls past the first that this turn likely makes: the agent's (or team's) recent turns'
+    averages; a message asking to remember or forget (memory on) makes at least one tool loop."""
+    loops = float(row["loops"] or 0)
+    if (row["memory_enabled"] and conversation.remembers and turn.message
+            and ASKS_TO_REMEMBER.search(turn.message)):
+        loops = max(loops, 1.0)
+    members = float(row["member_calls"] or 0)
+
+    def whole(name: str, default: int = 0) -> int:
+        return default if row[name] is None else round(row[name])
+
+    return RecentCalls(
+        loops=loops, loop_growth=whole("loop_growth", TOOL_LOOP_GROWTH_TOKENS),
+        loop_output=whole("loop_output", TOOL_CALL_OUTPUT_TOKENS), member_calls=members,
+        member=TokenUsage(input_tokens=whole("member_input"), cache_read_tokens=whole("member_read"),
+                          cache_write_tokens=whole("member_write"), output_tokens=whole("member_output")),
+        searches=float(row["searches"] or 0))
+
+
+def _more_calls_usd(calls: RecentCalls, prompt: int, spec, specs, prices, now: datetime, one_hour: bool) -> Decimal:
+    """What the calls past the first cost: each tool loop re-sends the prompt (read from the cache the
+    call before wrote, when it is long enough to be cached) with what the loop added written; each
+    member call as the members' recent calls used, at the members' models (their average); each search."""
+    cacheable = prompt - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS
+    loop = TokenUsage(input_tokens=0 if cacheable else prompt + calls.loop_growth,
+                      cache_read_tokens=prompt if cacheable else 0,
+                      cache_write_tokens=calls.loop_growth if cacheable else 0,
+                      cache_write_1h_tokens=calls.loop_growth if cacheable and one_hour else 0,
+                      output_tokens=calls.loop_output)
+    total = prices.cost_usd(spec.model_id, loop, now).usd * Decimal(str(calls.loops))
+    members = specs[1:]
+    if members and calls.member_calls:
+        one = sum((prices.cost_usd(m.model_id, calls.member, now).usd for m in members), Decimal(0)) / len(members)
+        total += one * Decimal(str(calls.member_calls))
+    if calls.searches:
+        searcher = next((s for s in specs if web_searches_per_call(s)), spec)
+        total += prices.cost_usd(searcher.model_id, TokenUsage(web_searches=1), now).usd * Decimal(str(calls.searches))
+    return total
 
 
 def _budget(row: dict[str, Any]) -> dict[str, str] | None:
