@@ -285,3 +285,39 @@ def test_a_script_looping_on_a_route_is_refused_past_the_request_limit(user, oth
     get_settings.cache_clear()
     assert user.client.get("/sessions").status_code == 200
 
+
+
+def test_every_turn_answer_carries_the_rate_limit_headers_a_retry_a_409_and_a_402_too(user, standin, db_conn):
+    from uuid6 import uuid7
+
+    from local.sample_images import noise_png
+    from tests.support.uploads import uploaded
+
+    new_plan(db_conn, user, turns_per_minute=5)
+    sid = user.new_session()
+
+    def left(r: httpx.Response) -> int:
+        assert rate_limit(r.headers["RateLimit-Policy"]) == {"turns-per-minute": {"q": "5", "w": "60"}}, r.headers
+        return int(rate_limit(r.headers["RateLimit"])["turns-per-minute"]["r"])
+
+    upload = uploaded(user, noise_png(64, 48, seed=5))
+    body = {"message": "one", "client_turn_id": "c-1", "images": [{"upload_id": upload["upload_id"]}]}
+    r, events = user.turn(sid, **body)
+    assert events[-1]["event"] == "TurnCompleted" and left(r) == 4
+    # the retried client_turn_id (its upload already used): the stored turn is followed, no turn counted
+    r, events = user.turn(sid, **body)
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted" and left(r) == 4
+    r, events = user.turn(sid, message="two", client_turn_id="c-2")
+    assert left(r) == 3
+    r, events = user.turn(sid, message="two", client_turn_id="c-2")  # retried, no upload
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted" and left(r) == 3
+    # 409: a turn runs in the session (it counts: it started within the minute)
+    running = uuid7()
+    db_conn.execute("INSERT INTO runs (id, session_id, status) VALUES (%s, %s, 'running')", (running, sid))
+    r, _ = user.turn(sid, message="three")
+    assert r.status_code == 409 and left(r) == 2
+    db_conn.execute("DELETE FROM runs WHERE id = %s", (running,))
+    # 402: the budget cannot cover the turn
+    budgets.set_budget(db_conn, user.sub, Decimal("0.0000001"))
+    r, _ = user.turn(sid, message="four")
+    assert r.status_code == 402 and r.json()["code"] == "budget-exceeded" and left(r) == 3

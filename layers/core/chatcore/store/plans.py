@@ -57,6 +57,9 @@ LEFT JOIN {LIMIT_COUNTS} lim ON true
 WHERE u.id = %(user_id)s
 """
 
+# The same for the user ``sub`` (a turn's answer that starts no turn and has no row of its own).
+PLAN_STATUS_OF_SUB = PLAN_STATUS.replace("WHERE u.id = %(user_id)s", "WHERE u.sub = %(sub)s")
+
 LIST_PLANS = "SELECT * FROM plans ORDER BY name"
 
 GET_PLAN = "SELECT * FROM plans WHERE name = %(name)s"
@@ -90,6 +93,11 @@ def _rows(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[di
 
 def plan_status(conn: psycopg.Connection, user_id: Any, stale_seconds: int) -> dict[str, Any] | None:
     rows = _rows(conn, PLAN_STATUS, {"user_id": user_id, "stale_seconds": stale_seconds})
+    return rows[0] if rows else None
+
+
+def plan_status_of_sub(conn: psycopg.Connection, sub: str, stale_seconds: int) -> dict[str, Any] | None:
+    rows = _rows(conn, PLAN_STATUS_OF_SUB, {"sub": sub, "stale_seconds": stale_seconds})
     return rows[0] if rows else None
 
 

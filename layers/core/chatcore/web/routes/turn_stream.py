@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from chatcore import turns
+from chatcore import db, turns
 from chatcore.config import get_settings
 from chatcore.errors import InvalidInput, NotFound, UploadUsed
 from chatcore.media.photos import PixelBudget, receive_photo
 from chatcore.media.uploads import discard_originals, read_upload
+from chatcore.money.plans import current_limit_headers
 from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
@@ -79,7 +80,8 @@ async def create_turn(request: Request) -> StreamingResponse:
         run_id = await _retried_run(sub, session_id, used, body.client_turn_id)
         if run_id is None:
             raise
-        return event_stream(follow(session_id, run_id, resume), run_id)
+        headers = await asyncio.to_thread(_limit_headers, sub)
+        return event_stream(follow(session_id, run_id, resume), run_id, headers)
     upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
     upload_ids += [doc.upload_id for doc in body.documents if doc.upload_id is not None]
     # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
@@ -166,6 +168,12 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     except NotFound:
         return None
     return row["id"] if row["client_turn_id"] == client_turn_id else None
+
+
+def _limit_headers(sub: str) -> dict[str, str]:
+    """The caller's RateLimit headers now (``money.plans.current_limit_headers``)."""
+    with db.connection() as conn:
+        return current_limit_headers(conn, sub, get_settings().stale_turn_seconds)
 
 
 routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(ESTIMATE_PATH, estimate_turn, methods=["POST"]),
