@@ -321,3 +321,26 @@ def test_every_turn_answer_carries_the_rate_limit_headers_a_retry_a_409_and_a_40
     budgets.set_budget(db_conn, user.sub, Decimal("0.0000001"))
     r, _ = user.turn(sid, message="four")
     assert r.status_code == 402 and r.json()["code"] == "budget-exceeded" and left(r) == 3
+
+
+def test_turns_per_minute_count_deleted_sessions_too(user, standin, db_conn):
+    # a script that deletes each session after its turn does not escape the minute's limit
+    new_plan(db_conn, user, turns_per_minute=2)
+    for message in ("one", "two"):
+        sid = user.new_session()
+        _, events = user.turn(sid, message=message)
+        assert events[-1]["event"] == "TurnCompleted"
+        assert user.client.delete(f"/sessions/{sid}").status_code == 204
+    r, _ = user.turn(user.new_session(), message="three")
+    problem = assert_refused(r, "turns-per-minute")
+    assert 1 <= problem["retry_after"] <= 60
+    # a minute later (the kept starts moved back in time) the user goes on, and the next deletion
+    # drops the starts older than a minute
+    db_conn.execute("UPDATE users SET deleted_turn_starts = ARRAY(SELECT x - interval '61 seconds' "
+                    "FROM unnest(deleted_turn_starts) x) WHERE sub = %s", (user.sub,))
+    sid = user.new_session()
+    _, events = user.turn(sid, message="a minute later")
+    assert events[-1]["event"] == "TurnCompleted"
+    assert user.client.delete(f"/sessions/{sid}").status_code == 204
+    starts = db_conn.execute("SELECT deleted_turn_starts AS s FROM users WHERE sub = %s", (user.sub,)).fetchone()["s"]
+    assert len(starts) == 1
