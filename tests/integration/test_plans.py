@@ -344,3 +344,33 @@ def test_turns_per_minute_count_deleted_sessions_too(user, standin, db_conn):
     assert user.client.delete(f"/sessions/{sid}").status_code == 204
     starts = db_conn.execute("SELECT deleted_turn_starts AS s FROM users WHERE sub = %s", (user.sub,)).fetchone()["s"]
     assert len(starts) == 1
+
+
+def test_an_approvals_continuation_warns_when_it_crosses_80_and_100_percent(user, standin, db_conn):
+    from tests.integration.test_approvals import REMIND, decide
+
+    sid = user.new_session()
+    budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
+    standin.script([{"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the first")
+    unit = Decimal(events[-1]["data"]["cost"]["zar"])
+    budget = (unit * 2).quantize(Decimal("0.01"))
+    budgets.set_budget(db_conn, user.sub, budget)  # half of it is spent
+    _, events = user.turn(sid, message=REMIND)  # paused on the reminder's call: a cheap stretch
+    paused = events[-1]["data"]
+    assert events[-1]["event"] == "TurnPaused" and not [e for e in events if e["event"] == "BudgetWarning"]
+    # the continuation's call is billed 1.2 million input tokens: past 80 % and 100 % of the budget
+    standin.script([{"text": "done", "usage": {"input_tokens": 1_200_000, "output_tokens": 100}}])
+    r, more = decide(user, sid, paused["run_id"], [{"tool_call_id": paused["pending"][0]["tool_call_id"],
+                                                    "approved": True}])
+    assert r.status_code == 200, r.text
+    warnings = [e["data"] for e in more if e["event"] == "BudgetWarning"]
+    assert [w["percent"] for w in warnings] == [80, 100], [e["event"] for e in more]
+    assert more[-1]["event"] == "TurnCompleted" and all(w["run_id"] == paused["run_id"] for w in warnings)
+    assert all(w["monthly_budget_zar"] == str(budget) for w in warnings)
+    shown = user.client.get("/usage").json()["budget"]["warnings"]
+    assert [w["percent"] for w in shown] == [80, 100]
+    # the stretch before the pause is not counted twice: the warning's spend is what is stored
+    stored = db_conn.execute("SELECT sum(cost_in_rands) AS s FROM runs r JOIN sessions s ON s.id = r.session_id "
+                             "WHERE s.id = %s AND r.parent_run_id IS NULL", (sid,)).fetchone()["s"]
+    assert Decimal(warnings[-1]["spent_zar"]) == stored.quantize(Decimal("0.01"))

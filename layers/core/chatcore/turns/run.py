@@ -238,12 +238,14 @@ def _budget_warnings(turn: PreparedTurn, total: TurnOutcome) -> list[dict]:
     before the turn's last transaction, only once the spend nears the budget). Never raises: a
     warning not claimed now is claimed by the next turn."""
     budget = turn.budget
-    if budget is None or not total.cost_zar:
+    # a continuation's run holds its stretch before the pause too, already stored and in the spend
+    cost = total.segment[2] if total.segment is not None else total.cost_zar
+    if budget is None or not cost:
         return []
     try:
         with db.connection() as conn:
             claimed = claim_warnings(conn, user_id=budget.user_id, budget=budget.budget_zar,
-                                     spent_before=budget.spent_zar, cost=total.cost_zar, run_id=turn.run_id)
+                                     spent_before=budget.spent_zar, cost=cost, run_id=turn.run_id)
     except Exception:  # noqa: BLE001 - see docstring
         log.warning("could not claim the budget warnings of turn %s", turn.run_id, exc_info=True)
         return []
