@@ -374,3 +374,48 @@ def test_an_approvals_continuation_warns_when_it_crosses_80_and_100_percent(user
     stored = db_conn.execute("SELECT sum(cost_in_rands) AS s FROM runs r JOIN sessions s ON s.id = r.session_id "
                              "WHERE s.id = %s AND r.parent_run_id IS NULL", (sid,)).fetchone()["s"]
     assert Decimal(warnings[-1]["spent_zar"]) == stored.quantize(Decimal("0.01"))
+
+
+def test_a_budget_warning_of_a_turn_that_could_not_be_stored_is_released_and_told_by_the_next(user, standin, db_conn):
+    sid = user.new_session()
+    budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
+    big = {"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}
+    standin.script([big])
+    _, events = user.turn(sid, message="the first")
+    unit = Decimal(events[-1]["data"]["cost"]["zar"])
+    budgets.set_budget(db_conn, user.sub, (unit * 2).quantize(Decimal("0.01")))  # half of it is spent
+    # the turn's final store fails (the database refuses its model's rows), after its warning was claimed
+    db_conn.execute("CREATE FUNCTION refuse_answers() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'no answers today'; END $$")
+    db_conn.execute(f"CREATE TRIGGER refuse_answers BEFORE INSERT ON chat_events FOR EACH ROW "
+                    f"WHEN (NEW.role = 'assistant' AND NEW.session_id = '{sid}') EXECUTE FUNCTION refuse_answers()")
+    standin.script([{**big, "usage": {"input_tokens": 700_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the second")  # 85 %, had it been stored
+    assert events[-1]["event"] == "TurnFailed" and events[-1]["data"]["error"]["code"] == "storage-error"
+    assert not [e for e in events if e["event"] == "BudgetWarning"]
+    assert db_conn.execute("SELECT count(*) AS n FROM budget_warnings w JOIN users u ON u.id = w.user_id "
+                           "WHERE u.sub = %s", (user.sub,)).fetchone()["n"] == 0
+    assert user.client.get("/usage").json()["budget"]["warnings"] == []
+    db_conn.execute("DROP TRIGGER refuse_answers ON chat_events")
+    standin.script([{**big, "usage": {"input_tokens": 700_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the third")  # the spend did not grow: this one crosses 80 %
+    assert [e["data"]["percent"] for e in events if e["event"] == "BudgetWarning"] == [80]
+    assert [w["percent"] for w in user.client.get("/usage").json()["budget"]["warnings"]] == [80]
+
+
+def test_an_abandoned_turn_releases_the_budget_warnings_it_never_stored(user, standin, db_conn):
+    from uuid6 import uuid7
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="the first")
+    user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    # a turn whose process ended after it claimed its 80 % warning, before it stored anything
+    gone = uuid7()
+    db_conn.execute("INSERT INTO runs (id, session_id, status, started_at) VALUES (%s, %s, 'running', now() - "
+                    "interval '1 hour')", (gone, sid))
+    db_conn.execute("INSERT INTO budget_warnings (user_id, month, percent, monthly_budget_zar, spent_zar, run_id) "
+                    "VALUES (%s, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 80, 10, 8.5, %s)", (user_id, gone))
+    _, events = user.turn(sid, message="the next")  # finds the stale turn and abandons it
+    assert events[-1]["event"] == "TurnCompleted"
+    assert db_conn.execute("SELECT count(*) AS n FROM budget_warnings WHERE user_id = %s", (user_id,)).fetchone()["n"] == 0
+    assert db_conn.execute("SELECT error_code FROM runs WHERE id = %s", (gone,)).fetchone()["error_code"] == "abandoned"

@@ -15,7 +15,7 @@ from chatcore.store import approvals as approval_rows, turn_events
 from chatcore.store.memories import MEMORIES_TO_RECALL
 from chatcore.store.plans import LIMIT_COUNTS, PLAN_OF_U
 from chatcore.store.rates import rate_in_effect
-from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
+from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RELEASE_ABANDONED_WARNINGS, RESERVED_OF_U
 
 
 def running_turn(session_sql: str) -> str:
@@ -289,7 +289,9 @@ def find_running_turn(conn: psycopg.Connection, session_id: UUID, stale_seconds:
 
 
 def abandon_turn(conn: psycopg.Connection, run_id: UUID) -> None:
-    """Close a stale running turn (its process ended) as failed, ``abandoned``."""
+    """Close a stale running turn (its process ended) as failed, ``abandoned``; the budget warnings it
+    claimed but never stored are released (``store.usage.RELEASE_ABANDONED_WARNINGS``)."""
+    conn.execute(RELEASE_ABANDONED_WARNINGS, {"run_id": run_id})
     conn.execute(ABANDON_TURN, {"id": run_id})
 
 
