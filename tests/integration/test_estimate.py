@@ -229,3 +229,47 @@ def test_a_web_search_agents_estimate_prices_its_searches(user, other_user, stan
     searched = db_conn.execute("SELECT sum(ce.web_searches) AS n FROM chat_events ce WHERE ce.session_id = %s",
                                (sid,)).fetchone()["n"]
     assert searched >= 3
+
+
+def test_a_photo_upload_is_sized_from_its_header_alone(user, other_user, standin, db_conn):
+    from chatcore.media import s3 as media_s3
+    from chatcore.media.uploads import HEADER_BYTES
+    from chatcore.turns.estimate import size_tokens
+
+    _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
+    assert events[-1]["event"] == "TurnCompleted"
+    photo = noise_png(640, 480, seed=11)
+    assert len(photo) > 2 * HEADER_BYTES  # the header is a small part of it
+    ranges: list[str | None] = []
+
+    def seen(request, **_):
+        value = request.headers.get("Range")
+        ranges.append(value.decode() if isinstance(value, bytes) else value)
+
+    client = media_s3.client()
+    client.meta.events.register("before-send.s3.GetObject", seen)
+    try:
+        sid = user.new_session()
+        upload = uploaded(user, photo)
+        body = {"message": "What is in this photo?", "images": [{"upload_id": upload["upload_id"]}]}
+        r = estimate(user, sid, **body)
+        assert r.status_code == 200, r.text
+        assert ranges == [f"bytes=0-{HEADER_BYTES - 1}"]  # one ranged GET: the header
+        text = estimate(user, sid, message=body["message"]).json()["tokens"]["new"]
+        assert r.json()["tokens"]["new"] == text + size_tokens((640, 480))
+        response, events = user.turn(sid, **body)
+        assert events[-1]["event"] == "TurnCompleted"
+        assert ranges[1:] == [None]  # the turn reads it whole (to normalise and store it)
+        assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+    finally:
+        client.meta.events.unregister("before-send.s3.GetObject", seen)
+
+
+def test_an_upload_the_estimate_cannot_use_is_refused_as_the_turn_would(user, other_user, standin):
+    sid = user.new_session()
+    theirs = uploaded(other_user, noise_png(64, 48, seed=1))
+    r = estimate(user, sid, message="whose?", images=[{"upload_id": theirs["upload_id"]}])
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    wrong = uploaded(user, noise_png(64, 48, seed=2), mime_type="image/jpeg")  # a PNG declared a JPEG
+    r = estimate(user, sid, message="which?", images=[{"upload_id": wrong["upload_id"]}])
+    assert r.status_code == 422 and r.json()["field"] == "images[0].upload_id", r.text

@@ -25,9 +25,8 @@ against no limit of the plan (it is not a turn).
 
 from __future__ import annotations
 
-import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -38,6 +37,7 @@ from chatcore import db
 from chatcore.catalog import participants
 from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
+from chatcore.media.photos import header_size
 from chatcore.errors import BudgetExceeded, InvalidInput, NotFound, NotInPlan, ServiceMisconfigured
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.plans import limit_refusal
@@ -68,21 +68,24 @@ IMAGE_MAX_EDGE, IMAGE_MAX_PIXELS, IMAGE_PIXELS_PER_TOKEN = 1568, 1_150_000, 750
 def image_tokens(content: bytes) -> int:
     """The tokens the API bills for an image: its size from its header alone (nothing decoded),
     scaled as the API scales it; IMAGE_TOKENS when its size cannot be read."""
-    from PIL import Image
+    return size_tokens(header_size(content))
 
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            width, height = image.size
-    except Exception:  # noqa: BLE001 - an image the API measures its own way: the context builder's guess
+
+def size_tokens(size: tuple[int, int] | None) -> int:
+    """The tokens the API bills for an image of ``size`` (width, height), scaled as the API scales it;
+    IMAGE_TOKENS (the context builder's guess) for an image whose size is not known."""
+    if size is None:
         return IMAGE_TOKENS
+    width, height = size
     scale = min(1.0, IMAGE_MAX_EDGE / max(width, height), math.sqrt(IMAGE_MAX_PIXELS / (width * height)))
     return math.ceil(max(1, math.floor(width * scale)) * max(1, math.floor(height * scale)) / IMAGE_PIXELS_PER_TOKEN)
 
 
-def new_tokens(turn: TurnInput) -> int:
-    """The tokens the turn's message adds to the prompt: its text, photos and PDF pages."""
+def new_tokens(turn: TurnInput, upload_sizes: list[tuple[int, int] | None] = ()) -> int:
+    """The tokens the turn's message adds to the prompt: its text, photos (and the photo uploads of
+    ``upload_sizes``, sized from their headers) and PDF pages."""
     text = message_tokens(Message(role="user", content=turn.message)) if turn.message else 0
-    return (text + sum(image_tokens(image.content) for image in turn.images)
+    return (text + sum(image_tokens(image.content) for image in turn.images) + sum(map(size_tokens, upload_sizes))
             + PAGE_TOKENS * sum(document.pages for document in turn.documents))
 
 
@@ -91,11 +94,12 @@ def _money(usd: Decimal, fx_rate: Decimal) -> dict[str, str]:
             "zar": decimal_string((usd * fx_rate).quantize(Decimal("1e-10")))}
 
 
-def estimate_turn(turn: TurnInput) -> dict[str, Any]:
-    """The estimate of ``turn`` (see the module): 404 for a session that is not the caller's, 422 for
-    an empty message; reads the database, stores nothing, calls no model."""
+def estimate_turn(turn: TurnInput, upload_sizes: list[tuple[int, int] | None] = ()) -> dict[str, Any]:
+    """The estimate of ``turn`` (see the module) with the photo uploads of ``upload_sizes`` (their
+    headers' sizes: ``media.uploads.read_upload_size``) besides its own photos: 404 for a session that
+    is not the caller's, 422 for an empty message; reads the database, stores nothing, calls no model."""
     settings = get_settings()
-    if not turn.message.strip() and not turn.images and not turn.documents:
+    if not turn.message.strip() and not turn.images and not turn.documents and not upload_sizes:
         raise InvalidInput("a turn needs a message or an image (or a PDF document)", field="message")
     month_start, month_end = month_bounds()
     ttl = CACHE_TTL_SECONDS[settings.prompt_cache_ttl]
@@ -112,7 +116,7 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
     overhead = conversation.overhead_tokens
     if row["memory_enabled"] and conversation.remembers:
         overhead += MEMORY_OVERHEAD_TOKENS
-    added = new_tokens(turn)
+    added = new_tokens(turn, upload_sizes)
     last_prompt = row["last_prompt_tokens"]
     outputs = [n for n in row["recent_outputs"] or [] if n]
     first = row["first_call"]
@@ -158,7 +162,9 @@ def estimate_turn(turn: TurnInput) -> dict[str, Any]:
     likely = usd(usage(cached if warm else 0, output)) + more
     without_cache = usd(usage(0, output)) + more
     fx_rate = row["fx_rate"]
-    reservation, _ = turn_reservation(turn, row, conversation, overhead, settings)
+    # the reservation counts each photo as the turn does (IMAGE_TOKENS), uploads too
+    reservation, _ = turn_reservation(replace(turn, images=[*turn.images, *([None] * len(upload_sizes))]),
+                                      row, conversation, overhead, settings)
     high = reservation / fx_rate
     high = max(high, likely, without_cache)
     return {

@@ -25,7 +25,7 @@ from chatcore import db, turns
 from chatcore.config import get_settings
 from chatcore.errors import InvalidInput, NotFound, UploadUsed
 from chatcore.media.photos import PixelBudget, receive_photo
-from chatcore.media.uploads import discard_originals, read_upload
+from chatcore.media.uploads import discard_originals, read_upload, read_upload_size
 from chatcore.money.plans import current_limit_headers
 from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
@@ -103,12 +103,18 @@ async def estimate_turn(request: Request) -> JSONResponse:
 
     sub = await limited_caller(request)
     session_id, body = _parse(request, await request.body())
-    uploads = await _photos(sub, body)
+    # a photo upload is sized from its header (a ranged GET); one whose header does not tell is read whole
+    sizes = [await asyncio.to_thread(read_upload_size, sub, img.upload_id, index=i)
+             if isinstance(img, UploadRef) else None for i, img in enumerate(body.images)]
+    whole = body.model_copy(update={"images": [
+        img for img, size in zip(body.images, sizes) if not isinstance(img, UploadRef) or size is None]})
+    images = await _photos(sub, whole)
+    # PDFs are read whole: their page count (what they cost) needs the file's cross-reference and page tree
     documents = await _documents(sub, body)
     message = body.message if body.message.strip() else ""
-    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
+    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=images,
                                  documents=documents)
-    return JSONResponse(await asyncio.to_thread(estimate, turn_input))
+    return JSONResponse(await asyncio.to_thread(estimate, turn_input, [size for size in sizes if size is not None]))
 
 
 async def decide_turn(request: Request) -> StreamingResponse:
