@@ -273,3 +273,24 @@ def test_an_upload_the_estimate_cannot_use_is_refused_as_the_turn_would(user, ot
     wrong = uploaded(user, noise_png(64, 48, seed=2), mime_type="image/jpeg")  # a PNG declared a JPEG
     r = estimate(user, sid, message="which?", images=[{"upload_id": wrong["upload_id"]}])
     assert r.status_code == 422 and r.json()["field"] == "images[0].upload_id", r.text
+
+
+def test_the_estimates_reads_by_agent_use_their_indexes(user, standin, db_conn):
+    # FIRST_CALL_OF_AGENT walks the agent's sessions newest first, ESTIMATE_CALLS its last turns: by an
+    # index each (0021), not a scan of every session or run (the planner is told to avoid scans, as it
+    # does once the tables are large)
+    from chatcore.store.turns import ESTIMATE_CALLS, FIRST_CALL_OF_AGENT, RECENT_TURNS
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello")
+    assert events[-1]["event"] == "TurnCompleted"
+    with db_conn.transaction():
+        db_conn.execute("SET LOCAL enable_seqscan = off")
+        first = "\n".join(r["QUERY PLAN"] for r in db_conn.execute(
+            "EXPLAIN " + FIRST_CALL_OF_AGENT.replace("%(session_id)s", f"'{sid}'")).fetchall())
+        calls = "\n".join(r["QUERY PLAN"] for r in db_conn.execute(
+            "EXPLAIN " + ESTIMATE_CALLS.replace("%(session_id)s", f"'{sid}'").replace(
+                "%(cache_ttl)s", "300").replace("%(conversation)s", "'assistant'").replace(
+                "%(recent_turns)s", str(RECENT_TURNS))).fetchall())
+    assert "sessions_conversation" in first, first
+    assert "runs_agent_recent" in calls, calls

@@ -347,7 +347,7 @@ def test_turns_per_minute_count_deleted_sessions_too(user, standin, db_conn):
 
 
 def test_an_approvals_continuation_warns_when_it_crosses_80_and_100_percent(user, standin, db_conn):
-    from tests.integration.test_approvals import REMIND, decide
+    from chatcore.wire import sse
 
     sid = user.new_session()
     budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
@@ -356,14 +356,15 @@ def test_an_approvals_continuation_warns_when_it_crosses_80_and_100_percent(user
     unit = Decimal(events[-1]["data"]["cost"]["zar"])
     budget = (unit * 2).quantize(Decimal("0.01"))
     budgets.set_budget(db_conn, user.sub, budget)  # half of it is spent
-    _, events = user.turn(sid, message=REMIND)  # paused on the reminder's call: a cheap stretch
+    _, events = user.turn(sid, message="Remind me to call mom at 18:00")  # paused on its call: a cheap stretch
     paused = events[-1]["data"]
     assert events[-1]["event"] == "TurnPaused" and not [e for e in events if e["event"] == "BudgetWarning"]
     # the continuation's call is billed 1.2 million input tokens: past 80 % and 100 % of the budget
     standin.script([{"text": "done", "usage": {"input_tokens": 1_200_000, "output_tokens": 100}}])
-    r, more = decide(user, sid, paused["run_id"], [{"tool_call_id": paused["pending"][0]["tool_call_id"],
-                                                    "approved": True}])
+    r = user.client.post(f"/sessions/{sid}/turns/{paused['run_id']}/approvals", json={"decisions": [
+        {"tool_call_id": paused["pending"][0]["tool_call_id"], "approved": True}]})
     assert r.status_code == 200, r.text
+    more = sse.parse(r.text)
     warnings = [e["data"] for e in more if e["event"] == "BudgetWarning"]
     assert [w["percent"] for w in warnings] == [80, 100], [e["event"] for e in more]
     assert more[-1]["event"] == "TurnCompleted" and all(w["run_id"] == paused["run_id"] for w in warnings)

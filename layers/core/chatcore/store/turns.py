@@ -171,26 +171,28 @@ LEFT JOIN LATERAL (
 
 # A session's first estimate has no call of its own to go by: the first call of the newest session of the
 # same agent or team (anyone's: token counts alone) -- its prompt (the instructions and tools, and that
-# session's first message, whose characters are returned to take it out) and its turn's answer (its last
-# call's output tokens).
+# session's first message, whose characters are returned to take it out, and its recall of its user's
+# memories: its snapshot) and its turn's answer (its last call's output tokens).
 FIRST_CALL_OF_AGENT = """
-SELECT first.prompt_tokens, first.message_chars, first.output_tokens
+SELECT first.prompt_tokens, first.message_chars, first.output_tokens, first.snapshot
 FROM sessions s
-JOIN sessions s2 ON coalesce(s2.agent_id, s2.team_id) = coalesce(s.agent_id, s.team_id)  -- sessions_conversation
-                AND s2.id <> s.id
 JOIN LATERAL (
-    SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens,
-           (SELECT a.output_tokens FROM chat_events a  -- the turn's answer: its last call's
-            WHERE a.run_id = r.id AND a.role = 'assistant' AND a.input_tokens + a.cache_read_tokens + a.cache_write_tokens > 0
-            ORDER BY a.id DESC LIMIT 1) AS output_tokens,
-           (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
-            WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars
-    FROM runs r JOIN chat_events ce ON ce.run_id = r.id
-    WHERE r.session_id = s2.id AND r.parent_run_id IS NULL AND r.status = 'completed' AND ce.role = 'assistant'
-      AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
-    ORDER BY r.id, ce.id LIMIT 1) first ON true
+    SELECT f.*, s2.memory_snapshot AS snapshot FROM sessions s2
+    JOIN LATERAL (
+        SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens,
+               (SELECT a.output_tokens FROM chat_events a  -- the turn's answer: its last call's
+                WHERE a.run_id = r.id AND a.role = 'assistant'
+                  AND a.input_tokens + a.cache_read_tokens + a.cache_write_tokens > 0
+                ORDER BY a.id DESC LIMIT 1) AS output_tokens,
+               (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
+                WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars
+        FROM runs r JOIN chat_events ce ON ce.run_id = r.id
+        WHERE r.session_id = s2.id AND r.parent_run_id IS NULL AND r.status = 'completed' AND ce.role = 'assistant'
+          AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
+        ORDER BY r.id, ce.id LIMIT 1) f ON true
+    WHERE coalesce(s2.agent_id, s2.team_id) = coalesce(s.agent_id, s.team_id) AND s2.id <> s.id  -- sessions_conversation
+    ORDER BY coalesce(s2.agent_id, s2.team_id), s2.id DESC LIMIT 1) first ON true
 WHERE s.id = %(session_id)s
-ORDER BY s2.id DESC LIMIT 1
 """
 
 FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} running"

@@ -38,6 +38,7 @@ from chatcore.catalog import participants
 from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.media.photos import header_size
+from chatcore.memory.facts import render
 from chatcore.errors import BudgetExceeded, InvalidInput, NotFound, NotInPlan, ServiceMisconfigured
 from chatcore.money.budgets import month_bounds, refuse_if_over
 from chatcore.money.plans import limit_refusal
@@ -46,7 +47,7 @@ from chatcore.store import turns as turn_rows
 from chatcore.turns.agent import MEMORY_OVERHEAD_TOKENS
 from chatcore.turns.begin import check_plan_allows, turn_reservation
 from chatcore.turns.context import IMAGE_TOKENS, PAGE_TOKENS, message_tokens
-from chatcore.turns.memory import ASKS_TO_REMEMBER
+from chatcore.turns.memory import ASKS_TO_REMEMBER, recall_messages
 from chatcore.turns.registry import conversation_for
 from chatcore.turns.turn import TurnInput
 from chatcore.wire.amounts import decimal_string
@@ -89,6 +90,20 @@ def new_tokens(turn: TurnInput, upload_sizes: list[tuple[int, int] | None] = ())
             + PAGE_TOKENS * sum(document.pages for document in turn.documents))
 
 
+def recall_tokens(snapshot: str | None) -> int:
+    """The tokens a session's recall of the user's memories adds to its prompt (none: no recall)."""
+    return sum(message_tokens(m) for m in recall_messages(snapshot))
+
+
+def _own_recall_tokens(row: dict[str, Any], settings) -> int:
+    """The tokens of the session's recall as its next turn renders it (``turns.begin._recall``): its
+    snapshot, or the user's memories now when the snapshot is missing or older than them."""
+    snapshot = row["memory_snapshot"]
+    if snapshot is None or row["snapshot_version"] != row["memory_version"]:
+        snapshot = render(row["memories_to_recall"] or [], settings.memory_max_tokens)
+    return recall_tokens(snapshot)
+
+
 def _money(usd: Decimal, fx_rate: Decimal) -> dict[str, str]:
     return {"usd": decimal_string(usd.quantize(Decimal("1e-10"))),
             "zar": decimal_string((usd * fx_rate).quantize(Decimal("1e-10")))}
@@ -120,13 +135,18 @@ def estimate_turn(turn: TurnInput, upload_sizes: list[tuple[int, int] | None] = 
     last_prompt = row["last_prompt_tokens"]
     outputs = [n for n in row["recent_outputs"] or [] if n]
     first = row["first_call"]
+    # a session's first turn renders the user's recall at the start of its messages (memory on)
+    recall = _own_recall_tokens(row, settings) if row["memory_enabled"] and conversation.remembers else 0
+    shared = 0  # the instructions and tools: the same in every session of the agent or team
     if last_prompt is not None:
         prefix = last_prompt + row["last_output_tokens"]
     elif first is not None:  # the instructions and tools as the API counted them in another session's first call
-        prefix = max(0, first["prompt_tokens"] - message_tokens(Message(role="user", content="x" * first["message_chars"])))
+        shared = max(0, first["prompt_tokens"] - recall_tokens(first["snapshot"])
+                     - message_tokens(Message(role="user", content="x" * first["message_chars"])))
+        prefix = shared + recall
         outputs = [first["output_tokens"]] if first["output_tokens"] else []
     else:
-        prefix = overhead
+        prefix = overhead + recall
     prompt = min(settings.context_max_tokens, prefix + added)
     output = round(sum(outputs) / len(outputs)) if outputs else DEFAULT_OUTPUT_TOKENS
     fewest = min(outputs) // 2 if outputs else 1  # a short answer: half the shortest recent one
@@ -136,8 +156,8 @@ def estimate_turn(turn: TurnInput, upload_sizes: list[tuple[int, int] | None] = 
                           and row["snapshot_version"] != row["memory_version"])
     # what the last call left in the cache: its prefix up to its last breakpoint (none when too short)
     cached = 0 if recall_changes else (row["last_cached_tokens"] or 0)
-    if last_prompt is None and first is not None and row["agent_warm"] and prefix - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS:
-        cached = prefix  # the instructions and tools (their breakpoint), cached by the agent's other sessions
+    if last_prompt is None and first is not None and row["agent_warm"] and shared - REQUEST_OVERHEAD_TOKENS >= MIN_CACHEABLE_TOKENS:
+        cached = shared  # the instructions and tools (their breakpoint), cached by the agent's other sessions
     warm = bool(row["cache_warm"] if last_prompt is not None else row["agent_warm"]) and cached > 0
     one_hour = settings.prompt_cache_ttl == "1h"
 
