@@ -8,15 +8,21 @@ as the API counts an image of its normalised size, each PDF page as ``PAGE_TOKEN
 cache still warm (the last call within PROMPT_CACHE_TTL) the last prompt is a cache read and the rest
 a cache write, else the whole prompt is written. The answer's tokens are the average of the session's
 last completed turns. A session's first turn goes by the first call of the newest session of the same
-agent or team (its prompt less its message: the instructions and tools as the API counted them; its
-answer's tokens); with none yet, by the context builder's estimate of the instructions and tools and
+agent or team (its prompt less its message and its recall: the instructions and tools as the API
+counted them, a cache read when that agent or team answered within the cache's TTL; plus the user's
+own recall; its answer's tokens); with none yet, by the context builder's estimate of the instructions and tools and
 ``DEFAULT_OUTPUT_TOKENS``.
 
 - ``low``: one model call, the cache read, half the shortest recent answer;
-- ``likely``: one model call, the cache read when the cache is warm, the average answer
-  (``likely_without_cache``: the same, everything written to the cache);
+- ``likely``: the first model call, the cache read when the cache is warm, the average answer
+  (``likely_without_cache``: the same, everything written to the cache), plus the calls past the first
+  that the agent's or team's recent turns made (``RecentCalls``: tool loops, members' calls, web
+  searches; a message asking to remember or forget, memory on, at least one tool loop);
 - ``high``: the turn's budget reservation (``turns.begin.turn_reservation``: every model call the
   turn may make, its whole input uncached and ``max_tokens`` of output).
+
+A photo upload is sized from its header (``media.uploads.read_upload_size``: one ranged GET); a PDF
+upload is read whole (its page count needs the file).
 
 With it: the budget left, and the refusal the turn would get now (403 not in the plan, 429 a rate
 limit with its Retry-After, 402 the budget), read with the turn's own checks. The estimate counts

@@ -281,18 +281,21 @@ def add_openapi(schema: dict) -> None:
                                              "description": "the turn's run id (to resume or stop it)"},
                                 **openapi.RATE_LIMIT_HEADERS},
                     "content": openapi.turn_event_stream(components)},
-            "402": problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
-                           "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
-            "403": problem("the user's plan does not include the session's agent or team, its model, thinking or "
-                           "web search (not-in-plan: `plan`); or API Gateway refused the request (forbidden)"),
+            "402": {**problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
+                              "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
+                    "headers": openapi.RATE_LIMIT_HEADERS},
+            "403": {**problem("the user's plan does not include the session's agent or team, its model, thinking or "
+                              "web search (not-in-plan: `plan`); or API Gateway refused the request (forbidden)"),
+                    "headers": openapi.RATE_LIMIT_HEADERS},
             "429": {**problem("a limit of the user's plan refuses the turn (rate-limited: `limit`, `limit_value`, "
                               "`plan`); nothing was stored, no model was called: try again after Retry-After "
                               "seconds; or API Gateway's throttling (throttled)", retry_after=True),
                     "headers": {**openapi.RETRY_AFTER, **openapi.RATE_LIMIT_HEADERS}},
             "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
-            "409": problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
-                           "was sent with another message (client-turn-id-reused), or an upload was already "
-                           "used by another turn (upload-used); `run_id` names that turn"),
+            "409": {**problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
+                              "was sent with another message (client-turn-id-reused), or an upload was already "
+                              "used by another turn (upload-used); `run_id` names that turn"),
+                    "headers": openapi.RATE_LIMIT_HEADERS},
             "410": problem("an upload expired (upload-expired): upload the file again"),
             "413": problem("body too large (payload-too-large), or the message does not fit one model request "
                            "with the agent's instructions (context-too-large: `estimated_tokens`, `max_tokens`)"),
