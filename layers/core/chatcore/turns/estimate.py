@@ -61,7 +61,9 @@ from chatcore.wire.amounts import decimal_string
 # The answer of a session's first turn, in tokens (no turn of its own to average yet).
 DEFAULT_OUTPUT_TOKENS = 250
 # A tool loop of an agent none of whose recent turns made one: what the tool call and its result add
-# to the prompt, and the tool call's output tokens (measured on the stand-in's remember calls).
+# to the prompt, and the tool call's output tokens. A guess on the generous side for a short call (the
+# stand-in's remember call measures 25 tokens added and 6 of output; the API's tool_use block, with
+# its id and JSON input, is longer); the agent's own recent loops replace it once it has any.
 TOOL_LOOP_GROWTH_TOKENS, TOOL_CALL_OUTPUT_TOKENS = 100, 60
 # A prompt prefix shorter than this is not cached (Anthropic's minimum; 2,048 for Haiku models), not
 # counting the request's own few tokens.
