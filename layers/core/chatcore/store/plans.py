@@ -54,6 +54,7 @@ LIMIT_COUNTS = """LATERAL (
 # A session about to be deleted: the starts of its turns of the last minute join the user's
 # deleted_turn_starts (turns per minute still count them; its day's turns and tokens are kept in
 # deleted_session_usage), and starts older than a minute leave it (it never holds more than a minute's).
+# No write when there is nothing to keep or drop (the retention's deletions of old sessions).
 KEEP_TURN_STARTS = """
 UPDATE users u SET deleted_turn_starts = ARRAY(
     SELECT x FROM unnest(u.deleted_turn_starts) x WHERE x >= now() - interval '1 minute'
@@ -62,6 +63,9 @@ UPDATE users u SET deleted_turn_starts = ARRAY(
     WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.started_at >= now() - interval '1 minute')
 FROM sessions s
 WHERE s.id = %(session_id)s AND u.id = s.user_id
+  AND (cardinality(u.deleted_turn_starts) > 0
+       OR EXISTS (SELECT 1 FROM runs r WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL
+                  AND r.started_at >= now() - interval '1 minute'))
 """
 
 # GET /usage's view of the caller's plan: the plan and its counts now.
