@@ -1,11 +1,10 @@
 -- 0021 the estimate's reads by agent or team (chatcore.store.turns: ESTIMATE_CALLS, FIRST_CALL_OF_AGENT),
 -- and the minute's turns of deleted sessions.
--- A session's first estimate walks the newest sessions of its agent or team (a session has exactly
--- one of the two: coalesce(agent_id, team_id) names it), newest first, to the first that has a
--- completed turn; without an index that read every session. And the agent's (or team's) calls per
--- turn average its last completed top-level turns, anyone's, found by the runs' agent_name.
+-- The agent's (or team's) last completed top-level turns, anyone's, by the runs' agent_name, newest
+-- first: the calls per turn an estimate averages, and (walked to the first that is its session's
+-- first turn) a session's first estimate. Before, that one walked every session (no index on
+-- sessions.agent_id / team_id).
 -- Plain CREATE INDEX: each migration runs in one transaction (chatcore/migrate.py).
-CREATE INDEX sessions_conversation ON sessions ((coalesce(agent_id, team_id)), id DESC);
 CREATE INDEX runs_agent_recent ON runs (agent_name, id DESC) WHERE parent_run_id IS NULL AND status = 'completed';
 
 -- Turns per minute count the turns of sessions deleted within the minute too (a script that deletes

@@ -135,7 +135,7 @@ MESSAGES = [
 ]
 
 
-def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_user, standin, db_conn):
+def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_user, standin, db_conn, own_recent_turns):
     # a session's first estimate goes by the newest first call of the same agent: another user's here
     _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
     assert events[-1]["event"] == "TurnCompleted"
@@ -150,7 +150,7 @@ def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_
         assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
 
 
-def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(user, standin, db_conn):
+def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(user, standin, db_conn, own_recent_turns):
     sid = user.new_session()  # the first session of the deployment (each test has its own database)
     r = estimate(user, sid, message=MESSAGES[0])
     response, events = user.turn(sid, message=MESSAGES[0])
@@ -159,7 +159,7 @@ def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(use
     assert Decimal(cost["low"]["zar"]) <= real <= Decimal(cost["high"]["zar"]), r.json()
 
 
-def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn):
+def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn, own_recent_turns):
     sid = user.new_session()
     for message in MESSAGES[:3]:
         _, events = user.turn(sid, message=message)
@@ -188,17 +188,27 @@ def estimate_then_turn(user, db_conn, sid: str, message: str) -> dict:
     return r.json()
 
 
-def test_a_message_asking_to_remember_is_priced_with_its_tool_loop(user, other_user, standin, db_conn):
+@pytest.fixture()
+def own_recent_turns(monkeypatch):
+    """The agent's calls per turn over its last turn alone: this test's own (the suite shares a database,
+    and other tests' turns of the same agent, scripted ones included, would make the figure theirs)."""
+    from chatcore.store import turns
+
+    monkeypatch.setattr(turns, "RECENT_TURNS", 1)
+
+
+def test_a_message_asking_to_remember_is_priced_with_its_tool_loop(user, other_user, standin, db_conn,
+                                                                   own_recent_turns):
     # the assistant calls its memory tool, then answers: two model calls where a plain message makes one
     _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
     assert events[-1]["event"] == "TurnCompleted"
     sid = user.new_session()
+    assert estimate(user, sid, message="What is a good name for a cat?").json()["model_calls"]["likely"] == 1
     body = estimate_then_turn(user, db_conn, sid, "Remember this: my locker code is 7319.")
     assert body["model_calls"]["likely"] == 2
-    assert estimate_then_turn(user, db_conn, sid, "What is a good name for a cat?")["model_calls"]["likely"] == 1
 
 
-def test_a_team_sessions_estimate_counts_its_members_calls(user, other_user, standin, db_conn):
+def test_a_team_sessions_estimate_counts_its_members_calls(user, other_user, standin, db_conn, own_recent_turns):
     # the planner's leader delegates each message to a member (its own model call, its tool call) and
     # answers after it: its recent turns' calls, anyone's, price the members' calls and the leader's second
     r = other_user.client.post("/sessions", json={"team": "planner"})
@@ -217,7 +227,7 @@ def test_a_team_sessions_estimate_counts_its_members_calls(user, other_user, sta
     assert all(b["model_calls"]["likely"] >= 3 for b in bodies), [b["model_calls"] for b in bodies]
 
 
-def test_a_web_search_agents_estimate_prices_its_searches(user, other_user, standin, db_conn):
+def test_a_web_search_agents_estimate_prices_its_searches(user, other_user, standin, db_conn, own_recent_turns):
     _, events = other_user.turn(other_user.new_session("researcher"), message="Search the web for Cape Town weather")
     assert events[-1]["event"] == "TurnCompleted"
     assert db_conn.execute("SELECT sum(web_searches) AS n FROM chat_events").fetchone()["n"] >= 1
@@ -231,7 +241,7 @@ def test_a_web_search_agents_estimate_prices_its_searches(user, other_user, stan
     assert searched >= 3
 
 
-def test_a_photo_upload_is_sized_from_its_header_alone(user, other_user, standin, db_conn):
+def test_a_photo_upload_is_sized_from_its_header_alone(user, other_user, standin, db_conn, own_recent_turns):
     from chatcore.media import s3 as media_s3
     from chatcore.media.uploads import HEADER_BYTES
     from chatcore.turns.estimate import size_tokens
@@ -275,22 +285,23 @@ def test_an_upload_the_estimate_cannot_use_is_refused_as_the_turn_would(user, ot
     assert r.status_code == 422 and r.json()["field"] == "images[0].upload_id", r.text
 
 
-def test_the_estimates_reads_by_agent_use_their_indexes(user, standin, db_conn):
-    # FIRST_CALL_OF_AGENT walks the agent's sessions newest first, ESTIMATE_CALLS its last turns: by an
-    # index each (0021), not a scan of every session or run (the planner is told to avoid scans, as it
-    # does once the tables are large)
+def test_the_estimates_reads_by_agent_use_their_index(user, standin, db_conn):
+    # FIRST_CALL_OF_AGENT and ESTIMATE_CALLS walk the agent's last turns by runs_agent_recent (0021), not
+    # a scan of every session or run (the planner is told to avoid scans, as it does once tables are large)
     from chatcore.store.turns import ESTIMATE_CALLS, FIRST_CALL_OF_AGENT, RECENT_TURNS
 
     sid = user.new_session()
     _, events = user.turn(sid, message="hello")
     assert events[-1]["event"] == "TurnCompleted"
+
+    def plan(sql: str) -> str:
+        for name, value in (("session_id", f"'{sid}'"), ("cache_ttl", "300"), ("conversation", "'assistant'"),
+                            ("recent_turns", str(RECENT_TURNS))):
+            sql = sql.replace(f"%({name})s", value)
+        return "\n".join(r["QUERY PLAN"] for r in db_conn.execute("EXPLAIN " + sql).fetchall())
+
     with db_conn.transaction():
         db_conn.execute("SET LOCAL enable_seqscan = off")
-        first = "\n".join(r["QUERY PLAN"] for r in db_conn.execute(
-            "EXPLAIN " + FIRST_CALL_OF_AGENT.replace("%(session_id)s", f"'{sid}'")).fetchall())
-        calls = "\n".join(r["QUERY PLAN"] for r in db_conn.execute(
-            "EXPLAIN " + ESTIMATE_CALLS.replace("%(session_id)s", f"'{sid}'").replace(
-                "%(cache_ttl)s", "300").replace("%(conversation)s", "'assistant'").replace(
-                "%(recent_turns)s", str(RECENT_TURNS))).fetchall())
-    assert "sessions_conversation" in first, first
+        first, calls = plan(FIRST_CALL_OF_AGENT), plan(ESTIMATE_CALLS)
+    assert "runs_agent_recent" in first, first
     assert "runs_agent_recent" in calls, calls

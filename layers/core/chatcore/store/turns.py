@@ -169,30 +169,31 @@ LEFT JOIN LATERAL (
     ) c) agent ON true
 """
 
-# A session's first estimate has no call of its own to go by: the first call of the newest session of the
-# same agent or team (anyone's: token counts alone) -- its prompt (the instructions and tools, and that
-# session's first message, whose characters are returned to take it out, and its recall of its user's
-# memories: its snapshot) and its turn's answer (its last call's output tokens).
+# A session's first estimate has no call of its own to go by: the first call of the newest first turn of
+# another session of the same agent or team (anyone's: token counts alone; ``%(conversation)s``, the
+# runs' agent_name) -- its prompt (the instructions and tools, that session's first message, whose
+# characters are returned to take it out, and its recall of its user's memories: its snapshot) and its
+# turn's answer (its last call's output tokens). The agent's completed turns are walked newest first by
+# runs_agent_recent (0021) to the first that is its session's first: a session's turns at most.
 FIRST_CALL_OF_AGENT = """
-SELECT first.prompt_tokens, first.message_chars, first.output_tokens, first.snapshot
-FROM sessions s
+SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens,
+       (SELECT a.output_tokens FROM chat_events a  -- the turn's answer: its last call's
+        WHERE a.run_id = r.id AND a.role = 'assistant' AND a.input_tokens + a.cache_read_tokens + a.cache_write_tokens > 0
+        ORDER BY a.id DESC LIMIT 1) AS output_tokens,
+       (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
+        WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars,
+       s2.memory_snapshot AS snapshot
+FROM (SELECT r.id, r.session_id FROM runs r
+      WHERE r.agent_name = %(conversation)s AND r.parent_run_id IS NULL AND r.status = 'completed'
+        AND r.session_id <> %(session_id)s
+        AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.session_id = r.session_id AND e.parent_run_id IS NULL
+                          AND e.status = 'completed' AND e.id < r.id)
+      ORDER BY r.id DESC LIMIT 1) r
+JOIN sessions s2 ON s2.id = r.session_id
 JOIN LATERAL (
-    SELECT f.*, s2.memory_snapshot AS snapshot FROM sessions s2
-    JOIN LATERAL (
-        SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens,
-               (SELECT a.output_tokens FROM chat_events a  -- the turn's answer: its last call's
-                WHERE a.run_id = r.id AND a.role = 'assistant'
-                  AND a.input_tokens + a.cache_read_tokens + a.cache_write_tokens > 0
-                ORDER BY a.id DESC LIMIT 1) AS output_tokens,
-               (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
-                WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars
-        FROM runs r JOIN chat_events ce ON ce.run_id = r.id
-        WHERE r.session_id = s2.id AND r.parent_run_id IS NULL AND r.status = 'completed' AND ce.role = 'assistant'
-          AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
-        ORDER BY r.id, ce.id LIMIT 1) f ON true
-    WHERE coalesce(s2.agent_id, s2.team_id) = coalesce(s.agent_id, s.team_id) AND s2.id <> s.id  -- sessions_conversation
-    ORDER BY coalesce(s2.agent_id, s2.team_id), s2.id DESC LIMIT 1) first ON true
-WHERE s.id = %(session_id)s
+    SELECT ce.* FROM chat_events ce
+    WHERE ce.run_id = r.id AND ce.role = 'assistant' AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
+    ORDER BY ce.id LIMIT 1) ce ON true
 """
 
 FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} running"
@@ -281,7 +282,7 @@ def read_estimate(conn: psycopg.Connection, *, sub: str, session_id: UUID, stale
         "session_id": session_id, "cache_ttl": cache_ttl, "conversation": row["agent_name"] or row["team_name"],
         "recent_turns": RECENT_TURNS}).fetchone()}
     first = None if row["last_prompt_tokens"] is not None else conn.execute(
-        FIRST_CALL_OF_AGENT, {"session_id": session_id}).fetchone()
+        FIRST_CALL_OF_AGENT, {"session_id": session_id, "conversation": row["agent_name"] or row["team_name"]}).fetchone()
     return {**row, "first_call": first}
 
 
