@@ -135,7 +135,7 @@ MESSAGES = [
 ]
 
 
-def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_user, standin, db_conn):
+def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_user, standin, db_conn, own_recent_turns):
     # a session's first estimate goes by the newest first call of the same agent: another user's here
     _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
     assert events[-1]["event"] == "TurnCompleted"
@@ -150,7 +150,7 @@ def test_each_turns_estimate_lies_within_a_quarter_of_its_real_cost(user, other_
         assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
 
 
-def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(user, standin, db_conn):
+def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(user, standin, db_conn, own_recent_turns):
     sid = user.new_session()  # the first session of the deployment (each test has its own database)
     r = estimate(user, sid, message=MESSAGES[0])
     response, events = user.turn(sid, message=MESSAGES[0])
@@ -159,7 +159,7 @@ def test_with_no_call_to_go_by_the_real_cost_still_lies_between_low_and_high(use
     assert Decimal(cost["low"]["zar"]) <= real <= Decimal(cost["high"]["zar"]), r.json()
 
 
-def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn):
+def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn, own_recent_turns):
     sid = user.new_session()
     for message in MESSAGES[:3]:
         _, events = user.turn(sid, message=message)
@@ -177,3 +177,134 @@ def test_a_cold_cache_is_estimated_without_the_read(user, standin, db_conn):
     response, events = user.turn(sid, message=MESSAGES[3])
     assert events[-1]["event"] == "TurnCompleted"
     assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+
+
+def estimate_then_turn(user, db_conn, sid: str, message: str) -> dict:
+    """The estimate of ``message`` in ``sid``, then the turn, whose real cost it must be close to."""
+    r = estimate(user, sid, message=message)
+    response, events = user.turn(sid, message=message)
+    assert events[-1]["event"] == "TurnCompleted", events[-1]
+    assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+    return r.json()
+
+
+@pytest.fixture()
+def own_recent_turns(monkeypatch):
+    """The agent's calls per turn over its last turn alone: this test's own (the suite shares a database,
+    and other tests' turns of the same agent, scripted ones included, would make the figure theirs)."""
+    from chatcore.store import turns
+
+    monkeypatch.setattr(turns, "RECENT_TURNS", 1)
+
+
+def test_a_message_asking_to_remember_is_priced_with_its_tool_loop(user, other_user, standin, db_conn,
+                                                                   own_recent_turns):
+    # the assistant calls its memory tool, then answers: two model calls where a plain message makes one
+    _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
+    assert events[-1]["event"] == "TurnCompleted"
+    sid = user.new_session()
+    assert estimate(user, sid, message="What is a good name for a cat?").json()["model_calls"]["likely"] == 1
+    body = estimate_then_turn(user, db_conn, sid, "Remember this: my locker code is 7319.")
+    assert body["model_calls"]["likely"] == 2
+
+
+def test_a_team_sessions_estimate_counts_its_members_calls(user, other_user, standin, db_conn, own_recent_turns):
+    # the planner's leader delegates each message to a member (its own model call, its tool call) and
+    # answers after it: its recent turns' calls, anyone's, price the members' calls and the leader's second
+    r = other_user.client.post("/sessions", json={"team": "planner"})
+    assert r.status_code == 201, r.text
+    _, events = other_user.turn(r.json()["id"], message="What is 12 * 7?")
+    assert events[-1]["event"] == "TurnCompleted"
+    r = user.client.post("/sessions", json={"team": "planner"})
+    sid = r.json()["id"]
+    bodies = [estimate_then_turn(user, db_conn, sid, message) for message in
+              ("What is 340 * 12?", "What is 18 * 35?", "What is 27 * 41?")]
+    calls = db_conn.execute(
+        "SELECT count(*) AS n FROM chat_events ce JOIN runs r ON r.id = ce.run_id "
+        "WHERE r.session_id = %s AND ce.role = 'assistant' AND ce.input_tokens + ce.cache_read_tokens > 0",
+        (sid,)).fetchone()["n"]
+    assert calls >= 3 * 3  # a leader's two calls and a member's at least, each turn
+    assert all(b["model_calls"]["likely"] >= 3 for b in bodies), [b["model_calls"] for b in bodies]
+
+
+def test_a_web_search_agents_estimate_prices_its_searches(user, other_user, standin, db_conn, own_recent_turns):
+    _, events = other_user.turn(other_user.new_session("researcher"), message="Search the web for Cape Town weather")
+    assert events[-1]["event"] == "TurnCompleted"
+    assert db_conn.execute("SELECT sum(web_searches) AS n FROM chat_events").fetchone()["n"] >= 1
+    sid = user.new_session("researcher")
+    for message in ("Search the web for the best hikes near Stellenbosch",
+                    "Search the web for restaurants open late in Franschhoek",
+                    "Search the web for the ferry times to Robben Island"):
+        estimate_then_turn(user, db_conn, sid, message)
+    searched = db_conn.execute("SELECT sum(ce.web_searches) AS n FROM chat_events ce WHERE ce.session_id = %s",
+                               (sid,)).fetchone()["n"]
+    assert searched >= 3
+
+
+def test_a_photo_upload_is_sized_from_its_header_alone(user, other_user, standin, db_conn, own_recent_turns):
+    from chatcore.media import s3 as media_s3
+    from chatcore.media.uploads import HEADER_BYTES
+    from chatcore.turns.estimate import size_tokens
+
+    _, events = other_user.turn(other_user.new_session(), message="Hello! Where should I travel in May?")
+    assert events[-1]["event"] == "TurnCompleted"
+    photo = noise_png(640, 480, seed=11)
+    assert len(photo) > 2 * HEADER_BYTES  # the header is a small part of it
+    ranges: list[str | None] = []
+
+    def seen(request, **_):
+        value = request.headers.get("Range")
+        ranges.append(value.decode() if isinstance(value, bytes) else value)
+
+    client = media_s3.client()
+    client.meta.events.register("before-send.s3.GetObject", seen)
+    try:
+        sid = user.new_session()
+        upload = uploaded(user, photo)
+        body = {"message": "What is in this photo?", "images": [{"upload_id": upload["upload_id"]}]}
+        r = estimate(user, sid, **body)
+        assert r.status_code == 200, r.text
+        assert ranges == [f"bytes=0-{HEADER_BYTES - 1}"]  # one ranged GET: the header
+        text = estimate(user, sid, message=body["message"]).json()["tokens"]["new"]
+        assert r.json()["tokens"]["new"] == text + size_tokens((640, 480))
+        response, events = user.turn(sid, **body)
+        assert events[-1]["event"] == "TurnCompleted"
+        assert ranges[1:] == [None]  # the turn reads it whole (to normalise and store it)
+        assert_close(r, run_cost(db_conn, response.headers["X-Run-Id"]))
+    finally:
+        client.meta.events.unregister("before-send.s3.GetObject", seen)
+
+
+def test_an_upload_the_estimate_cannot_use_is_refused_as_the_turn_would(user, other_user, standin):
+    sid = user.new_session()
+    theirs = uploaded(other_user, noise_png(64, 48, seed=1))
+    r = estimate(user, sid, message="whose?", images=[{"upload_id": theirs["upload_id"]}])
+    assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json")
+    wrong = uploaded(user, noise_png(64, 48, seed=2), mime_type="image/jpeg")  # a PNG declared a JPEG
+    r = estimate(user, sid, message="which?", images=[{"upload_id": wrong["upload_id"]}])
+    assert r.status_code == 422 and r.json()["field"] == "images[0].upload_id", r.text
+
+
+def test_the_estimates_reads_by_agent_use_their_index(user, standin, db_conn):
+    # FIRST_CALL_OF_AGENT and ESTIMATE_CALLS walk the agent's last turns by runs_agent_recent (0021), not
+    # a scan of every session or run, for an agent whose turns are few among many (the planner is told to
+    # avoid scans, as it does once tables are large; for the agent of most turns, walking the primary key
+    # backwards is as good, and the planner may choose it)
+    from chatcore.store.turns import ESTIMATE_CALLS, FIRST_CALL_OF_AGENT, RECENT_TURNS
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="hello")
+    assert events[-1]["event"] == "TurnCompleted"
+
+    def plan(sql: str) -> str:
+        for name, value in (("session_id", f"'{sid}'"), ("cache_ttl", "300"), ("conversation", "'a-rare-agent'"),
+                            ("recent_turns", str(RECENT_TURNS))):
+            sql = sql.replace(f"%({name})s", value)
+        return "\n".join(r["QUERY PLAN"] for r in db_conn.execute("EXPLAIN " + sql).fetchall())
+
+    db_conn.execute("ANALYZE runs")
+    with db_conn.transaction():
+        db_conn.execute("SET LOCAL enable_seqscan = off")
+        first, calls = plan(FIRST_CALL_OF_AGENT), plan(ESTIMATE_CALLS)
+    assert "runs_agent_recent" in first, first
+    assert "runs_agent_recent" in calls, calls

@@ -285,3 +285,138 @@ def test_a_script_looping_on_a_route_is_refused_past_the_request_limit(user, oth
     get_settings.cache_clear()
     assert user.client.get("/sessions").status_code == 200
 
+
+
+def test_every_turn_answer_carries_the_rate_limit_headers_a_retry_a_409_and_a_402_too(user, standin, db_conn):
+    from uuid6 import uuid7
+
+    from local.sample_images import noise_png
+    from tests.support.uploads import uploaded
+
+    new_plan(db_conn, user, turns_per_minute=5)
+    sid = user.new_session()
+
+    def left(r: httpx.Response) -> int:
+        assert rate_limit(r.headers["RateLimit-Policy"]) == {"turns-per-minute": {"q": "5", "w": "60"}}, r.headers
+        return int(rate_limit(r.headers["RateLimit"])["turns-per-minute"]["r"])
+
+    upload = uploaded(user, noise_png(64, 48, seed=5))
+    body = {"message": "one", "client_turn_id": "c-1", "images": [{"upload_id": upload["upload_id"]}]}
+    r, events = user.turn(sid, **body)
+    assert events[-1]["event"] == "TurnCompleted" and left(r) == 4
+    # the retried client_turn_id (its upload already used): the stored turn is followed, no turn counted
+    r, events = user.turn(sid, **body)
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted" and left(r) == 4
+    r, events = user.turn(sid, message="two", client_turn_id="c-2")
+    assert left(r) == 3
+    r, events = user.turn(sid, message="two", client_turn_id="c-2")  # retried, no upload
+    assert r.status_code == 200 and events[-1]["event"] == "TurnCompleted" and left(r) == 3
+    # 409: a turn runs in the session (it counts: it started within the minute)
+    running = uuid7()
+    db_conn.execute("INSERT INTO runs (id, session_id, status) VALUES (%s, %s, 'running')", (running, sid))
+    r, _ = user.turn(sid, message="three")
+    assert r.status_code == 409 and left(r) == 2
+    db_conn.execute("DELETE FROM runs WHERE id = %s", (running,))
+    # 402: the budget cannot cover the turn
+    budgets.set_budget(db_conn, user.sub, Decimal("0.0000001"))
+    r, _ = user.turn(sid, message="four")
+    assert r.status_code == 402 and r.json()["code"] == "budget-exceeded" and left(r) == 3
+
+
+def test_turns_per_minute_count_deleted_sessions_too(user, standin, db_conn):
+    # a script that deletes each session after its turn does not escape the minute's limit
+    new_plan(db_conn, user, turns_per_minute=2)
+    for message in ("one", "two"):
+        sid = user.new_session()
+        _, events = user.turn(sid, message=message)
+        assert events[-1]["event"] == "TurnCompleted"
+        assert user.client.delete(f"/sessions/{sid}").status_code == 204
+    r, _ = user.turn(user.new_session(), message="three")
+    problem = assert_refused(r, "turns-per-minute")
+    assert 1 <= problem["retry_after"] <= 60
+    # a minute later (the kept starts moved back in time) the user goes on, and the next deletion
+    # drops the starts older than a minute
+    db_conn.execute("UPDATE users SET deleted_turn_starts = ARRAY(SELECT x - interval '61 seconds' "
+                    "FROM unnest(deleted_turn_starts) x) WHERE sub = %s", (user.sub,))
+    sid = user.new_session()
+    _, events = user.turn(sid, message="a minute later")
+    assert events[-1]["event"] == "TurnCompleted"
+    assert user.client.delete(f"/sessions/{sid}").status_code == 204
+    starts = db_conn.execute("SELECT deleted_turn_starts AS s FROM users WHERE sub = %s", (user.sub,)).fetchone()["s"]
+    assert len(starts) == 1
+
+
+def test_an_approvals_continuation_warns_when_it_crosses_80_and_100_percent(user, standin, db_conn):
+    from chatcore.wire import sse
+
+    sid = user.new_session()
+    budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
+    standin.script([{"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the first")
+    unit = Decimal(events[-1]["data"]["cost"]["zar"])
+    budget = (unit * 2).quantize(Decimal("0.01"))
+    budgets.set_budget(db_conn, user.sub, budget)  # half of it is spent
+    _, events = user.turn(sid, message="Remind me to call mom at 18:00")  # paused on its call: a cheap stretch
+    paused = events[-1]["data"]
+    assert events[-1]["event"] == "TurnPaused" and not [e for e in events if e["event"] == "BudgetWarning"]
+    # the continuation's call is billed 1.2 million input tokens: past 80 % and 100 % of the budget
+    standin.script([{"text": "done", "usage": {"input_tokens": 1_200_000, "output_tokens": 100}}])
+    r = user.client.post(f"/sessions/{sid}/turns/{paused['run_id']}/approvals", json={"decisions": [
+        {"tool_call_id": paused["pending"][0]["tool_call_id"], "approved": True}]})
+    assert r.status_code == 200, r.text
+    more = sse.parse(r.text)
+    warnings = [e["data"] for e in more if e["event"] == "BudgetWarning"]
+    assert [w["percent"] for w in warnings] == [80, 100], [e["event"] for e in more]
+    assert more[-1]["event"] == "TurnCompleted" and all(w["run_id"] == paused["run_id"] for w in warnings)
+    assert all(w["monthly_budget_zar"] == str(budget) for w in warnings)
+    shown = user.client.get("/usage").json()["budget"]["warnings"]
+    assert [w["percent"] for w in shown] == [80, 100]
+    # the stretch before the pause is not counted twice: the warning's spend is what is stored
+    stored = db_conn.execute("SELECT sum(cost_in_rands) AS s FROM runs r JOIN sessions s ON s.id = r.session_id "
+                             "WHERE s.id = %s AND r.parent_run_id IS NULL", (sid,)).fetchone()["s"]
+    assert Decimal(warnings[-1]["spent_zar"]) == stored.quantize(Decimal("0.01"))
+
+
+def test_a_budget_warning_of_a_turn_that_could_not_be_stored_is_released_and_told_by_the_next(user, standin, db_conn):
+    sid = user.new_session()
+    budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
+    big = {"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}
+    standin.script([big])
+    _, events = user.turn(sid, message="the first")
+    unit = Decimal(events[-1]["data"]["cost"]["zar"])
+    budgets.set_budget(db_conn, user.sub, (unit * 2).quantize(Decimal("0.01")))  # half of it is spent
+    # the turn's final store fails (the database refuses its model's rows), after its warning was claimed
+    db_conn.execute("CREATE FUNCTION refuse_answers() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'no answers today'; END $$")
+    db_conn.execute(f"CREATE TRIGGER refuse_answers BEFORE INSERT ON chat_events FOR EACH ROW "
+                    f"WHEN (NEW.role = 'assistant' AND NEW.session_id = '{sid}') EXECUTE FUNCTION refuse_answers()")
+    standin.script([{**big, "usage": {"input_tokens": 700_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the second")  # 85 %, had it been stored
+    assert events[-1]["event"] == "TurnFailed" and events[-1]["data"]["error"]["code"] == "storage-error"
+    assert not [e for e in events if e["event"] == "BudgetWarning"]
+    assert db_conn.execute("SELECT count(*) AS n FROM budget_warnings w JOIN users u ON u.id = w.user_id "
+                           "WHERE u.sub = %s", (user.sub,)).fetchone()["n"] == 0
+    assert user.client.get("/usage").json()["budget"]["warnings"] == []
+    db_conn.execute("DROP TRIGGER refuse_answers ON chat_events")
+    standin.script([{**big, "usage": {"input_tokens": 700_000, "output_tokens": 100}}])
+    _, events = user.turn(sid, message="the third")  # the spend did not grow: this one crosses 80 %
+    assert [e["data"]["percent"] for e in events if e["event"] == "BudgetWarning"] == [80]
+    assert [w["percent"] for w in user.client.get("/usage").json()["budget"]["warnings"]] == [80]
+
+
+def test_an_abandoned_turn_releases_the_budget_warnings_it_never_stored(user, standin, db_conn):
+    from uuid6 import uuid7
+
+    sid = user.new_session()
+    _, events = user.turn(sid, message="the first")
+    user_id = db_conn.execute("SELECT id FROM users WHERE sub = %s", (user.sub,)).fetchone()["id"]
+    # a turn whose process ended after it claimed its 80 % warning, before it stored anything
+    gone = uuid7()
+    db_conn.execute("INSERT INTO runs (id, session_id, status, started_at) VALUES (%s, %s, 'running', now() - "
+                    "interval '1 hour')", (gone, sid))
+    db_conn.execute("INSERT INTO budget_warnings (user_id, month, percent, monthly_budget_zar, spent_zar, run_id) "
+                    "VALUES (%s, date_trunc('month', now() AT TIME ZONE 'UTC')::date, 80, 10, 8.5, %s)", (user_id, gone))
+    _, events = user.turn(sid, message="the next")  # finds the stale turn and abandons it
+    assert events[-1]["event"] == "TurnCompleted"
+    assert db_conn.execute("SELECT count(*) AS n FROM budget_warnings WHERE user_id = %s", (user_id,)).fetchone()["n"] == 0
+    assert db_conn.execute("SELECT error_code FROM runs WHERE id = %s", (gone,)).fetchone()["error_code"] == "abandoned"

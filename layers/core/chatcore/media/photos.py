@@ -81,6 +81,17 @@ def _pillow() -> Any:
     return Image
 
 
+def header_size(content: bytes) -> tuple[int, int] | None:
+    """The pixel size an image's header declares (``content`` may be its first bytes only: nothing is
+    decoded), or None when Pillow cannot read it there."""
+    Image = _pillow()
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            return image.size
+    except Exception:  # noqa: BLE001 - Pillow raises many kinds on a header it cannot read
+        return None
+
+
 def target_size(width: int, height: int, limits: Limits) -> tuple[int, int]:
     """The size after downscaling: long edge <= max_edge and area <= max_pixels, aspect kept."""
     scale = min(1.0, limits.max_edge / max(width, height), math.sqrt(limits.max_pixels / (width * height)))

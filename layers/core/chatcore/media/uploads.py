@@ -28,7 +28,7 @@ from chatcore.errors import (
 from chatcore.media import keys, s3
 from chatcore.media.documents import PDF_MIME, DocumentUpload, clean_name, count_pages
 from chatcore.media.images import ImageUpload, same_type, sniff_image_type
-from chatcore.media.photos import Limits, PixelBudget, normalise
+from chatcore.media.photos import Limits, PixelBudget, header_size, normalise
 from chatcore.store import uploads as upload_rows
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,38 @@ def read_document_upload(sub: str, upload_id: UUID, name: str | None, *, index: 
     return DocumentUpload(content=content, pages=pages, name=clean_name(name))
 
 
+# What an estimate reads of a photo upload (``read_upload_size``): its first bytes, where every format
+# we take says its size (PNG, GIF, WebP, HEIC and AVIF at their start; a JPEG after its EXIF segment,
+# at most 64 KiB, and any other application segment before its frame header).
+HEADER_BYTES = 256 * 1024
+
+
+def read_upload_size(sub: str, upload_id: UUID, *, index: int) -> tuple[int, int] | None:
+    """The pixel size of the caller's photo upload ``upload_id`` (``images[index]``) from its header
+    alone: one ranged GET of its first HEADER_BYTES, nothing decoded (a turn's estimate needs no
+    more); raises the upload's problems as ``read_upload`` does (404, 409 used, 410, 422 never sent,
+    not an image or not of its declared type; its size limits are the turn's to check). None when the
+    header does not tell (the caller reads the upload whole)."""
+    where, field = f"images[{index}]", f"images[{index}].upload_id"
+    row = _usable(sub, upload_id, where=where, field=field)
+    content = _read_original(row["key"], where=where, field=field, max_bytes=HEADER_BYTES, first_bytes=HEADER_BYTES)
+    actual = sniff_image_type(content)
+    if actual is None:
+        raise InvalidImage(f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=field)
+    if not same_type(row["mime_type"], actual):
+        raise InvalidImage(f"{where} is {actual} but the upload's mime_type says {row['mime_type']}", field=field)
+    return header_size(content)
+
+
 def _claim(sub: str, upload_id: UUID, *, where: str, field: str, max_bytes: int) -> tuple[dict, bytes]:
     """The row of the caller's usable upload ``upload_id`` and its file's bytes (at most ``max_bytes``)."""
-    with db.connection() as conn:  # autocommit: no transaction is held during the S3 calls below
+    row = _usable(sub, upload_id, where=where, field=field)
+    return row, _read_original(row["key"], where=where, field=field, max_bytes=max_bytes)
+
+
+def _usable(sub: str, upload_id: UUID, *, where: str, field: str) -> dict:
+    """The row of the caller's upload ``upload_id``; its problem when it cannot be used."""
+    with db.connection() as conn:  # autocommit: no transaction is held during the S3 calls after it
         row = upload_rows.find_upload(conn, sub, upload_id)
     if row is None:
         raise UploadNotFound(f"{where}: no such upload", field=field)
@@ -113,7 +142,7 @@ def _claim(sub: str, upload_id: UUID, *, where: str, field: str, max_bytes: int)
     if row["expired"]:
         raise UploadExpired(f"{where}: this upload expired at {row['expires_at'].isoformat()}; upload the file again",
                             field=field)
-    return row, _read_original(row["key"], where=where, field=field, max_bytes=max_bytes)
+    return row
 
 
 def _stored(key: str) -> bool:
@@ -123,12 +152,14 @@ def _stored(key: str) -> bool:
         return True
 
 
-def _read_original(key: str, *, where: str, field: str, max_bytes: int) -> bytes:
+def _read_original(key: str, *, where: str, field: str, max_bytes: int, first_bytes: int | None = None) -> bytes:
+    """The upload's file (at most ``max_bytes``), or its ``first_bytes`` only (a ranged GET)."""
     from botocore.exceptions import ClientError
 
     s = get_settings()
+    ranged = {} if first_bytes is None else {"Range": f"bytes=0-{first_bytes - 1}"}
     try:
-        obj = s3.client().get_object(Bucket=s.media_bucket, Key=key)
+        obj = s3.client().get_object(Bucket=s.media_bucket, Key=key, **ranged)
     except ClientError as e:
         code = e.response.get("Error", {}).get("Code")
         # without a bucket-wide ListBucket, S3 answers a missing object with 403: a list tells which

@@ -118,6 +118,13 @@ def rate_limit_headers(limits: list[Limit], *, admitted: bool) -> dict[str, str]
             "RateLimit": ", ".join(limit.state(1 if admitted and limit.unit != "tokens" else 0) for limit in limits)}
 
 
+def current_limit_headers(conn: psycopg.Connection, sub: str, stale_seconds: int) -> dict[str, str]:
+    """The RateLimit headers of a turn answer that starts no turn and read no turn's row (a retry
+    followed from the stored turn that used its uploads): the user's limits as they stand."""
+    row = plan_rows.plan_status_of_sub(conn, sub, stale_seconds)
+    return {} if row is None or row.get("plan_name") is None else rate_limit_headers(limits_of(row), admitted=False)
+
+
 def limit_refusal(row: dict[str, Any]) -> RateLimited | None:
     """The 429 a limit of the user's plan gives a turn now (the limit that frees up last), or None.
     Records nothing: ``check_limits`` raises it, a turn's estimate reports it."""

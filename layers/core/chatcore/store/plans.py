@@ -21,10 +21,13 @@ PLAN_OF_U = """LATERAL (
 # minute (and the first of them: when the window frees a turn), since the UTC day began, running
 # now (a stale one, whose process ended, no longer counts) and the tokens of the UTC day: the stored
 # rows' (input, cached or not, and output) and what running turns hold. Deleted sessions' turns and
-# tokens of the day count too (deleted_session_usage), so deleting a session resets nothing.
+# tokens of the day count too (deleted_session_usage; the last minute's starts: users.deleted_turn_starts,
+# KEEP_TURN_STARTS), so deleting a session resets nothing.
 LIMIT_COUNTS = """LATERAL (
-    SELECT count(*) FILTER (WHERE r.started_at >= now() - interval '1 minute') AS minute_turns,
-           min(r.started_at) FILTER (WHERE r.started_at >= now() - interval '1 minute') AS minute_first,
+    SELECT count(*) FILTER (WHERE r.started_at >= now() - interval '1 minute')
+             + (SELECT count(*) FROM unnest(u.deleted_turn_starts) x WHERE x >= now() - interval '1 minute') AS minute_turns,
+           least(min(r.started_at) FILTER (WHERE r.started_at >= now() - interval '1 minute'),
+                 (SELECT min(x) FROM unnest(u.deleted_turn_starts) x WHERE x >= now() - interval '1 minute')) AS minute_first,
            count(*) FILTER (WHERE r.started_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
              + coalesce((SELECT sum(d.turns) FROM deleted_session_usage d
                          WHERE d.user_id = u.id AND d.day = (now() AT TIME ZONE 'UTC')::date), 0) AS day_turns,
@@ -48,6 +51,23 @@ LIMIT_COUNTS = """LATERAL (
       AND (p.turns_per_minute IS NOT NULL OR p.turns_per_day IS NOT NULL OR p.tokens_per_day IS NOT NULL
            OR p.concurrent_turns IS NOT NULL))"""
 
+# A session about to be deleted: the starts of its turns of the last minute join the user's
+# deleted_turn_starts (turns per minute still count them; its day's turns and tokens are kept in
+# deleted_session_usage), and starts older than a minute leave it (it never holds more than a minute's).
+# No write when there is nothing to keep or drop (the retention's deletions of old sessions).
+KEEP_TURN_STARTS = """
+UPDATE users u SET deleted_turn_starts = ARRAY(
+    SELECT x FROM unnest(u.deleted_turn_starts) x WHERE x >= now() - interval '1 minute'
+    UNION ALL
+    SELECT r.started_at FROM runs r
+    WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.started_at >= now() - interval '1 minute')
+FROM sessions s
+WHERE s.id = %(session_id)s AND u.id = s.user_id
+  AND (cardinality(u.deleted_turn_starts) > 0
+       OR EXISTS (SELECT 1 FROM runs r WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL
+                  AND r.started_at >= now() - interval '1 minute'))
+"""
+
 # GET /usage's view of the caller's plan: the plan and its counts now.
 PLAN_STATUS = f"""
 SELECT p.name AS plan_name, p.*, lim.*, now() AS db_now
@@ -56,6 +76,9 @@ LEFT JOIN {PLAN_OF_U} p ON true
 LEFT JOIN {LIMIT_COUNTS} lim ON true
 WHERE u.id = %(user_id)s
 """
+
+# The same for the user ``sub`` (a turn's answer that starts no turn and has no row of its own).
+PLAN_STATUS_OF_SUB = PLAN_STATUS.replace("WHERE u.id = %(user_id)s", "WHERE u.sub = %(sub)s")
 
 LIST_PLANS = "SELECT * FROM plans ORDER BY name"
 
@@ -90,6 +113,11 @@ def _rows(conn: psycopg.Connection, sql: str, params: dict[str, Any]) -> list[di
 
 def plan_status(conn: psycopg.Connection, user_id: Any, stale_seconds: int) -> dict[str, Any] | None:
     rows = _rows(conn, PLAN_STATUS, {"user_id": user_id, "stale_seconds": stale_seconds})
+    return rows[0] if rows else None
+
+
+def plan_status_of_sub(conn: psycopg.Connection, sub: str, stale_seconds: int) -> dict[str, Any] | None:
+    rows = _rows(conn, PLAN_STATUS_OF_SUB, {"sub": sub, "stale_seconds": stale_seconds})
     return rows[0] if rows else None
 
 

@@ -16,6 +16,7 @@ from uuid6 import uuid7
 
 from chatcore.errors import NotFound
 from chatcore.store.turns import running_turn
+from chatcore.store.plans import KEEP_TURN_STARTS
 from chatcore.store.usage import ARCHIVE_SESSION_USAGE
 
 UPSERT_USER = """
@@ -210,8 +211,10 @@ def inactive_sessions(conn: psycopg.Connection, cutoff: datetime, *, after: tupl
 
 
 def delete_session(conn: psycopg.Connection, session_id: UUID) -> None:
-    """Keep the session's usage (deleted_session_usage), then delete it with its runs and messages."""
+    """Keep the session's usage (deleted_session_usage) and its last minute's turn starts (the minute's
+    rate limit, ``store.plans.KEEP_TURN_STARTS``), then delete it with its runs and messages."""
     conn.execute(ARCHIVE_SESSION_USAGE, {"session_id": session_id})
+    conn.execute(KEEP_TURN_STARTS, {"session_id": session_id})
     conn.execute(DELETE_SESSION, {"session_id": session_id})
 
 

@@ -16,7 +16,7 @@ from chatcore.store.history import UNBOUNDED_TOKENS, RUN_HISTORY_TOKENS, history
 from chatcore.store.memories import MEMORIES_TO_RECALL
 from chatcore.store.plans import LIMIT_COUNTS, PLAN_OF_U
 from chatcore.store.rates import rate_in_effect
-from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RESERVED_OF_U
+from chatcore.store.usage import LOCK_USER, MONTH_SPEND_OF_U, RELEASE_ABANDONED_WARNINGS, RESERVED_OF_U
 
 
 def running_turn(session_sql: str) -> str:
@@ -91,17 +91,26 @@ WHERE s.id = %(session_id)s
 FOR UPDATE OF s
 """
 
+# The turns ESTIMATE_CALLS averages an agent's calls per turn over.
+RECENT_TURNS = 20
+
 # A turn's estimate (``turns.estimate``): BEGIN_TURN_READ without its locks (it decides nothing and
 # stores nothing), and what the session's recent model calls used: the last call's tokens and whether
-# the prompt cache still holds its prefix (its age under ``cache_ttl`` seconds), and the output
-# tokens of its last completed turns (a turn's sum over its calls).
+# the prompt cache still holds its prefix (its age under ``cache_ttl`` seconds), and the answers of its
+# last completed turns (each turn's last top-level call's output tokens: tool calls are counted apart).
+# And the calls per turn of the agent or team (``%(conversation)s``, the runs' agent_name): over its
+# last RECENT_TURNS completed top-level turns, anyone's (token counts only; runs_agent_recent, 0021),
+# the top-level calls past the first (tool loops: a tool call, its result, the next call), what each
+# adds to the prompt and answers (the tool call), the members' calls (a team's) and their tokens, and
+# the web searches per turn; and whether its last turn ended within the cache's TTL (the instructions
+# and tools, the same in every session of it, are then likely still cached).
 ESTIMATE_READ = BEGIN_TURN_READ.removesuffix("FOR UPDATE OF s\n")
 
 ESTIMATE_CALLS = """
 SELECT last.input_tokens + last.cache_read_tokens + last.cache_write_tokens AS last_prompt_tokens,
        last.output_tokens AS last_output_tokens, last.cache_read_tokens + last.cache_write_tokens AS last_cached_tokens,
        last.created_at > now() - make_interval(secs => %(cache_ttl)s) AS cache_warm,
-       turns.outputs AS recent_outputs
+       turns.outputs AS recent_outputs, agent.*
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (
     SELECT ce.input_tokens, ce.cache_read_tokens, ce.cache_write_tokens, ce.output_tokens, ce.created_at
@@ -110,30 +119,71 @@ LEFT JOIN LATERAL (
       AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
     ORDER BY ce.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (
-    SELECT array_agg(r.output_tokens ORDER BY r.id DESC) AS outputs
-    FROM (SELECT id, output_tokens FROM runs r
+    SELECT array_agg(answer.output_tokens ORDER BY r.id DESC) AS outputs
+    FROM (SELECT id FROM runs r
           WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.status = 'completed'
-          ORDER BY r.id DESC LIMIT 5) r) turns ON true
+          ORDER BY r.id DESC LIMIT 5) r
+    JOIN LATERAL (SELECT ce.output_tokens FROM chat_events ce
+                  WHERE ce.run_id = r.id AND ce.role = 'assistant'
+                    AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
+                  ORDER BY ce.id DESC LIMIT 1) answer ON true) turns ON true
+LEFT JOIN LATERAL (
+    SELECT count(*) AS agent_turns, max(t.finished_at) > now() - make_interval(secs => %(cache_ttl)s) AS agent_warm,
+           avg(c.top_calls - 1) AS loops, avg(c.member_calls) AS member_calls,
+           avg(c.searches) AS searches,
+           sum(c.growth) / nullif(sum(c.top_calls - 1), 0) AS loop_growth,
+           sum(c.loop_output) / nullif(sum(c.top_calls - 1), 0) AS loop_output,
+           sum(c.member_input) / nullif(sum(c.member_calls), 0) AS member_input,
+           sum(c.member_read) / nullif(sum(c.member_calls), 0) AS member_read,
+           sum(c.member_write) / nullif(sum(c.member_calls), 0) AS member_write,
+           sum(c.member_output) / nullif(sum(c.member_calls), 0) AS member_output
+    FROM (SELECT r.id, r.finished_at FROM runs r
+          WHERE r.agent_name = %(conversation)s AND r.parent_run_id IS NULL AND r.status = 'completed'
+          ORDER BY r.id DESC LIMIT %(recent_turns)s) t
+    CROSS JOIN LATERAL (
+        SELECT count(*) FILTER (WHERE NOT m.member) AS top_calls, count(*) FILTER (WHERE m.member) AS member_calls,
+               coalesce(sum(m.web_searches), 0) AS searches,
+               coalesce(max(m.prompt) FILTER (WHERE NOT m.member) - min(m.prompt) FILTER (WHERE NOT m.member), 0) AS growth,
+               coalesce(sum(m.output_tokens) FILTER (WHERE NOT m.member)
+                        - (array_agg(m.output_tokens ORDER BY m.id DESC) FILTER (WHERE NOT m.member))[1], 0) AS loop_output,
+               coalesce(sum(m.input_tokens) FILTER (WHERE m.member), 0) AS member_input,
+               coalesce(sum(m.cache_read_tokens) FILTER (WHERE m.member), 0) AS member_read,
+               coalesce(sum(m.cache_write_tokens) FILTER (WHERE m.member), 0) AS member_write,
+               coalesce(sum(m.output_tokens) FILTER (WHERE m.member), 0) AS member_output
+        FROM (SELECT ce.id, ce.run_id <> t.id AS member, ce.input_tokens, ce.cache_read_tokens, ce.cache_write_tokens,
+                     ce.output_tokens, ce.web_searches,
+                     ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt
+              FROM chat_events ce
+              WHERE ce.run_id IN (SELECT t.id UNION ALL SELECT m.id FROM runs m WHERE m.parent_run_id = t.id)
+                AND ce.role = 'assistant' AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0) m
+    ) c) agent ON true
 """
 
-# A session's first estimate has no call of its own to go by: the first call of the newest session of the
-# same agent or team (anyone's: token counts alone) -- its prompt (the instructions and tools, and that
-# session's first message, whose characters are returned to take it out) and its turn's output tokens.
+# A session's first estimate has no call of its own to go by: the first call of the newest first turn of
+# another session of the same agent or team (anyone's: token counts alone; ``%(conversation)s``, the
+# runs' agent_name) -- its prompt (the instructions and tools, that session's first message, whose
+# characters are returned to take it out, and its recall of its user's memories: its snapshot) and its
+# turn's answer (its last call's output tokens). The agent's completed turns are walked newest first by
+# runs_agent_recent (0021) to the first that is its session's first: a session's turns at most.
 FIRST_CALL_OF_AGENT = """
-SELECT first.prompt_tokens, first.message_chars, first.output_tokens
-FROM sessions s
-JOIN sessions s2 ON s2.agent_id IS NOT DISTINCT FROM s.agent_id AND s2.team_id IS NOT DISTINCT FROM s.team_id
-                AND s2.id <> s.id
+SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens,
+       (SELECT a.output_tokens FROM chat_events a  -- the turn's answer: its last call's
+        WHERE a.run_id = r.id AND a.role = 'assistant' AND a.input_tokens + a.cache_read_tokens + a.cache_write_tokens > 0
+        ORDER BY a.id DESC LIMIT 1) AS output_tokens,
+       (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
+        WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars,
+       s2.memory_snapshot AS snapshot
+FROM (SELECT r.id, r.session_id FROM runs r
+      WHERE r.agent_name = %(conversation)s AND r.parent_run_id IS NULL AND r.status = 'completed'
+        AND r.session_id <> %(session_id)s
+        AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.session_id = r.session_id AND e.parent_run_id IS NULL
+                          AND e.status = 'completed' AND e.id < r.id)
+      ORDER BY r.id DESC LIMIT 1) r
+JOIN sessions s2 ON s2.id = r.session_id
 JOIN LATERAL (
-    SELECT ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens AS prompt_tokens, r.output_tokens,
-           (SELECT length(coalesce(u.message_parts->>'content', '')) FROM chat_events u
-            WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message_chars
-    FROM runs r JOIN chat_events ce ON ce.run_id = r.id
-    WHERE r.session_id = s2.id AND r.parent_run_id IS NULL AND r.status = 'completed' AND ce.role = 'assistant'
-      AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
-    ORDER BY r.id, ce.id LIMIT 1) first ON true
-WHERE s.id = %(session_id)s
-ORDER BY s2.id DESC LIMIT 1
+    SELECT ce.* FROM chat_events ce
+    WHERE ce.run_id = r.id AND ce.role = 'assistant' AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
+    ORDER BY ce.id LIMIT 1) ce ON true
 """
 
 FIND_RUNNING_TURN = f"SELECT running.* FROM {running_turn('%(session_id)s')} running"
@@ -223,9 +273,11 @@ def read_estimate(conn: psycopg.Connection, *, sub: str, session_id: UUID, stale
     }).fetchone()
     if row is None:
         return None
-    row = {**row, **conn.execute(ESTIMATE_CALLS, {"session_id": session_id, "cache_ttl": cache_ttl}).fetchone()}
+    row = {**row, **conn.execute(ESTIMATE_CALLS, {
+        "session_id": session_id, "cache_ttl": cache_ttl, "conversation": row["agent_name"] or row["team_name"],
+        "recent_turns": RECENT_TURNS}).fetchone()}
     first = None if row["last_prompt_tokens"] is not None else conn.execute(
-        FIRST_CALL_OF_AGENT, {"session_id": session_id}).fetchone()
+        FIRST_CALL_OF_AGENT, {"session_id": session_id, "conversation": row["agent_name"] or row["team_name"]}).fetchone()
     return {**row, "first_call": first}
 
 
@@ -235,7 +287,9 @@ def find_running_turn(conn: psycopg.Connection, session_id: UUID, stale_seconds:
 
 
 def abandon_turn(conn: psycopg.Connection, run_id: UUID) -> None:
-    """Close a stale running turn (its process ended) as failed, ``abandoned``."""
+    """Close a stale running turn (its process ended) as failed, ``abandoned``; the budget warnings it
+    claimed but never stored are released (``store.usage.RELEASE_ABANDONED_WARNINGS``)."""
+    conn.execute(RELEASE_ABANDONED_WARNINGS, {"run_id": run_id})
     conn.execute(ABANDON_TURN, {"id": run_id})
 
 

@@ -152,6 +152,20 @@ ON CONFLICT (user_id, month, percent) DO NOTHING
 RETURNING percent, spent_zar
 """
 
+# The warnings a turn claimed (``percents``) whose turn then could not be stored (and is not kept to be
+# written later): released, so that no warning stays that no stored turn streamed and the next turn
+# that crosses the share claims it again (the spend did not grow: the turn's cost was not stored).
+RELEASE_BUDGET_WARNINGS = """
+DELETE FROM budget_warnings WHERE run_id = %(run_id)s AND percent = ANY(%(percents)s::int[])
+"""
+
+# The same for a turn abandoned (its process ended between the claim and the store): the warnings its
+# last stretch claimed (those of a stretch before an approval's pause were stored with that stretch).
+RELEASE_ABANDONED_WARNINGS = """
+DELETE FROM budget_warnings w USING runs r
+WHERE w.run_id = %(run_id)s AND r.id = w.run_id AND w.created_at >= coalesce(r.resumed_at, r.started_at)
+"""
+
 BUDGET_WARNINGS = """
 SELECT percent, monthly_budget_zar, spent_zar, created_at FROM budget_warnings
 WHERE user_id = %(user_id)s AND month = %(month)s ORDER BY percent
@@ -289,6 +303,12 @@ def claim_budget_warnings(conn: psycopg.Connection, *, user_id: UUID, month_star
         return cur.execute(CLAIM_BUDGET_WARNINGS, {
             "user_id": user_id, "month": month_start.date(), "month_start": month_start, "month_end": month_end,
             "budget": budget, "cost": cost, "run_id": run_id, "percents": percents}).fetchall()
+
+
+def release_budget_warnings(conn: psycopg.Connection, run_id: UUID, percents: list[int]) -> None:
+    """RELEASE_BUDGET_WARNINGS."""
+    if percents:
+        conn.execute(RELEASE_BUDGET_WARNINGS, {"run_id": run_id, "percents": percents})
 
 
 def budget_warnings(conn: psycopg.Connection, user_id: UUID, month_start: datetime) -> list[dict[str, Any]]:

@@ -61,7 +61,7 @@ from chatcore.turns.finish import flush_pending
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.registry import conversation_for
 from chatcore.turns.team import delegated_member
-from chatcore.turns.turn import Continuation, MemberResume, PreparedTurn, TurnInput
+from chatcore.turns.turn import BudgetAtStart, Continuation, MemberResume, PreparedTurn, TurnInput
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,13 @@ def _usage_of(row: dict[str, Any]) -> tuple[TokenUsage, Decimal, Decimal]:
 
 
 def _claim(sub: str, session_id: UUID, run_id: UUID, row: dict[str, Any], decisions: list[Decision],
-           conversation: Any) -> tuple[dict, list[dict], dict]:
-    """Step 2 (see the module): one short transaction; raises the 402 / 409 before anything changed."""
+           conversation: Any) -> tuple[dict, list[dict], dict, BudgetAtStart | None]:
+    """Step 2 (see the module): one short transaction; raises the 402 / 409 before anything changed.
+    With the budget and the month's spend it read (the continuation's budget warnings, as a turn's)."""
     settings = get_settings()
     ttl = settings.approval_ttl
     with db.connection() as conn, conn.transaction():
-        reservation = Decimal(0)
+        reservation, at_start = Decimal(0), None
         if row["monthly_budget_zar"] is not None:
             conn.execute(usage_rows.LOCK_USER, {"sub": sub})  # the user's turns reserve one at a time
             month_start, month_end = month_bounds()
@@ -132,6 +133,7 @@ def _claim(sub: str, session_id: UUID, run_id: UUID, row: dict[str, Any], decisi
             reservation = _reservation(conversation, row["fx_rate"])
             refuse_if_over(budget["monthly_budget_zar"], budget["spent"], month_start, reserved=budget["reserved"],
                            reservation=reservation)
+            at_start = BudgetAtStart(row["user_id"], budget["monthly_budget_zar"], budget["spent"])
         claimed = approval_rows.claim(conn, run_id, ttl=ttl, reserved_zar=reservation)
         if claimed is not None:
             members = approval_rows.resume_members(conn, run_id)
@@ -139,7 +141,7 @@ def _claim(sub: str, session_id: UUID, run_id: UUID, row: dict[str, Any], decisi
                 {"tool_call_id": d.tool_call_id, "status": "approved" if d.approved else "declined", "note": d.note}
                 for d in decisions])
             data = approval_rows.continuation_read(conn, run_id, **history_params(settings))
-            return claimed, members, data
+            return claimed, members, data, at_start
     # another decision won (or the pause expired meanwhile): say which
     with db.connection() as conn:
         again = approval_rows.read_decision(conn, sub=sub, session_id=session_id, run_id=run_id, ttl=ttl)
@@ -203,9 +205,11 @@ def begin_continuation(sub: str, session_id: UUID, run_id: UUID, decisions: list
     if row["fx_rate"] is None:
         raise ServiceMisconfigured("no USD/ZAR exchange rate is configured; add one to fx_rates")
     conversation = conversation_for(row["agent_name"], row["team_name"])
-    claimed, members, data = _claim(sub, session_id, run_id, row, decisions, conversation)
+    claimed, members, data, budget = _claim(sub, session_id, run_id, row, decisions, conversation)
     try:
-        return _prepare(sub, session_id, run_id, row, pending, decisions, conversation, claimed, members, data)
+        prepared = _prepare(sub, session_id, run_id, row, pending, decisions, conversation, claimed, members, data)
+        prepared.budget = budget  # its cost may cross 80 % or 100 % of the budget, as a turn's
+        return prepared
     except Exception as e:
         log.exception("could not continue turn %s", run_id)
         outcome = TurnOutcome(session_id=session_id, run_id=run_id, status="failed",

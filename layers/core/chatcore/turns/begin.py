@@ -31,7 +31,8 @@ from chatcore.catalog import participants, price_ids
 from chatcore.catalog.specs import web_searches_per_call
 from chatcore.config import get_settings
 from chatcore.errors import (
-    ClientTurnIdReused, InvalidInput, NotFound, ServiceMisconfigured, StorageUnavailable, TurnInProgress,
+    ClientTurnIdReused, InvalidInput, NotFound, ProblemError, ServiceMisconfigured, StorageUnavailable,
+    TurnInProgress,
 )
 from chatcore.errors import TurnPaused as TurnPausedProblem
 from chatcore.media.agno_storage import (
@@ -39,7 +40,7 @@ from chatcore.media.agno_storage import (
 )
 from chatcore.media import s3
 from chatcore.money.budgets import month_bounds, refuse_if_over
-from chatcore.money.plans import check_allowed, check_limits
+from chatcore.money.plans import check_allowed, check_limits, limits_of, rate_limit_headers
 from chatcore.money.cost import CostCalculator, ExchangeRate
 from chatcore.memory.facts import render
 from chatcore.spool import queue as spool_queue
@@ -75,6 +76,10 @@ def begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
                 # the runs as they were before. Read again: it now sees that run (replay, or 409).
                 log.info("turn of session %s raced another; reading again", turn.session_id)
                 begun = _begin_after_spooled(turn)
+        except ProblemError as e:  # every turn answer carries the plan's limits as they stand (402, 409, ...)
+            e.headers = {**turn.rate_limit_headers, **(e.headers or {})}
+            _discard_unnamed_photos(turn)
+            raise
         except Exception:
             _discard_unnamed_photos(turn)
             raise
@@ -143,6 +148,9 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
             approval_ttl=settings.approval_ttl, **history_params(settings))
         if row is None:
             raise NotFound("no such session")
+        # the RateLimit headers of an answer that starts no turn (a retry, a refusal); admitted: below
+        limits = limits_of(row)
+        turn.rate_limit_headers = rate_limit_headers(limits, admitted=False)
         if row["prior_id"] is not None:
             prior = {k.removeprefix("prior_"): v for k, v in row.items() if k.startswith("prior_")}
             if prior["request"] is not None and [prior["request"][0] or "", prior["request"][1]] != [
@@ -167,7 +175,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         spec = conversation.spec
         # 403 / 429 before anything is stored or any model call: what the plan allows, its rate limits
         check_plan_allows(row, conversation)
-        turn.rate_limit_headers = check_limits(row, turn.sub)
+        admitted = check_limits(row, turn.sub)
         recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
         if recall is not None:
@@ -199,6 +207,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
             "id": UUID(stored_message.id), "session_id": turn.session_id, "run_id": run_id,
             "role": "user", "agent_name": None, "message_parts": stored_message.to_dict(),
         }])
+    turn.rate_limit_headers = admitted
     history = []
     for message_dict in row["history"] or []:
         if message_dict.get("role") == "assistant" and not message_dict.get("content") and not message_dict.get(

@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 _pending: list[dict[str, Any]] = []
 
 
+def kept_to_write(run_id: UUID) -> bool:
+    """Whether the stored record of turn ``run_id`` waits in this process to be written (``_pending``)."""
+    return any(finished["run_id"] == run_id for finished in _pending)
+
+
 def flush_pending() -> int:
     """Write the turns kept while the database was unreachable; how many were written. Stops at the
     first that still fails (the database is still down): they are tried again next time."""

@@ -70,6 +70,12 @@ INSTRUCTIONS = (
     "something, call forget_memory. You only ever see and change this user's memories.",
 )
 RECALL_ACK = "Noted: I will keep what I remember about you in mind."
+# A message that asks the assistant to remember, forget or remind (not a question about what it
+# remembers): the model calls a memory tool, so the turn makes one more model call (the estimate's
+# guess, ``turns.estimate``; the model decides).
+ASKS_TO_REMEMBER = re.compile(
+    r"(?:^|[.!?]\s+)(?:please\s+)?(?:remember|forget|remind me)\b|\b(?:remember|forget)\s+(?:this|that)\b"
+    r"|\bdon'?t\s+forget\b", re.IGNORECASE)
 
 CONSOLIDATION_INSTRUCTIONS = (
     "You consolidate the memories an assistant keeps about one user of a mobile chat app.",

@@ -22,10 +22,10 @@ from chatcore import db, observability
 from chatcore.config import get_settings
 from chatcore.money.budgets import claim_warnings
 from chatcore.observability import timed
-from chatcore.store import turns as turn_rows
+from chatcore.store import turns as turn_rows, usage as usage_rows
 from chatcore.turns.begin import begin_turn
 from chatcore.turns.claude import CallLog, cut_calls
-from chatcore.turns.finish import add_prior, store_outcome
+from chatcore.turns.finish import add_prior, kept_to_write, store_outcome
 from chatcore.turns.memory import MEMORY_EVENT, memory_scope
 from chatcore.turns.outcome import RunError, TurnOutcome
 from chatcore.turns.thinking import ThinkingStream
@@ -42,13 +42,17 @@ def _store(turn: PreparedTurn, tracker: RunTracker, seal=None) -> TurnOutcome:
         return store_outcome(turn, tracker, seal)
 
 
-def _fail_run(turn: PreparedTurn, error: RunError) -> TurnOutcome:
-    """The fallback when the outcome could not be stored: mark the run failed (best effort)."""
+def _fail_run(turn: PreparedTurn, error: RunError, warned: list[int] | None = None) -> TurnOutcome:
+    """The fallback when the outcome could not be stored: mark the run failed (best effort), and
+    release the budget warnings (``warned``: their percents) it claimed for its stored events, unless
+    its record is kept to be written later (with those events)."""
     outcome = TurnOutcome(session_id=turn.input.session_id, run_id=turn.run_id, status="failed", error=error)
     if turn.continuation is not None:  # a continued run keeps what its stretch before the pause cost
         add_prior(outcome, turn.continuation.prior.get(str(turn.run_id)))
     try:
         with db.connection() as conn, conn.transaction():
+            if warned and not kept_to_write(turn.run_id):
+                usage_rows.release_budget_warnings(conn, turn.run_id, warned)
             turn_rows.finish_run(conn, **outcome.run_row())
     except Exception:  # noqa: BLE001 - the original error is what the caller reports
         log.exception("could not mark run %s failed", turn.run_id)
@@ -194,12 +198,14 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     last = list(stream.log.pending)
     sealed: list[str] = []
     warnings: list[tuple[int, str, str]] = []
+    warned: list[int] = []  # the percents of the warnings seal claimed
     base = stream.seq  # the ids seal takes are given back when the turn could not be stored
 
     def seal(total: TurnOutcome) -> list[tuple[int, str, str]]:
         total.duration_ms = elapsed_ms
-        warnings[:] = [(stream.next_id(), BUDGET_WARNING, sse.payload(BUDGET_WARNING, data))
-                       for data in _budget_warnings(turn, total)]
+        claimed = _budget_warnings(turn, total)
+        warned[:] = [data["percent"] for data in claimed]
+        warnings[:] = [(stream.next_id(), BUDGET_WARNING, sse.payload(BUDGET_WARNING, data)) for data in claimed]
         name, data = total.final_event()
         sealed[:] = [name, sse.payload(name, data)]
         return [*last, *warnings, (stream.next_id(), *sealed)]
@@ -210,7 +216,7 @@ async def run_and_store(turn: PreparedTurn, stream: _Stream, stop: _Stop) -> Tur
     except Exception as e:  # noqa: BLE001
         log.exception("could not store turn %s", turn.run_id)
         outcome = await asyncio.to_thread(_fail_run, turn, RunError(
-            "storage-error", f"could not store the turn: {e.__class__.__name__}"))
+            "storage-error", f"could not store the turn: {e.__class__.__name__}"), warned)
         sealed.clear()
         stream.seq = base
     outcome.duration_ms = elapsed_ms
@@ -238,12 +244,14 @@ def _budget_warnings(turn: PreparedTurn, total: TurnOutcome) -> list[dict]:
     before the turn's last transaction, only once the spend nears the budget). Never raises: a
     warning not claimed now is claimed by the next turn."""
     budget = turn.budget
-    if budget is None or not total.cost_zar:
+    # a continuation's run holds its stretch before the pause too, already stored and in the spend
+    cost = total.segment[2] if total.segment is not None else total.cost_zar
+    if budget is None or not cost:
         return []
     try:
         with db.connection() as conn:
             claimed = claim_warnings(conn, user_id=budget.user_id, budget=budget.budget_zar,
-                                     spent_before=budget.spent_zar, cost=total.cost_zar, run_id=turn.run_id)
+                                     spent_before=budget.spent_zar, cost=cost, run_id=turn.run_id)
     except Exception:  # noqa: BLE001 - see docstring
         log.warning("could not claim the budget warnings of turn %s", turn.run_id, exc_info=True)
         return []

@@ -34,12 +34,14 @@ SERVERS = [
 
 
 # The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers) a turn's answer carries for a
-# plan with limits (chatcore.money.plans).
+# plan with limits (chatcore.money.plans): a turn begun or retried, and its refusals once the session
+# is read (429, 409, 402, 403, 413).
 RATE_LIMIT_HEADERS = {
     "RateLimit-Policy": {"description": ("the limits of the caller's plan, one item each: "
                                          "\"turns-per-minute\";q=5;w=60 (q: quota, w: window in seconds)"),
                          "schema": {"type": "string"}},
-    "RateLimit": {"description": ("what is left of each limit after this turn: \"turns-per-minute\";r=4;t=60 "
+    "RateLimit": {"description": ("what is left of each limit after this turn (a turn that did not start "
+                                  "takes nothing): \"turns-per-minute\";r=4;t=60 "
                                   "(r: remaining, t: seconds until it frees up)"),
                   "schema": {"type": "string"}},
 }

@@ -650,7 +650,9 @@ class EstimateAmount(BaseModel):
 class EstimateCosts(BaseModel):
     low: EstimateAmount = Field(description="one model call, the prompt cache read, a short answer")
     likely: EstimateAmount = Field(description=(
-        "one model call, the prompt cache read when it is still warm (`cache_warm`), the session's usual answer"))
+        "the first model call (the prompt cache read when it is still warm, `cache_warm`; the session's usual "
+        "answer), plus the calls the agent's or team's recent turns made past it (tool loops, members' calls) "
+        "and their web searches; a message asking to remember or forget counts its memory tool's loop"))
     likely_without_cache: EstimateAmount = Field(description="`likely` with nothing read from the prompt cache")
     high: EstimateAmount = Field(description=(
         "the most the turn may cost: what a turn reserves of the budget (every model call it may make, its "
@@ -665,7 +667,7 @@ class EstimateTokens(BaseModel):
 
 
 class EstimateCalls(BaseModel):
-    likely: int = Field(description="model calls in low and likely (one)")
+    likely: int = Field(description="model calls in likely, rounded (low counts one)")
     high: int = Field(description="model calls in high (MAX_MODEL_CALLS_PER_TURN)")
 
 

@@ -21,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from chatcore import turns
+from chatcore import db, turns
 from chatcore.config import get_settings
 from chatcore.errors import InvalidInput, NotFound, UploadUsed
 from chatcore.media.photos import PixelBudget, receive_photo
-from chatcore.media.uploads import discard_originals, read_upload
+from chatcore.media.uploads import discard_originals, read_upload, read_upload_size
+from chatcore.money.plans import current_limit_headers
 from chatcore.turns.turn_events import callers_turn, follow
 from chatcore.web import openapi
 from chatcore.web.app import event_stream, path_uuid, resume_point
@@ -79,7 +80,8 @@ async def create_turn(request: Request) -> StreamingResponse:
         run_id = await _retried_run(sub, session_id, used, body.client_turn_id)
         if run_id is None:
             raise
-        return event_stream(follow(session_id, run_id, resume), run_id)
+        headers = await asyncio.to_thread(_limit_headers, sub)
+        return event_stream(follow(session_id, run_id, resume), run_id, headers)
     upload_ids = [img.upload_id for img in body.images if isinstance(img, UploadRef)]
     upload_ids += [doc.upload_id for doc in body.documents if doc.upload_id is not None]
     # a message of whitespace alone is no message: a photo without a caption (stored and sent as the photo)
@@ -101,12 +103,18 @@ async def estimate_turn(request: Request) -> JSONResponse:
 
     sub = await limited_caller(request)
     session_id, body = _parse(request, await request.body())
-    uploads = await _photos(sub, body)
+    # a photo upload is sized from its header (a ranged GET); one whose header does not tell is read whole
+    sizes = [await asyncio.to_thread(read_upload_size, sub, img.upload_id, index=i)
+             if isinstance(img, UploadRef) else None for i, img in enumerate(body.images)]
+    whole = body.model_copy(update={"images": [
+        img for img, size in zip(body.images, sizes) if not isinstance(img, UploadRef) or size is None]})
+    images = await _photos(sub, whole)
+    # PDFs are read whole: their page count (what they cost) needs the file's cross-reference and page tree
     documents = await _documents(sub, body)
     message = body.message if body.message.strip() else ""
-    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=uploads,
+    turn_input = turns.TurnInput(sub=sub, session_id=session_id, message=message, images=images,
                                  documents=documents)
-    return JSONResponse(await asyncio.to_thread(estimate, turn_input))
+    return JSONResponse(await asyncio.to_thread(estimate, turn_input, [size for size in sizes if size is not None]))
 
 
 async def decide_turn(request: Request) -> StreamingResponse:
@@ -166,6 +174,12 @@ async def _retried_run(sub: str, session_id: UUID, used: UploadUsed, client_turn
     except NotFound:
         return None
     return row["id"] if row["client_turn_id"] == client_turn_id else None
+
+
+def _limit_headers(sub: str) -> dict[str, str]:
+    """The caller's RateLimit headers now (``money.plans.current_limit_headers``)."""
+    with db.connection() as conn:
+        return current_limit_headers(conn, sub, get_settings().stale_turn_seconds)
 
 
 routes = [Route(TURN_PATH, create_turn, methods=["POST"]), Route(ESTIMATE_PATH, estimate_turn, methods=["POST"]),
@@ -267,18 +281,21 @@ def add_openapi(schema: dict) -> None:
                                              "description": "the turn's run id (to resume or stop it)"},
                                 **openapi.RATE_LIMIT_HEADERS},
                     "content": openapi.turn_event_stream(components)},
-            "402": problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
-                           "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
-            "403": problem("the user's plan does not include the session's agent or team, its model, thinking or "
-                           "web search (not-in-plan: `plan`); or API Gateway refused the request (forbidden)"),
+            "402": {**problem("the user's monthly budget cannot cover this turn (budget-exceeded): `month`, "
+                              "`monthly_budget_zar`, `spent_zar`, `reserved_zar`, `reservation_zar`"),
+                    "headers": openapi.RATE_LIMIT_HEADERS},
+            "403": {**problem("the user's plan does not include the session's agent or team, its model, thinking or "
+                              "web search (not-in-plan: `plan`); or API Gateway refused the request (forbidden)"),
+                    "headers": openapi.RATE_LIMIT_HEADERS},
             "429": {**problem("a limit of the user's plan refuses the turn (rate-limited: `limit`, `limit_value`, "
                               "`plan`); nothing was stored, no model was called: try again after Retry-After "
                               "seconds; or API Gateway's throttling (throttled)", retry_after=True),
                     "headers": {**openapi.RETRY_AFTER, **openapi.RATE_LIMIT_HEADERS}},
             "404": problem("unknown, or someone else's (the session: not-found; an upload: upload-not-found)"),
-            "409": problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
-                           "was sent with another message (client-turn-id-reused), or an upload was already "
-                           "used by another turn (upload-used); `run_id` names that turn"),
+            "409": {**problem("a turn is already running in this session (turn-in-progress), this client_turn_id "
+                              "was sent with another message (client-turn-id-reused), or an upload was already "
+                              "used by another turn (upload-used); `run_id` names that turn"),
+                    "headers": openapi.RATE_LIMIT_HEADERS},
             "410": problem("an upload expired (upload-expired): upload the file again"),
             "413": problem("body too large (payload-too-large), or the message does not fit one model request "
                            "with the agent's instructions (context-too-large: `estimated_tokens`, `max_tokens`)"),
