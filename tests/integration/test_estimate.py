@@ -208,6 +208,24 @@ def test_a_message_asking_to_remember_is_priced_with_its_tool_loop(user, other_u
     assert body["model_calls"]["likely"] == 2
 
 
+def test_once_a_session_has_a_turn_its_own_turns_say_how_many_calls_the_next_makes(
+        user, other_user, standin, db_conn, monkeypatch):
+    # the agent's recent turns, another user's, each call the calculator (two calls a turn)
+    from chatcore.store import turns
+
+    monkeypatch.setattr(turns, "RECENT_TURNS", 3)
+    for _ in range(3):
+        _, events = other_user.turn(other_user.new_session(), message="What is 12 * 7?")
+        assert events[-1]["event"] == "TurnCompleted"
+    sid = user.new_session()
+    # its first turn goes by the agent's (and asks to remember: the memory tool's loop, two calls)
+    first = estimate_then_turn(user, db_conn, sid, "Remember this: my locker code is 7319.")
+    assert first["model_calls"]["likely"] == 2
+    # then by its own: the request to remember explained its loop, so plain questions make one call
+    for message in MESSAGES[:2]:
+        assert estimate_then_turn(user, db_conn, sid, message)["model_calls"]["likely"] == 1
+
+
 def test_a_team_sessions_estimate_counts_its_members_calls(user, other_user, standin, db_conn, own_recent_turns):
     # the planner's leader delegates each message to a member (its own model call, its tool call) and
     # answers after it: its recent turns' calls, anyone's, price the members' calls and the leader's second
@@ -290,7 +308,7 @@ def test_the_estimates_reads_by_agent_use_their_index(user, standin, db_conn):
     # a scan of every session or run, for an agent whose turns are few among many (the planner is told to
     # avoid scans, as it does once tables are large; for the agent of most turns, walking the primary key
     # backwards is as good, and the planner may choose it)
-    from chatcore.store.turns import ESTIMATE_CALLS, FIRST_CALL_OF_AGENT, RECENT_TURNS
+    from chatcore.store.turns import ESTIMATE_CALLS, FIRST_CALL_OF_AGENT, OWN_MESSAGE_CHARS, OWN_TURNS, RECENT_TURNS
 
     sid = user.new_session()
     _, events = user.turn(sid, message="hello")
@@ -298,7 +316,8 @@ def test_the_estimates_reads_by_agent_use_their_index(user, standin, db_conn):
 
     def plan(sql: str) -> str:
         for name, value in (("session_id", f"'{sid}'"), ("cache_ttl", "300"), ("conversation", "'a-rare-agent'"),
-                            ("recent_turns", str(RECENT_TURNS))):
+                            ("recent_turns", str(RECENT_TURNS)), ("own_turns", str(OWN_TURNS)),
+                            ("message_chars", str(OWN_MESSAGE_CHARS))):
             sql = sql.replace(f"%({name})s", value)
         return "\n".join(r["QUERY PLAN"] for r in db_conn.execute("EXPLAIN " + sql).fetchall())
 

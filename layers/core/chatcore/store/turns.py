@@ -93,6 +93,9 @@ FOR UPDATE OF s
 
 # The turns ESTIMATE_CALLS averages an agent's calls per turn over.
 RECENT_TURNS = 20
+# The session's own last turns that say how many calls its next one makes (once it has one), and how
+# much of each one's message is read to see whether it asked to remember something.
+OWN_TURNS, OWN_MESSAGE_CHARS = 5, 2_000
 
 # A turn's estimate (``turns.estimate``): BEGIN_TURN_READ without its locks (it decides nothing and
 # stores nothing), and what the session's recent model calls used: the last call's tokens and whether
@@ -110,7 +113,7 @@ ESTIMATE_CALLS = """
 SELECT last.input_tokens + last.cache_read_tokens + last.cache_write_tokens AS last_prompt_tokens,
        last.output_tokens AS last_output_tokens, last.cache_read_tokens + last.cache_write_tokens AS last_cached_tokens,
        last.created_at > now() - make_interval(secs => %(cache_ttl)s) AS cache_warm,
-       turns.outputs AS recent_outputs, agent.*
+       turns.outputs AS recent_outputs, own.loops AS own_loops, own.messages AS own_messages, agent.*
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (
     SELECT ce.input_tokens, ce.cache_read_tokens, ce.cache_write_tokens, ce.output_tokens, ce.created_at
@@ -127,6 +130,19 @@ LEFT JOIN LATERAL (
                   WHERE ce.run_id = r.id AND ce.role = 'assistant'
                     AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
                   ORDER BY ce.id DESC LIMIT 1) answer ON true) turns ON true
+LEFT JOIN LATERAL (
+    -- the session's own last turns: each one's top-level calls past the first, and the start of its
+    -- message (a request to remember explains one of them: ``turns.estimate.recent_calls``)
+    SELECT array_agg(o.loops ORDER BY o.id DESC) AS loops, array_agg(o.message ORDER BY o.id DESC) AS messages
+    FROM (SELECT r.id,
+                 (SELECT count(*) - 1 FROM chat_events ce
+                  WHERE ce.run_id = r.id AND ce.role = 'assistant'
+                    AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0) AS loops,
+                 (SELECT left(u.message_parts->>'content', %(message_chars)s) FROM chat_events u
+                  WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message
+          FROM runs r
+          WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.status = 'completed'
+          ORDER BY r.id DESC LIMIT %(own_turns)s) o) own ON true
 LEFT JOIN LATERAL (
     SELECT count(*) AS agent_turns, max(t.finished_at) > now() - make_interval(secs => %(cache_ttl)s) AS agent_warm,
            avg(c.top_calls - 1) AS loops, avg(c.member_calls) AS member_calls,
@@ -275,7 +291,7 @@ def read_estimate(conn: psycopg.Connection, *, sub: str, session_id: UUID, stale
         return None
     row = {**row, **conn.execute(ESTIMATE_CALLS, {
         "session_id": session_id, "cache_ttl": cache_ttl, "conversation": row["agent_name"] or row["team_name"],
-        "recent_turns": RECENT_TURNS}).fetchone()}
+        "recent_turns": RECENT_TURNS, "own_turns": OWN_TURNS, "message_chars": OWN_MESSAGE_CHARS}).fetchone()}
     first = None if row["last_prompt_tokens"] is not None else conn.execute(
         FIRST_CALL_OF_AGENT, {"session_id": session_id, "conversation": row["agent_name"] or row["team_name"]}).fetchone()
     return {**row, "first_call": first}

@@ -16,8 +16,9 @@ own recall; its answer's tokens); with none yet, by the context builder's estima
 - ``low``: one model call, the cache read, half the shortest recent answer;
 - ``likely``: the first model call, the cache read when the cache is warm, the average answer
   (``likely_without_cache``: the same, everything written to the cache), plus the calls past the first
-  that the agent's or team's recent turns made (``RecentCalls``: tool loops, members' calls, web
-  searches; a message asking to remember or forget, memory on, at least one tool loop);
+  that the agent's or team's recent turns made (``RecentCalls``: tool loops, the session's own last
+  turns' once it has one; members' calls, web searches; a message asking to remember or forget,
+  memory on, at least one tool loop);
 - ``high``: the turn's budget reservation (``turns.begin.turn_reservation``: every model call the
   turn may make, its whole input uncached and ``max_tokens`` of output).
 
@@ -226,12 +227,21 @@ class RecentCalls:
 
 
 def recent_calls(row: dict[str, Any], turn: TurnInput, conversation) -> RecentCalls:
-    """The calls past the first that this turn likely makes: the agent's (or team's) recent turns'
-    averages; a message asking to remember or forget (memory on) makes at least one tool loop."""
-    loops = float(row["loops"] or 0)
-    if (row["memory_enabled"] and conversation.remembers and turn.message
-            and ASKS_TO_REMEMBER.search(turn.message)):
-        loops = max(loops, 1.0)
+    """The calls past the first that this turn likely makes. Its tool loops: once the session has a
+    turn, the average of its own last turns' (a turn that asked to remember or forget, memory on, less
+    the memory tool's loop that explains it), else the agent's (or team's) recent turns', anyone's; a
+    message asking to remember or forget makes one loop more (at least one). Its members' calls and
+    searches: the agent's or team's recent turns' averages."""
+    memory_on = bool(row["memory_enabled"] and conversation.remembers)
+
+    def asks(message: str | None) -> int:
+        return int(bool(memory_on and message and ASKS_TO_REMEMBER.search(message)))
+
+    own = list(zip(row["own_loops"] or [], row["own_messages"] or []))
+    if own:  # this user's own way with the agent: other users' tool-heavy turns say little about it
+        loops = sum(max(0, n - asks(m)) for n, m in own) / len(own) + asks(turn.message)
+    else:
+        loops = max(float(row["loops"] or 0), float(asks(turn.message)))
     members = float(row["member_calls"] or 0)
 
     def whole(name: str, default: int = 0) -> int:
