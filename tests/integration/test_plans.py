@@ -240,16 +240,22 @@ def test_a_turn_on_a_plan_without_limits_sends_no_rate_limit_headers(user, stand
     assert events[-1]["event"] == "TurnCompleted" and header not in r.headers
 
 
-def test_80_and_100_percent_of_the_budget_each_warn_once_in_the_stream_and_stay_readable(user, standin, db_conn):
+def half_spent(user, standin, db_conn) -> tuple[str, Decimal, dict]:
+    """A session whose first turn, a call billed for a million input tokens (the unit of the test's
+    spend; far under the budget: no warning), spent half of the budget then set; the call's script."""
     sid = user.new_session()
     budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
-    # a call billed for a million input tokens: the unit of this test's spend
     big = {"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}
     standin.script([big])
     _, events = user.turn(sid, message="the first")
-    assert not [e for e in events if e["event"] == "BudgetWarning"]  # far under the budget
+    assert not [e for e in events if e["event"] == "BudgetWarning"]
     unit = Decimal(events[-1]["data"]["cost"]["zar"])
-    budgets.set_budget(db_conn, user.sub, (unit * 2).quantize(Decimal("0.01")))  # half of it is spent
+    budgets.set_budget(db_conn, user.sub, (unit * 2).quantize(Decimal("0.01")))
+    return sid, unit, big
+
+
+def test_80_and_100_percent_of_the_budget_each_warn_once_in_the_stream_and_stay_readable(user, standin, db_conn):
+    sid, unit, big = half_spent(user, standin, db_conn)
     standin.script([{**big, "usage": {"input_tokens": 700_000, "output_tokens": 100}}])
     _, events = user.turn(sid, message="the second")  # 85 %
     warnings = [e for e in events if e["event"] == "BudgetWarning"]
@@ -378,13 +384,7 @@ def test_an_approvals_continuation_warns_when_it_crosses_80_and_100_percent(user
 
 
 def test_a_budget_warning_of_a_turn_that_could_not_be_stored_is_released_and_told_by_the_next(user, standin, db_conn):
-    sid = user.new_session()
-    budgets.set_budget(db_conn, user.sub, Decimal("1000000.00"))
-    big = {"text": "an answer", "usage": {"input_tokens": 1_000_000, "output_tokens": 100}}
-    standin.script([big])
-    _, events = user.turn(sid, message="the first")
-    unit = Decimal(events[-1]["data"]["cost"]["zar"])
-    budgets.set_budget(db_conn, user.sub, (unit * 2).quantize(Decimal("0.01")))  # half of it is spent
+    sid, unit, big = half_spent(user, standin, db_conn)
     # the turn's final store fails (the database refuses its model's rows), after its warning was claimed
     db_conn.execute("CREATE FUNCTION refuse_answers() RETURNS trigger LANGUAGE plpgsql AS "
                     "$$ BEGIN RAISE EXCEPTION 'no answers today'; END $$")
