@@ -176,6 +176,20 @@ def test_another_users_pdf_upload_is_refused_like_an_unknown_one(user, other_use
     assert upload_row(db_conn, theirs["upload_id"])["consumed_at"] is None  # still theirs to use
 
 
+def test_a_client_turn_id_sent_again_without_its_pdf_or_with_another_is_a_409(user, standin):
+    sid = user.new_session()
+    letter = {"data": b64(pdf(1, marker="a letter")), "mime_type": "application/pdf"}
+    _, first = user.turn(sid, message="read this", documents=[letter], client_turn_id="with-a-pdf")
+    assert first[-1]["event"] == "TurnCompleted"
+    for documents in ([], [letter, letter]):
+        r = user.client.post(f"/sessions/{sid}/turns", json={
+            "message": "read this", "documents": documents, "client_turn_id": "with-a-pdf"})
+        assert r.status_code == 409 and r.json()["code"] == "client-turn-id-reused", r.text
+    _, again = user.turn(sid, message="read this", documents=[letter], client_turn_id="with-a-pdf")
+    assert again[-1]["event"] == "TurnCompleted"  # the same body: a retry, answered from what is stored
+    assert again[-1]["data"]["run_id"] == first[-1]["data"]["run_id"]
+
+
 def test_a_document_alone_is_a_turn_and_deleting_the_session_removes_its_pdfs(user, standin, s3, bucket):
     sid = user.new_session()
     letter = pdf(2, marker="school letter")

@@ -42,7 +42,8 @@ SELECT s.id, s.user_id, a.name AS agent_name, t.name AS team_name,
        prior.output_tokens AS prior_output_tokens, prior.cache_read_tokens AS prior_cache_read_tokens,
        prior.cache_write_tokens AS prior_cache_write_tokens, prior.cost_usd AS prior_cost_usd,
        prior.cost_in_rands AS prior_cost_in_rands,
-       (SELECT jsonb_build_array(ce.message_parts->>'content', jsonb_array_length(coalesce(ce.message_parts->'images', '[]')))
+       (SELECT jsonb_build_array(ce.message_parts->>'content', jsonb_array_length(coalesce(ce.message_parts->'images', '[]')),
+                                 jsonb_array_length(coalesce(ce.message_parts->'files', '[]')))
         FROM chat_events ce WHERE ce.run_id = prior.id AND ce.role = 'user' ORDER BY ce.id LIMIT 1) AS prior_request,
        running.id AS running_id, running.stale AS running_stale,
        paused.id AS paused_id, paused.expired AS paused_expired,

@@ -153,8 +153,9 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         turn.rate_limit_headers = rate_limit_headers(limits, admitted=False)
         if row["prior_id"] is not None:
             prior = {k.removeprefix("prior_"): v for k, v in row.items() if k.startswith("prior_")}
-            if prior["request"] is not None and [prior["request"][0] or "", prior["request"][1]] != [
-                    turn.message or "", len(turn.images)]:
+            # the same client_turn_id with another text, or another number of photos or PDFs, is another turn
+            if prior["request"] is not None and [prior["request"][0] or "", *prior["request"][1:]] != [
+                    turn.message or "", len(turn.images), len(turn.documents)]:
                 raise ClientTurnIdReused(
                     "this client_turn_id was sent before with a different message; use a new one for a new turn",
                     run_id=str(row["prior_id"]))
