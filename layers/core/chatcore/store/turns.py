@@ -94,8 +94,9 @@ FOR UPDATE OF s
 
 # The turns ESTIMATE_CALLS averages an agent's calls per turn over.
 RECENT_TURNS = 20
-# The session's own last turns that say how many calls its next one makes (once it has one), and how
-# much of each one's message is read to see whether it asked to remember something.
+# The session's own last turns that say how long its next answer is and how many calls its next turn
+# makes (once it has one), and how much of each one's message is read to see whether it asked to
+# remember something.
 OWN_TURNS, OWN_MESSAGE_CHARS = 5, 2_000
 
 # A turn's estimate (``turns.estimate``): BEGIN_TURN_READ without its locks (it decides nothing and
@@ -114,7 +115,7 @@ ESTIMATE_CALLS = """
 SELECT last.input_tokens + last.cache_read_tokens + last.cache_write_tokens AS last_prompt_tokens,
        last.output_tokens AS last_output_tokens, last.cache_read_tokens + last.cache_write_tokens AS last_cached_tokens,
        last.created_at > now() - make_interval(secs => %(cache_ttl)s) AS cache_warm,
-       turns.outputs AS recent_outputs, own.loops AS own_loops, own.messages AS own_messages, agent.*
+       own.outputs AS recent_outputs, own.loops AS own_loops, own.messages AS own_messages, agent.*
 FROM (SELECT 1) one
 LEFT JOIN LATERAL (
     SELECT ce.input_tokens, ce.cache_read_tokens, ce.cache_write_tokens, ce.output_tokens, ce.created_at
@@ -123,25 +124,21 @@ LEFT JOIN LATERAL (
       AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
     ORDER BY ce.id DESC LIMIT 1) last ON true
 LEFT JOIN LATERAL (
-    SELECT array_agg(answer.output_tokens ORDER BY r.id DESC) AS outputs
-    FROM (SELECT id FROM runs r
-          WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.status = 'completed'
-          ORDER BY r.id DESC LIMIT 5) r
-    JOIN LATERAL (SELECT ce.output_tokens FROM chat_events ce
-                  WHERE ce.run_id = r.id AND ce.role = 'assistant'
-                    AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0
-                  ORDER BY ce.id DESC LIMIT 1) answer ON true) turns ON true
-LEFT JOIN LATERAL (
-    -- the session's own last turns: each one's top-level calls past the first, and the start of its
-    -- message (a request to remember explains one of them: ``turns.estimate.recent_calls``)
-    SELECT array_agg(o.loops ORDER BY o.id DESC) AS loops, array_agg(o.message ORDER BY o.id DESC) AS messages
-    FROM (SELECT r.id,
-                 (SELECT count(*) - 1 FROM chat_events ce
-                  WHERE ce.run_id = r.id AND ce.role = 'assistant'
-                    AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0) AS loops,
+    -- the session's own last completed turns: each one's answer (its last top-level call's output
+    -- tokens: tool calls are counted apart; NULL without a priced call), its top-level calls past the
+    -- first, and the start of its message (a request to remember explains one of them:
+    -- ``turns.estimate.recent_calls``)
+    SELECT array_agg(o.answer ORDER BY o.id DESC) AS outputs, array_agg(o.loops ORDER BY o.id DESC) AS loops,
+           array_agg(o.message ORDER BY o.id DESC) AS messages
+    FROM (SELECT r.id, calls.answer, calls.loops,
                  (SELECT left(u.message_parts->>'content', %(message_chars)s) FROM chat_events u
                   WHERE u.run_id = r.id AND u.role = 'user' ORDER BY u.id LIMIT 1) AS message
           FROM runs r
+          CROSS JOIN LATERAL (
+              SELECT (array_agg(ce.output_tokens ORDER BY ce.id DESC))[1] AS answer, count(*) - 1 AS loops
+              FROM chat_events ce
+              WHERE ce.run_id = r.id AND ce.role = 'assistant'
+                AND ce.input_tokens + ce.cache_read_tokens + ce.cache_write_tokens > 0) calls
           WHERE r.session_id = %(session_id)s AND r.parent_run_id IS NULL AND r.status = 'completed'
           ORDER BY r.id DESC LIMIT %(own_turns)s) o) own ON true
 LEFT JOIN LATERAL (
