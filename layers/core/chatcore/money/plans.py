@@ -125,10 +125,11 @@ def current_limit_headers(conn: psycopg.Connection, sub: str, stale_seconds: int
     return {} if row is None or row.get("plan_name") is None else rate_limit_headers(limits_of(row), admitted=False)
 
 
-def limit_refusal(row: dict[str, Any]) -> RateLimited | None:
-    """The 429 a limit of the user's plan gives a turn now (the limit that frees up last), or None.
-    Records nothing: ``check_limits`` raises it, a turn's estimate reports it."""
-    limits = limits_of(row)
+def limit_refusal(row: dict[str, Any], limits: list[Limit] | None = None) -> RateLimited | None:
+    """The 429 a limit of the user's plan gives a turn now (the limit that frees up last), or None;
+    ``limits``: ``limits_of(row)`` when the caller has them. Records nothing: ``check_limits`` raises
+    it, a turn's estimate reports it."""
+    limits = limits_of(row) if limits is None else limits
     over = [limit for limit in limits if limit.used >= limit.quota]
     if not over:
         return None
@@ -141,14 +142,15 @@ def limit_refusal(row: dict[str, Any]) -> RateLimited | None:
     return refusal
 
 
-def check_limits(row: dict[str, Any], sub: str) -> dict[str, str]:
+def check_limits(row: dict[str, Any], sub: str, limits: list[Limit] | None = None) -> dict[str, str]:
     """Raise RateLimited (429) when a limit of the user's plan is reached; else the headers of the
-    turn's response."""
-    refusal = limit_refusal(row)
+    turn's response (``limits``: ``limits_of(row)`` when the caller has them)."""
+    limits = limits_of(row) if limits is None else limits
+    refusal = limit_refusal(row, limits)
     if refusal is not None:
         record_limit_refusal(sub, refusal.extra["limit"])
         raise refusal
-    return rate_limit_headers(limits_of(row), admitted=True)
+    return rate_limit_headers(limits, admitted=True)
 
 
 def check_allowed(row: dict[str, Any], *, name: str, model_id: str, thinking: bool, web_search: bool) -> None:

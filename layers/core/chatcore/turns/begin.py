@@ -176,7 +176,7 @@ def _begin_turn(turn: TurnInput) -> PreparedTurn | KnownTurn:
         spec = conversation.spec
         # 403 / 429 before anything is stored or any model call: what the plan allows, its rate limits
         check_plan_allows(row, conversation)
-        admitted = check_limits(row, turn.sub)
+        admitted = check_limits(row, turn.sub, limits)
         recall = _recall(conn, turn, row) if row["memory_enabled"] and conversation.remembers else None
         overhead = conversation.overhead_tokens
         if recall is not None:
