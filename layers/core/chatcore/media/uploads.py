@@ -75,16 +75,22 @@ def read_upload(sub: str, upload_id: UUID, *, index: int, budget: PixelBudget | 
     raises the upload's problem (see the module). CPU- and network-bound: a server calls it in a thread."""
     where, field = f"images[{index}]", f"images[{index}].upload_id"
     row, content = _claim(sub, upload_id, where=where, field=field, max_bytes=get_settings().upload_max_bytes)
-    actual = sniff_image_type(content)
-    if actual is None:
-        raise InvalidImage(f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=field)
-    if not same_type(row["mime_type"], actual):  # as an inline photo's mime_type is checked
-        raise InvalidImage(f"{where} is {actual} but the upload's mime_type says {row['mime_type']}", field=field)
+    _check_image_type(row, content, where=where, field=field)
     try:
         return normalise(content, where=where, limits=Limits.configured(), budget=budget).upload
     except InvalidImage as e:
         e.extra["field"] = field  # the upload, not a base64 ``data`` field
         raise
+
+
+def _check_image_type(row: dict, content: bytes, *, where: str, field: str) -> None:
+    """422 when the upload's bytes (its header is enough) are not an image we take, or not of the type
+    its row declares (as an inline photo's mime_type is checked)."""
+    actual = sniff_image_type(content)
+    if actual is None:
+        raise InvalidImage(f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=field)
+    if not same_type(row["mime_type"], actual):
+        raise InvalidImage(f"{where} is {actual} but the upload's mime_type says {row['mime_type']}", field=field)
 
 
 def read_document_upload(sub: str, upload_id: UUID, name: str | None, *, index: int) -> DocumentUpload:
@@ -115,11 +121,7 @@ def read_upload_size(sub: str, upload_id: UUID, *, index: int) -> tuple[int, int
     where, field = f"images[{index}]", f"images[{index}].upload_id"
     row = _usable(sub, upload_id, where=where, field=field)
     content = _read_original(row["key"], where=where, field=field, max_bytes=HEADER_BYTES, first_bytes=HEADER_BYTES)
-    actual = sniff_image_type(content)
-    if actual is None:
-        raise InvalidImage(f"{where} is not a PNG, JPEG, GIF, WebP, HEIC or AVIF image", field=field)
-    if not same_type(row["mime_type"], actual):
-        raise InvalidImage(f"{where} is {actual} but the upload's mime_type says {row['mime_type']}", field=field)
+    _check_image_type(row, content, where=where, field=field)
     return header_size(content)
 
 
